@@ -1,0 +1,42 @@
+"""`python -m bench`: run every bench/bench_*.py module's `run()` and print one table."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+
+def _modules(selected: list[str]) -> list[str]:
+    """Benchmark module names, all or those named on the command line."""
+    names = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
+    return [n for n in names if not selected or n in selected or n[6:] in selected]
+
+
+def _fmt(value: object) -> str:
+    """Numbers with thousands separators, the rest as given."""
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def main(argv: list[str]) -> int:
+    """Run the benchmarks and print a markdown table."""
+    rows: list[dict[str, object]] = []
+    for name in _modules(argv):
+        module = importlib.import_module(f"bench.{name}")
+        rows.extend(module.run())
+    print(f"Machine: {os.cpu_count()} cores\n")
+    print("| benchmark | value | unit | baseline | ratio |")
+    print("|---|---:|---|---:|---:|")
+    for row in rows:
+        cells = [row.get(k) for k in ("benchmark", "value", "unit", "baseline", "ratio")]
+        print("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,89 @@
+"""One handle on a chain: node, Web3, compiled artifacts, signers, registry, contracts."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+
+from chain.accounts import dev_accounts, load_keystore
+from chain.compiler import Artifacts, compile_contracts
+from chain.config import ChainSettings
+from chain.deploy import Deployment, DeploymentRegistry, deploy
+from chain.errors import KeystoreError
+from chain.nodes import Node, make_node
+from chain.revert import RevertDecoder
+from chain.sender import Sender
+
+
+class ChainClient:
+    """Everything a service needs to talk to the configured chain."""
+
+    def __init__(self, settings: ChainSettings | None = None, node: Node | None = None) -> None:
+        self.settings = settings or ChainSettings()
+        self.node = node or make_node(self.settings)
+        self._senders: dict[str, Sender] = {}
+
+    @cached_property
+    def w3(self) -> Web3:
+        """Web3 on the node (fails clearly if it is not running)."""
+        return self.node.web3()
+
+    @cached_property
+    def artifacts(self) -> Artifacts:
+        """Compiled project contracts (cached on disk by source hash)."""
+        return compile_contracts(self.settings.project_root, self.settings.cache_dir)
+
+    @cached_property
+    def decoder(self) -> RevertDecoder:
+        """Knows every custom error of every compiled contract."""
+        return RevertDecoder(a.abi for a in self.artifacts.all())
+
+    @cached_property
+    def registry(self) -> DeploymentRegistry:
+        """Deployment registry of the connected chain."""
+        return DeploymentRegistry(self.settings.data_dir, self.w3)
+
+    @cached_property
+    def accounts(self) -> list[LocalAccount]:
+        """Signing accounts: the keystore if configured, else the development mnemonic."""
+        if self.settings.keystore is not None:
+            password = self.settings.keystore_password
+            return [load_keystore(self.settings.keystore, password and password.get_secret_value())]
+        if self.settings.backend == "rpc":
+            raise KeystoreError(
+                "the rpc backend signs only with a keystore: set TEALEDGER_KEYSTORE and "
+                "TEALEDGER_KEYSTORE_PASSWORD"
+            )
+        return dev_accounts(self.settings.mnemonic.get_secret_value(), self.settings.accounts)
+
+    def sender(self, index: int = 0) -> Sender:
+        """The (shared, nonce-tracking) sender of account `index`."""
+        account = self.accounts[index]
+        if account.address not in self._senders:
+            self._senders[account.address] = Sender(self.w3, account, self.decoder)
+        return self._senders[account.address]
+
+    def sender_for(self, account: LocalAccount) -> Sender:
+        """A shared sender for any local account."""
+        if account.address not in self._senders:
+            self._senders[account.address] = Sender(self.w3, account, self.decoder)
+        return self._senders[account.address]
+
+    def deploy(
+        self, contract: str, args: tuple[Any, ...] = (), name: str | None = None, index: int = 0
+    ) -> tuple[Deployment, bool]:
+        """Deploy a project contract unless identical code is already live."""
+        return deploy(self.sender(index), self.registry, self.artifacts[contract], args, name)
+
+    def contract(self, name: str, address: str | None = None) -> Contract:
+        """A Web3 contract object, by registry name unless an address is given."""
+        entry = self.registry.get(name) if address is None else None
+        contract_name = entry.contract if entry else name
+        where = address or self.registry.address(name)
+        return self.w3.eth.contract(
+            address=Web3.to_checksum_address(where), abi=self.artifacts[contract_name].abi
+        )

@@ -1,0 +1,87 @@
+"""Chain settings: environment (`TEALEDGER_*`), an optional `tealedger.toml`, then defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from chain.errors import ConfigError
+
+Backend = Literal["embedded", "ganache", "anvil", "rpc"]
+
+# The well-known development mnemonic (anvil's and hardhat's): never for real funds.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _config_file() -> Path:
+    """Settings file: $TEALEDGER_CONFIG or tealedger.toml in the working directory."""
+    return Path(os.environ.get("TEALEDGER_CONFIG", "tealedger.toml"))
+
+
+class ChainSettings(BaseSettings):
+    """Where the chain is, how to reach it and who signs."""
+
+    model_config = SettingsConfigDict(env_prefix="TEALEDGER_", extra="ignore")
+
+    project_root: Path = PROJECT_ROOT
+    data_dir: Path = Field(default_factory=lambda: PROJECT_ROOT / ".tealedger")
+    cache_dir: Path = Field(default_factory=lambda: PROJECT_ROOT / ".tealedger" / "cache")
+    backend: Backend = "ganache"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8545, ge=1, le=65535)
+    rpc_url: str | None = None
+    mnemonic: SecretStr = SecretStr(DEV_MNEMONIC)
+    accounts: int = Field(default=10, ge=1, le=1000)
+    keystore: Path | None = None
+    keystore_password: SecretStr | None = None
+    node_start_timeout: float = 60.0
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init args win, then environment, then the TOML file's [chain] table."""
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, _ChainTable(settings_cls, toml))
+
+    @property
+    def node_url(self) -> str:
+        """JSON-RPC URL of the configured node."""
+        if self.backend == "rpc":
+            if not self.rpc_url:
+                raise ConfigError(
+                    "backend 'rpc' needs an RPC URL: set TEALEDGER_RPC_URL or pass --rpc-url"
+                )
+            return self.rpc_url
+        return f"http://{self.host}:{self.port}"
+
+
+class _ChainTable(PydanticBaseSettingsSource):
+    """Reads the `[chain]` table of the settings file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], toml: TomlConfigSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._values = dict(toml().get("chain", {}))
+
+    def get_field_value(self, field: object, field_name: str) -> tuple[object, str, bool]:
+        """Unused: values come whole from __call__."""
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, object]:
+        """Return the table's values."""
+        return self._values

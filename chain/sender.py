@@ -1,0 +1,245 @@
+"""Sign locally, send with local nonces, pipeline many transactions, decode reverts.
+
+Nonces come from a local counter, so hundreds of transactions go out before the first receipt
+is awaited. A send that times out is never blindly repeated: the sender first asks the node
+whether the transaction (by hash) or its nonce is already known, and resubmits only the same
+signed bytes, which cannot be executed twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
+from web3.types import TxReceipt
+
+from chain.errors import TransactionError, TransactionTimeoutError
+from chain.revert import RevertDecoder, revert_data
+
+GAS_MARGIN_PCT = 25  # estimates can fall short when pipelined txs change state first
+PRIORITY_FEE_WEI = 10**9
+TRANSIENT: tuple[type[BaseException], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    ConnectionError,
+    TimeoutError,
+)
+
+Call = ContractFunction | ContractConstructor | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PendingTx:
+    """A signed transaction that the node accepted; wait() turns it into a receipt."""
+
+    hash: HexBytes
+    nonce: int
+    tx: dict[str, Any] = field(repr=False)
+
+
+class Sender:
+    """Sends transactions for one local account."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        account: LocalAccount,
+        decoder: RevertDecoder | None = None,
+        retries: int = 5,
+        backoff: float = 0.2,
+        receipt_timeout: float = 120.0,
+    ) -> None:
+        self.w3 = w3
+        self._account = account
+        self.decoder = decoder or RevertDecoder()
+        self._retries = retries
+        self._backoff = backoff
+        self._receipt_timeout = receipt_timeout
+        self._nonce: int | None = None
+        self._lock = threading.Lock()
+        self._chain_id = w3.eth.chain_id
+
+    def __repr__(self) -> str:
+        """Never shows the key."""
+        return f"Sender({self.address})"
+
+    @property
+    def address(self) -> str:
+        """The signing address."""
+        return str(self._account.address)
+
+    def reset_nonce(self) -> None:
+        """Forget the local nonce; the next send asks the node again."""
+        with self._lock:
+            self._nonce = None
+
+    def _next_nonce(self) -> int:
+        """Take the next local nonce (from the node's pending count on first use)."""
+        with self._lock:
+            if self._nonce is None:
+                self._nonce = self.w3.eth.get_transaction_count(self._account.address, "pending")
+            nonce = self._nonce
+            self._nonce += 1
+            return nonce
+
+    def fees(self) -> dict[str, int]:
+        """EIP-1559 fees from the latest base fee (legacy gas price where there is none)."""
+        base = self.w3.eth.get_block("latest").get("baseFeePerGas")
+        if base is None:
+            return {"gasPrice": self.w3.eth.gas_price}
+        return {
+            "maxFeePerGas": 2 * base + PRIORITY_FEE_WEI,
+            "maxPriorityFeePerGas": PRIORITY_FEE_WEI,
+        }
+
+    def _base_tx(self, call: Call, value: int) -> dict[str, Any]:
+        """`from`, `to`, `data`, `value` for a contract call, constructor or plain dict."""
+        if isinstance(call, dict):
+            tx = dict(call)
+        elif isinstance(call, ContractConstructor):
+            tx = {"data": call.data_in_transaction}
+        else:
+            # Placeholders stop web3 from querying the node: we fill these ourselves.
+            stub = {"gas": 1, "nonce": 0, "chainId": self._chain_id, "gasPrice": 0}
+            built = call.build_transaction({"from": self.address, "value": value, **stub})
+            tx = {"to": built["to"], "data": built["data"]}
+        tx.setdefault("value", value)
+        tx["from"] = self.address
+        return tx
+
+    def estimate_gas(self, tx: dict[str, Any]) -> int:
+        """Gas estimate plus margin; a revert here raises the decoded contract error."""
+        probe = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
+        try:
+            estimate = self.w3.eth.estimate_gas(probe)  # type: ignore[arg-type]
+        except Exception as exc:
+            self._raise_decoded(exc)
+            raise
+        return estimate * (100 + GAS_MARGIN_PCT) // 100
+
+    def _raise_decoded(self, exc: BaseException) -> None:
+        """Re-raise a provider exception as a named ContractRevertError if it carries data."""
+        data = revert_data(exc)
+        if data is not None:
+            raise self.decoder.decode(data) from None
+
+    def send(
+        self,
+        call: Call,
+        *,
+        gas: int | None = None,
+        value: int = 0,
+        fees: dict[str, int] | None = None,
+    ) -> PendingTx:
+        """Sign and submit one transaction without waiting for its receipt."""
+        tx = self._base_tx(call, value)
+        tx["gas"] = gas if gas is not None else self.estimate_gas(tx)
+        tx.update(fees or self.fees())
+        tx["chainId"] = self._chain_id
+        tx["nonce"] = self._next_nonce()
+        signed = self._account.sign_transaction(tx)
+        try:
+            self._submit(signed.raw_transaction, HexBytes(signed.hash), tx["nonce"])
+        except Exception:
+            # The nonce may now be a gap: resync from the node on the next send.
+            self.reset_nonce()
+            raise
+        return PendingTx(HexBytes(signed.hash), tx["nonce"], tx)
+
+    def send_many(
+        self, calls: Iterable[Call], *, gas: int | None = None, value: int = 0
+    ) -> list[PendingTx]:
+        """Submit many transactions back to back (one fee quote), receipts awaited later."""
+        fees = self.fees()
+        return [self.send(c, gas=gas, value=value, fees=fees) for c in calls]
+
+    def _submit(self, raw: bytes, tx_hash: HexBytes, nonce: int) -> None:
+        """eth_sendRawTransaction with bounded retries that never double-send."""
+        for attempt in range(self._retries + 1):
+            try:
+                self.w3.eth.send_raw_transaction(raw)
+                return
+            except TRANSIENT as exc:
+                if self._landed(tx_hash, nonce):
+                    return
+                if attempt == self._retries:
+                    raise TransactionError(
+                        f"node unreachable while sending tx {tx_hash.to_0x_hex()} (nonce {nonce}) "
+                        f"after {self._retries + 1} attempts: {exc}"
+                    ) from exc
+                time.sleep(self._backoff * 2**attempt)
+            except (Web3RPCError, ValueError) as exc:
+                if self._benign_duplicate(exc, tx_hash):
+                    return
+                self._raise_decoded(exc)
+                raise TransactionError(f"node rejected tx (nonce {nonce}): {exc}") from exc
+
+    def _benign_duplicate(self, exc: BaseException, tx_hash: HexBytes) -> bool:
+        """The node already has this exact transaction (an earlier attempt got through)."""
+        text = str(exc).lower()
+        if "already known" in text or "known transaction" in text:
+            return True
+        return "nonce too low" in text and self._known(tx_hash)
+
+    def _known(self, tx_hash: HexBytes) -> bool:
+        """True if the node knows the transaction."""
+        try:
+            self.w3.eth.get_transaction(tx_hash)
+        except (TransactionNotFound, *TRANSIENT):
+            return False
+        return True
+
+    def _landed(self, tx_hash: HexBytes, nonce: int) -> bool:
+        """After a timeout: did the transaction, or at least its nonce, reach the node?"""
+        if self._known(tx_hash):
+            return True
+        try:
+            return self.w3.eth.get_transaction_count(self._account.address, "pending") > nonce
+        except TRANSIENT:
+            return False
+
+    def wait(self, pending: Sequence[PendingTx]) -> list[TxReceipt]:
+        """Receipts in order; a reverted transaction raises its decoded error."""
+        receipts = []
+        for p in pending:
+            try:
+                receipt = self.w3.eth.wait_for_transaction_receipt(
+                    p.hash, timeout=self._receipt_timeout, poll_latency=0.02
+                )
+            except TimeExhausted:
+                raise TransactionTimeoutError(
+                    f"tx {p.hash.to_0x_hex()} (nonce {p.nonce}) not mined in "
+                    f"{self._receipt_timeout}s"
+                ) from None
+            if receipt["status"] != 1:
+                raise self._failure(p, receipt)
+            receipts.append(receipt)
+        return receipts
+
+    def _failure(self, p: PendingTx, receipt: TxReceipt) -> TransactionError:
+        """Replay a failed transaction as a call to learn its revert reason."""
+        call = {k: p.tx[k] for k in ("from", "to", "data", "value", "gas") if k in p.tx}
+        try:
+            self.w3.eth.call(call, block_identifier=max(receipt["blockNumber"] - 1, 0))  # type: ignore[arg-type]
+        except Exception as exc:
+            data = revert_data(exc)
+            if data is not None:
+                return self.decoder.decode(data)
+        if receipt["gasUsed"] >= p.tx["gas"]:
+            return TransactionError(f"tx {p.hash.to_0x_hex()} ran out of gas ({p.tx['gas']} given)")
+        return TransactionError(
+            f"tx {p.hash.to_0x_hex()} reverted in block {receipt['blockNumber']}"
+        )
+
+    def transact(self, call: Call, *, gas: int | None = None, value: int = 0) -> TxReceipt:
+        """Send one transaction and wait for its receipt."""
+        return self.wait([self.send(call, gas=gas, value=value)])[0]

@@ -1,0 +1,128 @@
+"""The `tealedger` command: nodes, deployment and each package's commands."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from chain.client import ChainClient
+from chain.config import Backend, ChainSettings
+from chain.errors import ChainError
+from tealedger import __version__
+from tealedger.system import deploy_system
+
+app = typer.Typer(
+    name="tealedger",
+    help="Supply-chain lending for tea cooperatives on an Ethereum ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+node_app = typer.Typer(help="Start, stop and check the local chain node.", no_args_is_help=True)
+app.add_typer(node_app, name="node")
+out = Console(width=max(shutil.get_terminal_size().columns, 120))  # addresses never cropped
+err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and logs
+
+BackendOpt = Annotated[
+    Backend | None,
+    typer.Option("--backend", "-b", help="embedded | ganache | anvil | rpc (default: settings)"),
+]
+PortOpt = Annotated[int | None, typer.Option("--port", help="Local node port (default 8545)")]
+RpcOpt = Annotated[str | None, typer.Option("--rpc-url", help="JSON-RPC URL for --backend rpc")]
+
+
+def settings_from(
+    backend: Backend | None = None, port: int | None = None, rpc_url: str | None = None
+) -> ChainSettings:
+    """Settings from env/file, overridden by command-line flags."""
+    overrides = {"backend": backend, "port": port, "rpc_url": rpc_url}
+    return ChainSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command()
+def version() -> None:
+    """Print the tealedger version."""
+    out.print(f"tealedger {__version__}")
+
+
+@node_app.command("start")
+def node_start(backend: BackendOpt = None, port: PortOpt = None) -> None:
+    """Start the local node in the background (state persists under the data dir)."""
+    settings = settings_from(backend, port)
+    node = ChainClient(settings).node
+    node.start()
+    status = node.status()
+    out.print(f"{status.backend} node running at {status.url} (chain id {status.chain_id})")
+
+
+@node_app.command("stop")
+def node_stop(backend: BackendOpt = None, port: PortOpt = None) -> None:
+    """Stop the local node (it saves its state first)."""
+    node = ChainClient(settings_from(backend, port)).node
+    node.stop()
+    out.print(f"{node.backend} node stopped")
+
+
+@node_app.command("status")
+def node_status(backend: BackendOpt = None, port: PortOpt = None, rpc_url: RpcOpt = None) -> None:
+    """Health check: is the node answering, at which block."""
+    status = ChainClient(settings_from(backend, port, rpc_url)).node.status()
+    if not status.running:
+        err.print(f"{status.backend} node at {status.url} is not running")
+        raise typer.Exit(code=1)
+    out.print(
+        f"{status.backend} node at {status.url}: chain id {status.chain_id}, "
+        f"block {status.block}" + (f", pid {status.pid}" if status.pid else "")
+    )
+
+
+@app.command()
+def deploy(backend: BackendOpt = None, port: PortOpt = None, rpc_url: RpcOpt = None) -> None:
+    """Deploy the contract system (a no-op for contracts whose code is unchanged)."""
+    client = ChainClient(settings_from(backend, port, rpc_url))
+    client.node.status()  # an unreachable node is the first thing to report
+    _ = client.w3
+    _print_deployments(client, deploy_system(client))
+
+
+def _print_deployments(client: ChainClient, results: list) -> None:
+    """Table of what is deployed where."""
+    table = Table(title=f"contracts on chain {client.w3.eth.chain_id} ({client.node.url})")
+    for column in ("contract", "address", "block", "status"):
+        table.add_column(column)
+    for entry, created in results:
+        status = "deployed" if created else "unchanged"
+        table.add_row(entry.name, entry.address, str(entry.block_number), status)
+    out.print(table)
+    out.print(f"registry: {client.registry.path}")
+
+
+@app.command()
+def demo(backend: BackendOpt = None, port: PortOpt = None) -> None:
+    """Start the default local node, deploy the system and print it."""
+    client = ChainClient(settings_from(backend, port))
+    client.node.start()
+    _print_deployments(client, deploy_system(client))
+    out.print(f"node left running at {client.node.url}; stop it with `tealedger node stop`")
+
+
+def main() -> None:
+    """Console entry point: chain errors become one clear line and exit code 1."""
+    try:
+        app()
+    except ChainError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        err.print(f"[bold red]error:[/] invalid settings: {problems}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Sender: local nonces, pipelining, retries without double-sends, decoded reverts."""
+
+import json
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from web3 import HTTPProvider, Web3
+
+from chain.errors import ContractRevertError, TransactionError, revert_class
+from chain.sender import Sender
+from tests._fixtures import client_for, needs_node
+from tests.chain.test_nodes import deploy_token
+
+MINT_GAS = 120_000
+
+
+@needs_node()
+@pytest.mark.parametrize("backend", ["anvil", "ganache"])
+def test_200_transactions_pipelined_before_any_receipt(backend, request, tmp_path):
+    client = client_for(request.getfixturevalue(f"{backend}_node"), tmp_path)
+    token = deploy_token(client)
+    sender = client.sender(0)
+    farmer = client.accounts[5].address
+    start_nonce = client.w3.eth.get_transaction_count(sender.address)
+    calls = [token.functions.mint(farmer, 1) for _ in range(200)]
+    pending = sender.send_many(calls, gas=MINT_GAS)  # nothing awaited yet
+    assert [p.nonce for p in pending] == list(range(start_nonce, start_nonce + 200))
+    receipts = sender.wait(pending)
+    assert all(r["status"] == 1 for r in receipts)
+    assert token.functions.balanceOf(farmer).call() == 200
+    assert client.w3.eth.get_transaction_count(sender.address) == start_nonce + 200
+
+
+def test_revert_is_decoded_with_arguments(any_chain):
+    token = deploy_token(any_chain)
+    holder = any_chain.accounts[1].address
+    any_chain.sender(0).transact(token.functions.mint(holder, 100))
+    with pytest.raises(revert_class("ERC20InsufficientBalance")) as exc:
+        any_chain.sender(1).transact(token.functions.transfer(any_chain.accounts[2].address, 1000))
+    assert exc.value.args_by_name == {"sender": holder, "balance": 100, "needed": 1000}
+    assert "ERC20InsufficientBalance(sender=0x" in str(exc.value)
+
+
+def test_revert_in_mined_transaction_is_decoded(any_chain):
+    """With gas given there is no estimate: the failure is found from the receipt."""
+    token = deploy_token(any_chain)
+    stranger = any_chain.accounts[2]
+    with pytest.raises(revert_class("AccessControlUnauthorizedAccount")) as exc:
+        any_chain.sender(2).transact(token.functions.mint(stranger.address, 5), gas=MINT_GAS)
+    assert exc.value.args_by_name["account"] == stranger.address
+    # the failed transaction consumed its nonce; the next one must still go through
+    any_chain.sender(0).transact(token.functions.mint(stranger.address, 5))
+
+
+def test_own_custom_error_without_arguments(embedded):
+    token = deploy_token(embedded)
+    with pytest.raises(ContractRevertError) as exc:
+        embedded.sender(0).transact(token.functions.mint(embedded.accounts[1].address, 0))
+    assert exc.value.name == "PaymentTokenZeroAmount"
+    assert exc.value.args_by_name == {}
+
+
+class FlakyProxy:
+    """Forwards JSON-RPC to a node, but loses the first `eth_sendRawTransaction` exchange.
+
+    mode "request": the request never reaches the node (connection dropped first).
+    mode "response": the node executes it, then the reply is lost (a timeout, as seen
+    by the client) - the case where a blind resend would double-send.
+    """
+
+    def __init__(self, upstream: str, mode: str) -> None:
+        self.upstream, self.mode, self.tripped, self.sends = upstream, mode, False, 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                is_send = json.loads(body).get("method") == "eth_sendRawTransaction"
+                if is_send:
+                    proxy.sends += 1
+                lose = is_send and not proxy.tripped
+                if lose and proxy.mode == "request":
+                    proxy.tripped = True
+                    self.close_connection = True
+                    return
+                req = urllib.request.Request(
+                    proxy.upstream, body, {"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(req) as resp:
+                    reply = resp.read()
+                if lose:
+                    proxy.tripped = True
+                    self.close_connection = True
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@needs_node()
+@pytest.mark.parametrize("mode", ["request", "response"])
+def test_lost_send_is_retried_exactly_once(mode, anvil_node, tmp_path):
+    client = client_for(anvil_node, tmp_path)
+    token = deploy_token(client)
+    proxy = FlakyProxy(anvil_node.url, mode)
+    try:
+        # web3's own retry is off so that the sender's logic is what is tested
+        w3 = Web3(HTTPProvider(proxy.url, exception_retry_configuration=None))
+        sender = Sender(w3, client.accounts[0], client.decoder, backoff=0.01)
+        farmer = client.accounts[6].address
+        before = client.w3.eth.get_transaction_count(sender.address)
+        receipt = sender.transact(token.functions.mint(farmer, 42), gas=MINT_GAS)
+        assert receipt["status"] == 1 and proxy.tripped
+        sender.transact(token.functions.mint(farmer, 1), gas=MINT_GAS)
+    finally:
+        proxy.close()
+    assert token.functions.balanceOf(farmer).call() == 43, "minted exactly once each"
+    assert client.w3.eth.get_transaction_count(sender.address) == before + 2
+    # a lost reply is recognised by hash: the tx is not submitted again
+    assert proxy.sends == (3 if mode == "request" else 2)
+
+
+def test_unreachable_node_gives_up_after_bounded_retries(embedded, tmp_path):
+    from chain.nodes import free_port
+
+    w3 = Web3(HTTPProvider(f"http://127.0.0.1:{free_port()}", exception_retry_configuration=None))
+    sender = Sender.__new__(Sender)
+    Sender.__init__  # noqa: B018 - constructing needs a chain id; build a sender by hand instead
+    sender.w3, sender._account, sender.decoder = w3, embedded.accounts[0], embedded.decoder
+    sender._retries, sender._backoff = 2, 0.001
+    with pytest.raises(TransactionError, match="after 3 attempts"):
+        sender._submit(b"\x01", embedded.w3.keccak(b"x"), 0)
