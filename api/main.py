@@ -1,0 +1,46 @@
+"""The FastAPI application: settings, database, middleware, routers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+from starlette.middleware.base import RequestResponseEndpoint
+
+from api import errors
+from api.db import make_engine
+from api.limits import BodySizeLimit, RateLimiter, RateLimitMiddleware
+from api.metrics import HTTP_REQUESTS
+from api.routes import admin, health
+from api.settings import ApiSettings, get_settings
+from tealedger import __version__
+
+DESCRIPTION = """
+Supply-chain lending for tea cooperatives. Every organisation calls with its `X-API-Key`.
+Writes go to the chain and return the transaction hash; reads come from the indexed
+database and say which block they reflect.
+"""
+
+
+def create_app(settings: ApiSettings | None = None, engine: Engine | None = None) -> FastAPI:
+    """Build the app (tables are created if missing)."""
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.database_url)
+    SQLModel.metadata.create_all(engine)
+    app = FastAPI(title="tealedger", version=__version__, description=DESCRIPTION)
+    app.state.settings = settings
+    app.state.engine = engine
+    errors.install(app)
+    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limit_per_minute))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.middleware("http")(_count_requests)
+    app.include_router(health.router)
+    app.include_router(admin.router)
+    return app
+
+
+async def _count_requests(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    """Count responses by method and status."""
+    response = await call_next(request)
+    HTTP_REQUESTS.labels(request.method, str(response.status_code)).inc()
+    return response

@@ -1,0 +1,103 @@
+"""Admin: organisations and their API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+from sqlmodel import func, select
+
+from api.deps import AdminOrg, SessionDep, SettingsDep
+from api.models import (
+    ApiKey,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    Organisation,
+    OrganisationCreate,
+    OrganisationCreated,
+    OrganisationPublic,
+)
+from api.organisations import create_organisation
+from api.pagination import Page, PageDep
+from api.security import mint_key, revoke
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+def _key_out(record: ApiKey, secret: str | None = None) -> ApiKeyPublic | ApiKeyCreated:
+    """Serialize a key, with its secret only at creation."""
+    fields = {
+        "id": record.id,
+        "prefix": record.prefix,
+        "created_at": record.created_at,
+        "revoked_at": record.revoked_at,
+    }
+    return ApiKeyCreated(**fields, key=secret) if secret else ApiKeyPublic(**fields)
+
+
+@router.post(
+    "/organisations", status_code=status.HTTP_201_CREATED, response_model=OrganisationCreated
+)
+def create_org(
+    body: OrganisationCreate, session: SessionDep, settings: SettingsDep, _admin: AdminOrg
+) -> OrganisationCreated:
+    """Create an organisation with its chain key and first API key (shown once)."""
+    password = settings.org_keystore_password.get_secret_value()
+    org, key = create_organisation(session, body, settings.keystore_dir, password)
+    public = OrganisationPublic.model_validate(org, from_attributes=True)
+    created = _key_out(key.record, key.secret)
+    assert isinstance(created, ApiKeyCreated)
+    return OrganisationCreated(organisation=public, api_key=created)
+
+
+@router.get("/organisations", response_model=Page[OrganisationPublic])
+def list_orgs(session: SessionDep, page: PageDep, _admin: AdminOrg) -> Page[OrganisationPublic]:
+    """All organisations, oldest first."""
+    total = session.exec(select(func.count()).select_from(Organisation)).one()
+    rows = session.exec(
+        select(Organisation).order_by(Organisation.id).offset(page.offset).limit(page.limit)
+    ).all()
+    items = [OrganisationPublic.model_validate(o, from_attributes=True) for o in rows]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+def _org_or_404(session: SessionDep, org_id: int) -> Organisation:
+    """The organisation or 404."""
+    org = session.get(Organisation, org_id)
+    if org is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"organisation {org_id} does not exist")
+    return org
+
+
+@router.post(
+    "/organisations/{org_id}/keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+)
+def add_key(org_id: int, session: SessionDep, _admin: AdminOrg) -> ApiKeyCreated:
+    """Issue another key for an organisation (e.g. to rotate)."""
+    _org_or_404(session, org_id)
+    key = mint_key(org_id)
+    session.add(key.record)
+    session.commit()
+    session.refresh(key.record)
+    created = _key_out(key.record, key.secret)
+    assert isinstance(created, ApiKeyCreated)
+    return created
+
+
+@router.get("/organisations/{org_id}/keys", response_model=list[ApiKeyPublic])
+def list_keys(org_id: int, session: SessionDep, _admin: AdminOrg) -> list[ApiKeyPublic]:
+    """An organisation's keys (prefixes only)."""
+    _org_or_404(session, org_id)
+    rows = session.exec(select(ApiKey).where(ApiKey.organisation_id == org_id)).all()
+    return [_key_out(k) for k in rows]
+
+
+@router.delete("/keys/{key_id}", response_model=ApiKeyPublic)
+def revoke_key(key_id: int, session: SessionDep, _admin: AdminOrg) -> ApiKeyPublic:
+    """Revoke a key at once."""
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"API key {key_id} does not exist")
+    revoke(session, key)
+    session.refresh(key)
+    return _key_out(key)

@@ -1,0 +1,53 @@
+"""Service settings: one pydantic class; default secrets are refused outside development."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chain.config import PROJECT_ROOT
+
+DEV_KEYSTORE_PASSWORD = "tealedger-development-only"
+
+
+class ApiSettings(BaseSettings):
+    """How the HTTP service runs."""
+
+    model_config = SettingsConfigDict(env_prefix="TEALEDGER_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(
+        default=f"sqlite:///{PROJECT_ROOT / '.tealedger' / 'tealedger.db'}",
+        validation_alias=AliasChoices("DATABASE_URL", "TEALEDGER_DATABASE_URL"),
+    )
+    data_dir: Path = Field(default_factory=lambda: PROJECT_ROOT / ".tealedger")
+    org_keystore_password: SecretStr = SecretStr(DEV_KEYSTORE_PASSWORD)
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> ApiSettings:
+        """A production service must bring its own keystore password."""
+        default = self.org_keystore_password.get_secret_value() == DEV_KEYSTORE_PASSWORD
+        if self.environment == "production" and default:
+            raise ValueError(
+                "TEALEDGER_ORG_KEYSTORE_PASSWORD must be set in production "
+                "(the development default is refused)"
+            )
+        return self
+
+    @property
+    def keystore_dir(self) -> Path:
+        """Where organisations' encrypted signing keys live."""
+        return self.data_dir / "keystores"
+
+
+@lru_cache
+def get_settings() -> ApiSettings:
+    """Settings read once per process."""
+    return ApiSettings()

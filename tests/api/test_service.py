@@ -1,0 +1,51 @@
+"""Service-wide behaviour: health, metrics, body size and rate limits, production secrets."""
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from api.main import create_app
+from api.settings import ApiSettings
+
+
+def test_healthz(client):
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+
+
+def test_metrics_count_requests(client):
+    client.get("/healthz")
+    text = client.get("/metrics").text
+    assert 'tealedger_http_requests_total{method="GET",status="200"}' in text
+    assert "tealedger_indexer_lag_blocks" in text
+
+
+def test_oversized_body_is_413(api_settings, admin_headers):
+    app = create_app(api_settings.model_copy(update={"max_body_bytes": 2048}))
+    with TestClient(app) as http:
+        body = {"name": "x" * 5000, "role": "lender"}
+        response = http.post("/admin/organisations", json=body, headers=admin_headers)
+    assert response.status_code == 413
+
+
+def test_rate_limit_per_key(api_settings, tmp_path):
+    app = create_app(api_settings.model_copy(update={"rate_limit_per_minute": 3}))
+    with TestClient(app) as http:
+        codes = [http.get("/healthz", headers={"X-API-Key": "k1"}).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        other = http.get("/healthz", headers={"X-API-Key": "k2"})
+        assert other.status_code == 200, "each key has its own bucket"
+        limited = http.get("/healthz", headers={"X-API-Key": "k1"})
+        assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_production_refuses_default_keystore_password(tmp_path):
+    with pytest.raises(ValidationError, match="TEALEDGER_ORG_KEYSTORE_PASSWORD"):
+        ApiSettings(environment="production", data_dir=tmp_path)
+    ok = ApiSettings(environment="production", data_dir=tmp_path, org_keystore_password="x" * 20)
+    assert ok.environment == "production"
+
+
+def test_openapi_lists_admin_routes(client):
+    spec = client.get("/openapi.json").json()
+    assert "/admin/organisations" in spec["paths"]
+    assert "X-API-Key" in str(spec["components"]["securitySchemes"])
