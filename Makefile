@@ -13,7 +13,7 @@ export SOLCX_BINARY_PATH := $(SOLC_DIR)
 
 .PHONY: install test test-app test-brownie demo bench lint fmt clean node-stop
 
-install: $(STAMP)/venv $(STAMP)/npm $(SOLC_DIR)/solc-v$(SOLC_VERSION) $(STAMP)/brownie
+install: $(STAMP)/venv $(STAMP)/npm $(SOLC_DIR)/solc-v$(SOLC_VERSION) $(STAMP)/brownie $(STAMP)/chromium
 
 $(STAMP)/node-ok:
 	@command -v node >/dev/null && command -v npm >/dev/null || { \
@@ -38,6 +38,15 @@ $(SOLC_DIR)/solc-v$(SOLC_VERSION): chain/solc_shim.js | $(STAMP)/npm
 	@mkdir -p $(SOLC_DIR)
 	ln -sf $(CURDIR)/chain/solc_shim.js $@
 	@chmod +x chain/solc_shim.js
+
+# Browser tests drive Debian's Chromium through playwright (never a browser download).
+$(STAMP)/chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium fonts-wqy-zenhei >/dev/null; } || { \
+	  echo "error: Chromium is needed for the browser tests: apt-get install chromium" >&2; exit 1; }
+	@mkdir -p $(STAMP) && touch $@
 
 # brownie pins old web3/hypothesis/pytest: it gets its own environment over the same project.
 $(STAMP)/brownie: constraints-brownie.txt | $(STAMP)/npm
