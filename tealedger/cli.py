@@ -15,6 +15,7 @@ from api import cli as api_cli
 from chain.client import ChainClient
 from chain.config import Backend, ChainSettings
 from chain.errors import ChainError
+from lending import cli as lending_cli
 from tealedger import __version__
 from tealedger.system import deploy_system
 
@@ -27,6 +28,7 @@ app = typer.Typer(
 node_app = typer.Typer(help="Start, stop and check the local chain node.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
 api_cli.register(app)
+lending_cli.register(app)
 out = Console(width=max(shutil.get_terminal_size().columns, 120))  # addresses never cropped
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and logs
 

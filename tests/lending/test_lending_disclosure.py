@@ -1,0 +1,149 @@
+"""Disclosure: figures, identities, JSON shape and cap enforcement."""
+
+import json
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from lending.caps import CapBasis, CapPolicy
+from lending.disclosure import disclose
+from lending.errors import (
+    InvalidLoanTermsError,
+    PenaltyRateCapExceededError,
+    RateCapExceededError,
+)
+from lending.schedule import LoanTerms, ScheduleKind
+
+D = Decimal
+
+
+def offer(**kw) -> LoanTerms:
+    base = {
+        "principal_fen": 10_000_000,
+        "annual_rate": 1000,
+        "term_months": 12,
+        "kind": ScheduleKind.EQUAL_INSTALLMENT,
+        "start": date(2025, 1, 15),
+    }
+    return LoanTerms(**{**base, **kw})
+
+
+def test_monthly_offer_figures():
+    d = disclose(offer())
+    # 10% nominal, monthly: Reg Z APR and PBoC simple are 10%, compound (1 + 10%/12)^12 - 1.
+    assert abs(d.apr_regz_pct - 10) < D("0.001")
+    assert abs(d.pboc_annualized_simple_pct - 10) < D("0.001")
+    assert abs(d.pboc_annualized_compound_pct - D("10.4713")) < D("0.001")
+    assert d.regz_unit_period == "1 month" and d.regz_periods_per_year == "12"
+    assert d.rate_cap.rule == "4x_lpr_2024-12-20" and d.rate_cap.within_cap
+    assert d.warnings == ()
+
+
+def test_upfront_fee_raises_every_annualized_figure():
+    plain = disclose(offer(annual_rate=800))
+    fee = disclose(offer(annual_rate=800, upfront_fee_fen=100_000))
+    assert fee.amount_financed_fen == 9_900_000
+    assert fee.apr_regz_pct > plain.apr_regz_pct
+    assert fee.pboc_annualized_simple_pct > plain.pboc_annualized_simple_pct
+    assert fee.pboc_annualized_compound_pct > plain.pboc_annualized_compound_pct
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kind=st.sampled_from(list(ScheduleKind)),
+    rate=st.integers(0, 1100),
+    term=st.integers(1, 24),
+    upfront=st.integers(0, 20_000),
+    periodic=st.integers(0, 2_000),
+)
+def test_disclosed_totals_are_sums(kind, rate, term, upfront, periodic):
+    try:
+        terms = offer(
+            kind=kind,
+            annual_rate=rate,
+            term_months=term,
+            upfront_fee_fen=upfront,
+            periodic_fee_fen=periodic,
+        )
+        d = disclose(terms, CapPolicy(use_lpr_cap=False))
+    except InvalidLoanTermsError:
+        assume(False)
+        raise
+    rows = d.installments
+    assert sum(x.principal_fen for x in rows) == d.principal_fen
+    assert d.total_interest_fen == sum(x.interest_fen for x in rows)
+    assert d.total_fees_fen == upfront + sum(x.fee_fen for x in rows)
+    assert d.total_repayment_fen == sum(x.total_fen for x in rows)
+    assert d.finance_charge_fen == d.total_interest_fen + d.total_fees_fen
+    assert d.finance_charge_fen == d.total_repayment_fen - d.amount_financed_fen
+    assert d.maturity == rows[-1].due
+
+
+def test_json_has_decimal_strings_and_integer_fen():
+    d = disclose(
+        offer(annual_rate=800, upfront_fee_fen=50_000, periodic_fee_fen=100, penalty_rate_bps=100)
+    )
+    data = json.loads(d.to_json())
+    for key in (
+        "apr_regz_pct",
+        "pboc_annualized_compound_pct",
+        "pboc_annualized_simple_pct",
+        "annual_rate_pct",
+    ):
+        assert isinstance(data[key], str)
+        D(data[key])  # parses back exactly
+    for key in (
+        "principal_fen",
+        "amount_financed_fen",
+        "total_interest_fen",
+        "total_fees_fen",
+        "total_repayment_fen",
+        "finance_charge_fen",
+    ):
+        assert type(data[key]) is int
+    row = data["installments"][0]
+    assert all(
+        type(row[k]) is int
+        for k in ("principal_fen", "interest_fen", "fee_fen", "total_fen", "balance_fen")
+    )
+    assert row["due"] == "2025-02-15"
+    assert data["rate_cap"]["rule"] == "4x_lpr_2024-12-20"
+    assert data["rate_cap"]["cap_pct"] == "12.40"
+    assert data["penalty_cap"]["what"].startswith("combined rate")
+    assert data["schema_version"] == "tealedger.disclosure/1"
+
+
+def test_disclosure_is_frozen():
+    d = disclose(offer())
+    with pytest.raises(ValidationError):
+        d.apr_regz_pct = D(1)
+
+
+def test_offer_above_cap_is_refused_unless_asked():
+    with pytest.raises(RateCapExceededError) as err:
+        disclose(offer(annual_rate=1200))  # 12% nominal is 12.68% compound > 12.40%
+    assert err.value.rule == "4x_lpr_2024-12-20"
+    shown = disclose(offer(annual_rate=1200), enforce_caps=False)
+    assert not shown.rate_cap.within_cap
+    assert any("exceeds the cap" in w for w in shown.warnings)
+
+
+def test_cap_basis_is_configurable():
+    # 12% nominal monthly: within 12.40% on the Reg Z APR, above it compounded.
+    d = disclose(offer(annual_rate=1200), CapPolicy(basis=CapBasis.REGZ_APR))
+    assert d.rate_cap.within_cap and d.cap_basis is CapBasis.REGZ_APR
+
+
+def test_penalty_on_top_of_contract_rate_is_refused():
+    with pytest.raises(PenaltyRateCapExceededError):
+        disclose(offer(annual_rate=800, penalty_rate_bps=500))
+
+
+def test_stale_lpr_table_is_warned():
+    d = disclose(offer(start=date(2099, 1, 1)))
+    assert d.rate_cap.lpr is not None and d.rate_cap.lpr.stale
+    assert any("update lending/data/lpr_1y.json" in w for w in d.warnings)
