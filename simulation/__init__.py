@@ -1,0 +1,1 @@
+"""Seeded, reproducible tea-season generator: farmers, plots, harvests, processing, sales."""
