@@ -7,12 +7,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 from starlette.middleware.base import RequestResponseEndpoint
 
-from api import errors
+from api import errors, pages
 from api.db import make_engine
 from api.limits import BodySizeLimit, RateLimiter, RateLimitMiddleware
 from api.metrics import HTTP_REQUESTS
-from api.routes import admin, health
+from api.routes import admin, health, public
 from api.settings import ApiSettings, get_settings
+from chain.client import ChainClient
 from tealedger import __version__
 
 DESCRIPTION = """
@@ -22,20 +23,27 @@ database and say which block they reflect.
 """
 
 
-def create_app(settings: ApiSettings | None = None, engine: Engine | None = None) -> FastAPI:
-    """Build the app (tables are created if missing)."""
+def create_app(
+    settings: ApiSettings | None = None,
+    engine: Engine | None = None,
+    chain: ChainClient | None = None,
+) -> FastAPI:
+    """Build the app (tables are created if missing; the chain client is made on first use)."""
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
     SQLModel.metadata.create_all(engine)
     app = FastAPI(title="tealedger", version=__version__, description=DESCRIPTION)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.chain = chain
     errors.install(app)
     app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limit_per_minute))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.middleware("http")(_count_requests)
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(public.router)
+    app.include_router(pages.router)
     return app
 
 

@@ -97,8 +97,10 @@ def _eth_tester_output(arg: object) -> bytes | None:
     if isinstance(arg, bytes):
         return arg
     if isinstance(arg, str):
-        start = max(arg.find("b'"), arg.find('b"'))
-        if start >= 0:
+        # The repr starts at the first b' or b" (a later one may sit inside the bytes).
+        starts = [i for i in (arg.find("b'"), arg.find('b"')) if i >= 0]
+        if starts:
+            start = min(starts)
             try:
                 value = ast.literal_eval(arg[start:])
             except (ValueError, SyntaxError):

@@ -16,8 +16,10 @@ from chain.client import ChainClient
 from chain.config import Backend, ChainSettings
 from chain.errors import ChainError
 from lending import cli as lending_cli
+from lending import credit_cli
 from tealedger import __version__
 from tealedger.system import deploy_system
+from traceability import cli as traceability_cli
 
 app = typer.Typer(
     name="tealedger",
@@ -29,6 +31,8 @@ node_app = typer.Typer(help="Start, stop and check the local chain node.", no_ar
 app.add_typer(node_app, name="node")
 api_cli.register(app)
 lending_cli.register(app)
+credit_cli.register(app)
+traceability_cli.register(app)
 out = Console(width=max(shutil.get_terminal_size().columns, 120))  # addresses never cropped
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and logs
 

@@ -68,3 +68,9 @@ def test_revert_data_from_exception_shapes():
     wrapped.__cause__ = Web3Style()
     assert revert_data(wrapped) == b"\xab" * 4
     assert revert_data(RuntimeError("nothing")) is None
+
+
+def test_eth_tester_text_whose_payload_contains_b_quote():
+    """The repr starts at the first b'…; a `b'` inside the payload must not be taken instead."""
+    payload = b"\x12\x34b'\x00" + b"\x00" * 32
+    assert revert_data(ValueError(f"execution reverted: {payload!r}")) == payload

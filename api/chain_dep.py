@@ -1,0 +1,20 @@
+"""The chain handle of the app: injected in tests, built from settings otherwise."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from chain.client import ChainClient
+
+
+def get_chain(request: Request) -> ChainClient:
+    """The app's ChainClient (created on first use from the environment's settings)."""
+    client = getattr(request.app.state, "chain", None)
+    if client is None:
+        client = request.app.state.chain = ChainClient()
+    return client
+
+
+ChainDep = Annotated[ChainClient, Depends(get_chain)]

@@ -1,0 +1,95 @@
+"""Handles on the deployed TeaTrace and ConsentRegistry, role hashes, and their deployment."""
+
+from __future__ import annotations
+
+from eth_utils import keccak
+from web3.contract import Contract
+
+from chain.client import ChainClient
+from chain.deploy import Deployment
+from chain.errors import DeploymentError
+from traceability.errors import NotDeployedError, register_roles
+
+TEA_TRACE = "TeaTrace"
+CONSENT_REGISTRY = "ConsentRegistry"
+DEFAULT_MAX_YIELD_BPS = 3000  # fresh leaf to made tea is about 4-5:1; 30% leaves headroom
+
+DEFAULT_ADMIN_ROLE = b"\x00" * 32
+COOPERATIVE_ROLE = keccak(text="COOPERATIVE_ROLE")
+PROCESSOR_ROLE = keccak(text="PROCESSOR_ROLE")
+DISTRIBUTOR_ROLE = keccak(text="DISTRIBUTOR_ROLE")
+INSPECTOR_ROLE = keccak(text="INSPECTOR_ROLE")
+ROLES = {
+    "DEFAULT_ADMIN_ROLE": DEFAULT_ADMIN_ROLE,
+    "COOPERATIVE_ROLE": COOPERATIVE_ROLE,
+    "PROCESSOR_ROLE": PROCESSOR_ROLE,
+    "DISTRIBUTOR_ROLE": DISTRIBUTOR_ROLE,
+    "INSPECTOR_ROLE": INSPECTOR_ROLE,
+}
+register_roles(ROLES)
+
+# Development accounts (dev mnemonic): 0 is the admin, then one organisation per role.
+DEV_ROLE_ACCOUNTS = {
+    COOPERATIVE_ROLE: 1,
+    PROCESSOR_ROLE: 2,
+    DISTRIBUTOR_ROLE: 3,
+    INSPECTOR_ROLE: 4,
+}
+
+
+def _deployed(client: ChainClient, name: str) -> Deployment:
+    """The live deployment of `name`, or NotDeployedError saying what to run."""
+    try:
+        entry = client.registry.get(name)
+    except DeploymentError as exc:
+        raise NotDeployedError(str(exc)) from None
+    if entry is None:
+        raise NotDeployedError(
+            f"{name} is not deployed on chain {client.registry.chain_id}: run `tealedger deploy`"
+        )
+    return entry
+
+
+def tea_trace(client: ChainClient) -> Contract:
+    """The deployed TeaTrace contract."""
+    entry = _deployed(client, TEA_TRACE)
+    return client.contract(entry.contract, entry.address)
+
+
+def consent_registry(client: ChainClient) -> Contract:
+    """The deployed ConsentRegistry contract."""
+    entry = _deployed(client, CONSENT_REGISTRY)
+    return client.contract(entry.contract, entry.address)
+
+
+def deployment_block(client: ChainClient, name: str = TEA_TRACE) -> int:
+    """Block in which `name` was deployed: where event queries start."""
+    return _deployed(client, name).block_number
+
+
+def deploy_traceability(
+    client: ChainClient, max_yield_bps: int = DEFAULT_MAX_YIELD_BPS
+) -> list[tuple[Deployment, bool]]:
+    """Deploy TeaTrace and ConsentRegistry unless live, then give dev accounts their roles."""
+    admin = client.accounts[0].address
+    trace = client.deploy(TEA_TRACE, (admin, max_yield_bps))
+    consent = client.deploy(CONSENT_REGISTRY, (trace[0].address,))
+    grant_dev_roles(client, client.contract(TEA_TRACE, trace[0].address))
+    return [trace, consent]
+
+
+def grant_dev_roles(client: ChainClient, contract: Contract) -> int:
+    """Grant each role to its development account (mnemonic only); returns grants sent."""
+    if client.settings.keystore is not None or len(client.accounts) <= max(
+        DEV_ROLE_ACCOUNTS.values()
+    ):
+        return 0
+    admin = client.sender(0)
+    calls = [
+        contract.functions.grantRole(role, client.accounts[index].address)
+        for role, index in DEV_ROLE_ACCOUNTS.items()
+        if not contract.functions.hasRole(role, client.accounts[index].address).call()
+    ]
+    if calls:
+        admin.wait(admin.send_many(calls))
+    return len(calls)

@@ -1,0 +1,466 @@
+"""The recording service a cooperative's, processor's, distributor's or inspector's software calls.
+
+Every record is validated (pydantic models, then the contract's own `checkHarvests` view for
+harvests) before anything is sent; batches go out pipelined (`Sender.send_many`, receipts awaited
+afterwards); contract reverts come back as domain errors that keep the custom error's name and
+values (traceability.errors).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from pydantic import TypeAdapter
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.types import TxReceipt
+
+from chain.client import ChainClient
+from chain.errors import ContractRevertError, TransactionError
+from chain.sender import PendingTx, Sender
+from traceability import contracts
+from traceability._logs import EventCodec
+from traceability.errors import TraceabilityError, domain_error
+from traceability.ids import lot_id, process_id
+from traceability.models import (
+    Address,
+    Bytes32,
+    FarmerRegistration,
+    HarvestCheck,
+    HarvestRecord,
+    LotView,
+    PlotRegistration,
+    ProcessOutput,
+    QualityAttestation,
+)
+
+DEFAULT_BATCH = 100
+CHECK_CHUNK = 500  # records per checkHarvests eth_call
+HARVEST_TX_GAS = 100_000  # fixed part of a recordHarvests gas limit
+HARVEST_RECORD_GAS = 40_000  # per record: ~32k measured (docs/gas.md) plus cold-slot headroom
+
+_BYTES32 = TypeAdapter(Bytes32)
+_ADDRESS = TypeAdapter(Address)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of at most `size`."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Outcome(StrEnum):
+    """What happened to one submitted harvest record."""
+
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class HarvestOutcome:
+    """The fate of record `index` of a submission."""
+
+    index: int
+    lot: bytes
+    outcome: Outcome
+    reason: str = ""
+
+
+@dataclass
+class HarvestReport:
+    """Per-record outcomes of `record_harvests`, in submission order, plus totals."""
+
+    outcomes: list[HarvestOutcome]
+    transactions: list[bytes] = field(default_factory=list)
+    gas_used: int = 0
+
+    def count(self, outcome: Outcome) -> int:
+        """How many records ended with `outcome`."""
+        return sum(1 for o in self.outcomes if o.outcome is outcome)
+
+    @property
+    def recorded(self) -> int:
+        """New lots created."""
+        return self.count(Outcome.RECORDED)
+
+    @property
+    def duplicates(self) -> int:
+        """Records already on chain (or repeated within the submission): skipped."""
+        return self.count(Outcome.DUPLICATE)
+
+    @property
+    def rejected(self) -> list[HarvestOutcome]:
+        """Records that were refused, with reasons."""
+        return [o for o in self.outcomes if o.outcome is Outcome.REJECTED]
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """A processing step on chain."""
+
+    process_id: bytes
+    outputs: list[bytes]
+    receipt: TxReceipt = field(repr=False)
+
+
+class RecordingService:
+    """Sends one organisation's records to TeaTrace from its own account."""
+
+    def __init__(
+        self,
+        client: ChainClient,
+        account: LocalAccount | int = 0,
+        *,
+        contract: Contract | None = None,
+        batch_size: int = DEFAULT_BATCH,
+    ) -> None:
+        self.client = client
+        self.contract = contract if contract is not None else contracts.tea_trace(client)
+        self.sender: Sender = (
+            client.sender(account) if isinstance(account, int) else client.sender_for(account)
+        )
+        self.batch_size = batch_size
+        self.codec = EventCodec(self.contract.abi)  # decodes TeaTrace logs of receipts
+
+    @property
+    def address(self) -> str:
+        """The acting organisation's address."""
+        return self.sender.address
+
+    # ------------------------------------------------------------------ sending
+
+    def _transact(self, fn: ContractFunction) -> TxReceipt:
+        """Send one call and wait; reverts become domain errors."""
+        try:
+            return self.sender.transact(fn)
+        except ContractRevertError as exc:
+            raise domain_error(exc) from exc
+
+    def _send_all(
+        self, calls: Sequence[ContractFunction], gas: int | None = None
+    ) -> list[TxReceipt]:
+        """Pipeline calls (sent back to back, then awaited); reverts become domain errors."""
+        try:
+            return self.sender.wait(self.sender.send_many(calls, gas=gas))
+        except ContractRevertError as exc:
+            raise domain_error(exc) from exc
+
+    # ------------------------------------------------------------------ farmers and plots
+
+    def register_farmers(self, farmers: Sequence[FarmerRegistration]) -> list[TxReceipt]:
+        """Register farmers of this cooperative, in pipelined batches."""
+        fn = self.contract.functions.registerFarmers
+        calls = [fn([f.as_tuple() for f in batch]) for batch in _chunks(farmers, self.batch_size)]
+        return self._send_all(calls)
+
+    def register_plots(self, plots: Sequence[PlotRegistration]) -> list[TxReceipt]:
+        """Register plots of this cooperative's farmers, in pipelined batches."""
+        fn = self.contract.functions.registerPlots
+        calls = [fn([p.as_tuple() for p in batch]) for batch in _chunks(plots, self.batch_size)]
+        return self._send_all(calls)
+
+    def set_farmer_wallet(self, farmer: bytes | str, wallet: str | None) -> TxReceipt:
+        """Point a farmer's proceeds/consent wallet elsewhere (None: no wallet)."""
+        target = _ADDRESS.validate_python(wallet) if wallet else "0x" + "00" * 20
+        return self._transact(
+            self.contract.functions.setFarmerWallet(_BYTES32.validate_python(farmer), target)
+        )
+
+    def deactivate_farmer(self, farmer: bytes | str) -> TxReceipt:
+        """Stop new plots and harvests for a farmer."""
+        fid = _BYTES32.validate_python(farmer)
+        return self._transact(self.contract.functions.deactivateFarmer(fid))
+
+    def reactivate_farmer(self, farmer: bytes | str) -> TxReceipt:
+        """Allow a deactivated farmer's harvests again."""
+        fid = _BYTES32.validate_python(farmer)
+        return self._transact(self.contract.functions.reactivateFarmer(fid))
+
+    # ------------------------------------------------------------------ harvests
+
+    def check_harvests(
+        self, records: Sequence[HarvestRecord], as_of: int | None = None
+    ) -> list[HarvestCheck]:
+        """The contract's verdict on each record, as this cooperative, without sending."""
+        moment = int(time.time()) if as_of is None else as_of
+        fn = self.contract.functions.checkHarvests
+        checks: list[HarvestCheck] = []
+        for chunk in _chunks(records, CHECK_CHUNK):
+            raw = fn(self.address, moment, [r.as_tuple() for r in chunk]).call()
+            checks.extend(HarvestCheck(c) for c in raw)
+        return checks
+
+    def record_harvests(
+        self,
+        records: Sequence[HarvestRecord],
+        on_progress: Callable[[int], None] | None = None,
+    ) -> HarvestReport:
+        """Record harvests; valid ones always go on chain, and never twice.
+
+        Records repeated within `records` or already on chain are reported as duplicates; records
+        the contract would refuse are reported as rejected with the reason; the rest are sent in
+        pipelined batches. `on_progress(n)` is called as n more records are settled (first the
+        ones the pre-check settles, then each mined batch), adding up to len(records).
+        """
+        return _HarvestSubmission(self, records, on_progress).run()
+
+    # ------------------------------------------------------------------ processing
+
+    def process(
+        self, inputs: Sequence[bytes | str], outputs: Sequence[ProcessOutput]
+    ) -> ProcessResult:
+        """Consume whole input lots held by this processor into made-tea output lots."""
+        ids = [_BYTES32.validate_python(lot) for lot in inputs]
+        receipt = self._transact(
+            self.contract.functions.process(ids, [o.as_tuple() for o in outputs])
+        )
+        out = [lot_id(self.address, o.data_hash) for o in outputs]
+        return ProcessResult(process_id(ids), out, receipt)
+
+    def process_many(
+        self, steps: Sequence[tuple[Sequence[bytes | str], Sequence[ProcessOutput]]]
+    ) -> list[ProcessResult]:
+        """Several independent processing steps, pipelined (e.g. a plant's day of runs)."""
+        ids = [[_BYTES32.validate_python(lot) for lot in inputs] for inputs, _ in steps]
+        fn = self.contract.functions.process
+        calls = [
+            fn(inputs, [o.as_tuple() for o in outputs])
+            for inputs, (_, outputs) in zip(ids, steps, strict=True)
+        ]
+        receipts = self._send_all(calls)
+        return [
+            ProcessResult(
+                process_id(inputs), [lot_id(self.address, o.data_hash) for o in outputs], r
+            )
+            for inputs, (_, outputs), r in zip(ids, steps, receipts, strict=True)
+        ]
+
+    # ------------------------------------------------------------------ movement and sale
+
+    def ship(self, lot: bytes | str, to: str) -> TxReceipt:
+        """Ship a lot this organisation holds to another member."""
+        fn = self.contract.functions.ship(
+            _BYTES32.validate_python(lot), _ADDRESS.validate_python(to)
+        )
+        return self._transact(fn)
+
+    def ship_many(self, lots: Sequence[bytes | str], to: str) -> list[TxReceipt]:
+        """Ship many lots to one member, in pipelined batches."""
+        ids = [_BYTES32.validate_python(lot) for lot in lots]
+        recipient = _ADDRESS.validate_python(to)
+        fn = self.contract.functions.shipBatch
+        return self._send_all([fn(list(b), recipient) for b in _chunks(ids, self.batch_size)])
+
+    def receive(self, lot: bytes | str) -> TxReceipt:
+        """Take delivery of a lot shipped to this organisation."""
+        return self._transact(self.contract.functions.receiveLot(_BYTES32.validate_python(lot)))
+
+    def receive_many(self, lots: Sequence[bytes | str]) -> list[TxReceipt]:
+        """Take delivery of many lots, in pipelined batches."""
+        ids = [_BYTES32.validate_python(lot) for lot in lots]
+        fn = self.contract.functions.receiveBatch
+        return self._send_all([fn(list(b)) for b in _chunks(ids, self.batch_size)])
+
+    def sell(self, lot: bytes | str, buyer: str, price_fen: int) -> TxReceipt:
+        """Record the sale of a lot (price in fen); the buyer becomes its holder."""
+        if isinstance(price_fen, bool) or not isinstance(price_fen, int) or price_fen <= 0:
+            raise TraceabilityError(
+                f"price must be a positive whole number of fen, not {price_fen!r}"
+            )
+        fn = self.contract.functions.sell(
+            _BYTES32.validate_python(lot), _ADDRESS.validate_python(buyer), price_fen
+        )
+        return self._transact(fn)
+
+    # ------------------------------------------------------------------ quality and recall
+
+    def attest(self, attestation: QualityAttestation) -> TxReceipt:
+        """Record an inspector's attestation."""
+        return self._transact(self.contract.functions.attestQuality(attestation.as_tuple()))
+
+    def attest_many(self, attestations: Sequence[QualityAttestation]) -> list[TxReceipt]:
+        """Record many attestations, in pipelined batches."""
+        fn = self.contract.functions.attestQualityBatch
+        chunks = _chunks(attestations, self.batch_size)
+        return self._send_all([fn([a.as_tuple() for a in chunk]) for chunk in chunks])
+
+    def recall(self, lot: bytes | str, reason_hash: bytes | str) -> TxReceipt:
+        """Recall one lot."""
+        fn = self.contract.functions.recall(
+            _BYTES32.validate_python(lot), _BYTES32.validate_python(reason_hash)
+        )
+        return self._transact(fn)
+
+    def recall_many(self, lots: Sequence[bytes | str], reason_hash: bytes | str) -> list[TxReceipt]:
+        """Recall many lots for one reason, in pipelined batches (e.g. a recall's descendants)."""
+        ids = [_BYTES32.validate_python(lot) for lot in lots]
+        reason = _BYTES32.validate_python(reason_hash)
+        fn = self.contract.functions.recallBatch
+        return self._send_all([fn(list(b), reason) for b in _chunks(ids, self.batch_size)])
+
+    def recall_with_descendants(
+        self, lot: bytes | str, reason_hash: bytes | str, from_block: int = 0
+    ) -> list[bytes]:
+        """Recall a lot and every lot made from it not yet recalled; returns the lots recalled.
+
+        TeaTrace marks only the lots it is told about; lineage (from events) finds the rest.
+        """
+        from traceability.lineage import LineageReader  # lineage reads, the service writes
+
+        root = _BYTES32.validate_python(lot)
+        impact = LineageReader(self.client.w3, self.contract, from_block).recall_impact(root)
+        targets = [root] if not impact.view.recalled else []
+        targets += [d.lot for d in impact.descendants if not d.view.recalled]
+        if targets:
+            self.recall_many(targets, reason_hash)
+        return targets
+
+    # ------------------------------------------------------------------ reads
+
+    def lots(self, ids: Sequence[bytes | str]) -> list[LotView]:
+        """Stored slots of lots (state NONE for unknown ids)."""
+        lots = [_BYTES32.validate_python(lot) for lot in ids]
+        views: list[LotView] = []
+        for chunk in _chunks(lots, CHECK_CHUNK):
+            raw = self.contract.functions.lots(list(chunk)).call()
+            views.extend(LotView.from_chain(lot, r) for lot, r in zip(chunk, raw, strict=True))
+        return views
+
+    def lot(self, lot: bytes | str) -> LotView:
+        """One lot's stored slot."""
+        return self.lots([lot])[0]
+
+
+class _HarvestSubmission:
+    """One `record_harvests` call: per-record outcomes, built up batch by batch."""
+
+    def __init__(
+        self,
+        service: RecordingService,
+        records: Sequence[HarvestRecord],
+        on_progress: Callable[[int], None] | None,
+    ) -> None:
+        self._service = service
+        self._records = records
+        self._on_progress = on_progress
+        self._outcomes: dict[int, HarvestOutcome] = {}
+        self._report = HarvestReport(outcomes=[])
+        self._lots = [lot_id(service.address, r.key) for r in records]
+
+    def run(self) -> HarvestReport:
+        """Drop repeats, pre-check, send what is valid, settle every record."""
+        to_send = self._precheck(self._first_occurrences())
+        self._progress(len(self._records) - len(to_send))
+        batches = list(_chunks(to_send, self._service.batch_size))
+        self._send(batches, retry=True)
+        self._report.outcomes = [self._outcomes[i] for i in range(len(self._records))]
+        return self._report
+
+    def _progress(self, settled: int) -> None:
+        """Tell the caller that `settled` more records are done."""
+        if self._on_progress is not None and settled:
+            self._on_progress(settled)
+
+    def _mark(self, i: int, outcome: Outcome, reason: str = "") -> None:
+        """Record the outcome of record i."""
+        self._outcomes[i] = HarvestOutcome(i, self._lots[i], outcome, reason)
+
+    def _first_occurrences(self) -> list[int]:
+        """Indices of first occurrences; later repeats of a data hash become duplicates."""
+        first: dict[bytes, int] = {}
+        for i, record in enumerate(self._records):
+            key = record.key
+            if key in first:
+                self._mark(
+                    i, Outcome.DUPLICATE, f"same record as #{first[key] + 1} of this submission"
+                )
+            else:
+                first[key] = i
+        return sorted(first.values())
+
+    def _precheck(self, indices: list[int]) -> list[int]:
+        """Ask the contract about each record; return the indices that are OK to send."""
+        checks = self._service.check_harvests([self._records[i] for i in indices])
+        ok: list[int] = []
+        for i, check in zip(indices, checks, strict=True):
+            if check is HarvestCheck.OK:
+                ok.append(i)
+            elif check is HarvestCheck.DUPLICATE:
+                self._mark(
+                    i,
+                    Outcome.DUPLICATE,
+                    f"already recorded on chain as lot 0x{self._lots[i].hex()}",
+                )
+            else:
+                self._mark(i, Outcome.REJECTED, check.reason)
+        return ok
+
+    def _send(self, batches: list[Sequence[int]], retry: bool) -> None:
+        """Send all batches back to back, then settle each receipt.
+
+        Gas is given, not estimated: an estimate runs against the latest block, whose timestamp
+        on an idle node can make a fresh harvest look future-dated. A batch that fails (state
+        changed since the pre-check) is checked again and its still-valid records resent once.
+        """
+        batches = [b for b in batches if b]
+        if not batches:
+            return
+        service = self._service
+        gas = HARVEST_TX_GAS + HARVEST_RECORD_GAS * max(len(b) for b in batches)
+        fn = service.contract.functions.recordHarvests
+        calls = [fn([self._records[i].as_tuple() for i in batch]) for batch in batches]
+        pendings = service.sender.send_many(calls, gas=gas)
+        for batch, pending in zip(batches, pendings, strict=True):
+            try:
+                receipt = self._wait(pending)
+            except TraceabilityError as exc:
+                self._retry_or_reject(batch, retry, exc)
+                continue
+            self._settle(batch, receipt)
+
+    def _wait(self, pending: PendingTx) -> TxReceipt:
+        """Await one receipt; failures become TraceabilityError."""
+        try:
+            return self._service.sender.wait([pending])[0]
+        except ContractRevertError as exc:
+            raise domain_error(exc) from exc
+        except TransactionError as exc:
+            raise TraceabilityError(str(exc)) from exc
+
+    def _retry_or_reject(self, batch: Sequence[int], retry: bool, error: TraceabilityError) -> None:
+        """Re-check a failed batch and resend its valid records once; else reject them."""
+        if not retry:
+            for i in batch:
+                self._mark(i, Outcome.REJECTED, str(error))
+            self._progress(len(batch))
+            return
+        still_ok = self._precheck(list(batch))
+        self._progress(len(batch) - len(still_ok))
+        self._send([still_ok], retry=False)
+
+    def _settle(self, batch: Sequence[int], receipt: TxReceipt) -> None:
+        """Mark a mined batch's records recorded (or skipped, if a race got there first)."""
+        self._report.transactions.append(bytes(receipt["transactionHash"]))
+        self._report.gas_used += receipt["gasUsed"]
+        codec = self._service.codec
+        skipped = {
+            e.args["lot"]
+            for e in (codec.decode(dict(log)) for log in receipt["logs"])
+            if e is not None and e.name == "HarvestSkipped"
+        }
+        for i in batch:
+            if self._lots[i] in skipped:
+                self._mark(
+                    i,
+                    Outcome.DUPLICATE,
+                    f"already recorded on chain as lot 0x{self._lots[i].hex()}",
+                )
+            else:
+                self._mark(i, Outcome.RECORDED)
+        self._progress(len(batch))
