@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from sqlmodel import func, select
 
+from api.chain_dep import ChainDep
+from api.chain_identity import Provisioned, provision
 from api.deps import AdminOrg, SessionDep, SettingsDep
 from api.models import (
     ApiKey,
@@ -101,3 +103,12 @@ def revoke_key(key_id: int, session: SessionDep, _admin: AdminOrg) -> ApiKeyPubl
     revoke(session, key)
     session.refresh(key)
     return _key_out(key)
+
+
+@router.post("/organisations/{org_id}/provision", response_model=Provisioned)
+def provision_org(
+    org_id: int, session: SessionDep, settings: SettingsDep, chain: ChainDep, _admin: AdminOrg
+) -> Provisioned:
+    """Put the organisation on chain: gas on development chains, and its TeaTrace role."""
+    org = _org_or_404(session, org_id)
+    return provision(chain, org, fund_gas=settings.environment != "production")

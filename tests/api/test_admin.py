@@ -90,3 +90,27 @@ def test_list_is_paginated(client, admin_headers, make_org):
     assert page["total"] == 6 and page["limit"] == 2 and len(page["items"]) == 2
     assert client.get("/admin/organisations?limit=0", headers=admin_headers).status_code == 422
     assert client.get("/admin/organisations?limit=501", headers=admin_headers).status_code == 422
+
+
+def test_provision_grants_role_and_gas_once(client, app, admin_headers, tmp_path):
+    from tests._fixtures import client_for
+    from traceability.contracts import COOPERATIVE_ROLE, deploy_traceability
+
+    chain = client_for("embedded", tmp_path / "chain")
+    chain.settings.data_dir.mkdir(parents=True)
+    deploy_traceability(chain)
+    app.state.chain = chain
+    body = {"name": "Coop", "role": "cooperative"}
+    org = client.post("/admin/organisations", json=body, headers=admin_headers).json()
+    url = f"/admin/organisations/{org['organisation']['id']}/provision"
+    first = client.post(url, headers=admin_headers).json()
+    address = org["organisation"]["chain_address"]
+    assert first["role_granted"] == "cooperative" and len(first["transactions"]) == 2
+    tea = chain.contract("TeaTrace")
+    assert tea.functions.hasRole(COOPERATIVE_ROLE, address).call()
+    assert chain.w3.eth.get_balance(address) == first["funded_wei"] > 0
+    again = client.post(url, headers=admin_headers).json()
+    assert again["transactions"] == [] and again["role_granted"] is None
+    assert (
+        client.post("/admin/organisations/999/provision", headers=admin_headers).status_code == 404
+    )
