@@ -17,9 +17,11 @@ from chain.config import Backend, ChainSettings
 from chain.errors import ChainError
 from lending import cli as lending_cli
 from lending import credit_cli
+from lending.errors import LendingError
 from tealedger import __version__
 from tealedger.system import deploy_system
 from traceability import cli as traceability_cli
+from traceability.errors import TraceabilityError
 
 app = typer.Typer(
     name="tealedger",
@@ -111,11 +113,20 @@ def _print_deployments(client: ChainClient, results: list) -> None:
 
 
 @app.command()
-def demo(backend: BackendOpt = None, port: PortOpt = None) -> None:
-    """Start the default local node, deploy the system and print it."""
+def demo(
+    backend: BackendOpt = None,
+    port: PortOpt = None,
+    farmers: Annotated[int, typer.Option(help="Farmers in the region", min=1)] = 300,
+    seed: Annotated[int, typer.Option(help="Generator seed (same seed, same season)")] = 2026,
+) -> None:
+    """Start the local node, deploy, and run a tea season on it (re-runs continue, never dup)."""
+    from tealedger.demo import run_season, summary_table
+
     client = ChainClient(settings_from(backend, port))
     client.node.start()
     _print_deployments(client, deploy_system(client))
+    _, summary = run_season(client, farmers, seed, out)
+    out.print(summary_table(summary))
     out.print(f"node left running at {client.node.url}; stop it with `tealedger node stop`")
 
 
@@ -123,7 +134,7 @@ def main() -> None:
     """Console entry point: chain errors become one clear line and exit code 1."""
     try:
         app()
-    except ChainError as exc:
+    except (ChainError, TraceabilityError, LendingError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(1)
     except ValidationError as exc:

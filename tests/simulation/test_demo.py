@@ -1,0 +1,32 @@
+"""The demo's season on a real node: recorded once, re-run without duplicates, traceable."""
+
+import pytest
+from rich.console import Console
+
+from chain.nodes import ProcessNode
+from tealedger.demo import run_season
+from tealedger.system import deploy_system
+from tests._fixtures import client_for, needs_node
+from traceability.lineage import LineageReader
+
+
+@needs_node()
+@pytest.mark.node
+def test_season_is_idempotent_and_traceable(anvil_node: ProcessNode, tmp_path):
+    client = client_for(anvil_node, tmp_path)
+    deploy_system(client)
+    quiet = Console(quiet=True)
+    region, first = run_season(client, farmers=8, seed=5, console=quiet)
+    assert first.harvests == len(region.season.harvests) > 100
+    assert first.lots_sold + first.quality_failures == first.made_tea_lots
+    assert first.recalled_lots >= 1 and first.new_transactions > 0
+    assert first.sales_fen > 0
+
+    _, again = run_season(client, farmers=8, seed=5, console=quiet)
+    assert again.new_transactions == 0 and again.gas_used == 0
+    assert (again.lots_sold, again.sales_fen) == (first.lots_sold, first.sales_fen)
+
+    sold_lot = first.made_lots[0]
+    lineage = LineageReader.from_client(client).trace(sold_lot)
+    batch = region.season.batches[0]
+    assert {h.lot for h in lineage.harvests()} == {region.lot_ids[i] for i in batch.harvests}
