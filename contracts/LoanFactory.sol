@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ILoanEscrow} from "./interfaces/ILoanEscrow.sol";
+import {ILoanFactory} from "./interfaces/ILoanFactory.sol";
+import {IMerchantRegistry} from "./interfaces/IMerchantRegistry.sol";
+import {LoanEscrow} from "./LoanEscrow.sol";
+
+/// @title LoanFactory
+/// @notice Issues loans as EIP-1167 clones of one LoanEscrow implementation.
+/// @dev Invariants (docs/invariants.md):
+///      1. A farmer has at most one open loan: issuing is refused while `activeLoanOf` is set.
+///      2. Only the factory initializes a clone, once, in the transaction that creates it.
+///      3. Every loan's budgets are in registered categories and add up to its principal.
+contract LoanFactory is AccessControl, ReentrancyGuard, ILoanFactory {
+    using SafeERC20 for IERC20;
+
+    bytes32 public constant LENDER_ROLE = keccak256("LENDER_ROLE");
+    /// @notice Most categories one loan may budget (bounds the issuing loop).
+    uint256 public constant MAX_CATEGORIES = 16;
+    /// @notice Largest principal or total due in fen (what an order slot stores).
+    uint256 public constant MAX_AMOUNT = type(uint88).max;
+
+    IERC20 private immutable _TOKEN;
+    IMerchantRegistry private immutable _REGISTRY;
+    address private immutable _IMPLEMENTATION;
+
+    uint256 private _loanCount;
+    mapping(uint256 loanId => address) private _escrows;
+    mapping(bytes32 farmerId => address) private _latestLoan;
+
+    /// @param token The payment token every loan of this factory uses.
+    /// @param registry The merchant registry every loan consults.
+    /// @param admin Receives DEFAULT_ADMIN_ROLE (grants LENDER_ROLE).
+    constructor(IERC20 token, IMerchantRegistry registry, address admin) {
+        if (address(token) == address(0) || address(registry) == address(0) || admin == address(0)) {
+            revert LoanFactoryZeroAddress();
+        }
+        _TOKEN = token;
+        _REGISTRY = registry;
+        _IMPLEMENTATION = address(new LoanEscrow(token, registry));
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    /// @notice Grant `role` to `account`; nobody grants a role to itself.
+    /// @dev Requires the role's admin role. Emits RoleGranted.
+    /// @param role The role.
+    /// @param account Receives the role; not the caller.
+    function grantRole(bytes32 role, address account) public override onlyRole(getRoleAdmin(role)) {
+        if (account == _msgSender()) revert LoanFactorySelfGrant(role, account);
+        _grantRole(role, account);
+    }
+
+    /// @inheritdoc ILoanFactory
+    function issueLoan(ILoanEscrow.LoanParams calldata p)
+        external
+        nonReentrant
+        onlyRole(LENDER_ROLE)
+        returns (uint256 loanId, address escrow)
+    {
+        return _issue(p, false);
+    }
+
+    /// @inheritdoc ILoanFactory
+    function issueAndFundLoan(ILoanEscrow.LoanParams calldata p)
+        external
+        nonReentrant
+        onlyRole(LENDER_ROLE)
+        returns (uint256 loanId, address escrow)
+    {
+        return _issue(p, true);
+    }
+
+    /// @inheritdoc ILoanFactory
+    function activeLoanOf(bytes32 farmerId) public view returns (address) {
+        address escrow = _latestLoan[farmerId];
+        if (escrow == address(0) || !ILoanEscrow(escrow).isOpen()) return address(0);
+        return escrow;
+    }
+
+    /// @inheritdoc ILoanFactory
+    function latestLoanOf(bytes32 farmerId) external view returns (address) {
+        return _latestLoan[farmerId];
+    }
+
+    /// @inheritdoc ILoanFactory
+    function escrowOf(uint256 loanId) external view returns (address) {
+        return _escrows[loanId];
+    }
+
+    /// @inheritdoc ILoanFactory
+    function loanCount() external view returns (uint256) {
+        return _loanCount;
+    }
+
+    /// @inheritdoc ILoanFactory
+    function predictEscrow(address lender, bytes32 farmerId, bytes32 scheduleHash)
+        public
+        view
+        returns (address)
+    {
+        return Clones.predictDeterministicAddress(_IMPLEMENTATION, _salt(lender, farmerId, scheduleHash));
+    }
+
+    /// @inheritdoc ILoanFactory
+    function implementation() external view returns (address) {
+        return _IMPLEMENTATION;
+    }
+
+    /// @inheritdoc ILoanFactory
+    function bindings() external view returns (address token, address registry) {
+        return (address(_TOKEN), address(_REGISTRY));
+    }
+
+    /// @dev Validate, record, clone, (fund,) initialize.
+    function _issue(ILoanEscrow.LoanParams calldata p, bool fundNow)
+        private
+        returns (uint256 loanId, address escrow)
+    {
+        _validate(p);
+        address lender = _msgSender();
+        _checkNoOpenLoan(p.farmerId);
+        bytes32 salt = _salt(lender, p.farmerId, p.scheduleHash);
+        address predicted = Clones.predictDeterministicAddress(_IMPLEMENTATION, salt);
+        if (predicted.code.length != 0) revert LoanFactoryDuplicateLoan(predicted);
+        loanId = ++_loanCount;
+        _escrows[loanId] = predicted;
+        _latestLoan[p.farmerId] = predicted;
+        emit LoanIssued(loanId, predicted, p.farmerId, lender, p.farmer, p.agent, p.principal);
+        escrow = Clones.cloneDeterministic(_IMPLEMENTATION, salt);
+        if (fundNow) _TOKEN.safeTransferFrom(lender, escrow, p.principal);
+        ILoanEscrow(escrow).initialize(loanId, lender, p, fundNow);
+    }
+
+    /// @dev One open loan per farmer.
+    function _checkNoOpenLoan(bytes32 farmerId) private view {
+        address open = activeLoanOf(farmerId);
+        if (open != address(0)) revert LoanFactoryActiveLoanExists(farmerId, open);
+    }
+
+    /// @dev Parties, amounts, dates, then budgets.
+    function _validate(ILoanEscrow.LoanParams calldata p) private view {
+        _validateParties(p);
+        if (p.principal == 0) revert LoanFactoryZeroPrincipal();
+        if (p.totalDue > MAX_AMOUNT) revert LoanFactoryAmountTooLarge(p.totalDue, MAX_AMOUNT);
+        if (p.totalDue < p.principal) revert LoanFactoryDueBelowPrincipal(p.totalDue, p.principal);
+        if (p.drawDeadline <= block.timestamp) {
+            revert LoanFactoryDrawDeadlinePassed(p.drawDeadline, block.timestamp);
+        }
+        if (p.dueDate < p.drawDeadline) revert LoanFactoryDueBeforeDrawDeadline(p.dueDate, p.drawDeadline);
+        _validateBudgets(p.principal, p.categories, p.budgets);
+    }
+
+    /// @dev Farmer id and wallet set; lender is neither farmer nor agent; agent is not the farmer.
+    function _validateParties(ILoanEscrow.LoanParams calldata p) private view {
+        if (p.farmerId == bytes32(0)) revert LoanFactoryZeroFarmerId();
+        if (p.farmer == address(0)) revert LoanFactoryZeroAddress();
+        address lender = _msgSender();
+        if (p.farmer == lender || p.agent == lender) revert LoanFactoryLenderIsBorrower(lender);
+        if (p.agent == p.farmer) revert LoanFactoryAgentIsFarmer(p.agent);
+    }
+
+    /// @dev 1..MAX_CATEGORIES ascending registered categories, budgets > 0 adding up to principal.
+    function _validateBudgets(uint256 principal, bytes32[] calldata categories, uint256[] calldata budgets)
+        private
+        view
+    {
+        uint256 n = categories.length;
+        if (n != budgets.length) revert LoanFactoryLengthMismatch(n, budgets.length);
+        if (n == 0 || n > MAX_CATEGORIES) revert LoanFactoryCategoryCount(n, MAX_CATEGORIES);
+        uint256 sum;
+        bytes32 previous;
+        for (uint256 i; i < n; ++i) {
+            bytes32 category = categories[i];
+            if (i > 0 && category <= previous) revert LoanFactoryCategoryOrder(previous, category);
+            if (budgets[i] == 0) revert LoanFactoryZeroBudget(category);
+            if (!_REGISTRY.isCategory(category)) revert LoanFactoryUnknownCategory(category);
+            sum += budgets[i];
+            previous = category;
+        }
+        if (sum != principal) revert LoanFactoryBudgetSumMismatch(principal, sum);
+    }
+
+    /// @dev CREATE2 salt: one loan per (lender, farmer, schedule).
+    function _salt(address lender, bytes32 farmerId, bytes32 scheduleHash) private pure returns (bytes32) {
+        return keccak256(abi.encode(lender, farmerId, scheduleHash));
+    }
+}
