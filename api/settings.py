@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from chain.config import PROJECT_ROOT
 
 DEV_KEYSTORE_PASSWORD = "tealedger-development-only"
+DEV_PSEUDONYM_SECRET = "tealedger-development-pseudonyms-only"
 
 
 class ApiSettings(BaseSettings):
@@ -26,18 +27,29 @@ class ApiSettings(BaseSettings):
     )
     data_dir: Path = Field(default_factory=lambda: PROJECT_ROOT / ".tealedger")
     org_keystore_password: SecretStr = SecretStr(DEV_KEYSTORE_PASSWORD)
+    # Keys each cooperative's farmer/plot pseudonyms (api/coop_identity.py): never change it
+    # once farmers are registered, or the same person would get a new pseudonym.
+    pseudonym_secret: SecretStr = SecretStr(DEV_PSEUDONYM_SECRET)
     rate_limit_per_minute: int = Field(default=600, ge=1)
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
     public_base_url: str = "http://127.0.0.1:8000"
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> ApiSettings:
-        """A production service must bring its own keystore password."""
+        """A production service must bring its own keystore password and pseudonym secret."""
         default = self.org_keystore_password.get_secret_value() == DEV_KEYSTORE_PASSWORD
         if self.environment == "production" and default:
             raise ValueError(
                 "TEALEDGER_ORG_KEYSTORE_PASSWORD must be set in production "
                 "(the development default is refused)"
+            )
+        pseudonyms = self.pseudonym_secret.get_secret_value()
+        if self.environment == "production" and (
+            pseudonyms == DEV_PSEUDONYM_SECRET or len(pseudonyms) < 32
+        ):
+            raise ValueError(
+                "TEALEDGER_PSEUDONYM_SECRET must be set in production to at least 32 random "
+                "characters (the development default is refused)"
             )
         return self
 

@@ -41,7 +41,12 @@ def test_rate_limit_per_key(api_settings, tmp_path):
 def test_production_refuses_default_keystore_password(tmp_path):
     with pytest.raises(ValidationError, match="TEALEDGER_ORG_KEYSTORE_PASSWORD"):
         ApiSettings(environment="production", data_dir=tmp_path)
-    ok = ApiSettings(environment="production", data_dir=tmp_path, org_keystore_password="x" * 20)
+    ok = ApiSettings(
+        environment="production",
+        data_dir=tmp_path,
+        org_keystore_password="x" * 20,
+        pseudonym_secret="p" * 32,
+    )
     assert ok.environment == "production"
 
 
