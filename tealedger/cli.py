@@ -15,6 +15,7 @@ from api import cli as api_cli
 from chain.client import ChainClient
 from chain.config import Backend, ChainSettings
 from chain.errors import ChainError
+from indexer import cli as index_cli
 from lending import cli as lending_cli
 from lending import credit_cli
 from lending.errors import LendingError
@@ -35,6 +36,7 @@ api_cli.register(app)
 lending_cli.register(app)
 credit_cli.register(app)
 traceability_cli.register(app)
+index_cli.register(app)
 out = Console(width=max(shutil.get_terminal_size().columns, 120))  # addresses never cropped
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and logs
 

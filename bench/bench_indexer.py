@@ -1,0 +1,194 @@
+"""Indexer benchmarks: backfill vs web3.py, rebuild from raw events, profile reads.
+
+Environment: BENCH_EVENTS (harvest events to create on anvil, default 50,000; up to
+1,000,000), BENCH_FARMERS (farmers for the profile-read benchmark, default 120,000),
+BENCH_READS (profiles read, default 2,000). The profile-read database is generated directly
+(rows written without a chain), which the row says.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak
+from sqlalchemy import Engine
+
+from chain.client import ChainClient
+from chain.config import DEV_MNEMONIC, ChainSettings
+from indexer import workload
+from indexer.db import BulkWriter, make_engine, migrate
+from indexer.engine import Indexer, IndexerConfig
+from indexer.models import Checkpoint, Farmer, Harvest, HarvestYield, Plot, SaleShare
+from indexer.profiles import load_profile
+from indexer.projections import recompute_aggregates
+from indexer.rebuild import rebuild
+from indexer.runner import chain_source, project_abis
+from indexer.seasons import season_of
+
+HARVESTS_PER_FARMER = 25
+HARVESTS_PER_TX = 300
+WEB3_CHUNK_BLOCKS = 20
+
+
+def _env_int(name: str, default: int) -> int:
+    """An integer from the environment."""
+    return int(os.environ.get(name, default))
+
+
+def _chain(tmp: Path, events: int) -> tuple[workload.EphemeralAnvil, ChainClient]:
+    """An anvil with `events` harvest events (plus the farmers and plots behind them)."""
+    node = workload.start_anvil(tmp)
+    settings = ChainSettings(backend="anvil", data_dir=tmp, port=node.port, mnemonic=DEV_MNEMONIC)
+    client = ChainClient(settings, node)
+    system = workload.deploy_tea(client)
+    farmers = workload.register_farmers(system, max(1, events // HARVESTS_PER_FARMER), seed=7)
+    per_farmer = -(-events // len(farmers))
+    records = workload.harvest_records(farmers, per_farmer, seed=7)
+    records = {k: v[:events] for k, v in records.items()}
+    workload.send_harvests(system, records, batch=HARVESTS_PER_TX)
+    return node, client
+
+
+def _backfill(client: ChainClient, url: str, reader: str = "inline") -> tuple[int, float]:
+    """Index everything into a new SQLite file; (events, seconds of catching up)."""
+    config = IndexerConfig(reader=reader)
+    indexer = Indexer(make_engine(url, writer=True), chain_source(client), config)
+    indexer.prepare()
+    began = time.perf_counter()
+    progress = indexer.sync()
+    return progress.events, time.perf_counter() - began
+
+
+def _raw_decode(client: ChainClient) -> tuple[int, float]:
+    """Our read path alone (eth_getLogs + eth-abi decoding, no database)."""
+    source = chain_source(client)
+    head, start = source.head(), min(c.from_block for c in source.contracts)
+    began, count = time.perf_counter(), 0
+    while start <= head:
+        batch = source.read(start, head)
+        count += len(batch.events)
+        start = batch.stop + 1
+    return count, time.perf_counter() - began
+
+
+def _web3_baseline(client: ChainClient) -> tuple[int, float]:
+    """web3.py: eth.get_logs + contract event process_log, the same logs, same chunking."""
+    trace = client.contract("TeaTrace")
+    by_topic = {}
+    for entry in trace.abi:
+        if entry.get("type") == "event":
+            types = ",".join(i["type"] for i in entry["inputs"])
+            by_topic[keccak(text=f"{entry['name']}({types})")] = trace.events[entry["name"]]()
+    head = client.w3.eth.block_number
+    began, count = time.perf_counter(), 0
+    for start in range(0, head + 1, WEB3_CHUNK_BLOCKS):
+        logs = client.w3.eth.get_logs(
+            {"fromBlock": start, "toBlock": min(head, start + WEB3_CHUNK_BLOCKS - 1),
+             "address": trace.address}
+        )  # fmt: skip
+        for log in logs:
+            by_topic[bytes(log["topics"][0])].process_log(log)
+            count += 1
+    return count, time.perf_counter() - began
+
+
+def _profile_db(engine: Engine, farmers: int, seed: int = 11) -> list[bytes]:
+    """Write `farmers` farmers with a season of harvests each directly (no chain)."""
+    migrate(engine)
+    rng = random.Random(seed)
+    coops = [keccak(text=f"coop{i}")[:20] for i in range(max(1, farmers // 1200))]
+    ids = [keccak(text=f"bench-farmer-{i}") for i in range(farmers)]
+    spring = 1_773_000_000  # 2026-03-09, China spring flush
+    with engine.begin() as conn:
+        w = BulkWriter(conn)
+        w.add(Checkpoint, (1, 31337, b"\x00" * 32, 1, 1, b"\x11" * 32))
+        for n, farmer in enumerate(ids):
+            coop = coops[n % len(coops)]
+            plot = keccak(farmer + b"plot")
+            w.add(Farmer, (farmer, coop, None, 1, n, spring - 86400 * 400))
+            w.add(Plot, (plot, farmer, coop, 100 + rng.randrange(400), 1, plot, 1, n))
+            for k in range(8):  # one spring flush of pickings
+                lot = keccak(farmer + bytes([k]))
+                picked = spring + 86400 * (3 * k) + rng.randrange(86400)
+                grams = 5_000 + rng.randrange(30_000)
+                season = season_of(picked)
+                w.add(Harvest, (lot, farmer, plot, coop, grams, 1 + rng.randrange(5), picked,
+                                season, lot, 2 + k, n, picked + 3600))  # fmt: skip
+                w.add(HarvestYield, (lot, farmer, season, lot, grams // 5, 3 + k))
+                w.add(SaleShare, (3 + k, n, lot, farmer, coop, season, grams, grams * 3))
+            if n % 5000 == 4999:
+                w.flush()
+        w.flush()
+        recompute_aggregates(conn)
+    return ids
+
+
+def _reads(engine: Engine, ids: list[bytes], reads: int) -> tuple[float, float]:
+    """p50 and p99 of reading one profile (own read transaction each), in milliseconds."""
+    rng = random.Random(3)
+    timings = []
+    for farmer in (rng.choice(ids) for _ in range(reads)):
+        began = time.perf_counter()
+        with engine.connect() as conn, conn.begin():
+            load_profile(conn, farmer)
+        timings.append((time.perf_counter() - began) * 1000)
+    cuts = statistics.quantiles(timings, n=100)
+    return cuts[49], cuts[98]
+
+
+def run() -> list[dict[str, Any]]:
+    """Measure and return the result rows."""
+    events = _env_int("BENCH_EVENTS", 50_000)
+    farmers = _env_int("BENCH_FARMERS", 120_000)
+    reads = _env_int("BENCH_READS", 2_000)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-indexer-") as tmp:
+        node, client = _chain(Path(tmp), events)
+        try:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            n_ours, s_ours = _backfill(client, url)
+            n_proc, s_proc = _backfill(
+                client, f"sqlite:///{Path(tmp) / 'bench-process.db'}", "process"
+            )
+            n_web3, s_web3 = _web3_baseline(client)
+            n_raw, s_raw = _raw_decode(client)
+        finally:
+            node.stop()
+        ours, web3 = n_ours / s_ours, n_web3 / s_web3
+        raw = n_raw / s_raw
+        rows += [
+            {"benchmark": f"indexer backfill into SQLite, {n_ours:,} events (anvil)",
+             "value": round(ours), "unit": "events/s", "baseline": round(web3),
+             "ratio": round(ours / web3, 1)},
+            {"benchmark": "  same, with the forked reader process (--reader process)",
+             "value": round(n_proc / s_proc), "unit": "events/s", "baseline": round(web3),
+             "ratio": round(n_proc / s_proc / web3, 1)},
+            {"benchmark": "raw eth_getLogs + eth-abi decode, no database",
+             "value": round(raw), "unit": "events/s", "baseline": round(web3),
+             "ratio": round(raw / web3, 1)},
+            {"benchmark": "baseline: web3 get_logs + process_log, same logs",
+             "value": round(web3), "unit": "events/s"},
+        ]  # fmt: skip
+        stats = rebuild(make_engine(url), project_abis(client.artifacts))
+        rows.append({"benchmark": "rebuild derived tables from raw events (SQLite)",
+                     "value": round(stats.events_per_second), "unit": "events/s"})  # fmt: skip
+        profile_engine = make_engine(f"sqlite:///{Path(tmp) / 'profiles.db'}")
+        ids = _profile_db(profile_engine, farmers)
+        p50, p99 = _reads(profile_engine, ids, reads)
+        label = f"profile read at {farmers:,} farmers (rows generated, in-process)"
+        rows += [
+            {"benchmark": f"{label} p50", "value": round(p50, 2), "unit": "ms"},
+            {"benchmark": f"{label} p99", "value": round(p99, 2), "unit": "ms"},
+        ]
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)

@@ -1,0 +1,532 @@
+"""The indexer's main loop: read verified batches, write them atomically, follow reorgs.
+
+Each batch (raw events, derived rows, window hashes, checkpoint) is one database transaction,
+so a process killed at any instant restarts from the last committed checkpoint and ends in the
+same database as an uninterrupted run. Before every read the checkpoint's block hash is compared
+with the node's; on a mismatch the stored window of recent hashes finds the common ancestor,
+everything above it is deleted in one transaction and indexing resumes from there. A reorg below
+the window raises DeepReorgError before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.queues
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from chain.logs import DecodedLog, LogQueryError, RawLog
+from indexer.contracts import load_contracts, record_contracts
+from indexer.db import BulkWriter, WalCheckpointer, migrate, sqlite_path
+from indexer.errors import ChainMismatchError, DeepReorgError, IndexerError, UnstableChainError
+from indexer.models import Checkpoint, IndexedContract, RawEvent, WindowBlock
+from indexer.projections import Projector, rollback_derived
+from indexer.rebuild import replay_raw
+from indexer.source import Batch, ChainSource, ContractInfo
+
+log = logging.getLogger(__name__)
+ZERO_HASH = b"\x00" * 32
+
+
+@dataclass
+class IndexerConfig:
+    """How the indexer runs."""
+
+    window: int = 64  # unfinalized blocks whose hashes are kept for reorg handling
+    confirmations: int = 0  # stay this many blocks behind the head
+    poll_interval: float = 1.0  # seconds between head checks when following
+    # How batches are read: "inline" (read, then write: least CPU, fastest on a busy 2-core
+    # machine), "process" (a forked reader process decodes the next batch while this one is
+    # written: for idle multi-core hosts) or "thread".
+    reader: str = "inline"
+
+
+@dataclass
+class Progress:
+    """Where the indexer is, for progress bars and reports."""
+
+    start_block: int
+    checkpoint: int
+    head: int
+    events: int = 0
+    blocks: int = 0
+    batches: int = 0
+    reorgs: int = 0
+    rolled_back_blocks: int = 0
+    recovered_blocks: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def lag(self) -> int:
+        """Blocks between the checkpoint and the head."""
+        return max(0, self.head - self.checkpoint)
+
+    @property
+    def events_per_second(self) -> float:
+        """Events written per second since start."""
+        elapsed = time.perf_counter() - self.started
+        return self.events / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    """The committed checkpoint."""
+
+    number: int
+    hash: bytes
+    start_block: int
+
+
+def raw_row(event: DecodedLog) -> tuple[object, ...]:
+    """A raw_event row (column order of RawEvent) from a decoded log."""
+    lg = event.log
+    t = lg.topics
+    n = len(t)
+    return (
+        lg.block_hash, lg.log_index, lg.block_number, lg.block_timestamp, lg.tx_hash,
+        lg.tx_index, lg.address, t[0] if n > 0 else None, t[1] if n > 1 else None,
+        t[2] if n > 2 else None, t[3] if n > 3 else None, lg.data, event.name,
+    )  # fmt: skip
+
+
+class Indexer:
+    """Follows the project contracts of one chain into one database."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        source: ChainSource,
+        config: IndexerConfig | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.source = source
+        self.config = config or IndexerConfig()
+        self.on_progress = on_progress
+        self.projector = Projector()
+        self._cursor: _Cursor | None = None
+        self.progress: Progress | None = None
+        path = sqlite_path(engine)
+        self._checkpointer = WalCheckpointer(path) if path is not None else None
+
+    # -------------------------------------------------------------------------------- setup
+
+    def prepare(self) -> None:
+        """Migrate the schema, pin the chain, register contracts (backfilling late ones)."""
+        migrate(self.engine)
+        chain_id = self.source.chain_id()
+        genesis = self.source.header(0)
+        assert genesis is not None
+        with self.engine.begin() as conn:
+            cursor = _load_cursor(conn)
+            if cursor is None:
+                cursor = self._initialise(conn, chain_id, genesis.hash)
+            else:
+                _check_chain(conn, chain_id, genesis.hash)
+        self._cursor = cursor
+        self._adopt_contracts()
+        with self.engine.connect() as conn:
+            for contract in load_contracts(conn):  # clones announced earlier, old deployments
+                self.source.add_contract(contract)
+        assert self._cursor is not None
+        self.progress = Progress(self._cursor.start_block, self._cursor.number, self._cursor.number)
+
+    def _initialise(self, conn: Connection, chain_id: int, genesis: bytes) -> _Cursor:
+        """First run: checkpoint just before the earliest deployment."""
+        start = min((c.from_block for c in self.source.contracts), default=0)
+        before = start - 1
+        parent = self.source.header(before) if before >= 0 else None
+        parent_hash = parent.hash if parent else ZERO_HASH
+        conn.execute(
+            insert(Checkpoint).values(
+                id=1, chain_id=chain_id, genesis_hash=genesis, start_block=start,
+                block_number=before, block_hash=parent_hash,
+            )
+        )  # fmt: skip
+        if parent is not None:
+            conn.execute(
+                insert(WindowBlock).values(
+                    number=parent.number, hash=parent.hash, parent_hash=parent.parent_hash,
+                    timestamp=parent.timestamp,
+                )
+            )  # fmt: skip
+        return _Cursor(before, parent_hash, start)
+
+    def _adopt_contracts(self) -> None:
+        """Record new contracts; ones deployed at or below the checkpoint get their history."""
+        assert self._cursor is not None
+        with self.engine.connect() as conn:
+            known = {row[0] for row in conn.execute(select(IndexedContract.address))}
+        new = [c for c in self.source.contracts if c.address not in known]
+        if not new:
+            return
+        late = [c for c in new if c.from_block <= self._cursor.number]
+        events, clones = self._history(late, self._cursor.number) if late else ([], [])
+        with self.engine.begin() as conn:
+            record_contracts(conn, [*new, *clones])
+            if late:
+                writer = BulkWriter(conn)
+                writer.extend(RawEvent, (raw_row(e) for e in events))
+                writer.flush()
+                replay_raw(conn, self.source.abis)
+        if late:
+            log.info("backfilled %d events of %d newly deployed contracts", len(events), len(late))
+
+    def _history(
+        self, contracts: Sequence[ContractInfo], until: int
+    ) -> tuple[list[DecodedLog], list[ContractInfo]]:
+        """Logs of `contracts` (and their clones) up to `until`, checked against our chain."""
+        history = ChainSource(self.source.url, contracts, self.source.abis, bloom_check=False)
+        logs: list[RawLog] = []
+        clones: list[ContractInfo] = []
+        start = min(c.from_block for c in contracts)
+        while start <= until:
+            raw = history.read_raw(start, until)
+            logs.extend(raw.logs)
+            clones.extend(raw.discovered)
+            start = raw.stop + 1
+        logs = self._verified_history(logs)
+        for clone in clones:
+            self.source.add_contract(clone)
+        return [history.decoder.decode(lg) for lg in logs], clones
+
+    def _verified_history(self, logs: list[RawLog]) -> list[RawLog]:
+        """Stamp timestamps; refuse logs from blocks whose hash differs from what we stored."""
+        numbers = sorted({lg.block_number for lg in logs})
+        headers = {h.number: h for h in self.source.headers(numbers) if h is not None}
+        with self.engine.connect() as conn:
+            ours = dict(conn.execute(select(WindowBlock.number, WindowBlock.hash)).all())
+            ours.update(conn.execute(select(RawEvent.block_number, RawEvent.block_hash)).all())
+        out = []
+        for lg in logs:
+            header = headers.get(lg.block_number)
+            expected = ours.get(lg.block_number, lg.block_hash)
+            if header is None or header.hash != lg.block_hash or expected != lg.block_hash:
+                raise UnstableChainError(
+                    f"block {lg.block_number} changed while reading a new contract's history; "
+                    "run the indexer again"
+                )
+            out.append(lg._replace(block_timestamp=header.timestamp))
+        return out
+
+    # ------------------------------------------------------------------------------ running
+
+    def sync(self) -> Progress:
+        """Catch up with the head (minus confirmations), then return."""
+        if self._cursor is None:
+            self.prepare()
+        assert self.progress is not None
+        while True:
+            target = self.source.head() - self.config.confirmations
+            self.progress.head = target
+            self._check_tip()
+            assert self._cursor is not None
+            if self._cursor.number >= target:
+                self._report()
+                return self.progress
+            self._run_to(target)
+
+    def follow(self, stop: threading.Event | None = None) -> None:
+        """Keep following the head until `stop` is set."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            self.sync()
+            stop.wait(self.config.poll_interval)
+
+    def _run_to(self, target: int) -> None:
+        """Write batches from the checkpoint up to `target`; stop early at a fork change."""
+        assert self._cursor is not None
+        for batch in self._batches(self._cursor.number + 1, target):
+            if batch.parent_hash != self._cursor.hash:
+                return  # the node moved to another fork under us: _check_tip rolls back
+            self._write(batch)
+
+    def _batches(self, start: int, target: int) -> Iterator[Batch]:
+        """Batches in order, read ahead by a process or thread unless the reader is inline."""
+        if self.config.reader == "inline":
+            while start <= target:
+                batch = self.source.read(start, target)
+                yield batch
+                start = batch.stop + 1
+            return
+        reader: _Reader | _ProcessReader
+        if self.config.reader == "process":
+            reader = _ProcessReader(self.source, start, target)
+        else:
+            reader = _Reader(self.source, start, target)
+        try:
+            yield from reader
+        finally:
+            reader.close()
+
+    def _write(self, batch: Batch) -> None:
+        """One transaction: raw events, derived rows, window hashes, checkpoint."""
+        window_low = batch.stop - self.config.window
+        try:
+            with self.engine.begin() as conn:
+                writer = BulkWriter(conn)
+                writer.extend(RawEvent, (raw_row(e) for e in batch.events))
+                writer.flush()
+                self.projector.apply(conn, batch.events)
+                writer.extend(
+                    WindowBlock,
+                    ((h.number, h.hash, h.parent_hash, h.timestamp)
+                     for h in batch.headers if h.number >= window_low),
+                )  # fmt: skip
+                writer.flush()
+                record_contracts(conn, batch.discovered)
+                conn.execute(delete(WindowBlock).where(WindowBlock.number < window_low))  # type: ignore[arg-type]
+                tip = batch.headers[-1]
+                conn.execute(
+                    update(Checkpoint)
+                    .where(Checkpoint.id == 1)
+                    .values(  # type: ignore[arg-type]
+                        block_number=tip.number, block_hash=tip.hash
+                    )
+                )
+        except BaseException:
+            self.projector.reset()
+            raise
+        for clone in batch.discovered:
+            self.source.add_contract(clone)
+        if self._checkpointer is not None:
+            self._checkpointer.kick()
+        assert self._cursor is not None and self.progress is not None
+        self._cursor = _Cursor(tip.number, tip.hash, self._cursor.start_block)
+        p = self.progress
+        p.checkpoint = tip.number
+        p.events += len(batch.events)
+        p.blocks += batch.stop - batch.start + 1
+        p.batches += 1
+        p.recovered_blocks += batch.recovered_blocks
+        self._report()
+
+    def _report(self) -> None:
+        """Tell the progress callback."""
+        if self.on_progress is not None and self.progress is not None:
+            self.on_progress(self.progress)
+
+    # ------------------------------------------------------------------------------- reorgs
+
+    def _check_tip(self) -> None:
+        """Compare the checkpoint's hash with the node's; roll back on a mismatch."""
+        assert self._cursor is not None
+        if self._cursor.number < 0:
+            return
+        node = self.source.header(self._cursor.number)
+        if node is not None and node.hash == self._cursor.hash:
+            return
+        self._rollback()
+
+    def _rollback(self) -> None:
+        """Find the common ancestor in the window and delete everything above it."""
+        assert self._cursor is not None and self.progress is not None
+        with self.engine.connect() as conn:
+            stored = conn.execute(
+                select(WindowBlock.number, WindowBlock.hash).order_by(WindowBlock.number.desc())  # type: ignore[attr-defined]
+            ).all()
+        node = self.source.headers([n for n, _ in stored])
+        ancestor = next(
+            (
+                (n, h)
+                for (n, h), found in zip(stored, node, strict=True)
+                if found and found.hash == h
+            ),
+            None,
+        )
+        if ancestor is None:
+            low = stored[-1][0] if stored else self._cursor.number
+            raise DeepReorgError(self._cursor.number, low, self.config.window)
+        number, block_hash = ancestor
+        with self.engine.begin() as conn:
+            conn.execute(delete(RawEvent).where(RawEvent.block_number > number))  # type: ignore[arg-type]
+            rollback_derived(conn, number)
+            conn.execute(delete(WindowBlock).where(WindowBlock.number > number))  # type: ignore[arg-type]
+            conn.execute(
+                delete(IndexedContract).where(
+                    IndexedContract.parent.is_not(None),  # type: ignore[union-attr]
+                    IndexedContract.from_block > number,  # type: ignore[arg-type]
+                )
+            )
+            contracts = load_contracts(conn)
+            conn.execute(
+                update(Checkpoint)
+                .where(Checkpoint.id == 1)
+                .values(  # type: ignore[arg-type]
+                    block_number=number, block_hash=block_hash
+                )
+            )
+        self.projector.reset()
+        self.source.set_contracts(contracts)
+        depth = self._cursor.number - number
+        log.warning("chain reorganised: rolled back %d blocks to block %d", depth, number)
+        self.progress.reorgs += 1
+        self.progress.rolled_back_blocks += depth
+        self.progress.checkpoint = number
+        self._cursor = _Cursor(number, block_hash, self._cursor.start_block)
+
+
+class _Reader:
+    """Reads batches in a background thread, a couple ahead of the writer."""
+
+    _DONE = object()
+
+    def __init__(self, source: ChainSource, start: int, target: int, depth: int = 2) -> None:
+        self._source = source
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(start, target), name="indexer-reader", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, start: int, target: int) -> None:
+        """Producer loop."""
+        try:
+            while start <= target and not self._stop.is_set():
+                batch = self._source.read(start, target)
+                self._put(batch)
+                start = batch.stop + 1
+            self._put(self._DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+
+    def _put(self, item: object) -> None:
+        """Queue an item unless stopped."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[Batch]:
+        """Batches until the target; a reader exception is raised here."""
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, Batch)
+            yield item
+
+    def close(self) -> None:
+        """Stop the producer and wait for it."""
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout=30)
+
+
+class _ProcessReader:
+    """Reads and decodes batches in a forked process; this process only projects and writes.
+
+    Fetching, JSON parsing and decoding hold the GIL, so a thread cannot overlap them with the
+    writer: a process can. Batches cross as plain tuples.
+    """
+
+    def __init__(self, source: ChainSource, start: int, target: int, depth: int = 3) -> None:
+        self._source = source
+        ctx = multiprocessing.get_context("fork")
+        self._queue: multiprocessing.queues.Queue[Any] = ctx.Queue(maxsize=depth)
+        self._proc = ctx.Process(
+            target=_read_loop, args=(source, start, target, self._queue, os.getpid()), daemon=True
+        )
+        self._proc.start()
+
+    def __iter__(self) -> Iterator[Batch]:
+        """Decoded batches until the target; a reader failure is raised here."""
+        while True:
+            try:
+                kind, payload = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                if not self._proc.is_alive():
+                    raise UnstableChainError(
+                        f"the log reader process died (exit code {self._proc.exitcode})"
+                    ) from None
+                continue
+            if kind == "done":
+                return
+            if kind == "error":
+                raise _reraise(*payload)
+            batch = Batch.from_wire(payload)
+            self._source.recovered_total += batch.recovered_blocks
+            yield batch
+
+    def close(self) -> None:
+        """Stop the reader process."""
+        if self._proc.is_alive():
+            self._proc.terminate()
+        self._proc.join(timeout=10)
+        self._queue.close()
+        self._queue.cancel_join_thread()
+
+
+def _read_loop(
+    source: ChainSource, start: int, target: int, out: Any, parent: int
+) -> None:  # pragma: no cover - runs in the forked reader process
+    """Reader process body: read raw batches and send them until the target or an error."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    source.reconnect()
+
+    def send(item: tuple[str, Any]) -> None:
+        while True:
+            try:
+                out.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if os.getppid() != parent:  # the indexer died: do not linger
+                    os._exit(0)
+
+    try:
+        while start <= target:
+            batch = source.read(start, target)
+            send(("batch", batch.to_wire()))
+            start = batch.stop + 1
+        send(("done", None))
+    except BaseException as exc:
+        send(("error", (type(exc).__name__, str(exc))))
+    out.close()
+    out.join_thread()
+
+
+def _reraise(kind: str, message: str) -> Exception:
+    """Rebuild a reader process's exception on this side."""
+    if kind in ("LogQueryError", "RpcError", "RangeTooLargeError"):
+        return LogQueryError(message)
+    if kind == "UnstableChainError":
+        return UnstableChainError(message)
+    return IndexerError(f"log reader failed: {kind}: {message}")
+
+
+def _load_cursor(conn: Connection) -> _Cursor | None:
+    """The stored checkpoint, if any."""
+    row = conn.execute(
+        select(Checkpoint.block_number, Checkpoint.block_hash, Checkpoint.start_block)
+    ).first()
+    return _Cursor(row[0], row[1], row[2]) if row else None
+
+
+def _check_chain(conn: Connection, chain_id: int, genesis: bytes) -> None:
+    """Refuse a database filled from another chain."""
+    row = conn.execute(select(Checkpoint.chain_id, Checkpoint.genesis_hash)).one()
+    if row[0] != chain_id or row[1] != genesis:
+        raise ChainMismatchError(
+            f"this database was indexed from chain {row[0]} (genesis 0x{row[1].hex()[:12]}..), "
+            f"but the node serves chain {chain_id} (genesis 0x{genesis.hex()[:12]}..). "
+            "Use another --database-url for this chain, or delete the database to start over."
+        )

@@ -1,0 +1,1 @@
+"""Alembic migrations of the indexer's tables (applied by indexer.db.migrate)."""

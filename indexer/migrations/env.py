@@ -1,0 +1,38 @@
+"""Alembic environment of the indexer: runs on the connection `indexer.db.migrate` passes in."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from indexer.db import VERSION_TABLE
+from indexer.migrations.env_filter import ours
+from indexer.models import metadata
+
+config = context.config
+
+
+def _run(connection: object) -> None:
+    """Configure Alembic on a connection and run the migrations."""
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=VERSION_TABLE,
+        render_as_batch=True,  # SQLite alters tables by copying them
+        compare_type=True,
+        include_object=ours,  # other packages may keep their tables in the same database
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:  # `alembic -x url=... revision --autogenerate` from the command line
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
+        "sqlalchemy.url"
+    )
+    with create_engine(str(url)).connect() as conn:
+        _run(conn)
+        conn.commit()

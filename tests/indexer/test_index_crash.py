@@ -1,0 +1,100 @@
+"""kill -9 at random moments, restart: the database ends exactly as after a clean run."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from chain.config import PROJECT_ROOT
+from indexer import workload
+from indexer.db import make_engine
+from indexer.runner import index_once
+from tests.indexer._support import IndexedChain, dump, start_chain
+
+pytestmark = [pytest.mark.node, pytest.mark.slow]
+KILLS = 3
+
+
+@pytest.fixture(scope="module")
+def busy_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexedChain]:
+    """The scenario plus ~60 blocks of harvest batches: enough for a kill to land mid-way."""
+    chain = start_chain(tmp_path_factory.mktemp("busy"))
+    system = workload.deploy_tea(chain.client)
+    farmers = workload.register_farmers(system, 60, seed=9)
+    workload.send_harvests(system, workload.harvest_records(farmers, 40, seed=9), batch=40)
+    yield chain
+    chain.node.stop()
+
+
+def _command(url: str) -> list[str]:
+    """The indexer as its own process, one block per batch (many commits to land in)."""
+    return [
+        sys.executable,
+        "-m",
+        "indexer",
+        "index",
+        "--database-url",
+        url,
+        "--max-range",
+        "1",
+        "--quiet",
+    ]
+
+
+def _env(chain: IndexedChain) -> dict[str, str]:
+    """Point the subprocess at the test chain and its deployment registry."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "TEALEDGER_BACKEND": "anvil",
+        "TEALEDGER_PORT": str(chain.node.port),
+        "TEALEDGER_DATA_DIR": str(chain.data_dir),
+    }
+
+
+def _checkpoint(url: str) -> int:
+    """Committed checkpoint (-1 before the first commit)."""
+    try:
+        with make_engine(url).connect() as conn:
+            return int(
+                conn.execute(text("SELECT block_number FROM indexer_checkpoint")).scalar() or -1
+            )
+    except Exception:
+        return -1
+
+
+def test_kill_9_at_random_points_then_restart(
+    busy_chain: IndexedChain, db_url: str, tmp_path: Path
+) -> None:
+    chain = busy_chain
+    clean = f"sqlite:///{tmp_path / 'clean.db'}"
+    index_once(chain.client, clean)
+    head = chain.client.w3.eth.block_number
+    rng = random.Random(os.environ.get("CRASH_SEED", "4"))
+    landed = []
+    for _ in range(KILLS):
+        proc = subprocess.Popen(_command(db_url), env=_env(chain), start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        deadline = time.monotonic() + 30
+        start = _checkpoint(db_url)
+        while _checkpoint(db_url) <= start and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # wait for the first commit of this run, then kill at random
+        time.sleep(rng.uniform(0.0, 0.6))
+        os.killpg(proc.pid, signal.SIGKILL)  # the indexer and its reader process
+        proc.wait()
+        landed.append(_checkpoint(db_url))
+    assert any(0 < cp < head for cp in landed), f"no kill landed mid-way: {landed} of {head}"
+    finish = subprocess.run(
+        _command(db_url), env=_env(chain), capture_output=True, text=True, timeout=120
+    )
+    assert finish.returncode == 0, finish.stderr
+    assert dump(db_url) == dump(clean)
