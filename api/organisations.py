@@ -18,10 +18,14 @@ def keystore_path(keystore_dir: Path, org_id: int) -> Path:
 
 
 def create_organisation(
-    session: Session, body: OrganisationCreate, keystore_dir: Path, password: str
+    session: Session,
+    body: OrganisationCreate,
+    keystore_dir: Path,
+    password: str,
+    private_key: bytes | None = None,
 ) -> tuple[Organisation, NewKey]:
-    """Create the organisation with a new chain key (encrypted at rest) and a first API key."""
-    account = Account.create()
+    """Create the organisation with a chain key (new unless given, encrypted at rest) and a key."""
+    account = Account.from_key(private_key) if private_key else Account.create()
     org = Organisation(name=body.name, role=body.role, chain_address=account.address)
     session.add(org)
     session.flush()  # assigns the id used to name the keystore

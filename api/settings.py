@@ -22,8 +22,9 @@ class ApiSettings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = Field(
-        default=f"sqlite:///{PROJECT_ROOT / '.tealedger' / 'tealedger.db'}",
+        default="",
         validation_alias=AliasChoices("DATABASE_URL", "TEALEDGER_DATABASE_URL"),
+        description="SQLAlchemy URL; empty means tealedger.db in the data dir (the indexer's)",
     )
     data_dir: Path = Field(default_factory=lambda: PROJECT_ROOT / ".tealedger")
     org_keystore_password: SecretStr = SecretStr(DEV_KEYSTORE_PASSWORD)
@@ -33,6 +34,13 @@ class ApiSettings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=1)
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
     public_base_url: str = "http://127.0.0.1:8000"
+
+    @model_validator(mode="after")
+    def _database_in_data_dir(self) -> ApiSettings:
+        """Default to the indexer's database file, so reads see what it indexed."""
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'tealedger.db'}"
+        return self
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> ApiSettings:

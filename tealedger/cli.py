@@ -120,16 +120,48 @@ def demo(
     port: PortOpt = None,
     farmers: Annotated[int, typer.Option(help="Farmers in the region", min=1)] = 300,
     seed: Annotated[int, typer.Option(help="Generator seed (same seed, same season)")] = 2026,
+    serve_port: Annotated[int, typer.Option(help="Port of the HTTP service")] = 8000,
 ) -> None:
-    """Start the local node, deploy, and run a tea season on it (re-runs continue, never dup)."""
+    """Start the local node, deploy, run a tea season, index it and serve every audience."""
+    from api.settings import ApiSettings
     from tealedger.demo import run_season, summary_table
+    from tealedger.demo_service import demo_logins, index_chain, start_service
 
     client = ChainClient(settings_from(backend, port))
     client.node.start()
     _print_deployments(client, deploy_system(client))
     _, summary = run_season(client, farmers, seed, out)
     out.print(summary_table(summary))
-    out.print(f"node left running at {client.node.url}; stop it with `tealedger node stop`")
+    api_settings = ApiSettings(data_dir=client.settings.data_dir)
+    progress = index_chain(client, api_settings)
+    out.print(f"indexed {progress.events:,} events to block {progress.checkpoint:,}")
+    url = start_service(api_settings, client.settings, serve_port)
+    _print_logins(url, demo_logins(client, api_settings))
+    out.print(f"node at {client.node.url}; stop it with `tealedger node stop`")
+
+
+@app.command()
+def stop(backend: BackendOpt = None, port: PortOpt = None) -> None:
+    """Stop what `tealedger demo` left running: the HTTP service and the local node."""
+    from api.settings import ApiSettings
+    from tealedger.demo_service import stop_service
+
+    client = ChainClient(settings_from(backend, port))
+    if stop_service(ApiSettings(data_dir=client.settings.data_dir)):
+        out.print("service stopped")
+    client.node.stop()
+    out.print(f"{client.node.backend} node stopped")
+
+
+def _print_logins(url: str, logins: list) -> None:
+    """Where the service runs and a key per audience (new keys every run)."""
+    table = Table(title=f"service at {url}  (API docs {url}/docs)")
+    for column in ("audience", "organisation", "API key (X-API-Key / page login)"):
+        table.add_column(column)
+    for login in logins:
+        table.add_row(login.role, login.name, login.api_key)
+    out.print(table)
+    out.print(f"cooperative pages: {url}/login · public trace: {url}/trace/<lot id>")
 
 
 def main() -> None:

@@ -30,3 +30,38 @@ def test_season_is_idempotent_and_traceable(anvil_node: ProcessNode, tmp_path):
     lineage = LineageReader.from_client(client).trace(sold_lot)
     batch = region.season.batches[0]
     assert {h.lot for h in lineage.harvests()} == {region.lot_ids[i] for i in batch.harvests}
+
+
+@needs_node()
+@pytest.mark.node
+def test_demo_indexes_gives_logins_and_serves(anvil_node: ProcessNode, tmp_path):
+    import httpx
+
+    from api.settings import ApiSettings
+    from chain.nodes import free_port
+    from tealedger.demo_service import (
+        demo_logins,
+        index_chain,
+        start_service,
+        stop_service,
+    )
+
+    client = client_for(anvil_node, tmp_path)
+    deploy_system(client)
+    _, summary = run_season(client, farmers=3, seed=9, console=Console(quiet=True))
+    settings = ApiSettings(data_dir=tmp_path, environment="test")
+    progress = index_chain(client, settings)
+    assert progress.events > summary.harvests
+    first, second = demo_logins(client, settings), demo_logins(client, settings)
+    assert [x.role for x in first] == [x.role for x in second]
+    assert {x.api_key for x in first}.isdisjoint({x.api_key for x in second})
+    url = start_service(settings, client.settings, free_port())
+    try:
+        admin = next(x for x in second if x.role == "admin")
+        orgs = httpx.get(f"{url}/admin/organisations", headers={"X-API-Key": admin.api_key})
+        assert orgs.json()["total"] == 7
+        lot = "0x" + summary.made_lots[0].hex()
+        assert httpx.get(f"{url}/public/lots/{lot}/trace").json()["kind"] == "made_tea"
+    finally:
+        assert stop_service(settings)
+    assert not stop_service(settings)
