@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from chain.client import ChainClient
-from simulation.season import Season, generate
+from simulation.season import FLUSHES, Season, generate
 from traceability import contracts
 from traceability.ids import farmer_id, output_data_hash, plot_id, text_hash
 from traceability.models import (
@@ -329,12 +329,18 @@ def _sell(
     _gas(sender.wait(sender.send_many(calls)), summary)
 
 
+def latest_full_season(now: datetime) -> int:
+    """The latest year whose autumn flush is over (no record may be dated in the future)."""
+    (month, day) = FLUSHES["autumn"][1]
+    return now.year if (now.month, now.day) > (month, day) else now.year - 1
+
+
 def run_season(
     client: ChainClient, farmers: int, seed: int, console: Console
 ) -> tuple[Region, SeasonSummary]:
     """Generate the season and put it on chain (idempotently)."""
     started = time.perf_counter()
-    year = datetime.now(UTC).year - 1  # last year's full season: nothing dated in the future
+    year = latest_full_season(datetime.now(UTC))
     season = generate(farmers=farmers, seed=seed, year=year)
     region = region_of(season)
     summary = SeasonSummary()

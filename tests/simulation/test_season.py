@@ -44,3 +44,11 @@ def test_identity_numbers_are_unique_and_synthetic():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="at least one farmer"):
         generate(0)
+
+
+def test_demo_uses_the_latest_finished_season():
+    from tealedger.demo import latest_full_season
+
+    assert latest_full_season(datetime(2026, 11, 28, tzinfo=UTC)) == 2026
+    assert latest_full_season(datetime(2026, 10, 25, tzinfo=UTC)) == 2025
+    assert latest_full_season(datetime(2027, 3, 1, tzinfo=UTC)) == 2026
