@@ -131,6 +131,8 @@ class ValidAt(BaseModel):
     chain_id: int
     block_number: int
     block_hash: str
+    timestamp: datetime | None = None
+    """The block's timestamp (None if the indexer no longer holds the block's header)."""
 
 
 class FarmerProfile(BaseModel):
@@ -216,6 +218,9 @@ def load_profile(conn: Connection, farmer: bytes) -> FarmerProfile:
         for s, acc in sorted(seasons.items(), key=lambda x: season_sort_key(x[0]))
     ]
     first = datetime.fromtimestamp(row.block_timestamp, UTC)
+    valid_ts = conn.execute(
+        select(WindowBlock.timestamp).where(WindowBlock.number == checkpoint.block_number)  # type: ignore[arg-type]
+    ).scalar()
     last = datetime.fromtimestamp(max(last_ts or 0, row.block_timestamp), UTC)
     return FarmerProfile(
         farmer=_hex(farmer),
@@ -240,6 +245,7 @@ def load_profile(conn: Connection, farmer: bytes) -> FarmerProfile:
             chain_id=checkpoint.chain_id,
             block_number=checkpoint.block_number,
             block_hash=_hex(checkpoint.block_hash),
+            timestamp=None if valid_ts is None else datetime.fromtimestamp(valid_ts, UTC),
         ),
     )
 

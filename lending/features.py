@@ -5,28 +5,41 @@ the farmer's profile (harvests, grades, plots, sales, quality attestations, reca
 Protected attributes (gender, ethnicity, age, village) are never read here; they exist only in
 the fairness report (lending/fairness.py) over simulated populations.
 
-`features_from_profile` accepts a Mapping or any object with attributes of these names (the
-pydantic `FarmerProfile` of indexer/profiles.py once it exists):
+`features_from_profile` accepts the indexer's `FarmerProfile` (indexer/profiles.py; also as its
+JSON mapping, recognised by its `valid_at` key), which is first flattened by
+`profile_fields`, or a flat Mapping / object with these fields (simulations and tests):
 
 ========================== ============================================================
-field                      meaning
+field                      meaning (from FarmerProfile)
 ========================== ============================================================
-farmer_id                  bytes32 pseudonymous id, 0x-hex (or 32 raw bytes)
-block_number               block the profile was built at (int >= 0)
-block_hash                 hash of that block, 0x-hex (or 32 raw bytes)
-as_of                      date of that block (date, datetime or ISO string)
-registered_at              date the cooperative registered the farmer (same types)
-plot_area_centi_mu         total area of the farmer's registered plots, 0.01 mu, > 0
-harvest_grams_by_grade     {grade 1..5: fresh-leaf grams picked in the 12 months to as_of}
-harvest_grams_prior_12m    fresh-leaf grams picked in the 12 months before that
-monthly_sale_income_fen    12 ints: verified sale income per month, oldest first, ending
-                           with the month of as_of (sales recorded by TeaTrace.sell)
-quality_failures_24m       failed quality attestations of the farmer's lots, 24 months
-recalled_lots_24m          recalled lots that contain the farmer's leaf, 24 months
-loans_repaid_on_time       earlier loans repaid with no installment past due
-max_days_past_due_24m      worst days past due on any installment, 24 months (0 if none)
-outstanding_principal_fen  principal currently owed to all lenders on the platform
+farmer_id                  bytes32 pseudonymous id, 0x-hex (`farmer`)
+block_number               block the profile was built at (`valid_at.block_number`)
+block_hash                 hash of that block, 0x-hex (`valid_at.block_hash`)
+as_of                      date of that block in China time (`valid_at.timestamp`)
+registered_at              date the cooperative registered the farmer (`first_activity`,
+                           the timestamp of `registered_block`)
+plot_area_centi_mu         total area of the farmer's plots, 0.01 mu, > 0
+                           (`total_area_mu` x 100, must be whole)
+harvest_grams_by_grade     {grade 1..5: fresh-leaf grams} of the 4 seasons ending with the
+                           season of as_of (`grade_mix` of those seasons)
+harvest_grams_prior_12m    fresh-leaf grams of the 4 seasons before those (5-8 back)
+seasonal_sale_income_fen   4 ints: verified sale income per season, oldest first, ending
+                           with the season of as_of (`sale_income_fen` of each season)
+quality_failures_24m       failed quality attestations, the 8 seasons to as_of
+recalled_lots_24m          recalls of lots with the farmer's leaf, the 8 seasons to as_of
+loans_repaid_on_time       closed loans with no late repayment, a lower bound from the
+                           credit history: min(on-time repayments, loans - open - defaulted
+                           - late repayments); lifetime
+max_days_past_due_24m      worst days past due on any loan (`credit.max_days_past_due`,
+                           lifetime: the profile has no 24-month window, so never lower)
+outstanding_principal_fen  owed on the platform now (`credit.outstanding_fen`: what the
+                           escrows say is due on open loans, interest included)
 ========================== ============================================================
+
+Seasons are the indexer's calendar flushes in China time (indexer.seasons: spring, summer,
+autumn, winter), counted back from the season of as_of whether or not the farmer was active
+in them; "12 months" is 4 seasons and "24 months" 8 seasons. A profile whose credit history
+is not available (no LoanFactory indexed) is refused: current loans would be unknown.
 
 Every missing or invalid field is refused with a `ProfileDataError` naming the field and what
 to fix; no value is ever guessed.
@@ -40,13 +53,16 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lending.errors import LendingError
+
+if TYPE_CHECKING:
+    from indexer.profiles import FarmerProfile
 
 PROTECTED_ATTRIBUTES: tuple[str, ...] = ("gender", "ethnicity", "age", "age_band", "village")
 """Never inputs of a credit decision; only the fairness report groups by them."""
@@ -55,12 +71,17 @@ PREMIUM_GRADES: frozenset[int] = frozenset({1, 2})
 """TeaTrace grade codes 1 (special grade, 特级) and 2 (first grade, 一级)."""
 
 MAX_GRADE = 5
-MONTHS = 12
+SEASONS_PER_YEAR = 4
+"""Spring, summer, autumn and winter flushes (indexer.seasons)."""
+SEASON_NAMES: tuple[str, ...] = ("spring", "summer", "autumn", "winter")
+CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 MAX_TREND_BPS = 20_000
 MIN_TREND_BPS = -10_000
 MAX_EXPOSURE_RATIO_BPS = 100_000
-MAX_CV_BPS = round(math.sqrt(MONTHS - 1) * 10_000)
-"""Coefficient of variation of 12 months with all income in one month (and of no income)."""
+MAX_CV_BPS = round(math.sqrt(SEASONS_PER_YEAR - 1) * 10_000)
+"""Coefficient of variation of 4 seasons with all income in one season (and of no income)."""
+MAX_V1_CV_BPS = round(math.sqrt(12 - 1) * 10_000)
+"""The same for the 12 monthly incomes of scorecard v1: the bound of stored v1 decisions."""
 
 _HEX32 = re.compile(r"^0x[0-9a-f]{64}$")
 
@@ -108,8 +129,8 @@ class CreditFeatures(BaseModel):
 
     trailing_sale_income_fen: int = Field(ge=0)
     """Verified sale income in the 12 months to as_of."""
-    sale_income_cv_bps: int = Field(ge=0, le=MAX_CV_BPS)
-    """Coefficient of variation of the 12 monthly incomes (x10,000): how concentrated sales are."""
+    sale_income_cv_bps: int = Field(ge=0, le=MAX_V1_CV_BPS)
+    """Coefficient of variation of the 4 seasonal incomes (x10,000): how concentrated sales are."""
     trailing_fresh_leaf_kg: int = Field(ge=0)
     """Fresh leaf picked in the 12 months to as_of."""
     fresh_leaf_trend_bps: int = Field(ge=MIN_TREND_BPS, le=MAX_TREND_BPS)
@@ -191,8 +212,8 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
     ),
     FeatureSpec(
         "sale_income_cv_bps", Direction.LOWER_IS_BETTER, Unit.BPS,
-        "CONCENTRATED_SALES", "month-to-month variability of sale income",
-        "月度销售收入波动系数",
+        "CONCENTRATED_SALES", "season-to-season variability of sale income",
+        "各茶季销售收入波动系数",
     ),
     FeatureSpec(
         "trailing_fresh_leaf_kg", Direction.HIGHER_IS_BETTER, Unit.KG,
@@ -259,7 +280,8 @@ def feature_values(features: CreditFeatures) -> dict[str, int]:
 
 def snapshot_from_profile(profile: Mapping[str, Any] | object) -> ProfileSnapshot:
     """Features and chain reference of a profile; ProfileDataError on missing/invalid data."""
-    reader = _Reader(profile)
+    indexed = _as_farmer_profile(profile)
+    reader = _Reader(profile_fields(indexed) if indexed is not None else profile)
     farmer = reader.hex32("farmer_id")
     reader.farmer_id = farmer
     as_of = reader.day("as_of")
@@ -286,7 +308,7 @@ def _features(reader: _Reader, as_of: date) -> CreditFeatures:
     area = reader.count("plot_area_centi_mu")
     if area == 0:
         raise ProfileDataError("plot_area_centi_mu", "is 0; register the plots", reader.farmer_id)
-    monthly = reader.monthly("monthly_sale_income_fen")
+    seasonal = reader.seasonal("seasonal_sale_income_fen")
     registered = reader.day("registered_at")
     if registered > as_of:
         raise ProfileDataError(
@@ -294,8 +316,8 @@ def _features(reader: _Reader, as_of: date) -> CreditFeatures:
         )
     premium = sum(g for grade, g in grades.items() if grade in PREMIUM_GRADES)
     values = {
-        "trailing_sale_income_fen": sum(monthly),
-        "sale_income_cv_bps": income_cv_bps(monthly),
+        "trailing_sale_income_fen": sum(seasonal),
+        "sale_income_cv_bps": income_cv_bps(seasonal),
         "trailing_fresh_leaf_kg": grams // 1000,
         "fresh_leaf_trend_bps": trend_bps(grams, prior),
         "premium_grade_share_bps": premium * 10_000 // grams if grams else 0,
@@ -317,14 +339,14 @@ def _features(reader: _Reader, as_of: date) -> CreditFeatures:
         ) from None
 
 
-def income_cv_bps(monthly: Sequence[int]) -> int:
-    """Population coefficient of variation of monthly income, x10,000 (max when no income)."""
-    total = sum(monthly)
+def income_cv_bps(incomes: Sequence[int]) -> int:
+    """Population coefficient of variation of per-period income, x10,000 (max when no income)."""
+    total = sum(incomes)
     if total == 0:
         return MAX_CV_BPS
-    n = len(monthly)
+    n = len(incomes)
     # CV = sqrt(n * sum(x^2) - total^2) / total, exactly up to the final square root.
-    spread = math.isqrt((n * sum(x * x for x in monthly) - total * total) * 10_000**2)
+    spread = math.isqrt((n * sum(x * x for x in incomes) - total * total) * 10_000**2)
     return min(spread // total, MAX_CV_BPS)
 
 
@@ -342,6 +364,113 @@ def months_between(start: date, end: date) -> int:
     if end.day < start.day:
         months -= 1
     return max(months, 0)
+
+
+# ----------------------------------------------------------------------------- indexed profile
+
+
+def _as_farmer_profile(profile: object) -> FarmerProfile | None:
+    """The indexer's FarmerProfile if `profile` is one (or its JSON mapping), else None."""
+    from indexer.profiles import FarmerProfile
+
+    if isinstance(profile, FarmerProfile):
+        return profile
+    if isinstance(profile, Mapping) and "valid_at" in profile:
+        try:
+            return FarmerProfile.model_validate(profile)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = ".".join(str(p) for p in first["loc"]) or "<profile>"
+            farmer = profile.get("farmer")
+            raise ProfileDataError(
+                name, f"is invalid: {first['msg']}", farmer if isinstance(farmer, str) else None
+            ) from None
+    return None
+
+
+def season_index(season: str) -> int:
+    """A season name ('2026-spring') as a running count of seasons (consecutive seasons +1)."""
+    year, _, name = season.partition("-")
+    return int(year) * SEASONS_PER_YEAR + SEASON_NAMES.index(name)
+
+
+def season_name(index: int) -> str:
+    """Inverse of season_index."""
+    year, k = divmod(index, SEASONS_PER_YEAR)
+    return f"{year}-{SEASON_NAMES[k]}"
+
+
+def profile_fields(profile: FarmerProfile) -> dict[str, Any]:
+    """The flat fields of the module docstring from the indexer's FarmerProfile."""
+    from indexer.seasons import season_of
+
+    farmer = profile.farmer
+    valid_at = profile.valid_at
+    if valid_at.timestamp is None:
+        raise ProfileDataError(
+            "valid_at.timestamp", "is missing (the block is no longer in the indexer's window)",
+            farmer,
+        )
+    if not profile.credit.available:
+        raise ProfileDataError(
+            "credit.available", "is false: no LoanFactory is indexed, so current loans are "
+            "unknown", farmer,
+        )  # fmt: skip
+    area = profile.total_area_mu * 100
+    if area != area.to_integral_value():
+        raise ProfileDataError(
+            "total_area_mu", f"{profile.total_area_mu} is not a whole number of 0.01 mu", farmer
+        )
+    current = season_index(season_of(int(valid_at.timestamp.timestamp())))
+    by_season = {}
+    for figures in profile.seasons:
+        try:
+            by_season[season_index(figures.season)] = figures
+        except (ValueError, IndexError):
+            raise ProfileDataError(
+                "seasons", f"has season {figures.season!r}, not YEAR-spring/summer/autumn/winter",
+                farmer,
+            ) from None
+    if max(by_season, default=current) > current:
+        raise ProfileDataError(
+            "seasons", f"has a season after {season_name(current)}, the season of valid_at", farmer
+        )
+
+    def back(first: int, last: int) -> list[Any]:
+        """Figures of the seasons `first`..`last` back (1 = the season of as_of), oldest first."""
+        found = (by_season.get(current + 1 - k) for k in range(last, first - 1, -1))
+        return [f for f in found if f is not None]
+
+    trailing = back(1, SEASONS_PER_YEAR)
+    grades: dict[int, int] = {}
+    for figures in trailing:
+        for g in figures.grade_mix:
+            grades[g.grade] = grades.get(g.grade, 0) + g.grams
+    incomes = [
+        by_season[i].sale_income_fen if i in by_season else 0
+        for i in range(current + 1 - SEASONS_PER_YEAR, current + 1)
+    ]
+    two_years = back(1, 2 * SEASONS_PER_YEAR)
+    credit = profile.credit
+    closed = credit.loans - credit.open_loans - credit.defaults - credit.late_repayments
+    return {
+        "farmer_id": farmer,
+        "block_number": valid_at.block_number,
+        "block_hash": valid_at.block_hash,
+        "as_of": valid_at.timestamp.astimezone(CHINA_TZ).date(),
+        "registered_at": profile.first_activity.astimezone(CHINA_TZ).date(),
+        "plot_area_centi_mu": int(area),
+        "harvest_grams_by_grade": grades,
+        "harvest_grams_prior_12m": sum(
+            f.fresh_leaf_grams for f in back(SEASONS_PER_YEAR + 1, 2 * SEASONS_PER_YEAR)
+        ),
+        "seasonal_sale_income_fen": incomes,
+        "quality_failures_24m": sum(f.quality_failures for f in two_years),
+        "recalled_lots_24m": sum(f.recalls for f in two_years),
+        "loans_repaid_on_time": max(0, min(credit.on_time_repayments, closed)),
+        "max_days_past_due_24m": credit.max_days_past_due,
+        "outstanding_principal_fen": credit.outstanding_fen,
+    }
 
 
 class _Reader:
@@ -405,13 +534,14 @@ class _Reader:
                 pass
         raise self.fail(name, f"must be a date (YYYY-MM-DD), got {value!r}")
 
-    def monthly(self, name: str) -> list[int]:
-        """Exactly 12 non-negative ints of fen."""
+    def seasonal(self, name: str) -> list[int]:
+        """Exactly 4 non-negative ints of fen."""
         value = self.raw(name)
+        n = SEASONS_PER_YEAR
         if not isinstance(value, Sequence) or isinstance(value, str | bytes):
-            raise self.fail(name, f"must be a list of {MONTHS} amounts in fen")
-        if len(value) != MONTHS:
-            raise self.fail(name, f"must hold {MONTHS} monthly amounts, got {len(value)}")
+            raise self.fail(name, f"must be a list of {n} amounts in fen")
+        if len(value) != n:
+            raise self.fail(name, f"must hold {n} seasonal amounts, got {len(value)}")
         return [self._int(v, f"{name}[{i}]") for i, v in enumerate(value)]
 
     def grade_grams(self, name: str) -> dict[int, int]:

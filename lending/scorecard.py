@@ -42,7 +42,7 @@ from lending.features import (
 
 SCHEMA = "tealedger.scorecard/1"
 MODEL_DIR = Path(__file__).with_name("model")
-DEFAULT_MODEL_FILE = MODEL_DIR / "scorecard-v1.json"
+DEFAULT_MODEL_FILE = MODEL_DIR / "scorecard-v2.json"
 MIN_IV = 0.02
 MAX_BINS = 6
 MIN_BIN_SHARE = 0.05
@@ -216,7 +216,7 @@ class Scorecard(BaseModel):
 
 
 def load_model(path: Path | str | None = None) -> Scorecard:
-    """Load and verify a scorecard file (the shipped v1 model by default, cached)."""
+    """Load and verify a scorecard file (the shipped default model, v2, cached)."""
     if path is None:
         return _shipped(str(DEFAULT_MODEL_FILE))
     return _parse(Path(path))
@@ -268,7 +268,7 @@ def fit_scorecard(
     n_train: int = 40_000,
     n_holdout: int = 20_000,
     scaling: Scaling | None = None,
-    name: str = "tea-smallholder-v1",
+    name: str = "tea-smallholder-v2",
 ) -> Scorecard:
     """Fit a scorecard on a simulated population; AUC/KS on an independent holdout."""
     import numpy as np

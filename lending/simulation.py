@@ -21,8 +21,10 @@ Profile (what the chain records), conditional on the above:
   yearly fresh leaf = area x yield, pro rata in the first year; prior-year leaf only after 24
     months of tenure, = current / (1 + true trend), trend ~ N(0.03 + 0.04 d, 0.15).
   verified sale income = leaf x price (premium 48 yuan/kg, other grades 9 yuan/kg) x the share
-    sold through the platform ~ Beta(8, 1.5); spread over the months by a Dirichlet around the
-    tea seasons (March-May spring flush heaviest) whose concentration rises with d.
+    sold through the platform ~ Beta(8, 1.5); spread over the 4 seasons to as_of (the
+    indexer's flushes: winter Dec-Feb, spring Mar-May, summer Jun-Aug, autumn Sep-Nov; seasons
+    before the farmer joined get nothing) by a Dirichlet around the seasons' shares of tea
+    sales (spring heaviest) whose concentration rises with d.
   quality failures ~ Poisson(0.35 e^(-0.5 d)); recalls ~ Poisson(0.06 e^(-0.5 d)).
   earlier loans ~ Poisson(tenure / 30), each late with probability logistic(-2.2 - 0.9 d);
     the worst delay of a late farmer is 7/15/30/60/95 days (35/25/20/12/8 %).
@@ -33,6 +35,8 @@ Default in the next season ~ Bernoulli(logistic(z)), with
       - 0.5 ln(yield / 280) - 1.0 (premium share - 0.27) - 0.25 ln(1 + tenure / 12)
       + 0.35 quality failures + 0.6 recalls - 0.12 min(loans on time, 5)
       + 0.012 worst days past due + 1.0 exposure / income - 0.45 d
+where cv is the coefficient of variation of the 4 seasonal incomes and CV_CENTER = 0.95 (its
+typical value; process 1 used the 12 monthly incomes, centred on 1.3).
 Protected attributes never enter z: any gap between groups comes only through the correlated
 features above (and through a deliberately biased model, which the fairness report must catch).
 """
@@ -46,9 +50,9 @@ from typing import Any
 
 import numpy as np
 
-from lending.features import MONTHS
+from lending.features import SEASONS_PER_YEAR
 
-PROCESS_VERSION = "tealedger.sim/1"
+PROCESS_VERSION = "tealedger.sim/2"
 AS_OF = date(2025, 11, 30)
 AS_OF_BLOCK = 4_200_000
 STREAMS = {"train": 1, "holdout": 2, "fairness": 3, "bench": 4}
@@ -59,8 +63,14 @@ ETHNICITIES = ("han", "tujia", "miao")
 _ETHNICITY_BY_VILLAGE = np.array(
     [[0.50, 0.45, 0.05]] * 6 + [[0.30, 0.60, 0.10]] * 4 + [[0.10, 0.30, 0.60]] * 2
 )
-SEASON_WEIGHTS = np.array([0.01, 0.01, 0.14, 0.25, 0.20, 0.10, 0.08, 0.04, 0.08, 0.07, 0.01, 0.01])
+MONTH_WEIGHTS = np.array([0.01, 0.01, 0.14, 0.25, 0.20, 0.10, 0.08, 0.04, 0.08, 0.07, 0.01, 0.01])
 """Share of a year's tea sales by calendar month, January first."""
+SEASON_WEIGHTS = np.array([
+    MONTH_WEIGHTS[2:5].sum(), MONTH_WEIGHTS[5:8].sum(), MONTH_WEIGHTS[8:11].sum(),
+    MONTH_WEIGHTS[[11, 0, 1]].sum(),
+])  # fmt: skip
+"""Share of a year's tea sales by season, in lending.features.SEASON_NAMES order (spring first)."""
+CV_CENTER = 0.95
 PREMIUM_FEN_PER_GRAM = 4.8
 OTHER_FEN_PER_GRAM = 0.9
 INTERCEPT = -3.05
@@ -138,8 +148,8 @@ def _draw(rng: np.random.Generator, n: int, as_of: date) -> dict[str, np.ndarray
     prem_g = d["grades"][:, 0] + d["grades"][:, 1]
     value = prem_g * PREMIUM_FEN_PER_GRAM + (grams - prem_g) * OTHER_FEN_PER_GRAM
     income = np.rint(value * sold).astype(np.int64)
-    d["monthly"] = _monthly(rng, income, d["tenure"], dil, as_of)
-    d["income"] = d["monthly"].sum(axis=1)
+    d["seasonal"] = _seasonal(rng, income, d["tenure"], dil, as_of)
+    d["income"] = d["seasonal"].sum(axis=1)
     d["quality"] = rng.poisson(0.35 * np.exp(-0.5 * dil))
     d["recalls"] = rng.poisson(0.06 * np.exp(-0.5 * dil))
     _loans(rng, d, dil)
@@ -166,14 +176,21 @@ def _grades(rng: np.random.Generator, grams: np.ndarray, premium: np.ndarray) ->
     return out
 
 
-def _monthly(
+def _season_of(day: date) -> int:
+    """Index in lending.features.SEASON_NAMES of the season (indexer.seasons) holding `day`."""
+    return 3 if day.month in (12, 1, 2) else (day.month - 3) // 3
+
+
+def _seasonal(
     rng: np.random.Generator, income: np.ndarray, tenure: np.ndarray, dil: np.ndarray, as_of: date
 ) -> np.ndarray:
-    """Income per month (oldest first, ending with as_of's month), in whole fen, exact total."""
+    """Income per season (oldest first, ending with as_of's season), whole fen, exact total."""
     n = len(income)
-    calendar = [(as_of.month - 1 - MONTHS + k) % 12 for k in range(1, MONTHS + 1)]
+    k = SEASONS_PER_YEAR
+    calendar = [(_season_of(as_of) - k + j) % k for j in range(1, k + 1)]
     weights = SEASON_WEIGHTS[calendar][None, :].repeat(n, axis=0)
-    member = np.arange(MONTHS)[None, :] >= (MONTHS - np.minimum(tenure, MONTHS))[:, None]
+    seasons = -(-np.minimum(tenure, 12) // 3)
+    member = np.arange(k)[None, :] >= (k - seasons)[:, None]
     concentration = np.exp(2.0 + 0.3 * dil + 0.6 * rng.standard_normal(n))
     alpha = np.maximum(weights * concentration[:, None], 1e-3)
     gam = rng.gamma(alpha) * member
@@ -194,11 +211,11 @@ def _loans(rng: np.random.Generator, d: dict[str, np.ndarray], dil: np.ndarray) 
     d["max_dpd"] = np.where(late > 0, worst, 0)
 
 
-def _cv(monthly: np.ndarray) -> np.ndarray:
-    """Coefficient of variation of each row (sqrt(11) for no income)."""
-    mean = monthly.mean(axis=1)
-    std = monthly.std(axis=1)
-    return np.where(mean > 0, std / np.maximum(mean, 1e-9), np.sqrt(MONTHS - 1))
+def _cv(incomes: np.ndarray) -> np.ndarray:
+    """Coefficient of variation of each row (sqrt(3) for no income)."""
+    mean = incomes.mean(axis=1)
+    std = incomes.std(axis=1)
+    return np.where(mean > 0, std / np.maximum(mean, 1e-9), np.sqrt(SEASONS_PER_YEAR - 1))
 
 
 def _default_logit(d: dict[str, np.ndarray]) -> np.ndarray:
@@ -208,7 +225,7 @@ def _default_logit(d: dict[str, np.ndarray]) -> np.ndarray:
     return (
         INTERCEPT
         - 0.75 * np.log((income_yuan + 500) / 15_000)
-        + 0.45 * (_cv(d["monthly"]) - 1.3)
+        + 0.45 * (_cv(d["seasonal"]) - CV_CENTER)
         - 0.6 * d["trend"]
         - 0.5 * np.log(d["yield"] / 280)
         - 1.0 * (d["premium"] - 0.27)
@@ -253,7 +270,7 @@ def _farmer(
         "plot_area_centi_mu": int(d["area"][i]),
         "harvest_grams_by_grade": {g + 1: int(v) for g, v in enumerate(d["grades"][i])},
         "harvest_grams_prior_12m": int(d["prior"][i]),
-        "monthly_sale_income_fen": [int(v) for v in d["monthly"][i]],
+        "seasonal_sale_income_fen": [int(v) for v in d["seasonal"][i]],
         "quality_failures_24m": int(d["quality"][i]),
         "recalled_lots_24m": int(d["recalls"][i]),
         "loans_repaid_on_time": int(d["on_time"][i]),

@@ -389,10 +389,10 @@ def _with(key, value):
 
 
 BAD_PROFILES = [
-    ("monthly_sale_income_fen", _without("monthly_sale_income_fen")),
-    ("monthly_sale_income_fen", _with("monthly_sale_income_fen", [100] * 11)),
-    ("monthly_sale_income_fen[3]", _with("monthly_sale_income_fen", [100, 100, 100, -5] + [0] * 8)),
-    ("monthly_sale_income_fen[0]", _with("monthly_sale_income_fen", [10.5] + [0] * 11)),
+    ("seasonal_sale_income_fen", _without("seasonal_sale_income_fen")),
+    ("seasonal_sale_income_fen", _with("seasonal_sale_income_fen", [100] * 12)),
+    ("seasonal_sale_income_fen[3]", _with("seasonal_sale_income_fen", [100, 100, 100, -5])),
+    ("seasonal_sale_income_fen[0]", _with("seasonal_sale_income_fen", [10.5, 0, 0, 0])),
     ("harvest_grams_by_grade", _with("harvest_grams_by_grade", {9: 1000})),
     ("harvest_grams_by_grade", _with("harvest_grams_by_grade", [1, 2, 3])),
     ("plot_area_centi_mu", _with("plot_area_centi_mu", 0)),
