@@ -7,11 +7,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 from starlette.middleware.base import RequestResponseEndpoint
 
-from api import coop_pages, errors, pages
+from api import coop_pages, errors, lender_pages, merchant_pages, pages
 from api.db import make_engine
 from api.limits import BodySizeLimit, RateLimiter, RateLimitMiddleware
 from api.metrics import HTTP_REQUESTS
-from api.routes import admin, cooperatives, farmers, health, public
+from api.routes import admin, cooperatives, farmers, health, lenders, merchants, public
 from api.settings import ApiSettings, get_settings
 from chain.client import ChainClient
 from tealedger import __version__
@@ -45,8 +45,12 @@ def create_app(
     app.include_router(public.router)
     app.include_router(cooperatives.router)
     app.include_router(farmers.router)
+    app.include_router(lenders.router)
+    app.include_router(merchants.router)
     app.include_router(pages.router)
     app.include_router(coop_pages.router)
+    app.include_router(lender_pages.router)
+    app.include_router(merchant_pages.router)
     return app
 
 

@@ -1,0 +1,36 @@
+"""Merchants: loan payments received, and delivery confirmations of two-sided loans."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+
+from api import merchant_service
+from api.chain_dep import ChainDep
+from api.deps import SettingsDep, require_role
+from api.merchant_service import Confirmed, PaymentGroup
+from api.models import Organisation, Role
+from api.pagination import Page, PageDep
+
+router = APIRouter(prefix="/merchants", tags=["merchants"])
+
+MerchantOrg = Annotated[Organisation, Depends(require_role(Role.MERCHANT))]
+
+
+@router.get("/payments", response_model=Page[PaymentGroup])
+def payments(chain: ChainDep, page: PageDep, org: MerchantOrg) -> Page[PaymentGroup]:
+    """Loan payments to your chain address, by loan and category, with invoice hashes."""
+    return merchant_service.payments(chain, org, page)
+
+
+@router.post("/payments/{escrow}/{order_id}/confirm", response_model=Confirmed)
+def confirm_delivery(
+    escrow: str,
+    order_id: Annotated[int, Path(ge=1)],
+    settings: SettingsDep,
+    chain: ChainDep,
+    org: MerchantOrg,
+) -> Confirmed:
+    """Confirm delivery of an order reserved for you: the escrow releases the payment."""
+    return merchant_service.confirm(chain, settings, org, escrow, order_id)

@@ -1,0 +1,361 @@
+"""Lender routes on a real SQLite database and the session anvil, with a demo season indexed.
+
+Each route: success, 401 without a key, 403 for the wrong role, another lender's record or a
+farmer without consent, 404 for an unknown id, 422 for a bad request. One chain, one app and
+one indexed season per module (`lending`, also used by test_merchants).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from rich.console import Console
+from sqlmodel import Session
+
+from api.lender_service import credit_store
+from api.main import create_app
+from api.models import OrganisationCreate, Role
+from api.organisations import create_organisation
+from api.settings import ApiSettings
+from indexer.runner import index_once
+from lending.decision import MappingProfileReader, MemoryAccessLog, Outcome, StaticConsent, decide
+from lending.scorecard import load_model
+from tealedger.demo import Region, run_season
+from tealedger.system import deploy_system
+from tests._fixtures import client_for, needs_node
+from tests.api.conftest import PASSWORD
+from tests.api.test_cooperatives import Org, World
+from traceability.consent import ConsentService
+
+pytestmark = needs_node()
+
+UNKNOWN = "0x" + "ab" * 32
+
+
+@dataclass
+class Lending:
+    """The module's world: app, chain, season, two lenders and the consents given."""
+
+    world: World
+    region: Region
+    lender: Org
+    other_lender: Org
+    coop: Org
+    merchant: Org
+
+    @property
+    def http(self) -> TestClient:
+        return self.world.http
+
+    def fid(self, index: int) -> str:
+        return "0x" + self.region.farmer_ids[index].hex()
+
+    def index(self) -> None:
+        index_once(self.world.chain, self.world.settings.database_url)  # type: ignore[arg-type]
+
+    def approved_decision(self, index: int = 0) -> str:
+        """An approved decision of `lender` about farmer `index` on a strong synthetic profile
+        (the demo season lies outside the 12-month scoring window), stored like the route's."""
+        fid = self.fid(index)
+        profile = {
+            "farmer_id": fid,
+            "block_number": 1,
+            "block_hash": "0x" + "11" * 32,
+            "as_of": date.today(),
+            "registered_at": date(2019, 3, 1),
+            "plot_area_centi_mu": 800,
+            "harvest_grams_by_grade": {1: 900_000, 2: 500_000, 3: 100_000},
+            "harvest_grams_prior_12m": 1_400_000,
+            "seasonal_sale_income_fen": [3_600_000] * 4,
+            "quality_failures_24m": 0,
+            "recalled_lots_24m": 0,
+            "loans_repaid_on_time": 2,
+            "max_days_past_due_24m": 0,
+            "outstanding_principal_fen": 0,
+        }
+        store = credit_store(self.world.app.state.engine)  # type: ignore[attr-defined]
+        record = decide(
+            fid,
+            self.lender.address,
+            profiles=MappingProfileReader({fid: profile}),
+            consent=StaticConsent(everyone=True),
+            access_log=MemoryAccessLog(),
+            model=load_model(),
+            store=store,
+        )
+        assert record.decision.outcome is Outcome.APPROVE, record.decision.notes
+        return record.decision_id
+
+
+@pytest.fixture(scope="module")
+def lending(anvil_node, tmp_path_factory) -> Lending:
+    """The lending contracts and a 4-farmer demo season on anvil, the API on SQLite, indexed;
+    farmer 0 consents to `lender`, farmer 1 to nobody."""
+    tmp = tmp_path_factory.mktemp("lender-api")
+    chain = client_for(anvil_node, tmp / "chain")
+    chain.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    deploy_system(chain)
+    region, _ = run_season(chain, farmers=4, seed=3, console=Console(quiet=True))
+    settings = ApiSettings(
+        environment="test",
+        database_url=f"sqlite:///{tmp / 'api.db'}",
+        data_dir=tmp,
+        org_keystore_password=PASSWORD,
+        pseudonym_secret="test-pseudonym-secret-0123456789abcdef",
+        rate_limit_per_minute=100_000,
+    )
+    app = create_app(settings, chain=chain)
+    with Session(app.state.engine) as session:
+        org, key = create_organisation(
+            session,
+            OrganisationCreate(name="platform", role=Role.ADMIN),
+            settings.keystore_dir,
+            PASSWORD,
+        )
+        admin = Org(org.id, Role.ADMIN, key.secret, org.chain_address, org.name)
+    with TestClient(app) as http:
+        world = World(app, http, chain, settings, admin)
+        made = Lending(
+            world,
+            region,
+            world.org(Role.LENDER, "Enshi Rural Credit Union"),
+            world.org(Role.LENDER, "Postal Savings Bank"),
+            world.org(Role.COOPERATIVE, "Yulu Cooperative"),
+            world.org(Role.MERCHANT, "Green Leaf Fertilizer"),
+        )
+        wallet = chain.accounts[5]  # the demo gives farmer 0 dev account 5 as its wallet
+        expires = int(time.time()) + 90 * 86_400
+        ConsentService(chain).grant(wallet, region.farmer_ids[0], made.lender.address, expires)
+        made.index()
+        yield made
+
+
+# ------------------------------------------------------------------------------ farmers
+
+
+def test_consenting_farmers(lending):
+    http = lending.http
+    mine = http.get("/lenders/farmers", headers=lending.lender.headers)
+    assert mine.status_code == 200, mine.text
+    body = mine.json()
+    assert body["total"] == 1 and body["block_number"] > 0
+    (item,) = body["items"]
+    assert item["farmer_id"] == lending.fid(0) and item["consent_expires_at"] > time.time()
+    assert item["cooperative"].startswith("0x")
+    other = http.get("/lenders/farmers", headers=lending.other_lender.headers).json()
+    assert other["total"] == 0 and other["items"] == []
+    assert http.get("/lenders/farmers").status_code == 401
+    assert http.get("/lenders/farmers", headers=lending.coop.headers).status_code == 403
+    bad = http.get("/lenders/farmers?limit=0", headers=lending.lender.headers)
+    assert bad.status_code == 422
+
+
+def test_profile_needs_consent_and_every_read_is_logged(lending):
+    http, fid = lending.http, lending.fid(0)
+    url = f"/lenders/farmers/{fid}/profile"
+    read = http.get(url, headers=lending.lender.headers)
+    assert read.status_code == 200, read.text
+    profile = read.json()
+    assert profile["farmer"] == fid and profile["valid_at"]["block_number"] > 0
+    assert profile["total"]["harvests"] > 0 and profile["seasons"]
+    refused = http.get(url, headers=lending.other_lender.headers)
+    assert refused.status_code == 403 and "consent" in refused.json()["detail"]
+    no_consent = f"/lenders/farmers/{lending.fid(1)}/profile"
+    assert http.get(no_consent, headers=lending.lender.headers).status_code == 403
+    log = credit_store(lending.world.app.state.engine).access_log(fid)
+    outcomes = [(e.lender, e.outcome.value, e.purpose) for e in log[-2:]]
+    assert outcomes == [
+        (lending.lender.address.lower(), "read", "profile_view"),
+        (lending.other_lender.address.lower(), "refused_no_consent", "profile_view"),
+    ]
+    assert log[-2].block_number == profile["valid_at"]["block_number"]
+    unknown = f"/lenders/farmers/{UNKNOWN}/profile"
+    assert http.get(unknown, headers=lending.lender.headers).status_code == 404
+    assert (
+        http.get("/lenders/farmers/0x12/profile", headers=lending.lender.headers).status_code == 422
+    )
+    assert http.get(url).status_code == 401
+    assert http.get(url, headers=lending.merchant.headers).status_code == 403
+
+
+# ------------------------------------------------------------------------------ decisions
+
+
+def test_decision_is_made_stored_and_shown_to_its_lender_only(lending):
+    http, fid = lending.http, lending.fid(0)
+    made = http.post(f"/lenders/farmers/{fid}/decisions", headers=lending.lender.headers)
+    assert made.status_code == 201, made.text
+    record = made.json()
+    decision = record["decision"]
+    assert record["lender"] == lending.lender.address.lower() and decision["farmer_id"] == fid
+    assert decision["outcome"] in {"approve", "refer", "decline"}
+    assert isinstance(decision["score"], int) and decision["reasons"]
+    assert decision["profile_block_number"] > 0
+    log = credit_store(lending.world.app.state.engine).access_log(fid)
+    assert log[-1].purpose == "credit_decision" and log[-1].decision_id == record["decision_id"]
+    url = f"/lenders/decisions/{record['decision_id']}"
+    shown = http.get(url, headers=lending.lender.headers)
+    assert shown.status_code == 200 and shown.json() == record
+    assert http.get(url, headers=lending.other_lender.headers).status_code == 403
+    assert http.get(url, headers=lending.coop.headers).status_code == 403
+    assert http.get(url).status_code == 401
+    assert (
+        http.get("/lenders/decisions/" + "0" * 32, headers=lending.lender.headers).status_code
+        == 404
+    )
+    assert http.get("/lenders/decisions/short", headers=lending.lender.headers).status_code == 404
+
+
+def test_decision_refused_without_consent_or_profile(lending):
+    http = lending.http
+    url = f"/lenders/farmers/{lending.fid(1)}/decisions"
+    refused = http.post(url, headers=lending.lender.headers)
+    assert refused.status_code == 403 and "consent" in refused.json()["detail"]
+    log = credit_store(lending.world.app.state.engine).access_log(lending.fid(1))
+    assert log[-1].outcome.value == "refused_no_consent" and log[-1].purpose == "credit_decision"
+    own = f"/lenders/farmers/{lending.fid(0)}/decisions"
+    assert http.post(own, headers=lending.other_lender.headers).status_code == 403
+    assert http.post(own, headers=lending.merchant.headers).status_code == 403
+    assert http.post(own).status_code == 401
+    unknown = f"/lenders/farmers/{UNKNOWN}/decisions"
+    assert http.post(unknown, headers=lending.lender.headers).status_code == 404
+    bad = "/lenders/farmers/not-an-id/decisions"
+    assert http.post(bad, headers=lending.lender.headers).status_code == 422
+
+
+# ------------------------------------------------------------------------------ loans
+
+
+def test_loan_from_an_approved_decision(lending):
+    http = lending.http
+    decision_id = lending.approved_decision(0)
+    limit = http.get(f"/lenders/decisions/{decision_id}", headers=lending.lender.headers).json()[
+        "decision"
+    ]["limit_fen"]
+    url = f"/lenders/decisions/{decision_id}/loans"
+    body = {
+        "budgets_fen": {"fertilizer": 300_000, "seedlings": 200_000},
+        "confirmation": "merchant",
+        # server-side fields: ignored
+        "principal_fen": 10**12,
+        "lender": lending.other_lender.address,
+        "rate_bps": 1,
+    }
+    assert limit >= 500_000
+    over = {"budgets_fen": {"fertilizer": limit + 10_000}}
+    assert http.post(url, json=over, headers=lending.lender.headers).status_code == 422
+    assert (
+        http.post(url, json={"budgets_fen": {}}, headers=lending.lender.headers).status_code == 422
+    )
+    assert (
+        http.post(
+            url, json={"budgets_fen": {"fertilizer": -5}}, headers=lending.lender.headers
+        ).status_code
+        == 422
+    )
+    assert http.post(url, json=body).status_code == 401
+    assert http.post(url, json=body, headers=lending.coop.headers).status_code == 403
+    assert http.post(url, json=body, headers=lending.other_lender.headers).status_code == 403
+    unknown = "/lenders/decisions/" + "0" * 32 + "/loans"
+    assert http.post(unknown, json=body, headers=lending.lender.headers).status_code == 404
+    issued = http.post(url, json=body, headers=lending.lender.headers)
+    assert issued.status_code == 201, issued.text
+    loan = issued.json()
+    assert loan["principal_fen"] == 500_000 and loan["total_due_fen"] > 500_000
+    assert loan["farmer_id"] == lending.fid(0) and loan["confirmation"] == "merchant"
+    assert loan["transaction"].startswith("0x") and loan["escrow"].startswith("0x")
+    assert loan["farmer_wallet"] == lending.world.chain.accounts[5].address
+    state = http.get(f"/lenders/loans/{loan['escrow']}", headers=lending.lender.headers)
+    assert state.status_code == 200, state.text
+    s = state.json()
+    assert s["status"] == "active" and s["lender"] == lending.lender.address
+    assert s["principal_fen"] == 500_000 and s["funded_fen"] == 500_000
+    assert s["total_due_fen"] == loan["total_due_fen"] and s["confirmation"] == "merchant_confirms"
+    # the farmer already has an open loan: the factory refuses a second one
+    again = http.post(
+        url, json={"budgets_fen": {"fertilizer": 100_000}}, headers=lending.lender.headers
+    )
+    assert again.status_code == 409, again.text
+
+
+def test_loan_state_is_only_the_lenders_own(lending):
+    http = lending.http
+    escrow = _issued_escrow(lending)
+    url = f"/lenders/loans/{escrow}"
+    assert http.get(url, headers=lending.other_lender.headers).status_code == 403
+    assert http.get(url, headers=lending.merchant.headers).status_code == 403
+    assert http.get(url).status_code == 401
+    nobody = "/lenders/loans/0x" + "12" * 20
+    assert http.get(nobody, headers=lending.lender.headers).status_code == 404
+    token = lending.world.chain.contract("PaymentToken").address
+    assert http.get(f"/lenders/loans/{token}", headers=lending.lender.headers).status_code == 404
+    assert http.get("/lenders/loans/0x12", headers=lending.lender.headers).status_code == 422
+
+
+def test_declined_decision_cannot_become_a_loan(lending):
+    http = lending.http
+    made = http.post(f"/lenders/farmers/{lending.fid(0)}/decisions", headers=lending.lender.headers)
+    record = made.json()
+    if record["decision"]["outcome"] == "approve":
+        pytest.skip("the demo profile was approved; the refusal is for other outcomes")
+    url = f"/lenders/decisions/{record['decision_id']}/loans"
+    refused = http.post(
+        url, json={"budgets_fen": {"fertilizer": 100_000}}, headers=lending.lender.headers
+    )
+    assert refused.status_code == 409
+
+
+# ------------------------------------------------------------------------------ pages
+
+
+def test_profile_page_shows_charts_score_and_offer(lending):
+    page = TestClient(lending.world.app)
+    fid = lending.fid(0)
+    url = f"/lender/farmers/{fid}"
+    assert page.get(url, follow_redirects=False).status_code == 303
+    login = page.post("/login", data={"api_key": lending.lender.key}, follow_redirects=False)
+    assert login.status_code == 303
+    shown = page.get(url)
+    assert shown.status_code == 200, shown.text
+    html = shown.text
+    for marker in ('id="chart-harvest"', 'id="chart-income"', 'id="chart-grades"', "<svg", "<rect"):
+        assert marker in html
+    assert 'id="score"' in html and 'id="reasons"' in html
+    assert page.get(f"/lender/farmers/{lending.fid(1)}").status_code == 403
+    assert page.get(f"/lender/farmers/{UNKNOWN}").status_code == 404
+    other = TestClient(lending.world.app)
+    other.post("/login", data={"api_key": lending.coop.key}, follow_redirects=False)
+    assert other.get(url).status_code == 403
+
+
+def test_profile_page_shows_disclosure_schedule_of_an_offer(lending):
+    lending.approved_decision(0)
+    page = TestClient(lending.world.app)
+    page.post("/login", data={"api_key": lending.lender.key}, follow_redirects=False)
+    html = page.get(f"/lender/farmers/{lending.fid(0)}").text
+    assert 'id="disclosure"' in html and 'id="schedule"' in html and "APR" in html
+
+
+def _issued_escrow(lending: Lending) -> str:
+    """An escrow of `lender` on farmer 0 (the loan test's, or a new one)."""
+    factory = lending.world.chain.contract("LoanFactory")
+    escrow = factory.functions.activeLoanOf(lending.region.farmer_ids[0]).call()
+    if int(escrow, 16):
+        return str(escrow)
+    url = f"/lenders/decisions/{lending.approved_decision(0)}/loans"
+    body = {
+        "budgets_fen": {"fertilizer": 300_000, "seedlings": 200_000},
+        "confirmation": "merchant",
+    }
+    issued = lending.http.post(url, json=body, headers=lending.lender.headers)
+    assert issued.status_code == 201, issued.text
+    return issued.json()["escrow"]
+
+
+def test_access_log_times_are_recent(lending):
+    log = credit_store(lending.world.app.state.engine).access_log()
+    assert log and all(abs((datetime.now(UTC) - e.at).total_seconds()) < 600 for e in log)
