@@ -23,18 +23,31 @@ def _fmt(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def table(rows: list[dict[str, object]]) -> str:
+    """The results as a markdown table."""
+    lines = [
+        f"Machine: {os.cpu_count()} cores. Command: `make bench` (or `python -m bench NAME...`).",
+        "",
+        "| benchmark | value | unit | baseline | ratio |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for row in rows:
+        cells = [row.get(k) for k in ("benchmark", "value", "unit", "baseline", "ratio")]
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str]) -> int:
-    """Run the benchmarks and print a markdown table."""
+    """Run the benchmarks, print a markdown table; a full run also writes docs/benchmarks.md."""
     rows: list[dict[str, object]] = []
     for name in _modules(argv):
         module = importlib.import_module(f"bench.{name}")
         rows.extend(module.run())
-    print(f"Machine: {os.cpu_count()} cores\n")
-    print("| benchmark | value | unit | baseline | ratio |")
-    print("|---|---:|---|---:|---:|")
-    for row in rows:
-        cells = [row.get(k) for k in ("benchmark", "value", "unit", "baseline", "ratio")]
-        print("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    text = table(rows)
+    print(text)
+    if not argv:
+        target = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+        target.write_text("# Benchmarks\n\n" + text)
     return 0
 
 
