@@ -22,7 +22,14 @@ from api.models import OrganisationCreate, Role
 from api.organisations import create_organisation
 from api.settings import ApiSettings
 from indexer.runner import index_once
-from lending.decision import MappingProfileReader, MemoryAccessLog, Outcome, StaticConsent, decide
+from lending.decision import (
+    DecisionRecord,
+    MappingProfileReader,
+    MemoryAccessLog,
+    Outcome,
+    StaticConsent,
+    decide,
+)
 from lending.scorecard import load_model
 from tealedger.demo import Region, run_season
 from tealedger.system import deploy_system
@@ -60,25 +67,28 @@ class Lending:
     def approved_decision(self, index: int = 0) -> str:
         """An approved decision of `lender` about farmer `index` on a strong synthetic profile
         (the demo season lies outside the 12-month scoring window), stored like the route's."""
+        record = self.stored_decision(index, STRONG_PROFILE)
+        assert record.decision.outcome is Outcome.APPROVE, record.decision.notes
+        return record.decision_id
+
+    def declined_decision(self, index: int = 0) -> str:
+        """A declined decision on a weak synthetic profile (new, small, failing quality)."""
+        record = self.stored_decision(index, WEAK_PROFILE)
+        assert record.decision.outcome is Outcome.DECLINE, record.decision.notes
+        return record.decision_id
+
+    def stored_decision(self, index: int, fields: dict) -> DecisionRecord:
+        """Score a synthetic profile for farmer `index` and store it like the route does."""
         fid = self.fid(index)
         profile = {
             "farmer_id": fid,
             "block_number": 1,
             "block_hash": "0x" + "11" * 32,
             "as_of": date.today(),
-            "registered_at": date(2019, 3, 1),
-            "plot_area_centi_mu": 800,
-            "harvest_grams_by_grade": {1: 900_000, 2: 500_000, 3: 100_000},
-            "harvest_grams_prior_12m": 1_400_000,
-            "seasonal_sale_income_fen": [3_600_000] * 4,
-            "quality_failures_24m": 0,
-            "recalled_lots_24m": 0,
-            "loans_repaid_on_time": 2,
-            "max_days_past_due_24m": 0,
-            "outstanding_principal_fen": 0,
+            **fields,
         }
         store = credit_store(self.world.app.state.engine)  # type: ignore[attr-defined]
-        record = decide(
+        return decide(
             fid,
             self.lender.address,
             profiles=MappingProfileReader({fid: profile}),
@@ -87,8 +97,32 @@ class Lending:
             model=load_model(),
             store=store,
         )
-        assert record.decision.outcome is Outcome.APPROVE, record.decision.notes
-        return record.decision_id
+
+
+STRONG_PROFILE = {
+    "registered_at": date(2019, 3, 1),
+    "plot_area_centi_mu": 800,
+    "harvest_grams_by_grade": {1: 900_000, 2: 500_000, 3: 100_000},
+    "harvest_grams_prior_12m": 1_400_000,
+    "seasonal_sale_income_fen": [3_600_000] * 4,
+    "quality_failures_24m": 0,
+    "recalled_lots_24m": 0,
+    "loans_repaid_on_time": 2,
+    "max_days_past_due_24m": 0,
+    "outstanding_principal_fen": 0,
+}
+WEAK_PROFILE = {
+    **STRONG_PROFILE,
+    "registered_at": date.today(),
+    "plot_area_centi_mu": 100,
+    "harvest_grams_by_grade": {5: 20_000},
+    "harvest_grams_prior_12m": 200_000,
+    "seasonal_sale_income_fen": [0, 5_000, 0, 90_000],
+    "quality_failures_24m": 4,
+    "recalled_lots_24m": 2,
+    "loans_repaid_on_time": 0,
+    "max_days_past_due_24m": 120,
+}
 
 
 @pytest.fixture(scope="module")
@@ -298,11 +332,7 @@ def test_loan_state_is_only_the_lenders_own(lending):
 
 def test_declined_decision_cannot_become_a_loan(lending):
     http = lending.http
-    made = http.post(f"/lenders/farmers/{lending.fid(0)}/decisions", headers=lending.lender.headers)
-    record = made.json()
-    if record["decision"]["outcome"] == "approve":
-        pytest.skip("the demo profile was approved; the refusal is for other outcomes")
-    url = f"/lenders/decisions/{record['decision_id']}/loans"
+    url = f"/lenders/decisions/{lending.declined_decision()}/loans"
     refused = http.post(
         url, json={"budgets_fen": {"fertilizer": 100_000}}, headers=lending.lender.headers
     )
