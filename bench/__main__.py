@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from pathlib import Path
+
+from bench.report import table
 
 
 def _modules(selected: list[str]) -> list[str]:
     """Benchmark module names, all or those named on the command line."""
     names = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
     return [n for n in names if not selected or n in selected or n[6:] in selected]
-
-
-def _fmt(value: object) -> str:
-    """Numbers with thousands separators, the rest as given."""
-    if isinstance(value, float):
-        return f"{value:,.1f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return "" if value is None else str(value)
-
-
-def table(rows: list[dict[str, object]]) -> str:
-    """The results as a markdown table."""
-    lines = [
-        f"Machine: {os.cpu_count()} cores. Command: `make bench` (or `python -m bench NAME...`).",
-        "",
-        "| benchmark | value | unit | baseline | ratio |",
-        "|---|---:|---|---:|---:|",
-    ]
-    for row in rows:
-        cells = [row.get(k) for k in ("benchmark", "value", "unit", "baseline", "ratio")]
-        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> int:

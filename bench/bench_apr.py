@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from datetime import date
 
+from bench.report import table
 from lending.apr import actuarial_apr, pboc_annualized_rate
 from lending.caps import CapPolicy
 from lending.disclosure import disclose
@@ -73,14 +74,5 @@ def run(seconds: float = SECONDS) -> list[dict[str, object]]:
     ]
 
 
-def main() -> None:
-    """Print the benchmark table."""
-    rows = run()
-    width = max(len(str(r["benchmark"])) for r in rows)
-    print(f"{'benchmark':<{width}}  {'value':>12}  unit")
-    for r in rows:
-        print(f"{r['benchmark']!s:<{width}}  {r['value']:>12,.1f}  {r['unit']}")
-
-
 if __name__ == "__main__":
-    main()
+    print(table(run()))

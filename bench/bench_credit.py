@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel import create_engine
 
+from bench.report import table
 from lending.credit_store import CreditStore, create_tables
 from lending.decision import (
     MappingProfileReader,
@@ -108,14 +109,5 @@ def _store(path: Path, wal: bool) -> CreditStore:
     return CreditStore(engine)
 
 
-def main() -> None:
-    """Print the benchmark table."""
-    rows = run()
-    width = max(len(str(r["benchmark"])) for r in rows)
-    print(f"{'benchmark':<{width}}  {'value':>12}  unit")
-    for r in rows:
-        print(f"{r['benchmark']!s:<{width}}  {r['value']:>12,.1f}  {r['unit']}")
-
-
 if __name__ == "__main__":
-    main()
+    print(table(run()))
