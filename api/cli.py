@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
-from api.db import make_engine
+from api.db import open_database
 from api.models import OrganisationCreate, Role
 from api.organisations import create_organisation
 from api.settings import get_settings
@@ -25,8 +25,7 @@ def create_org(
     """Create an organisation (e.g. the first admin) and print its API key once."""
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
-    SQLModel.metadata.create_all(engine)
+    engine = open_database(settings.database_url)
     with Session(engine) as session:
         password = settings.org_keystore_password.get_secret_value()
         org, key = create_organisation(

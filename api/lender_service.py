@@ -40,7 +40,7 @@ from api.settings import ApiSettings
 from chain.client import ChainClient
 from indexer.models import Checkpoint
 from indexer.profiles import FarmerProfile
-from lending.credit_store import CreditStore, DecisionNotFoundError, create_tables
+from lending.credit_store import CreditStore, DecisionNotFoundError
 from lending.decision import (
     AccessOutcome,
     ChainConsentChecker,
@@ -152,9 +152,8 @@ class LoanPublic(BaseModel):
 
 
 def credit_store(engine: Engine) -> CreditStore:
-    """The credit store on the app's database (tables and insert-only triggers made once)."""
+    """The credit store on the app's database (its tables and triggers come from migration 0003)."""
     if engine not in _STORES:
-        create_tables(engine)
         _STORES[engine] = CreditStore(engine)
     return _STORES[engine]
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
 from starlette.middleware.base import RequestResponseEndpoint
 
 from api import coop_pages, errors, lender_pages, merchant_pages, pages
-from api.db import make_engine
+from api.db import service_engine
 from api.limits import BodySizeLimit, RateLimiter, RateLimitMiddleware
 from api.metrics import HTTP_REQUESTS
 from api.routes import admin, cooperatives, farmers, health, lenders, merchants, public
 from api.settings import ApiSettings, get_settings
 from chain.client import ChainClient
+from indexer.db import migrate
 from tealedger import __version__
 
 DESCRIPTION = """
@@ -28,10 +28,11 @@ def create_app(
     engine: Engine | None = None,
     chain: ChainClient | None = None,
 ) -> FastAPI:
-    """Build the app (tables are created if missing; the chain client is made on first use)."""
+    """Build the app (the database is migrated to the newest schema; the chain client is made
+    on first use)."""
     settings = settings or get_settings()
-    engine = engine or make_engine(settings.database_url)
-    SQLModel.metadata.create_all(engine)
+    engine = engine or service_engine(settings.database_url)
+    migrate(engine)
     app = FastAPI(title="tealedger", version=__version__, description=DESCRIPTION)
     app.state.settings = settings
     app.state.engine = engine

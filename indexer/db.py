@@ -1,14 +1,18 @@
-"""Database engines for the indexer: SQLite (WAL) by default, PostgreSQL via DATABASE_URL.
+"""Database engines of the project: SQLite (WAL) by default, PostgreSQL via DATABASE_URL.
 
-Schema changes go through the Alembic migrations in indexer/migrations, applied on start.
+The indexer, the HTTP service and the CLIs share one database and one schema history: the
+Alembic migrations in indexer/migrations (indexer tables, the service's organisations, keys and
+registry, the credit store), applied on start by whichever of them starts first.
 Bulk writes bypass the ORM: rows are tuples in column order sent with the driver's executemany.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "indexer_alembic_version"
 DB_FILE = "tealedger.db"
 WRITER_CACHE_KIB = 256 * 1024
+# pg_advisory_xact_lock key serialising migrations: "tealedger.migrate" hashed.
+MIGRATION_LOCK = zlib.crc32(b"tealedger.migrate")
 
 
 def default_database_url(settings: ChainSettings | None = None) -> str:
@@ -67,8 +73,15 @@ def sqlite_path(engine: Engine) -> Path | None:
     return Path(database).resolve() if database and database != ":memory:" else None
 
 
-def make_engine(url: str, writer: bool = False) -> Engine:
-    """An engine; SQLite files get WAL, NORMAL sync and explicit BEGIN (real snapshots).
+def make_engine(url: str, writer: bool = False, snapshots: bool = True) -> Engine:
+    """The project's one engine factory (indexer, HTTP service, CLIs): SQLite files get WAL,
+    NORMAL sync, a busy timeout and foreign keys; PostgreSQL a pre-ping pool.
+
+    With `snapshots` an SQLite transaction starts with an explicit BEGIN, so every read in it
+    sees one snapshot. The HTTP service passes False: a request reads, waits for the chain,
+    then writes, and SQLite cannot turn a read snapshot older than the indexer's last commit
+    into a write (SQLITE_BUSY_SNAPSHOT, not retried by the busy timeout); without it a
+    transaction starts at its first write, as the sqlite3 driver does by default.
 
     A `writer` engine leaves WAL checkpoints to a WalCheckpointer thread, so the fsync of a
     checkpoint never stalls a commit.
@@ -79,10 +92,11 @@ def make_engine(url: str, writer: bool = False) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "connect", _sqlite_connect if snapshots else _sqlite_pragmas)
         if writer:
             event.listen(engine, "connect", _writer_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        if snapshots:
+            event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -123,9 +137,14 @@ class WalCheckpointer:
             self._thread.join()
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    """Per connection: WAL journal, autocommit driver mode (SQLAlchemy emits BEGIN itself)."""
+def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
+    """Per connection: autocommit driver mode (SQLAlchemy emits BEGIN itself), pragmas."""
     dbapi_connection.isolation_level = None
+    _sqlite_pragmas(dbapi_connection, record)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL journal, busy timeout, page cache, foreign keys (the service's tables have some)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode survives any process crash (kill -9); only an OS crash or power loss
@@ -133,6 +152,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB
+    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
@@ -142,12 +162,33 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent)."""
+    """Bring the schema to the newest Alembic revision (idempotent, one process at a time).
+
+    The indexer, every service replica and the CLIs call this on start, so concurrent starts
+    are serialised: a file lock beside an SQLite file, a transaction advisory lock on
+    PostgreSQL. SQLite migrates on its own snapshot-mode connection, so the DDL of a revision
+    is one transaction whatever mode the caller's engine runs in.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+    path = sqlite_path(engine)
+    if path is None:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+        return
+    own = make_engine(engine.url.render_as_string(hide_password=False))
+    fd = os.open(path.with_name(path.name + ".migrate.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with own.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    finally:
+        os.close(fd)
+        own.dispose()
 
 
 def schema_revision(engine: Engine) -> str | None:

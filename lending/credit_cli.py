@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
+from indexer.db import default_database_url
 from lending.credit_store import store_for_url
 from lending.decision import DecisionRecord, ReplayMismatchError, ReplayResult, replay
 from lending.fairness import (
@@ -31,7 +32,6 @@ from lending.units import format_fen
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-DEFAULT_DB = "sqlite:///.tealedger/credit.db"
 
 credit_app = typer.Typer(
     help="Credit decisions: replay a stored decision, fairness report.", no_args_is_help=True
@@ -44,15 +44,20 @@ def register(app: typer.Typer) -> None:
 
 
 DbOpt = Annotated[
-    str,
-    typer.Option("--db", envvar="TEALEDGER_CREDIT_DB", help="Decision database URL."),
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="TEALEDGER_CREDIT_DB",
+        help="Decision database URL (default: the service's, $DATABASE_URL or tealedger.db in "
+        "the data dir).",
+    ),
 ]
 
 
 @credit_app.command("explain")
 def explain(
     decision: Annotated[str, typer.Argument(help="Decision id (or a unique prefix, 8+ chars).")],
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = None,
     profile: Annotated[
         Path | None,
         typer.Option(help="Profile JSON at the decision's block: re-derive the features too."),
@@ -68,6 +73,7 @@ def explain(
 ) -> None:
     """Recompute a stored decision from its inputs and show that it matches."""
     try:
+        db = db or default_database_url()
         record = store_for_url(db).get_decision(decision)
         extra = (load_model(model),) if model else ()
         result = replay(

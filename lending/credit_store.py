@@ -6,8 +6,9 @@ has no such method, the ORM refuses flushes that would, and `create_tables` adds
 triggers (SQLite and PostgreSQL) that abort any UPDATE or DELETE. Reading a decision re-hashes
 its JSON, so a row altered behind the database's back is reported, not trusted.
 
-`create_tables(engine)` creates both tables and their triggers; the Alembic migration that
-replaces it must create the same triggers (see `trigger_ddl`).
+The service and the CLIs get both tables and their triggers from the project's one Alembic
+history (indexer/migrations, revision 0003, which froze `trigger_ddl`); `create_tables` stays
+for stand-alone stores of tests and benchmarks that hold nothing else.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def trigger_ddl(dialect: str) -> list[str]:
 
 
 def create_tables(engine: Engine) -> None:
-    """Create the decision and access-log tables and their insert-only triggers."""
+    """Create the two tables and their triggers in a stand-alone store (no migrations)."""
     tables = [CreditDecisionRow.__table__, ProfileAccessRow.__table__]
     SQLModel.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
     with engine.begin() as conn:
@@ -275,12 +276,12 @@ def _utc(moment: datetime) -> datetime:
 
 
 def store_for_url(url: str, *, create: bool = False) -> CreditStore:
-    """A store on a database URL (e.g. sqlite:///credit.db), creating the tables if asked."""
-    from sqlmodel import create_engine
+    """A store on a database URL (e.g. the service's), migrated to the newest schema if asked."""
+    from indexer.db import make_engine, migrate
 
-    engine = create_engine(url)
+    engine = make_engine(url)
     if create:
-        create_tables(engine)
+        migrate(engine)
     return CreditStore(engine)
 
 

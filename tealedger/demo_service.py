@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 
 import httpx
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, select
 
-from api.db import make_engine
+from api.db import open_database
 from api.models import Organisation, OrganisationCreate, Role
 from api.organisations import create_organisation
 from api.security import mint_key
@@ -54,8 +54,7 @@ def index_chain(client: ChainClient, settings: ApiSettings) -> Progress:
 
 def demo_logins(client: ChainClient, settings: ApiSettings) -> list[Login]:
     """Ensure an organisation per audience (on the dev account that acted for it); new keys."""
-    engine = make_engine(settings.database_url)
-    SQLModel.metadata.create_all(engine)
+    engine = open_database(settings.database_url)
     password = settings.org_keystore_password.get_secret_value()
     logins = []
     with Session(engine) as session:

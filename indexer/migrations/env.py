@@ -1,4 +1,5 @@
-"""Alembic environment of the indexer: runs on the connection `indexer.db.migrate` passes in."""
+"""Alembic environment of the project's database: runs on the connection `indexer.db.migrate`
+passes in (the indexer's tables, the service's and the credit store's: one history)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from sqlalchemy import create_engine
 
 from indexer.db import VERSION_TABLE
 from indexer.migrations.env_filter import ours
-from indexer.models import metadata
+from indexer.migrations.targets import schema_metadata
 
 config = context.config
 
@@ -16,7 +17,7 @@ def _run(connection: object) -> None:
     """Configure Alembic on a connection and run the migrations."""
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=schema_metadata(),
         version_table=VERSION_TABLE,
         render_as_batch=True,  # SQLite alters tables by copying them
         compare_type=True,

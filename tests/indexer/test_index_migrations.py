@@ -1,14 +1,51 @@
-"""Alembic migrations: applied on start, idempotent, and in step with the models."""
+"""Alembic migrations: one history for the indexer's, the service's and the credit store's
+tables; applied on start, idempotent, in step with the models, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+import threading
+from datetime import UTC, date, datetime
 
-from indexer.db import VERSION_TABLE, make_engine, migrate, schema_revision
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session, SQLModel, select
+
+from api.models import Organisation, Role
+from indexer.db import MIGRATIONS, VERSION_TABLE, make_engine, migrate, schema_revision
 from indexer.migrations.env_filter import ours
-from indexer.models import DERIVED_TABLES, metadata
+from indexer.migrations.targets import schema_metadata
+from indexer.models import DERIVED_TABLES
+
+HEAD = "0003"
+SERVICE_TABLES = {"api_organisation", "api_key", "registry_farmer", "registry_plot",
+                  "registry_harvest_lot"}  # fmt: skip
+CREDIT_TABLES = {"credit_decision", "profile_access_log"}
+
+
+def _diff(engine: Engine) -> list[object]:
+    """What autogenerate would still add or change for the models (empty: in step)."""
+    with engine.connect() as conn:
+        opts = {"compare_type": True, "version_table": VERSION_TABLE, "include_object": ours}
+        context = MigrationContext.configure(conn, opts=opts)
+        return compare_metadata(context, schema_metadata())
+
+
+def _upgrade_to(engine: Engine, revision: str) -> None:
+    """Apply the history up to `revision` only (an older release's database)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def _tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
 
 
 def test_migrations_create_the_schema_once(db_url: str) -> None:
@@ -16,23 +53,151 @@ def test_migrations_create_the_schema_once(db_url: str) -> None:
     assert schema_revision(engine) is None
     migrate(engine)
     migrate(engine)  # a second start changes nothing
-    assert schema_revision(engine) == "0001"
-    tables = set(inspect(engine).get_table_names())
+    assert schema_revision(engine) == HEAD
+    tables = _tables(engine)
     assert {t.__tablename__ for t in DERIVED_TABLES} <= tables
     assert {"raw_event", "indexer_checkpoint", "indexer_block", VERSION_TABLE} <= tables
+    assert tables >= SERVICE_TABLES | CREDIT_TABLES
+    every_model = {name for md in schema_metadata() for name in md.tables}
+    assert every_model <= tables, "every model's table comes from a migration"
 
 
 def test_migrations_match_the_models(db_url: str) -> None:
     engine = make_engine(db_url)
     migrate(engine)
-    with engine.connect() as conn:
-        opts = {"compare_type": True, "version_table": VERSION_TABLE, "include_object": ours}
-        context = MigrationContext.configure(conn, opts=opts)
-        diff = compare_metadata(context, metadata)
-    assert diff == [], "models changed without a migration: add one under indexer/migrations"
+    assert _diff(engine) == [], (
+        "models changed without a migration: add one under indexer/migrations"
+    )
 
 
-def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
-    engine = make_engine(sqlite_url)
+def test_a_database_at_0001_upgrades_with_its_indexed_rows(db_url: str) -> None:
+    engine = make_engine(db_url)
+    _upgrade_to(engine, "0001")
+    assert not (SERVICE_TABLES | CREDIT_TABLES) & _tables(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO indexer_checkpoint (id, chain_id, genesis_hash, start_block, "
+                "block_number, block_hash) VALUES (1, 31337, :g, 5, 40, :h)"
+            ),
+            {"g": b"\x01" * 32, "h": b"\x02" * 32},
+        )
+    migrate(engine)
+    assert schema_revision(engine) == HEAD and _diff(engine) == []
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        row = conn.execute(text("SELECT chain_id, block_number FROM indexer_checkpoint")).one()
+    assert tuple(row) == (31337, 40)
+
+
+def test_tables_made_by_create_all_before_the_migrations_are_adopted(db_url: str) -> None:
+    # Before 0002/0003 the service and the credit store made their tables with create_all,
+    # beside an indexer at 0001: such a database upgrades and keeps its rows.
+    from lending.credit_store import create_tables
+
+    engine = make_engine(db_url)
+    _upgrade_to(engine, "0001")
+    service = [SQLModel.metadata.tables[t] for t in sorted(SERVICE_TABLES)]
+    SQLModel.metadata.create_all(engine, tables=service)
+    create_tables(engine)
+    with Session(engine) as session:
+        session.add(Organisation(name="platform", role=Role.ADMIN, chain_address="0x" + "1" * 40))
+        session.commit()
+    migrate(engine)
+    assert schema_revision(engine) == HEAD and _diff(engine) == []
+    with Session(engine) as session:
+        (org,) = session.exec(select(Organisation)).all()
+    assert org.name == "platform" and org.role is Role.ADMIN
+
+
+def _decision_row(engine: Engine) -> None:
+    """Insert one decision row with plain SQL (the store's own insert is tested elsewhere)."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO credit_decision (decision_id, farmer_id, lender, decided_at, "
+                "contract_date, profile_block_number, profile_block_hash, model_version, "
+                "policy_hash, score, band, outcome, limit_fen, reason_codes, record_json, "
+                "content_hash) VALUES ('d1', '0xf', '0xl', :at, :day, 1, '0xh', 'v2', 'p', "
+                "600, 'B', 'approve', 100, '', '{}', 'c1')"
+            ),
+            {"at": datetime.now(UTC), "day": date.today()},
+        )
+
+
+def test_credit_tables_are_insert_only_after_migrating(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    _decision_row(engine)
+    for statement in (
+        "UPDATE credit_decision SET score = 900",
+        "DELETE FROM credit_decision",
+    ):
+        with pytest.raises(DBAPIError, match="insert-only"), engine.begin() as conn:
+            conn.execute(text(statement))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT score FROM credit_decision")).scalar() == 600
+
+
+def test_migration_triggers_are_the_credit_stores(db_url: str) -> None:
+    # 0003 froze lending.credit_store.trigger_ddl: a stand-alone store gets the same triggers.
+    from lending.credit_store import create_tables
+
+    migrated, standalone = make_engine(db_url), make_engine(db_url)
+    migrate(migrated)
+    before = _triggers(migrated)
+    create_tables(standalone)  # idempotent DDL: changes nothing when they are the same
+    assert _triggers(standalone) == before and len(before) >= 4
+
+
+def _triggers(engine: Engine) -> list[tuple[str, str]]:
+    """(table, trigger name) of every trigger."""
+    if engine.dialect.name == "sqlite":
+        sql = "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger' ORDER BY 2"
+    else:
+        sql = (
+            "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE NOT t.tgisinternal ORDER BY 2"
+        )
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql)).all()]
+
+
+def test_concurrent_starts_migrate_once(db_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            migrate(make_engine(db_url))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert schema_revision(make_engine(db_url)) == HEAD
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> None:
+    for engine in (make_engine(sqlite_url), make_engine(sqlite_url, snapshots=False)):
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_service_engine_writes_after_the_indexer_committed(sqlite_url: str) -> None:
+    # A request reads, waits for the chain, then writes; the indexer commits meanwhile. A
+    # snapshot-mode transaction could not write then (SQLITE_BUSY_SNAPSHOT); the service's can.
+    migrate(make_engine(sqlite_url))
+    service, indexer = make_engine(sqlite_url, snapshots=False), make_engine(sqlite_url)
+    with Session(service) as session:
+        assert session.exec(select(Organisation)).all() == []
+        with indexer.begin() as conn:
+            conn.execute(text("INSERT INTO anomaly VALUES (1, 0, 'E', 'r')"))
+        session.add(Organisation(name="coop", role=Role.COOPERATIVE, chain_address="0x" + "2" * 40))
+        session.commit()
+    with Session(service) as session:
+        assert len(session.exec(select(Organisation)).all()) == 1
