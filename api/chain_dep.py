@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.metrics import count_transactions
 from chain.client import ChainClient
 
 
@@ -14,6 +15,7 @@ def get_chain(request: Request) -> ChainClient:
     client = getattr(request.app.state, "chain", None)
     if client is None:
         client = request.app.state.chain = ChainClient()
+        count_transactions(client.w3)
     return client
 
 

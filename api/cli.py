@@ -1,7 +1,9 @@
-"""`tealedger serve` and `tealedger admin ...`: run the service, bootstrap organisations."""
+"""`tealedger serve` and `tealedger admin ...`: run the service (with the indexer follower),
+bootstrap organisations."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -38,11 +40,38 @@ def create_org(
 def serve(
     host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
+    no_indexer: Annotated[
+        bool,
+        typer.Option(
+            "--no-indexer",
+            help="Serve only: another process indexes this database (extra API replicas).",
+        ),
+    ] = False,
+    confirmations: Annotated[
+        int, typer.Option(min=0, help="The follower stays this many blocks behind the head.")
+    ] = 0,
+    poll: Annotated[float, typer.Option(min=0.05, help="Seconds between head checks.")] = 1.0,
 ) -> None:
-    """Run the HTTP service (uvicorn)."""
+    """Run the HTTP service (uvicorn) and, unless --no-indexer, the indexer follower."""
     import uvicorn
 
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_level="info")
+    from api.follower import Follower
+    from api.main import create_app
+    from chain.config import ChainSettings
+    from indexer.engine import IndexerConfig
+
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")  # if no CLI did yet
+    logging.getLogger("tealedger").setLevel(logging.INFO)  # the follower's progress and errors
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    follower = None
+    if not no_indexer:
+        config = IndexerConfig(confirmations=confirmations, poll_interval=poll)
+        follower = Follower(settings.database_url, ChainSettings(), config)
+    app = create_app(settings, follower=follower)
+    # uvicorn turns SIGTERM and SIGINT into a graceful shutdown: the app's lifespan then stops
+    # the follower between two batches before the process exits.
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import RequestResponseEndpoint
 
 from api import coop_pages, errors, lender_pages, merchant_pages, pages
 from api.db import service_engine
+from api.follower import Follower
 from api.limits import BodySizeLimit, RateLimiter, RateLimitMiddleware
-from api.metrics import HTTP_REQUESTS
+from api.metrics import HTTP_REQUESTS, count_transactions
 from api.routes import admin, cooperatives, farmers, health, lenders, merchants, public
 from api.settings import ApiSettings, get_settings
 from chain.client import ChainClient
@@ -27,16 +32,22 @@ def create_app(
     settings: ApiSettings | None = None,
     engine: Engine | None = None,
     chain: ChainClient | None = None,
+    follower: Follower | None = None,
 ) -> FastAPI:
     """Build the app (the database is migrated to the newest schema; the chain client is made
-    on first use)."""
+    on first use; a `follower` indexes the chain while the app runs)."""
     settings = settings or get_settings()
     engine = engine or service_engine(settings.database_url)
     migrate(engine)
-    app = FastAPI(title="tealedger", version=__version__, description=DESCRIPTION)
+    app = FastAPI(
+        title="tealedger", version=__version__, description=DESCRIPTION, lifespan=_lifespan
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.chain = chain
+    app.state.follower = follower
+    if chain is not None:
+        count_transactions(chain.w3)
     errors.install(app)
     app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limit_per_minute))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -53,6 +64,19 @@ def create_app(
     app.include_router(lender_pages.router)
     app.include_router(merchant_pages.router)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the indexer follower, if any, for as long as the app serves."""
+    follower: Follower | None = app.state.follower
+    if follower is not None:
+        follower.start()
+    try:
+        yield
+    finally:
+        if follower is not None:
+            await run_in_threadpool(follower.stop)
 
 
 async def _count_requests(request: Request, call_next: RequestResponseEndpoint) -> Response:

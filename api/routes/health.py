@@ -1,23 +1,50 @@
-"""Liveness and Prometheus metrics."""
+"""Liveness, the indexer follower's state, and Prometheus metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Literal
+
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.deps import SessionDep
+from api.follower import FollowerState, FollowerStatus
 from api.metrics import REGISTRY
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
-def healthz(session: SessionDep) -> dict[str, str]:
-    """The service answers and its database too."""
+class IndexerHealth(BaseModel):
+    """The follower that keeps the indexed reads current (`off` under `serve --no-indexer`)."""
+
+    state: FollowerState
+    checkpoint: int | None = None
+    head: int | None = None
+    lag: int | None = None
+    error: str | None = None
+    failures: int = 0
+
+
+class Health(BaseModel):
+    """`degraded` while the follower retries after an error; the service still serves."""
+
+    status: Literal["ok", "degraded"]
+    database: Literal["ok"]
+    indexer: IndexerHealth
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(request: Request, session: SessionDep) -> Health:
+    """The service answers, its database too, and how current the indexed reads are."""
     session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-    return {"status": "ok", "database": "ok"}
+    follower = request.app.state.follower
+    status = follower.status() if follower is not None else FollowerStatus(FollowerState.OFF)
+    indexer = IndexerHealth.model_validate(status, from_attributes=True)
+    degraded = indexer.state in (FollowerState.FAILED, FollowerState.STOPPED)
+    return Health(status="degraded" if degraded else "ok", database="ok", indexer=indexer)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

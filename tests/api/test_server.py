@@ -28,7 +28,7 @@ def test_bootstrap_admin_and_serve(tmp_path):
     key = created.stdout.split("API key (shown once): ")[1].split()[0]
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tealedger.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "tealedger.cli", "serve", "--port", str(port), "--no-indexer"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

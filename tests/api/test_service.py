@@ -8,8 +8,10 @@ from api.main import create_app
 from api.settings import ApiSettings
 
 
-def test_healthz(client):
-    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+def test_healthz_without_a_follower(client):
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok" and body["database"] == "ok"
+    assert body["indexer"]["state"] == "off", "a test app (or serve --no-indexer) indexes nothing"
 
 
 def test_metrics_count_requests(client):
