@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -23,6 +23,9 @@ from tealedger import __version__
 from tealedger.system import deploy_system
 from traceability import cli as traceability_cli
 from traceability.errors import TraceabilityError
+
+if TYPE_CHECKING:
+    from tealedger.demo_lending import LendingSummary
 
 app = typer.Typer(
     name="tealedger",
@@ -122,22 +125,37 @@ def demo(
     seed: Annotated[int, typer.Option(help="Generator seed (same seed, same season)")] = 2026,
     serve_port: Annotated[int, typer.Option(help="Port of the HTTP service")] = 8000,
 ) -> None:
-    """Start the local node, deploy, run a tea season, index it and serve every audience."""
+    """Start the local node, deploy, run a tea season and its lending, index it and serve."""
     from api.settings import ApiSettings
     from tealedger.demo import run_season, summary_table
+    from tealedger.demo_lending import run_lending
     from tealedger.demo_service import demo_logins, index_chain, start_service
 
     client = ChainClient(settings_from(backend, port))
     client.node.start()
     _print_deployments(client, deploy_system(client))
-    _, summary = run_season(client, farmers, seed, out)
-    out.print(summary_table(summary))
     api_settings = ApiSettings(data_dir=client.settings.data_dir)
+    region, summary = run_season(client, farmers, seed, out)
+    lending = run_lending(client, region, summary, api_settings.database_url, out)
+    out.print(summary_table(summary, lending))
+    _print_clock(lending)
     progress = index_chain(client, api_settings)
     out.print(f"indexed {progress.events:,} events to block {progress.checkpoint:,}")
     url = start_service(api_settings, client.settings, serve_port)
     _print_logins(url, demo_logins(client, api_settings))
     out.print(f"node at {client.node.url}; stop it with `tealedger node stop`")
+
+
+def _print_clock(lending: LendingSummary) -> None:
+    """Say that the loans moved the development chain's clock, and why (docs/demo.md)."""
+    days = lending.days_advanced
+    if days:
+        out.print(
+            f"[yellow]time travel:[/] escrows run on block time, so the demo moved this "
+            f"development chain's clock {days:,.1f} days forward (evm_increaseTime) to reach "
+            "due dates, overdue loans and a default; see docs/demo.md",
+            highlight=False,
+        )
 
 
 @app.command()

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,6 +30,9 @@ from traceability.models import (
     QualityAttestation,
 )
 from traceability.service import RecordingService
+
+if TYPE_CHECKING:
+    from tealedger.demo_lending import LendingSummary
 
 # Dev-mnemonic accounts: 0 platform admin, 1 cooperative, 2 processor, 3 distributor,
 # 4 inspector; 7 and 8 are two more cooperatives, 9 the retail buyer.
@@ -73,7 +77,7 @@ class Region:
     lot_ids: list[bytes] = field(default_factory=list)
 
 
-def _progress(console: Console) -> Progress:
+def progress_bars(console: Console) -> Progress:
     """A progress bar in the demo's style."""
     return Progress(
         TextColumn("{task.description:<28}"),
@@ -345,7 +349,7 @@ def run_season(
     region = region_of(season)
     summary = SeasonSummary()
     ensure_roles(client)
-    with _progress(console) as progress:
+    with progress_bars(console) as progress:
         task = progress.add_task("farmers and plots", total=1)
         register_members(client, region, summary)
         progress.advance(task)
@@ -358,11 +362,14 @@ def run_season(
     return region, summary
 
 
-def summary_table(summary: SeasonSummary) -> Table:
-    """The season at a glance."""
+def summary_table(summary: SeasonSummary, lending: LendingSummary | None = None) -> Table:
+    """The season (and its lending, when run) at a glance."""
     table = Table(title="season on chain")
     table.add_column("figure")
     table.add_column("value", justify="right")
+    transactions = summary.new_transactions + (lending.new_transactions if lending else 0)
+    gas = summary.gas_used + (lending.gas_used if lending else 0)
+    seconds = summary.seconds + (lending.seconds if lending else 0.0)
     rows: list[tuple[str, Callable[[], str]]] = [
         ("farmers", lambda: f"{summary.farmers:,}"),
         ("plots", lambda: f"{summary.plots:,}"),
@@ -374,9 +381,12 @@ def summary_table(summary: SeasonSummary) -> Table:
         ("sales", lambda: f"¥{summary.sales_fen / 100:,.2f}"),
         ("quality failures", lambda: f"{summary.quality_failures:,}"),
         ("lots recalled", lambda: f"{summary.recalled_lots:,}"),
-        ("new transactions", lambda: f"{summary.new_transactions:,}"),
-        ("gas used (this run)", lambda: f"{summary.gas_used:,}"),
-        ("seconds", lambda: f"{summary.seconds:,.1f}"),
+    ]
+    rows += [(name, lambda v=value: v) for name, value in (lending.rows() if lending else [])]
+    rows += [
+        ("new transactions", lambda: f"{transactions:,}"),
+        ("gas used (this run)", lambda: f"{gas:,}"),
+        ("seconds", lambda: f"{seconds:,.1f}"),
     ]
     for name, value in rows:
         table.add_row(name, value())

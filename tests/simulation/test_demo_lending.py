@@ -1,0 +1,150 @@
+"""The demo's lending stage on an anvil of this module's own (it moves the chain's clock).
+
+One season and one lending run per module; every figure of the summary is checked against the
+escrows, the merchants' balances and the events, and a second run must send nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from rich.console import Console
+
+from chain.client import ChainClient
+from lending.credit_store import CreditStore
+from lending.disbursement import LoanDesk, LoanState, LoanStatus
+from lending.merchants import escrows_of, payments_received
+from lending.settlement import SettlementDesk
+from tealedger.demo import Region, SeasonSummary, run_season, summary_table
+from tealedger.demo_lending import (
+    DEFAULT_DAYS,
+    GRACE_DAYS,
+    MERCHANTS,
+    LendingSummary,
+    chain_now,
+    farmer_wallet,
+    merchant_address,
+    run_lending,
+    went_overdue,
+)
+from tealedger.system import DEV_LENDER, deploy_system
+from tests._fixtures import client_for, needs_node, start_node
+from traceability import contracts
+
+pytestmark = [needs_node(), pytest.mark.node]
+
+FARMERS, SEED = 10, 6
+DAY = 86_400
+
+
+@dataclass
+class Lent:
+    """The module's chain after one season and one lending run."""
+
+    client: ChainClient
+    region: Region
+    season: SeasonSummary
+    database_url: str
+    first: LendingSummary
+
+    def states(self) -> list[LoanState]:
+        desk = LoanDesk(self.client)
+        return [desk.state(e) for e in escrows_of(self.client)]
+
+    def balance(self, address: str) -> int:
+        return int(LoanDesk(self.client).token.functions.balanceOf(address).call())
+
+
+@pytest.fixture(scope="module")
+def lent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lent]:
+    tmp = tmp_path_factory.mktemp("demo-lending")
+    node = start_node("anvil", tmp)
+    try:
+        client = client_for(node, tmp / "chain")
+        client.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        deploy_system(client)
+        quiet = Console(quiet=True)
+        region, season = run_season(client, farmers=FARMERS, seed=SEED, console=quiet)
+        url = f"sqlite:///{tmp / 'api.db'}"
+        first = run_lending(client, region, season, url, quiet)
+        yield Lent(client, region, season, url, first)
+    finally:
+        node.stop()
+
+
+def test_loans_pay_merchants_only_and_the_summary_matches_the_escrows(lent: Lent):
+    s, states = lent.first, lent.states()
+    assert s.loans == len(states) >= 2 and s.applicants >= s.approved >= s.loans
+    assert s.approved + s.referred + s.declined == s.applicants
+    assert s.lent_fen == sum(x.funded_fen for x in states) == sum(x.principal_fen for x in states)
+    assert s.paid_to_merchants_fen == sum(x.paid_fen for x in states) > 0
+    assert s.returned_fen == sum(x.returned_fen for x in states)
+    assert s.repaid_fen == sum(x.repaid_fen for x in states) > 0
+    for x in states:  # invariant 1 of docs/invariants.md, on every escrow
+        assert lent.balance(x.escrow) == x.funded_fen - x.paid_fen - x.returned_fen == 0
+        assert x.farmer not in {merchant_address(lent.client, m) for m in MERCHANTS}
+    merchants = {merchant_address(lent.client, m) for m in MERCHANTS}
+    paid = 0
+    for merchant in merchants:  # merchants hold exactly what loans paid them
+        received = sum(p.amount_fen for p in payments_received(lent.client, merchant))
+        assert lent.balance(merchant) == received
+        paid += received
+    assert paid == s.paid_to_merchants_fen
+
+
+def test_sale_proceeds_repay_loans_first(lent: Lent):
+    s = lent.first
+    sales = SettlementDesk(lent.client).contract
+    settled = sales.events.FarmerShareSettled().get_logs(from_block=0)
+    escrows = {x.escrow for x in lent.states()}
+    to_loans = [e["args"] for e in settled if e["args"]["escrow"] in escrows]
+    assert to_loans and s.repaid_from_sales_fen == sum(a["repaid"] for a in to_loans) > 0
+    for a in to_loans:  # a share reaches the farmer only after the loan is repaid
+        assert a["share"] == a["repaid"] + a["paidOut"] and a["held"] == 0
+    assert s.lots_settled == sales.functions.saleCount().call() > 0
+    assert s.sales_settled_fen == sum(
+        e["args"]["amount"] for e in sales.events.SaleSettled().get_logs(from_block=0)
+    )
+    wallets = {farmer_wallet(f).address for f in lent.region.farmer_ids}
+    tea = contracts.tea_trace(lent.client).functions
+    assert {str(tea.farmer(f).call()[1]) for f in lent.region.farmer_ids} == wallets
+
+
+def test_late_payers_and_a_default_follow_the_escrow_clock(lent: Lent):
+    s, states = lent.first, lent.states()
+    overdue = went_overdue(lent.client, [x.escrow for x in states], 0)
+    late = [x for x in states if x.escrow in overdue and x.status is LoanStatus.REPAID]
+    defaulted = [x for x in states if x.status is LoanStatus.DEFAULTED]
+    assert s.late_payers == len(late) >= 1 and s.defaults == len(defaulted) >= 1
+    assert {x.status for x in states} <= {LoanStatus.REPAID, LoanStatus.DEFAULTED}
+    assert s.outstanding_fen == sum(x.outstanding_fen for x in defaulted) > 0
+    assert chain_now(lent.client) > max(
+        x.due_date + (GRACE_DAYS + DEFAULT_DAYS) * DAY for x in defaulted
+    )
+    assert s.default_rate == round(100 * len(defaulted) / len(states), 2)
+
+
+def test_decisions_are_stored_once_per_applicant(lent: Lent):
+    from indexer.db import make_engine
+
+    store = CreditStore(make_engine(lent.database_url))
+    lender = lent.client.accounts[DEV_LENDER].address.lower()
+    decided = [r for f in lent.region.farmer_ids for r in store.decisions_for("0x" + f.hex())]
+    assert len(decided) == lent.first.applicants and {r.lender for r in decided} == {lender}
+
+
+def test_a_second_run_sends_nothing_and_changes_nothing(lent: Lent):
+    block = lent.client.w3.eth.block_number
+    again = run_lending(
+        lent.client, lent.region, lent.season, lent.database_url, Console(quiet=True)
+    )
+    assert lent.client.w3.eth.block_number == block
+    assert (again.new_transactions, again.gas_used, again.days_advanced) == (0, 0, 0)
+    volatile = {"new_transactions", "gas_used", "days_advanced", "seconds"}
+    first = {k: v for k, v in dataclasses.asdict(lent.first).items() if k not in volatile}
+    assert {k: v for k, v in dataclasses.asdict(again).items() if k not in volatile} == first
+    table = summary_table(lent.season, again)  # the season's rows, the lending's, the totals
+    assert table.row_count == 10 + len(again.rows()) + 3
