@@ -24,7 +24,7 @@ from api.coop_chain import (
     recording_service,
     tx_hex,
 )
-from api.models import Organisation, Role
+from api.models import Organisation, Role, RowId
 from api.registry_models import Id32, Text
 from api.settings import ApiSettings
 from chain.client import ChainClient
@@ -70,7 +70,7 @@ class ShipmentIn(BaseModel):
     """Lots you hold, sent to another cooperative, processor or distributor."""
 
     lots: DistinctLots
-    to_org_id: int
+    to_org_id: RowId
 
 
 class ReceiptIn(BaseModel):
@@ -83,7 +83,7 @@ class SaleIn(BaseModel):
     """The sale of a lot you hold (money is settled elsewhere); the buyer becomes its holder."""
 
     lot: Id32
-    buyer_org_id: int
+    buyer_org_id: RowId
     price_fen: int = PydField(gt=0, le=10**15, description="price in fen (0.01 yuan)")
 
 

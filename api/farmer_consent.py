@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from api.chain_identity import org_account
 from api.coop_chain import ZERO_ADDRESS, chain_call, hex32, parse_id, same_address, tx_hex
-from api.models import Organisation, Role
+from api.models import Organisation, Role, RowId
 from api.pagination import Page, PageParams
 from api.registry_models import Farmer, mask_national_id
 from api.settings import ApiSettings
@@ -49,7 +49,7 @@ class FarmerSelf(BaseModel):
 class ConsentIn(BaseModel):
     """Let a lender read your profile for a number of days."""
 
-    lender_org_id: int
+    lender_org_id: RowId
     days: int = PydField(default=365, ge=1, le=MAX_CONSENT_DAYS)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
+from fastapi import Path
 from pydantic import BaseModel
 from pydantic import Field as PydField
 from sqlmodel import Field, SQLModel
@@ -21,6 +23,15 @@ class Role(StrEnum):
     LENDER = "lender"
     MERCHANT = "merchant"
     FARMER = "farmer"
+
+
+# The largest key SQLite (and PostgreSQL's bigint) can store: a bigger id is a 422, never an
+# overflow inside the database driver.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, PydField(ge=1, le=MAX_ROW_ID, description="a row id (1 or more)")]
+"""A row id in a request body (an organisation, a key)."""
+RowIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="a row id (1 or more)")]
+"""A row id in a path."""
 
 
 def utcnow() -> datetime:

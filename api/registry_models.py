@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, WithJsonSchema
 from pydantic import Field as PydField
 from sqlmodel import Field, SQLModel
 
-from api.models import utcnow
+from api.models import RowId, utcnow
 from traceability.models import UINT16_MAX, UINT32_MAX, Bytes32
 
 Id32 = Annotated[
@@ -88,7 +88,7 @@ class FarmerCreate(BaseModel):
 
     national_id: NationalId = PydField(description="18-character resident id (never on chain)")
     name: Text = PydField(max_length=120, description="the farmer's name (never on chain)")
-    farmer_org_id: int | None = PydField(
+    farmer_org_id: RowId | None = PydField(
         default=None,
         description="a farmer organisation whose chain address becomes the farmer's wallet "
         "(for consents and proceeds)",

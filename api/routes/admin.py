@@ -16,6 +16,7 @@ from api.models import (
     OrganisationCreate,
     OrganisationCreated,
     OrganisationPublic,
+    RowIdPath,
 )
 from api.organisations import create_organisation
 from api.pagination import Page, PageDep
@@ -74,7 +75,7 @@ def _org_or_404(session: SessionDep, org_id: int) -> Organisation:
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
 )
-def add_key(org_id: int, session: SessionDep, _admin: AdminOrg) -> ApiKeyCreated:
+def add_key(org_id: RowIdPath, session: SessionDep, _admin: AdminOrg) -> ApiKeyCreated:
     """Issue another key for an organisation (e.g. to rotate)."""
     _org_or_404(session, org_id)
     key = mint_key(org_id)
@@ -87,7 +88,7 @@ def add_key(org_id: int, session: SessionDep, _admin: AdminOrg) -> ApiKeyCreated
 
 
 @router.get("/organisations/{org_id}/keys", response_model=list[ApiKeyPublic])
-def list_keys(org_id: int, session: SessionDep, _admin: AdminOrg) -> list[ApiKeyPublic]:
+def list_keys(org_id: RowIdPath, session: SessionDep, _admin: AdminOrg) -> list[ApiKeyPublic]:
     """An organisation's keys (prefixes only)."""
     _org_or_404(session, org_id)
     rows = session.exec(select(ApiKey).where(ApiKey.organisation_id == org_id)).all()
@@ -95,7 +96,7 @@ def list_keys(org_id: int, session: SessionDep, _admin: AdminOrg) -> list[ApiKey
 
 
 @router.delete("/keys/{key_id}", response_model=ApiKeyPublic)
-def revoke_key(key_id: int, session: SessionDep, _admin: AdminOrg) -> ApiKeyPublic:
+def revoke_key(key_id: RowIdPath, session: SessionDep, _admin: AdminOrg) -> ApiKeyPublic:
     """Revoke a key at once."""
     key = session.get(ApiKey, key_id)
     if key is None:
@@ -107,7 +108,11 @@ def revoke_key(key_id: int, session: SessionDep, _admin: AdminOrg) -> ApiKeyPubl
 
 @router.post("/organisations/{org_id}/provision", response_model=Provisioned)
 def provision_org(
-    org_id: int, session: SessionDep, settings: SettingsDep, chain: ChainDep, _admin: AdminOrg
+    org_id: RowIdPath,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    _admin: AdminOrg,
 ) -> Provisioned:
     """Put the organisation on chain: gas on development chains, and its TeaTrace role."""
     org = _org_or_404(session, org_id)

@@ -10,7 +10,7 @@ from api import farmer_consent
 from api.chain_dep import ChainDep
 from api.deps import SessionDep, SettingsDep, require_role
 from api.farmer_consent import ConsentChanged, ConsentIn, ConsentPublic, FarmerSelf
-from api.models import Organisation, Role
+from api.models import Organisation, Role, RowIdPath
 from api.pagination import Page, PageDep
 
 router = APIRouter(prefix="/farmers", tags=["farmers"])
@@ -42,7 +42,11 @@ def grant_consent(
 
 @router.delete("/me/consents/{lender_org_id}", response_model=ConsentChanged)
 def revoke_consent(
-    lender_org_id: int, session: SessionDep, settings: SettingsDep, chain: ChainDep, org: FarmerOrg
+    lender_org_id: RowIdPath,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    org: FarmerOrg,
 ) -> ConsentChanged:
     """Withdraw a lender's consent at once."""
     return farmer_consent.revoke(session, chain, settings, org, lender_org_id)

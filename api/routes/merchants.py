@@ -27,7 +27,7 @@ def payments(chain: ChainDep, page: PageDep, org: MerchantOrg) -> Page[PaymentGr
 @router.post("/payments/{escrow}/{order_id}/confirm", response_model=Confirmed)
 def confirm_delivery(
     escrow: str,
-    order_id: Annotated[int, Path(ge=1)],
+    order_id: Annotated[int, Path(ge=1, le=2**256 - 1, description="the escrow's order")],
     settings: SettingsDep,
     chain: ChainDep,
     org: MerchantOrg,
