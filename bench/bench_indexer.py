@@ -8,8 +8,11 @@ BENCH_READS (profiles read, default 2,000). The profile-read database is generat
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -20,7 +23,8 @@ from eth_utils import keccak
 from sqlalchemy import Engine
 
 from chain.client import ChainClient
-from chain.config import DEV_MNEMONIC, ChainSettings
+from chain.compiler import Artifacts
+from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
 from indexer import workload
 from indexer.db import BulkWriter, make_engine, migrate
 from indexer.engine import Indexer, IndexerConfig
@@ -32,7 +36,10 @@ from indexer.runner import chain_source, project_abis
 from indexer.seasons import season_of
 
 HARVESTS_PER_FARMER = 25
-HARVESTS_PER_TX = 300
+HARVESTS_PER_TX = 1_000  # ~30M gas each: the bench chain's block gas limit is raised for it
+GAS_LIMIT = 100_000_000
+SEED = 7
+CACHE_DIR = PROJECT_ROOT / ".bench-cache" / "indexer"
 WEB3_CHUNK_BLOCKS = 20
 
 
@@ -41,18 +48,69 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-def _chain(tmp: Path, events: int) -> tuple[workload.EphemeralAnvil, ChainClient]:
-    """An anvil with `events` harvest events (plus the farmers and plots behind them)."""
-    node = workload.start_anvil(tmp)
-    settings = ChainSettings(backend="anvil", data_dir=tmp, port=node.port, mnemonic=DEV_MNEMONIC)
-    client = ChainClient(settings, node)
+def _chain(
+    tmp: Path, events: int, generate: bool = True
+) -> tuple[workload.EphemeralAnvil, ChainClient]:
+    """An anvil with `events` harvest events (plus the farmers and plots behind them).
+
+    The chain is cached as an anvil state file keyed by the contracts' bytecode and the
+    workload, so only the first run of a size pays for generating it (BENCH_CACHE=0: never).
+    """
+    settings = ChainSettings(backend="anvil", data_dir=tmp, mnemonic=DEV_MNEMONIC)
+    use_cache = os.environ.get("BENCH_CACHE", "1") != "0"
+    cache = CACHE_DIR / _cache_key(ChainClient(settings).artifacts, events)
+    if use_cache and (cache / "meta.json").exists():
+        node = workload.start_anvil(tmp, load_state=cache / "state.json", start_timeout=600)
+        client = ChainClient(settings.model_copy(update={"port": node.port}), node)
+        shutil.copytree(cache / "deployments", tmp / "deployments")
+        if _matches(client, json.loads((cache / "meta.json").read_text())):
+            return node, client
+        node.stop()
+        shutil.rmtree(tmp / "deployments")
+        if not generate:
+            raise RuntimeError(f"anvil did not restore the chain cached in {cache}")
+    return _generate(tmp, settings, events, cache if use_cache else None)
+
+
+def _cache_key(artifacts: Artifacts, events: int) -> str:
+    """What the cached chain depends on: the contracts' creation code and the workload."""
+    digest = hashlib.sha256()
+    for name in ("TeaTrace", "ConsentRegistry"):
+        digest.update(bytes(artifacts[name].bytecode))
+    digest.update(f"{events}:{HARVESTS_PER_FARMER}:{HARVESTS_PER_TX}:{SEED}".encode())
+    return f"{events}-{digest.hexdigest()[:16]}"
+
+
+def _matches(client: ChainClient, meta: dict[str, Any]) -> bool:
+    """The loaded chain is the one recorded (same head block, same TeaTrace)."""
+    head = client.w3.eth.get_block("latest")
+    trace = client.registry.get("TeaTrace")
+    return head["hash"].to_0x_hex() == meta["head_hash"] and trace is not None
+
+
+def _generate(
+    tmp: Path, settings: ChainSettings, events: int, cache: Path | None
+) -> tuple[workload.EphemeralAnvil, ChainClient]:
+    """Create the chain; with `cache`, have anvil dump it on exit and start again from it."""
+    dump = tmp / "state.json" if cache else None
+    node = workload.start_anvil(tmp, gas_limit=GAS_LIMIT, dump_state=dump)
+    client = ChainClient(settings.model_copy(update={"port": node.port}), node)
     system = workload.deploy_tea(client)
-    farmers = workload.register_farmers(system, max(1, events // HARVESTS_PER_FARMER), seed=7)
+    farmers = workload.register_farmers(system, max(1, events // HARVESTS_PER_FARMER), seed=SEED)
     per_farmer = -(-events // len(farmers))
-    records = workload.harvest_records(farmers, per_farmer, seed=7)
+    records = workload.harvest_records(farmers, per_farmer, seed=SEED)
     records = {k: v[:events] for k, v in records.items()}
     workload.send_harvests(system, records, batch=HARVESTS_PER_TX)
-    return node, client
+    if cache is None or dump is None:
+        return node, client
+    head = client.w3.eth.get_block("latest")["hash"].to_0x_hex()
+    node.stop()
+    cache.mkdir(parents=True, exist_ok=True)
+    shutil.move(dump, cache / "state.json")
+    shutil.rmtree(cache / "deployments", ignore_errors=True)
+    shutil.copytree(tmp / "deployments", cache / "deployments")
+    (cache / "meta.json").write_text(json.dumps({"events": events, "head_hash": head}))
+    return _chain(tmp / "loaded", events, generate=False)
 
 
 def _backfill(client: ChainClient, url: str, reader: str = "inline") -> tuple[int, float]:

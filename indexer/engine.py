@@ -10,6 +10,8 @@ the window raises DeepReorgError before anything is written.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import multiprocessing
 import multiprocessing.queues
@@ -32,7 +34,7 @@ from indexer.errors import ChainMismatchError, DeepReorgError, IndexerError, Uns
 from indexer.models import Checkpoint, IndexedContract, RawEvent, WindowBlock
 from indexer.projections import Projector, rollback_derived
 from indexer.rebuild import replay_raw
-from indexer.source import Batch, ChainSource, ContractInfo
+from indexer.source import Batch, ChainSource, ContractInfo, raw_row
 
 log = logging.getLogger(__name__)
 ZERO_HASH = b"\x00" * 32
@@ -87,18 +89,6 @@ class _Cursor:
     start_block: int
 
 
-def raw_row(event: DecodedLog) -> tuple[object, ...]:
-    """A raw_event row (column order of RawEvent) from a decoded log."""
-    lg = event.log
-    t = lg.topics
-    n = len(t)
-    return (
-        lg.block_hash, lg.log_index, lg.block_number, lg.block_timestamp, lg.tx_hash,
-        lg.tx_index, lg.address, t[0] if n > 0 else None, t[1] if n > 1 else None,
-        t[2] if n > 2 else None, t[3] if n > 3 else None, lg.data, event.name,
-    )  # fmt: skip
-
-
 class Indexer:
     """Follows the project contracts of one chain into one database."""
 
@@ -118,6 +108,7 @@ class Indexer:
         self.progress: Progress | None = None
         path = sqlite_path(engine)
         self._checkpointer = WalCheckpointer(path) if path is not None else None
+        self._raw_sql: str | None = None
 
     # -------------------------------------------------------------------------------- setup
 
@@ -226,15 +217,16 @@ class Indexer:
         if self._cursor is None:
             self.prepare()
         assert self.progress is not None
-        while True:
-            target = self.source.head() - self.config.confirmations
-            self.progress.head = target
-            self._check_tip()
-            assert self._cursor is not None
-            if self._cursor.number >= target:
-                self._report()
-                return self.progress
-            self._run_to(target)
+        with _fewer_gc_passes():
+            while True:
+                target = self.source.head() - self.config.confirmations
+                self.progress.head = target
+                self._check_tip()
+                assert self._cursor is not None
+                if self._cursor.number >= target:
+                    self._report()
+                    return self.progress
+                self._run_to(target)
 
     def follow(self, stop: threading.Event | None = None) -> None:
         """Keep following the head until `stop` is set."""
@@ -274,10 +266,10 @@ class Indexer:
         window_low = batch.stop - self.config.window
         try:
             with self.engine.begin() as conn:
-                writer = BulkWriter(conn)
-                writer.extend(RawEvent, (raw_row(e) for e in batch.events))
-                writer.flush()
+                if batch.events:
+                    conn.exec_driver_sql(self._raw_insert(conn), batch.raw_rows())
                 self.projector.apply(conn, batch.events)
+                writer = BulkWriter(conn)
                 writer.extend(
                     WindowBlock,
                     ((h.number, h.hash, h.parent_hash, h.timestamp)
@@ -310,6 +302,14 @@ class Indexer:
         p.batches += 1
         p.recovered_blocks += batch.recovered_blocks
         self._report()
+
+    def _raw_insert(self, conn: Connection) -> str:
+        """INSERT INTO raw_event in the driver's parameter style."""
+        if self._raw_sql is None:
+            columns = [c.name for c in RawEvent.__table__.columns]  # type: ignore[attr-defined]
+            marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(columns))
+            self._raw_sql = f"INSERT INTO raw_event ({', '.join(columns)}) VALUES ({marks})"
+        return self._raw_sql
 
     def _report(self) -> None:
         """Tell the progress callback."""
@@ -511,6 +511,22 @@ def _reraise(kind: str, message: str) -> Exception:
     if kind == "UnstableChainError":
         return UnstableChainError(message)
     return IndexerError(f"log reader failed: {kind}: {message}")
+
+
+@contextlib.contextmanager
+def _fewer_gc_passes(threshold: int = 100_000) -> Iterator[None]:
+    """Collect the youngest generation every `threshold` allocations instead of 700.
+
+    A batch keeps tens of thousands of small objects alive until it is written; with the
+    default threshold the collector walks them again and again (a fifth of the backfill's CPU
+    at 100k events). They hold no cycles, so collecting rarely frees the same memory.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(threshold, before[0]), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _load_cursor(conn: Connection) -> _Cursor | None:

@@ -43,10 +43,11 @@ from indexer.models import (
     Sale,
     SaleShare,
 )
-from indexer.seasons import allocate, season_of
+from indexer.seasons import CHINA, allocate, season_of
 
 INT64_MAX = 2**63 - 1
 QUERY_CHUNK = 500  # ids per IN (...) query
+CHINA_OFFSET = int(CHINA.utcoffset(None).total_seconds())  # fixed: China has no DST
 
 Handler = Callable[["Projector", RawLog, dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {}
@@ -105,6 +106,7 @@ class Projector:
         self.conn: Connection | None = None
         self._step: _Step | None = None
         self._dirty_coop_seasons: set[tuple[bytes, str]] = set()
+        self._seasons: dict[int, str] = {}  # China-time day number -> season
         self.projected = 0
 
     def reset(self) -> None:
@@ -136,7 +138,7 @@ class Projector:
             name in ("LotConsumed", "LotProduced") and event.args["processId"] == step.process_id
         ):
             self._finish_step()
-        handler = HANDLERS.get(name) if name else None
+        handler = HANDLERS.get(name)  # type: ignore[arg-type]
         if handler is None:
             return
         try:
@@ -165,6 +167,14 @@ class Projector:
         for chunk in _chunks(missing, QUERY_CHUNK):
             stmt = select(Farmer.farmer, Farmer.cooperative).where(Farmer.farmer.in_(chunk))  # type: ignore[attr-defined]
             self._cooperative.update((f, c) for f, c in self.db.execute(stmt))
+
+    def season(self, timestamp: int) -> str:
+        """season_of(timestamp), computed once per China-time day (it depends on the day only)."""
+        day = (timestamp + CHINA_OFFSET) // 86_400
+        name = self._seasons.get(day)
+        if name is None:
+            name = self._seasons[day] = season_of(timestamp)
+        return name
 
     def cooperative_of(self, farmer: bytes) -> bytes | None:
         """The farmer's cooperative, from the cache or the database."""
@@ -396,14 +406,15 @@ def _plot_registered(p: Projector, log: RawLog, a: dict[str, Any]) -> None:
 
 @handles("HarvestRecorded")
 def _harvest_recorded(p: Projector, log: RawLog, a: dict[str, Any]) -> None:
-    coop = p.cooperative_of(a["farmer"])
+    farmer = a["farmer"]
+    coop = p.cooperative_of(farmer)
     if coop is None:
-        raise OutOfRangeError(f"harvest of unregistered farmer 0x{a['farmer'].hex()}")
+        raise OutOfRangeError(f"harvest of unregistered farmer 0x{farmer.hex()}")
     picked = _i64(a["pickedAt"])
     p.writer.add(
         Harvest,
-        (a["lot"], a["farmer"], a["plot"], coop, _i64(a["grams"]), _i64(a["grade"]), picked,
-         season_of(picked), a["dataHash"], log.block_number, log.log_index, log.block_timestamp),
+        (a["lot"], farmer, a["plot"], coop, _i64(a["grams"]), _i64(a["grade"]), picked,
+         p.season(picked), a["dataHash"], log.block_number, log.log_index, log.block_timestamp),
     )  # fmt: skip
 
 

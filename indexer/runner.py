@@ -41,7 +41,9 @@ def chain_source(
             f"no project contract is deployed on chain {client.w3.eth.chain_id}: run "
             "`tealedger deploy` first"
         )
-    adaptive = AdaptiveRange(span=min(100, max_span), max_span=max_span)
+    # Start narrow: the span doubles per quiet reply, while a first 100-block read of a busy
+    # chain could return a million logs in one batch (one huge transaction, no pipelining).
+    adaptive = AdaptiveRange(span=min(8, max_span), max_span=max_span)
     return ChainSource(
         client.node.url, contracts, project_abis(client.artifacts), adaptive, bloom_check
     )

@@ -75,6 +75,10 @@ class Batch:
         """Hash the block before `start` must have for this batch to extend our chain."""
         return self.headers[0].parent_hash
 
+    def raw_rows(self) -> list[tuple[object, ...]]:
+        """raw_event rows (column order of RawEvent) of the batch's events."""
+        return [raw_row(e) for e in self.events]
+
     def to_wire(self) -> tuple[Any, ...]:
         """Plain tuples (pickle several times faster than named tuples and dicts)."""
         events = [(tuple(e.log), e.name, tuple(e.args.items())) for e in self.events]
@@ -90,6 +94,18 @@ class Batch:
         decoded = [DecodedLog(make_log(lg), name, dict(args)) for lg, name, args in events]
         discovered = tuple(ContractInfo(*c) for c in found)
         return cls(start, stop, [Header._make(h) for h in headers], decoded, recovered, discovered)
+
+
+def raw_row(event: DecodedLog) -> tuple[object, ...]:
+    """A raw_event row (column order of RawEvent) from a decoded log."""
+    lg = event.log
+    t = lg.topics
+    n = len(t)
+    return (
+        lg.block_hash, lg.log_index, lg.block_number, lg.block_timestamp, lg.tx_hash,
+        lg.tx_index, lg.address, t[0] if n > 0 else None, t[1] if n > 1 else None,
+        t[2] if n > 2 else None, t[3] if n > 3 else None, lg.data, event.name,
+    )  # fmt: skip
 
 
 def make_decoder(

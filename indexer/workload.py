@@ -2,13 +2,17 @@
 
 Deploys TeaTrace and ConsentRegistry, gives dev accounts 1-4 the cooperative, processor,
 distributor and inspector roles (the same convention as `tealedger deploy`), and sends batched
-transactions with calldata encoded by eth-abi directly (web3's argument validation would
-dominate the time of a million-record run).
+transactions with calldata encoded directly (web3's argument validation and eth-abi's generic
+encoder would dominate the time of a million-record run).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import signal
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +25,7 @@ from web3.contract import Contract
 
 from chain.client import ChainClient
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT
+from chain.logs import JsonRpc
 from chain.nodes import AnvilNode, free_port
 from chain.sender import PendingTx
 
@@ -30,6 +35,10 @@ WALLETS = (6, 7, 8, 9)  # dev accounts used as farmer wallets (they sign consent
 MAX_YIELD_BPS = 3000
 HARVEST_TYPE = "(bytes32,bytes32,uint64,uint8,uint64,bytes32)[]"
 HARVEST_SELECTOR = keccak(text=f"recordHarvests({HARVEST_TYPE})")[:4]
+FARMERS_TYPE = "(bytes32,address)[]"
+REGISTER_FARMERS_SELECTOR = keccak(text=f"registerFarmers({FARMERS_TYPE})")[:4]
+PLOTS_TYPE = "(bytes32,bytes32,uint32,uint16,bytes32)[]"
+REGISTER_PLOTS_SELECTOR = keccak(text=f"registerPlots({PLOTS_TYPE})")[:4]
 # Picking dates: fixed calendar days, so runs on different days make the same seasons.
 SEASON_DAYS = {
     "spring": (datetime(2025, 3, 20, tzinfo=UTC), 60),
@@ -123,13 +132,14 @@ def _register_batch(
     system: TeaSystem, coop: int, farmers: list[FarmerSeed], rng: random.Random
 ) -> None:
     """Farmers then plots of one cooperative, 200 per transaction."""
-    trace, sender = system.trace, system.client.sender(coop)
+    to, sender = system.trace.address, system.client.sender(coop)
     zero = "0x" + "00" * 20
     pending: list[PendingTx] = []
     for chunk in _chunks(farmers, 200):
         regs = [(f.farmer, system.address(f.wallet) if f.wallet else zero) for f in chunk]
+        data = REGISTER_FARMERS_SELECTOR + encode([FARMERS_TYPE], [regs])
         pending += sender.send_many(
-            [trace.functions.registerFarmers(regs)], gas=60_000 * len(regs) + 100_000
+            [{"to": to, "data": "0x" + data.hex()}], gas=60_000 * len(regs) + 100_000
         )
     plots = [
         (p, f.farmer, 50 + rng.randrange(450), rng.randrange(4), _id("loc", p.hex()))
@@ -137,10 +147,34 @@ def _register_batch(
         for p in f.plots
     ]
     for chunk in _chunks(plots, 200):
+        data = REGISTER_PLOTS_SELECTOR + encode([PLOTS_TYPE], [list(chunk)])
         pending += sender.send_many(
-            [trace.functions.registerPlots(chunk)], gas=80_000 * len(chunk) + 100_000
+            [{"to": to, "data": "0x" + data.hex()}], gas=80_000 * len(chunk) + 100_000
         )
-    sender.wait(pending)
+    wait_receipts(system.client, coop, pending)
+
+
+def wait_receipts(client: ChainClient, index: int, pending: Sequence[PendingTx]) -> None:
+    """Wait for receipts over raw JSON-RPC; a failed transaction raises its decoded error.
+
+    web3 formats every log of a receipt (a thousand per harvest batch), which costs more than
+    the node's execution; only the status is needed here.
+    """
+    if not client.node.url.startswith("http"):
+        client.sender(index).wait(pending)
+        return
+    rpc = JsonRpc(client.node.url)
+    try:
+        for p in pending:
+            deadline = time.monotonic() + 120
+            while (receipt := rpc.call("eth_getTransactionReceipt", [p.hash.to_0x_hex()])) is None:
+                if time.monotonic() > deadline:
+                    client.sender(index).wait([p])  # raises the timeout error
+                time.sleep(0.02)
+            if int(receipt["status"], 16) != 1:
+                client.sender(index).wait([p])  # raises the decoded revert
+    finally:
+        rpc.close()
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -166,6 +200,19 @@ def harvest_records(
     return out
 
 
+def harvest_calldata(records: Sequence[tuple[Any, ...]]) -> bytes:
+    """recordHarvests(records) calldata, the static tuples laid out word by word.
+
+    eth-abi's generic encoder costs more than the node's execution at a million records; the
+    layout (offset, length, six words per record) is checked against eth-abi in the tests.
+    """
+    parts = [HARVEST_SELECTOR, (32).to_bytes(32, "big"), len(records).to_bytes(32, "big")]
+    for farmer, plot, grams, grade, picked, data_hash in records:
+        parts += [farmer, plot, grams.to_bytes(32, "big"), grade.to_bytes(32, "big"),
+                  picked.to_bytes(32, "big"), data_hash]  # fmt: skip
+    return b"".join(parts)
+
+
 def send_harvests(
     system: TeaSystem, records: dict[int, list[tuple[Any, ...]]], batch: int = 300
 ) -> list[bytes]:
@@ -173,18 +220,16 @@ def send_harvests(
     pending: list[tuple[int, PendingTx]] = []
     lots: list[bytes] = []
     to = system.trace.address
+    block_gas = int(system.client.w3.eth.get_block("latest")["gasLimit"])
     for coop, recs in records.items():
         sender = system.client.sender(coop)
-        calls = [
-            {"to": to, "data": "0x" + (HARVEST_SELECTOR + encode([HARVEST_TYPE], [list(c)])).hex()}
-            for c in _chunks(recs, batch)
-        ]
-        gas = min(29_000_000, 60_000 * batch + 200_000)
+        calls = [{"to": to, "data": "0x" + harvest_calldata(c).hex()} for c in _chunks(recs, batch)]
+        gas = min(block_gas - 1_000_000, 40_000 * batch + 200_000)
         pending += [(coop, p) for p in sender.send_many(calls, gas=gas)]
         creator = bytes.fromhex(system.address(coop)[2:])
         lots += [keccak(b"\x00" * 12 + creator + r[5]) for r in recs]
     for coop, p in pending:
-        system.client.sender(coop).wait([p])
+        wait_receipts(system.client, coop, [p])
     return lots
 
 
@@ -382,19 +427,62 @@ def more_harvests(
 
 class EphemeralAnvil(AnvilNode):
     """anvil without its periodic state dump (which costs a core at large states): for
-    benchmarks and tests whose chain may vanish with the process."""
+    benchmarks and tests whose chain may vanish with the process.
+
+    A benchmark may raise the block gas limit (bigger batches per transaction), start from a
+    state file written earlier (`load_state`) or have anvil write one when stopped (`dump_state`).
+    """
+
+    gas_limit: int | None = None
+    load_state: Path | None = None
+    dump_state: Path | None = None
+    stop_grace: float = 15.0
 
     def arguments(self) -> list[str]:
-        """anvil's flags minus --state/--state-interval."""
+        """anvil's flags minus --state/--state-interval, plus the optional ones."""
         args = super().arguments()
         for flag in ("--state", "--state-interval"):
             i = args.index(flag)
             del args[i : i + 2]
+        if self.gas_limit is not None:
+            args[args.index("--gas-limit") + 1] = str(self.gas_limit)
+        if self.load_state is not None:
+            args += ["--load-state", str(self.load_state)]
+        if self.dump_state is not None:
+            args += ["--dump-state", str(self.dump_state)]
         return args
 
+    def _terminate(self, pid: int, grace: float = 15.0) -> None:
+        """Stop the node and wait for its whole process group: npx exits at once, while anvil
+        may still be writing a large state file."""
+        grace = max(grace, self.stop_grace)
+        super()._terminate(pid, grace)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
 
-def start_anvil(data_dir: Path, accounts: int = 10) -> EphemeralAnvil:
+
+def start_anvil(
+    data_dir: Path,
+    accounts: int = 10,
+    gas_limit: int | None = None,
+    load_state: Path | None = None,
+    dump_state: Path | None = None,
+    start_timeout: float = 60.0,
+) -> EphemeralAnvil:
     """Start an ephemeral anvil on a free port."""
-    node = EphemeralAnvil(data_dir, PROJECT_ROOT, free_port(), DEV_MNEMONIC, accounts=accounts)
+    node = EphemeralAnvil(
+        data_dir, PROJECT_ROOT, free_port(), DEV_MNEMONIC, accounts=accounts,
+        start_timeout=start_timeout,
+    )  # fmt: skip
+    node.gas_limit, node.load_state, node.dump_state = gas_limit, load_state, dump_state
+    if dump_state is not None:
+        node.stop_grace = 600.0
     node.start()
     return node

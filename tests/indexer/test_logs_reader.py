@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -19,7 +21,6 @@ from chain.logs import (
     LogFetcher,
     LogFilter,
     RangeTooLargeError,
-    RpcError,
     bloom_bits,
     bloom_may_contain,
     range_error,
@@ -143,12 +144,13 @@ class _Refusing:
         self.limit = limit
         self.spans: list[int] = []
 
-    def call(self, method: str, params: list) -> list:
+    def call_raw(self, method: str, params: list) -> bytes:
         start, end = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
         self.spans.append(end - start + 1)
         if end - start + 1 > self.limit:
-            raise RpcError(method, -32005, f"block range too large, max {self.limit} blocks")
-        return []
+            error = {"code": -32005, "message": f"block range too large, max {self.limit} blocks"}
+            return json.dumps({"jsonrpc": "2.0", "id": 1, "error": error}).encode()
+        return b'{"jsonrpc":"2.0","id":1,"result":[]}'
 
 
 def test_fetcher_shrinks_to_the_provider_limit_and_keeps_it() -> None:

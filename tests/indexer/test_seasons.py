@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from indexer.projections import Projector
 from indexer.seasons import CHINA, allocate, season_of, season_sort_key
 
 
@@ -62,3 +63,11 @@ def test_allocate_is_exact_and_pro_rata(total: int, weights: list[int]) -> None:
 def test_allocate_breaks_ties_by_order() -> None:
     assert allocate(1, [("a", 1), ("b", 1)]) == [("a", 1), ("b", 0)]
     assert allocate(10, [("a", 1), ("b", 1), ("c", 1)]) == [("a", 4), ("b", 3), ("c", 3)]
+
+
+@given(st.lists(st.integers(0, 2**37), min_size=1, max_size=50))  # up to the year 6325
+def test_projector_season_cache_equals_season_of(timestamps: list[int]) -> None:
+    projector = Projector()
+    around_midnight = [t - t % 86_400 - 8 * 3600 + d for t in timestamps for d in (-1, 0, 1)]
+    for ts in [*timestamps, *(t for t in around_midnight if t >= 0)]:
+        assert projector.season(ts) == season_of(ts)
