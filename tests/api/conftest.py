@@ -1,6 +1,13 @@
-"""API fixtures: an app on a real SQLite database, organisations with real keys."""
+"""API fixtures: an app on a real database, organisations with real keys.
 
-from collections.abc import Callable
+The route modules (admin, service, cooperatives, farmers) run on SQLite and on PostgreSQL: their
+modules ask for `api_database_url` from `both_databases`, and `world_database_url` is
+parametrized; the browser, chain-heavy and process tests stay on SQLite.
+"""
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,16 +17,58 @@ from api.main import create_app
 from api.models import OrganisationCreate, Role
 from api.organisations import create_organisation
 from api.settings import ApiSettings
+from tests.indexer._support import PG_DSN, PgDatabases, pg_admin
 
 PASSWORD = "test-keystore-password"
+DATABASES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def api_pg() -> Iterator[PgDatabases | None]:
+    """PostgreSQL for the session (None locally when no server answers; CI must have one)."""
+    admin = pg_admin()
+    if admin is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI but none answers at {PG_DSN!r}")
+        yield None
+        return
+    dbs = PgDatabases(admin)
+    yield dbs
+    dbs.drop_all()
+
+
+def database_for(kind: str, directory: Path, pg: PgDatabases | None) -> str:
+    """A fresh empty database of `kind` (SQLite in `directory`, or a new PostgreSQL one)."""
+    if kind == "sqlite":
+        return f"sqlite:///{directory / 'api.db'}"
+    if pg is None:
+        pytest.skip("no PostgreSQL server answers (set CI=1 to make this a failure)")
+    return pg.new()
+
+
+def both_databases(request: pytest.FixtureRequest, tmp_path: Path, api_pg) -> str:
+    """Body of a module's `api_database_url` fixture parametrized over DATABASES."""
+    return database_for(request.param, tmp_path, api_pg)
 
 
 @pytest.fixture
-def api_settings(tmp_path) -> ApiSettings:
+def api_database_url(tmp_path: Path) -> str:
+    """The app's database: SQLite unless a module asks for both (see both_databases)."""
+    return f"sqlite:///{tmp_path / 'api.db'}"
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def world_database_url(request, tmp_path_factory, api_pg) -> str:
+    """The database of a module's shared world (test_cooperatives, test_farmers), per kind."""
+    return database_for(request.param, tmp_path_factory.mktemp("world-db"), api_pg)
+
+
+@pytest.fixture
+def api_settings(tmp_path, api_database_url) -> ApiSettings:
     """Settings pointing at a private database and keystore folder."""
     return ApiSettings(
         environment="test",
-        database_url=f"sqlite:///{tmp_path / 'api.db'}",
+        database_url=api_database_url,
         data_dir=tmp_path,
         org_keystore_password=PASSWORD,
         rate_limit_per_minute=10_000,

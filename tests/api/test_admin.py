@@ -2,9 +2,17 @@
 
 import json
 
+import pytest
+
 from api.models import Role
 from chain.accounts import load_keystore
-from tests.api.conftest import PASSWORD
+from tests.api.conftest import DATABASES, PASSWORD, both_databases
+
+
+@pytest.fixture(params=DATABASES)
+def api_database_url(request, tmp_path, api_pg) -> str:
+    """Every test of this module on SQLite and on PostgreSQL."""
+    return both_databases(request, tmp_path, api_pg)
 
 
 def test_create_organisation_returns_key_once(client, admin_headers, api_settings):

@@ -6,6 +6,13 @@ from pydantic import ValidationError
 
 from api.main import create_app
 from api.settings import ApiSettings
+from tests.api.conftest import DATABASES, both_databases
+
+
+@pytest.fixture(params=DATABASES)
+def api_database_url(request, tmp_path, api_pg) -> str:
+    """Every test of this module on SQLite and on PostgreSQL."""
+    return both_databases(request, tmp_path, api_pg)
 
 
 def test_healthz_without_a_follower(client):
