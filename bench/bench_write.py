@@ -1,0 +1,180 @@
+"""Harvest records/s written to a real node through RecordingService and Sender.
+
+A seeded season (simulation/season.py, one cooperative) is registered on a throw-away node
+started on a free port, then consecutive slices of its pickings are recorded four ways through
+`RecordingService.record_harvests` (pre-check by `checkHarvests`, signing, local nonces,
+receipts): (a) one record per call, each awaited before the next — the naive baseline; (b) one
+record per transaction, all sent before the first receipt is awaited; (c) calls of 100 records,
+each awaited; (d) 100 records per transaction, all pipelined. The clock runs from the call to the
+last receipt; building the pydantic records is outside it.
+
+Environment: BENCH_WRITE_SINGLE (records for (a) and (b), default 300), BENCH_WRITE_BATCHED
+(records for (c) and (d), default 2,000), BENCH_WRITE_GANACHE=0 skips the ganache rows.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chain.client import ChainClient
+from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
+from chain.nodes import GanacheNode, ProcessNode, free_port
+from indexer.workload import EphemeralAnvil
+from simulation.season import generate
+from tealedger.demo import (
+    COOPERATIVE_ACCOUNTS,
+    SeasonSummary,
+    latest_full_season,
+    region_of,
+    register_members,
+)
+from tealedger.demo import Region as SeasonRegion
+from traceability.contracts import deploy_traceability
+from traceability.models import HarvestRecord
+from traceability.service import RecordingService
+
+BATCH = 100
+FARMERS_PER_1000_RECORDS = 50  # a generated farmer picks ~23 times a year (1-3 plots)
+Mode = Callable[[RecordingService, Sequence[HarvestRecord]], None]
+
+
+def _env_int(name: str, default: int) -> int:
+    """An integer from the environment."""
+    return int(os.environ.get(name, default))
+
+
+def _records(region: SeasonRegion) -> list[HarvestRecord]:
+    """The season's pickings as the cooperative submits them (in picking order)."""
+    out = []
+    for h in region.season.harvests:
+        out.append(
+            HarvestRecord(
+                farmer=region.farmer_ids[h.farmer],
+                plot=region.plot_ids[h.farmer][h.plot],
+                grams=h.grams,
+                grade=h.grade,
+                picked_at=h.picked_at,
+                record_ref=h.record_ref,
+            )
+        )
+    return out
+
+
+def _recorded(service: RecordingService, records: Sequence[HarvestRecord]) -> None:
+    """One record_harvests call that must record every record (else the figure is void)."""
+    report = service.record_harvests(records)
+    if report.recorded != len(records):
+        reasons = {o.reason for o in report.outcomes if o.reason}
+        raise RuntimeError(f"only {report.recorded} of {len(records)} recorded: {reasons}")
+
+
+def single_waiting(service: RecordingService, records: Sequence[HarvestRecord]) -> None:
+    """(a) one call per record, each receipt awaited before the next record."""
+    for record in records:
+        _recorded(service, [record])
+
+
+def single_pipelined(service: RecordingService, records: Sequence[HarvestRecord]) -> None:
+    """(b) one record per transaction, every transaction sent before receipts are awaited."""
+    _recorded(service, records)
+
+
+def batched_waiting(service: RecordingService, records: Sequence[HarvestRecord]) -> None:
+    """(c) BATCH records per transaction, each call awaited before the next."""
+    for start in range(0, len(records), BATCH):
+        _recorded(service, records[start : start + BATCH])
+
+
+def batched_pipelined(service: RecordingService, records: Sequence[HarvestRecord]) -> None:
+    """(d) BATCH records per transaction, all transactions pipelined."""
+    _recorded(service, records)
+
+
+def _node(backend: str, data_dir: Path) -> ProcessNode:
+    """A fresh node of `backend` on a free port (anvil without its periodic state dump)."""
+    cls = EphemeralAnvil if backend == "anvil" else GanacheNode
+    return cls(data_dir, PROJECT_ROOT, free_port(), DEV_MNEMONIC, accounts=10)
+
+
+def _measure(backend: str, single: int, batched: int) -> dict[str, tuple[int, float]]:
+    """(records, seconds) of each mode on a fresh node of `backend`."""
+    year = latest_full_season(datetime.now(UTC))
+    farmers = max(10, (2 * single + 2 * batched) * FARMERS_PER_1000_RECORDS // 1000)
+    region = region_of(generate(farmers=farmers, seed=2026, year=year, cooperatives=1))
+    records = _records(region)
+    if len(records) < 2 * single + 2 * batched:
+        raise RuntimeError(f"the season has {len(records)} pickings, fewer than asked")
+    modes: list[tuple[str, Mode, int, int]] = [
+        ("single_waiting", single_waiting, single, 1),
+        ("single_pipelined", single_pipelined, single, 1),
+        ("batched_waiting", batched_waiting, batched, BATCH),
+        ("batched_pipelined", batched_pipelined, batched, BATCH),
+    ]
+    out: dict[str, tuple[int, float]] = {}
+    with tempfile.TemporaryDirectory(prefix=f"bench-write-{backend}-") as tmp:
+        node = _node(backend, Path(tmp))
+        node.start()
+        try:
+            settings = ChainSettings(
+                backend=backend, port=node.port, data_dir=Path(tmp), mnemonic=DEV_MNEMONIC
+            )
+            client = ChainClient(settings, node)
+            deploy_traceability(client)
+            register_members(client, region, SeasonSummary())
+            offset = 0
+            for name, mode, count, batch_size in modes:
+                chunk = records[offset : offset + count]
+                offset += count
+                # The cooperative's one service; its sender (and nonces) is the client's.
+                service = RecordingService(client, COOPERATIVE_ACCOUNTS[0], batch_size=batch_size)
+                began = time.perf_counter()
+                mode(service, chunk)
+                out[name] = (count, time.perf_counter() - began)
+        finally:
+            node.stop()
+    return out
+
+
+def _rows(backend: str, found: dict[str, tuple[int, float]]) -> list[dict[str, Any]]:
+    """Records/s of each mode, against one record per call, each awaited."""
+    rate = {name: n / seconds for name, (n, seconds) in found.items()}
+    base = rate["single_waiting"]
+    labels = {
+        "single_waiting": "1 record/tx, each receipt awaited (baseline)",
+        "single_pipelined": "1 record/tx, pipelined",
+        "batched_waiting": f"{BATCH} records/tx, each receipt awaited",
+        "batched_pipelined": f"{BATCH} records/tx, pipelined",
+    }
+    rows: list[dict[str, Any]] = []
+    for name, label in labels.items():
+        n = found[name][0]
+        row: dict[str, Any] = {
+            "benchmark": f"harvest records written, {backend}: {label}, {n:,} records",
+            "value": round(rate[name], 1),
+            "unit": "records/s",
+        }
+        if name != "single_waiting":
+            row |= {"baseline": round(base, 1), "ratio": round(rate[name] / base, 1)}
+        rows.append(row)
+    return rows
+
+
+def run() -> list[dict[str, Any]]:
+    """Measure on anvil, then (unless disabled) on ganache with a quarter of the records."""
+    single = _env_int("BENCH_WRITE_SINGLE", 300)
+    batched = _env_int("BENCH_WRITE_BATCHED", 2_000)
+    rows = _rows("anvil", _measure("anvil", single, batched))
+    if os.environ.get("BENCH_WRITE_GANACHE", "1") != "0":
+        rows += _rows("ganache", _measure("ganache", max(1, single // 4), max(1, batched // 4)))
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
