@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pytest
 from rich.console import Console
@@ -36,7 +37,7 @@ from traceability import contracts
 
 pytestmark = [needs_node(), pytest.mark.node]
 
-FARMERS, SEED = 10, 6
+FARMERS, SEED = 8, 34
 DAY = 86_400
 
 
@@ -124,7 +125,7 @@ def test_late_payers_and_a_default_follow_the_escrow_clock(lent: Lent):
     assert chain_now(lent.client) > max(
         x.due_date + (GRACE_DAYS + DEFAULT_DAYS) * DAY for x in defaulted
     )
-    assert s.default_rate == round(100 * len(defaulted) / len(states), 2)
+    assert s.default_rate == (Decimal(100 * len(defaulted)) / len(states)).quantize(Decimal("0.01"))
 
 
 def test_decisions_are_stored_once_per_applicant(lent: Lent):
