@@ -6,7 +6,9 @@ started on a free port, then consecutive slices of its pickings are recorded fou
 receipts): (a) one record per call, each awaited before the next — the naive baseline; (b) one
 record per transaction, all sent before the first receipt is awaited; (c) calls of 100 records,
 each awaited; (d) 100 records per transaction, all pipelined. The clock runs from the call to the
-last receipt; building the pydantic records is outside it.
+last receipt; building the pydantic records is outside it. These local nodes mine each
+transaction as it arrives, so pipelining saves round trips only; on a network with a block
+time, (a) and (c) also wait for a block per transaction.
 
 Environment: BENCH_WRITE_SINGLE (records for (a) and (b), default 300), BENCH_WRITE_BATCHED
 (records for (c) and (d), default 2,000), BENCH_WRITE_GANACHE=0 skips the ganache rows.
