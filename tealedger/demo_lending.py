@@ -51,6 +51,7 @@ from lending.disbursement import (
     document_hash,
 )
 from lending.disclosure import Disclosure, disclose
+from lending.loan_errors import LoanTermsError
 from lending.profile_source import IndexedConsentChecker, IndexedProfileReader
 from lending.schedule import LoanTerms as ScheduleTerms
 from lending.scorecard import load_model
@@ -455,7 +456,7 @@ def offer(record: DecisionRecord, needs: dict[str, int]) -> Disclosure:
     principal = min(max(sum(needs.values()), product.min_limit_fen), d.limit_fen)
     rate = d.pricing.offered_rate_bps if d.pricing else None
     if rate is None:
-        raise ValueError(f"decision {record.decision_id} has no offered rate")
+        raise LoanTermsError(f"decision {record.decision_id} has no offered rate to lend at")
     terms = ScheduleTerms(
         principal_fen=principal,
         annual_rate=rate,
