@@ -26,6 +26,9 @@ class ChainClient:
         self.settings = settings or ChainSettings()
         self.node = node or make_node(self.settings)
         self._senders: dict[str, Sender] = {}
+        # Checking a registry entry reads the contract's code from the node; a long-running
+        # service would pay that on every request, so verified contract objects are kept.
+        self._contracts: dict[str, Contract] = {}
 
     @cached_property
     def w3(self) -> Web3:
@@ -77,13 +80,21 @@ class ChainClient:
         self, contract: str, args: tuple[Any, ...] = (), name: str | None = None, index: int = 0
     ) -> tuple[Deployment, bool]:
         """Deploy a project contract unless identical code is already live."""
+        self._contracts.clear()
         return deploy(self.sender(index), self.registry, self.artifacts[contract], args, name)
 
     def contract(self, name: str, address: str | None = None) -> Contract:
-        """A Web3 contract object, by registry name unless an address is given."""
-        entry = self.registry.get(name) if address is None else None
-        contract_name = entry.contract if entry else name
-        where = address or self.registry.address(name)
+        """A Web3 contract object, by registry name (cached) unless an address is given."""
+        if address is not None:
+            return self._at(name, address)
+        if name not in self._contracts:
+            entry = self.registry.get(name)
+            where = entry.address if entry else self.registry.address(name)
+            self._contracts[name] = self._at(entry.contract if entry else name, where)
+        return self._contracts[name]
+
+    def _at(self, contract: str, address: str) -> Contract:
+        """The compiled contract's ABI bound to an address."""
         return self.w3.eth.contract(
-            address=Web3.to_checksum_address(where), abi=self.artifacts[contract_name].abi
+            address=Web3.to_checksum_address(address), abi=self.artifacts[contract].abi
         )
