@@ -129,17 +129,21 @@ def demo(
     from api.settings import ApiSettings
     from tealedger.demo import run_season, summary_table
     from tealedger.demo_lending import run_lending
-    from tealedger.demo_service import demo_logins, index_chain, start_service
+    from tealedger.demo_service import demo_logins, index_chain, start_service, stop_service
 
     client = ChainClient(settings_from(backend, port))
     client.node.start()
     _print_deployments(client, deploy_system(client))
     api_settings = ApiSettings(data_dir=client.settings.data_dir)
+    # A service left by the last run follows the chain into the same database: the demo
+    # indexes it itself (under the indexer lock) and starts the service again at the end.
+    if stop_service(api_settings):
+        out.print("stopped the service of the last run; it restarts at the end")
     region, summary = run_season(client, farmers, seed, out)
     lending = run_lending(client, region, summary, api_settings.database_url, out)
     out.print(summary_table(summary, lending))
     _print_clock(lending)
-    progress = index_chain(client, api_settings)
+    progress = index_chain(client, api_settings.database_url)
     out.print(f"indexed {progress.events:,} events to block {progress.checkpoint:,}")
     url = start_service(api_settings, client.settings, serve_port)
     _print_logins(url, demo_logins(client, api_settings))

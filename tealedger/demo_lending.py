@@ -39,7 +39,6 @@ from chain.client import ChainClient
 from chain.errors import ChainError
 from chain.sender import PendingTx, Sender
 from indexer.db import make_engine
-from indexer.runner import index_once
 from lending.credit_store import CreditStore
 from lending.decision import DecisionRecord, Outcome, decide
 from lending.disbursement import (
@@ -76,6 +75,7 @@ from tealedger.demo import (
     latest_full_season,
     progress_bars,
 )
+from tealedger.demo_service import index_chain
 from tealedger.system import DEV_LENDER, DEV_REGISTRAR
 from traceability import contracts
 from traceability.consent import ConsentService
@@ -535,7 +535,7 @@ def grant_consents(run: LendingRun) -> None:
 def score_applications(run: LendingRun) -> None:
     """Index the chain, then score every applicant once per season and store the decision."""
     task = run.progress.add_task("index, then credit decisions", total=len(run.loans) + 1)
-    index_once(run.client, run.database_url)
+    index_chain(run.client, run.database_url)
     run.progress.advance(task)
     reader = IndexedProfileReader(run.database_url)
     consent = IndexedConsentChecker(run.database_url)

@@ -22,7 +22,9 @@ from chain.client import ChainClient
 from chain.config import ChainSettings
 from chain.errors import NodeError
 from chain.nodes import port_is_free
+from indexer.db import make_engine
 from indexer.engine import Progress
+from indexer.lock import IndexerLock
 from indexer.runner import index_once
 
 # Which development account acts for each audience (the season was recorded by these).
@@ -47,9 +49,14 @@ class Login:
     api_key: str
 
 
-def index_chain(client: ChainClient, settings: ApiSettings) -> Progress:
-    """Bring the database up to the chain head."""
-    return index_once(client, settings.database_url)
+def index_chain(client: ChainClient, database_url: str) -> Progress:
+    """Bring the database up to the chain head, holding the indexer lock (one writer)."""
+    engine = make_engine(database_url, writer=True)
+    try:
+        with IndexerLock(engine):
+            return index_once(client, engine)
+    finally:
+        engine.dispose()
 
 
 def demo_logins(client: ChainClient, settings: ApiSettings) -> list[Login]:

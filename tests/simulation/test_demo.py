@@ -50,7 +50,7 @@ def test_demo_indexes_gives_logins_and_serves(anvil_node: ProcessNode, tmp_path)
     deploy_system(client)
     _, summary = run_season(client, farmers=3, seed=9, console=Console(quiet=True))
     settings = ApiSettings(data_dir=tmp_path, environment="test")
-    progress = index_chain(client, settings)
+    progress = index_chain(client, settings.database_url)
     assert progress.events > summary.harvests
     first, second = demo_logins(client, settings), demo_logins(client, settings)
     assert [x.role for x in first] == [x.role for x in second]
