@@ -29,7 +29,7 @@ from traceability.models import (
     ProcessOutput,
     QualityAttestation,
 )
-from traceability.service import RecordingService
+from traceability.service import RecordingService, batch_gas
 
 if TYPE_CHECKING:
     from tealedger.demo_lending import LendingSummary
@@ -330,7 +330,7 @@ def _sell(
         fen = [price_per_kg[lot] * views[lot].grams // 1000 for lot in chunk]
         calls.append(fn(chunk, buyer, fen))
     sender = distributor.sender
-    _gas(sender.wait(sender.send_many(calls)), summary)
+    _gas(sender.wait(sender.send_many(calls, gas=batch_gas("sellBatch", BATCH))), summary)
 
 
 def latest_full_season(now: datetime) -> int:
