@@ -1,24 +1,31 @@
-"""Indexer benchmarks: backfill vs web3.py, rebuild from raw events, profile reads.
+"""Indexer benchmarks: backfill into SQLite and PostgreSQL vs web3.py, rebuild, profile reads.
 
-Environment: BENCH_EVENTS (harvest events to create on anvil, default 50,000; up to
-1,000,000), BENCH_FARMERS (farmers for the profile-read benchmark, default 120,000),
-BENCH_READS (profiles read, default 2,000). The profile-read database is generated directly
-(rows written without a chain), which the row says.
+Environment: BENCH_EVENTS (harvest events on anvil, default 1,000,000), BENCH_FARMERS (farmers
+for the profile-read benchmark, default 120,000), BENCH_READS (profiles read, default 2,000),
+BENCH_PG (libpq DSN of a PostgreSQL server to create a throwaway database on; the PostgreSQL
+row is left out if none answers), BENCH_CACHE=0 (regenerate the chain instead of loading the
+cached anvil state from .bench-cache/). The profile-read database is generated directly (rows
+written without a chain), which the row says.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import random
+import secrets
 import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from eth_utils import keccak
 from sqlalchemy import Engine
 
@@ -36,11 +43,13 @@ from indexer.runner import chain_source, project_abis
 from indexer.seasons import season_of
 
 HARVESTS_PER_FARMER = 25
-HARVESTS_PER_TX = 1_000  # ~30M gas each: the bench chain's block gas limit is raised for it
-GAS_LIMIT = 100_000_000
+HARVESTS_PER_TX = 1_000  # ~30M gas each
+TXS_PER_BLOCK = 10  # 10,000 harvest events per block: the bench chain's gas limit is raised
+GAS_LIMIT = 1_000_000_000
 SEED = 7
+DEFAULT_EVENTS = 1_000_000
 CACHE_DIR = PROJECT_ROOT / ".bench-cache" / "indexer"
-WEB3_CHUNK_BLOCKS = 20
+WEB3_CHUNK_BLOCKS = 2  # 20,000 logs a call, as in our batches
 
 
 def _env_int(name: str, default: int) -> int:
@@ -77,7 +86,8 @@ def _cache_key(artifacts: Artifacts, events: int) -> str:
     digest = hashlib.sha256()
     for name in ("TeaTrace", "ConsentRegistry"):
         digest.update(bytes(artifacts[name].bytecode))
-    digest.update(f"{events}:{HARVESTS_PER_FARMER}:{HARVESTS_PER_TX}:{SEED}".encode())
+    workload_spec = (events, HARVESTS_PER_FARMER, HARVESTS_PER_TX, TXS_PER_BLOCK, GAS_LIMIT, SEED)
+    digest.update(repr(workload_spec).encode())
     return f"{events}-{digest.hexdigest()[:16]}"
 
 
@@ -100,7 +110,7 @@ def _generate(
     per_farmer = -(-events // len(farmers))
     records = workload.harvest_records(farmers, per_farmer, seed=SEED)
     records = {k: v[:events] for k, v in records.items()}
-    workload.send_harvests(system, records, batch=HARVESTS_PER_TX)
+    workload.send_harvests(system, records, batch=HARVESTS_PER_TX, per_block=TXS_PER_BLOCK)
     if cache is None or dump is None:
         return node, client
     head = client.w3.eth.get_block("latest")["hash"].to_0x_hex()
@@ -113,29 +123,73 @@ def _generate(
     return _chain(tmp / "loaded", events, generate=False)
 
 
-def _backfill(client: ChainClient, url: str, reader: str = "inline") -> tuple[int, float]:
-    """Index everything into a new SQLite file; (events, seconds of catching up)."""
-    config = IndexerConfig(reader=reader)
+@dataclass(frozen=True)
+class Run:
+    """One measured pass: events, wall seconds, CPU seconds of this process and its children."""
+
+    events: int
+    seconds: float
+    cpu: float
+
+    @property
+    def rate(self) -> float:
+        """Events per second."""
+        return self.events / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        """CPU microseconds per event (the node's excluded)."""
+        return self.cpu / self.events * 1e6
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the reader process)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _backfill(client: ChainClient, url: str, reader: str | None = None) -> Run:
+    """Index everything into a new database: the catching up, timed."""
+    config = IndexerConfig() if reader is None else IndexerConfig(reader=reader)
     indexer = Indexer(make_engine(url, writer=True), chain_source(client), config)
     indexer.prepare()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), _cpu()
     progress = indexer.sync()
-    return progress.events, time.perf_counter() - began
+    return Run(progress.events, time.perf_counter() - began, _cpu() - cpu)
 
 
-def _raw_decode(client: ChainClient) -> tuple[int, float]:
-    """Our read path alone (eth_getLogs + eth-abi decoding, no database)."""
+@contextlib.contextmanager
+def _pg_database() -> Iterator[str | None]:
+    """A throwaway database on the local PostgreSQL (BENCH_PG: libpq DSN); None if none answers."""
+    dsn = os.environ.get("BENCH_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+    try:
+        admin = psycopg.connect(dsn, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        yield None
+        return
+    name = f"tealedger_bench_{secrets.token_hex(4)}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    info = admin.info
+    try:
+        yield f"postgresql+psycopg://{info.user}@{info.host}:{info.port}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _raw_decode(client: ChainClient) -> Run:
+    """Our read path alone (eth_getLogs + decoding, no database)."""
     source = chain_source(client)
     head, start = source.head(), min(c.from_block for c in source.contracts)
-    began, count = time.perf_counter(), 0
+    began, cpu, count = time.perf_counter(), _cpu(), 0
     while start <= head:
         batch = source.read(start, head)
         count += len(batch.events)
         start = batch.stop + 1
-    return count, time.perf_counter() - began
+    return Run(count, time.perf_counter() - began, _cpu() - cpu)
 
 
-def _web3_baseline(client: ChainClient) -> tuple[int, float]:
+def _web3_baseline(client: ChainClient) -> Run:
     """web3.py: eth.get_logs + contract event process_log, the same logs, same chunking."""
     trace = client.contract("TeaTrace")
     by_topic = {}
@@ -144,7 +198,7 @@ def _web3_baseline(client: ChainClient) -> tuple[int, float]:
             types = ",".join(i["type"] for i in entry["inputs"])
             by_topic[keccak(text=f"{entry['name']}({types})")] = trace.events[entry["name"]]()
     head = client.w3.eth.block_number
-    began, count = time.perf_counter(), 0
+    began, cpu, count = time.perf_counter(), _cpu(), 0
     for start in range(0, head + 1, WEB3_CHUNK_BLOCKS):
         logs = client.w3.eth.get_logs(
             {"fromBlock": start, "toBlock": min(head, start + WEB3_CHUNK_BLOCKS - 1),
@@ -153,7 +207,7 @@ def _web3_baseline(client: ChainClient) -> tuple[int, float]:
         for log in logs:
             by_topic[bytes(log["topics"][0])].process_log(log)
             count += 1
-    return count, time.perf_counter() - began
+    return Run(count, time.perf_counter() - began, _cpu() - cpu)
 
 
 def _profile_db(engine: Engine, farmers: int, seed: int = 11) -> list[bytes]:
@@ -200,9 +254,20 @@ def _reads(engine: Engine, ids: list[bytes], reads: int) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
+def _vs(label: str, run: Run, web3: Run) -> list[dict[str, Any]]:
+    """A throughput row against the web3 baseline, and its CPU cost."""
+    return [
+        {"benchmark": label, "value": round(run.rate), "unit": "events/s",
+         "baseline": round(web3.rate), "ratio": round(run.rate / web3.rate, 1)},
+        {"benchmark": "  CPU of the indexer (writer + reader process; the node excluded)",
+         "value": round(run.cpu_us, 1), "unit": "µs/event", "baseline": round(web3.cpu_us, 1),
+         "ratio": round(web3.cpu_us / run.cpu_us, 1)},
+    ]  # fmt: skip
+
+
 def run() -> list[dict[str, Any]]:
     """Measure and return the result rows."""
-    events = _env_int("BENCH_EVENTS", 50_000)
+    events = _env_int("BENCH_EVENTS", DEFAULT_EVENTS)
     farmers = _env_int("BENCH_FARMERS", 120_000)
     reads = _env_int("BENCH_READS", 2_000)
     rows: list[dict[str, Any]] = []
@@ -210,31 +275,26 @@ def run() -> list[dict[str, Any]]:
         node, client = _chain(Path(tmp), events)
         try:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            n_ours, s_ours = _backfill(client, url)
-            n_proc, s_proc = _backfill(
-                client, f"sqlite:///{Path(tmp) / 'bench-process.db'}", "process"
-            )
-            n_web3, s_web3 = _web3_baseline(client)
-            n_raw, s_raw = _raw_decode(client)
+            ours = _backfill(client, url)
+            with _pg_database() as pg_url:
+                pg = _backfill(client, pg_url) if pg_url else None
+            web3 = _web3_baseline(client)
+            raw = _raw_decode(client)
         finally:
             node.stop()
-        ours, web3 = n_ours / s_ours, n_web3 / s_web3
-        raw = n_raw / s_raw
+        rows += _vs(f"indexer backfill into SQLite, {ours.events:,} events (anvil)", ours, web3)
+        if pg is not None:
+            rows += _vs(f"indexer backfill into PostgreSQL, {pg.events:,} events", pg, web3)
         rows += [
-            {"benchmark": f"indexer backfill into SQLite, {n_ours:,} events (anvil)",
-             "value": round(ours), "unit": "events/s", "baseline": round(web3),
-             "ratio": round(ours / web3, 1)},
-            {"benchmark": "  same, with the forked reader process (--reader process)",
-             "value": round(n_proc / s_proc), "unit": "events/s", "baseline": round(web3),
-             "ratio": round(n_proc / s_proc / web3, 1)},
-            {"benchmark": "raw eth_getLogs + eth-abi decode, no database",
-             "value": round(raw), "unit": "events/s", "baseline": round(web3),
-             "ratio": round(raw / web3, 1)},
+            {"benchmark": "raw eth_getLogs + decode, no database (one process)",
+             "value": round(raw.rate), "unit": "events/s", "baseline": round(web3.rate),
+             "ratio": round(raw.rate / web3.rate, 1)},
             {"benchmark": "baseline: web3 get_logs + process_log, same logs",
-             "value": round(web3), "unit": "events/s"},
+             "value": round(web3.rate), "unit": "events/s"},
         ]  # fmt: skip
-        stats = rebuild(make_engine(url), project_abis(client.artifacts))
-        rows.append({"benchmark": "rebuild derived tables from raw events (SQLite)",
+        stats = rebuild(make_engine(url, writer=True), project_abis(client.artifacts))
+        rows.append({"benchmark": f"rebuild derived tables from {stats.events:,} raw events "
+                                  "(SQLite)",
                      "value": round(stats.events_per_second), "unit": "events/s"})  # fmt: skip
         profile_engine = make_engine(f"sqlite:///{Path(tmp) / 'profiles.db'}")
         ids = _profile_db(profile_engine, farmers)

@@ -104,6 +104,10 @@ def index(
     reader: Annotated[
         str, typer.Option("--reader", help="inline | process | thread (how logs are read ahead).")
     ] = "inline",
+    batch_events: Annotated[
+        int,
+        typer.Option("--batch-events", min=1, help="Fewest events per transaction (reads joined)."),
+    ] = IndexerConfig.batch_events,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between head checks.")] = 1.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     backend: Annotated[
@@ -120,7 +124,7 @@ def index(
             _rebuild(settings, url)
         else:
             config = IndexerConfig(window=window, confirmations=confirmations, reader=reader,
-                                   poll_interval=poll)  # fmt: skip
+                                   poll_interval=poll, batch_events=batch_events)  # fmt: skip
             _index(settings, url, config, max_range, follow, quiet)
     except (IndexerError, ChainError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)

@@ -51,6 +51,11 @@ class IndexerConfig:
     # machine), "process" (a forked reader process decodes the next batch while this one is
     # written: for idle multi-core hosts) or "thread".
     reader: str = "inline"
+    # Consecutive reads are written in one transaction until it holds this many events: a
+    # commit rewrites every index page the batch touched, and hash-keyed indexes are touched
+    # all over, so fewer, larger commits write far less (measured: 7.7 -> 3.0 us per event
+    # from 10,000 to 50,000 events). Reads keep the provider-friendly adaptive size.
+    batch_events: int = 50_000
 
 
 @dataclass
@@ -238,10 +243,12 @@ class Indexer:
     def _run_to(self, target: int) -> None:
         """Write batches from the checkpoint up to `target`; stop early at a fork change."""
         assert self._cursor is not None
-        for batch in self._batches(self._cursor.number + 1, target):
-            if batch.parent_hash != self._cursor.hash:
+        reads = self._batches(self._cursor.number + 1, target)
+        for batch, complete in _joined(reads, self._cursor.hash, self.config.batch_events):
+            if batch is not None:
+                self._write(batch)
+            if not complete:
                 return  # the node moved to another fork under us: _check_tip rolls back
-            self._write(batch)
 
     def _batches(self, start: int, target: int) -> Iterator[Batch]:
         """Batches in order, read ahead by a process or thread unless the reader is inline."""
@@ -511,6 +518,28 @@ def _reraise(kind: str, message: str) -> Exception:
     if kind == "UnstableChainError":
         return UnstableChainError(message)
     return IndexerError(f"log reader failed: {kind}: {message}")
+
+
+def _joined(
+    reads: Iterator[Batch], tip: bytes, min_events: int
+) -> Iterator[tuple[Batch | None, bool]]:
+    """Consecutive reads joined into batches of at least `min_events` events (the last one
+    may be smaller), each paired with False once a read does not extend the previous one:
+    the batch then holds only what came before the fork change, and nothing follows."""
+    group: list[Batch] = []
+    events = 0
+    for read in reads:
+        if read.parent_hash != tip:
+            yield Batch.joined(group) if group else None, False
+            return
+        group.append(read)
+        events += len(read.events)
+        tip = read.headers[-1].hash
+        if events >= min_events:
+            yield Batch.joined(group), True
+            group, events = [], 0
+    if group:
+        yield Batch.joined(group), True
 
 
 @contextlib.contextmanager

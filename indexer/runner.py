@@ -41,9 +41,10 @@ def chain_source(
             f"no project contract is deployed on chain {client.w3.eth.chain_id}: run "
             "`tealedger deploy` first"
         )
-    # Start narrow: the span doubles per quiet reply, while a first 100-block read of a busy
-    # chain could return a million logs in one batch (one huge transaction, no pipelining).
-    adaptive = AdaptiveRange(span=min(8, max_span), max_span=max_span)
+    # Start at one block: the span doubles per quiet reply (a dozen small reads to reach 10,000
+    # blocks), while a first 100-block read of a busy chain could return a million logs in one
+    # batch (one huge transaction, nothing read while it is written).
+    adaptive = AdaptiveRange(span=1, max_span=max_span)
     return ChainSource(
         client.node.url, contracts, project_abis(client.artifacts), adaptive, bloom_check
     )

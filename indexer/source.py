@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
@@ -69,19 +69,37 @@ class Batch:
     events: list[DecodedLog]
     recovered_blocks: int = 0
     discovered: tuple[ContractInfo, ...] = ()
+    rows: list[tuple[Any, ...]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def parent_hash(self) -> bytes:
         """Hash the block before `start` must have for this batch to extend our chain."""
         return self.headers[0].parent_hash
 
-    def raw_rows(self) -> list[tuple[object, ...]]:
+    @classmethod
+    def joined(cls, batches: Sequence[Batch]) -> Batch:
+        """Consecutive batches as one (written in one transaction)."""
+        if len(batches) == 1:
+            return batches[0]
+        rows = [b.rows for b in batches]
+        return cls(
+            batches[0].start,
+            batches[-1].stop,
+            [h for b in batches for h in b.headers],
+            [e for b in batches for e in b.events],
+            sum(b.recovered_blocks for b in batches),
+            tuple(c for b in batches for c in b.discovered),
+            None if any(r is None for r in rows) else [row for r in rows for row in r or ()],
+        )
+
+    def raw_rows(self) -> list[tuple[Any, ...]]:
         """raw_event rows (column order of RawEvent) of the batch's events."""
-        return [raw_row(e) for e in self.events]
+        return self.rows if self.rows is not None else [raw_row(e) for e in self.events]
 
     def to_wire(self) -> tuple[Any, ...]:
-        """Plain tuples (pickle several times faster than named tuples and dicts)."""
-        events = [(tuple(e.log), e.name, tuple(e.args.items())) for e in self.events]
+        """Plain tuples: each event as its raw_event row (built here, in the reader process,
+        so the writer hands the rows to the driver as they arrive) and its argument dict."""
+        events = [(raw_row(e), e.args) for e in self.events]
         headers = [tuple(h) for h in self.headers]
         found = [tuple(c.__dict__.values()) for c in self.discovered]
         return (self.start, self.stop, headers, events, self.recovered_blocks, found)
@@ -90,10 +108,11 @@ class Batch:
     def from_wire(cls, wire: tuple[Any, ...]) -> Batch:
         """Inverse of to_wire."""
         start, stop, headers, events, recovered, found = wire
-        make_log = RawLog._make
-        decoded = [DecodedLog(make_log(lg), name, dict(args)) for lg, name, args in events]
+        decoded = [DecodedLog(_log_of_row(row), row[12], args) for row, args in events]
         discovered = tuple(ContractInfo(*c) for c in found)
-        return cls(start, stop, [Header._make(h) for h in headers], decoded, recovered, discovered)
+        rows = [row for row, _ in events]
+        header_list = [Header._make(h) for h in headers]
+        return cls(start, stop, header_list, decoded, recovered, discovered, rows)
 
 
 def raw_row(event: DecodedLog) -> tuple[object, ...]:
@@ -106,6 +125,13 @@ def raw_row(event: DecodedLog) -> tuple[object, ...]:
         lg.tx_index, lg.address, t[0] if n > 0 else None, t[1] if n > 1 else None,
         t[2] if n > 2 else None, t[3] if n > 3 else None, lg.data, event.name,
     )  # fmt: skip
+
+
+def _log_of_row(row: tuple[Any, ...]) -> RawLog:
+    """The RawLog a raw_event row was made from (inverse of raw_row)."""
+    topics = row[7:11]
+    return RawLog(row[2], row[0], row[1], row[5], row[4], row[6],
+                  topics[: 4 - topics.count(None)], row[11], row[3])  # fmt: skip
 
 
 def make_decoder(

@@ -151,21 +151,23 @@ def _register_batch(
         pending += sender.send_many(
             [{"to": to, "data": "0x" + data.hex()}], gas=80_000 * len(chunk) + 100_000
         )
-    wait_receipts(system.client, coop, pending)
+    wait_receipts(system.client, [(coop, p) for p in pending])
 
 
-def wait_receipts(client: ChainClient, index: int, pending: Sequence[PendingTx]) -> None:
-    """Wait for receipts over raw JSON-RPC; a failed transaction raises its decoded error.
+def wait_receipts(client: ChainClient, pending: Sequence[tuple[int, PendingTx]]) -> None:
+    """Wait for receipts (of (account index, tx) pairs) over raw JSON-RPC; a failed
+    transaction raises its decoded error.
 
     web3 formats every log of a receipt (a thousand per harvest batch), which costs more than
     the node's execution; only the status is needed here.
     """
     if not client.node.url.startswith("http"):
-        client.sender(index).wait(pending)
+        for index, p in pending:
+            client.sender(index).wait([p])
         return
     rpc = JsonRpc(client.node.url)
     try:
-        for p in pending:
+        for index, p in pending:
             deadline = time.monotonic() + 120
             while (receipt := rpc.call("eth_getTransactionReceipt", [p.hash.to_0x_hex()])) is None:
                 if time.monotonic() > deadline:
@@ -214,23 +216,48 @@ def harvest_calldata(records: Sequence[tuple[Any, ...]]) -> bytes:
 
 
 def send_harvests(
-    system: TeaSystem, records: dict[int, list[tuple[Any, ...]]], batch: int = 300
+    system: TeaSystem,
+    records: dict[int, list[tuple[Any, ...]]],
+    batch: int = 300,
+    per_block: int = 1,
 ) -> list[bytes]:
-    """Record harvests in batched, pipelined transactions; returns the new lot ids."""
-    pending: list[tuple[int, PendingTx]] = []
-    lots: list[bytes] = []
+    """Record harvests in batched, pipelined transactions; returns the new lot ids.
+
+    With `per_block` > 1 the node's automine is paused and every `per_block` transactions are
+    mined as one block (anvil, ganache): a development node recomputes the contract's storage
+    root per block, so one block per transaction grows quadratically with a million lots.
+    """
     to = system.trace.address
-    block_gas = int(system.client.w3.eth.get_block("latest")["gasLimit"])
+    client = system.client
+    block_gas = int(client.w3.eth.get_block("latest")["gasLimit"])
+    gas = min(block_gas // per_block - 1_000_000, 40_000 * batch + 200_000)
+    calls = [
+        (coop, harvest_calldata(c)) for coop, recs in records.items() for c in _chunks(recs, batch)
+    ]
+    lots: list[bytes] = []
     for coop, recs in records.items():
-        sender = system.client.sender(coop)
-        calls = [{"to": to, "data": "0x" + harvest_calldata(c).hex()} for c in _chunks(recs, batch)]
-        gas = min(block_gas - 1_000_000, 40_000 * batch + 200_000)
-        pending += [(coop, p) for p in sender.send_many(calls, gas=gas)]
         creator = bytes.fromhex(system.address(coop)[2:])
         lots += [keccak(b"\x00" * 12 + creator + r[5]) for r in recs]
-    for coop, p in pending:
-        wait_receipts(system.client, coop, [p])
+    if per_block > 1:
+        _rpc(client, "evm_setAutomine", [False])
+    try:
+        for group in _chunks(calls, per_block) if per_block > 1 else [calls]:
+            fees = client.sender(group[0][0]).fees()
+            pending = [(coop, client.sender(coop).send({"to": to, "data": "0x" + data.hex()},
+                                                       gas=gas, fees=fees))
+                       for coop, data in group]  # fmt: skip
+            if per_block > 1:
+                _rpc(client, "evm_mine", [])
+            wait_receipts(client, pending)
+    finally:
+        if per_block > 1:
+            _rpc(client, "evm_setAutomine", [True])
     return lots
+
+
+def _rpc(client: ChainClient, method: str, params: list[Any]) -> Any:
+    """A raw JSON-RPC call to the client's node."""
+    return client.w3.provider.make_request(method, params)  # type: ignore[arg-type]
 
 
 def supply_chain(system: TeaSystem, harvest_lots: Sequence[bytes], seed: int = 1) -> list[bytes]:
@@ -448,8 +475,8 @@ class EphemeralAnvil(AnvilNode):
             args[args.index("--gas-limit") + 1] = str(self.gas_limit)
         if self.load_state is not None:
             args += ["--load-state", str(self.load_state)]
-        if self.dump_state is not None:
-            args += ["--dump-state", str(self.dump_state)]
+        if self.dump_state is not None:  # once, on exit: periodic dumps grow with the chain
+            args += ["--dump-state", str(self.dump_state), "--state-interval", str(10**9)]
         return args
 
     def _terminate(self, pid: int, grace: float = 15.0) -> None:

@@ -5,6 +5,7 @@ harvest calldata equals eth-abi's encoding."""
 from __future__ import annotations
 
 import json
+import pickle
 from typing import Any
 
 import pytest
@@ -15,15 +16,20 @@ from hypothesis import strategies as st
 
 from chain.logs import (
     AbiDecodeError,
+    DecodedLog,
     EventSpec,
+    Header,
     JsonRpc,
     LogFetcher,
     LogFilter,
+    RawLog,
     RpcError,
     compile_static_decoder,
     parse_log,
     parse_logs_reply,
 )
+from indexer.engine import _joined
+from indexer.source import Batch, ContractInfo, raw_row
 from indexer.workload import HARVEST_SELECTOR, HARVEST_TYPE, harvest_calldata
 from tests.indexer._support import IndexedChain
 
@@ -279,3 +285,64 @@ RECORDS = st.lists(
 def test_harvest_calldata_equals_eth_abi(records: list[tuple[Any, ...]]) -> None:
     expected = HARVEST_SELECTOR + abi_encode([HARVEST_TYPE], [records])
     assert harvest_calldata(records) == expected
+
+
+# ------------------------------------------------------------------------------ wire
+
+RAW_LOGS = st.builds(
+    RawLog,
+    st.integers(0, 2**40), WORD32, st.integers(0, 2**20), st.integers(0, 2**20), WORD32,
+    st.binary(min_size=20, max_size=20), st.lists(WORD32, max_size=4).map(tuple),
+    st.binary(max_size=200), st.integers(0, 2**40) | st.none(),
+)  # fmt: skip
+ARGS = st.dictionaries(st.text(min_size=1, max_size=8), st.integers() | st.binary(max_size=32))
+
+
+@settings(max_examples=60, deadline=None)
+@given(logs=st.lists(st.tuples(RAW_LOGS, st.sampled_from(["A", "B", None]), ARGS), max_size=8))
+def test_batches_cross_to_the_writer_unchanged(logs: list[tuple[RawLog, Any, Any]]) -> None:
+    """What the reader process sends is what the writer rebuilds, raw_event rows included."""
+    header = Header(1, b"\x01" * 32, b"\x02" * 32, 5, bytes(256))
+    events = [DecodedLog(log, name, args) for log, name, args in logs]
+    found = (ContractInfo(b"\x03" * 20, "LoanEscrow@03", "LoanEscrow", 1, b"\x04" * 20),)
+    batch = Batch(1, 1, [header], events, 2, found)
+    wire = pickle.loads(pickle.dumps(batch.to_wire(), protocol=pickle.HIGHEST_PROTOCOL))
+    back = Batch.from_wire(wire)
+    assert back == batch and back.raw_rows() == [raw_row(e) for e in events]
+
+
+# ------------------------------------------------------------------------- joined writes
+
+
+def _chain_of_reads(sizes: list[int], fork_at: int | None = None) -> list[Batch]:
+    """Reads of one block each, `sizes[i]` events in read i; read `fork_at` comes from
+    another fork (its parent is not the previous block)."""
+    reads, parent = [], b"\x00" * 32
+    for i, size in enumerate(sizes):
+        block_hash = bytes([i + 1]) * 32
+        header = Header(i, block_hash, b"\xff" * 32 if i == fork_at else parent, i, bytes(256))
+        log = RawLog(i, block_hash, 0, 0, b"\x01" * 32, b"\x02" * 20, (), b"", i)
+        reads.append(Batch(i, i, [header], [DecodedLog(log, None, {})] * size))
+        parent = block_hash
+    return reads
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 5), min_size=1, max_size=12),
+    min_events=st.integers(1, 12),
+    fork=st.integers(0, 15),
+)
+def test_reads_join_into_transactions_and_stop_at_a_fork(
+    sizes: list[int], min_events: int, fork: int
+) -> None:
+    fork_at = fork if fork < len(sizes) else None
+    reads = _chain_of_reads(sizes, fork_at)
+    out = list(_joined(iter(reads), b"\x00" * 32, min_events))
+    written = [batch for batch, _ in out if batch is not None]
+    kept = reads[:fork_at] if fork_at is not None else reads
+    assert [h for b in written for h in b.headers] == [h for r in kept for h in r.headers]
+    assert [e for b in written for e in b.events] == [e for r in kept for e in r.events]
+    assert all(len(b.events) >= min_events for b in written[:-1])
+    assert all(b.start == b.headers[0].number and b.stop == b.headers[-1].number for b in written)
+    assert [complete for _, complete in out][-1:] == ([False] if fork_at is not None else [True])

@@ -46,6 +46,8 @@ def _command(url: str) -> list[str]:
         url,
         "--max-range",
         "1",
+        "--batch-events",
+        "1",
         "--quiet",
     ]
 
