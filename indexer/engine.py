@@ -222,7 +222,7 @@ class Indexer:
         if self._cursor is None:
             self.prepare()
         assert self.progress is not None
-        with _fewer_gc_passes():
+        with fewer_gc_passes():
             while True:
                 target = self.source.head() - self.config.confirmations
                 self.progress.head = target
@@ -543,7 +543,7 @@ def _joined(
 
 
 @contextlib.contextmanager
-def _fewer_gc_passes(threshold: int = 100_000) -> Iterator[None]:
+def fewer_gc_passes(threshold: int = 100_000) -> Iterator[None]:
     """Collect the youngest generation every `threshold` allocations instead of 700.
 
     A batch keeps tens of thousands of small objects alive until it is written; with the
