@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import asdict, dataclass
 from enum import StrEnum
 
+from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from api.metrics import ERRORS, INDEXER_LAG
@@ -41,9 +41,8 @@ class FollowerState(StrEnum):
     STOPPED = "stopped"
 
 
-@dataclass
-class FollowerStatus:
-    """What /healthz shows of the follower."""
+class FollowerStatus(BaseModel):
+    """What /healthz shows of the follower (`off` under `serve --no-indexer`)."""
 
     state: FollowerState
     checkpoint: int | None = None
@@ -77,7 +76,7 @@ class Follower:
         self.config = config or IndexerConfig()
         self.retry_seconds = retry_seconds
         self.max_retry_seconds = max_retry_seconds
-        self._status = FollowerStatus(FollowerState.STARTING)
+        self._status = FollowerStatus(state=FollowerState.STARTING)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._guard = threading.Lock()
@@ -111,7 +110,7 @@ class Follower:
     def status(self) -> FollowerStatus:
         """A copy of the current status."""
         with self._guard:
-            return FollowerStatus(**asdict(self._status))
+            return self._status.model_copy()
 
     # -------------------------------------------------------------------------- thread
 

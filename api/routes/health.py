@@ -17,23 +17,12 @@ from api.metrics import REGISTRY
 router = APIRouter(tags=["health"])
 
 
-class IndexerHealth(BaseModel):
-    """The follower that keeps the indexed reads current (`off` under `serve --no-indexer`)."""
-
-    state: FollowerState
-    checkpoint: int | None = None
-    head: int | None = None
-    lag: int | None = None
-    error: str | None = None
-    failures: int = 0
-
-
 class Health(BaseModel):
     """`degraded` while the follower retries after an error; the service still serves."""
 
     status: Literal["ok", "degraded"]
     database: Literal["ok"]
-    indexer: IndexerHealth
+    indexer: FollowerStatus
 
 
 @router.get("/healthz", response_model=Health)
@@ -41,8 +30,8 @@ def healthz(request: Request, session: SessionDep) -> Health:
     """The service answers, its database too, and how current the indexed reads are."""
     session.exec(text("SELECT 1"))  # type: ignore[call-overload]
     follower = request.app.state.follower
-    status = follower.status() if follower is not None else FollowerStatus(FollowerState.OFF)
-    indexer = IndexerHealth.model_validate(status, from_attributes=True)
+    off = FollowerStatus(state=FollowerState.OFF)
+    indexer = follower.status() if follower is not None else off
     degraded = indexer.state in (FollowerState.FAILED, FollowerState.STOPPED)
     return Health(status="degraded" if degraded else "ok", database="ok", indexer=indexer)
 
