@@ -27,6 +27,8 @@ from chain.revert import RevertDecoder, revert_data
 
 GAS_MARGIN_PCT = 25  # estimates can fall short when pipelined txs change state first
 PRIORITY_FEE_WEI = 10**9
+# Measured gas bounds above this could pass a node's block gas limit: such calls are estimated.
+MAX_BOUND_GAS = 10_000_000
 TRANSIENT: tuple[type[BaseException], ...] = (
     requests.ConnectionError,
     requests.Timeout,
@@ -35,6 +37,11 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 Call = ContractFunction | ContractConstructor | dict[str, Any]
+
+
+def bounded(gas: int) -> int | None:
+    """`gas` as a limit to send with, or None (estimate instead) past MAX_BOUND_GAS."""
+    return gas if gas <= MAX_BOUND_GAS else None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from web3.types import TxReceipt
 
 from chain.client import ChainClient
 from chain.errors import ContractRevertError, TransactionError
-from chain.sender import PendingTx, Sender
+from chain.sender import PendingTx, Sender, bounded
 from traceability import contracts
 from traceability._logs import EventCodec
 from traceability.errors import TraceabilityError, domain_error
@@ -60,8 +60,6 @@ BATCH_GAS: dict[str, tuple[int, int]] = {
     "sellBatch": (50_000, 11_700),
     "recallBatch": (50_000, 10_300),
 }
-# Above this a bound could pass a node's block gas limit: such batches are estimated instead.
-MAX_BOUND_GAS = 10_000_000
 
 _BYTES32 = TypeAdapter(Bytes32)
 _ADDRESS = TypeAdapter(Address)
@@ -70,8 +68,7 @@ _ADDRESS = TypeAdapter(Address)
 def batch_gas(function: str, items: int) -> int | None:
     """A safe gas limit for a TeaTrace batch call of `items` items (None: estimate it)."""
     per_tx, per_item = BATCH_GAS[function]
-    gas = per_tx + per_item * items
-    return gas if gas <= MAX_BOUND_GAS else None
+    return bounded(per_tx + per_item * items)
 
 
 def process_gas(inputs: int, outputs: int) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -183,6 +184,35 @@ def deploy_loan_system(
     registrar.wait(registrar.send_many(approvals, gas=200_000))
     lender = client.sender(LENDER)
     lender.transact(token.functions.approve(factory.address, LENDER_FUNDS))
+    return system
+
+
+def trace_loan_system(tmp_path: Path) -> LoanSystem:
+    """Loan contracts plus the real TeaTrace, with SaleSettlement reading TeaTrace."""
+    client = client_for("embedded", tmp_path)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    system = deploy_loan_system(client)
+    admin = system.addr(ADMIN)
+    deployment, _ = client.deploy("TeaTrace", (admin, 3000))
+    trace = client.contract("TeaTrace", deployment.address)
+    deployment, _ = client.deploy(
+        "SaleSettlement",
+        (system.token.address, system.factory.address, trace.address, admin),
+        name="SaleSettlementOnTeaTrace",
+    )
+    settlement = client.contract("SaleSettlement", deployment.address)
+    roles = [
+        trace.functions.grantRole(keccak(text="COOPERATIVE_ROLE"), system.addr(COOP)),
+        trace.functions.grantRole(keccak(text="PROCESSOR_ROLE"), system.addr(COOP)),
+        trace.functions.grantRole(keccak(text="DISTRIBUTOR_ROLE"), system.addr(DISTRIBUTOR)),
+        settlement.functions.grantRole(keccak(text="SHARE_COMMITTER_ROLE"), system.addr(COOP)),
+        settlement.functions.grantRole(keccak(text="DISTRIBUTOR_ROLE"), system.addr(DISTRIBUTOR)),
+    ]
+    admin_sender = client.sender(ADMIN)
+    admin_sender.wait(admin_sender.send_many(roles, gas=200_000))
+    system.trace, system.settlement = trace, settlement
+    system.start_block = client.w3.eth.block_number
+    system.__post_init__()
     return system
 
 

@@ -30,6 +30,7 @@ from tests.contracts.conftest_loans import (
     deploy_loan_system,
     raw,
     reverts,
+    trace_loan_system,
     view,
 )
 
@@ -274,37 +275,8 @@ def test_settlement_with_a_token_without_return_values(tmp_path):
 # ---------------------------------------------------------------- real TeaTrace lineage
 
 
-def _trace_system(tmp_path):
-    """Loan contracts plus the real TeaTrace, with SaleSettlement reading TeaTrace."""
-    client = client_for("embedded", tmp_path)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    system = deploy_loan_system(client)
-    admin = system.addr(ADMIN)
-    deployment, _ = client.deploy("TeaTrace", (admin, 3000))
-    trace = client.contract("TeaTrace", deployment.address)
-    deployment, _ = client.deploy(
-        "SaleSettlement",
-        (system.token.address, system.factory.address, trace.address, admin),
-        name="SaleSettlementOnTeaTrace",
-    )
-    settlement = client.contract("SaleSettlement", deployment.address)
-    roles = [
-        trace.functions.grantRole(keccak(text="COOPERATIVE_ROLE"), system.addr(COOP)),
-        trace.functions.grantRole(keccak(text="PROCESSOR_ROLE"), system.addr(COOP)),
-        trace.functions.grantRole(keccak(text="DISTRIBUTOR_ROLE"), system.addr(DISTRIBUTOR)),
-        settlement.functions.grantRole(COMMITTER_ROLE, system.addr(COOP)),
-        settlement.functions.grantRole(DISTRIBUTOR_ROLE, system.addr(DISTRIBUTOR)),
-    ]
-    admin_sender = client.sender(ADMIN)
-    admin_sender.wait(admin_sender.send_many(roles, gas=200_000))
-    system.trace, system.settlement = trace, settlement
-    system.start_block = client.w3.eth.block_number
-    system.__post_init__()
-    return system
-
-
 def test_shares_from_real_teatrace_lineage_are_committed_and_settled(tmp_path):
-    system = _trace_system(tmp_path)
+    system = trace_loan_system(tmp_path)
     trace, coop = system.trace.functions, system.sender(COOP)
     start = system.client.w3.eth.block_number
     farmer_c = keccak(text="farmer-c")

@@ -1,0 +1,41 @@
+"""Measured gas limits for lending calls, sent instead of asking eth_estimateGas.
+
+ganache re-runs a transaction for every eth_estimateGas, which made estimates most of the
+demo's settlement time. Each bound is about 1.3x the worst case that
+tests/contracts/test_settlement_gas.py measures (fresh wallets, first sales, loans closed by
+the sale); bounds past chain.sender.MAX_BOUND_GAS are left to the node's estimate.
+"""
+
+from __future__ import annotations
+
+from chain.sender import bounded
+
+# (per transaction, per farmer share)
+COMMIT_GAS: tuple[int, int] = (100_000, 10_500)  # measured 83k + 8.0k per share
+# (per transaction, per farmer share, per share whose farmer has an open loan)
+SETTLE_GAS: tuple[int, int, int] = (120_000, 55_000, 80_000)  # 80k + 42.7k + 61.6k
+# (per transaction, per budget category)
+ISSUE_GAS: tuple[int, int] = (400_000, 50_000)  # 480k measured with 4 categories
+
+
+def commit_gas(shares: int) -> int | None:
+    """A safe gas limit for commitShares of `shares` farmers (None: estimate it)."""
+    per_tx, per_share = COMMIT_GAS
+    return bounded(per_tx + per_share * shares)
+
+
+def settle_bound(shares: int, loans: int) -> int:
+    """Enough gas for settleSale over `shares` farmers, `loans` of them owing."""
+    per_tx, per_share, per_loan = SETTLE_GAS
+    return per_tx + per_share * shares + per_loan * loans
+
+
+def settle_gas(shares: int, loans: int) -> int | None:
+    """A safe gas limit for settleSale (None: past the cap, estimate it)."""
+    return bounded(settle_bound(shares, loans))
+
+
+def issue_gas(categories: int) -> int:
+    """A safe gas limit for issueAndFundLoan with `categories` budget categories."""
+    per_tx, per_category = ISSUE_GAS
+    return per_tx + per_category * categories

@@ -1,0 +1,155 @@
+"""The gas limits the lending desks give their calls instead of eth_estimateGas cover them.
+
+ganache re-runs a transaction for every eth_estimateGas, which made estimating most of the
+demo's settlement time. Each scenario measures the worst case of its path on fresh state:
+wallets with no balance yet, first sales of new lots, loans that the sale closes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from eth_utils import keccak, to_checksum_address
+
+from lending.disbursement import LoanTerms
+from lending.gas import (
+    commit_gas,
+    issue_gas,
+    settle_bound,
+    settle_gas,
+)
+from lending.settlement import FarmerShare
+from tests.contracts.conftest_loans import (
+    COOP,
+    DAY,
+    DISTRIBUTOR,
+    LENDER,
+    LoanSystem,
+    trace_loan_system,
+)
+
+GAS = 25_000_000  # measure with room, then compare with the desk's bound
+ZERO = "0x" + "00" * 20
+AMOUNT_PER_SHARE = 5_000_000  # fen: more than any test loan owes, so every sale closes it
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Gas one scenario used at 1 and at 100 farmers."""
+
+    one: int
+    hundred: int
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> LoanSystem:
+    """Loan contracts with the real TeaTrace behind SaleSettlement."""
+    return trace_loan_system(tmp_path_factory.mktemp("settlement-gas"))
+
+
+def _wallet(tag: str, i: int) -> str:
+    """A fresh address that holds no tokens yet."""
+    return to_checksum_address(keccak(text=f"wallet-{tag}-{i}")[:20])
+
+
+def _farmers(system: LoanSystem, tag: str, n: int, *, wallets: bool) -> list[FarmerShare]:
+    """Register `n` new farmers (with or without wallets); their shares, sorted by id."""
+    ids = [keccak(text=f"gas-{tag}-{i}") for i in range(n)]
+    rows = [(f, _wallet(tag, i) if wallets else ZERO) for i, f in enumerate(ids)]
+    system.sender(COOP).transact(system.trace.functions.registerFarmers(rows), gas=GAS)
+    return sorted(FarmerShare(f, 1_000 + i) for i, f in enumerate(ids))
+
+
+def _lot(system: LoanSystem, tag: str, farmer: bytes) -> bytes:
+    """A new harvest lot, so that commit and settle see a lot with no sales yet."""
+    trace, coop = system.trace.functions, system.sender(COOP)
+    plot = keccak(text=f"plot-{tag}")
+    coop.transact(trace.registerPlot((plot, farmer, 100, 1, keccak(text="loc"))), gas=GAS)
+    data = keccak(text=f"harvest-{tag}")
+    picked = system.now() - 3600
+    coop.transact(trace.recordHarvests([(farmer, plot, 1_000, 1, picked, data)]), gas=GAS)
+    return bytes(trace.lotId(system.addr(COOP), data).call())
+
+
+def _terms(system: LoanSystem, share: FarmerShare, wallet: str, categories: int) -> LoanTerms:
+    """Terms for one test loan over `categories` budget categories."""
+    names = ("fertilizer", "seedlings", "equipment", "labour service")[:categories]
+    return system.terms(
+        farmer_id=share.farmer_id,
+        farmer=wallet,
+        principal_fen=100_000 * categories,
+        budgets_fen=dict.fromkeys(names, 100_000),
+        total_due_fen=108_000 * categories,
+        draw_deadline=system.now() + DAY,
+    )
+
+
+def _issue(system: LoanSystem, shares: list[FarmerShare], tag: str) -> list[int]:
+    """A funded loan for each farmer (4 categories: the largest); gas of each issue."""
+    lender = system.sender(LENDER)
+    terms = [_terms(system, s, _wallet(tag, i), 4) for i, s in enumerate(shares)]
+    fn = system.factory.functions.issueAndFundLoan
+    pending = [lender.send(fn(t.params()), gas=GAS) for t in terms]
+    return [r["gasUsed"] for r in lender.wait(pending)]
+
+
+def _commit_and_settle(system: LoanSystem, tag: str, shares: list[FarmerShare]) -> tuple[int, int]:
+    """Gas of the first commit and the first sale of a new lot shared by `shares`."""
+    lot = _lot(system, tag, shares[0].farmer_id)
+    ids, weights = [s.farmer_id for s in shares], [s.weight for s in shares]
+    fn = system.settlement.functions
+    committed = system.sender(COOP).transact(fn.commitShares(lot, ids, weights), gas=GAS)
+    amount = AMOUNT_PER_SHARE * len(shares)
+    distributor = system.sender(DISTRIBUTOR)
+    distributor.transact(system.token.functions.approve(system.settlement.address, amount))
+    settled = distributor.transact(fn.settleSale(lot, amount, ids, weights), gas=GAS)
+    return committed["gasUsed"], settled["gasUsed"]
+
+
+@pytest.fixture(scope="module")
+def measured(system: LoanSystem) -> dict[str, Measured]:
+    """Every scenario at 1 and 100 farmers."""
+    gas: dict[str, list[int]] = {}
+    for n in (1, 100):
+        paid = _farmers(system, f"paid-{n}", n, wallets=True)
+        held = _farmers(system, f"held-{n}", n, wallets=False)
+        owing = _farmers(system, f"loan-{n}", n, wallets=True)
+        issued = _issue(system, owing, f"loan-{n}")
+        system.travel(2 * DAY)  # past the draw deadline: a sale that repays in full closes
+        for tag, shares in (("paid", paid), ("held", held), ("loan", owing)):
+            commit, settle = _commit_and_settle(system, f"{tag}-{n}", shares)
+            gas.setdefault(f"commit-{tag}", []).append(commit)
+            gas.setdefault(f"settle-{tag}", []).append(settle)
+        gas.setdefault("issue", []).append(max(issued))
+    return {name: Measured(*pair) for name, pair in gas.items()}
+
+
+def test_commit_bound_covers_1_and_100_farmers_without_waste(measured: dict[str, Measured]):
+    """commitShares: enough for 1 and for 100 farmers, at most 1.6x what 100 use."""
+    for tag in ("paid", "held", "loan"):
+        m = measured[f"commit-{tag}"]
+        assert m.one <= commit_gas(1), (tag, m)
+        assert m.hundred <= commit_gas(100) <= m.hundred * 16 // 10, (tag, m)
+
+
+def test_settle_bound_covers_every_path_without_waste(measured: dict[str, Measured]):
+    """settleSale: paid to wallets, held, or repaying loans that close; 1 and 100 farmers."""
+    for tag, loans in (("paid", 0), ("held", 0), ("loan", 1)):
+        m = measured[f"settle-{tag}"]
+        assert m.one <= settle_bound(1, loans) == settle_gas(1, loans), (tag, m)
+        bound = settle_bound(100, 100 * loans)  # 100 closing loans pass the cap: see below
+        assert m.hundred <= bound <= m.hundred * 16 // 10, (tag, m, bound)
+
+
+def test_issue_bound_covers_the_largest_loan(measured: dict[str, Measured]):
+    """issueAndFundLoan with four budget categories fits its bound with at most 1.6x to spare."""
+    m = measured["issue"]
+    assert max(m.one, m.hundred) <= issue_gas(4) <= min(m.one, m.hundred) * 16 // 10, m
+
+
+def test_bounds_past_the_cap_are_estimated_instead():
+    """A settlement whose bound could pass a block's gas limit is left to eth_estimateGas."""
+    assert settle_gas(100, 100) is None
+    assert settle_gas(100, 0) == settle_bound(100, 0)
+    assert commit_gas(1_000) is None
