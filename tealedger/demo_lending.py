@@ -50,6 +50,7 @@ from lending.disbursement import (
     document_hash,
 )
 from lending.disclosure import Disclosure, disclose
+from lending.gas import commit_gas, settle_gas
 from lending.loan_errors import LoanTermsError
 from lending.profile_source import IndexedConsentChecker, IndexedProfileReader
 from lending.schedule import LoanTerms as ScheduleTerms
@@ -266,14 +267,24 @@ class LendingRun:
         self.summary.new_transactions += len(receipts)
         return list(receipts)
 
-    def send(self, sender: Sender, calls: Sequence[Any], task: Any = None) -> list[TxReceipt]:
-        """Pipeline independent calls of one sender in batches, then wait for them."""
+    def send(
+        self,
+        sender: Sender,
+        calls: Sequence[Any],
+        task: Any = None,
+        gas: Sequence[int | None] | None = None,
+    ) -> list[TxReceipt]:
+        """Pipeline independent calls of one sender in batches (with measured gas limits where
+        given, else estimated), then wait for them."""
+        limits = list(gas) if gas is not None else [None] * len(calls)
         receipts: list[TxReceipt] = []
         for start in range(0, len(calls), BATCH):
-            chunk = calls[start : start + BATCH]
-            receipts += self.mined(sender.wait(sender.send_many(chunk)))
+            chunk = zip(calls[start : start + BATCH], limits[start : start + BATCH], strict=True)
+            fees = sender.fees()
+            pending = [sender.send(call, gas=limit, fees=fees) for call, limit in chunk]
+            receipts += self.mined(sender.wait(pending))
             if task is not None:
-                self.progress.advance(task, len(chunk))
+                self.progress.advance(task, len(pending))
         return receipts
 
     def send_each(self, pairs: Sequence[tuple[Sender, Any]], task: Any = None) -> None:
@@ -775,13 +786,17 @@ def settle_sales(run: LendingRun) -> None:
         run.advance_to(deadline + SETTLE_AFTER_DRAW_DAYS * DAY)
     fns = run.sales.contract.functions
     committer = run.client.sender(PROCESSOR)
-    run.send(committer, [fns.commitShares(o.lot, *_columns(o)) for o in commit], task)
+    commits = [fns.commitShares(o.lot, *_columns(o)) for o in commit]
+    run.send(committer, commits, task, gas=[commit_gas(len(o.shares)) for o in commit])
     if not run.sales.verify_committed(settle[0].lot, from_block=run.trace_block):
         raise ChainError(f"lot 0x{settle[0].lot.hex()}: committed shares differ from lineage")
     distributor = run.client.sender(DISTRIBUTOR)
     _fund(run, distributor, sum(o.amount_fen for o in settle), run.sales.contract.address)
     calls = [fns.settleSale(o.lot, o.amount_fen, *_columns(o)) for o in settle]
-    run.send(distributor, calls, task)
+    borrowers = {loan.farmer_id for loan in run.issued}
+    owing = [sum(s.farmer_id in borrowers for s in o.shares) for o in settle]
+    limits = [settle_gas(len(o.shares), n) for o, n in zip(settle, owing, strict=True)]
+    run.send(distributor, calls, task, gas=limits)
 
 
 def _columns(lot: OwedLot) -> tuple[list[bytes], list[int]]:
