@@ -1,12 +1,24 @@
-"""Admin: organisations and their API keys."""
+"""Admin: organisations, their API keys, their on-chain roles and merchant approvals."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, status
 from sqlmodel import func, select
 
 from api.chain_dep import ChainDep
-from api.chain_identity import Provisioned, provision
+from api.chain_identity import (
+    MAX_CATEGORY_NAME,
+    MerchantApprovalRequest,
+    MerchantApprovals,
+    MerchantRevocation,
+    Provisioned,
+    approve_merchant,
+    provision,
+    revoke_merchant,
+)
+from api.coop_chain import chain_call
 from api.deps import AdminOrg, SessionDep, SettingsDep
 from api.models import (
     ApiKey,
@@ -23,6 +35,10 @@ from api.pagination import Page, PageDep
 from api.security import mint_key, revoke
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+
+CategoryPath = Annotated[
+    str, Path(min_length=1, max_length=MAX_CATEGORY_NAME, description="a category name")
+]
 
 
 def _key_out(record: ApiKey, secret: str | None = None) -> ApiKeyPublic | ApiKeyCreated:
@@ -114,6 +130,37 @@ def provision_org(
     chain: ChainDep,
     _admin: AdminOrg,
 ) -> Provisioned:
-    """Put the organisation on chain: gas on development chains, and its TeaTrace role."""
+    """Put the organisation on chain: gas on development chains, and its on-chain roles."""
     org = _org_or_404(session, org_id)
-    return provision(chain, org, fund_gas=settings.environment != "production")
+    with chain_call():  # node failures: 503, refused transactions: the decoded 409
+        return provision(chain, org, fund_gas=settings.environment != "production")
+
+
+@router.post("/organisations/{org_id}/merchant-approvals", response_model=MerchantApprovals)
+def approve_merchant_categories(
+    org_id: RowIdPath,
+    body: MerchantApprovalRequest,
+    session: SessionDep,
+    chain: ChainDep,
+    _admin: AdminOrg,
+) -> MerchantApprovals:
+    """Approve a merchant for spending categories until `valid_until` (platform registrar)."""
+    org = _org_or_404(session, org_id)
+    with chain_call():
+        return approve_merchant(chain, org, body)
+
+
+@router.delete(
+    "/organisations/{org_id}/merchant-approvals/{category}", response_model=MerchantRevocation
+)
+def revoke_merchant_category(
+    org_id: RowIdPath,
+    category: CategoryPath,
+    session: SessionDep,
+    chain: ChainDep,
+    _admin: AdminOrg,
+) -> MerchantRevocation:
+    """Revoke a merchant's live approval for one category (platform registrar)."""
+    org = _org_or_404(session, org_id)
+    with chain_call():
+        return revoke_merchant(chain, org, category)
