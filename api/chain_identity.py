@@ -1,8 +1,9 @@
 """Organisations on chain: their keystore-held signer, their gas, their on-chain roles
 (TeaTrace and the lending contracts) and, for merchants, their MerchantRegistry approvals.
 
-Every write here is signed by the platform account (`chain.sender(0)`), which holds
-DEFAULT_ADMIN_ROLE on every contract it deployed. Checks that can fail are made with reads
+Role grants are signed by the platform account (`chain.sender(0)`), which holds
+DEFAULT_ADMIN_ROLE on every contract it deployed; merchant approvals by the registrar
+(`registrar_sender`). Checks that can fail are made with reads
 before anything is sent, so a refused request leaves nothing half-done on chain.
 """
 
@@ -25,6 +26,7 @@ from chain.accounts import load_keystore
 from chain.client import ChainClient
 from chain.errors import DeploymentError
 from chain.sender import Sender
+from tealedger.system import DEV_REGISTRAR
 from traceability import contracts
 
 # TeaTrace role of each organisation role that has one.
@@ -320,12 +322,24 @@ def _require_future(chain: ChainClient, valid_until: int) -> None:
         )
 
 
-def _require_registrar(registry: Contract, platform: str) -> None:
-    """409 unless the platform account holds REGISTRAR_ROLE on the registry."""
-    if not registry.functions.hasRole(keccak(text=REGISTRAR_ROLE), platform).call():
+def registrar_sender(chain: ChainClient) -> Sender:
+    """The registrar's signer: development account 6 on a mnemonic, else the keystore account.
+
+    MerchantRegistry keeps its admin and its registrars apart (an account cannot grant itself a
+    role), so on development chains approvals are signed by the registrar that `deploy` set up,
+    not by the admin account that signs everything else here.
+    """
+    if chain.settings.keystore is None and len(chain.accounts) > DEV_REGISTRAR:
+        return chain.sender(DEV_REGISTRAR)
+    return chain.sender(0)
+
+
+def _require_registrar(registry: Contract, registrar: str) -> None:
+    """409 unless the signing account holds REGISTRAR_ROLE on the registry."""
+    if not registry.functions.hasRole(keccak(text=REGISTRAR_ROLE), registrar).call():
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            f"the platform account {platform} does not hold {REGISTRAR_ROLE} on "
+            f"the registrar account {registrar} does not hold {REGISTRAR_ROLE} on "
             f"{MERCHANT_REGISTRY} {registry.address}: an admin of the registry must grant it "
             "(no account can grant itself a role); nothing was sent",
         )
@@ -340,8 +354,8 @@ def approve_merchant(
     registry = _merchant_registry(chain)
     _require_future(chain, body.valid_until)
     ids = _registered_ids(registry, body.categories)
-    platform = chain.sender(0)
-    _require_registrar(registry, platform.address)
+    registrar = registrar_sender(chain)
+    _require_registrar(registry, registrar.address)
     fns = registry.functions
     done: list[MerchantApproval] = []
     for name, cid in ids.items():
@@ -349,7 +363,7 @@ def approve_merchant(
         tx = None
         # Only ever extend: re-approving with an earlier expiry would shorten a live approval.
         if revoked or expires_at < body.valid_until:
-            tx = _tx(platform.transact(fns.approveMerchant(merchant, cid, body.valid_until)))
+            tx = _tx(registrar.transact(fns.approveMerchant(merchant, cid, body.valid_until)))
             expires_at = body.valid_until
         done.append(
             MerchantApproval(
@@ -382,9 +396,9 @@ def revoke_merchant(chain: ChainClient, org: Organisation, category: str) -> Mer
             f"organisation {org.id} has no live approval for {category!r} "
             "(never approved, expired or already revoked)",
         )
-    platform = chain.sender(0)
-    _require_registrar(registry, platform.address)
-    receipt = platform.transact(fns.revokeMerchant(merchant, cid, NO_REASON))
+    registrar = registrar_sender(chain)
+    _require_registrar(registry, registrar.address)
+    receipt = registrar.transact(fns.revokeMerchant(merchant, cid, NO_REASON))
     return MerchantRevocation(
         organisation_id=org.id,
         merchant=merchant,

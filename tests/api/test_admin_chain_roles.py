@@ -1,16 +1,16 @@
 """Admin routes that act on chain: provisioning an organisation's roles, approving merchants.
 
 Provisioning grants each organisation role's TeaTrace and lending roles once; merchant
-approvals are sent by the platform account as the MerchantRegistry's registrar. Success, 401,
-403, 404, 409 and 422, each on SQLite and PostgreSQL, on one embedded EVM per module with every
-contract deployed as `tealedger deploy` does on a development chain.
+approvals are sent by the registrar account (development account 6), never by the admin.
+Success, 401, 403, 404, 409 and 422, each on SQLite and PostgreSQL, on one embedded EVM per
+module with every contract deployed as `tealedger deploy` does on a development chain.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from api.chain_identity import CHAIN_ROLES, TEA_TRACE_ROLES
+from api.chain_identity import CHAIN_ROLES, TEA_TRACE_ROLES, registrar_sender
 from api.models import Role
 from chain.client import ChainClient
 from tealedger.system import deploy_system, role
@@ -19,8 +19,7 @@ from tests.api.conftest import DATABASES, both_databases
 from traceability.contracts import DEFAULT_ADMIN_ROLE, deploy_traceability
 
 REGISTRAR_ROLE = role("REGISTRAR_ROLE")
-# A development account that is nobody's organisation: the test makes it a second registry
-# admin, because the platform account cannot grant itself REGISTRAR_ROLE.
+# A development account that is nobody's organisation (a second admin in one test).
 HELPER_ACCOUNT = 7
 DAY = 86_400
 
@@ -72,18 +71,15 @@ def _holds(chain: ChainClient, label: str, address: str) -> bool:
     return chain.contract(contract).functions.hasRole(role(name), address).call()
 
 
-def _platform_registrar(chain: ChainClient, holds: bool) -> None:
-    """Make the platform account (account 0) hold REGISTRAR_ROLE, or not."""
+def _registrar_holds(chain: ChainClient, holds: bool) -> None:
+    """Make the registrar account (development account 6) hold REGISTRAR_ROLE, or not."""
     registry = chain.contract("MerchantRegistry").functions
-    platform = chain.sender(0)
-    held = registry.hasRole(REGISTRAR_ROLE, platform.address).call()
+    admin, registrar = chain.sender(0), registrar_sender(chain).address
+    held = registry.hasRole(REGISTRAR_ROLE, registrar).call()
     if holds and not held:
-        helper = chain.sender(HELPER_ACCOUNT)
-        if not registry.hasRole(DEFAULT_ADMIN_ROLE, helper.address).call():
-            platform.transact(registry.grantRole(DEFAULT_ADMIN_ROLE, helper.address))
-        helper.transact(registry.grantRole(REGISTRAR_ROLE, platform.address))
+        admin.transact(registry.grantRole(REGISTRAR_ROLE, registrar))
     elif held and not holds:
-        platform.transact(registry.renounceRole(REGISTRAR_ROLE, platform.address))
+        admin.transact(registry.revokeRole(REGISTRAR_ROLE, registrar))
 
 
 def _now(chain: ChainClient) -> int:
@@ -171,7 +167,7 @@ def test_provision_names_roles_of_contracts_not_deployed(client, app, admin_head
 
 
 def test_merchant_approval_and_revocation_on_chain(client, chain, admin_headers):
-    _platform_registrar(chain, holds=True)
+    _registrar_holds(chain, holds=True)
     merchant_id, address, _ = _org(client, admin_headers, Role.MERCHANT, "Green Leaf")
     registry = chain.contract("MerchantRegistry").functions
     until = _now(chain) + 30 * DAY
@@ -211,7 +207,7 @@ def test_merchant_approval_and_revocation_on_chain(client, chain, admin_headers)
 
 
 def test_merchant_approval_errors(client, chain, admin_headers):
-    _platform_registrar(chain, holds=True)
+    _registrar_holds(chain, holds=True)
     merchant_id, address, _ = _org(client, admin_headers, Role.MERCHANT, "Green Leaf")
     lender_id, _, _ = _org(client, admin_headers, Role.LENDER, "bank")
     url = _approvals_url(merchant_id)
@@ -257,14 +253,14 @@ def test_merchant_approval_errors(client, chain, admin_headers):
     assert not registry.isApproved(address, role("fertilizer")).call()  # nothing got through
 
 
-def test_merchant_approval_needs_the_platform_to_be_registrar(client, chain, admin_headers):
+def test_merchant_approval_needs_the_registrar_role(client, chain, admin_headers):
     merchant_id, address, _ = _org(client, admin_headers, Role.MERCHANT, "Green Leaf")
     body = {"categories": ["fertilizer"], "valid_until": _now(chain) + DAY}
-    _platform_registrar(chain, holds=True)
+    _registrar_holds(chain, holds=True)
     assert client.post(_approvals_url(merchant_id), json=body, headers=admin_headers).is_success
-    _platform_registrar(chain, holds=False)
-    platform = chain.sender(0).address
-    expected = f"the platform account {platform} does not hold REGISTRAR_ROLE on MerchantRegistry"
+    _registrar_holds(chain, holds=False)
+    registrar = registrar_sender(chain).address
+    expected = f"the registrar account {registrar} does not hold REGISTRAR_ROLE on MerchantRegistry"
     longer = {**body, "valid_until": body["valid_until"] + DAY}  # something left to send
     for response in (
         client.post(_approvals_url(merchant_id), json=longer, headers=admin_headers),
