@@ -12,6 +12,7 @@ import pytest
 from chain.client import ChainClient
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
 from chain.nodes import AnvilNode, GanacheNode, ProcessNode, free_port
+from tests._fixtures.pg import PG_DSN, PgDatabases, pg_admin
 
 CACHE_DIR = PROJECT_ROOT / ".tealedger" / "cache"
 NODE_BACKENDS = ("ganache", "anvil")
@@ -80,3 +81,17 @@ def any_chain(request: pytest.FixtureRequest, tmp_path: Path) -> ChainClient:
         pytest.skip("Node.js not installed")
     node = request.getfixturevalue(f"{request.param}_node")
     return client_for(node, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PgDatabases | None]:
+    """PostgreSQL for the session (None locally when no server answers; CI must have one)."""
+    admin = pg_admin()
+    if admin is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI but none answers at {PG_DSN!r}")
+        yield None
+        return
+    dbs = PgDatabases(admin)
+    yield dbs
+    dbs.drop_all()

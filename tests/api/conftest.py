@@ -5,8 +5,7 @@ modules ask for `api_database_url` from `both_databases`, and `world_database_ur
 parametrized; the browser, chain-heavy and process tests stay on SQLite.
 """
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,24 +16,10 @@ from api.main import create_app
 from api.models import OrganisationCreate, Role
 from api.organisations import create_organisation
 from api.settings import ApiSettings
-from tests.indexer._support import PG_DSN, PgDatabases, pg_admin
+from tests._fixtures.pg import PgDatabases
 
 PASSWORD = "test-keystore-password"
 DATABASES = ("sqlite", "postgresql")
-
-
-@pytest.fixture(scope="session")
-def api_pg() -> Iterator[PgDatabases | None]:
-    """PostgreSQL for the session (None locally when no server answers; CI must have one)."""
-    admin = pg_admin()
-    if admin is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI but none answers at {PG_DSN!r}")
-        yield None
-        return
-    dbs = PgDatabases(admin)
-    yield dbs
-    dbs.drop_all()
 
 
 def database_for(kind: str, directory: Path, pg: PgDatabases | None) -> str:
@@ -46,9 +31,9 @@ def database_for(kind: str, directory: Path, pg: PgDatabases | None) -> str:
     return pg.new()
 
 
-def both_databases(request: pytest.FixtureRequest, tmp_path: Path, api_pg) -> str:
+def both_databases(request: pytest.FixtureRequest, tmp_path: Path, pg_databases) -> str:
     """Body of a module's `api_database_url` fixture parametrized over DATABASES."""
-    return database_for(request.param, tmp_path, api_pg)
+    return database_for(request.param, tmp_path, pg_databases)
 
 
 @pytest.fixture
@@ -58,9 +43,9 @@ def api_database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="module", params=DATABASES)
-def world_database_url(request, tmp_path_factory, api_pg) -> str:
+def world_database_url(request, tmp_path_factory, pg_databases) -> str:
     """The database of a module's shared world (test_cooperatives, test_farmers), per kind."""
-    return database_for(request.param, tmp_path_factory.mktemp("world-db"), api_pg)
+    return database_for(request.param, tmp_path_factory.mktemp("world-db"), pg_databases)
 
 
 @pytest.fixture

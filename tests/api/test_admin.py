@@ -10,9 +10,9 @@ from tests.api.conftest import DATABASES, PASSWORD, both_databases
 
 
 @pytest.fixture(params=DATABASES)
-def api_database_url(request, tmp_path, api_pg) -> str:
+def api_database_url(request, tmp_path, pg_databases) -> str:
     """Every test of this module on SQLite and on PostgreSQL."""
-    return both_databases(request, tmp_path, api_pg)
+    return both_databases(request, tmp_path, pg_databases)
 
 
 def test_create_organisation_returns_key_once(client, admin_headers, api_settings):

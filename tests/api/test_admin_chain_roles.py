@@ -33,9 +33,9 @@ EXPECTED_ROLES = {
 
 
 @pytest.fixture(params=DATABASES)
-def api_database_url(request, tmp_path, api_pg) -> str:
+def api_database_url(request, tmp_path, pg_databases) -> str:
     """Every test of this module on SQLite and on PostgreSQL."""
-    return both_databases(request, tmp_path, api_pg)
+    return both_databases(request, tmp_path, pg_databases)
 
 
 @pytest.fixture(scope="module")

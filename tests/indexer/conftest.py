@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.indexer._support import PG_DSN, IndexedChain, PgDatabases, pg_admin, start_chain
-
-
-@pytest.fixture(scope="session")
-def pg_databases() -> Iterator[PgDatabases | None]:
-    """PostgreSQL for the session (None locally when no server answers; CI must have one)."""
-    admin = pg_admin()
-    if admin is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI but none answers at {PG_DSN!r}")
-        yield None
-        return
-    dbs = PgDatabases(admin)
-    yield dbs
-    dbs.drop_all()
+from tests._fixtures.pg import PgDatabases
+from tests.indexer._support import IndexedChain, start_chain
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
