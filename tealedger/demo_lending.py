@@ -42,6 +42,7 @@ from indexer.db import make_engine
 from lending.credit_store import CreditStore
 from lending.decision import DecisionRecord, Outcome, decide
 from lending.disbursement import (
+    ORDER_GAS,
     LoanDesk,
     LoanState,
     LoanStatus,
@@ -50,7 +51,7 @@ from lending.disbursement import (
     document_hash,
 )
 from lending.disclosure import Disclosure, disclose
-from lending.gas import commit_gas, settle_gas
+from lending.gas import RETURN_UNSPENT_GAS, commit_gas, issue_gas, settle_gas
 from lending.loan_errors import LoanTermsError
 from lending.profile_source import IndexedConsentChecker, IndexedProfileReader
 from lending.schedule import LoanTerms as ScheduleTerms
@@ -614,8 +615,9 @@ def issue_loans(run: LendingRun) -> None:
         return
     total = sum(loan.terms.principal_fen for loan in todo if loan.terms)
     _fund(run, run.lender, total, run.desk.factory.address)
-    calls = [run.desk.factory.functions.issueAndFundLoan(x.terms.params()) for x in todo if x.terms]
-    run.send(run.lender, calls, task)
+    terms = [x.terms for x in todo if x.terms]
+    calls = [run.desk.factory.functions.issueAndFundLoan(t.params()) for t in terms]
+    run.send(run.lender, calls, task, gas=[issue_gas(len(t.budgets_fen)) for t in terms])
     for loan in todo:
         assert loan.terms is not None
         loan.escrow = run.desk.predict_escrow(loan.terms)
@@ -662,7 +664,8 @@ def pay_merchants(run: LendingRun) -> None:
     run.progress.advance(task, done)
     for agent in sorted({s.address for s, _ in pairs}):
         mine = [call for s, call in pairs if s.address == agent]
-        run.send(next(s for s, _ in pairs if s.address == agent), mine, task)
+        sender = next(s for s, _ in pairs if s.address == agent)
+        run.send(sender, mine, task, gas=[ORDER_GAS] * len(mine))
 
 
 def approve_merchants(run: LendingRun) -> None:
@@ -687,7 +690,7 @@ def close_draw_window(run: LendingRun) -> None:
         return
     run.advance_to(max(s.draw_deadline for s in todo) + 1)
     calls = [run.desk.escrow(s.escrow).functions.returnUnspent() for s in todo]
-    run.send(run.lender, calls, task)
+    run.send(run.lender, calls, task, gas=[RETURN_UNSPENT_GAS] * len(calls))
 
 
 # ---------------------------------------------------------------------------------- sales

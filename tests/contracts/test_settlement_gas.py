@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import pytest
 from eth_utils import keccak, to_checksum_address
 
-from lending.disbursement import LoanTerms
+from lending.disbursement import ORDER_GAS, LoanTerms
 from lending.gas import (
+    RETURN_UNSPENT_GAS,
     commit_gas,
     issue_gas,
     settle_bound,
@@ -146,6 +147,24 @@ def test_issue_bound_covers_the_largest_loan(measured: dict[str, Measured]):
     """issueAndFundLoan with four budget categories fits its bound with at most 1.6x to spare."""
     m = measured["issue"]
     assert max(m.one, m.hundred) <= issue_gas(4) <= min(m.one, m.hundred) * 16 // 10, m
+
+
+def test_order_and_return_bounds_cover_a_loans_first_payment_and_its_return(
+    system: LoanSystem,
+):
+    """The first (costliest) immediate payment of a loan and the return of what is left."""
+    share = _farmers(system, "order", 1, wallets=True)[0]
+    terms = _terms(system, share, _wallet("order", 0), 4)
+    loan = system.desk.issue(terms, system.sender(LENDER))
+    order = system.pay(loan.escrow, 10_000, by=COOP)  # the cooperative orders as the agent
+    system.travel(2 * DAY)
+    lender, token = system.sender(LENDER), system.token.functions
+    # The costliest return lands in an empty balance, as when the lender lent all it had.
+    lender.transact(token.transfer(system.addr(DISTRIBUTOR), system.balance(LENDER)))
+    unspent = system.escrow(loan.escrow).functions.returnUnspent()
+    returned = lender.transact(unspent, gas=GAS)["gasUsed"]
+    assert order.gas_used <= ORDER_GAS
+    assert returned <= RETURN_UNSPENT_GAS <= returned * 16 // 10
 
 
 def test_bounds_past_the_cap_are_estimated_instead():
