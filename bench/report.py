@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 
 def _fmt(value: object) -> str:
@@ -17,7 +18,8 @@ def _fmt(value: object) -> str:
 def table(rows: list[dict[str, object]]) -> str:
     """The results as a markdown table."""
     lines = [
-        f"Machine: {os.cpu_count()} cores. Command: `make bench` (or `python -m bench NAME...`).",
+        f"Machine: {os.cpu_count()} cores, run {datetime.now(UTC):%Y-%m-%d}. "
+        "Command: `make bench` (or `python -m bench NAME...`).",
         "",
         "| benchmark | value | unit | baseline | ratio |",
         "|---|---:|---|---:|---:|",
