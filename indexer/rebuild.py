@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from chain.logs import DecodedLog, RawLog
+from indexer import deferred
 from indexer.contracts import load_contracts
 from indexer.db import migrate
 from indexer.models import RawEvent
@@ -85,6 +86,8 @@ def replay_raw(conn: Connection, abis: Mapping[str, list[dict[str, Any]]]) -> in
     """Inside the caller's transaction: clear derived tables and replay every raw event."""
     decoder = make_decoder(load_contracts(conn), abis)
     clear_derived(conn)
+    # Built once over the finished tables, in this same transaction (indexer/deferred.py).
+    deferred.drop(conn, deferred.DERIVED_INDEXES)
     projector = Projector()
     count = 0
     for page in _pages(conn):
@@ -92,6 +95,7 @@ def replay_raw(conn: Connection, abis: Mapping[str, list[dict[str, Any]]]) -> in
         projector.apply(conn, events)
         count += len(events)
     recompute_aggregates(conn)
+    deferred.build_missing(conn, deferred.DERIVED_INDEXES)
     return count
 
 

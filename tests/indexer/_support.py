@@ -44,6 +44,9 @@ def start_chain(data_dir: Path, farmers: int = 12, per_farmer: int = 4) -> Index
     return IndexedChain(node, client, region, data_dir)
 
 
+INDEXES = "(indexes)"  # the dump's entry listing (table, index name) pairs
+
+
 def _plain(value: Any) -> Any:
     """Comparable cell values (memoryview/bytes alike)."""
     if isinstance(value, memoryview):
@@ -52,11 +55,17 @@ def _plain(value: Any) -> Any:
 
 
 def dump(engine: Engine | str, skip: tuple[str, ...] = ()) -> dict[str, list[tuple[Any, ...]]]:
-    """Every indexer table's rows, sorted: equal dumps mean equal databases."""
+    """Every indexer table's rows, sorted, and the indexes (under "(indexes)"): equal dumps mean
+    equal databases."""
     engine = make_engine(engine) if isinstance(engine, str) else engine
     ignored = {"indexer_alembic_version", *skip}
-    tables = sorted(t for t in inspect(engine).get_table_names() if t not in ignored)
-    out = {}
+    inspector = inspect(engine)
+    tables = sorted(t for t in inspector.get_table_names() if t not in ignored)
+    # Only the models' named indexes: PostgreSQL also lists unique constraints, SQLite not.
+    named = ((t, str(i["name"])) for t in tables for i in inspector.get_indexes(t))
+    out: dict[str, list[tuple[Any, ...]]] = {
+        INDEXES: sorted(pair for pair in named if pair[1].startswith("ix_"))
+    }
     with engine.connect() as conn:
         for table in tables:
             rows = conn.execute(text(f"SELECT * FROM {table}")).all()
@@ -66,4 +75,4 @@ def dump(engine: Engine | str, skip: tuple[str, ...] = ()) -> dict[str, list[tup
 
 def counts(engine: Engine | str) -> dict[str, int]:
     """Rows per table."""
-    return {t: len(rows) for t, rows in dump(engine).items()}
+    return {t: len(rows) for t, rows in dump(engine).items() if t != INDEXES}
