@@ -144,7 +144,7 @@ def approve_merchant_categories(
     chain: ChainDep,
     _admin: AdminOrg,
 ) -> MerchantApprovals:
-    """Approve a merchant for spending categories until `valid_until` (platform registrar)."""
+    """Approve a merchant for spending categories until `valid_until` (signed by the registrar)."""
     org = _org_or_404(session, org_id)
     with chain_call():
         return approve_merchant(chain, org, body)
@@ -160,7 +160,7 @@ def revoke_merchant_category(
     chain: ChainDep,
     _admin: AdminOrg,
 ) -> MerchantRevocation:
-    """Revoke a merchant's live approval for one category (platform registrar)."""
+    """Revoke a merchant's live approval for one category (signed by the registrar)."""
     org = _org_or_404(session, org_id)
     with chain_call():
         return revoke_merchant(chain, org, category)
