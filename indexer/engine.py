@@ -248,7 +248,6 @@ class Indexer:
         with self.engine.begin() as conn:
             if conn.execute(select(RawEvent.log_index).limit(1)).first() is None:
                 deferred.drop(conn, deferred.RAW_INDEXES + deferred.DERIVED_INDEXES)
-                self._indexes_checked = False
 
     def _build_deferred_indexes(self) -> None:
         """Once caught up: build deferred indexes that are missing (also after a killed run)."""

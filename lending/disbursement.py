@@ -24,7 +24,6 @@ from web3.types import TxReceipt
 
 from chain.client import ChainClient
 from chain.sender import PendingTx, Sender
-from lending.gas import issue_gas
 from lending.loan_errors import LoanTermsError, OrderNotExecutedError, translate_reverts
 
 ORDER_GAS = 400_000
@@ -365,7 +364,7 @@ class LoanDesk:
         fn = self.factory.functions
         call = fn.issueAndFundLoan if fund else fn.issueLoan
         with translate_reverts():
-            return lender.send(call(terms.params()), gas=issue_gas(len(terms.budgets_fen)))
+            return lender.send(call(terms.params()))
 
     def issue(self, terms: LoanTerms, lender: Sender, *, fund: bool = True) -> IssuedLoan:
         """Issue (and by default fund) a loan; returns its id and escrow."""

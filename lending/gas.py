@@ -4,6 +4,11 @@ ganache re-runs a transaction for every eth_estimateGas, which made estimates mo
 demo's settlement time. Each bound is about 1.3x the worst case that
 tests/contracts/test_settlement_gas.py measures (fresh wallets, first sales, loans closed by
 the sale); bounds past chain.sender.MAX_BOUND_GAS are left to the node's estimate.
+
+They are for pipelined bulk sends (the demo), where a transaction cannot be estimated before
+the one ahead of it is mined anyway. Single calls from the desks and the service keep
+eth_estimateGas: it doubles as a pre-flight check, so a call that would revert is refused with
+its named error and nothing is sent.
 """
 
 from __future__ import annotations

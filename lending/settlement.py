@@ -27,7 +27,6 @@ from web3.contract import Contract
 from chain.client import ChainClient
 from chain.sender import Sender
 from lending.disbursement import events_of
-from lending.gas import commit_gas, settle_gas
 from lending.loan_errors import SharesError, translate_reverts
 
 MAX_FARMERS_PER_LOT = 100
@@ -279,7 +278,7 @@ class SettlementDesk:
             lot, [s.farmer_id for s in normal], [s.weight for s in normal]
         )
         with translate_reverts():
-            by.transact(fn, gas=commit_gas(len(normal)))
+            by.transact(fn)
         return normal
 
     def committed_shares(
@@ -312,20 +311,15 @@ class SettlementDesk:
         amount_fen: int,
         distributor: Sender,
         shares: Sequence[FarmerShare] | None = None,
-        loans: int | None = None,
     ) -> SaleResult:
-        """Pay `amount_fen` for `lot` (approve, then settleSale) and report each farmer's part.
-
-        `loans` (how many of the farmers may owe) tightens the gas limit; by default every
-        farmer is assumed to owe."""
+        """Pay `amount_fen` for `lot` (approve, then settleSale) and report each farmer's part."""
         normal = tuple(shares) if shares is not None else self.committed_shares(lot)
         fn = self.contract.functions.settleSale(
             lot, amount_fen, [s.farmer_id for s in normal], [s.weight for s in normal]
         )
-        gas = settle_gas(len(normal), len(normal) if loans is None else loans)
         with translate_reverts():
             distributor.transact(self.token.functions.approve(self.contract.address, amount_fen))
-            receipt = distributor.transact(fn, gas=gas)
+            receipt = distributor.transact(fn)
         return self._result(lot, amount_fen, receipt)
 
     def _result(self, lot: bytes, amount_fen: int, receipt: Any) -> SaleResult:
