@@ -796,7 +796,9 @@ def settle_sales(run: LendingRun) -> None:
     distributor = run.client.sender(DISTRIBUTOR)
     _fund(run, distributor, sum(o.amount_fen for o in settle), run.sales.contract.address)
     calls = [fns.settleSale(o.lot, o.amount_fen, *_columns(o)) for o in settle]
-    borrowers = {loan.farmer_id for loan in run.issued}
+    # Open loans of any season (a defaulted one stays open) take the costlier repaying path.
+    farmers = {s.farmer_id for o in settle for s in o.shares}
+    borrowers = {f for f in farmers if run.desk.active_loan_of(f) is not None}
     owing = [sum(s.farmer_id in borrowers for s in o.shares) for o in settle]
     limits = [settle_gas(len(o.shares), n) for o, n in zip(settle, owing, strict=True)]
     run.send(distributor, calls, task, gas=limits)
