@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from fastapi import HTTPException, status
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 from web3 import Web3
@@ -24,18 +23,12 @@ from api.organisations import keystore_path
 from api.settings import ApiSettings
 from chain.accounts import load_keystore
 from chain.client import ChainClient
-from chain.errors import DeploymentError
 from chain.sender import Sender
-from tealedger.system import DEV_REGISTRAR
+from lending.disbursement import category_id as lending_category_id
+from tealedger.system import DEV_REGISTRAR, role
 from traceability import contracts
+from traceability.errors import NotDeployedError
 
-# TeaTrace role of each organisation role that has one.
-TEA_TRACE_ROLES = {
-    Role.COOPERATIVE: contracts.COOPERATIVE_ROLE,
-    Role.PROCESSOR: contracts.PROCESSOR_ROLE,
-    Role.DISTRIBUTOR: contracts.DISTRIBUTOR_ROLE,
-    Role.INSPECTOR: contracts.INSPECTOR_ROLE,
-}
 # Development chains only: what a new organisation is given to pay for gas.
 DEV_GAS_WEI = 10 * 10**18
 DEV_GAS_FLOOR_WEI = 10**18
@@ -66,13 +59,13 @@ class ChainRole:
     @property
     def role_id(self) -> bytes:
         """The OpenZeppelin role id (keccak256 of the name)."""
-        return keccak(text=self.role)
+        return role(self.role)
 
 
 SHARE_COMMITTER = ChainRole("SaleSettlement", "SHARE_COMMITTER_ROLE")
 # Every on-chain role each organisation role needs (tealedger.system grants the same ones to
-# the development accounts). Nobody gets REGISTRAR_ROLE here: approving merchants is the
-# platform's job (see approve_merchant), and no organisation role stands for a registrar.
+# the development accounts). Nobody gets REGISTRAR_ROLE here: merchants are approved by the
+# service's registrar account (see registrar_sender), and no organisation role is a registrar.
 CHAIN_ROLES: dict[Role, tuple[ChainRole, ...]] = {
     Role.COOPERATIVE: (ChainRole(contracts.TEA_TRACE, "COOPERATIVE_ROLE"), SHARE_COMMITTER),
     Role.PROCESSOR: (ChainRole(contracts.TEA_TRACE, "PROCESSOR_ROLE"), SHARE_COMMITTER),
@@ -178,10 +171,9 @@ def org_sender(chain: ChainClient, settings: ApiSettings, org: Organisation) -> 
 def deployed_contract(chain: ChainClient, name: str) -> Contract | None:
     """The live deployment of `name` in the registry, or None when it is not deployed."""
     try:
-        entry = chain.registry.get(name)
-    except DeploymentError:  # an unreadable registry deploys nothing
+        return contracts.deployed(chain, name)
+    except NotDeployedError:  # also an unreadable registry: it deploys nothing
         return None
-    return None if entry is None else chain.contract(entry.contract, entry.address)
 
 
 def _tx(receipt: object) -> str:
@@ -290,9 +282,9 @@ def _merchant_registry(chain: ChainClient) -> Contract:
 
 
 def category_id(name: str) -> bytes:
-    """keccak256 of a category name, as MerchantRegistry.registerCategory computes it."""
+    """A category name's id (lending's category_id); 422 for a name no registry can hold."""
     try:
-        return keccak(text=name)
+        return lending_category_id(name)
     except UnicodeEncodeError:  # a lone surrogate from JSON: no registered name has one
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"category {name!r} is not valid UTF-8"
@@ -336,7 +328,7 @@ def registrar_sender(chain: ChainClient) -> Sender:
 
 def _require_registrar(registry: Contract, registrar: str) -> None:
     """409 unless the signing account holds REGISTRAR_ROLE on the registry."""
-    if not registry.functions.hasRole(keccak(text=REGISTRAR_ROLE), registrar).call():
+    if not registry.functions.hasRole(role(REGISTRAR_ROLE), registrar).call():
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             f"the registrar account {registrar} does not hold {REGISTRAR_ROLE} on "

@@ -50,16 +50,20 @@ def _deployed(client: ChainClient, name: str) -> Deployment:
     return entry
 
 
+def deployed(client: ChainClient, name: str) -> Contract:
+    """The live deployment of `name` as a contract, or NotDeployedError saying what to run."""
+    entry = _deployed(client, name)
+    return client.contract(entry.contract, entry.address)
+
+
 def tea_trace(client: ChainClient) -> Contract:
     """The deployed TeaTrace contract."""
-    entry = _deployed(client, TEA_TRACE)
-    return client.contract(entry.contract, entry.address)
+    return deployed(client, TEA_TRACE)
 
 
 def consent_registry(client: ChainClient) -> Contract:
     """The deployed ConsentRegistry contract."""
-    entry = _deployed(client, CONSENT_REGISTRY)
-    return client.contract(entry.contract, entry.address)
+    return deployed(client, CONSENT_REGISTRY)
 
 
 def deployment_block(client: ChainClient, name: str = TEA_TRACE) -> int:

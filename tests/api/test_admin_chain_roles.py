@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from api.chain_identity import CHAIN_ROLES, TEA_TRACE_ROLES, registrar_sender
+from api.chain_identity import CHAIN_ROLES, registrar_sender
 from api.models import Role
 from chain.client import ChainClient
 from tealedger.system import deploy_system, role
 from tests._fixtures import client_for
 from tests.api.conftest import DATABASES, both_databases
+from traceability import contracts
 from traceability.contracts import DEFAULT_ADMIN_ROLE, deploy_traceability
 
 REGISTRAR_ROLE = role("REGISTRAR_ROLE")
@@ -23,6 +24,13 @@ REGISTRAR_ROLE = role("REGISTRAR_ROLE")
 HELPER_ACCOUNT = 7
 DAY = 86_400
 
+# TeaTrace role of each organisation role that has one (provisioning granted these alone once).
+TEA_TRACE_ROLES = {
+    Role.COOPERATIVE: contracts.COOPERATIVE_ROLE,
+    Role.PROCESSOR: contracts.PROCESSOR_ROLE,
+    Role.DISTRIBUTOR: contracts.DISTRIBUTOR_ROLE,
+    Role.INSPECTOR: contracts.INSPECTOR_ROLE,
+}
 EXPECTED_ROLES = {
     Role.LENDER: ["LoanFactory.LENDER_ROLE"],
     Role.DISTRIBUTOR: ["TeaTrace.DISTRIBUTOR_ROLE", "SaleSettlement.DISTRIBUTOR_ROLE"],
