@@ -52,16 +52,11 @@ def drop(conn: Connection, names: tuple[str, ...]) -> None:
 
 def build_missing(conn: Connection, names: tuple[str, ...]) -> int:
     """Create those of these indexes that do not exist; returns how many were built."""
-    built = 0
-    for index in indexes(names):
-        if not _exists(conn, index):
-            index.create(conn)
-            built += 1
-    return built
-
-
-def _exists(conn: Connection, index: Index) -> bool:
-    """Whether the database has the index (on the index's own table)."""
-    table = index.table
-    assert table is not None
-    return any(i["name"] == index.name for i in inspect(conn).get_indexes(table.name))
+    wanted = indexes(names)
+    inspector = inspect(conn)
+    tables = {i.table.name for i in wanted if i.table is not None}
+    existing = {str(i["name"]) for t in tables for i in inspector.get_indexes(t)}
+    missing = [i for i in wanted if i.name not in existing]
+    for index in missing:
+        index.create(conn)
+    return len(missing)
