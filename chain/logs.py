@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import queue
 import re
 import threading
 import time
@@ -352,6 +354,21 @@ def _parse_anvil_logs(text: str) -> list[RawLog] | None:
             return None
 
 
+def parse_logs_body(body: bytes) -> list[RawLog]:
+    """The logs of an eth_getLogs reply; provider size refusals raise RangeTooLargeError."""
+    fast = parse_logs_reply(body)
+    if fast is not None:
+        return fast
+    try:
+        items = JsonRpc.result("eth_getLogs", json.loads(body))
+    except RpcError as exc:
+        refusal = range_error(exc.rpc_message)
+        if refusal is not None:
+            raise refusal from None
+        raise
+    return [parse_log(item) for item in items]
+
+
 def parse_header(item: dict[str, Any]) -> Header:
     """A JSON-RPC block object as a Header."""
     return Header(
@@ -378,8 +395,84 @@ class LogFilter:
         return out
 
 
+class _Ahead:
+    """An eth_getLogs request sent ahead by a background thread; its reply bytes, unparsed."""
+
+    def __init__(self, rpc: JsonRpc, params: dict[str, Any]) -> None:
+        self.rpc = rpc
+        self.params = params
+        self.pid = os.getpid()
+        self.body = b""
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        """Send the request (in the background thread)."""
+        began = time.perf_counter()
+        try:
+            self.body = self.rpc.call_raw("eth_getLogs", [self.params])
+        except BaseException as exc:  # raised in the reading thread when it takes the reply
+            self.error = exc
+        self.seconds = time.perf_counter() - began
+        self._done.set()
+
+    def result(self) -> tuple[bytes, float]:
+        """The reply and how long the node took; the request's error is raised here."""
+        self._done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.body, self.seconds
+
+
+class _AheadThread:
+    """One daemon thread sending read-ahead requests in order; it exits when idle."""
+
+    IDLE_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh state (also in a forked child, which has none of the parent's threads)."""
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[_Ahead] = queue.SimpleQueue()
+        self._running = False
+
+    def submit(self, job: _Ahead) -> _Ahead:
+        """Queue a request; start the thread if none runs."""
+        if self._pid != os.getpid():
+            self._reset()
+        with self._lock:
+            self._jobs.put(job)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._loop, name="log-read-ahead", daemon=True).start()
+        return job
+
+    def _loop(self) -> None:
+        """Run requests until none comes for IDLE_SECONDS."""
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty():
+                        self._running = False
+                        return
+                continue
+            job.run()
+
+
 class LogFetcher:
-    """eth_getLogs and headers over raw JSON-RPC, in adaptive block ranges."""
+    """eth_getLogs and headers over raw JSON-RPC, in adaptive block ranges.
+
+    With `read_ahead`, each fetch that stops short of its end sends the request for the next
+    range from a background thread before returning: the node serialises those logs while
+    the caller parses and writes these. A read-ahead reply is used only by a fetch asking
+    for exactly its range and filter; anything else discards it.
+    """
 
     def __init__(
         self,
@@ -387,11 +480,15 @@ class LogFetcher:
         log_filter: LogFilter,
         adaptive: AdaptiveRange | None = None,
         max_attempts: int = 12,
+        read_ahead: bool = False,
     ) -> None:
         self.rpc = rpc
         self.filter = log_filter
         self.adaptive = adaptive or AdaptiveRange()
         self._max_attempts = max_attempts
+        self.read_ahead = read_ahead
+        self._ahead: _Ahead | None = None
+        self._ahead_thread = _AheadThread()
 
     def head(self) -> int:
         """The node's latest block number."""
@@ -399,37 +496,29 @@ class LogFetcher:
 
     def get_logs(self, start: int, end: int) -> list[RawLog]:
         """All matching logs of blocks start..end in one query (raises RangeTooLargeError)."""
-        params = {"fromBlock": hex(start), "toBlock": hex(end), **self.filter.params()}
-        return self._logs_call(params)
+        return self._logs_call(self._range_params(start, end))
 
     def logs_by_block_hash(self, block_hash: bytes) -> list[RawLog]:
         """Matching logs of exactly one block, by hash (immune to a reorg under the query)."""
         params = {"blockHash": "0x" + block_hash.hex(), **self.filter.params()}
         return self._logs_call(params)
 
+    def _range_params(self, start: int, end: int) -> dict[str, Any]:
+        """eth_getLogs parameters of blocks start..end."""
+        return {"fromBlock": hex(start), "toBlock": hex(end), **self.filter.params()}
+
     def _logs_call(self, params: dict[str, Any]) -> list[RawLog]:
         """eth_getLogs; provider size refusals become RangeTooLargeError."""
-        body = self.rpc.call_raw("eth_getLogs", [params])
-        fast = parse_logs_reply(body)
-        if fast is not None:
-            return fast
-        try:
-            items = JsonRpc.result("eth_getLogs", json.loads(body))
-        except RpcError as exc:
-            refusal = range_error(exc.rpc_message)
-            if refusal is not None:
-                raise refusal from None
-            raise
-        return [parse_log(item) for item in items]
+        return parse_logs_body(self.rpc.call_raw("eth_getLogs", [params]))
 
     def fetch(self, start: int, end: int) -> tuple[list[RawLog], int]:
         """(logs of start..stop, stop): the adaptive span picks stop <= end."""
         for _ in range(self._max_attempts):
             span = min(self.adaptive.span, end - start + 1)
             stop = start + span - 1
-            began = time.perf_counter()
             try:
-                logs = self.get_logs(start, stop)
+                body, seconds = self._reply(self._range_params(start, stop))
+                logs = parse_logs_body(body)
             except RangeTooLargeError as exc:
                 if span <= self.adaptive.min_span:
                     raise LogQueryError(
@@ -437,9 +526,26 @@ class LogFetcher:
                     ) from None
                 self.adaptive.refused(span, exc)
                 continue
-            self.adaptive.succeeded(span, len(logs), time.perf_counter() - began)
+            self.adaptive.succeeded(span, len(logs), seconds)
+            self._send_ahead(stop + 1, end)
             return logs, stop
         raise LogQueryError(f"eth_getLogs from block {start} kept failing; giving up")
+
+    def _reply(self, params: dict[str, Any]) -> tuple[bytes, float]:
+        """The reply to `params`: the read-ahead one if it asked exactly that, else a new call."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.params == params and ahead.pid == os.getpid():
+            return ahead.result()
+        began = time.perf_counter()
+        body = self.rpc.call_raw("eth_getLogs", [params])
+        return body, time.perf_counter() - began
+
+    def _send_ahead(self, start: int, end: int) -> None:
+        """Request the range the next fetch will ask for, if there is one."""
+        if not self.read_ahead or start > end:
+            return
+        stop = start + min(self.adaptive.span, end - start + 1) - 1
+        self._ahead = self._ahead_thread.submit(_Ahead(self.rpc, self._range_params(start, stop)))
 
     def headers(self, numbers: Iterable[int]) -> list[Header | None]:
         """Headers by number (None where the node has no such block), batched."""

@@ -161,7 +161,9 @@ class ChainSource:
         self.rpc = JsonRpc(url, timeout)
         self.abis = dict(abis)
         self.contracts = list(contracts)
-        self.fetcher = LogFetcher(self.rpc, LogFilter([c.address for c in contracts]), adaptive)
+        self.fetcher = LogFetcher(
+            self.rpc, LogFilter([c.address for c in contracts]), adaptive, read_ahead=True
+        )
         self.decoder = make_decoder(contracts, abis)
         self.bloom_check = bloom_check
         self._bloom_bits = [bloom_bits(c.address) for c in contracts]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from sqlalchemy import func, select, text
 
+from chain.logs import JsonRpc
 from indexer.db import make_engine
 from indexer.engine import Indexer, IndexerConfig
 from indexer.errors import ChainMismatchError, IndexerLockedError
@@ -114,27 +118,44 @@ def test_lineage_conserves_grams_and_money(region_chain: IndexedChain, db_url: s
     assert all(grams == total for _, grams, total in spread)
 
 
+class _DroppingProvider:
+    """A node whose eth_getLogs answers `[]` once, when `drop(calls so far, has logs)` says so
+    (the fetcher's read-ahead thread goes through it too)."""
+
+    EMPTY = b'{"jsonrpc":"2.0","id":1,"result":[]}'
+
+    def __init__(self, rpc: JsonRpc, drop: Callable[[int, bool], bool]) -> None:
+        self._rpc = rpc
+        self._drop = drop
+        self.calls = 0
+        self.dropped = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rpc, name)
+
+    def call_raw(self, method: str, params: list[Any]) -> bytes:
+        body = self._rpc.call_raw(method, params)
+        if method != "eth_getLogs":
+            return body
+        self.calls += 1
+        if not self.dropped and self._drop(self.calls, b'"result":[{' in body):
+            self.dropped += 1
+            return self.EMPTY
+        return body
+
+
 def test_missing_log_guard_refetches_a_dropped_block(
     region_chain: IndexedChain, sqlite_url: str, tmp_path
 ) -> None:
     clean = f"sqlite:///{tmp_path / 'clean.db'}"
     _index(region_chain, clean)
     source = chain_source(region_chain.client, 5)
-    real = source.fetcher.get_logs
-    dropped: list[tuple[int, int]] = []
-
-    def flaky(start: int, end: int):
-        logs = real(start, end)
-        if logs and not dropped:  # a provider silently answers [] once
-            dropped.append((start, end))
-            return []
-        return logs
-
-    source.fetcher.get_logs = flaky  # type: ignore[method-assign]
+    flaky = _DroppingProvider(source.fetcher.rpc, lambda calls, has_logs: has_logs)
+    source.fetcher.rpc = flaky  # type: ignore[assignment]
     indexer = Indexer(make_engine(sqlite_url), source, IndexerConfig(reader="inline"))
     indexer.prepare()
     progress = indexer.sync()
-    assert dropped and progress.recovered_blocks >= 1
+    assert flaky.dropped == 1 and progress.recovered_blocks >= 1
     assert dump(sqlite_url) == dump(clean)
 
 
@@ -144,17 +165,12 @@ def test_without_the_guard_a_dropped_block_is_lost(
     clean = f"sqlite:///{tmp_path / 'clean.db'}"
     _index(region_chain, clean)
     source = chain_source(region_chain.client, 5, bloom_check=False)
-    real, calls = source.fetcher.get_logs, []
-
-    def flaky(start: int, end: int):
-        logs = real(start, end)
-        calls.append(1)
-        return [] if len(calls) == 2 and logs else logs
-
-    source.fetcher.get_logs = flaky  # type: ignore[method-assign]
+    flaky = _DroppingProvider(source.fetcher.rpc, lambda calls, has_logs: calls == 2 and has_logs)
+    source.fetcher.rpc = flaky  # type: ignore[assignment]
     indexer = Indexer(make_engine(sqlite_url), source, IndexerConfig(reader="inline"))
     indexer.prepare()
     indexer.sync()
+    assert flaky.dropped == 1
     assert (
         counts(sqlite_url)["raw_event"] < counts(clean)["raw_event"]
     )  # the guard is what saves it

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from eth_abi import decode as abi_decode
@@ -160,6 +162,81 @@ def test_fetcher_shrinks_to_the_provider_limit_and_keeps_it() -> None:
     assert logs == [] and stop == 49
     _, stop = fetcher.fetch(50, 100_000)
     assert stop == 99 and rpc.spans[-1] == 50  # no second refusal: the limit is remembered
+
+
+class _Recording:
+    """A JsonRpc stand-in that records each eth_getLogs range and the thread asking for it;
+    ranges in `refuse` are refused (once each) as too large."""
+
+    def __init__(self, refuse: tuple[int, ...] = ()) -> None:
+        self.ranges: list[tuple[int, int, str]] = []
+        self.refuse = set(refuse)
+
+    def call_raw(self, method: str, params: list) -> bytes:
+        start, end = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+        self.ranges.append((start, end, threading.current_thread().name))
+        if start in self.refuse:
+            self.refuse.discard(start)
+            error = {"code": -32005, "message": "query returned more than 10000 results"}
+            return json.dumps({"jsonrpc": "2.0", "id": 1, "error": error}).encode()
+        return b'{"jsonrpc":"2.0","id":1,"result":[]}'
+
+
+def _read_ahead_fetcher(rpc: _Recording) -> LogFetcher:
+    """A fetcher with a fixed 10-block span and read-ahead on."""
+    adaptive = AdaptiveRange(span=10, max_span=10)
+    return LogFetcher(rpc, LogFilter([b"\x01" * 20]), adaptive, read_ahead=True)  # type: ignore[arg-type]
+
+
+def test_read_ahead_requests_the_next_range_once() -> None:
+    rpc = _Recording()
+    fetcher = _read_ahead_fetcher(rpc)
+    start, stops = 0, []
+    while start <= 34:
+        _, stop = fetcher.fetch(start, 34)
+        stops.append(stop)
+        start = stop + 1
+    assert stops == [9, 19, 29, 34]
+    assert [(a, b) for a, b, _ in rpc.ranges] == [(0, 9), (10, 19), (20, 29), (30, 34)]
+    assert {name for _, _, name in rpc.ranges[1:]} == {"log-read-ahead"}  # no range asked twice
+
+
+def _main_ranges(rpc: _Recording) -> list[tuple[int, int]]:
+    """Ranges the fetching thread asked itself."""
+    return [(a, b) for a, b, name in rpc.ranges if name == threading.current_thread().name]
+
+
+def test_read_ahead_reply_is_dropped_when_another_range_is_asked() -> None:
+    rpc = _Recording()
+    fetcher = _read_ahead_fetcher(rpc)
+    fetcher.fetch(0, 100)  # sends 10..19 ahead
+    _, stop = fetcher.fetch(5, 100)  # e.g. a retry after a fork change
+    assert stop == 14 and _main_ranges(rpc) == [(0, 9), (5, 14)]
+
+
+def test_read_ahead_reply_is_dropped_when_the_filter_changed() -> None:
+    rpc = _Recording()
+    fetcher = _read_ahead_fetcher(rpc)
+    fetcher.fetch(0, 100)  # sends 10..19 ahead for one address
+    fetcher.filter.addresses.append(b"\x02" * 20)  # a contract announced meanwhile
+    fetcher.fetch(10, 100)
+    assert _main_ranges(rpc) == [(0, 9), (10, 19)]  # asked again, with both addresses
+
+
+def test_read_ahead_refusal_shrinks_the_span_like_a_direct_one() -> None:
+    rpc = _Recording(refuse=(10,))
+    fetcher = _read_ahead_fetcher(rpc)
+    fetcher.fetch(0, 100)
+    _, stop = fetcher.fetch(10, 100)  # the read-ahead of 10..19 was refused
+    assert stop == 14 and _main_ranges(rpc) == [(0, 9), (10, 14)]
+
+
+def test_no_read_ahead_past_the_end() -> None:
+    rpc = _Recording()
+    fetcher = _read_ahead_fetcher(rpc)
+    fetcher.fetch(0, 9)
+    time.sleep(0.05)
+    assert [(a, b) for a, b, _ in rpc.ranges] == [(0, 9)]
 
 
 def test_bloom_bits_match_eth_bloom() -> None:
