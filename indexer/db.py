@@ -9,6 +9,8 @@ Bulk writes bypass the ORM: rows are tuples in column order sent with the driver
 from __future__ import annotations
 
 import fcntl
+import functools
+import itertools
 import os
 import sqlite3
 import threading
@@ -31,6 +33,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "indexer_alembic_version"
 DB_FILE = "tealedger.db"
 WRITER_CACHE_KIB = 256 * 1024
+# Bound values per SQLite statement: the default SQLITE_MAX_VARIABLE_NUMBER since 3.32.
+SQLITE_MAX_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 # pg_advisory_xact_lock key serialising migrations: "tealedger.migrate" hashed.
 MIGRATION_LOCK = zlib.crc32(b"tealedger.migrate")
 
@@ -201,32 +205,48 @@ def schema_revision(engine: Engine) -> str | None:
     return row[0] if row else None
 
 
+@functools.lru_cache(maxsize=64)
+def _insert_sql(name: str, columns: tuple[str, ...], rows: int, marker: str) -> str:
+    """INSERT INTO name (columns) VALUES (...), ... with `rows` rows of placeholders."""
+    one = "(" + ", ".join([marker] * len(columns)) + ")"
+    return f"INSERT INTO {name} ({', '.join(columns)}) VALUES {', '.join([one] * rows)}"
+
+
 class BulkWriter:
-    """Buffers rows per table and writes them with one executemany per table on flush."""
+    """Buffers rows per table and writes them, in the caller's transaction, on flush.
+
+    SQLite gets multi-row INSERT statements of up to SQLITE_MAX_VARIABLES values: one call
+    inserts thousands of rows with the GIL released, where executemany hands the GIL back
+    and forth for every row (a thread decoding the next batch then starves the writer for a
+    switch interval per row). PostgreSQL gets psycopg's executemany, which pipelines.
+    """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._sqlite = conn.dialect.name == "sqlite"
         self._marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        self._sql: dict[str, str] = {}
+        self._columns: dict[str, list[str]] = {}
         self._rows: dict[str, list[Sequence[Any]]] = {}
         self.written = 0
 
     def columns(self, table: type[IndexerTable]) -> list[str]:
         """Column names of a table in insert order."""
-        return [c.name for c in table.__table__.columns]  # type: ignore[attr-defined]
+        name = table.__tablename__  # type: ignore[attr-defined]
+        found = self._columns.get(name)
+        if found is None:
+            found = self._columns[name] = [c.name for c in table.__table__.columns]  # type: ignore[attr-defined]
+        return found
 
-    def _statement(self, name: str, columns: Iterable[str]) -> str:
-        """INSERT statement in the driver's own parameter style."""
-        cols = list(columns)
-        marks = ", ".join([self._marker] * len(cols))
-        return f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({marks})"
+    def _statement(self, name: str, rows: int) -> str:
+        """INSERT of `rows` rows in the driver's own parameter style."""
+        return _insert_sql(name, tuple(self._columns[name]), rows, self._marker)
 
     def add(self, table: type[IndexerTable], row: Sequence[Any]) -> None:
         """Queue one row (a tuple in column order)."""
         name = table.__tablename__  # type: ignore[attr-defined]
         rows = self._rows.get(name)
         if rows is None:
-            self._sql[name] = self._statement(name, self.columns(table))
+            self.columns(table)
             rows = self._rows[name] = []
         rows.append(row)
 
@@ -235,10 +255,28 @@ class BulkWriter:
         for row in rows:
             self.add(table, row)
 
+    def insert(self, table: type[IndexerTable], rows: Sequence[Sequence[Any]]) -> None:
+        """Write rows now, bypassing the queue."""
+        self.columns(table)
+        self._write(table.__tablename__, rows)  # type: ignore[attr-defined]
+
     def flush(self) -> None:
         """Write every queued row (inside the caller's transaction)."""
         for name, rows in self._rows.items():
             if rows:
-                self.conn.exec_driver_sql(self._sql[name], rows)  # type: ignore[arg-type]
-                self.written += len(rows)
+                self._write(name, rows)
                 rows.clear()
+
+    def _write(self, name: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows of one table."""
+        if not rows:
+            return
+        if not self._sqlite:
+            self.conn.exec_driver_sql(self._statement(name, 1), rows)  # type: ignore[arg-type]
+        else:
+            per = max(1, SQLITE_MAX_VARIABLES // len(self._columns[name]))
+            for i in range(0, len(rows), per):
+                chunk = rows[i : i + per]
+                values = tuple(itertools.chain.from_iterable(chunk))
+                self.conn.exec_driver_sql(self._statement(name, len(chunk)), values)
+        self.written += len(rows)

@@ -16,10 +16,17 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, select
 
 from api.models import Organisation, Role
-from indexer.db import MIGRATIONS, VERSION_TABLE, make_engine, migrate, schema_revision
+from indexer.db import (
+    MIGRATIONS,
+    VERSION_TABLE,
+    BulkWriter,
+    make_engine,
+    migrate,
+    schema_revision,
+)
 from indexer.migrations.env_filter import ours
 from indexer.migrations.targets import schema_metadata
-from indexer.models import DERIVED_TABLES
+from indexer.models import DERIVED_TABLES, RawEvent
 
 HEAD = "0003"
 SERVICE_TABLES = {"api_organisation", "api_key", "registry_farmer", "registry_plot",
@@ -201,3 +208,26 @@ def test_service_engine_writes_after_the_indexer_committed(sqlite_url: str) -> N
         session.commit()
     with Session(service) as session:
         assert len(session.exec(select(Organisation)).all()) == 1
+
+
+def test_bulk_writer_splits_rows_over_statements(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 13 columns and room for 5 rows per statement: 23 rows take 4 full statements and a short one.
+    monkeypatch.setattr("indexer.db.SQLITE_MAX_VARIABLES", 5 * 13 + 7)
+    engine = make_engine(db_url)
+    migrate(engine)
+    rows = [
+        (bytes([n]) * 32, n, n // 4, 1_700_000_000 + n, bytes([n]) * 32, 0, b"\x01" * 20,
+         bytes([7]) * 32, None, None, None, b"", "E")
+        for n in range(23)
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        writer = BulkWriter(conn)
+        writer.insert(RawEvent, rows[:20])
+        writer.extend(RawEvent, rows[20:])
+        writer.flush()
+        assert writer.written == 23
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT * FROM raw_event ORDER BY log_index")).all()
+    assert [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in stored] == rows
