@@ -102,8 +102,8 @@ def index(
         int, typer.Option("--max-range", min=1, help="Most blocks per eth_getLogs request.")
     ] = 10_000,
     reader: Annotated[
-        str, typer.Option("--reader", help="inline | process | thread (how logs are read ahead).")
-    ] = "inline",
+        str, typer.Option("--reader", help="thread | inline | process (how logs are read ahead).")
+    ] = "thread",
     batch_events: Annotated[
         int,
         typer.Option("--batch-events", min=1, help="Fewest events per transaction (reads joined)."),
