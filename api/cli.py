@@ -66,7 +66,7 @@ def serve(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     follower = None
     if not no_indexer:
-        config = IndexerConfig(confirmations=confirmations, poll_interval=poll)
+        config = IndexerConfig(confirmations=confirmations, poll_interval=poll, reader="inline")
         follower = Follower(settings.database_url, ChainSettings(), config)
     app = create_app(settings, follower=follower)
     # uvicorn turns SIGTERM and SIGINT into a graceful shutdown: the app's lifespan then stops

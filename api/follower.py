@@ -73,7 +73,9 @@ class Follower:
     ) -> None:
         self.database_url = database_url
         self.chain = chain
-        self.config = config or IndexerConfig()
+        # Inline: a reader thread would compete with the request handlers for the GIL, and a
+        # follower at the head reads a few blocks at a time anyway.
+        self.config = config or IndexerConfig(reader="inline")
         self.retry_seconds = retry_seconds
         self.max_retry_seconds = max_retry_seconds
         self._status = FollowerStatus(state=FollowerState.STARTING)
