@@ -205,6 +205,19 @@ def schema_revision(engine: Engine) -> str | None:
     return row[0] if row else None
 
 
+def statement_sizes(count: int, per: int) -> list[int]:
+    """Rows per statement for `count` rows: full statements of `per`, then the rest in powers
+    of two. The driver caches each prepared statement, ~2.7 MB for 2,520 rows of 13 columns;
+    one size per batch remainder would fill its cache of 128 with ~350 MB over a backfill."""
+    sizes = [per] * (count // per)
+    rest = count % per
+    while rest:
+        size = 1 << (rest.bit_length() - 1)
+        sizes.append(size)
+        rest -= size
+    return sizes
+
+
 @functools.lru_cache(maxsize=64)
 def _insert_sql(name: str, columns: tuple[str, ...], rows: int, marker: str) -> str:
     """INSERT INTO name (columns) VALUES (...), ... with `rows` rows of placeholders."""
@@ -275,8 +288,9 @@ class BulkWriter:
             self.conn.exec_driver_sql(self._statement(name, 1), rows)  # type: ignore[arg-type]
         else:
             per = max(1, SQLITE_MAX_VARIABLES // len(self._columns[name]))
-            for i in range(0, len(rows), per):
-                chunk = rows[i : i + per]
-                values = tuple(itertools.chain.from_iterable(chunk))
-                self.conn.exec_driver_sql(self._statement(name, len(chunk)), values)
+            done = 0
+            for size in statement_sizes(len(rows), per):
+                values = tuple(itertools.chain.from_iterable(rows[done : done + size]))
+                self.conn.exec_driver_sql(self._statement(name, size), values)
+                done += size
         self.written += len(rows)

@@ -23,6 +23,7 @@ from indexer.db import (
     make_engine,
     migrate,
     schema_revision,
+    statement_sizes,
 )
 from indexer.migrations.env_filter import ours
 from indexer.migrations.targets import schema_metadata
@@ -208,6 +209,13 @@ def test_service_engine_writes_after_the_indexer_committed(sqlite_url: str) -> N
         session.commit()
     with Session(service) as session:
         assert len(session.exec(select(Organisation)).all()) == 1
+
+
+def test_statement_sizes_cover_the_rows_with_few_distinct_sizes() -> None:
+    assert statement_sizes(0, 2520) == []
+    assert statement_sizes(2520 * 3 + 1000, 2520) == [2520] * 3 + [512, 256, 128, 64, 32, 8]
+    sizes = {size for count in range(1, 20_000) for size in statement_sizes(count, 2520)}
+    assert len(sizes) <= 13 and max(sizes) == 2520
 
 
 def test_bulk_writer_splits_rows_over_statements(
