@@ -3,7 +3,8 @@
 The indexer, the HTTP service and the CLIs share one database and one schema history: the
 Alembic migrations in indexer/migrations (indexer tables, the service's organisations, keys and
 registry, the credit store), applied on start by whichever of them starts first.
-Bulk writes bypass the ORM: rows are tuples in column order sent with the driver's executemany.
+Bulk writes bypass the ORM: rows are tuples in column order, sent as multi-row INSERTs to
+SQLite and with psycopg's executemany to PostgreSQL.
 """
 
 from __future__ import annotations
@@ -205,6 +206,15 @@ def schema_revision(engine: Engine) -> str | None:
     return row[0] if row else None
 
 
+def _variable_limit(conn: Connection) -> int:
+    """Bound values an SQLite statement may hold: a build may set a lower limit than 32,766."""
+    raw = conn.connection.dbapi_connection
+    getlimit = getattr(raw, "getlimit", None)  # Python 3.11+
+    if getlimit is None:
+        return SQLITE_MAX_VARIABLES
+    return min(SQLITE_MAX_VARIABLES, getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+
+
 def statement_sizes(count: int, per: int) -> list[int]:
     """Rows per statement for `count` rows: full statements of `per`, then the rest in powers
     of two. The driver caches each prepared statement, ~2.7 MB for 2,520 rows of 13 columns;
@@ -237,6 +247,7 @@ class BulkWriter:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._sqlite = conn.dialect.name == "sqlite"
+        self._variables = _variable_limit(conn) if self._sqlite else 0
         self._marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         self._columns: dict[str, list[str]] = {}
         self._rows: dict[str, list[Sequence[Any]]] = {}
@@ -287,7 +298,7 @@ class BulkWriter:
         if not self._sqlite:
             self.conn.exec_driver_sql(self._statement(name, 1), rows)  # type: ignore[arg-type]
         else:
-            per = max(1, SQLITE_MAX_VARIABLES // len(self._columns[name]))
+            per = max(1, self._variables // len(self._columns[name]))
             done = 0
             for size in statement_sizes(len(rows), per):
                 values = tuple(itertools.chain.from_iterable(rows[done : done + size]))

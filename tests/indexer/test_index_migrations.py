@@ -3,6 +3,7 @@ tables; applied on start, idempotent, in step with the models, on SQLite and Pos
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import UTC, date, datetime
 
@@ -218,6 +219,27 @@ def test_statement_sizes_cover_the_rows_with_few_distinct_sizes() -> None:
     assert len(sizes) <= 13 and max(sizes) == 2520
 
 
+def _raw_rows(count: int) -> list[tuple[object, ...]]:
+    """raw_event rows in column order, one per log index."""
+    return [
+        (bytes([n]) * 32, n, n // 4, 1_700_000_000 + n, bytes([n]) * 32, 0, b"\x01" * 20,
+         bytes([7]) * 32, None, None, None, b"", "E")
+        for n in range(count)
+    ]  # fmt: skip
+
+
+def test_bulk_writer_keeps_to_a_lower_sqlite_variable_limit(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    migrate(engine)
+    with engine.begin() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 40)  # as a build may set it
+        BulkWriter(conn).insert(RawEvent, _raw_rows(200))  # 3 rows of 13 values a statement
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM raw_event")).scalar() == 200
+
+
 def test_bulk_writer_splits_rows_over_statements(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -225,11 +247,7 @@ def test_bulk_writer_splits_rows_over_statements(
     monkeypatch.setattr("indexer.db.SQLITE_MAX_VARIABLES", 5 * 13 + 7)
     engine = make_engine(db_url)
     migrate(engine)
-    rows = [
-        (bytes([n]) * 32, n, n // 4, 1_700_000_000 + n, bytes([n]) * 32, 0, b"\x01" * 20,
-         bytes([7]) * 32, None, None, None, b"", "E")
-        for n in range(23)
-    ]  # fmt: skip
+    rows = _raw_rows(23)
     with engine.begin() as conn:
         writer = BulkWriter(conn)
         writer.insert(RawEvent, rows[:20])
