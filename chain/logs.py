@@ -396,7 +396,7 @@ class LogFilter:
 
 
 class _Ahead:
-    """An eth_getLogs request sent ahead by a background thread; its reply bytes, unparsed."""
+    """An eth_getLogs request (sent ahead by a background thread, or inline): reply bytes."""
 
     def __init__(self, rpc: JsonRpc, params: dict[str, Any]) -> None:
         self.rpc = rpc
@@ -408,11 +408,11 @@ class _Ahead:
         self._done = threading.Event()
 
     def run(self) -> None:
-        """Send the request (in the background thread)."""
+        """Send the request (in the background thread, or inline when nothing was ahead)."""
         began = time.perf_counter()
         try:
             self.body = self.rpc.call_raw("eth_getLogs", [self.params])
-        except BaseException as exc:  # raised in the reading thread when it takes the reply
+        except BaseException as exc:  # raised by result(), in the thread that takes the reply
             self.error = exc
         self.seconds = time.perf_counter() - began
         self._done.set()
@@ -514,8 +514,8 @@ class LogFetcher:
     def fetch(self, start: int, end: int) -> tuple[list[RawLog], int]:
         """(logs of start..stop, stop): the adaptive span picks stop <= end."""
         for _ in range(self._max_attempts):
-            span = min(self.adaptive.span, end - start + 1)
-            stop = start + span - 1
+            stop = self._next_stop(start, end)
+            span = stop - start + 1
             try:
                 body, seconds = self._reply(self._range_params(start, stop))
                 logs = parse_logs_body(body)
@@ -534,18 +534,21 @@ class LogFetcher:
     def _reply(self, params: dict[str, Any]) -> tuple[bytes, float]:
         """The reply to `params`: the read-ahead one if it asked exactly that, else a new call."""
         ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead.params == params and ahead.pid == os.getpid():
-            return ahead.result()
-        began = time.perf_counter()
-        body = self.rpc.call_raw("eth_getLogs", [params])
-        return body, time.perf_counter() - began
+        if ahead is None or ahead.params != params or ahead.pid != os.getpid():
+            ahead = _Ahead(self.rpc, params)
+            ahead.run()
+        return ahead.result()
+
+    def _next_stop(self, start: int, end: int) -> int:
+        """Last block of the next query from `start`: the adaptive span, at most `end`."""
+        return start + min(self.adaptive.span, end - start + 1) - 1
 
     def _send_ahead(self, start: int, end: int) -> None:
         """Request the range the next fetch will ask for, if there is one."""
         if not self.read_ahead or start > end:
             return
-        stop = start + min(self.adaptive.span, end - start + 1) - 1
-        self._ahead = self._ahead_thread.submit(_Ahead(self.rpc, self._range_params(start, stop)))
+        params = self._range_params(start, self._next_stop(start, end))
+        self._ahead = self._ahead_thread.submit(_Ahead(self.rpc, params))
 
     def headers(self, numbers: Iterable[int]) -> list[Header | None]:
         """Headers by number (None where the node has no such block), batched."""
