@@ -38,6 +38,16 @@ WRITER_CACHE_KIB = 256 * 1024
 SQLITE_MAX_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 # pg_advisory_xact_lock key serialising migrations: "tealedger.migrate" hashed.
 MIGRATION_LOCK = zlib.crc32(b"tealedger.migrate")
+# Pages of a new SQLite file. Hash-keyed indexes (harvest lots) are written all over on every
+# commit; bigger pages mean fewer of them per commit and a shallower tree (measured: a
+# million-event backfill spends ~15% less time in SQLite than with 4 KiB pages).
+SQLITE_PAGE_SIZE = 16_384
+
+# The stdlib driver binds int, float, str and bytearray directly; for every other value,
+# bytes included, it searches the adapter registry and then __adapt__ and __conform__ before
+# binding the value as it is: ~0.15 us per value with the GIL held, and an indexed event binds
+# a dozen hashes. Registering the identity adapter ends that search at its first lookup.
+sqlite3.register_adapter(bytes, bytes)
 
 
 def default_database_url(settings: ChainSettings | None = None) -> str:
@@ -149,8 +159,9 @@ def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL journal, busy timeout, page cache, foreign keys (the service's tables have some)."""
+    """Page size, WAL, busy timeout, page cache, foreign keys (the service's tables have some)."""
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")  # only a new, empty file takes it
     cursor.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode survives any process crash (kill -9); only an OS crash or power loss
     # can lose the last commits, never consistency.

@@ -14,8 +14,6 @@ from sqlalchemy.engine import Connection
 
 from indexer.models import IndexerTable
 
-# Raw events are read back in block order by a rebuild, so only a first backfill defers this.
-RAW_INDEXES = ("ix_raw_event_block",)
 DERIVED_INDEXES = (
     "ix_farmer_block_number",
     "ix_farmer_cooperative",

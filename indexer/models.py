@@ -9,7 +9,7 @@ small `coop_season` aggregate, which is recomputed, never incremented).
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, MetaData
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, MetaData, PrimaryKeyConstraint
 from sqlmodel import Field, SQLModel
 
 # One MetaData for the indexer only, so Alembic and `create_all` never see other packages'.
@@ -77,11 +77,15 @@ class RawEvent(IndexerTable, table=True):
     """A log exactly as the chain gave it: the source every derived table is rebuilt from."""
 
     __tablename__ = "raw_event"
-    __table_args__ = (Index("ix_raw_event_block", "block_number", "log_index"),)
+    # A log is identified by (block_hash, log_index). The key leads with block_number, which
+    # the hash determines, so it admits exactly the same rows, while a backfill appends to
+    # its B-tree instead of writing all over it (hashes are random), and block-order reads and
+    # rollbacks by block number use it too (migration 0004).
+    __table_args__ = (PrimaryKeyConstraint("block_number", "block_hash", "log_index"),)
 
     block_hash: bytes = _bytes(primary_key=True)
     log_index: int = Field(primary_key=True)
-    block_number: int = _big()
+    block_number: int = _big(primary_key=True)
     block_timestamp: int = _big()
     tx_hash: bytes = _bytes()
     tx_index: int

@@ -14,7 +14,7 @@ from tests.indexer._support import INDEXES, IndexedChain, dump
 
 pytestmark = pytest.mark.node
 
-ALL = deferred.RAW_INDEXES + deferred.DERIVED_INDEXES
+ALL = deferred.DERIVED_INDEXES
 
 
 def _present(engine: Engine) -> set[str]:

@@ -3,9 +3,11 @@ tables; applied on start, idempotent, in step with the models, on SQLite and Pos
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -19,6 +21,7 @@ from sqlmodel import Session, SQLModel, select
 from api.models import Organisation, Role
 from indexer.db import (
     MIGRATIONS,
+    SQLITE_PAGE_SIZE,
     VERSION_TABLE,
     BulkWriter,
     make_engine,
@@ -30,7 +33,7 @@ from indexer.migrations.env_filter import ours
 from indexer.migrations.targets import schema_metadata
 from indexer.models import DERIVED_TABLES, RawEvent
 
-HEAD = "0003"
+HEAD = "0004"
 SERVICE_TABLES = {"api_organisation", "api_key", "registry_farmer", "registry_plot",
                   "registry_harvest_lot"}  # fmt: skip
 CREDIT_TABLES = {"credit_decision", "profile_access_log"}
@@ -116,6 +119,88 @@ def test_tables_made_by_create_all_before_the_migrations_are_adopted(db_url: str
     with Session(engine) as session:
         (org,) = session.exec(select(Organisation)).all()
     assert org.name == "platform" and org.role is Role.ADMIN
+
+
+RAW_COLUMNS = (
+    "block_hash, log_index, block_number, block_timestamp, tx_hash, tx_index, address, "
+    "topic0, topic1, topic2, topic3, data, event"
+)
+
+
+def _raw_event(engine: Engine, number: int, block_hash: bytes, index: int) -> None:
+    """Insert one raw event with plain SQL (as any revision's schema takes it)."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"INSERT INTO raw_event ({RAW_COLUMNS}) VALUES (:h, :i, :n, 1700000000, :tx, 0, "
+                ":a, :t0, NULL, NULL, NULL, :d, 'HarvestRecorded')"
+            ),
+            {"h": block_hash, "i": index, "n": number, "tx": b"\x07" * 32, "a": b"\x05" * 20,
+             "t0": b"\x09" * 32, "d": bytes(range(64))},
+        )  # fmt: skip
+
+
+def _raw_key(engine: Engine) -> tuple[list[str], set[str]]:
+    """raw_event's primary key columns in order, and its index names."""
+    inspector = inspect(engine)
+    key = inspector.get_pk_constraint("raw_event")["constrained_columns"]
+    return list(key), {str(i["name"]) for i in inspector.get_indexes("raw_event")}
+
+
+def test_raw_events_are_keyed_by_block_number_first(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    assert _raw_key(engine) == (["block_number", "block_hash", "log_index"], set())
+    _raw_event(engine, 7, b"\x01" * 32, 0)
+    _raw_event(engine, 7, b"\x01" * 32, 1)
+    _raw_event(engine, 7, b"\x02" * 32, 0)  # the same position in another fork's block 7
+    with pytest.raises(DBAPIError), engine.begin() as conn:  # (block_hash, log_index) again
+        conn.execute(text(f"INSERT INTO raw_event SELECT {RAW_COLUMNS} FROM raw_event LIMIT 1"))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM raw_event")).scalar() == 3
+
+
+def test_a_database_at_0003_rekeys_its_raw_events_and_can_go_back(db_url: str) -> None:
+    engine = make_engine(db_url)
+    _upgrade_to(engine, "0003")
+    assert _raw_key(engine) == (["block_hash", "log_index"], {"ix_raw_event_block"})
+    stored = [(n, bytes([n]) * 32, i) for n in (3, 1, 2) for i in range(3)]
+    for number, block_hash, index in stored:
+        _raw_event(engine, number, block_hash, index)
+    rows = f"SELECT {RAW_COLUMNS} FROM raw_event ORDER BY block_number, log_index"
+    with engine.connect() as conn:
+        before = conn.execute(text(rows)).all()
+    migrate(engine)
+    assert schema_revision(engine) == HEAD and _diff(engine) == []
+    assert _raw_key(engine) == (["block_number", "block_hash", "log_index"], set())
+    with engine.connect() as conn:
+        assert conn.execute(text(rows)).all() == before
+    _downgrade_to(engine, "0003")
+    assert _raw_key(engine) == (["block_hash", "log_index"], {"ix_raw_event_block"})
+    with engine.connect() as conn:
+        assert conn.execute(text(rows)).all() == before
+
+
+def _downgrade_to(engine: Engine, revision: str) -> None:
+    """Revert the history down to `revision`."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
+def test_a_new_sqlite_file_gets_big_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    fresh = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    with fresh.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == SQLITE_PAGE_SIZE
+    old = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(old)) as raw:
+        raw.execute("PRAGMA page_size=4096")
+        raw.execute("CREATE TABLE t (x)")
+    migrate(make_engine(f"sqlite:///{old}"))
+    with make_engine(f"sqlite:///{old}").connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 4096
 
 
 def _decision_row(engine: Engine) -> None:
