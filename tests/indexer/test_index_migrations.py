@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -47,13 +48,16 @@ def _diff(engine: Engine) -> list[object]:
         return compare_metadata(context, schema_metadata())
 
 
-def _upgrade_to(engine: Engine, revision: str) -> None:
-    """Apply the history up to `revision` only (an older release's database)."""
+def _upgrade_to(
+    engine: Engine, revision: str, step: Callable[[Config, str], None] = command.upgrade
+) -> None:
+    """Apply the history up to `revision` only (an older release's database); with
+    `step=command.downgrade`, revert it down to `revision`."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+        step(config, revision)
 
 
 def _tables(engine: Engine) -> set[str]:
@@ -175,19 +179,10 @@ def test_a_database_at_0003_rekeys_its_raw_events_and_can_go_back(db_url: str) -
     assert _raw_key(engine) == (["block_number", "block_hash", "log_index"], set())
     with engine.connect() as conn:
         assert conn.execute(text(rows)).all() == before
-    _downgrade_to(engine, "0003")
+    _upgrade_to(engine, "0003", step=command.downgrade)
     assert _raw_key(engine) == (["block_hash", "log_index"], {"ix_raw_event_block"})
     with engine.connect() as conn:
         assert conn.execute(text(rows)).all() == before
-
-
-def _downgrade_to(engine: Engine, revision: str) -> None:
-    """Revert the history down to `revision`."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, revision)
 
 
 def test_a_new_sqlite_file_gets_big_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
