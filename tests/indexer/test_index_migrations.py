@@ -48,11 +48,11 @@ def _diff(engine: Engine) -> list[object]:
         return compare_metadata(context, schema_metadata())
 
 
-def _upgrade_to(
+def _move_to(
     engine: Engine, revision: str, step: Callable[[Config, str], None] = command.upgrade
 ) -> None:
-    """Apply the history up to `revision` only (an older release's database); with
-    `step=command.downgrade`, revert it down to `revision`."""
+    """Bring the schema to `revision`: up from where it is (an older release's database), or
+    down with `step=command.downgrade`."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
@@ -88,7 +88,7 @@ def test_migrations_match_the_models(db_url: str) -> None:
 
 def test_a_database_at_0001_upgrades_with_its_indexed_rows(db_url: str) -> None:
     engine = make_engine(db_url)
-    _upgrade_to(engine, "0001")
+    _move_to(engine, "0001")
     assert not (SERVICE_TABLES | CREDIT_TABLES) & _tables(engine)
     with engine.begin() as conn:
         conn.execute(
@@ -111,7 +111,7 @@ def test_tables_made_by_create_all_before_the_migrations_are_adopted(db_url: str
     from lending.credit_store import create_tables
 
     engine = make_engine(db_url)
-    _upgrade_to(engine, "0001")
+    _move_to(engine, "0001")
     service = [SQLModel.metadata.tables[t] for t in sorted(SERVICE_TABLES)]
     SQLModel.metadata.create_all(engine, tables=service)
     create_tables(engine)
@@ -166,7 +166,7 @@ def test_raw_events_are_keyed_by_block_number_first(db_url: str) -> None:
 
 def test_a_database_at_0003_rekeys_its_raw_events_and_can_go_back(db_url: str) -> None:
     engine = make_engine(db_url)
-    _upgrade_to(engine, "0003")
+    _move_to(engine, "0003")
     assert _raw_key(engine) == (["block_hash", "log_index"], {"ix_raw_event_block"})
     stored = [(n, bytes([n]) * 32, i) for n in (3, 1, 2) for i in range(3)]
     for number, block_hash, index in stored:
@@ -179,7 +179,7 @@ def test_a_database_at_0003_rekeys_its_raw_events_and_can_go_back(db_url: str) -
     assert _raw_key(engine) == (["block_number", "block_hash", "log_index"], set())
     with engine.connect() as conn:
         assert conn.execute(text(rows)).all() == before
-    _upgrade_to(engine, "0003", step=command.downgrade)
+    _move_to(engine, "0003", step=command.downgrade)
     assert _raw_key(engine) == (["block_hash", "log_index"], {"ix_raw_event_block"})
     with engine.connect() as conn:
         assert conn.execute(text(rows)).all() == before
