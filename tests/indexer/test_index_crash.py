@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -74,6 +75,16 @@ def _checkpoint(url: str) -> int:
         return -1
 
 
+def _wait_for_checkpoint(proc: subprocess.Popen[bytes], url: str, block: int) -> int:
+    """The committed checkpoint once it reaches `block` (or the run ended, or 30 s passed)."""
+    deadline = time.monotonic() + 30
+    while (found := _checkpoint(url)) < block and proc.poll() is None:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.005)
+    return found
+
+
 def test_kill_9_at_random_points_then_restart(
     busy_chain: IndexedChain, db_url: str, tmp_path: Path
 ) -> None:
@@ -86,12 +97,13 @@ def test_kill_9_at_random_points_then_restart(
     for _ in range(KILLS):
         proc = subprocess.Popen(_command(db_url), env=_env(chain), start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-        deadline = time.monotonic() + 30
-        start = _checkpoint(db_url)
-        while _checkpoint(db_url) <= start and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)  # wait for the first commit of this run, then kill at random
-        time.sleep(rng.uniform(0.0, 0.6))
-        os.killpg(proc.pid, signal.SIGKILL)  # the indexer and its reader process
+        # Wait for this run's first commit, then for a random number of blocks more (at most
+        # half of what is left, so the run is still going), then kill inside a transaction.
+        first = _wait_for_checkpoint(proc, db_url, _checkpoint(db_url) + 1)
+        _wait_for_checkpoint(proc, db_url, first + rng.randint(0, max(0, (head - first) // 2)))
+        time.sleep(rng.uniform(0.0, 0.02))
+        with contextlib.suppress(ProcessLookupError):  # a run that ended first: a kill too late
+            os.killpg(proc.pid, signal.SIGKILL)  # the indexer and its reader process
         proc.wait()
         landed.append(_checkpoint(db_url))
     assert any(0 < cp < head for cp in landed), f"no kill landed mid-way: {landed} of {head}"
