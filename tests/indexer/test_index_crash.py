@@ -104,7 +104,7 @@ def test_kill_9_at_random_points_then_restart(
         time.sleep(rng.uniform(0.0, 0.02))
         with contextlib.suppress(ProcessLookupError):  # a run that ended first: a kill too late
             os.killpg(proc.pid, signal.SIGKILL)  # the indexer and its reader process
-        proc.wait()
+        assert proc.wait() in (0, -signal.SIGKILL), proc.stderr.read() if proc.stderr else ""
         landed.append(_checkpoint(db_url))
     assert any(0 < cp < head for cp in landed), f"no kill landed mid-way: {landed} of {head}"
     finish = subprocess.run(
