@@ -14,7 +14,6 @@ ix_raw_event_block did. SQLite cannot change a primary key in place: the table i
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision = "0004"
@@ -26,25 +25,6 @@ NEW_KEY = ("block_number", "block_hash", "log_index")
 OLD_KEY = ("block_hash", "log_index")
 
 
-def _columns() -> list[sa.Column]:
-    """raw_event's columns, in their order (as in 0001)."""
-    return [
-        sa.Column("block_hash", sa.LargeBinary(), nullable=False),
-        sa.Column("log_index", sa.Integer(), nullable=False),
-        sa.Column("block_number", sa.BigInteger(), nullable=False),
-        sa.Column("block_timestamp", sa.BigInteger(), nullable=False),
-        sa.Column("tx_hash", sa.LargeBinary(), nullable=False),
-        sa.Column("tx_index", sa.Integer(), nullable=False),
-        sa.Column("address", sa.LargeBinary(), nullable=False),
-        sa.Column("topic0", sa.LargeBinary(), nullable=True),
-        sa.Column("topic1", sa.LargeBinary(), nullable=True),
-        sa.Column("topic2", sa.LargeBinary(), nullable=True),
-        sa.Column("topic3", sa.LargeBinary(), nullable=True),
-        sa.Column("data", sa.LargeBinary(), nullable=False),
-        sa.Column("event", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-    ]
-
-
 def _rekey(key: tuple[str, ...]) -> None:
     """Give raw_event this primary key, keeping every row."""
     if op.get_bind().dialect.name == "postgresql":
@@ -53,7 +33,9 @@ def _rekey(key: tuple[str, ...]) -> None:
             f"ADD CONSTRAINT raw_event_pkey PRIMARY KEY ({', '.join(key)})"
         )
         return
-    columns = _columns()
+    # The copy takes the live table's columns as they are, in their order.
+    live = sa.Table("raw_event", sa.MetaData(), autoload_with=op.get_bind())
+    columns = [sa.Column(c.name, c.type, nullable=c.nullable) for c in live.columns]
     op.create_table("raw_event_rekeyed", *columns, sa.PrimaryKeyConstraint(*key))
     names = ", ".join(c.name for c in columns)
     op.execute(f"INSERT INTO raw_event_rekeyed ({names}) SELECT {names} FROM raw_event")
