@@ -66,13 +66,16 @@ def _env(chain: IndexedChain) -> dict[str, str]:
 
 def _checkpoint(url: str) -> int:
     """Committed checkpoint (-1 before the first commit)."""
+    engine = make_engine(url)
     try:
-        with make_engine(url).connect() as conn:
+        with engine.connect() as conn:
             return int(
                 conn.execute(text("SELECT block_number FROM indexer_checkpoint")).scalar() or -1
             )
     except Exception:
         return -1
+    finally:
+        engine.dispose()  # polled every few ms: close each engine's connection, not leave it
 
 
 def _wait_for_checkpoint(proc: subprocess.Popen[bytes], url: str, block: int) -> int:
