@@ -10,13 +10,23 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import RequestResponseEndpoint
 
-from api import coop_pages, errors, lender_pages, merchant_pages, pages
-from api.db import service_engine
-from api.follower import Follower
-from api.limits import BodySizeLimit, RateLimiter, RateLimitMiddleware
-from api.metrics import HTTP_REQUESTS, count_transactions
-from api.routes import admin, cooperatives, farmers, health, lenders, merchants, public
-from api.settings import ApiSettings, get_settings
+from api.admin import routes as admin
+from api.cooperatives import pages as coop_pages
+from api.cooperatives import routes as cooperatives
+from api.core import errors
+from api.core.db import service_engine
+from api.core.follower import Follower
+from api.core.limits import BodySizeLimit, RateLimiter, RateLimitMiddleware
+from api.core.metrics import HTTP_REQUESTS, count_transactions
+from api.core.settings import ApiSettings, get_settings
+from api.farmers import routes as farmers
+from api.lenders import pages as lender_pages
+from api.lenders import routes as lenders
+from api.merchants import pages as merchant_pages
+from api.merchants import routes as merchants
+from api.ops import routes as health
+from api.public import pages
+from api.public import routes as public
 from chain.client import ChainClient
 from indexer.db import migrate
 from tealedger import __version__

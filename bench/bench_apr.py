@@ -7,10 +7,10 @@ from collections.abc import Callable
 from datetime import date
 
 from bench.report import table
-from lending.apr import actuarial_apr, pboc_annualized_rate
-from lending.caps import CapPolicy
-from lending.disclosure import disclose
-from lending.schedule import LoanTerms, ScheduleKind, build_schedule
+from lending.pricing.apr import actuarial_apr, pboc_annualized_rate
+from lending.pricing.caps import CapPolicy
+from lending.pricing.disclosure import disclose
+from lending.pricing.schedule import LoanTerms, ScheduleKind, build_schedule
 
 SECONDS = 1.5  # per benchmark: long enough to smooth timer noise on a 2-core machine
 

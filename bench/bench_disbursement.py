@@ -27,10 +27,10 @@ from chain.client import ChainClient
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
 from chain.nodes import AnvilNode, free_port
 from chain.sender import Sender
-from lending.disbursement import ConfirmationMode, LoanDesk, LoanTerms, category_id
-from lending.disclosure import disclose
-from lending.schedule import LoanTerms as Offer
-from lending.schedule import ScheduleKind
+from lending.loans.disbursement import ConfirmationMode, LoanDesk, LoanTerms, category_id
+from lending.pricing.disclosure import disclose
+from lending.pricing.schedule import LoanTerms as Offer
+from lending.pricing.schedule import ScheduleKind
 
 ADMIN, LENDER, FARMER, COOP, MERCHANT, REGISTRAR, DISTRIBUTOR = range(7)
 GAS = 20_000_000  # explicit: py-evm's estimate_gas re-runs each transaction many times

@@ -1,7 +1,7 @@
 """Database engines of the project: SQLite (WAL) by default, PostgreSQL via DATABASE_URL.
 
 The indexer, the HTTP service and the CLIs share one database and one schema history: the
-Alembic migrations in indexer/migrations (indexer tables, the service's organisations, keys and
+Alembic migrations in migrations/ (indexer tables, the service's organisations, keys and
 registry, the credit store), applied on start by whichever of them starts first.
 Bulk writes bypass the ORM: rows are tuples in column order, sent as multi-row INSERTs to
 SQLite and with psycopg's executemany to PostgreSQL.
@@ -30,7 +30,9 @@ from chain.config import ChainSettings
 from indexer.errors import DatabaseConfigError
 from indexer.models import IndexerTable
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The one schema history is the top-level `migrations/` package (it may import every model);
+# the indexer only applies its scripts, it imports none of it.
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "indexer_alembic_version"
 DB_FILE = "tealedger.db"
 WRITER_CACHE_KIB = 256 * 1024

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from api.chain_identity import CHAIN_ROLES, registrar_sender
-from api.models import Role
+from api.admin.chain_roles import CHAIN_ROLES, registrar_sender
+from api.core.models import Role
 from chain.client import ChainClient
 from tealedger.system import deploy_system, role
 from tests._fixtures import client_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from api.models import Role
+from api.core.models import Role
 from tests.api.browser import browser_page, screenshot, serve
 from tests.api.test_cooperatives import world  # noqa: F401 - shared module fixture
 

@@ -17,13 +17,13 @@ import requests
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from api.chain_identity import org_account
-from api.coop_identity import coop_salt
+from api.admin.chain_roles import org_account
+from api.cooperatives.identity import coop_salt
+from api.cooperatives.models import Farmer, HarvestLot
+from api.core.models import Organisation, OrganisationCreate, Role
+from api.core.organisations import create_organisation
+from api.core.settings import ApiSettings
 from api.main import create_app
-from api.models import Organisation, OrganisationCreate, Role
-from api.organisations import create_organisation
-from api.registry_models import Farmer, HarvestLot
-from api.settings import ApiSettings
 from chain.config import ChainSettings
 from chain.nodes import free_port
 from tests._fixtures import client_for

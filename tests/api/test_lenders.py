@@ -16,13 +16,13 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 from sqlmodel import Session
 
-from api.lender_service import credit_store
+from api.core.models import OrganisationCreate, Role
+from api.core.organisations import create_organisation
+from api.core.settings import ApiSettings
+from api.lenders.service import credit_store
 from api.main import create_app
-from api.models import OrganisationCreate, Role
-from api.organisations import create_organisation
-from api.settings import ApiSettings
 from indexer.runner import index_once
-from lending.decision import (
+from lending.credit.decision import (
     DecisionRecord,
     MappingProfileReader,
     MemoryAccessLog,
@@ -30,8 +30,8 @@ from lending.decision import (
     StaticConsent,
     decide,
 )
-from lending.scorecard import load_model
-from tealedger.demo import Region, run_season
+from lending.credit.scorecard import load_model
+from tealedger.demo.season import Region, run_season
 from tealedger.system import deploy_system
 from tests._fixtures import client_for, needs_node
 from tests.api.conftest import PASSWORD
@@ -136,7 +136,7 @@ def lending(anvil_node, tmp_path_factory) -> Lending:
     region, _ = run_season(chain, farmers=4, seed=3, console=Console(quiet=True))
     settings = ApiSettings(
         environment="test",
-        database_url=f"sqlite:///{tmp / 'api.db'}",
+        database_url=f"sqlite:///{tmp / 'api.core.db'}",
         data_dir=tmp,
         org_keystore_password=PASSWORD,
         pseudonym_secret="test-pseudonym-secret-0123456789abcdef",

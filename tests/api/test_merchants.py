@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
-from api.models import Role
-from lending.disbursement import LoanDesk, document_hash
-from lending.merchants import MerchantDesk
+from api.core.models import Role
+from lending.loans.disbursement import LoanDesk, document_hash
+from lending.loans.merchants import MerchantDesk
 from tealedger.system import DEV_REGISTRAR
 from tests._fixtures import needs_node
 from tests.api.test_cooperatives import Org

@@ -21,10 +21,16 @@ from chain.client import ChainClient
 from chain.errors import ContractRevertError, revert_class
 from chain.revert import revert_data
 from chain.sender import Sender
-from lending import loan_errors
-from lending.disbursement import ConfirmationMode, IssuedLoan, LoanDesk, LoanTerms, category_id
-from lending.merchants import MerchantDesk
-from lending.settlement import SettlementDesk
+from lending.loans import errors as loan_errors
+from lending.loans.disbursement import (
+    ConfirmationMode,
+    IssuedLoan,
+    LoanDesk,
+    LoanTerms,
+    category_id,
+)
+from lending.loans.merchants import MerchantDesk
+from lending.loans.settlement import SettlementDesk
 from tests._fixtures import client_for
 
 ADMIN, LENDER, FARMER, COOP, MERCHANT, MERCHANT2, REGISTRAR, DISTRIBUTOR, FARMER2, OUTSIDER = range(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from eth_utils import function_signature_to_4byte_selector, keccak
 
-from lending import loan_errors
-from lending.disbursement import ConfirmationMode, LoanStatus, OrderStatus, events_of
+from lending.loans import errors as loan_errors
+from lending.loans.disbursement import ConfirmationMode, LoanStatus, OrderStatus, events_of
 from tests._fixtures import client_for
 from tests.contracts import conftest_loans
 from tests.contracts.conftest_loans import (

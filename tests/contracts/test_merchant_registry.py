@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from eth_utils import keccak
 
-from lending import loan_errors
-from lending.disbursement import events_of
+from lending.loans import errors as loan_errors
+from lending.loans.disbursement import events_of
 from tests.contracts import conftest_loans
 from tests.contracts.conftest_loans import (
     ADMIN,

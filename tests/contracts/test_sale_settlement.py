@@ -8,9 +8,9 @@ from eth_utils import function_signature_to_4byte_selector, keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lending import loan_errors
-from lending.disbursement import LoanStatus, events_of
-from lending.settlement import FarmerShare, lot_shares, shares_hash, split_amount
+from lending.loans import errors as loan_errors
+from lending.loans.disbursement import LoanStatus, events_of
+from lending.loans.settlement import FarmerShare, lot_shares, shares_hash, split_amount
 from tests._fixtures import client_for
 from tests.contracts import conftest_loans
 from tests.contracts.conftest_loans import (

@@ -30,7 +30,7 @@ from chain.logs import (
 )
 from indexer.engine import _joined
 from indexer.source import Batch, ContractInfo, raw_row
-from indexer.workload import HARVEST_SELECTOR, HARVEST_TYPE, harvest_calldata
+from tests._fixtures.workload import HARVEST_SELECTOR, HARVEST_TYPE, harvest_calldata
 from tests.indexer._support import IndexedChain
 
 

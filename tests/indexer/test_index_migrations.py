@@ -19,7 +19,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, select
 
-from api.models import Organisation, Role
+from api.core.models import Organisation, Role
 from indexer.db import (
     MIGRATIONS,
     SQLITE_PAGE_SIZE,
@@ -30,9 +30,9 @@ from indexer.db import (
     schema_revision,
     statement_sizes,
 )
-from indexer.migrations.env_filter import ours
-from indexer.migrations.targets import schema_metadata
 from indexer.models import DERIVED_TABLES, RawEvent
+from migrations.env_filter import ours
+from migrations.targets import schema_metadata
 
 HEAD = "0004"
 SERVICE_TABLES = {"api_organisation", "api_key", "registry_farmer", "registry_plot",
@@ -108,7 +108,7 @@ def test_a_database_at_0001_upgrades_with_its_indexed_rows(db_url: str) -> None:
 def test_tables_made_by_create_all_before_the_migrations_are_adopted(db_url: str) -> None:
     # Before 0002/0003 the service and the credit store made their tables with create_all,
     # beside an indexer at 0001: such a database upgrades and keeps its rows.
-    from lending.credit_store import create_tables
+    from lending.credit.store import create_tables
 
     engine = make_engine(db_url)
     _move_to(engine, "0001")
@@ -228,8 +228,8 @@ def test_credit_tables_are_insert_only_after_migrating(db_url: str) -> None:
 
 
 def test_migration_triggers_are_the_credit_stores(db_url: str) -> None:
-    # 0003 froze lending.credit_store.trigger_ddl: a stand-alone store gets the same triggers.
-    from lending.credit_store import create_tables
+    # 0003 froze lending.credit.store.trigger_ddl: a stand-alone store gets the same triggers.
+    from lending.credit.store import create_tables
 
     migrated, standalone = make_engine(db_url), make_engine(db_url)
     migrate(migrated)

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from lending.decision import (
+from lending.credit.decision import (
     AccessOutcome,
     ChainConsentChecker,
     ConsentCheckError,
@@ -13,7 +13,7 @@ from lending.decision import (
     MemoryAccessLog,
     decide,
 )
-from lending.simulation import simulate_population
+from lending.credit.simulation import simulate_population
 
 FARMER = simulate_population(6, 1, "fairness").farmers[0]
 FARMER_ID = bytes.fromhex(FARMER.farmer_id[2:])

@@ -10,16 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine, select
 
-from lending.caps import check_rate_cap
-from lending.credit_store import (
-    CreditDecisionRow,
-    CreditStore,
-    DecisionNotFoundError,
-    ImmutableRecordError,
-    RecordTamperedError,
-    create_tables,
-)
-from lending.decision import (
+from lending.credit.decision import (
     DEFAULT_BANDS,
     DEFAULT_POLICY,
     AccessOutcome,
@@ -39,10 +30,19 @@ from lending.decision import (
     reason_codes,
     replay,
 )
-from lending.disclosure import disclose
-from lending.features import ProfileDataError, snapshot_from_profile
-from lending.scorecard import ModelError, load_model
-from lending.simulation import simulate_population
+from lending.credit.features import ProfileDataError, snapshot_from_profile
+from lending.credit.scorecard import ModelError, load_model
+from lending.credit.simulation import simulate_population
+from lending.credit.store import (
+    CreditDecisionRow,
+    CreditStore,
+    DecisionNotFoundError,
+    ImmutableRecordError,
+    RecordTamperedError,
+    create_tables,
+)
+from lending.pricing.caps import check_rate_cap
+from lending.pricing.disclosure import disclose
 from tests.lending.strategies import features_st
 
 MODEL = load_model()
@@ -274,7 +274,7 @@ def test_offers_over_the_rate_cap_are_impossible(
         assert "RATE_CAPPED" in {n.code for n in d.notes}
         # The highest whole bps within the cap: one more would exceed it.
         terms = d.disclosure
-        from lending.decision import _terms
+        from lending.credit.decision import _terms
 
         above = _terms(terms.principal_fen, d.pricing.offered_rate_bps + 1, policy.product,
                        contract_date)  # fmt: skip

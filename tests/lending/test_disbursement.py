@@ -1,4 +1,4 @@
-"""lending.disbursement / merchants / settlement / loan_errors: terms, hashing, shares from
+"""lending.loans.disbursement / merchants / settlement / loan_errors: terms, hashing, shares from
 lineage, named errors, the pipelined first payment, and the merchant's view of payments."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from chain.compiler import compile_contracts
 from chain.config import PROJECT_ROOT
 from chain.errors import revert_class
-from lending import loan_errors
-from lending.disbursement import (
+from lending.loans import errors as loan_errors
+from lending.loans.disbursement import (
     ConfirmationMode,
     LoanStatus,
     LoanTerms,
@@ -23,11 +23,8 @@ from lending.disbursement import (
     document_hash,
     end_of_day,
 )
-from lending.disclosure import disclose
-from lending.merchants import payments_received, summarize
-from lending.schedule import LoanTerms as Offer
-from lending.schedule import ScheduleKind
-from lending.settlement import (
+from lending.loans.merchants import payments_received, summarize
+from lending.loans.settlement import (
     FarmerShare,
     HarvestLot,
     LineageGraph,
@@ -35,6 +32,9 @@ from lending.settlement import (
     normalize_shares,
     split_amount,
 )
+from lending.pricing.disclosure import disclose
+from lending.pricing.schedule import LoanTerms as Offer
+from lending.pricing.schedule import ScheduleKind
 from tests._fixtures import client_for
 from tests.contracts.conftest_loans import (
     COOP,

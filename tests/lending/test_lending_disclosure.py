@@ -9,14 +9,14 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from lending.caps import CapBasis, CapPolicy
-from lending.disclosure import disclose
 from lending.errors import (
     InvalidLoanTermsError,
     PenaltyRateCapExceededError,
     RateCapExceededError,
 )
-from lending.schedule import LoanTerms, ScheduleKind
+from lending.pricing.caps import CapBasis, CapPolicy
+from lending.pricing.disclosure import disclose
+from lending.pricing.schedule import LoanTerms, ScheduleKind
 
 D = Decimal
 

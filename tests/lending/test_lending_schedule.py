@@ -11,8 +11,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lending.errors import InvalidAmountError, InvalidLoanTermsError, InvalidRateError
-from lending.regz_dates import UnitPeriod
-from lending.schedule import (
+from lending.pricing.regz_dates import UnitPeriod
+from lending.pricing.schedule import (
     TEA_FLUSH_MONTHS,
     LoanTerms,
     Schedule,

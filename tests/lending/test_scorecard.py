@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lending.features import (
+from lending.credit.features import (
     FEATURE_SPECS,
     MAX_CV_BPS,
     PROTECTED_ATTRIBUTES,
@@ -20,7 +20,7 @@ from lending.features import (
     months_between,
     snapshot_from_profile,
 )
-from lending.scorecard import (
+from lending.credit.scorecard import (
     DEFAULT_MODEL_FILE,
     ModelError,
     Scorecard,
@@ -29,7 +29,7 @@ from lending.scorecard import (
     main,
     model_by_version,
 )
-from lending.simulation import simulate_population
+from lending.credit.simulation import simulate_population
 from tests.lending.strategies import features_st
 
 MODEL = load_model()

@@ -15,12 +15,11 @@ import pytest
 from rich.console import Console
 
 from chain.client import ChainClient
-from lending.credit_store import CreditStore
-from lending.disbursement import LoanDesk, LoanState, LoanStatus
-from lending.merchants import escrows_of, payments_received
-from lending.settlement import SettlementDesk
-from tealedger.demo import Region, SeasonSummary, run_season, summary_table
-from tealedger.demo_lending import (
+from lending.credit.store import CreditStore
+from lending.loans.disbursement import LoanDesk, LoanState, LoanStatus
+from lending.loans.merchants import escrows_of, payments_received
+from lending.loans.settlement import SettlementDesk
+from tealedger.demo.lending import (
     DEFAULT_DAYS,
     GRACE_DAYS,
     MERCHANTS,
@@ -31,6 +30,7 @@ from tealedger.demo_lending import (
     run_lending,
     went_overdue,
 )
+from tealedger.demo.season import Region, SeasonSummary, run_season, summary_table
 from tealedger.system import DEV_LENDER, deploy_system
 from tests._fixtures import client_for, needs_node, start_node
 from traceability import contracts
@@ -69,7 +69,7 @@ def lent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lent]:
         deploy_system(client)
         quiet = Console(quiet=True)
         region, season = run_season(client, farmers=FARMERS, seed=SEED, console=quiet)
-        url = f"sqlite:///{tmp / 'api.db'}"
+        url = f"sqlite:///{tmp / 'api.core.db'}"
         first = run_lending(client, region, season, url, quiet)
         yield Lent(client, region, season, url, first)
     finally:

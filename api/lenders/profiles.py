@@ -1,0 +1,92 @@
+"""Farmer profiles and consents for lenders, read from the indexer's tables.
+
+The indexer writes into the app's database (`settings.database_url`); its tables have their
+own metadata and names, so they sit beside the API's. Scoring reads profiles through
+lending.credit.profiles.IndexedProfileReader; this module adds what the routes need around it:
+a cached read engine, 503 while nothing is indexed, id parsing, and the list of farmers whose
+latest indexed consent for a lender is active. Whether a profile may be read is decided on
+chain at the moment of the read (lending.credit.decision.ChainConsentChecker), not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+
+from fastapi import HTTPException, status
+from sqlalchemy import Engine, and_, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from api.core.chain import parse_id
+from indexer.db import make_engine
+from indexer.models import Consent, Farmer
+from indexer.profiles import FarmerNotFoundError, FarmerProfile, load_profile
+
+
+@cache
+def indexer_engine(database_url: str) -> Engine:
+    """A read engine on the indexer's database (one per URL and process)."""
+    return make_engine(database_url)
+
+
+@contextmanager
+def indexed_read(engine: Engine) -> Iterator[Connection]:
+    """One read transaction; 503 while the indexer has not created its tables yet."""
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except (OperationalError, ProgrammingError) as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the indexed database is not ready (run the indexer against this database); "
+            f"nothing was read ({type(exc).__name__})",
+        ) from exc
+
+
+def farmer_bytes(farmer_id: str) -> bytes:
+    """0x + 64 hex digits as bytes, else 422."""
+    return parse_id(farmer_id.lower(), "farmer")
+
+
+def profile_of(conn: Connection, farmer: bytes) -> FarmerProfile | None:
+    """The indexed profile, or None for a farmer never indexed."""
+    try:
+        return load_profile(conn, farmer)
+    except FarmerNotFoundError:
+        return None
+
+
+def consenting_farmers(
+    conn: Connection, lender: str, now: int, limit: int, offset: int
+) -> tuple[list[tuple[bytes, bytes, int]], int]:
+    """(farmer, cooperative, expires_at) of farmers whose latest consent for `lender` is
+    active at `now`, by farmer id; and their total count."""
+    lender_b = bytes.fromhex(lender.removeprefix("0x").lower())
+    latest = (
+        select(
+            Consent.farmer,
+            Consent.granted,
+            Consent.expires_at,
+            func.row_number()
+            .over(
+                partition_by=Consent.farmer,
+                order_by=(Consent.block_number.desc(), Consent.log_index.desc()),  # type: ignore[attr-defined]
+            )
+            .label("rank"),
+        )
+        .where(Consent.lender == lender_b)  # type: ignore[arg-type]
+        .subquery()
+    )
+    active = and_(latest.c.rank == 1, latest.c.granted.is_(True), latest.c.expires_at > now)
+    total = conn.execute(select(func.count()).select_from(latest).where(active)).scalar_one()
+    rows = conn.execute(
+        select(latest.c.farmer, Farmer.cooperative, latest.c.expires_at)
+        .join(Farmer, Farmer.farmer == latest.c.farmer)  # type: ignore[arg-type]
+        .where(active)
+        .order_by(latest.c.farmer)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [(bytes(f), bytes(c), int(e)) for f, c, e in rows], int(total)
