@@ -1,8 +1,11 @@
-"""Handles on the deployed TeaTrace and ConsentRegistry, role hashes, and their deployment."""
+"""Handles on the deployed TeaTrace and ConsentRegistry, role hashes, their deployment, and
+the one reader of a farmer's and a plot's record on chain (`farmer_record`, `plot_record`)."""
 
 from __future__ import annotations
 
-from eth_utils import keccak
+from typing import NamedTuple
+
+from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
 
 from chain.client import ChainClient
@@ -64,6 +67,52 @@ def tea_trace(client: ChainClient) -> Contract:
 def consent_registry(client: ChainClient) -> Contract:
     """The deployed ConsentRegistry contract."""
     return deployed(client, CONSENT_REGISTRY)
+
+
+class FarmerRecord(NamedTuple):
+    """A farmer as TeaTrace keeps it: its cooperative, its wallet and whether it is active."""
+
+    cooperative: str | None
+    wallet: str | None
+    active: bool
+
+    @property
+    def registered(self) -> bool:
+        """Whether TeaTrace knows the farmer at all."""
+        return self.cooperative is not None
+
+
+def _address_or_none(value: str) -> str | None:
+    """A checksum address, or None for the zero address (TeaTrace's "none")."""
+    return None if int(value, 16) == 0 else to_checksum_address(value)
+
+
+def farmer_record(
+    client: ChainClient, farmer: bytes, contract: Contract | None = None
+) -> FarmerRecord:
+    """`TeaTrace.farmer(id)` decoded: cooperative and wallet None when unset."""
+    tea = contract if contract is not None else tea_trace(client)
+    cooperative, wallet, active = tea.functions.farmer(farmer).call()
+    return FarmerRecord(_address_or_none(cooperative), _address_or_none(wallet), bool(active))
+
+
+class PlotRecord(NamedTuple):
+    """A plot as TeaTrace keeps it (farmer and cooperative None for an unknown plot)."""
+
+    farmer: bytes | None
+    cooperative: str | None
+    area_centi_mu: int
+    variety: int
+
+
+def plot_record(client: ChainClient, plot: bytes, contract: Contract | None = None) -> PlotRecord:
+    """`TeaTrace.plot(id)` decoded."""
+    tea = contract if contract is not None else tea_trace(client)
+    farmer, cooperative, area, variety = tea.functions.plot(plot).call()
+    owner = bytes(farmer)
+    return PlotRecord(
+        owner if any(owner) else None, _address_or_none(cooperative), int(area), int(variety)
+    )
 
 
 def deployment_block(client: ChainClient, name: str = TEA_TRACE) -> int:

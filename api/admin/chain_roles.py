@@ -12,22 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from eth_account.signers.local import LocalAccount
-from fastapi import HTTPException, status
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 from web3 import Web3
 from web3.contract import Contract
 
+from api.core.chain import deployed_contract
+from api.core.errors import Conflict, Invalid, NotFound, Unavailable
 from api.core.models import Organisation, Role
-from api.core.organisations import keystore_path
-from api.core.settings import ApiSettings
-from chain.accounts import load_keystore
 from chain.client import ChainClient
 from chain.sender import Sender
 from lending.loans.disbursement import category_id as lending_category_id
 from tealedger.system import DEV_REGISTRAR, role
 from traceability import contracts
-from traceability.errors import NotDeployedError
 
 # Development chains only: what a new organisation is given to pay for gas.
 DEV_GAS_WEI = 10 * 10**18
@@ -40,8 +36,6 @@ MAX_CATEGORY_NAME = 100
 UINT64_MAX = 2**64 - 1
 # revokeMerchant records a reason hash; the API takes no reason, so none is recorded.
 NO_REASON = bytes(32)
-
-_ACCOUNTS: dict[tuple[str, int], LocalAccount] = {}
 
 
 @dataclass(frozen=True)
@@ -153,29 +147,6 @@ class MerchantRevocation(BaseModel):
     transaction: str
 
 
-def org_account(settings: ApiSettings, org: Organisation) -> LocalAccount:
-    """The organisation's signing key, decrypted once per process."""
-    assert org.id is not None
-    cache_key = (str(settings.keystore_dir), org.id)
-    if cache_key not in _ACCOUNTS:
-        password = settings.org_keystore_password.get_secret_value()
-        _ACCOUNTS[cache_key] = load_keystore(keystore_path(settings.keystore_dir, org.id), password)
-    return _ACCOUNTS[cache_key]
-
-
-def org_sender(chain: ChainClient, settings: ApiSettings, org: Organisation) -> Sender:
-    """A nonce-tracking sender signing as the organisation."""
-    return chain.sender_for(org_account(settings, org))
-
-
-def deployed_contract(chain: ChainClient, name: str) -> Contract | None:
-    """The live deployment of `name` in the registry, or None when it is not deployed."""
-    try:
-        return contracts.deployed(chain, name)
-    except NotDeployedError:  # also an unreadable registry: it deploys nothing
-        return None
-
-
 def _tx(receipt: object) -> str:
     """The 0x-hex hash of a receipt's transaction."""
     return receipt["transactionHash"].to_0x_hex()  # type: ignore[index]
@@ -221,10 +192,9 @@ def _require_grant_rights(grants: list[_Grant], platform: str) -> None:
         ).call()
     ]
     if missing:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
+        raise Conflict(
             f"the platform account {platform} does not hold the admin role of "
-            f"{', '.join(missing)}, so it cannot grant them; nothing was sent",
+            f"{', '.join(missing)}, so it cannot grant them; nothing was sent"
         )
 
 
@@ -262,10 +232,9 @@ def provision(chain: ChainClient, org: Organisation, fund_gas: bool) -> Provisio
 def _merchant_address(org: Organisation) -> str:
     """The organisation's chain address; 409 unless it is a merchant."""
     if org.role != Role.MERCHANT:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
+        raise Conflict(
             f"organisation {org.id} is a {org.role.value}, not a merchant: only merchant "
-            "organisations are approved for spending categories",
+            "organisations are approved for spending categories"
         )
     return Web3.to_checksum_address(org.chain_address)
 
@@ -274,9 +243,8 @@ def _merchant_registry(chain: ChainClient) -> Contract:
     """The deployed MerchantRegistry; 503 when the lending contracts are not deployed."""
     registry = deployed_contract(chain, MERCHANT_REGISTRY)
     if registry is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"{MERCHANT_REGISTRY} is not deployed on this chain: run `tealedger deploy`",
+        raise Unavailable(
+            f"{MERCHANT_REGISTRY} is not deployed on this chain: run `tealedger deploy`"
         )
     return registry
 
@@ -286,9 +254,7 @@ def category_id(name: str) -> bytes:
     try:
         return lending_category_id(name)
     except UnicodeEncodeError:  # a lone surrogate from JSON: no registered name has one
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"category {name!r} is not valid UTF-8"
-        ) from None
+        raise Invalid(f"category {name!r} is not valid UTF-8") from None
 
 
 def _registered_ids(registry: Contract, names: list[str]) -> dict[str, bytes]:
@@ -296,10 +262,7 @@ def _registered_ids(registry: Contract, names: list[str]) -> dict[str, bytes]:
     ids = {name: category_id(name) for name in names}
     unknown = [n for n, cid in ids.items() if not registry.functions.isCategory(cid).call()]
     if unknown:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"not a registered category: {', '.join(map(repr, unknown))}",
-        )
+        raise Invalid(f"not a registered category: {', '.join(map(repr, unknown))}")
     return ids
 
 
@@ -307,10 +270,9 @@ def _require_future(chain: ChainClient, valid_until: int) -> None:
     """422 unless `valid_until` is after the latest block (the contract's clock, not ours)."""
     latest = chain.w3.eth.get_block("latest")["timestamp"]
     if valid_until <= latest:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        raise Invalid(
             f"valid_until {valid_until} is not in the future: the chain's latest block time "
-            f"is {latest} (unix seconds)",
+            f"is {latest} (unix seconds)"
         )
 
 
@@ -329,11 +291,10 @@ def registrar_sender(chain: ChainClient) -> Sender:
 def _require_registrar(registry: Contract, registrar: str) -> None:
     """409 unless the signing account holds REGISTRAR_ROLE on the registry."""
     if not registry.functions.hasRole(role(REGISTRAR_ROLE), registrar).call():
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
+        raise Conflict(
             f"the registrar account {registrar} does not hold {REGISTRAR_ROLE} on "
             f"{MERCHANT_REGISTRY} {registry.address}: an admin of the registry must grant it "
-            "(no account can grant itself a role); nothing was sent",
+            "(no account can grant itself a role); nothing was sent"
         )
 
 
@@ -379,14 +340,11 @@ def revoke_merchant(chain: ChainClient, org: Organisation, category: str) -> Mer
     cid = category_id(category)
     fns = registry.functions
     if not fns.isCategory(cid).call():
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"category {category!r} is not a registered category"
-        )
+        raise NotFound(f"category {category!r} is not a registered category")
     if not fns.isApproved(merchant, cid).call():
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
+        raise NotFound(
             f"organisation {org.id} has no live approval for {category!r} "
-            "(never approved, expired or already revoked)",
+            "(never approved, expired or already revoked)"
         )
     registrar = registrar_sender(chain)
     _require_registrar(registry, registrar.address)

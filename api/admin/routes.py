@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, Path, status
 from sqlmodel import func, select
 
 from api.admin.chain_roles import (
@@ -17,8 +17,8 @@ from api.admin.chain_roles import (
     provision,
     revoke_merchant,
 )
-from api.core.chain import chain_call
 from api.core.deps import AdminOrg, ChainDep, SessionDep, SettingsDep
+from api.core.errors import NotFound
 from api.core.models import (
     ApiKey,
     ApiKeyCreated,
@@ -81,7 +81,7 @@ def _org_or_404(session: SessionDep, org_id: int) -> Organisation:
     """The organisation or 404."""
     org = session.get(Organisation, org_id)
     if org is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"organisation {org_id} does not exist")
+        raise NotFound(f"organisation {org_id} does not exist")
     return org
 
 
@@ -115,7 +115,7 @@ def revoke_key(key_id: RowIdPath, session: SessionDep, _admin: AdminOrg) -> ApiK
     """Revoke a key at once."""
     key = session.get(ApiKey, key_id)
     if key is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"API key {key_id} does not exist")
+        raise NotFound(f"API key {key_id} does not exist")
     revoke(session, key)
     session.refresh(key)
     return _key_out(key)
@@ -131,8 +131,7 @@ def provision_org(
 ) -> Provisioned:
     """Put the organisation on chain: gas on development chains, and its on-chain roles."""
     org = _org_or_404(session, org_id)
-    with chain_call():  # node failures: 503, refused transactions: the decoded 409
-        return provision(chain, org, fund_gas=settings.environment != "production")
+    return provision(chain, org, fund_gas=settings.environment != "production")
 
 
 @router.post("/organisations/{org_id}/merchant-approvals", response_model=MerchantApprovals)
@@ -145,8 +144,7 @@ def approve_merchant_categories(
 ) -> MerchantApprovals:
     """Approve a merchant for spending categories until `valid_until` (signed by the registrar)."""
     org = _org_or_404(session, org_id)
-    with chain_call():
-        return approve_merchant(chain, org, body)
+    return approve_merchant(chain, org, body)
 
 
 @router.delete(
@@ -161,5 +159,4 @@ def revoke_merchant_category(
 ) -> MerchantRevocation:
     """Revoke a merchant's live approval for one category (signed by the registrar)."""
     org = _org_or_404(session, org_id)
-    with chain_call():
-        return revoke_merchant(chain, org, category)
+    return revoke_merchant(chain, org, category)

@@ -1,4 +1,4 @@
-"""Cooperatives (and the supply chain after them): members, plots, harvests, lots on chain.
+"""Cooperatives: members, plots, harvests and their lots.
 
 Members' personal data stays in the database; the chain gets pseudonyms. Writes go to the
 chain first and return their transaction hashes and the ids they created; a refused transaction
@@ -13,7 +13,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, File, Query, UploadFile, status
 
-from api.cooperatives import service as coop_service
+from api.cooperatives import harvests, members
+from api.cooperatives.harvests import MAX_HARVEST_BATCH, HarvestIn, HarvestSubmission
 from api.cooperatives.models import (
     FarmerCreate,
     FarmerPublic,
@@ -23,33 +24,13 @@ from api.cooperatives.models import (
     PlotPublic,
     PlotRegistered,
 )
-from api.cooperatives.service import MAX_HARVEST_BATCH, HarvestIn, HarvestSubmission
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
-from api.supply_chain import service as coop_supply
-from api.supply_chain.service import (
-    AttestationIn,
-    Attested,
-    Moved,
-    Processed,
-    ProcessIn,
-    Recalled,
-    RecallIn,
-    ReceiptIn,
-    SaleIn,
-    ShipmentIn,
-    Sold,
-)
 
 router = APIRouter(prefix="/cooperatives", tags=["cooperatives"])
 
 CoopOrg = Annotated[Organisation, Depends(require_role(Role.COOPERATIVE))]
-ProcessorOrg = Annotated[Organisation, Depends(require_role(Role.PROCESSOR))]
-SupplyChainOrg = Annotated[
-    Organisation, Depends(require_role(Role.COOPERATIVE, Role.PROCESSOR, Role.DISTRIBUTOR))
-]
-InspectorOrg = Annotated[Organisation, Depends(require_role(Role.INSPECTOR))]
 HarvestBatch = Annotated[
     list[HarvestIn], Body(min_length=1, max_length=MAX_HARVEST_BATCH, description="records")
 ]
@@ -66,30 +47,30 @@ def register_farmer(
     coop: CoopOrg,
 ) -> FarmerRegistered:
     """Register a member: the pseudonym goes on chain, name and national id stay here."""
-    return coop_service.register_farmer(session, chain, settings, coop, body)
+    return members.register_farmer(session, chain, settings, coop, body)
 
 
 @router.get("/farmers", response_model=Page[FarmerPublic])
 def list_farmers(session: SessionDep, page: PageDep, coop: CoopOrg) -> Page[FarmerPublic]:
     """Your members, in registration order (national ids masked)."""
-    return coop_service.list_farmers(session, coop, page)
+    return members.list_farmers(session, coop, page)
 
 
 @router.get("/farmers/{farmer_id}", response_model=FarmerPublic)
 def get_farmer(
-    farmer_id: str, session: SessionDep, settings: SettingsDep, chain: ChainDep, coop: CoopOrg
+    farmer_id: str, session: SessionDep, chain: ChainDep, coop: CoopOrg
 ) -> FarmerPublic:
     """One of your members, with its status on chain."""
-    return coop_service.farmer_detail(session, chain, settings, coop, farmer_id)
+    return members.farmer_detail(session, chain, coop, farmer_id)
 
 
 @router.delete("/farmers/{farmer_id}/personal-data", response_model=FarmerPublic)
 def erase_farmer_personal_data(
-    farmer_id: str, session: SessionDep, settings: SettingsDep, chain: ChainDep, coop: CoopOrg
+    farmer_id: str, session: SessionDep, chain: ChainDep, coop: CoopOrg
 ) -> FarmerPublic:
     """Erase a member's name, national id and plot labels on request; the pseudonym stays."""
-    row = coop_service.own_farmer(session, chain, settings, coop, farmer_id)
-    return coop_service.erase_personal_data(session, row)
+    row = members.own_farmer(session, chain, coop, farmer_id)
+    return members.erase_personal_data(session, row)
 
 
 # ------------------------------------------------------------------------------------ plots
@@ -100,20 +81,19 @@ def register_plot(
     body: PlotCreate, session: SessionDep, settings: SettingsDep, chain: ChainDep, coop: CoopOrg
 ) -> PlotRegistered:
     """Register a plot of one of your members (its id derives from the land reference)."""
-    return coop_service.register_plot(session, chain, settings, coop, body)
+    return members.register_plot(session, chain, settings, coop, body)
 
 
 @router.get("/plots", response_model=Page[PlotPublic])
 def list_plots(
     session: SessionDep,
-    settings: SettingsDep,
     chain: ChainDep,
     page: PageDep,
     coop: CoopOrg,
     farmer_id: Annotated[str | None, Query(description="only this member's plots")] = None,
 ) -> Page[PlotPublic]:
     """Your plots, optionally of one member."""
-    return coop_service.list_plots(session, chain, settings, coop, page, farmer_id)
+    return members.list_plots(session, chain, coop, page, farmer_id)
 
 
 # ------------------------------------------------------------------------------------ harvests
@@ -128,8 +108,8 @@ def record_harvests(
     A record naming another cooperative's farmer, an unknown plot or a deactivated farmer is
     `rejected` with the reason; one already on chain is a `duplicate`.
     """
-    parsed = coop_service.harvests_from_body(items)
-    return coop_service.submit_harvests(session, chain, settings, coop, parsed)
+    parsed = harvests.harvests_from_body(items)
+    return harvests.submit_harvests(session, chain, settings, coop, parsed)
 
 
 @router.post("/harvests/upload", response_model=HarvestSubmission)
@@ -145,8 +125,8 @@ def upload_harvests(
     Columns: farmer, plot, grams, grade, picked_at, and optionally record_ref and data_hash
     (the format of `tealedger harvest`). Uploading the same file again records nothing twice.
     """
-    parsed = coop_service.parse_upload(file.filename or "", file.file.read())
-    return coop_service.submit_harvests(session, chain, settings, coop, parsed)
+    parsed = harvests.parse_upload(file.filename or "", file.file.read())
+    return harvests.submit_harvests(session, chain, settings, coop, parsed)
 
 
 @router.get("/lots", response_model=Page[HarvestLotPublic])
@@ -154,7 +134,7 @@ def list_lots(
     session: SessionDep, settings: SettingsDep, chain: ChainDep, page: PageDep, coop: CoopOrg
 ) -> Page[HarvestLotPublic]:
     """Your harvest lots, newest first, with their state on chain and trace links."""
-    return coop_service.list_lots(session, chain, settings, coop, page)
+    return harvests.list_lots(session, chain, settings, coop, page)
 
 
 @router.get("/lots/{lot}", response_model=HarvestLotPublic)
@@ -162,59 +142,4 @@ def get_lot(
     lot: str, session: SessionDep, settings: SettingsDep, chain: ChainDep, coop: CoopOrg
 ) -> HarvestLotPublic:
     """One of your harvest lots."""
-    return coop_service.lot_detail(session, chain, settings, coop, lot)
-
-
-# ------------------------------------------------------------------------------------ supply chain
-
-
-@router.post("/processing", status_code=status.HTTP_201_CREATED, response_model=Processed)
-def process_lots(
-    body: ProcessIn, settings: SettingsDep, chain: ChainDep, org: ProcessorOrg
-) -> Processed:
-    """Processors: turn lots you hold into made-tea lots (yield capped on chain)."""
-    return coop_supply.process(chain, settings, org, body)
-
-
-@router.post("/shipments", status_code=status.HTTP_201_CREATED, response_model=Moved)
-def ship_lots(
-    body: ShipmentIn,
-    session: SessionDep,
-    settings: SettingsDep,
-    chain: ChainDep,
-    org: SupplyChainOrg,
-) -> Moved:
-    """Ship lots you hold to another cooperative, processor or distributor."""
-    return coop_supply.ship(session, chain, settings, org, body)
-
-
-@router.post("/receipts", response_model=Moved)
-def receive_lots(
-    body: ReceiptIn, settings: SettingsDep, chain: ChainDep, org: SupplyChainOrg
-) -> Moved:
-    """Take delivery of lots shipped to you."""
-    return coop_supply.receive(chain, settings, org, body)
-
-
-@router.post("/sales", status_code=status.HTTP_201_CREATED, response_model=Sold)
-def sell_lot(
-    body: SaleIn, session: SessionDep, settings: SettingsDep, chain: ChainDep, org: SupplyChainOrg
-) -> Sold:
-    """Record the sale of a lot you hold; the buyer becomes its holder."""
-    return coop_supply.sell(session, chain, settings, org, body)
-
-
-@router.post("/attestations", status_code=status.HTTP_201_CREATED, response_model=Attested)
-def attest_lot(
-    body: AttestationIn, settings: SettingsDep, chain: ChainDep, org: InspectorOrg
-) -> Attested:
-    """Inspectors: attest a lot's grade and whether it passed."""
-    return coop_supply.attest(chain, settings, org, body)
-
-
-@router.post("/recalls", response_model=Recalled)
-def recall_lot(
-    body: RecallIn, settings: SettingsDep, chain: ChainDep, org: InspectorOrg
-) -> Recalled:
-    """Inspectors: recall a lot and every lot made from it."""
-    return coop_supply.recall(chain, settings, org, body)
+    return harvests.lot_detail(session, chain, settings, coop, lot)

@@ -1,144 +1,97 @@
-"""Chain plumbing of the cooperative and farmer routes.
+"""The service's hands on the chain, shared by every audience.
 
-- `chain_call()` turns what the traceability services raise into HTTP: a refused transaction
-  becomes the global 409 `{"error": name, "args": {...}}` (the decoded custom error, with the
-  domain message appended), a node that cannot be reached or a failed send becomes 503.
-- `recording_service()` signs as the calling organisation (its keystore-held key).
-- `lot_views()` is the object-level check of every route that names lots: unknown lot 404,
-  a lot held by another organisation 403.
-- `organisation()` resolves an organisation named in a body or path (404 / 422).
+- `org_account` / `org_sender`: each organisation signs with its own key, held encrypted in a
+  keystore by the service and decrypted once per process;
+- `recording_service`: the supply-chain recording service acting as an organisation;
+- `loan_desk` / `factory_escrow`: the deployed LoanFactory, and the object-level check of every
+  route that names an escrow (an address the factory did not issue is 404: never trusted, a
+  look-alike contract could answer the same calls).
 
-Ownership found on chain is public (anyone can call `TeaTrace.farmer(id)` or `lot(id)`), so a
-record of another organisation is answered with 403, not disguised as 404.
+Failures are the domain's own errors (api/core/errors.py maps them): a node that cannot be
+reached is 503, a contract that is not deployed 503.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import Web3Exception
 
-from fastapi import HTTPException, status
-from sqlmodel import Session
-
-from api.admin.chain_roles import org_account
-from api.core.models import Organisation, Role
+from api.core.errors import Invalid, NotFound, Unavailable
+from api.core.ids import same_address
+from api.core.models import Organisation
+from api.core.organisations import keystore_path
 from api.core.settings import ApiSettings
+from chain.accounts import load_keystore
 from chain.client import ChainClient
-from chain.errors import (
-    ContractRevertError,
-    TransactionError,
-    TransactionTimeoutError,
-    revert_class,
-)
-from chain.sender import TRANSIENT
-from traceability.errors import (
-    ChainRejectedError,
-    InvalidRecordError,
-    NotDeployedError,
-    TraceabilityError,
-)
-from traceability.models import LotView
+from chain.errors import ChainError, ContractRevertError
+from chain.sender import TRANSIENT, Sender
+from lending.loans.disbursement import LoanDesk
+from traceability import contracts
+from traceability.errors import NotDeployedError
 from traceability.service import RecordingService
 
-ZERO_ADDRESS = "0x" + "00" * 20
-SUPPLY_CHAIN_ROLES = frozenset({Role.COOPERATIVE, Role.PROCESSOR, Role.DISTRIBUTOR})
+LOAN_FACTORY = "LoanFactory"
+
+_ACCOUNTS: dict[tuple[str, int], LocalAccount] = {}
 
 
-def hex32(value: bytes) -> str:
-    """0x-hex of a 32-byte id."""
-    return "0x" + bytes(value).hex()
+def org_account(settings: ApiSettings, org: Organisation) -> LocalAccount:
+    """The organisation's signing key, decrypted once per process."""
+    assert org.id is not None
+    cache_key = (str(settings.keystore_dir), org.id)
+    if cache_key not in _ACCOUNTS:
+        password = settings.org_keystore_password.get_secret_value()
+        _ACCOUNTS[cache_key] = load_keystore(keystore_path(settings.keystore_dir, org.id), password)
+    return _ACCOUNTS[cache_key]
 
 
-def tx_hex(receipt: object) -> str:
-    """The transaction hash of a receipt, 0x-hex."""
-    return "0x" + bytes(receipt["transactionHash"]).hex()  # type: ignore[index]
+def org_sender(chain: ChainClient, settings: ApiSettings, org: Organisation) -> Sender:
+    """A nonce-tracking sender signing as the organisation."""
+    return chain.sender_for(org_account(settings, org))
 
 
-def parse_id(value: str, what: str) -> bytes:
-    """A 0x + 64 hex digit id from a path or query, else 422."""
-    text = value.strip()
-    message = f"a {what} id is 0x followed by 64 hex digits"
-    if not text.startswith("0x") or len(text) != 66:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, message)
+def deployed_contract(chain: ChainClient, name: str) -> Contract | None:
+    """The live deployment of `name` in the registry, or None when it is not deployed."""
     try:
-        return bytes.fromhex(text[2:])
-    except ValueError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, message) from None
-
-
-def same_address(a: str | None, b: str | None) -> bool:
-    """Addresses equal regardless of checksum case."""
-    return (a or ZERO_ADDRESS).lower() == (b or ZERO_ADDRESS).lower()
-
-
-@contextmanager
-def chain_call() -> Iterator[None]:
-    """Map traceability and chain failures onto the service's HTTP errors."""
-    try:
-        yield
-    except ChainRejectedError as exc:
-        # Re-raised as the decoded revert: the global handler answers 409 with name and values.
-        revert = exc.revert
-        raise revert_class(exc.name)(exc.name, exc.args_by_name, revert.data, f": {exc}") from exc
-    except ContractRevertError:
-        raise
-    except InvalidRecordError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    except NotDeployedError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-    except TransactionTimeoutError as exc:
-        raise HTTPException(
-            status.HTTP_504_GATEWAY_TIMEOUT,
-            f"{exc}: it may still be mined; check before resending "
-            "(resending a harvest batch is always safe)",
-        ) from exc
-    except TransactionError as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"the chain node did not take the transaction, nothing was written; retry ({exc})",
-        ) from exc
-    except TRANSIENT as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"the chain node is unavailable, nothing was written; retry later ({exc})",
-        ) from exc
-    except TraceabilityError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return contracts.deployed(chain, name)
+    except NotDeployedError:  # also an unreadable registry: it deploys nothing
+        return None
 
 
 def recording_service(
     chain: ChainClient, settings: ApiSettings, org: Organisation
 ) -> RecordingService:
     """The recording service acting as `org` (signs with its keystore key)."""
-    with chain_call():
-        return RecordingService(chain, org_account(settings, org))
+    return RecordingService(chain, org_account(settings, org))
 
 
-def lot_views(
-    service: RecordingService, lots: Sequence[bytes], held_by: str | None = None
-) -> list[LotView]:
-    """On-chain views of `lots`; 404 for an unknown lot, 403 if one is held by someone else."""
-    with chain_call():
-        views = service.lots(list(lots))
-    for view in views:
-        if not view.exists:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"lot {hex32(view.lot)} does not exist")
-        if held_by is not None and not same_address(view.holder, held_by):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"lot {hex32(view.lot)} is held by {view.holder}, not by you ({held_by})",
-            )
-    return views
+def loan_desk(chain: ChainClient) -> LoanDesk:
+    """The desk of the deployed LoanFactory (503 when the lending contracts are not deployed)."""
+    try:
+        return LoanDesk(chain, LOAN_FACTORY)
+    except (ChainError, *TRANSIENT):
+        raise
+    except Exception as exc:  # no deployment of the factory on this chain
+        raise Unavailable(f"the lending contracts are not deployed on this chain ({exc})") from exc
 
 
-def organisation(session: Session, org_id: int, roles: Collection[Role], what: str) -> Organisation:
-    """An active organisation of one of `roles`: 404 if unknown, 422 if of another kind."""
-    org = session.get(Organisation, org_id)
-    if org is None or not org.active:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"organisation {org_id} does not exist")
-    if org.role not in roles:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"organisation {org_id} is a {org.role.value}, not a {what}",
-        )
-    return org
+def factory_escrow(chain: ChainClient, escrow: str) -> tuple[LoanDesk, Contract, int]:
+    """(desk, escrow contract, loan id) of an escrow the factory issued; 404 otherwise."""
+    if not Web3.is_address(escrow):
+        raise Invalid("an escrow is a 0x address of 40 hex digits")
+    desk = loan_desk(chain)
+    address = Web3.to_checksum_address(escrow)
+    missing = NotFound(f"no loan escrow at {address}")
+    if not chain.w3.eth.get_code(address):
+        raise missing
+    contract = desk.escrow(address)
+    try:
+        loan_id = int(contract.functions.terms().call()[0])
+    except (ContractRevertError, ValueError, Web3Exception) as exc:
+        raise missing from exc
+    issued = desk.factory.functions.escrowOf(loan_id).call()
+    if loan_id == 0 or not same_address(issued, address):
+        raise missing
+    return desk, contract, loan_id

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 from sqlmodel import Session
 
+from api.core.errors import Forbidden, Unauthorized
 from api.core.metrics import count_transactions
 from api.core.models import Organisation, Role
 from api.core.security import authenticate
@@ -49,10 +50,10 @@ def get_current_org(
 ) -> Organisation:
     """The organisation whose key is in `X-API-Key`; 401 without a valid key."""
     if not key:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header")
+        raise Unauthorized("missing X-API-Key header")
     org = authenticate(session, key)
     if org is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key")
+        raise Unauthorized("invalid or revoked API key")
     request.state.org = org
     return org
 
@@ -67,9 +68,7 @@ def require_role(*roles: Role) -> Callable[[Organisation], Organisation]:
     def check(org: CurrentOrg) -> Organisation:
         if org.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"this needs the role {names}; you are {org.role}"
-            )
+            raise Forbidden(f"this needs the role {names}; you are {org.role}")
         return org
 
     return check

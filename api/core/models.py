@@ -24,6 +24,23 @@ class Role(StrEnum):
     MERCHANT = "merchant"
     FARMER = "farmer"
 
+    @property
+    def label_zh(self) -> str:
+        """The role's name in Chinese."""
+        return ROLE_NAMES_ZH[self]
+
+
+ROLE_NAMES_ZH = {
+    Role.ADMIN: "平台管理",
+    Role.COOPERATIVE: "合作社",
+    Role.PROCESSOR: "加工厂",
+    Role.DISTRIBUTOR: "经销商",
+    Role.INSPECTOR: "质检机构",
+    Role.LENDER: "贷款机构",
+    Role.MERCHANT: "商户",
+    Role.FARMER: "茶农",
+}
+
 
 # The largest key SQLite (and PostgreSQL's bigint) can store: a bigger id is a 422, never an
 # overflow inside the database driver.

@@ -1,13 +1,16 @@
-"""Creating organisations: a database row, a signing key in a keystore, a first API key."""
+"""Organisations: creating one (a database row, a signing key in a keystore, a first API key)
+and finding one named in a request."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from eth_account import Account
 from sqlmodel import Session
 
-from api.core.models import Organisation, OrganisationCreate
+from api.core.errors import Invalid, NotFound
+from api.core.models import Organisation, OrganisationCreate, Role
 from api.core.security import NewKey, mint_key
 from chain.accounts import create_keystore
 
@@ -37,3 +40,15 @@ def create_organisation(
     session.refresh(org)
     session.refresh(key.record)
     return org, key
+
+
+def find_organisation(
+    session: Session, org_id: int, roles: Collection[Role], what: str
+) -> Organisation:
+    """An active organisation of one of `roles`: 404 if unknown, 422 if of another kind."""
+    org = session.get(Organisation, org_id)
+    if org is None or not org.active:
+        raise NotFound(f"organisation {org_id} does not exist")
+    if org.role not in roles:
+        raise Invalid(f"organisation {org_id} is a {org.role.value}, not a {what}")
+    return org

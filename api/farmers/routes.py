@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, status
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.models import Organisation, Role, RowIdPath
 from api.core.pagination import Page, PageDep
-from api.farmers import service as farmer_consent
+from api.farmers import service
 from api.farmers.service import ConsentChanged, ConsentIn, ConsentPublic, FarmerSelf
 
 router = APIRouter(prefix="/farmers", tags=["farmers"])
@@ -20,7 +20,7 @@ FarmerOrg = Annotated[Organisation, Depends(require_role(Role.FARMER))]
 @router.get("/me", response_model=FarmerSelf)
 def my_record(session: SessionDep, chain: ChainDep, org: FarmerOrg) -> FarmerSelf:
     """Your farmer record (the one whose wallet is your organisation's address)."""
-    return farmer_consent.farmer_self(session, chain, farmer_consent.my_farmer(session, org))
+    return service.farmer_self(session, chain, service.my_farmer(session, org))
 
 
 @router.get("/me/consents", response_model=Page[ConsentPublic])
@@ -28,7 +28,7 @@ def my_consents(
     session: SessionDep, chain: ChainDep, page: PageDep, org: FarmerOrg
 ) -> Page[ConsentPublic]:
     """Lenders you consented to (not revoked), read from the chain."""
-    return farmer_consent.consents(session, chain, org, page)
+    return service.consents(session, chain, org, page)
 
 
 @router.post("/me/consents", status_code=status.HTTP_201_CREATED, response_model=ConsentChanged)
@@ -36,7 +36,7 @@ def grant_consent(
     body: ConsentIn, session: SessionDep, settings: SettingsDep, chain: ChainDep, org: FarmerOrg
 ) -> ConsentChanged:
     """Let a lender read your profile for `days` days (signed with your key; no gas needed)."""
-    return farmer_consent.grant(session, chain, settings, org, body)
+    return service.grant(session, chain, settings, org, body)
 
 
 @router.delete("/me/consents/{lender_org_id}", response_model=ConsentChanged)
@@ -48,7 +48,7 @@ def revoke_consent(
     org: FarmerOrg,
 ) -> ConsentChanged:
     """Withdraw a lender's consent at once."""
-    return farmer_consent.revoke(session, chain, settings, org, lender_org_id)
+    return service.revoke(session, chain, settings, org, lender_org_id)
 
 
 @router.get("/{farmer_id}", response_model=FarmerSelf)
@@ -56,5 +56,5 @@ def farmer_record(
     farmer_id: str, session: SessionDep, chain: ChainDep, org: FarmerOrg
 ) -> FarmerSelf:
     """A farmer record by id: only your own (403 for anyone else's)."""
-    row = farmer_consent.farmer_by_id(session, chain, org, farmer_id)
-    return farmer_consent.farmer_self(session, chain, row)
+    row = service.farmer_by_id(session, chain, org, farmer_id)
+    return service.farmer_self(session, chain, row)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import time
 
-from fastapi import HTTPException, status
 from pydantic import BaseModel
 from pydantic import Field as PydField
 from sqlmodel import Session, col, select
 
-from api.admin.chain_roles import org_account
 from api.cooperatives.models import Farmer, mask_national_id
-from api.core.chain import ZERO_ADDRESS, chain_call, hex32, parse_id, same_address, tx_hex
+from api.core.chain import org_account
+from api.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
+from api.core.ids import hex32, parse_id, same_address, tx_hex
 from api.core.models import Organisation, Role, RowId
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
@@ -27,6 +27,7 @@ from chain.client import ChainClient
 from traceability import contracts
 from traceability._logs import EventCodec, LogReader
 from traceability.consent import ConsentService
+from traceability.contracts import farmer_record
 
 DAY = 86_400
 MAX_CONSENT_DAYS = 720  # the registry allows 730 days from the block time: keep a margin
@@ -82,36 +83,28 @@ def my_farmer(session: Session, org: Organisation) -> Farmer:
     """The member whose wallet is this farmer organisation, else 404."""
     row = session.exec(select(Farmer).where(Farmer.wallet_org_id == org.id)).first()
     if row is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
+        raise NotFound(
             "no farmer record has your wallet: ask your cooperative to register you with "
-            "your farmer organisation as wallet",
+            "your farmer organisation as wallet"
         )
     return row
-
-
-def _chain_farmer(chain: ChainClient, farmer: bytes) -> tuple[str, str, bool]:
-    """(cooperative, wallet, active) on chain."""
-    with chain_call():
-        cooperative, wallet, active = contracts.tea_trace(chain).functions.farmer(farmer).call()
-    return cooperative, wallet, bool(active)
 
 
 def farmer_self(session: Session, chain: ChainClient, row: Farmer) -> FarmerSelf:
     """The record with its cooperative and on-chain status."""
     coop = session.get(Organisation, row.cooperative_id)
     assert coop is not None and coop.id is not None
-    _, wallet, active = _chain_farmer(chain, _fid(row))
+    on_chain = farmer_record(chain, _fid(row))
     return FarmerSelf(
         farmer_id=row.farmer_id,
         cooperative_id=coop.id,
         cooperative_name=coop.name,
         cooperative_address=coop.chain_address,
-        wallet=None if same_address(wallet, ZERO_ADDRESS) else wallet,
+        wallet=on_chain.wallet,
         name=row.name,
         national_id_masked=mask_national_id(row.national_id),
         personal_data_erased=row.erased_at is not None,
-        active=active,
+        active=on_chain.active,
     )
 
 
@@ -121,33 +114,28 @@ def farmer_by_id(session: Session, chain: ChainClient, org: Organisation, farmer
     row = session.exec(select(Farmer).where(Farmer.farmer_id == key)).first()
     if row is not None and row.wallet_org_id == org.id:
         return row
-    if row is None:
-        cooperative, _, _ = _chain_farmer(chain, bytes.fromhex(key[2:]))
-        if same_address(cooperative, ZERO_ADDRESS):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"farmer {key} is not registered")
-    raise HTTPException(status.HTTP_403_FORBIDDEN, f"farmer {key} is not you")
+    if row is None and not farmer_record(chain, bytes.fromhex(key[2:])).registered:
+        raise NotFound(f"farmer {key} is not registered")
+    raise Forbidden(f"farmer {key} is not you")
 
 
-def _lender(session: Session, lender_org_id: int, missing: int) -> Organisation:
-    """A lender organisation; `missing` is the status when it is none (404 path, 422 body)."""
+def _lender(session: Session, lender_org_id: int, missing: type[ApiError]) -> Organisation:
+    """A lender organisation; `missing` is the error when it is none (404 path, 422 body)."""
     org = session.get(Organisation, lender_org_id)
     if org is None or not org.active:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"organisation {lender_org_id} does not exist"
-        )
+        raise NotFound(f"organisation {lender_org_id} does not exist")
     if org.role != Role.LENDER:
-        raise HTTPException(missing, f"organisation {lender_org_id} is not a lender")
+        raise missing(f"organisation {lender_org_id} is not a lender")
     return org
 
 
 def _check_wallet(chain: ChainClient, row: Farmer, address: str) -> None:
     """The chain must know this organisation as the farmer's wallet."""
-    _, wallet, _ = _chain_farmer(chain, _fid(row))
+    wallet = farmer_record(chain, _fid(row)).wallet
     if not same_address(wallet, address):
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
+        raise Conflict(
             f"farmer {row.farmer_id}'s wallet on chain is {wallet}, not your address {address}: "
-            "ask your cooperative to set it",
+            "ask your cooperative to set it"
         )
 
 
@@ -160,18 +148,15 @@ def grant(
 ) -> ConsentChanged:
     """Sign a consent with the farmer organisation's key and relay it."""
     row = my_farmer(session, org)
-    lender = _lender(session, body.lender_org_id, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    lender = _lender(session, body.lender_org_id, Invalid)
     account = org_account(settings, org)
     _check_wallet(chain, row, account.address)
     expires_at = int(time.time()) + body.days * DAY
-    with chain_call():
-        consent = ConsentService(chain)
-        deadline, signature = consent.sign_grant(
-            account, _fid(row), lender.chain_address, expires_at
-        )
-        receipt = consent.relay_grant(
-            chain.sender(0), _fid(row), lender.chain_address, expires_at, deadline, signature
-        )
+    consent = ConsentService(chain)
+    deadline, signature = consent.sign_grant(account, _fid(row), lender.chain_address, expires_at)
+    receipt = consent.relay_grant(
+        chain.sender(0), _fid(row), lender.chain_address, expires_at, deadline, signature
+    )
     assert lender.id is not None
     return ConsentChanged(
         farmer_id=row.farmer_id,
@@ -191,15 +176,14 @@ def revoke(
 ) -> ConsentChanged:
     """Sign a revocation with the farmer organisation's key and relay it."""
     row = my_farmer(session, org)
-    lender = _lender(session, lender_org_id, status.HTTP_404_NOT_FOUND)
+    lender = _lender(session, lender_org_id, NotFound)
     account = org_account(settings, org)
     _check_wallet(chain, row, account.address)
-    with chain_call():
-        consent = ConsentService(chain)
-        deadline, signature = consent.sign_revocation(account, _fid(row), lender.chain_address)
-        receipt = consent.relay_revocation(
-            chain.sender(0), _fid(row), lender.chain_address, deadline, signature
-        )
+    consent = ConsentService(chain)
+    deadline, signature = consent.sign_revocation(account, _fid(row), lender.chain_address)
+    receipt = consent.relay_revocation(
+        chain.sender(0), _fid(row), lender.chain_address, deadline, signature
+    )
     assert lender.id is not None
     return ConsentChanged(
         farmer_id=row.farmer_id,
@@ -215,17 +199,16 @@ def consents(
 ) -> Page[ConsentPublic]:
     """The farmer's unrevoked consents (active or expired), in order of first grant."""
     row = my_farmer(session, org)
-    with chain_call():
-        service = ConsentService(chain)
-        reader = LogReader(
-            chain.w3,
-            service.contract.address,
-            EventCodec(service.contract.abi),
-            contracts.deployment_block(chain, contracts.CONSENT_REGISTRY),
-        )
-        events = reader.events("ConsentGranted", position=1, values=[_fid(row)])
-        lenders = list(dict.fromkeys(e.args["lender"] for e in events))
-        expiries = {lender: service.expiry(_fid(row), lender) for lender in lenders}
+    service = ConsentService(chain)
+    reader = LogReader(
+        chain.w3,
+        service.contract.address,
+        EventCodec(service.contract.abi),
+        contracts.deployment_block(chain, contracts.CONSENT_REGISTRY),
+    )
+    events = reader.events("ConsentGranted", position=1, values=[_fid(row)])
+    lenders = list(dict.fromkeys(e.args["lender"] for e in events))
+    expiries = {lender: service.expiry(_fid(row), lender) for lender in lenders}
     held = [lender for lender in lenders if expiries[lender] > 0]
     window = held[page.offset : page.offset + page.limit]
     spellings = {*window, *(a.lower() for a in window)}

@@ -1,6 +1,6 @@
 """Lender pages: a consenting farmer's profile with charts, score, reasons and offer.
 
-Pages authenticate with the session cookie of `/login` (api/coop_pages.py) and apply the same
+Pages authenticate with the session of `/login` (api/core/sessions.py) and apply the same
 rules as the JSON routes: the profile page reads (and logs) the profile only with the farmer's
 active consent, and shows the lender's own latest decision.
 """
@@ -8,21 +8,21 @@ active consent, and shows the lender's own latest decision.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
 
-from api.cooperatives.pages import COOKIE
-from api.core.deps import ChainDep, SessionDep, SettingsDep
+from api.core.deps import ChainDep, SettingsDep
 from api.core.models import Role
-from api.core.security import authenticate
+from api.core.pages import page_router
+from api.core.sessions import PageSession, page_session
 from api.core.templates import templates
-from api.lenders import service as lender_service
+from api.lenders import service
 from indexer.profiles import FarmerProfile
+from traceability.models import Grade
 
-router = APIRouter(include_in_schema=False)
-GRADES = {1: "特级", 2: "一级", 3: "二级", 4: "三级", 5: "四级"}
+router = page_router()
 
 
 def bars(rows: list[tuple[str, Decimal | int]], unit: str) -> list[dict[str, Any]]:
@@ -39,6 +39,14 @@ def bars(rows: list[tuple[str, Decimal | int]], unit: str) -> list[dict[str, Any
     ]
 
 
+def _grade_label(code: int) -> str:
+    """特级..四级 (the code itself for a grade TeaTrace does not know)."""
+    try:
+        return Grade(code).label
+    except ValueError:
+        return str(code)
+
+
 def charts(profile: FarmerProfile) -> dict[str, list[dict[str, Any]]]:
     """Harvest (kg) and income (yuan) per season, and the grade mix (percent)."""
     return {
@@ -47,35 +55,23 @@ def charts(profile: FarmerProfile) -> dict[str, list[dict[str, Any]]]:
             [(s.season, Decimal(s.sale_income_fen) / 100) for s in profile.seasons], "元"
         ),
         "grades": bars(
-            [(GRADES.get(g.grade, str(g.grade)), g.share * 100) for g in profile.total.grade_mix],
+            [(_grade_label(g.grade), g.share * 100) for g in profile.total.grade_mix],
             "%",
         ),
     }
 
 
-def error_page(request: Request, code: int, message: str) -> HTMLResponse:
-    return templates.TemplateResponse(
-        request, "lender_error.html", {"message": message, "status": code}, code
-    )
-
-
-@router.get("/lender/farmers/{farmer_id}", response_class=HTMLResponse, response_model=None)
+@router.get("/lender/farmers/{farmer_id}", response_class=HTMLResponse)
 def lender_profile_page(
-    farmer_id: str, request: Request, session: SessionDep, settings: SettingsDep, chain: ChainDep
-) -> Response:
+    farmer_id: str,
+    request: Request,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: Annotated[PageSession, Depends(page_session(Role.LENDER))],
+) -> HTMLResponse:
     """A consenting farmer's profile: charts, score and reasons, offer and schedule."""
-    key = request.cookies.get(COOKIE, "")
-    org = authenticate(session, key) if key else None
-    if org is None:
-        return RedirectResponse("/login", 303)
-    if org.role != Role.LENDER:
-        message = f"此页面仅供贷款机构使用 · this page is for lenders; you are {org.role.value}"
-        return error_page(request, 403, message)
     engine = request.app.state.engine
-    try:
-        profile = lender_service.read_profile(engine, settings, chain, org, farmer_id)
-    except HTTPException as exc:
-        return error_page(request, exc.status_code, str(exc.detail))
-    decision = lender_service.latest_decision(engine, org, profile.farmer)
-    context = {"org": org, "profile": profile, "charts": charts(profile), "record": decision}
+    profile = service.read_profile(engine, settings, chain, page.org, farmer_id)
+    decision = service.latest_decision(engine, page.org, profile.farmer)
+    context = {"org": page.org, "profile": profile, "charts": charts(profile), "record": decision}
     return templates.TemplateResponse(request, "lender_profile.html", context)

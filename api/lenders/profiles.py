@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
-from fastapi import HTTPException, status
 from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from api.core.chain import parse_id
+from api.core.errors import Unavailable
+from api.core.ids import parse_id
 from indexer.db import make_engine
 from indexer.models import Consent, Farmer
 from indexer.profiles import FarmerNotFoundError, FarmerProfile, load_profile
@@ -38,10 +38,9 @@ def indexed_read(engine: Engine) -> Iterator[Connection]:
         with engine.connect() as conn:
             yield conn
     except (OperationalError, ProgrammingError) as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
+        raise Unavailable(
             "the indexed database is not ready (run the indexer against this database); "
-            f"nothing was read ({type(exc).__name__})",
+            f"nothing was read ({type(exc).__name__})"
         ) from exc
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request, status
 from api.core.deps import ChainDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import PageDep
-from api.lenders import service as lender_service
+from api.lenders import service
 from api.lenders.service import ConsentingFarmers, LoanCreate, LoanIssuedPublic, LoanPublic
 from indexer.profiles import FarmerProfile
 from lending.credit.decision import DecisionRecord
@@ -26,7 +26,7 @@ LenderOrg = Annotated[Organisation, Depends(require_role(Role.LENDER))]
 @router.get("/farmers", response_model=ConsentingFarmers)
 def consenting_farmers(settings: SettingsDep, page: PageDep, org: LenderOrg) -> ConsentingFarmers:
     """Farmers whose consent for you is active, as indexed (by farmer id)."""
-    return lender_service.list_farmers(settings, org, page)
+    return service.list_farmers(settings, org, page)
 
 
 @router.get("/farmers/{farmer_id}/profile", response_model=FarmerProfile)
@@ -35,7 +35,7 @@ def farmer_profile(
 ) -> FarmerProfile:
     """The farmer's indexed profile, valid at a stated block; only with active consent."""
     engine = request.app.state.engine
-    return lender_service.read_profile(engine, settings, chain, org, farmer_id)
+    return service.read_profile(engine, settings, chain, org, farmer_id)
 
 
 @router.post(
@@ -48,13 +48,13 @@ def make_decision(
 ) -> DecisionRecord:
     """Score the farmer: outcome, reasons, limit, capped price and disclosure (stored)."""
     engine = request.app.state.engine
-    return lender_service.make_decision(engine, settings, chain, org, farmer_id)
+    return service.make_decision(engine, settings, chain, org, farmer_id)
 
 
 @router.get("/decisions/{decision_id}", response_model=DecisionRecord)
 def get_decision(decision_id: str, request: Request, org: LenderOrg) -> DecisionRecord:
     """One of your stored decisions."""
-    return lender_service.own_decision(request.app.state.engine, org, decision_id)
+    return service.own_decision(request.app.state.engine, org, decision_id)
 
 
 @router.post(
@@ -72,10 +72,10 @@ def issue_loan(
 ) -> LoanIssuedPublic:
     """Issue and fund an escrow loan from your approved decision, budgeted by category."""
     engine = request.app.state.engine
-    return lender_service.issue_loan(engine, settings, chain, org, decision_id, body)
+    return service.issue_loan(engine, settings, chain, org, decision_id, body)
 
 
 @router.get("/loans/{escrow}", response_model=LoanPublic)
 def loan_state(escrow: str, chain: ChainDep, org: LenderOrg) -> LoanPublic:
     """The state of one of your loans, read from its escrow."""
-    return lender_service.own_loan(chain, org, escrow)
+    return service.own_loan(chain, org, escrow)

@@ -19,14 +19,14 @@ from enum import StrEnum
 from typing import Annotated
 from weakref import WeakKeyDictionary
 
-from fastapi import HTTPException, status
+from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Engine, select
 from web3 import Web3
 
-from api.admin.chain_roles import org_sender
-from api.core.chain import chain_call, same_address
-from api.core.loans import ensure_lender_role, factory_escrow, loan_call, loan_desk
+from api.core.chain import factory_escrow, loan_desk, org_sender
+from api.core.errors import Conflict, Forbidden, Invalid, NotFound
+from api.core.ids import same_address
 from api.core.models import Organisation
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
@@ -43,25 +43,23 @@ from indexer.profiles import FarmerProfile
 from lending.credit.decision import (
     AccessOutcome,
     ChainConsentChecker,
-    ConsentCheckError,
-    ConsentRequiredError,
     DecisionRecord,
-    InvalidRequestError,
     Outcome,
     ProfileAccess,
-    ProfileNotFoundError,
     decide,
 )
 from lending.credit.features import ProfileDataError
 from lending.credit.profiles import IndexedProfileReader
 from lending.credit.scorecard import load_model
-from lending.credit.store import CreditStore, DecisionNotFoundError
+from lending.credit.store import CreditStore
 from lending.loans.disbursement import ConfirmationMode, LoanState, LoanTerms
 from lending.pricing.disclosure import Disclosure, disclose
 from lending.pricing.schedule import LoanTerms as ScheduleTerms
 from traceability import contracts
+from traceability.contracts import farmer_record
 
 DECISION_VALID_DAYS = 30
+LENDER_ROLE = keccak(text="LENDER_ROLE")
 _STORES: WeakKeyDictionary[Engine, CreditStore] = WeakKeyDictionary()
 
 # --------------------------------------------------------------------------- models
@@ -163,13 +161,9 @@ def _profiles(settings: ApiSettings) -> IndexedProfileReader:
 
 
 def _consent(chain: ChainClient, farmer_id: str, lender: str) -> bool:
-    """The farmer's consent for `lender` now, on chain (503 when it cannot be checked)."""
-    try:
-        with chain_call():
-            checker = ChainConsentChecker.from_client(chain, contracts.CONSENT_REGISTRY)
-        return checker.has_consent(farmer_id, lender)
-    except ConsentCheckError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    """The farmer's consent for `lender` now, on chain (ConsentCheckError, 503, if unreadable)."""
+    checker = ChainConsentChecker.from_client(chain, contracts.CONSENT_REGISTRY)
+    return checker.has_consent(farmer_id, lender)
 
 
 def _indexed_profile(settings: ApiSettings, farmer_id: str) -> tuple[str, FarmerProfile]:
@@ -178,9 +172,7 @@ def _indexed_profile(settings: ApiSettings, farmer_id: str) -> tuple[str, Farmer
     with indexed_read(indexer_engine(settings.database_url)) as conn:
         profile = profile_of(conn, farmer)
     if profile is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"farmer 0x{farmer.hex()} has not been indexed"
-        )
+        raise NotFound(f"farmer 0x{farmer.hex()} has not been indexed")
     return "0x" + farmer.hex(), profile
 
 
@@ -212,10 +204,7 @@ def read_profile(
               "at": datetime.now(UTC)}  # fmt: skip
     if not _consent(chain, fid, lender):
         store.record_access(ProfileAccess(**access, outcome=AccessOutcome.REFUSED_NO_CONSENT))
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            f"farmer {fid} has not given you an active consent; nothing was read",
-        )
+        raise Forbidden(f"farmer {fid} has not given you an active consent; nothing was read")
     store.record_access(ProfileAccess(
         **access, outcome=AccessOutcome.READ, block_number=profile.valid_at.block_number,
         block_hash=profile.valid_at.block_hash,
@@ -232,8 +221,7 @@ def make_decision(
     """Score the farmer (consent checked and the read logged by `decide`) and store it."""
     fid, _ = _indexed_profile(settings, farmer_id)
     store = credit_store(engine)
-    with chain_call():
-        checker = ChainConsentChecker.from_client(chain, contracts.CONSENT_REGISTRY)
+    checker = ChainConsentChecker.from_client(chain, contracts.CONSENT_REGISTRY)
     try:
         return decide(
             fid,
@@ -244,30 +232,17 @@ def make_decision(
             model=load_model(),
             store=store,
         )
-    except ConsentRequiredError as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-    except ConsentCheckError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-    except ProfileNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except ProfileDataError as exc:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"the profile cannot be scored: {exc}"
-        ) from exc
-    except InvalidRequestError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        raise Conflict(f"the profile cannot be scored: {exc}") from exc
 
 
 def own_decision(engine: Engine, org: Organisation, decision_id: str) -> DecisionRecord:
     """A stored decision of yours: 404 if unknown, 403 if another lender's."""
     if len(decision_id) != 32 or not decision_id.isalnum():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no decision {decision_id!r}")
-    try:
-        record = credit_store(engine).get_decision(decision_id)
-    except DecisionNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        raise NotFound(f"no decision {decision_id!r}")
+    record = credit_store(engine).get_decision(decision_id)  # DecisionNotFoundError: 404
     if not same_address(record.lender, org.chain_address):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this decision was made by another lender")
+        raise Forbidden("this decision was made by another lender")
     return record
 
 
@@ -288,21 +263,18 @@ def _offer(record: DecisionRecord, principal: int) -> Disclosure:
     """The disclosure of `principal` at the decision's offered rate and product terms."""
     d = record.decision
     if d.outcome is not Outcome.APPROVE or d.pricing is None or d.pricing.offered_rate_bps is None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
+        raise Conflict(
             f"decision {record.decision_id} is {d.outcome.value}: only an approved decision "
-            "can become a loan",
+            "can become a loan"
         )
     if record.decided_at < datetime.now(UTC) - timedelta(days=DECISION_VALID_DAYS):
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"decision {record.decision_id} is older than {DECISION_VALID_DAYS} days: decide again",
+        raise Conflict(
+            f"decision {record.decision_id} is older than {DECISION_VALID_DAYS} days: decide again"
         )
     if principal > d.limit_fen:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        raise Invalid(
             f"the budgets add up to {principal} fen, above the decision's limit of "
-            f"{d.limit_fen} fen",
+            f"{d.limit_fen} fen"
         )
     product = d.policy.product
     terms = ScheduleTerms(
@@ -331,43 +303,35 @@ def issue_loan(
     principal = sum(body.budgets_fen.values())
     disclosure = _offer(record, principal)
     if disclosure.amount_financed_fen != principal:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        raise Invalid(
             f"budget the amount financed, {disclosure.amount_financed_fen} fen (the principal "
-            "less the upfront fee)",
+            "less the upfront fee)"
         )
     farmer_id = bytes.fromhex(record.decision.farmer_id[2:])
-    with chain_call():
-        info = contracts.tea_trace(chain).functions.farmer(farmer_id).call()
-    wallet = str(info[1])
-    if int(wallet, 16) == 0:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            "the farmer has no wallet on chain: the cooperative must register one first",
-        )
+    wallet = farmer_record(chain, farmer_id).wallet
+    if wallet is None:
+        raise Conflict("the farmer has no wallet on chain: the cooperative must register one first")
     draw_deadline = int(time.time()) + body.draw_days * 86_400
     mode = (
         ConfirmationMode.MERCHANT_CONFIRMS
         if body.confirmation is Confirmation.MERCHANT
         else ConfirmationMode.IMMEDIATE
     )
-    with loan_call():
-        terms = LoanTerms.from_disclosure(
-            disclosure,
-            farmer_id=farmer_id,
-            farmer=wallet,
-            lender=Web3.to_checksum_address(org.chain_address),
-            budgets_fen=dict(body.budgets_fen),
-            draw_deadline=draw_deadline,
-            mode=mode,
-        )
+    terms = LoanTerms.from_disclosure(
+        disclosure,
+        farmer_id=farmer_id,
+        farmer=wallet,
+        lender=Web3.to_checksum_address(org.chain_address),
+        budgets_fen=dict(body.budgets_fen),
+        draw_deadline=draw_deadline,
+        mode=mode,
+    )
     if settings.environment != "production":  # development chains: role and eCNY on demand
         ensure_lender_role(chain, org, mint_fen=principal)
     desk = loan_desk(chain)
     sender = org_sender(chain, settings, org)
-    with loan_call():
-        desk.approve_factory(sender, principal)
-        issued = desk.issue(terms, sender, fund=True)
+    desk.approve_factory(sender, principal)
+    issued = desk.issue(terms, sender, fund=True)
     return LoanIssuedPublic(
         decision_id=record.decision_id,
         loan_id=issued.loan_id,
@@ -414,8 +378,25 @@ def loan_public(state: LoanState) -> LoanPublic:
 def own_loan(chain: ChainClient, org: Organisation, escrow: str) -> LoanPublic:
     """An escrow you lent through: 404 if the factory never issued it, 403 if not yours."""
     desk, contract, _ = factory_escrow(chain, escrow)
-    with loan_call():
-        state = desk.state(contract.address)
+    state = desk.state(contract.address)
     if not same_address(state.lender, org.chain_address):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this loan was issued by another lender")
+        raise Forbidden("this loan was issued by another lender")
     return loan_public(state)
+
+
+def ensure_lender_role(chain: ChainClient, org: Organisation, mint_fen: int = 0) -> list[str]:
+    """Grant the organisation LENDER_ROLE (platform admin) and, in development, mint it
+    `mint_fen` eCNY when its balance is lower; returns the transaction hashes sent."""
+    admin = chain.sender(0)
+    address = Web3.to_checksum_address(org.chain_address)
+    desk = loan_desk(chain)
+    sent: list[str] = []
+    factory = desk.factory.functions
+    if not factory.hasRole(LENDER_ROLE, address).call():
+        receipt = admin.transact(factory.grantRole(LENDER_ROLE, address))
+        sent.append(receipt["transactionHash"].to_0x_hex())
+    balance = desk.token.functions.balanceOf(address).call()
+    if mint_fen and balance < mint_fen:
+        receipt = admin.transact(desk.token.functions.mint(address, mint_fen - balance))
+        sent.append(receipt["transactionHash"].to_0x_hex())
+    return sent

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path
 from api.core.deps import ChainDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
-from api.merchants import service as merchant_service
+from api.merchants import service
 from api.merchants.service import Confirmed, PaymentGroup
 
 router = APIRouter(prefix="/merchants", tags=["merchants"])
@@ -20,7 +20,7 @@ MerchantOrg = Annotated[Organisation, Depends(require_role(Role.MERCHANT))]
 @router.get("/payments", response_model=Page[PaymentGroup])
 def payments(chain: ChainDep, page: PageDep, org: MerchantOrg) -> Page[PaymentGroup]:
     """Loan payments to your chain address, by loan and category, with invoice hashes."""
-    return merchant_service.payments(chain, org, page)
+    return service.payments(chain, org, page)
 
 
 @router.post("/payments/{escrow}/{order_id}/confirm", response_model=Confirmed)
@@ -32,4 +32,4 @@ def confirm_delivery(
     org: MerchantOrg,
 ) -> Confirmed:
     """Confirm delivery of an order reserved for you: the escrow releases the payment."""
-    return merchant_service.confirm(chain, settings, org, escrow, order_id)
+    return service.confirm(chain, settings, org, escrow, order_id)

@@ -9,13 +9,12 @@ the merchant (paid at once, already released or cancelled) 409.
 
 from __future__ import annotations
 
-from fastapi import HTTPException, status
 from pydantic import BaseModel
 from web3 import Web3
 
-from api.admin.chain_roles import org_sender
-from api.core.chain import chain_call, same_address
-from api.core.loans import LOAN_FACTORY, factory_escrow, loan_call
+from api.core.chain import LOAN_FACTORY, factory_escrow, org_sender
+from api.core.errors import Conflict, Forbidden, NotFound
+from api.core.ids import same_address
 from api.core.models import Organisation
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
@@ -51,12 +50,9 @@ class Confirmed(BaseModel):
 
 def payments(chain: ChainClient, org: Organisation, page: PageParams) -> Page[PaymentGroup]:
     """Your payments by loan and category (loan order), paginated over the groups."""
-    with chain_call():
-        start = contracts.deployment_block(chain, LOAN_FACTORY)
-        names = MerchantDesk(chain, from_block=start).category_names()
-        received = payments_received(
-            chain, org.chain_address, from_block=start, category_names=names
-        )
+    start = contracts.deployment_block(chain, LOAN_FACTORY)
+    names = MerchantDesk(chain, from_block=start).category_names()
+    received = payments_received(chain, org.chain_address, from_block=start, category_names=names)
     groups = summarize(received)
     txs: dict[tuple[int, bytes], list[str]] = {}
     for p in received:
@@ -83,35 +79,22 @@ def confirm(
 ) -> Confirmed:
     """Confirm delivery of a reserved order to you: the escrow pays you."""
     desk, contract, _ = factory_escrow(chain, escrow)
-    with loan_call():
-        count = int(contract.functions.orderCount().call())
-        mode = ConfirmationMode(contract.functions.terms().call()[11])
+    count = int(contract.functions.orderCount().call())
+    mode = ConfirmationMode(contract.functions.terms().call()[11])
     if not 1 <= order_id <= count:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"escrow {contract.address} has no order {order_id}"
-        )
-    with loan_call():
-        merchant, amount, order_status, category, invoice = contract.functions.order(
-            order_id
-        ).call()
+        raise NotFound(f"escrow {contract.address} has no order {order_id}")
+    merchant, amount, order_status, category, invoice = contract.functions.order(order_id).call()
     if mode is not ConfirmationMode.MERCHANT_CONFIRMS:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
+        raise Conflict(
             f"loan {contract.address} is {mode.name.lower()}: its orders are not confirmed by "
-            "the merchant",
+            "the merchant"
         )
     if not same_address(merchant, org.chain_address):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"order {order_id} pays another merchant, not you"
-        )
+        raise Forbidden(f"order {order_id} pays another merchant, not you")
     if OrderStatus(order_status) is not OrderStatus.PENDING:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"order {order_id} is {OrderStatus(order_status).name.lower()}, not pending",
-        )
+        raise Conflict(f"order {order_id} is {OrderStatus(order_status).name.lower()}, not pending")
     sender = org_sender(chain, settings, org)
-    with loan_call():
-        receipt = desk.confirm_payment(contract.address, order_id, sender)
+    receipt = desk.confirm_payment(contract.address, order_id, sender)
     return Confirmed(
         escrow=Web3.to_checksum_address(contract.address),
         order_id=order_id,

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 
 import segno
-from fastapi import HTTPException, status
 from pydantic import BaseModel
 
+from api.core.errors import Invalid
 from chain.client import ChainClient
-from traceability.errors import LotNotFoundError
+from indexer.seasons import season_of
 from traceability.lineage import Lineage, LineageReader, LotNode
-
-SEASONS = {3: "spring", 4: "spring", 5: "spring", 6: "summer", 7: "summer", 8: "summer"}
-SEASONS.update({9: "autumn", 10: "autumn", 11: "autumn"})
-
-
-def season_of(timestamp: int) -> str:
-    """`2026-spring` style season of a picking time (Dec-Feb is winter)."""
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return f"{moment.year}-{SEASONS.get(moment.month, 'winter')}"
 
 
 class PublicAttestation(BaseModel):
@@ -72,13 +62,11 @@ def parse_lot(value: str) -> bytes:
     """A lot id as 0x + 64 hex digits, else 422."""
     text = value.removeprefix("0x")
     if len(text) != 64:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a lot id is 0x + 64 hex digits")
+        raise Invalid("a lot id is 0x + 64 hex digits")
     try:
         return bytes.fromhex(text)
     except ValueError:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "a lot id is 0x + 64 hex digits"
-        ) from None
+        raise Invalid("a lot id is 0x + 64 hex digits") from None
 
 
 def _node(node: LotNode, seen: set[bytes]) -> PublicStep:
@@ -99,12 +87,8 @@ def _node(node: LotNode, seen: set[bytes]) -> PublicStep:
 
 
 def public_trace(client: ChainClient, lot: bytes) -> PublicTrace:
-    """Trace a lot on chain and keep only what the public may see."""
-    try:
-        lineage = LineageReader.from_client(client).trace(lot)
-    except LotNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    return _summarise(lineage)
+    """Trace a lot on chain and keep only what the public may see (404: LotNotFoundError)."""
+    return _summarise(LineageReader.from_client(client).trace(lot))
 
 
 def _summarise(lineage: Lineage) -> PublicTrace:

@@ -9,6 +9,7 @@ its decoded error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel
@@ -16,23 +17,26 @@ from pydantic import Field as PydField
 from sqlmodel import Session
 
 from api.cooperatives.models import Id32, Text
-from api.core.chain import (
-    SUPPLY_CHAIN_ROLES,
-    chain_call,
-    hex32,
-    lot_views,
-    organisation,
-    recording_service,
-    tx_hex,
-)
+from api.core.chain import recording_service
+from api.core.errors import Forbidden, NotFound
+from api.core.ids import hex32, same_address, tx_hex
 from api.core.models import Organisation, Role, RowId
+from api.core.organisations import find_organisation
 from api.core.settings import ApiSettings
 from chain.client import ChainClient
 from traceability.contracts import deployment_block
 from traceability.ids import output_data_hash, text_hash
-from traceability.models import UINT64_MAX, GradeField, ProcessOutput, QualityAttestation
+from traceability.models import (
+    UINT64_MAX,
+    GradeField,
+    LotView,
+    ProcessOutput,
+    QualityAttestation,
+)
+from traceability.service import RecordingService
 
 MAX_LOTS = 500
+SUPPLY_CHAIN_ROLES = frozenset({Role.COOPERATIVE, Role.PROCESSOR, Role.DISTRIBUTOR})
 BUYER_ROLES = SUPPLY_CHAIN_ROLES | {Role.MERCHANT}
 
 
@@ -45,6 +49,25 @@ def _distinct(lots: list[bytes]) -> list[bytes]:
 
 LotList = Annotated[list[Id32], PydField(min_length=1, max_length=MAX_LOTS)]
 DistinctLots = Annotated[LotList, AfterValidator(_distinct)]
+
+
+def lot_views(
+    service: RecordingService, lots: Sequence[bytes], held_by: str | None = None
+) -> list[LotView]:
+    """On-chain views of `lots`; 404 for an unknown lot, 403 if one is held by someone else.
+
+    Ownership on chain is public (anyone can call `TeaTrace.lot(id)`), so a lot of another
+    organisation is answered with 403, not disguised as 404.
+    """
+    views = service.lots(list(lots))
+    for view in views:
+        if not view.exists:
+            raise NotFound(f"lot {hex32(view.lot)} does not exist")
+        if held_by is not None and not same_address(view.holder, held_by):
+            raise Forbidden(
+                f"lot {hex32(view.lot)} is held by {view.holder}, not by you ({held_by})"
+            )
+    return views
 
 
 # ------------------------------------------------------------------------------------ bodies
@@ -172,8 +195,7 @@ def process(
         ProcessOutput(grams=o.grams, data_hash=output_data_hash(body.process_ref, i, o.grams))
         for i, o in enumerate(body.outputs)
     ]
-    with chain_call():
-        result = service.process(body.inputs, outputs)
+    result = service.process(body.inputs, outputs)
     return Processed(
         process_id=hex32(result.process_id),
         inputs=[hex32(lot) for lot in body.inputs],
@@ -189,13 +211,12 @@ def ship(
     session: Session, chain: ChainClient, settings: ApiSettings, org: Organisation, body: ShipmentIn
 ) -> Moved:
     """Ship held lots to another member of the supply chain."""
-    to = organisation(
+    to = find_organisation(
         session, body.to_org_id, SUPPLY_CHAIN_ROLES, "cooperative, processor or distributor"
     )
     service = recording_service(chain, settings, org)
     lot_views(service, body.lots, held_by=service.address)
-    with chain_call():
-        receipts = service.ship_many(body.lots, to.chain_address)
+    receipts = service.ship_many(body.lots, to.chain_address)
     return Moved(
         lots=[hex32(lot) for lot in body.lots],
         to=to.chain_address,
@@ -207,8 +228,7 @@ def receive(chain: ChainClient, settings: ApiSettings, org: Organisation, body: 
     """Take delivery of lots shipped to this organisation."""
     service = recording_service(chain, settings, org)
     lot_views(service, body.lots, held_by=service.address)
-    with chain_call():
-        receipts = service.receive_many(body.lots)
+    receipts = service.receive_many(body.lots)
     return Moved(lots=[hex32(lot) for lot in body.lots], transactions=[tx_hex(r) for r in receipts])
 
 
@@ -216,13 +236,12 @@ def sell(
     session: Session, chain: ChainClient, settings: ApiSettings, org: Organisation, body: SaleIn
 ) -> Sold:
     """Record the sale of a held lot to another organisation."""
-    buyer = organisation(
+    buyer = find_organisation(
         session, body.buyer_org_id, BUYER_ROLES, "cooperative, processor, distributor or merchant"
     )
     service = recording_service(chain, settings, org)
     lot_views(service, [body.lot], held_by=service.address)
-    with chain_call():
-        receipt = service.sell(body.lot, buyer.chain_address, body.price_fen)
+    receipt = service.sell(body.lot, buyer.chain_address, body.price_fen)
     assert buyer.id is not None
     return Sold(
         lot=hex32(body.lot),
@@ -243,8 +262,7 @@ def attest(
     attestation = QualityAttestation(
         lot=body.lot, grade=body.grade, passed=body.passed, certificate_hash=certificate
     )
-    with chain_call():
-        receipt = service.attest(attestation)
+    receipt = service.attest(attestation)
     return Attested(
         lot=hex32(body.lot),
         grade=int(body.grade),
@@ -261,6 +279,5 @@ def recall(
     service = recording_service(chain, settings, org)
     lot_views(service, [body.lot])
     reason = text_hash(body.reason)
-    with chain_call():
-        lots = service.recall_with_descendants(body.lot, reason, deployment_block(chain))
+    lots = service.recall_with_descendants(body.lot, reason, deployment_block(chain))
     return Recalled(lots=[hex32(lot) for lot in lots], reason_hash=hex32(reason))

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from api.admin.chain_roles import org_account
+from api.core.chain import org_account
 from api.core.models import Role
 from tests.api.test_cooperatives import Org, World, resident_id, world  # noqa: F401
 from traceability.service import RecordingService
