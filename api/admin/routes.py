@@ -27,11 +27,11 @@ from api.core.models import (
     OrganisationCreate,
     OrganisationCreated,
     OrganisationPublic,
-    RowIdPath,
 )
 from api.core.organisations import create_organisation
 from api.core.pagination import Page, PageDep
 from api.core.security import mint_key, revoke
+from api.core.types import RowIdPath
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

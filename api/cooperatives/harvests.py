@@ -18,13 +18,14 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator
 from pydantic import Field as PydField
 from sqlmodel import Session, col, func, select
 
-from api.cooperatives.models import HarvestLot, HarvestLotPublic, Id32
+from api.cooperatives.schemas import HarvestLotPublic
 from api.core.chain import recording_service
 from api.core.errors import ROOTS, Forbidden, Invalid, NotFound, Restated, detail_of, revert_of
 from api.core.ids import hex32, parse_id
-from api.core.models import Organisation
+from api.core.models import HarvestLot, Organisation
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
+from api.core.types import Id32
 from chain.client import ChainClient
 from chain.errors import ChainError
 from chain.sender import TRANSIENT

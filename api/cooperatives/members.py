@@ -12,12 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from api.cooperatives.identity import farmer_pseudonym, location_digest, plot_pseudonym
-from api.cooperatives.models import (
-    Farmer,
+from api.cooperatives.schemas import (
     FarmerCreate,
     FarmerPublic,
     FarmerRegistered,
-    Plot,
     PlotCreate,
     PlotPublic,
     PlotRegistered,
@@ -25,7 +23,7 @@ from api.cooperatives.models import (
 from api.core.chain import recording_service
 from api.core.errors import Conflict, Forbidden, NotFound
 from api.core.ids import hex32, parse_id, same_address, tx_hex
-from api.core.models import Organisation, Role, utcnow
+from api.core.models import Farmer, Organisation, Plot, Role, utcnow
 from api.core.organisations import find_organisation
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings

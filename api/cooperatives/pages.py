@@ -22,10 +22,9 @@ from api.cooperatives.harvests import (
     parse_upload,
     submit_harvests,
 )
-from api.cooperatives.models import Farmer, Plot
 from api.core.deps import ChainDep, SessionDep, SettingsDep
 from api.core.errors import ROOTS, detail_of, status_of
-from api.core.models import Organisation, Role
+from api.core.models import Farmer, Organisation, Plot, Role
 from api.core.pages import page_router
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session

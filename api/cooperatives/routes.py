@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Depends, File, Query, UploadFile, status
 
 from api.cooperatives import harvests, members
 from api.cooperatives.harvests import MAX_HARVEST_BATCH, HarvestIn, HarvestSubmission
-from api.cooperatives.models import (
+from api.cooperatives.schemas import (
     FarmerCreate,
     FarmerPublic,
     FarmerRegistered,
@@ -57,9 +57,7 @@ def list_farmers(session: SessionDep, page: PageDep, coop: CoopOrg) -> Page[Farm
 
 
 @router.get("/farmers/{farmer_id}", response_model=FarmerPublic)
-def get_farmer(
-    farmer_id: str, session: SessionDep, chain: ChainDep, coop: CoopOrg
-) -> FarmerPublic:
+def get_farmer(farmer_id: str, session: SessionDep, chain: ChainDep, coop: CoopOrg) -> FarmerPublic:
     """One of your members, with its status on chain."""
     return members.farmer_detail(session, chain, coop, farmer_id)
 

@@ -1,12 +1,16 @@
-"""Organisations and their API keys (stored hashed, shown once, revocable)."""
+"""The service's tables: organisations and their API keys (stored hashed, shown once,
+revocable), and the cooperatives' registry of members' personal data, plots and harvest lots.
+
+Only pseudonyms go on chain. A farmer's name and national id live here, in `registry_farmer`,
+and are erased on request (the pseudonym row stays, so the chain history keeps its meaning).
+Rows are written only after the chain accepted the transaction they describe.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
 
-from fastapi import Path
 from pydantic import BaseModel
 from pydantic import Field as PydField
 from sqlmodel import Field, SQLModel
@@ -40,15 +44,6 @@ ROLE_NAMES_ZH = {
     Role.MERCHANT: "商户",
     Role.FARMER: "茶农",
 }
-
-
-# The largest key SQLite (and PostgreSQL's bigint) can store: a bigger id is a 422, never an
-# overflow inside the database driver.
-MAX_ROW_ID = 2**63 - 1
-RowId = Annotated[int, PydField(ge=1, le=MAX_ROW_ID, description="a row id (1 or more)")]
-"""A row id in a request body (an organisation, a key)."""
-RowIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="a row id (1 or more)")]
-"""A row id in a path."""
 
 
 def utcnow() -> datetime:
@@ -120,3 +115,57 @@ class OrganisationCreated(BaseModel):
 
     organisation: OrganisationPublic
     api_key: ApiKeyCreated
+
+
+# ------------------------------------------------------------------------------------ registry
+
+
+class Farmer(SQLModel, table=True):
+    """A member farmer: pseudonym, owning cooperative, personal fields (nullable: erasable)."""
+
+    __tablename__ = "registry_farmer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    farmer_id: str = Field(max_length=66, unique=True, description="0x pseudonym on chain")
+    cooperative_id: int = Field(foreign_key="api_organisation.id", index=True)
+    name: str | None = Field(default=None, max_length=120)
+    national_id: str | None = Field(default=None, max_length=18)
+    wallet_org_id: int | None = Field(default=None, foreign_key="api_organisation.id", unique=True)
+    wallet: str | None = Field(default=None, max_length=42)
+    registered_tx: str | None = Field(default=None, max_length=66)
+    created_at: datetime = Field(default_factory=utcnow)
+    erased_at: datetime | None = None
+
+
+class Plot(SQLModel, table=True):
+    """A registered plot (the label is erased with its farmer's personal data)."""
+
+    __tablename__ = "registry_plot"
+
+    id: int | None = Field(default=None, primary_key=True)
+    plot_id: str = Field(max_length=66, unique=True)
+    farmer_id: str = Field(max_length=66, index=True)
+    cooperative_id: int = Field(foreign_key="api_organisation.id", index=True)
+    label: str | None = Field(default=None, max_length=60)
+    area_centi_mu: int
+    variety: int = 0
+    registered_tx: str | None = Field(default=None, max_length=66)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class HarvestLot(SQLModel, table=True):
+    """A fresh-leaf lot this cooperative recorded (a local index of its own chain writes)."""
+
+    __tablename__ = "registry_harvest_lot"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lot: str = Field(max_length=66, unique=True)
+    cooperative_id: int = Field(foreign_key="api_organisation.id", index=True)
+    farmer_id: str = Field(max_length=66, index=True)
+    plot_id: str = Field(max_length=66)
+    grams: int
+    grade: int
+    picked_at: int
+    record_ref: str = Field(default="", max_length=128)
+    tx_hash: str | None = Field(default=None, max_length=66)
+    created_at: datetime = Field(default_factory=utcnow, index=True)

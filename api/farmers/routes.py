@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
-from api.core.models import Organisation, Role, RowIdPath
+from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
+from api.core.types import RowIdPath
 from api.farmers import service
 from api.farmers.service import ConsentChanged, ConsentIn, ConsentPublic, FarmerSelf
 

@@ -16,13 +16,13 @@ from pydantic import BaseModel
 from pydantic import Field as PydField
 from sqlmodel import Session, col, select
 
-from api.cooperatives.models import Farmer, mask_national_id
 from api.core.chain import org_account
 from api.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from api.core.ids import hex32, parse_id, same_address, tx_hex
-from api.core.models import Organisation, Role, RowId
+from api.core.models import Farmer, Organisation, Role
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
+from api.core.types import RowId, mask_national_id
 from chain.client import ChainClient
 from traceability import contracts
 from traceability._logs import EventCodec, LogReader

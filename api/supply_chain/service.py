@@ -16,13 +16,13 @@ from pydantic import AfterValidator, BaseModel
 from pydantic import Field as PydField
 from sqlmodel import Session
 
-from api.cooperatives.models import Id32, Text
 from api.core.chain import recording_service
 from api.core.errors import Forbidden, NotFound
 from api.core.ids import hex32, same_address, tx_hex
-from api.core.models import Organisation, Role, RowId
+from api.core.models import Organisation, Role
 from api.core.organisations import find_organisation
 from api.core.settings import ApiSettings
+from api.core.types import Id32, RowId, Text
 from chain.client import ChainClient
 from traceability.contracts import deployment_block
 from traceability.ids import output_data_hash, text_hash

@@ -18,9 +18,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from api.cooperatives.identity import coop_salt
-from api.cooperatives.models import Farmer, HarvestLot
 from api.core.chain import org_account
-from api.core.models import Organisation, OrganisationCreate, Role
+from api.core.models import Farmer, HarvestLot, Organisation, OrganisationCreate, Role
 from api.core.organisations import create_organisation
 from api.core.settings import ApiSettings
 from api.main import create_app
