@@ -5,7 +5,7 @@ own metadata and names, so they sit beside the API's. Scoring reads profiles thr
 lending.credit.profiles.IndexedProfileReader; this module adds what the routes need around it:
 a cached read engine, 503 while nothing is indexed, id parsing, and the list of farmers whose
 latest indexed consent for a lender is active. Whether a profile may be read is decided on
-chain at the moment of the read (lending.credit.decision.ChainConsentChecker), not here.
+chain at the moment of the read (traceability.consent.ConsentService), not here.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 from weakref import WeakKeyDictionary
@@ -40,28 +40,37 @@ from api.lenders.profiles import (
 from chain.client import ChainClient
 from indexer.models import Checkpoint
 from indexer.profiles import FarmerProfile
-from lending.credit.decision import (
-    AccessOutcome,
-    ChainConsentChecker,
-    ConsentCheckError,
-    ConsentRequiredError,
-    DecisionRecord,
-    InvalidRequestError,
-    Outcome,
-    ProfileAccess,
-    ProfileNotFoundError,
-    decide,
-)
-from lending.credit.features import ProfileDataError
+from lending.credit.access import AccessOutcome, ProfileAccess, check_consent
+from lending.credit.decision import DecisionRecord, decide
 from lending.credit.profiles import IndexedProfileReader
 from lending.credit.scorecard import load_model
-from lending.credit.store import CreditStore, DecisionNotFoundError
-from lending.loans.disbursement import ConfirmationMode, LoanState, LoanTerms
-from lending.pricing.disclosure import Disclosure, disclose
-from lending.pricing.schedule import LoanTerms as ScheduleTerms
+from lending.credit.store import CreditStore
+from lending.errors import (
+    BudgetsNotFinancedError,
+    ConsentCheckError,
+    ConsentRequiredError,
+    DecisionExpiredError,
+    DecisionNotApprovedError,
+    DecisionNotFoundError,
+    InvalidRequestError,
+    LoanOfferError,
+    PrincipalOverLimitError,
+    ProfileDataError,
+    ProfileNotFoundError,
+)
+from lending.loans.disbursement import ConfirmationMode, LoanState
+from lending.loans.offers import escrow_terms, offer_disclosure
+from lending.pricing.disclosure import Disclosure
 from traceability import contracts
+from traceability.consent import ConsentService
 
-DECISION_VALID_DAYS = 30
+# What each refusal of lending.loans.offers answers.
+_OFFER_STATUS: dict[type[LoanOfferError], int] = {
+    DecisionNotApprovedError: status.HTTP_409_CONFLICT,
+    DecisionExpiredError: status.HTTP_409_CONFLICT,
+    PrincipalOverLimitError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    BudgetsNotFinancedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
 _STORES: WeakKeyDictionary[Engine, CreditStore] = WeakKeyDictionary()
 
 # --------------------------------------------------------------------------- models
@@ -166,8 +175,8 @@ def _consent(chain: ChainClient, farmer_id: str, lender: str) -> bool:
     """The farmer's consent for `lender` now, on chain (503 when it cannot be checked)."""
     try:
         with chain_call():
-            checker = ChainConsentChecker.from_client(chain, contracts.CONSENT_REGISTRY)
-        return checker.has_consent(farmer_id, lender)
+            checker = ConsentService(chain)
+        return check_consent(checker, farmer_id, lender)
     except ConsentCheckError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
 
@@ -233,7 +242,7 @@ def make_decision(
     fid, _ = _indexed_profile(settings, farmer_id)
     store = credit_store(engine)
     with chain_call():
-        checker = ChainConsentChecker.from_client(chain, contracts.CONSENT_REGISTRY)
+        checker = ConsentService(chain)
     try:
         return decide(
             fid,
@@ -284,40 +293,6 @@ def latest_decision(engine: Engine, org: Organisation, farmer_id: str) -> Decisi
 # --------------------------------------------------------------------------- loans
 
 
-def _offer(record: DecisionRecord, principal: int) -> Disclosure:
-    """The disclosure of `principal` at the decision's offered rate and product terms."""
-    d = record.decision
-    if d.outcome is not Outcome.APPROVE or d.pricing is None or d.pricing.offered_rate_bps is None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"decision {record.decision_id} is {d.outcome.value}: only an approved decision "
-            "can become a loan",
-        )
-    if record.decided_at < datetime.now(UTC) - timedelta(days=DECISION_VALID_DAYS):
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"decision {record.decision_id} is older than {DECISION_VALID_DAYS} days: decide again",
-        )
-    if principal > d.limit_fen:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"the budgets add up to {principal} fen, above the decision's limit of "
-            f"{d.limit_fen} fen",
-        )
-    product = d.policy.product
-    terms = ScheduleTerms(
-        principal_fen=principal,
-        annual_rate=d.pricing.offered_rate_bps,
-        term_months=product.term_months,
-        kind=product.kind,
-        start=max(d.contract_date, datetime.now(UTC).date()),
-        upfront_fee_fen=principal * product.upfront_fee_bps // 10_000,
-        grace_months=product.grace_months,
-        penalty_rate_bps=product.penalty_rate_bps,
-    )
-    return disclose(terms, d.policy.cap_policy())
-
-
 def issue_loan(
     engine: Engine,
     settings: ApiSettings,
@@ -329,13 +304,11 @@ def issue_loan(
     """Issue and fund an escrow loan from your approved decision."""
     record = own_decision(engine, org, decision_id)
     principal = sum(body.budgets_fen.values())
-    disclosure = _offer(record, principal)
-    if disclosure.amount_financed_fen != principal:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"budget the amount financed, {disclosure.amount_financed_fen} fen (the principal "
-            "less the upfront fee)",
-        )
+    now = datetime.now(UTC)
+    try:
+        disclosure = offer_disclosure(record, body.budgets_fen, now=now)
+    except LoanOfferError as exc:
+        raise HTTPException(_OFFER_STATUS[type(exc)], str(exc)) from exc
     farmer_id = bytes.fromhex(record.decision.farmer_id[2:])
     with chain_call():
         info = contracts.tea_trace(chain).functions.farmer(farmer_id).call()
@@ -345,21 +318,21 @@ def issue_loan(
             status.HTTP_409_CONFLICT,
             "the farmer has no wallet on chain: the cooperative must register one first",
         )
-    draw_deadline = int(time.time()) + body.draw_days * 86_400
     mode = (
         ConfirmationMode.MERCHANT_CONFIRMS
         if body.confirmation is Confirmation.MERCHANT
         else ConfirmationMode.IMMEDIATE
     )
     with loan_call():
-        terms = LoanTerms.from_disclosure(
+        terms = escrow_terms(
+            record,
             disclosure,
-            farmer_id=farmer_id,
-            farmer=wallet,
-            lender=Web3.to_checksum_address(org.chain_address),
-            budgets_fen=dict(body.budgets_fen),
-            draw_deadline=draw_deadline,
+            body.budgets_fen,
+            now=now,
+            draw_days=body.draw_days,
             mode=mode,
+            farmer_wallet=wallet,
+            lender=Web3.to_checksum_address(org.chain_address),
         )
     if settings.environment != "production":  # development chains: role and eCNY on demand
         ensure_lender_role(chain, org, mint_fen=principal)
@@ -379,7 +352,7 @@ def issue_loan(
         rate_bps=record.decision.pricing.offered_rate_bps or 0,  # type: ignore[union-attr]
         apr_regz_pct=str(disclosure.apr_regz_pct),
         due_date=terms.due_date,
-        draw_deadline=draw_deadline,
+        draw_deadline=terms.draw_deadline,
         confirmation=body.confirmation,
         transaction=issued.tx_hash,
         disclosure=disclosure,

@@ -17,8 +17,8 @@ from chain.errors import revert_class
 from lending.loans import errors as loan_errors
 from lending.loans.disbursement import (
     ConfirmationMode,
+    EscrowTerms,
     LoanStatus,
-    LoanTerms,
     category_id,
     document_hash,
     end_of_day,
@@ -33,8 +33,8 @@ from lending.loans.settlement import (
     split_amount,
 )
 from lending.pricing.disclosure import disclose
-from lending.pricing.schedule import LoanTerms as Offer
 from lending.pricing.schedule import ScheduleKind
+from lending.pricing.schedule import ScheduleTerms as Offer
 from tests._fixtures import client_for
 from tests.contracts.conftest_loans import (
     COOP,
@@ -54,7 +54,7 @@ A3 = "0x" + "33" * 20
 H = keccak(text="h")
 
 
-def terms(**changes) -> LoanTerms:
+def terms(**changes) -> EscrowTerms:
     values = {
         "farmer_id": keccak(text="f"),
         "farmer": A1,
@@ -69,10 +69,10 @@ def terms(**changes) -> LoanTerms:
         "agent": A3,
     }
     values.update(changes)
-    return LoanTerms(**values)
+    return EscrowTerms(**values)
 
 
-# ---------------------------------------------------------------- LoanTerms
+# ---------------------------------------------------------------- EscrowTerms
 
 
 def test_params_are_in_the_contracts_order_with_sorted_categories():
@@ -127,7 +127,7 @@ def test_terms_from_a_disclosure():
         upfront_fee_fen=10_000,
     )
     d = disclose(offer)
-    t = LoanTerms.from_disclosure(
+    t = EscrowTerms.from_disclosure(
         d,
         farmer_id=keccak(text="f"),
         farmer=A1,
