@@ -251,7 +251,11 @@ def reverts(name: str, **expected: object) -> Iterator[pytest.ExceptionInfo[Exce
     with pytest.raises(kinds) as info:
         yield info
     error = info.value
-    values = error.args_by_name if isinstance(error, ContractRevertError) else error.values
+    if isinstance(error, ContractRevertError):
+        values = error.args_by_name
+    else:
+        assert error.name == name, (error.name, name)
+        values = error.values
     for key, value in expected.items():
         assert values[key] == value, (key, values)
 
