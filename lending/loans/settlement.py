@@ -26,6 +26,7 @@ from web3.contract import Contract
 
 from chain.client import ChainClient
 from chain.sender import Sender
+from indexer.seasons import allocate
 from lending.loans.disbursement import events_of
 from lending.loans.errors import SharesError, translate_reverts
 
@@ -41,13 +42,7 @@ def split_amount(amount_fen: int, weights: Sequence[int]) -> list[int]:
     then one more fen to the farmers with the largest remainders (ties: earlier farmer)."""
     if amount_fen < 0 or not weights or any(w <= 0 for w in weights):
         raise SharesError("need a non-negative amount and at least one positive weight")
-    total = sum(weights)
-    shares = [amount_fen * w // total for w in weights]
-    remainders = [amount_fen * w % total for w in weights]
-    left = amount_fen - sum(shares)
-    for i in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:left]:
-        shares[i] += 1
-    return shares
+    return [share for _, share in allocate(amount_fen, list(enumerate(weights)))]
 
 
 def _apportion(quotas: Mapping[bytes, Fraction]) -> dict[bytes, int]:
