@@ -27,6 +27,12 @@ from chain.client import ChainClient
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
 from chain.nodes import AnvilNode, free_port
 from chain.sender import Sender
+from lending.loans.contracts import (
+    DISTRIBUTOR_ROLE,
+    LENDER_ROLE,
+    REGISTRAR_ROLE,
+    SHARE_COMMITTER_ROLE,
+)
 from lending.loans.disbursement import ConfirmationMode, EscrowTerms, LoanDesk, category_id
 from lending.pricing.disclosure import disclose
 from lending.pricing.schedule import ScheduleKind
@@ -107,10 +113,10 @@ def _rig(client: ChainClient) -> _Rig:
     )
     admin = client.sender(ADMIN)
     admin.wait(admin.send_many([
-        registry.functions.grantRole(keccak(text="REGISTRAR_ROLE"), acct[REGISTRAR]),
-        factory.functions.grantRole(keccak(text="LENDER_ROLE"), acct[LENDER]),
-        settlement.functions.grantRole(keccak(text="SHARE_COMMITTER_ROLE"), acct[COOP]),
-        settlement.functions.grantRole(keccak(text="DISTRIBUTOR_ROLE"), acct[DISTRIBUTOR]),
+        registry.functions.grantRole(REGISTRAR_ROLE, acct[REGISTRAR]),
+        factory.functions.grantRole(LENDER_ROLE, acct[LENDER]),
+        settlement.functions.grantRole(SHARE_COMMITTER_ROLE, acct[COOP]),
+        settlement.functions.grantRole(DISTRIBUTOR_ROLE, acct[DISTRIBUTOR]),
         token.functions.mint(acct[LENDER], 10**13),
         token.functions.mint(acct[DISTRIBUTOR], 10**13),
     ], gas=300_000))  # fmt: skip

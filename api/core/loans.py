@@ -22,12 +22,9 @@ from api.core.chain import chain_call, same_address
 from api.core.models import Organisation
 from chain.client import ChainClient
 from chain.errors import ContractRevertError
+from lending.loans.contracts import LENDER_ROLE, LOAN_FACTORY
 from lending.loans.disbursement import LoanDesk
 from lending.loans.errors import ContractRuleError, LoanTermsError, OrderNotExecutedError
-from tealedger.system import role
-
-LENDER_ROLE = role("LENDER_ROLE")
-LOAN_FACTORY = "LoanFactory"
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from web3.types import TxReceipt
 
 from chain.client import ChainClient
 from chain.sender import PendingTx, Sender
+from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, PAYMENT_TOKEN
 from lending.loans.errors import LoanTermsError, OrderNotExecutedError, translate_reverts
 
 ORDER_GAS = 400_000
@@ -323,21 +324,21 @@ def _loan_issued(factory: Contract, receipt: TxReceipt) -> tuple[int, str]:
 class LoanDesk:
     """A lender's, farmer's or cooperative's handle on the loan contracts of one factory."""
 
-    def __init__(self, client: ChainClient, factory: str = "LoanFactory") -> None:
+    def __init__(self, client: ChainClient, factory: str = LOAN_FACTORY) -> None:
         self.client = client
         if Web3.is_address(factory):
-            self.factory = client.contract("LoanFactory", factory)
+            self.factory = client.contract(LOAN_FACTORY, factory)
         else:
             self.factory = client.contract(factory)
         token, registry = self.factory.functions.bindings().call()
-        self.token = client.contract("PaymentToken", token)
+        self.token = client.contract(PAYMENT_TOKEN, token)
         self.registry_address = str(registry)
 
     # -------------------------------------------------------------- contracts
 
     def escrow(self, address: str) -> Contract:
         """The LoanEscrow clone at `address`."""
-        return self.client.contract("LoanEscrow", address)
+        return self.client.contract(LOAN_ESCROW, address)
 
     def predict_escrow(self, terms: EscrowTerms) -> str:
         """Where `terms` will be issued (CREATE2: lender, farmer id, schedule hash)."""

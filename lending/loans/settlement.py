@@ -27,6 +27,7 @@ from web3.contract import Contract
 from chain.client import ChainClient
 from chain.sender import Sender
 from indexer.seasons import allocate
+from lending.loans.contracts import PAYMENT_TOKEN, SALE_SETTLEMENT
 from lending.loans.disbursement import events_of
 from lending.loans.errors import SharesError, translate_reverts
 
@@ -254,17 +255,17 @@ class SettlementDesk:
     """A cooperative's, processor's or distributor's handle on SaleSettlement."""
 
     def __init__(
-        self, client: ChainClient, settlement: str = "SaleSettlement", from_block: int = 0
+        self, client: ChainClient, settlement: str = SALE_SETTLEMENT, from_block: int = 0
     ) -> None:
         self.client = client
         self.from_block = from_block  # where event queries start (the deployment block)
         self.contract = (
-            client.contract("SaleSettlement", settlement)
+            client.contract(SALE_SETTLEMENT, settlement)
             if Web3.is_address(settlement)
             else client.contract(settlement)
         )
         token, _, _ = self.contract.functions.bindings().call()
-        self.token = client.contract("PaymentToken", token)
+        self.token = client.contract(PAYMENT_TOKEN, token)
 
     def commit_shares(self, lot: bytes, shares: Shares, by: Sender) -> tuple[FarmerShare, ...]:
         """Commit a lot's farmer shares (SHARE_COMMITTER_ROLE); returns them as committed."""

@@ -44,6 +44,7 @@ from lending.credit.policy import Outcome
 from lending.credit.profiles import IndexedConsentChecker, IndexedProfileReader
 from lending.credit.scorecard import load_model
 from lending.credit.store import CreditStore
+from lending.loans.contracts import DEV_LENDER, DEV_REGISTRAR
 from lending.loans.disbursement import (
     ORDER_GAS,
     EscrowTerms,
@@ -79,7 +80,6 @@ from tealedger.demo.season import (
     progress_bars,
 )
 from tealedger.demo.service import index_chain
-from tealedger.system import DEV_LENDER, DEV_REGISTRAR
 from traceability import contracts
 from traceability.consent import ConsentService
 from traceability.service import RecordingService
