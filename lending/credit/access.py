@@ -3,7 +3,7 @@
 `read_with_consent` is the one way a lender reads a profile: it checks the farmer's consent
 first (failing closed: a checker that cannot answer is a ConsentCheckError, never a yes), logs
 a refusal without reading, and logs every read with the block the profile was built at.
-`decide` reads through it, and so does the service's profile view.
+`decide` reads through it; so can the service's profile view, with its own `parse`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class ConsentChecker(Protocol):
     """Answers whether `lender` holds the farmer's active consent now.
 
     traceability.consent.ConsentService (on chain) and lending.credit.profiles
-    .IndexedConsentChecker (indexed) both satisfy it; lending imports neither.
+    .IndexedConsentChecker (indexed) both satisfy it structurally: lending never imports
+    traceability.
     """
 
     def has_consent(self, farmer_id: str, lender: str) -> bool:
