@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+from eth_utils import keccak
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 from web3 import Web3
 from web3.contract import Contract
@@ -21,16 +22,14 @@ from api.core.errors import Conflict, Invalid, NotFound, Unavailable
 from api.core.models import Organisation, Role
 from chain.client import ChainClient
 from chain.sender import Sender
+from lending.loans.contracts import DEV_REGISTRAR, MERCHANT_REGISTRY, REGISTRAR_ROLE
 from lending.loans.disbursement import category_id as lending_category_id
-from tealedger.system import DEV_REGISTRAR, role
 from traceability import contracts
 
 # Development chains only: what a new organisation is given to pay for gas.
 DEV_GAS_WEI = 10 * 10**18
 DEV_GAS_FLOOR_WEI = 10**18
 
-MERCHANT_REGISTRY = "MerchantRegistry"
-REGISTRAR_ROLE = "REGISTRAR_ROLE"
 MAX_APPROVAL_CATEGORIES = 16
 MAX_CATEGORY_NAME = 100
 UINT64_MAX = 2**64 - 1
@@ -53,12 +52,12 @@ class ChainRole:
     @property
     def role_id(self) -> bytes:
         """The OpenZeppelin role id (keccak256 of the name)."""
-        return role(self.role)
+        return keccak(text=self.role)
 
 
 SHARE_COMMITTER = ChainRole("SaleSettlement", "SHARE_COMMITTER_ROLE")
-# Every on-chain role each organisation role needs (tealedger.system grants the same ones to
-# the development accounts). Nobody gets REGISTRAR_ROLE here: merchants are approved by the
+# Every on-chain role each organisation role needs (deploy grants the same ones to the
+# development accounts). Nobody gets REGISTRAR_ROLE here: merchants are approved by the
 # service's registrar account (see registrar_sender), and no organisation role is a registrar.
 CHAIN_ROLES: dict[Role, tuple[ChainRole, ...]] = {
     Role.COOPERATIVE: (ChainRole(contracts.TEA_TRACE, "COOPERATIVE_ROLE"), SHARE_COMMITTER),
@@ -290,9 +289,9 @@ def registrar_sender(chain: ChainClient) -> Sender:
 
 def _require_registrar(registry: Contract, registrar: str) -> None:
     """409 unless the signing account holds REGISTRAR_ROLE on the registry."""
-    if not registry.functions.hasRole(role(REGISTRAR_ROLE), registrar).call():
+    if not registry.functions.hasRole(REGISTRAR_ROLE, registrar).call():
         raise Conflict(
-            f"the registrar account {registrar} does not hold {REGISTRAR_ROLE} on "
+            f"the registrar account {registrar} does not hold REGISTRAR_ROLE on "
             f"{MERCHANT_REGISTRY} {registry.address}: an admin of the registry must grant it "
             "(no account can grant itself a role); nothing was sent"
         )

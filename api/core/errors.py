@@ -34,15 +34,15 @@ from chain.errors import (
 )
 from chain.sender import TRANSIENT
 from indexer.errors import IndexerError
-from lending.credit.decision import (
+from lending.errors import (
     ConsentCheckError,
     ConsentRequiredError,
+    DecisionNotFoundError,
     InvalidRequestError,
+    LendingError,
+    ProfileDataError,
     ProfileNotFoundError,
 )
-from lending.credit.features import ProfileDataError
-from lending.credit.store import DecisionNotFoundError
-from lending.errors import LendingError
 from lending.loans.errors import ContractRuleError, LoanTermsError, OrderNotExecutedError
 from traceability.errors import (
     ChainRejectedError,

@@ -5,7 +5,7 @@ own metadata and names, so they sit beside the API's. Scoring reads profiles thr
 lending.credit.profiles.IndexedProfileReader; this module adds what the routes need around it:
 a cached read engine, 503 while nothing is indexed, id parsing, and the list of farmers whose
 latest indexed consent for a lender is active. Whether a profile may be read is decided on
-chain at the moment of the read (lending.credit.decision.ChainConsentChecker), not here.
+chain at the moment of the read (traceability.consent.ConsentService), not here.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from api.core.errors import Unavailable
 from api.core.ids import parse_id
 from indexer.db import make_engine
 from indexer.models import Consent, Farmer
-from indexer.profiles import FarmerNotFoundError, FarmerProfile, load_profile
 
 
 @cache
@@ -49,12 +48,10 @@ def farmer_bytes(farmer_id: str) -> bytes:
     return parse_id(farmer_id.lower(), "farmer")
 
 
-def profile_of(conn: Connection, farmer: bytes) -> FarmerProfile | None:
-    """The indexed profile, or None for a farmer never indexed."""
-    try:
-        return load_profile(conn, farmer)
-    except FarmerNotFoundError:
-        return None
+def is_indexed(conn: Connection, farmer: bytes) -> bool:
+    """Whether the indexer has seen the farmer registered."""
+    found = conn.execute(select(Farmer.farmer).where(Farmer.farmer == farmer))  # type: ignore[arg-type]
+    return found.first() is not None
 
 
 def consenting_farmers(

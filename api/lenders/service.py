@@ -14,18 +14,18 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 from weakref import WeakKeyDictionary
 
-from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Engine, select
 from web3 import Web3
 
 from api.core.chain import factory_escrow, loan_desk, org_sender
-from api.core.errors import Conflict, Forbidden, Invalid, NotFound
+from api.core.errors import Conflict, Forbidden, NotFound, register_status
 from api.core.ids import same_address
 from api.core.models import Organisation
 from api.core.pagination import Page, PageParams
@@ -35,31 +35,36 @@ from api.lenders.profiles import (
     farmer_bytes,
     indexed_read,
     indexer_engine,
-    profile_of,
+    is_indexed,
 )
 from chain.client import ChainClient
 from indexer.models import Checkpoint
 from indexer.profiles import FarmerProfile
-from lending.credit.decision import (
-    AccessOutcome,
-    ChainConsentChecker,
-    DecisionRecord,
-    Outcome,
-    ProfileAccess,
-    decide,
-)
-from lending.credit.features import ProfileDataError
+from lending.credit.access import read_with_consent
+from lending.credit.decision import DecisionRecord, decide
 from lending.credit.profiles import IndexedProfileReader
 from lending.credit.scorecard import load_model
 from lending.credit.store import CreditStore
-from lending.loans.disbursement import ConfirmationMode, LoanState, LoanTerms
-from lending.pricing.disclosure import Disclosure, disclose
-from lending.pricing.schedule import LoanTerms as ScheduleTerms
-from traceability import contracts
+from lending.errors import (
+    BudgetsNotFinancedError,
+    DecisionExpiredError,
+    DecisionNotApprovedError,
+    PrincipalOverLimitError,
+    ProfileDataError,
+)
+from lending.loans.contracts import LENDER_ROLE
+from lending.loans.disbursement import ConfirmationMode, LoanState
+from lending.loans.offers import escrow_terms, offer_disclosure
+from lending.pricing.disclosure import Disclosure
+from traceability.consent import ConsentService
 from traceability.contracts import farmer_record
 
-DECISION_VALID_DAYS = 30
-LENDER_ROLE = keccak(text="LENDER_ROLE")
+# A decision that cannot become a loan conflicts with its state; budgets the offer cannot take
+# are a bad request body (lending.loans.offers).
+register_status(DecisionNotApprovedError, 409)
+register_status(DecisionExpiredError, 409)
+register_status(PrincipalOverLimitError, 422)
+register_status(BudgetsNotFinancedError, 422)
 _STORES: WeakKeyDictionary[Engine, CreditStore] = WeakKeyDictionary()
 
 # --------------------------------------------------------------------------- models
@@ -160,20 +165,30 @@ def _profiles(settings: ApiSettings) -> IndexedProfileReader:
     return IndexedProfileReader(indexer_engine(settings.database_url))
 
 
-def _consent(chain: ChainClient, farmer_id: str, lender: str) -> bool:
-    """The farmer's consent for `lender` now, on chain (ConsentCheckError, 503, if unreadable)."""
-    checker = ChainConsentChecker.from_client(chain, contracts.CONSENT_REGISTRY)
-    return checker.has_consent(farmer_id, lender)
-
-
-def _indexed_profile(settings: ApiSettings, farmer_id: str) -> tuple[str, FarmerProfile]:
-    """(normalized id, profile); 422 for a malformed id, 404 for a farmer never indexed."""
+def _indexed_farmer(settings: ApiSettings, farmer_id: str) -> str:
+    """The normalized 0x id; 422 for a malformed id, 404 for a farmer never indexed."""
     farmer = farmer_bytes(farmer_id)
     with indexed_read(indexer_engine(settings.database_url)) as conn:
-        profile = profile_of(conn, farmer)
-    if profile is None:
-        raise NotFound(f"farmer 0x{farmer.hex()} has not been indexed")
-    return "0x" + farmer.hex(), profile
+        if not is_indexed(conn, farmer):
+            raise NotFound(f"farmer 0x{farmer.hex()} has not been indexed")
+    return "0x" + farmer.hex()
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A profile as read, with the block it reflects (what the access log records)."""
+
+    profile: FarmerProfile
+
+    @property
+    def block_number(self) -> int:
+        """The indexed block the profile is valid at."""
+        return self.profile.valid_at.block_number
+
+    @property
+    def block_hash(self) -> str:
+        """That block's hash."""
+        return self.profile.valid_at.block_hash
 
 
 # --------------------------------------------------------------------------- farmers
@@ -196,20 +211,19 @@ def list_farmers(settings: ApiSettings, org: Organisation, page: PageParams) -> 
 def read_profile(
     engine: Engine, settings: ApiSettings, chain: ChainClient, org: Organisation, farmer_id: str
 ) -> FarmerProfile:
-    """The farmer's profile with consent (else 403); the read or refusal is logged."""
-    fid, profile = _indexed_profile(settings, farmer_id)
-    lender = org.chain_address.lower()
-    store = credit_store(engine)
-    access = {"farmer_id": fid, "lender": lender, "purpose": "profile_view",
-              "at": datetime.now(UTC)}  # fmt: skip
-    if not _consent(chain, fid, lender):
-        store.record_access(ProfileAccess(**access, outcome=AccessOutcome.REFUSED_NO_CONSENT))
-        raise Forbidden(f"farmer {fid} has not given you an active consent; nothing was read")
-    store.record_access(ProfileAccess(
-        **access, outcome=AccessOutcome.READ, block_number=profile.valid_at.block_number,
-        block_hash=profile.valid_at.block_hash,
-    ))  # fmt: skip
-    return profile
+    """The farmer's profile with consent on chain (403 without, 503 if it cannot be checked);
+    the read or the refusal is logged (lending.credit.access.read_with_consent)."""
+    read = read_with_consent(
+        _indexed_farmer(settings, farmer_id),
+        org.chain_address.lower(),
+        purpose="profile_view",
+        consent=ConsentService(chain),
+        profiles=_profiles(settings),
+        access_log=credit_store(engine),
+        parse=lambda profile: _Read(profile),  # type: ignore[arg-type]
+        at=datetime.now(UTC),
+    )
+    return read.profile
 
 
 # --------------------------------------------------------------------------- decisions
@@ -219,15 +233,14 @@ def make_decision(
     engine: Engine, settings: ApiSettings, chain: ChainClient, org: Organisation, farmer_id: str
 ) -> DecisionRecord:
     """Score the farmer (consent checked and the read logged by `decide`) and store it."""
-    fid, _ = _indexed_profile(settings, farmer_id)
+    fid = _indexed_farmer(settings, farmer_id)
     store = credit_store(engine)
-    checker = ChainConsentChecker.from_client(chain, contracts.CONSENT_REGISTRY)
     try:
         return decide(
             fid,
             org.chain_address,
             profiles=_profiles(settings),
-            consent=checker,
+            consent=ConsentService(chain),
             access_log=store,
             model=load_model(),
             store=store,
@@ -259,37 +272,6 @@ def latest_decision(engine: Engine, org: Organisation, farmer_id: str) -> Decisi
 # --------------------------------------------------------------------------- loans
 
 
-def _offer(record: DecisionRecord, principal: int) -> Disclosure:
-    """The disclosure of `principal` at the decision's offered rate and product terms."""
-    d = record.decision
-    if d.outcome is not Outcome.APPROVE or d.pricing is None or d.pricing.offered_rate_bps is None:
-        raise Conflict(
-            f"decision {record.decision_id} is {d.outcome.value}: only an approved decision "
-            "can become a loan"
-        )
-    if record.decided_at < datetime.now(UTC) - timedelta(days=DECISION_VALID_DAYS):
-        raise Conflict(
-            f"decision {record.decision_id} is older than {DECISION_VALID_DAYS} days: decide again"
-        )
-    if principal > d.limit_fen:
-        raise Invalid(
-            f"the budgets add up to {principal} fen, above the decision's limit of "
-            f"{d.limit_fen} fen"
-        )
-    product = d.policy.product
-    terms = ScheduleTerms(
-        principal_fen=principal,
-        annual_rate=d.pricing.offered_rate_bps,
-        term_months=product.term_months,
-        kind=product.kind,
-        start=max(d.contract_date, datetime.now(UTC).date()),
-        upfront_fee_fen=principal * product.upfront_fee_bps // 10_000,
-        grace_months=product.grace_months,
-        penalty_rate_bps=product.penalty_rate_bps,
-    )
-    return disclose(terms, d.policy.cap_policy())
-
-
 def issue_loan(
     engine: Engine,
     settings: ApiSettings,
@@ -301,30 +283,25 @@ def issue_loan(
     """Issue and fund an escrow loan from your approved decision."""
     record = own_decision(engine, org, decision_id)
     principal = sum(body.budgets_fen.values())
-    disclosure = _offer(record, principal)
-    if disclosure.amount_financed_fen != principal:
-        raise Invalid(
-            f"budget the amount financed, {disclosure.amount_financed_fen} fen (the principal "
-            "less the upfront fee)"
-        )
-    farmer_id = bytes.fromhex(record.decision.farmer_id[2:])
-    wallet = farmer_record(chain, farmer_id).wallet
+    now = datetime.now(UTC)
+    disclosure = offer_disclosure(record, body.budgets_fen, now=now)
+    wallet = farmer_record(chain, bytes.fromhex(record.decision.farmer_id[2:])).wallet
     if wallet is None:
         raise Conflict("the farmer has no wallet on chain: the cooperative must register one first")
-    draw_deadline = int(time.time()) + body.draw_days * 86_400
     mode = (
         ConfirmationMode.MERCHANT_CONFIRMS
         if body.confirmation is Confirmation.MERCHANT
         else ConfirmationMode.IMMEDIATE
     )
-    terms = LoanTerms.from_disclosure(
+    terms = escrow_terms(
+        record,
         disclosure,
-        farmer_id=farmer_id,
-        farmer=wallet,
-        lender=Web3.to_checksum_address(org.chain_address),
-        budgets_fen=dict(body.budgets_fen),
-        draw_deadline=draw_deadline,
+        body.budgets_fen,
+        now=now,
+        draw_days=body.draw_days,
         mode=mode,
+        farmer_wallet=wallet,
+        lender=Web3.to_checksum_address(org.chain_address),
     )
     if settings.environment != "production":  # development chains: role and eCNY on demand
         ensure_lender_role(chain, org, mint_fen=principal)
@@ -343,7 +320,7 @@ def issue_loan(
         rate_bps=record.decision.pricing.offered_rate_bps or 0,  # type: ignore[union-attr]
         apr_regz_pct=str(disclosure.apr_regz_pct),
         due_date=terms.due_date,
-        draw_deadline=draw_deadline,
+        draw_deadline=terms.draw_deadline,
         confirmation=body.confirmation,
         transaction=issued.tx_hash,
         disclosure=disclosure,

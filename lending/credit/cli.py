@@ -15,18 +15,18 @@ import typer
 from pydantic import ValidationError
 
 from indexer.db import default_database_url
-from lending.credit.decision import DecisionRecord, ReplayMismatchError, ReplayResult, replay
+from lending.credit.decision import DecisionRecord
 from lending.credit.fairness import (
     DEFAULT_N,
     DEFAULT_SEED,
     FairnessReport,
-    FairnessThresholdError,
     FairnessThresholds,
     run_fairness,
 )
-from lending.credit.features import CreditError
+from lending.credit.replay import ReplayResult, replay
 from lending.credit.scorecard import load_model
 from lending.credit.store import store_for_url
+from lending.errors import CreditError, FairnessThresholdError, ReplayMismatchError
 from lending.pricing.lpr import load_lpr_table
 from lending.pricing.units import format_fen
 

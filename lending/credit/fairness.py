@@ -22,18 +22,13 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lending.credit.decision import (
-    DEFAULT_POLICY,
-    CapAction,
-    CreditPolicy,
-    Outcome,
-    ScoreBand,
-    assess,
-    price_offer,
-)
-from lending.credit.features import CreditError, CreditFeatures, snapshot_from_profile
+from lending.credit.decision import assess
+from lending.credit.features import CreditFeatures, snapshot_from_profile
+from lending.credit.policy import DEFAULT_POLICY, CapAction, CreditPolicy, Outcome, ScoreBand
+from lending.credit.price import price_offer
 from lending.credit.scorecard import Scorecard, load_model
 from lending.credit.simulation import AS_OF, Population, SimulatedFarmer, simulate_population
+from lending.errors import FairnessThresholdError
 from lending.pricing.lpr import LprTable
 
 ATTRIBUTES: tuple[str, ...] = ("gender", "ethnicity", "age_band", "village")
@@ -43,18 +38,6 @@ CONTRACT_DATE = date(2025, 12, 1)
 
 Scorer = Callable[[SimulatedFarmer, CreditFeatures], int]
 """Score of one simulated farmer; the production scorer sees only the features."""
-
-
-class FairnessThresholdError(CreditError):
-    """A fairness ratio is below its configured threshold."""
-
-    def __init__(self, failures: Sequence[RatioCheck]) -> None:
-        self.failures = tuple(failures)
-        parts = [f.describe() for f in failures]
-        super().__init__(
-            "fairness report failed: " + "; ".join(parts) + ". Do not deploy this model/policy: "
-            "find the feature or rule that acts as a proxy of the attribute and remove it"
-        )
 
 
 class FairnessThresholds(BaseModel):

@@ -1,4 +1,4 @@
-"""Credit features from a farmer's on-chain profile, and the errors of credit scoring.
+"""Credit features from a farmer's on-chain profile.
 
 "Lend on data, not on the person": every feature is computed from the indexed chain events of
 the farmer's profile (harvests, grades, plots, sales, quality attestations, recalls, loans).
@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lending.errors import LendingError
+from lending.errors import ProfileDataError
 
 if TYPE_CHECKING:
     from indexer.profiles import FarmerProfile
@@ -84,26 +84,6 @@ MAX_V1_CV_BPS = round(math.sqrt(12 - 1) * 10_000)
 """The same for the 12 monthly incomes of scorecard v1: the bound of stored v1 decisions."""
 
 _HEX32 = re.compile(r"^0x[0-9a-f]{64}$")
-
-
-# ----------------------------------------------------------------------------- errors
-
-
-class CreditError(LendingError):
-    """Root of the errors of credit scoring, decisions and fairness reporting."""
-
-
-class ProfileDataError(CreditError):
-    """A profile field is missing or invalid: the farmer cannot be scored until it is fixed."""
-
-    def __init__(self, field: str, problem: str, farmer_id: str | None = None) -> None:
-        self.field = field
-        self.farmer_id = farmer_id
-        who = f"profile of farmer {farmer_id}" if farmer_id else "profile"
-        super().__init__(
-            f"{who}: field {field!r} {problem}; no decision was made: rebuild the profile "
-            "from the indexer (indexer/profiles.py) and apply again"
-        )
 
 
 # ----------------------------------------------------------------------------- hashing

@@ -1,15 +1,15 @@
 """Profiles and consents for credit decisions, read from the indexer's database.
 
-`IndexedProfileReader` implements lending.credit.decision.ProfileReader with
+`IndexedProfileReader` implements lending.credit.access.ProfileReader with
 indexer.profiles.load_profile (the `FarmerProfile` valid at the indexer's checkpoint);
-`IndexedConsentChecker` implements lending.credit.decision.ConsentChecker with
+`IndexedConsentChecker` implements lending.credit.access.ConsentChecker with
 indexer.profiles.has_consent (the farmer's latest indexed ConsentRegistry event for the
-lender). The chain-backed alternative is lending.credit.decision.ChainConsentChecker.
+lender). The chain-backed alternative is traceability.consent.ConsentService.
 
 Consent fails closed: an unreadable database is a ConsentCheckError, never a yes, and a consent
 counts as expired once either the wall clock or the indexed chain time passes its expiry. The
 index can lag the chain: a revocation is seen once it is indexed, so a lender that must honour
-revocations to the block uses ChainConsentChecker.
+revocations to the block uses ConsentService.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from indexer.db import make_engine
 from indexer.models import Checkpoint, WindowBlock
 from indexer.profiles import FarmerNotFoundError, FarmerProfile, has_consent, load_profile
-from lending.credit.decision import ConsentCheckError, InvalidRequestError, ProfileNotFoundError
+from lending.errors import ConsentCheckError, InvalidRequestError, ProfileNotFoundError
 
 
 def _engine(engine_or_url: Engine | str) -> Engine:

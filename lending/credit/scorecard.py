@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from lending.credit.features import (
     FEATURE_SPECS,
     SPECS_BY_NAME,
-    CreditError,
     CreditFeatures,
     Direction,
     canonical_json,
@@ -39,6 +38,7 @@ from lending.credit.features import (
     sha256_hex,
     snapshot_from_profile,
 )
+from lending.errors import ModelError
 
 SCHEMA = "tealedger.scorecard/1"
 MODEL_DIR = Path(__file__).with_name("model")
@@ -46,10 +46,6 @@ DEFAULT_MODEL_FILE = MODEL_DIR / "scorecard-v2.json"
 MIN_IV = 0.02
 MAX_BINS = 6
 MIN_BIN_SHARE = 0.05
-
-
-class ModelError(CreditError):
-    """A scorecard file is missing, malformed, not monotone or altered after fitting."""
 
 
 class Scaling(BaseModel):

@@ -6,98 +6,27 @@ has no such method, the ORM refuses flushes that would, and `create_tables` adds
 triggers (SQLite and PostgreSQL) that abort any UPDATE or DELETE. Reading a decision re-hashes
 its JSON, so a row altered behind the database's back is reported, not trusted.
 
-The service and the CLIs get both tables and their triggers from the project's one Alembic
-history (indexer/migrations, revision 0003, which froze `trigger_ddl`); `create_tables` stays
-for stand-alone stores of tests and benchmarks that hold nothing else.
+The tables are lending.credit.models. The service and the CLIs get both tables and their
+triggers from the project's one Alembic history (migrations/, revision 0003, which froze
+`trigger_ddl`); `create_tables` stays for stand-alone stores of tests and benchmarks that hold
+nothing else.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, Engine, Text, event, text
-from sqlalchemy.orm import Mapper
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlalchemy import Engine, text
+from sqlmodel import Session, SQLModel, col, select
 
-from lending.credit.decision import AccessOutcome, DecisionRecord, ProfileAccess
-from lending.credit.features import CreditError, canonical_json, sha256_hex
+from lending.credit.access import AccessOutcome, ProfileAccess
+from lending.credit.decision import DecisionRecord
+from lending.credit.features import canonical_json, sha256_hex
+from lending.credit.models import CreditDecisionRow, ProfileAccessRow
+from lending.errors import DecisionNotFoundError, DecisionStoreError, RecordTamperedError
 
 INSERT_ONLY_TABLES = ("credit_decision", "profile_access_log")
-
-
-class DecisionStoreError(CreditError):
-    """Base of errors reading or writing stored decisions."""
-
-
-class DecisionNotFoundError(DecisionStoreError):
-    """No stored decision has this id."""
-
-
-class ImmutableRecordError(DecisionStoreError):
-    """Something tried to change or delete an insert-only row."""
-
-
-class RecordTamperedError(DecisionStoreError):
-    """A stored row's content no longer matches the hash stored with it."""
-
-
-class CreditDecisionRow(SQLModel, table=True):
-    """One credit decision, as stored: query columns, the full record JSON and its hash."""
-
-    __tablename__ = "credit_decision"
-
-    id: int | None = Field(default=None, primary_key=True)
-    decision_id: str = Field(index=True, unique=True, max_length=32)
-    farmer_id: str = Field(index=True, max_length=66)
-    lender: str = Field(index=True, max_length=42)
-    decided_at: datetime
-    contract_date: date
-    profile_block_number: int = Field(sa_column=Column(BigInteger, nullable=False))
-    profile_block_hash: str = Field(max_length=66)
-    model_version: str = Field(index=True, max_length=64)
-    policy_hash: str = Field(max_length=64)
-    score: int
-    band: str = Field(max_length=16)
-    outcome: str = Field(max_length=16)
-    limit_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
-    offered_rate_bps: int | None = None
-    cap_rule: str | None = Field(default=None, max_length=64)
-    cap_action: str | None = Field(default=None, max_length=32)
-    reason_codes: str = Field(max_length=256)
-    """Comma-separated reason codes, most points lost first."""
-    record_json: str = Field(sa_column=Column(Text, nullable=False))
-    content_hash: str = Field(unique=True, max_length=64)
-    """sha256 of record_json."""
-
-
-class ProfileAccessRow(SQLModel, table=True):
-    """One attempt by a lender to read a farmer's profile (read or refused)."""
-
-    __tablename__ = "profile_access_log"
-
-    id: int | None = Field(default=None, primary_key=True)
-    farmer_id: str = Field(index=True, max_length=66)
-    lender: str = Field(index=True, max_length=42)
-    purpose: str = Field(max_length=64)
-    outcome: str = Field(max_length=32)
-    at: datetime
-    decision_id: str | None = Field(default=None, index=True, max_length=32)
-    block_number: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    block_hash: str | None = Field(default=None, max_length=66)
-    content_hash: str = Field(max_length=64)
-
-
-@event.listens_for(CreditDecisionRow, "before_update")
-@event.listens_for(CreditDecisionRow, "before_delete")
-@event.listens_for(ProfileAccessRow, "before_update")
-@event.listens_for(ProfileAccessRow, "before_delete")
-def _refuse_change(_mapper: Mapper, _connection: object, target: SQLModel) -> None:
-    """ORM guard: insert-only rows are never updated or deleted."""
-    raise ImmutableRecordError(
-        f"{type(target).__tablename__} is insert-only; record a new decision instead"
-    )
 
 
 def trigger_ddl(dialect: str) -> list[str]:
@@ -283,14 +212,3 @@ def store_for_url(url: str, *, create: bool = False) -> CreditStore:
     if create:
         migrate(engine)
     return CreditStore(engine)
-
-
-def stored_ids(store: CreditStore, limit: int = 20) -> Sequence[str]:
-    """The most recent decision ids (for listings and error messages)."""
-    stmt = (
-        select(CreditDecisionRow.decision_id)
-        .order_by(col(CreditDecisionRow.id).desc())
-        .limit(limit)
-    )
-    with Session(store.engine) as session:
-        return list(session.exec(stmt).all())

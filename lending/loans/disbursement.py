@@ -1,6 +1,6 @@
 """Issue purpose-bound loans and move their money: escrow, merchant payments, repayment.
 
-The "1 second" path: an approved decision (`LoanTerms`) becomes a funded LoanEscrow clone in one
+The "1 second" path: an approved decision (`EscrowTerms`) becomes a funded LoanEscrow clone in one
 transaction (`LoanFactory.issueAndFundLoan`), and the first merchant payment is sent right behind
 it without waiting, to the escrow address CREATE2 makes known in advance
 (`LoanDesk.disburse_first_payment`). Reverts surface as the named errors of lending.loans.errors.
@@ -24,6 +24,7 @@ from web3.types import TxReceipt
 
 from chain.client import ChainClient
 from chain.sender import PendingTx, Sender
+from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, PAYMENT_TOKEN
 from lending.loans.errors import LoanTermsError, OrderNotExecutedError, translate_reverts
 
 ORDER_GAS = 400_000
@@ -107,7 +108,7 @@ def _is_fen(value: object) -> bool:
 
 
 @dataclass(frozen=True)
-class LoanTerms:
+class EscrowTerms:
     """An approved credit decision, ready to be issued on chain (amounts in fen, times unix)."""
 
     farmer_id: bytes
@@ -224,7 +225,7 @@ class LoanTerms:
         default_days: int = 30,
         agent: str | None = None,
         mode: ConfirmationMode = ConfirmationMode.IMMEDIATE,
-    ) -> LoanTerms:
+    ) -> EscrowTerms:
         """Terms from a lending.pricing.disclosure.Disclosure: the escrow holds the amount financed
         (what the farmer receives) and the total due is the total repayment."""
         return cls(
@@ -323,23 +324,23 @@ def _loan_issued(factory: Contract, receipt: TxReceipt) -> tuple[int, str]:
 class LoanDesk:
     """A lender's, farmer's or cooperative's handle on the loan contracts of one factory."""
 
-    def __init__(self, client: ChainClient, factory: str = "LoanFactory") -> None:
+    def __init__(self, client: ChainClient, factory: str = LOAN_FACTORY) -> None:
         self.client = client
         if Web3.is_address(factory):
-            self.factory = client.contract("LoanFactory", factory)
+            self.factory = client.contract(LOAN_FACTORY, factory)
         else:
             self.factory = client.contract(factory)
         token, registry = self.factory.functions.bindings().call()
-        self.token = client.contract("PaymentToken", token)
+        self.token = client.contract(PAYMENT_TOKEN, token)
         self.registry_address = str(registry)
 
     # -------------------------------------------------------------- contracts
 
     def escrow(self, address: str) -> Contract:
         """The LoanEscrow clone at `address`."""
-        return self.client.contract("LoanEscrow", address)
+        return self.client.contract(LOAN_ESCROW, address)
 
-    def predict_escrow(self, terms: LoanTerms) -> str:
+    def predict_escrow(self, terms: EscrowTerms) -> str:
         """Where `terms` will be issued (CREATE2: lender, farmer id, schedule hash)."""
         fn = self.factory.functions.predictEscrow(
             to_checksum_address(terms.lender), terms.farmer_id, terms.schedule_hash
@@ -358,7 +359,7 @@ class LoanDesk:
         with translate_reverts():
             return lender.transact(self.token.functions.approve(self.factory.address, amount_fen))
 
-    def send_issue(self, terms: LoanTerms, lender: Sender, *, fund: bool = True) -> PendingTx:
+    def send_issue(self, terms: EscrowTerms, lender: Sender, *, fund: bool = True) -> PendingTx:
         """Send the issuing transaction without waiting (raises the named error on a revert)."""
         self._check_lender(terms, lender)
         fn = self.factory.functions
@@ -366,7 +367,7 @@ class LoanDesk:
         with translate_reverts():
             return lender.send(call(terms.params()))
 
-    def issue(self, terms: LoanTerms, lender: Sender, *, fund: bool = True) -> IssuedLoan:
+    def issue(self, terms: EscrowTerms, lender: Sender, *, fund: bool = True) -> IssuedLoan:
         """Issue (and by default fund) a loan; returns its id and escrow."""
         pending = self.send_issue(terms, lender, fund=fund)
         with translate_reverts():
@@ -386,7 +387,7 @@ class LoanDesk:
         )
 
     @staticmethod
-    def _check_lender(terms: LoanTerms, lender: Sender) -> None:
+    def _check_lender(terms: EscrowTerms, lender: Sender) -> None:
         """The terms name the sending lender (the factory makes the caller the lender)."""
         if terms.lender.lower() != lender.address.lower():
             raise LoanTermsError(f"terms name lender {terms.lender} but {lender.address} sends")
@@ -476,7 +477,7 @@ class LoanDesk:
 
     def disburse_first_payment(
         self,
-        terms: LoanTerms,
+        terms: EscrowTerms,
         lender: Sender,
         orderer: Sender,
         merchant: str,

@@ -19,6 +19,7 @@ from web3.types import TxReceipt
 
 from chain.client import ChainClient
 from chain.sender import Sender
+from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, MERCHANT_REGISTRY
 from lending.loans.disbursement import category_id
 from lending.loans.errors import translate_reverts
 
@@ -72,11 +73,11 @@ class MerchantDesk:
     """A registrar's handle on the MerchantRegistry."""
 
     def __init__(
-        self, client: ChainClient, registry: str = "MerchantRegistry", from_block: int = 0
+        self, client: ChainClient, registry: str = MERCHANT_REGISTRY, from_block: int = 0
     ) -> None:
         self.client = client
         self.from_block = from_block  # where event queries start (the deployment block)
-        self.registry = _contract(client, "MerchantRegistry", registry)
+        self.registry = _contract(client, MERCHANT_REGISTRY, registry)
 
     def register_category(self, name: str, by: Sender) -> bytes:
         """Register a spending category; returns its id (keccak256 of the name)."""
@@ -121,9 +122,9 @@ class MerchantDesk:
         return {bytes(e["args"]["category"]): str(e["args"]["name"]) for e in logs}
 
 
-def escrows_of(client: ChainClient, factory: str = "LoanFactory", from_block: int = 0) -> list[str]:
+def escrows_of(client: ChainClient, factory: str = LOAN_FACTORY, from_block: int = 0) -> list[str]:
     """Every escrow the factory issued, in loan order."""
-    contract = _contract(client, "LoanFactory", factory)
+    contract = _contract(client, LOAN_FACTORY, factory)
     logs = contract.events.LoanIssued().get_logs(from_block=from_block)
     return [str(e["args"]["escrow"]) for e in sorted(logs, key=lambda e: e["args"]["loanId"])]
 
@@ -138,7 +139,7 @@ def payments_received(
     client: ChainClient,
     merchant: str,
     *,
-    factory: str = "LoanFactory",
+    factory: str = LOAN_FACTORY,
     from_block: int = 0,
     category_names: Mapping[bytes, str] | None = None,
 ) -> list[MerchantPayment]:
@@ -146,7 +147,7 @@ def payments_received(
     escrows = escrows_of(client, factory, from_block)
     if not escrows:
         return []
-    decoder = client.contract("LoanEscrow", escrows[0]).events.LoanDisbursed()
+    decoder = client.contract(LOAN_ESCROW, escrows[0]).events.LoanDisbursed()
     topic0 = event_abi_to_log_topic(decoder.abi)
     merchant_topic = b"\x00" * 12 + bytes.fromhex(to_checksum_address(merchant)[2:])
     payments: list[MerchantPayment] = []

@@ -26,6 +26,8 @@ from web3.contract import Contract
 
 from chain.client import ChainClient
 from chain.sender import Sender
+from indexer.seasons import allocate
+from lending.loans.contracts import PAYMENT_TOKEN, SALE_SETTLEMENT
 from lending.loans.disbursement import events_of
 from lending.loans.errors import SharesError, translate_reverts
 
@@ -41,13 +43,7 @@ def split_amount(amount_fen: int, weights: Sequence[int]) -> list[int]:
     then one more fen to the farmers with the largest remainders (ties: earlier farmer)."""
     if amount_fen < 0 or not weights or any(w <= 0 for w in weights):
         raise SharesError("need a non-negative amount and at least one positive weight")
-    total = sum(weights)
-    shares = [amount_fen * w // total for w in weights]
-    remainders = [amount_fen * w % total for w in weights]
-    left = amount_fen - sum(shares)
-    for i in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:left]:
-        shares[i] += 1
-    return shares
+    return [share for _, share in allocate(amount_fen, list(enumerate(weights)))]
 
 
 def _apportion(quotas: Mapping[bytes, Fraction]) -> dict[bytes, int]:
@@ -259,17 +255,17 @@ class SettlementDesk:
     """A cooperative's, processor's or distributor's handle on SaleSettlement."""
 
     def __init__(
-        self, client: ChainClient, settlement: str = "SaleSettlement", from_block: int = 0
+        self, client: ChainClient, settlement: str = SALE_SETTLEMENT, from_block: int = 0
     ) -> None:
         self.client = client
         self.from_block = from_block  # where event queries start (the deployment block)
         self.contract = (
-            client.contract("SaleSettlement", settlement)
+            client.contract(SALE_SETTLEMENT, settlement)
             if Web3.is_address(settlement)
             else client.contract(settlement)
         )
         token, _, _ = self.contract.functions.bindings().call()
-        self.token = client.contract("PaymentToken", token)
+        self.token = client.contract(PAYMENT_TOKEN, token)
 
     def commit_shares(self, lot: bytes, shares: Shares, by: Sender) -> tuple[FarmerShare, ...]:
         """Commit a lot's farmer shares (SHARE_COMMITTER_ROLE); returns them as committed."""

@@ -25,9 +25,9 @@ from lending.pricing.regz_dates import (
 from lending.pricing.schedule import (
     TEA_FLUSH_MONTHS,
     Installment,
-    LoanTerms,
     Schedule,
     ScheduleKind,
+    ScheduleTerms,
     build_schedule,
 )
 
@@ -39,7 +39,6 @@ __all__ = [
     "Disclosure",
     "Installment",
     "LendingError",
-    "LoanTerms",
     "LocatedCashFlows",
     "LprFixing",
     "LprQuote",
@@ -47,6 +46,7 @@ __all__ = [
     "PbocRate",
     "Schedule",
     "ScheduleKind",
+    "ScheduleTerms",
     "UnitPeriod",
     "actuarial_apr",
     "actuarial_apr_dated",

@@ -15,7 +15,7 @@ from lending.errors import InvalidAmountError, InvalidLoanTermsError, LendingErr
 from lending.pricing.caps import CapBasis, CapPolicy, parse_cap_basis
 from lending.pricing.disclosure import Disclosure, disclose
 from lending.pricing.lpr import load_lpr_table
-from lending.pricing.schedule import TEA_FLUSH_MONTHS, LoanTerms, ScheduleKind
+from lending.pricing.schedule import TEA_FLUSH_MONTHS, ScheduleKind, ScheduleTerms
 from lending.pricing.units import format_fen, yuan_to_fen
 
 EXIT_BAD_INPUT = 2
@@ -125,8 +125,8 @@ def apr(
     typer.echo(result.to_json() if json_out else render(result))
 
 
-def terms_from_mapping(values: Mapping[str, Any]) -> LoanTerms:
-    """LoanTerms from file/option values, with one clear error per bad or missing field."""
+def terms_from_mapping(values: Mapping[str, Any]) -> ScheduleTerms:
+    """ScheduleTerms from file/option values, with one clear error per bad or missing field."""
     unknown = sorted(set(values) - set(FILE_KEYS))
     if unknown:
         raise InvalidLoanTermsError(
@@ -136,7 +136,7 @@ def terms_from_mapping(values: Mapping[str, Any]) -> LoanTerms:
         if values.get(required) is None:
             flag = required.replace("_", "-")
             raise InvalidLoanTermsError(f"missing {required}: pass --{flag} or put it in the file")
-    return LoanTerms(
+    return ScheduleTerms(
         principal_fen=_money(values, "principal", required=True),
         annual_rate=_int(values, "rate_bps"),
         term_months=_int(values, "term_months"),

@@ -21,8 +21,8 @@ from lending.pricing.lpr import LprTable
 from lending.pricing.schedule import (
     KIND_LABELS,
     Installment,
-    LoanTerms,
     ScheduleKind,
+    ScheduleTerms,
     build_schedule,
 )
 from lending.pricing.units import quantize_pct
@@ -72,7 +72,7 @@ class Disclosure(BaseModel):
 
 
 def disclose(
-    terms: LoanTerms,
+    terms: ScheduleTerms,
     policy: CapPolicy = DEFAULT_POLICY,
     table: LprTable | None = None,
     *,
@@ -143,7 +143,7 @@ def _basis_label(policy: CapPolicy) -> str:
 
 
 def _penalty_cap(
-    terms: LoanTerms,
+    terms: ScheduleTerms,
     rate_pct: Decimal,
     policy: CapPolicy,
     table: LprTable | None,

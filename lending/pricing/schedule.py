@@ -51,7 +51,7 @@ KIND_LABELS: dict[ScheduleKind, str] = {
 
 
 @dataclass(frozen=True)
-class LoanTerms:
+class ScheduleTerms:
     """What the lender offers: amounts in fen, annual rate as int bps or Decimal percent."""
 
     principal_fen: int
@@ -133,7 +133,7 @@ class Installment:
 class Schedule:
     """A dated repayment schedule and the Reg Z unit-period its interest accrues on."""
 
-    terms: LoanTerms
+    terms: ScheduleTerms
     unit_period: UnitPeriod
     installments: tuple[Installment, ...] = field(repr=False)
 
@@ -200,7 +200,7 @@ class Schedule:
         )
 
 
-def build_schedule(terms: LoanTerms) -> Schedule:
+def build_schedule(terms: ScheduleTerms) -> Schedule:
     """Build the dated schedule for `terms`."""
     dues = due_dates(terms)
     grid = locate_cash_flows(
@@ -225,7 +225,7 @@ def build_schedule(terms: LoanTerms) -> Schedule:
     return Schedule(terms, grid.unit_period, tuple(rows))
 
 
-def due_dates(terms: LoanTerms) -> list[date]:
+def due_dates(terms: ScheduleTerms) -> list[date]:
     """Installment due dates: monthly anniversaries of the start after the grace period."""
     if terms.kind is ScheduleKind.BULLET:
         return [shift_months(terms.start, terms.term_months)]
@@ -243,7 +243,7 @@ def due_dates(terms: LoanTerms) -> list[date]:
     return dues
 
 
-def _target_principal(terms: LoanTerms, level: int, interest: int, count: int) -> int:
+def _target_principal(terms: ScheduleTerms, level: int, interest: int, count: int) -> int:
     """Principal an installment aims to repay before the last one."""
     if terms.kind in (ScheduleKind.EQUAL_INSTALLMENT, ScheduleKind.SEASONAL):
         # Negative when a long grace period's accrued interest exceeds the level payment:

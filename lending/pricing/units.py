@@ -7,7 +7,6 @@ from fractions import Fraction
 
 from lending.errors import InvalidAmountError, InvalidRateError
 
-BPS_PER_PERCENT = 100
 BPS_PER_UNIT = 10_000
 FEN_PER_YUAN = 100
 
@@ -42,15 +41,6 @@ def round_half_up(x: Fraction) -> int:
     if 2 * r >= x.denominator:
         q += 1
     return q if x >= 0 else -q
-
-
-def to_decimal(x: Fraction | int | Decimal) -> Decimal:
-    """Decimal value of an exact number, rounded to the current context precision."""
-    if isinstance(x, Decimal):
-        return +x
-    if isinstance(x, int):
-        return Decimal(x)
-    return Decimal(x.numerator) / Decimal(x.denominator)
 
 
 def check_fen(value: object, what: str, *, allow_zero: bool = True) -> int:

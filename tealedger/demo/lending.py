@@ -39,16 +39,18 @@ from chain.client import ChainClient
 from chain.errors import ChainError
 from chain.sender import PendingTx, Sender
 from indexer.db import make_engine
-from lending.credit.decision import DecisionRecord, Outcome, decide
+from lending.credit.decision import DecisionRecord, decide
+from lending.credit.policy import Outcome
 from lending.credit.profiles import IndexedConsentChecker, IndexedProfileReader
 from lending.credit.scorecard import load_model
 from lending.credit.store import CreditStore
+from lending.loans.contracts import DEV_LENDER, DEV_REGISTRAR
 from lending.loans.disbursement import (
     ORDER_GAS,
+    EscrowTerms,
     LoanDesk,
     LoanState,
     LoanStatus,
-    LoanTerms,
     category_id,
     document_hash,
 )
@@ -64,7 +66,7 @@ from lending.loans.settlement import (
     split_amount,
 )
 from lending.pricing.disclosure import Disclosure, disclose
-from lending.pricing.schedule import LoanTerms as ScheduleTerms
+from lending.pricing.schedule import ScheduleTerms
 from simulation.season import FLUSHES, Farmer
 from tealedger.demo.season import (
     BATCH,
@@ -78,7 +80,6 @@ from tealedger.demo.season import (
     progress_bars,
 )
 from tealedger.demo.service import index_chain
-from tealedger.system import DEV_LENDER, DEV_REGISTRAR
 from traceability import contracts
 from traceability.consent import ConsentService
 from traceability.service import RecordingService
@@ -155,7 +156,7 @@ class Loan:
     needs_fen: dict[str, int]
     record: DecisionRecord | None = None
     disclosure: Disclosure | None = None
-    terms: LoanTerms | None = None
+    terms: EscrowTerms | None = None
     escrow: str | None = None
     invoices: list[Invoice] = field(default_factory=list)
     behaviour: Behaviour = Behaviour.ON_TIME
@@ -582,7 +583,7 @@ def _plan_loan(run: LendingRun, loan: Loan) -> None:
     draw_deadline = int(loan.record.decided_at.timestamp()) + DRAW_DAYS * DAY
     loan.disclosure = offer(loan.record, loan.needs_fen)
     budgets = scale_budgets(loan.needs_fen, loan.disclosure.amount_financed_fen)
-    loan.terms = LoanTerms.from_disclosure(
+    loan.terms = EscrowTerms.from_disclosure(
         loan.disclosure,
         farmer_id=loan.farmer_id,
         farmer=loan.wallet.address,

@@ -22,14 +22,9 @@ from api.core.settings import ApiSettings
 from api.lenders.service import credit_store
 from api.main import create_app
 from indexer.runner import index_once
-from lending.credit.decision import (
-    DecisionRecord,
-    MappingProfileReader,
-    MemoryAccessLog,
-    Outcome,
-    StaticConsent,
-    decide,
-)
+from lending.credit.access import MappingProfileReader, MemoryAccessLog, StaticConsent
+from lending.credit.decision import DecisionRecord, decide
+from lending.credit.policy import Outcome
 from lending.credit.scorecard import load_model
 from tealedger.demo.season import Region, run_season
 from tealedger.system import deploy_system

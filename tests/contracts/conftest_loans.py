@@ -24,9 +24,9 @@ from chain.sender import Sender
 from lending.loans import errors as loan_errors
 from lending.loans.disbursement import (
     ConfirmationMode,
+    EscrowTerms,
     IssuedLoan,
     LoanDesk,
-    LoanTerms,
     category_id,
 )
 from lending.loans.merchants import MerchantDesk
@@ -95,7 +95,7 @@ class LoanSystem:
     def escrow(self, address: str) -> Contract:
         return self.client.contract("LoanEscrow", address)
 
-    def terms(self, **overrides: Any) -> LoanTerms:
+    def terms(self, **overrides: Any) -> EscrowTerms:
         """Default terms: 10,000.00 yuan over fertilizer/seedlings/equipment, 8% interest."""
         now = self.now()
         values: dict[str, Any] = {
@@ -115,7 +115,7 @@ class LoanSystem:
             "mode": ConfirmationMode.IMMEDIATE,
         }
         values.update(overrides)
-        return LoanTerms(**values)
+        return EscrowTerms(**values)
 
     def issue(self, fund: bool = True, **overrides: Any) -> IssuedLoan:
         return self.desk.issue(self.terms(**overrides), self.sender(LENDER), fund=fund)
@@ -251,7 +251,11 @@ def reverts(name: str, **expected: object) -> Iterator[pytest.ExceptionInfo[Exce
     with pytest.raises(kinds) as info:
         yield info
     error = info.value
-    values = error.args_by_name if isinstance(error, ContractRevertError) else error.values
+    if isinstance(error, ContractRevertError):
+        values = error.args_by_name
+    else:
+        assert error.name == name, (error.name, name)
+        values = error.values
     for key, value in expected.items():
         assert values[key] == value, (key, values)
 

@@ -7,8 +7,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from lending.credit.access import MappingProfileReader, StaticConsent
 from lending.credit.cli import register
-from lending.credit.decision import MappingProfileReader, StaticConsent, decide
+from lending.credit.decision import decide
 from lending.credit.simulation import simulate_population
 from lending.credit.store import CreditStore, store_for_url
 

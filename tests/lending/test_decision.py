@@ -10,36 +10,38 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine, select
 
-from lending.credit.decision import (
-    DEFAULT_BANDS,
-    DEFAULT_POLICY,
+from lending.credit.access import (
     AccessOutcome,
-    CapAction,
-    ConsentCheckError,
-    ConsentRequiredError,
-    CreditPolicy,
-    InvalidRequestError,
     MappingProfileReader,
     MemoryAccessLog,
+    StaticConsent,
+)
+from lending.credit.decision import decide, evaluate
+from lending.credit.features import snapshot_from_profile
+from lending.credit.models import CreditDecisionRow
+from lending.credit.policy import (
+    DEFAULT_BANDS,
+    DEFAULT_POLICY,
+    CapAction,
+    CreditPolicy,
     Outcome,
     OverCapAction,
-    ProfileNotFoundError,
-    StaticConsent,
-    decide,
-    evaluate,
-    reason_codes,
-    replay,
 )
-from lending.credit.features import ProfileDataError, snapshot_from_profile
-from lending.credit.scorecard import ModelError, load_model
+from lending.credit.reasons import reason_codes
+from lending.credit.replay import replay
+from lending.credit.scorecard import load_model
 from lending.credit.simulation import simulate_population
-from lending.credit.store import (
-    CreditDecisionRow,
-    CreditStore,
+from lending.credit.store import CreditStore, create_tables
+from lending.errors import (
+    ConsentCheckError,
+    ConsentRequiredError,
     DecisionNotFoundError,
     ImmutableRecordError,
+    InvalidRequestError,
+    ModelError,
+    ProfileDataError,
+    ProfileNotFoundError,
     RecordTamperedError,
-    create_tables,
 )
 from lending.pricing.caps import check_rate_cap
 from lending.pricing.disclosure import disclose
@@ -274,7 +276,7 @@ def test_offers_over_the_rate_cap_are_impossible(
         assert "RATE_CAPPED" in {n.code for n in d.notes}
         # The highest whole bps within the cap: one more would exceed it.
         terms = d.disclosure
-        from lending.credit.decision import _terms
+        from lending.credit.price import _terms
 
         above = _terms(terms.principal_fen, d.pricing.offered_rate_bps + 1, policy.product,
                        contract_date)  # fmt: skip

@@ -5,11 +5,9 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from lending.credit.decision import DEFAULT_POLICY, Outcome
 from lending.credit.fairness import (
     ATTRIBUTES,
     FairnessReport,
-    FairnessThresholdError,
     FairnessThresholds,
     PopulationOutcome,
     fairness_report,
@@ -18,8 +16,10 @@ from lending.credit.fairness import (
     proxy_biased_scorer,
     run_fairness,
 )
+from lending.credit.policy import DEFAULT_POLICY, Outcome
 from lending.credit.scorecard import load_model
 from lending.credit.simulation import simulate_population
+from lending.errors import FairnessThresholdError
 
 N = 20_000  # the CLI default: 12 villages need ~1,700 farmers each for stable ratios
 MODEL = load_model()

@@ -15,19 +15,19 @@ from sqlmodel import create_engine
 from indexer.db import make_engine
 from indexer.profiles import FarmerProfile
 from indexer.runner import index_once
-from lending.credit.decision import (
-    AccessOutcome,
+from lending.credit.access import AccessOutcome, MemoryAccessLog
+from lending.credit.decision import decide
+from lending.credit.features import profile_fields, snapshot_from_profile
+from lending.credit.policy import Outcome
+from lending.credit.profiles import IndexedConsentChecker, IndexedProfileReader
+from lending.credit.replay import replay
+from lending.credit.store import CreditStore, create_tables
+from lending.errors import (
     ConsentCheckError,
     ConsentRequiredError,
-    MemoryAccessLog,
-    Outcome,
+    ProfileDataError,
     ProfileNotFoundError,
-    decide,
-    replay,
 )
-from lending.credit.features import ProfileDataError, profile_fields, snapshot_from_profile
-from lending.credit.profiles import IndexedConsentChecker, IndexedProfileReader
-from lending.credit.store import CreditStore, create_tables
 from tealedger.demo.season import run_season
 from tealedger.system import deploy_system
 from tests._fixtures import client_for, needs_node, start_node
@@ -154,8 +154,9 @@ def test_v1_decisions_still_replay():
     """Decisions made with scorecard v1 (monthly income CV, up to 331.66 %) load and replay."""
     from datetime import date
 
-    from lending.credit.decision import DEFAULT_POLICY, DecisionRecord, evaluate
+    from lending.credit.decision import DecisionRecord, evaluate
     from lending.credit.features import ProfileSnapshot, features_from_profile
+    from lending.credit.policy import DEFAULT_POLICY
     from lending.credit.scorecard import MODEL_DIR, load_model
     from lending.credit.simulation import simulate_population
 

@@ -14,7 +14,6 @@ from lending.credit.features import (
     PROTECTED_ATTRIBUTES,
     CreditFeatures,
     Direction,
-    ProfileDataError,
     features_from_profile,
     income_cv_bps,
     months_between,
@@ -22,7 +21,6 @@ from lending.credit.features import (
 )
 from lending.credit.scorecard import (
     DEFAULT_MODEL_FILE,
-    ModelError,
     Scorecard,
     fit_scorecard,
     load_model,
@@ -30,6 +28,7 @@ from lending.credit.scorecard import (
     model_by_version,
 )
 from lending.credit.simulation import simulate_population
+from lending.errors import ModelError, ProfileDataError
 from tests.lending.strategies import features_st
 
 MODEL = load_model()

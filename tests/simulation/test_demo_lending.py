@@ -16,6 +16,7 @@ from rich.console import Console
 
 from chain.client import ChainClient
 from lending.credit.store import CreditStore
+from lending.loans.contracts import DEV_LENDER
 from lending.loans.disbursement import LoanDesk, LoanState, LoanStatus
 from lending.loans.merchants import escrows_of, payments_received
 from lending.loans.settlement import SettlementDesk
@@ -31,7 +32,7 @@ from tealedger.demo.lending import (
     went_overdue,
 )
 from tealedger.demo.season import Region, SeasonSummary, run_season, summary_table
-from tealedger.system import DEV_LENDER, deploy_system
+from tealedger.system import deploy_system
 from tests._fixtures import client_for, needs_node, start_node
 from traceability import contracts
 
