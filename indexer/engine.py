@@ -27,7 +27,9 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from chain.logs import DecodedLog, LogQueryError, RawLog
+from chain.abi import DecodedLog
+from chain.logs import RawLog
+from chain.rpc import LogQueryError
 from indexer import deferred
 from indexer.contracts import load_contracts, record_contracts
 from indexer.db import BulkWriter, WalCheckpointer, migrate, sqlite_path

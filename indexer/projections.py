@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, text
 from sqlalchemy.engine import Connection
 
-from chain.logs import DecodedLog, RawLog
+from chain.abi import DecodedLog
+from chain.logs import RawLog
 from indexer.db import BulkWriter
 from indexer.models import (
     AGGREGATE_TABLES,

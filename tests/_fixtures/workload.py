@@ -25,8 +25,8 @@ from web3.contract import Contract
 
 from chain.client import ChainClient
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT
-from chain.logs import JsonRpc
 from chain.nodes import AnvilNode, free_port
+from chain.rpc import JsonRpc
 from chain.sender import PendingTx
 
 COOPERATIVE, PROCESSOR, DISTRIBUTOR, INSPECTOR = 1, 2, 3, 4
