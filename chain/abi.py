@@ -273,10 +273,11 @@ class LogDecoder:
         specs = (EventSpec.from_abi(e) for e in abi if e.get("type") == "event")
         return {s.topic0: s for s in specs if not s.anonymous}
 
-    def add(self, address: bytes, abi: Iterable[dict[str, Any]]) -> None:
-        """Know the events of the contract at `address`."""
+    def add(self, address: bytes | None, abi: Iterable[dict[str, Any]]) -> None:
+        """Know the events of the contract at `address` (None: by topic0 alone, any emitter)."""
         specs = self.events(abi)
-        self._by_address[address] = specs
+        if address is not None:
+            self._by_address[address] = specs
         for topic, spec in specs.items():
             self._by_topic.setdefault(topic, spec)
 
