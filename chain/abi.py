@@ -155,9 +155,10 @@ def compile_static_decoder(
 
     The function is generated source (as `collections.namedtuple` does): straight-line slicing
     and `int.from_bytes` with the range and padding checks of word_decoder, building the
-    argument dict in one literal: several times faster than a loop over per-word decoders on
-    the hot event. It returns None when the data is not exactly one word per argument (the
-    caller then asks eth-abi); tests hold it equal to eth-abi on random events and words.
+    argument dict in one literal: far faster than a loop over per-word decoders on the hot
+    event (figures: docs/indexer.md). It returns None when the data is not exactly one word
+    per argument (the caller then asks eth-abi); tests hold it equal to eth-abi on random
+    events and words.
     """
     lines = [
         "def decode(topics, data):",

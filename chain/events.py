@@ -3,8 +3,9 @@
 For application code (traceability, lending, the API): `EventReader.events(name, arg, values)`
 asks `eth_getLogs` for one event, optionally only where an indexed argument is one of
 `values`, at one or more contract addresses, from a start block to the head. Over an HTTP
-provider the raw JSON-RPC call is used (several times faster than web3's `get_logs` +
-`process_log`); the in-process EVM only speaks through web3, so there `get_logs` is used.
+provider the raw JSON-RPC call is used (faster than web3's `get_logs` + `process_log`,
+which build several AttributeDicts per log); the in-process EVM only speaks through web3, so
+there `get_logs` is used.
 Topic OR-lists and address lists are sent in chunks, so a query over thousands of lots or
 escrows stays a few requests. `EventDecoder` decodes single logs and receipts.
 

@@ -443,15 +443,6 @@ def scenario(client: ChainClient, farmers: int = 12, per_farmer: int = 4, seed: 
     return Region(seeds, lots, made)
 
 
-def more_harvests(
-    system: TeaSystem, farmers: Sequence[FarmerSeed], seed: int, per_farmer: int = 1
-) -> list[bytes]:
-    """A few more harvest transactions (new data hashes), e.g. for the other side of a reorg."""
-    return send_harvests(
-        system, harvest_records(farmers, per_farmer, seed, tag=f"more{seed}"), batch=10
-    )
-
-
 class EphemeralAnvil(AnvilNode):
     """anvil without its periodic state dump (which costs a core at large states): for
     benchmarks and tests whose chain may vanish with the process.
