@@ -344,7 +344,7 @@ class Loan(IndexerTable, table=True):
     block_timestamp: int = _big()
 
 
-class LoanTerms(IndexerTable, table=True):
+class IndexedLoanTerms(IndexerTable, table=True):
     """LoanTermsRecorded: due dates and amounts a repayment record is judged against."""
 
     __tablename__ = "loan_terms"
@@ -436,7 +436,7 @@ DERIVED_TABLES: tuple[type[IndexerTable], ...] = (
     FarmerIncident,
     Consent,
     Loan,
-    LoanTerms,
+    IndexedLoanTerms,
     LoanEvent,
     FarmerSettlement,
     Anomaly,

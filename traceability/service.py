@@ -22,9 +22,9 @@ from web3.types import TxReceipt
 
 from chain.client import ChainClient
 from chain.errors import ContractRevertError, TransactionError
+from chain.events import EventDecoder
 from chain.sender import PendingTx, Sender, bounded
 from traceability import contracts
-from traceability._logs import EventCodec
 from traceability.errors import TraceabilityError, domain_error
 from traceability.ids import lot_id, process_id
 from traceability.models import (
@@ -154,7 +154,7 @@ class RecordingService:
             client.sender(account) if isinstance(account, int) else client.sender_for(account)
         )
         self.batch_size = batch_size
-        self.codec = EventCodec(self.contract.abi)  # decodes TeaTrace logs of receipts
+        self.decoder = EventDecoder(self.contract.abi)  # decodes TeaTrace logs of receipts
 
     @property
     def address(self) -> str:
@@ -381,6 +381,12 @@ class RecordingService:
         """One lot's stored slot."""
         return self.lots([lot])[0]
 
+    def harvests_in(self, tx_hash: bytes) -> list[bytes]:
+        """Lots of the HarvestRecorded events of one mined transaction."""
+        receipt = self.client.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        events = self.decoder.decode_receipt(receipt)
+        return [e.args["lot"] for e in events if e.name == "HarvestRecorded"]
+
 
 class _HarvestSubmission:
     """One `record_harvests` call: per-record outcomes, built up batch by batch."""
@@ -493,12 +499,8 @@ class _HarvestSubmission:
         """Mark a mined batch's records recorded (or skipped, if a race got there first)."""
         self._report.transactions.append(bytes(receipt["transactionHash"]))
         self._report.gas_used += receipt["gasUsed"]
-        codec = self._service.codec
-        skipped = {
-            e.args["lot"]
-            for e in (codec.decode(dict(log)) for log in receipt["logs"])
-            if e is not None and e.name == "HarvestSkipped"
-        }
+        events = self._service.decoder.decode_receipt(receipt)
+        skipped = {e.args["lot"] for e in events if e.name == "HarvestSkipped"}
         for i in batch:
             if self._lots[i] in skipped:
                 self._mark(

@@ -187,11 +187,8 @@ def _recorded_in(service: RecordingService, report: HarvestReport) -> dict[bytes
     found: dict[bytes, str] = {}
     try:
         for tx in report.transactions:
-            receipt = service.client.w3.eth.get_transaction_receipt(tx)  # type: ignore[arg-type]
-            for log in receipt["logs"]:
-                event = service.codec.decode(dict(log))
-                if event is not None and event.name == "HarvestRecorded":
-                    found[bytes(event.args["lot"])] = "0x" + tx.hex()
+            for lot in service.harvests_in(tx):
+                found[lot] = "0x" + tx.hex()
     except (ChainError, *TRANSIENT):
         pass  # the lots are on chain either way; only the hash is missing from the index
     return found

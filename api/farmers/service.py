@@ -24,8 +24,6 @@ from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
 from api.core.types import RowId, mask_national_id
 from chain.client import ChainClient
-from traceability import contracts
-from traceability._logs import EventCodec, LogReader
 from traceability.consent import ConsentService
 from traceability.contracts import farmer_record
 
@@ -200,14 +198,7 @@ def consents(
     """The farmer's unrevoked consents (active or expired), in order of first grant."""
     row = my_farmer(session, org)
     service = ConsentService(chain)
-    reader = LogReader(
-        chain.w3,
-        service.contract.address,
-        EventCodec(service.contract.abi),
-        contracts.deployment_block(chain, contracts.CONSENT_REGISTRY),
-    )
-    events = reader.events("ConsentGranted", position=1, values=[_fid(row)])
-    lenders = list(dict.fromkeys(e.args["lender"] for e in events))
+    lenders = service.granted_lenders(_fid(row))
     expiries = {lender: service.expiry(_fid(row), lender) for lender in lenders}
     held = [lender for lender in lenders if expiries[lender] > 0]
     window = held[page.offset : page.offset + page.limit]

@@ -304,12 +304,10 @@ def _cert(lot: bytes) -> bytes:
 
 def _attested(client: ChainClient) -> set[bytes]:
     """Lots that already carry a quality attestation (from chain events)."""
-    from traceability._logs import EventCodec, LogReader
+    from chain.events import EventReader
 
     tea = contracts.tea_trace(client)
-    reader = LogReader(
-        client.w3, tea.address, EventCodec(tea.abi), contracts.deployment_block(client)
-    )
+    reader = EventReader(client.w3, tea.address, tea.abi, contracts.deployment_block(client))
     return {e.args["lot"] for e in reader.events("QualityAttested")}
 
 

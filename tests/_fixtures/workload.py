@@ -25,8 +25,8 @@ from web3.contract import Contract
 
 from chain.client import ChainClient
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT
-from chain.logs import JsonRpc
 from chain.nodes import AnvilNode, free_port
+from chain.rpc import JsonRpc
 from chain.sender import PendingTx
 
 COOPERATIVE, PROCESSOR, DISTRIBUTOR, INSPECTOR = 1, 2, 3, 4
@@ -441,15 +441,6 @@ def scenario(client: ChainClient, farmers: int = 12, per_farmer: int = 4, seed: 
     coop.transact(trace.functions.reactivateFarmer(mine[-1].farmer))
     lend(system, seeds)
     return Region(seeds, lots, made)
-
-
-def more_harvests(
-    system: TeaSystem, farmers: Sequence[FarmerSeed], seed: int, per_farmer: int = 1
-) -> list[bytes]:
-    """A few more harvest transactions (new data hashes), e.g. for the other side of a reorg."""
-    return send_harvests(
-        system, harvest_records(farmers, per_farmer, seed, tag=f"more{seed}"), batch=10
-    )
 
 
 class EphemeralAnvil(AnvilNode):
