@@ -148,7 +148,10 @@ class Harvest(IndexerTable, table=True):
     """HarvestRecorded: a fresh-leaf lot, with its season and the farmer's cooperative."""
 
     __tablename__ = "harvest"
-    __table_args__ = (Index("ix_harvest_farmer_season", "farmer", "season"),)
+    __table_args__ = (
+        Index("ix_harvest_farmer_season", "farmer", "season"),
+        Index("ix_harvest_cooperative_block", "cooperative", "block_number"),  # lot lists
+    )
 
     lot: bytes = _bytes(primary_key=True)
     farmer: bytes = _bytes()

@@ -1,8 +1,11 @@
 """A cooperative's harvests: JSON batches and CSV/JSON uploads recorded on chain, and its lots.
 
 Valid records are recorded, never twice (a record already on chain is a `duplicate`); rows of a
-file that do not validate are listed with the reason and nothing is sent for them. The lots a
-submission recorded are kept in `registry_harvest_lot` with the transaction that made them.
+file that do not validate are listed with the reason and nothing is sent for them.
+
+Lots are read from the indexer's `harvest` table (every lot the cooperative recorded, through
+the service or not), as indexed up to the block the answer names; the service itself keeps
+only each lot's receipt number (`registry_harvest_ref`), which the chain holds only hashed.
 """
 
 from __future__ import annotations
@@ -11,24 +14,26 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator
 from pydantic import Field as PydField
+from sqlalchemy import Row, Select, and_
 from sqlmodel import Session, col, func, select
 
 from api.cooperatives.schemas import HarvestLotPublic
 from api.core.chain import recording_service
 from api.core.errors import ROOTS, Forbidden, Invalid, NotFound, Restated, detail_of, revert_of
 from api.core.ids import hex32, parse_id
-from api.core.models import HarvestLot, Organisation
+from api.core.indexed import indexed_block, indexed_read
+from api.core.models import HarvestRef, Organisation
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
 from api.core.types import Id32
 from chain.client import ChainClient
-from chain.errors import ChainError
-from chain.sender import TRANSIENT
+from indexer.models import Harvest, RawEvent
 from traceability.files import RowError, read_harvest_file
 from traceability.models import (
     EARLIEST_HARVEST,
@@ -40,6 +45,7 @@ from traceability.models import (
 from traceability.service import HarvestReport, Outcome, RecordingService
 
 MAX_HARVEST_BATCH = 1_000
+_ON_CHAIN = (Outcome.RECORDED, Outcome.DUPLICATE)
 UPLOAD_SUFFIXES = (".csv", ".json")
 
 
@@ -153,7 +159,7 @@ def submit_harvests(
                 resubmit = f"{detail_of(exc)}. Resubmit the same records: none is recorded twice"
                 raise Restated(exc, resubmit) from exc
             raise
-        _index_lots(session, service, coop, parsed.records, report)
+        _keep_refs(session, coop, parsed.records, report)
     outcomes = [
         HarvestOutcomePublic(
             index=o.index,
@@ -178,76 +184,43 @@ def submit_harvests(
     )
 
 
-def _recorded_in(service: RecordingService, report: HarvestReport) -> dict[bytes, str]:
-    """lot -> transaction hash of the lots this submission recorded (best effort)."""
-    hashes = ["0x" + t.hex() for t in report.transactions]
-    recorded = [o.lot for o in report.outcomes if o.outcome is Outcome.RECORDED]
-    if len(hashes) == 1:
-        return dict.fromkeys(recorded, hashes[0])
-    found: dict[bytes, str] = {}
-    try:
-        for tx in report.transactions:
-            for lot in service.harvests_in(tx):
-                found[lot] = "0x" + tx.hex()
-    except (ChainError, *TRANSIENT):
-        pass  # the lots are on chain either way; only the hash is missing from the index
-    return found
-
-
-def _existing(service: RecordingService, lots: Sequence[bytes]) -> set[bytes]:
-    """Which of these lots exist on chain (a repeat of a rejected record does not)."""
-    if not lots:
-        return set()
-    try:
-        return {view.lot for view in service.lots(list(dict.fromkeys(lots))) if view.exists}
-    except (ChainError, *TRANSIENT):
-        return set()  # indexed on the next resubmission
-
-
-def _index_lots(
-    session: Session,
-    service: RecordingService,
-    coop: Organisation,
-    records: Sequence[HarvestRecord],
-    report: HarvestReport,
-) -> None:
-    """Rows for recorded lots, and for duplicates not yet here (an earlier failed write)."""
-    keep = [o for o in report.outcomes if o.outcome in (Outcome.RECORDED, Outcome.DUPLICATE)]
-    if not keep:
+def _keep_refs(session: Session, coop: Organisation, records: Sequence[HarvestRecord],
+               report: HarvestReport) -> None:  # fmt: skip
+    """Keep the receipt numbers of the lots on chain now (recorded, or recorded before)."""
+    kept = {o.lot: records[o.index].record_ref for o in report.outcomes if o.outcome in _ON_CHAIN}
+    refs = {hex32(lot): ref for lot, ref in kept.items() if ref}
+    if not refs:
         return
-    ids = [hex32(o.lot) for o in keep]
-    known = set(session.exec(select(HarvestLot.lot).where(col(HarvestLot.lot).in_(ids))).all())
-    txs = _recorded_in(service, report)
-    on_chain = set(txs) | _existing(service, [o.lot for o in keep if hex32(o.lot) not in known])
-    for outcome in keep:
-        lot = hex32(outcome.lot)
-        if lot in known or outcome.lot not in on_chain:
-            continue
-        known.add(lot)
-        record = records[outcome.index]
-        session.add(
-            HarvestLot(
-                lot=lot,
-                cooperative_id=coop.id,
-                farmer_id=hex32(record.farmer),
-                plot_id=hex32(record.plot),
-                grams=record.grams,
-                grade=int(record.grade),
-                picked_at=record.picked_at,
-                record_ref=record.record_ref,
-                tx_hash=txs.get(outcome.lot),
-            )
-        )
+    known = session.exec(select(HarvestRef.lot).where(col(HarvestRef.lot).in_(list(refs)))).all()
+    for lot in refs.keys() - set(known):
+        session.add(HarvestRef(lot=lot, cooperative_id=coop.id, record_ref=refs[lot]))
     session.commit()
 
 
 # ------------------------------------------------------------------------------------ lots
 
 
-def _lot_public(row: HarvestLot, base_url: str) -> HarvestLotPublic:
-    """A stored lot without chain state."""
+class HarvestLots(Page[HarvestLotPublic]):
+    """A page of a cooperative's harvest lots, as indexed up to `block_number`."""
+
+    block_number: int
+
+
+def _lot_public(row: Row, refs: dict[str, str], base_url: str) -> HarvestLotPublic:
+    """An indexed harvest without its state on chain."""
+    lot = hex32(row.lot)
     return HarvestLotPublic(
-        **row.model_dump(exclude={"id", "cooperative_id"}), trace_url=f"{base_url}/trace/{row.lot}"
+        lot=lot,
+        farmer_id=hex32(row.farmer),
+        plot_id=hex32(row.plot),
+        grams=row.grams,
+        grade=row.grade,
+        picked_at=row.picked_at,
+        record_ref=refs.get(lot, ""),
+        tx_hash=hex32(row.tx_hash) if row.tx_hash is not None else None,
+        block_number=row.block_number,
+        created_at=datetime.fromtimestamp(row.block_timestamp, UTC),
+        trace_url=f"{base_url}/trace/{lot}",
     )
 
 
@@ -265,40 +238,64 @@ def _with_state(service: Callable[[], RecordingService], items: list[HarvestLotP
         item.recalled = view.recalled
 
 
+def _harvests() -> Select:
+    """Indexed harvests with the transaction that recorded each."""
+    raw = RawEvent.__table__.c  # type: ignore[attr-defined]
+    h = Harvest.__table__.c  # type: ignore[attr-defined]
+    joined = Harvest.__table__.outerjoin(  # type: ignore[attr-defined]
+        RawEvent.__table__,  # type: ignore[attr-defined]
+        and_(raw.block_number == h.block_number, raw.log_index == h.log_index),
+    )
+    return select(*h, raw.tx_hash).select_from(joined)
+
+
+def _refs(session: Session, lots: Sequence[str]) -> dict[str, str]:
+    """The receipt numbers kept for these lots."""
+    rows = session.exec(select(HarvestRef).where(col(HarvestRef.lot).in_(lots))).all()
+    return {r.lot: r.record_ref for r in rows}
+
+
 def list_lots(
     session: Session,
     chain: ChainClient,
     settings: ApiSettings,
     coop: Organisation,
     page: PageParams,
-) -> Page[HarvestLotPublic]:
-    """The cooperative's harvest lots, newest first, with their state on chain."""
-    where = HarvestLot.cooperative_id == coop.id
-    total = session.exec(select(func.count()).select_from(HarvestLot).where(where)).one()
-    rows = session.exec(
-        select(HarvestLot)
-        .where(where)
-        .order_by(col(HarvestLot.id).desc())
-        .offset(page.offset)
-        .limit(page.limit)
-    ).all()
-    items = [_lot_public(r, settings.public_base_url) for r in rows]
+) -> HarvestLots:
+    """The cooperative's harvest lots as indexed, newest first, with their state on chain."""
+    mine = Harvest.cooperative == bytes.fromhex(coop.chain_address[2:])
+    with indexed_read(settings.database_url) as conn:
+        total = conn.execute(select(func.count()).select_from(Harvest).where(mine)).scalar_one()
+        rows = conn.execute(
+            _harvests()
+            .where(mine)
+            .order_by(Harvest.block_number.desc(), Harvest.log_index.desc())  # type: ignore[attr-defined]
+            .offset(page.offset)
+            .limit(page.limit)
+        ).all()
+        block = indexed_block(conn)
+    refs = _refs(session, [hex32(r.lot) for r in rows])
+    items = [_lot_public(r, refs, settings.public_base_url) for r in rows]
     _with_state(lambda: recording_service(chain, settings, coop), items)
-    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+    return HarvestLots(
+        items=items, total=total, limit=page.limit, offset=page.offset, block_number=block
+    )
 
 
 def lot_detail(
     session: Session, chain: ChainClient, settings: ApiSettings, coop: Organisation, lot: str
 ) -> HarvestLotPublic:
-    """One of the cooperative's harvest lots: 404 unknown, 403 recorded by someone else."""
-    key = hex32(parse_id(lot, "lot"))
-    row = session.exec(select(HarvestLot).where(HarvestLot.lot == key)).first()
-    service = recording_service(chain, settings, coop)
-    if row is None or row.cooperative_id != coop.id:
-        view = service.lot(key)
-        if row is None and not view.exists:
-            raise NotFound(f"lot {key} does not exist")
-        raise Forbidden(f"lot {key} is not a harvest lot of your cooperative")
-    item = _lot_public(row, settings.public_base_url)
-    _with_state(lambda: service, [item])
+    """One of the cooperative's harvest lots: 404 unknown or not indexed yet, 403 another's."""
+    key = parse_id(lot, "lot")
+    with indexed_read(settings.database_url) as conn:
+        row = conn.execute(_harvests().where(Harvest.lot == key)).first()
+    if row is None:
+        raise NotFound(
+            f"lot {hex32(key)} is not a harvest lot indexed so far (a lot recorded moments "
+            "ago appears once the indexer has caught up)"
+        )
+    if hex32(row.cooperative) != coop.chain_address.lower():
+        raise Forbidden(f"lot {hex32(key)} is not a harvest lot of your cooperative")
+    item = _lot_public(row, _refs(session, [hex32(key)]), settings.public_base_url)
+    _with_state(lambda: recording_service(chain, settings, coop), [item])
     return item

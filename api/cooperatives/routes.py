@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, File, Query, UploadFile, status
 
 from api.cooperatives import harvests, members
-from api.cooperatives.harvests import MAX_HARVEST_BATCH, HarvestIn, HarvestSubmission
+from api.cooperatives.harvests import MAX_HARVEST_BATCH, HarvestIn, HarvestLots, HarvestSubmission
 from api.cooperatives.schemas import (
     FarmerCreate,
     FarmerPublic,
@@ -127,10 +127,10 @@ def upload_harvests(
     return harvests.submit_harvests(session, chain, settings, coop, parsed)
 
 
-@router.get("/lots", response_model=Page[HarvestLotPublic])
+@router.get("/lots", response_model=HarvestLots)
 def list_lots(
     session: SessionDep, settings: SettingsDep, chain: ChainDep, page: PageDep, coop: CoopOrg
-) -> Page[HarvestLotPublic]:
+) -> HarvestLots:
     """Your harvest lots, newest first, with their state on chain and trace links."""
     return harvests.list_lots(session, chain, settings, coop, page)
 

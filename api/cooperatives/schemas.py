@@ -115,7 +115,7 @@ class PlotRegistered(PlotPublic):
 
 
 class HarvestLotPublic(BaseModel):
-    """A harvest lot with its current state on chain."""
+    """A harvest lot as indexed, with its current state on chain."""
 
     lot: str
     farmer_id: str
@@ -123,9 +123,10 @@ class HarvestLotPublic(BaseModel):
     grams: int
     grade: int
     picked_at: int
-    record_ref: str
+    record_ref: str = PydField(description="your receipt number (empty if not recorded here)")
     tx_hash: str | None
-    created_at: datetime
+    block_number: int
+    created_at: datetime = PydField(description="when the chain recorded it (block time)")
     state: str | None = None
     holder: str | None = None
     recalled: bool | None = None

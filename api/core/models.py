@@ -1,5 +1,5 @@
-"""The service's tables: organisations and their API keys (stored hashed, shown once,
-revocable), and the cooperatives' registry of members' personal data, plots and harvest lots.
+"""The service's tables: organisations and their API keys (stored hashed, shown once, revocable),
+and the cooperatives' registry of members' personal data, plots and harvest receipt numbers.
 
 Only pseudonyms go on chain. A farmer's name and national id live here, in `registry_farmer`,
 and are erased on request (the pseudonym row stays, so the chain history keeps its meaning).
@@ -153,19 +153,16 @@ class Plot(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class HarvestLot(SQLModel, table=True):
-    """A fresh-leaf lot this cooperative recorded (a local index of its own chain writes)."""
+class HarvestRef(SQLModel, table=True):
+    """A cooperative's receipt number of a harvest lot it recorded through the service.
 
-    __tablename__ = "registry_harvest_lot"
+    Everything else about the lot is on chain and in the indexer's `harvest` table; the receipt
+    number is only hashed into the lot's data hash, so it is kept here to show it again.
+    """
 
-    id: int | None = Field(default=None, primary_key=True)
-    lot: str = Field(max_length=66, unique=True)
+    __tablename__ = "registry_harvest_ref"
+
+    lot: str = Field(max_length=66, primary_key=True)
     cooperative_id: int = Field(foreign_key="api_organisation.id", index=True)
-    farmer_id: str = Field(max_length=66, index=True)
-    plot_id: str = Field(max_length=66)
-    grams: int
-    grade: int
-    picked_at: int
-    record_ref: str = Field(default="", max_length=128)
-    tx_hash: str | None = Field(default=None, max_length=66)
-    created_at: datetime = Field(default_factory=utcnow, index=True)
+    record_ref: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,46 +1,20 @@
 """Farmer profiles and consents for lenders, read from the indexer's tables.
 
-The indexer writes into the app's database (`settings.database_url`); its tables have their
-own metadata and names, so they sit beside the API's. Scoring reads profiles through
-lending.credit.profiles.IndexedProfileReader; this module adds what the routes need around it:
-a cached read engine, 503 while nothing is indexed, id parsing, and the list of farmers whose
-latest indexed consent for a lender is active. Whether a profile may be read is decided on
-chain at the moment of the read (traceability.consent.ConsentService), not here.
+The indexer writes into the app's database (`settings.database_url`); its tables have their own
+metadata and names, so they sit beside the API's. Scoring reads profiles through
+lending.credit.profiles.IndexedProfileReader; this module adds what the routes need around it
+(reads go through api/core/indexed.py): id parsing, whether a farmer is indexed, and the list
+of farmers whose latest indexed consent for a lender is active. Whether a profile may be read
+is decided on chain at the moment of the read (traceability.consent.ConsentService), not here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import cache
-
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from api.core.errors import Unavailable
 from api.core.ids import parse_id
-from indexer.db import make_engine
 from indexer.models import Consent, Farmer
-
-
-@cache
-def indexer_engine(database_url: str) -> Engine:
-    """A read engine on the indexer's database (one per URL and process)."""
-    return make_engine(database_url)
-
-
-@contextmanager
-def indexed_read(engine: Engine) -> Iterator[Connection]:
-    """One read transaction; 503 while the indexer has not created its tables yet."""
-    try:
-        with engine.connect() as conn:
-            yield conn
-    except (OperationalError, ProgrammingError) as exc:
-        raise Unavailable(
-            "the indexed database is not ready (run the indexer against this database); "
-            f"nothing was read ({type(exc).__name__})"
-        ) from exc
 
 
 def farmer_bytes(farmer_id: str) -> bytes:

@@ -21,24 +21,22 @@ from typing import Annotated
 from weakref import WeakKeyDictionary
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from web3 import Web3
 
 from api.core.chain import factory_escrow, loan_desk, org_sender
 from api.core.errors import Conflict, Forbidden, NotFound, register_status
 from api.core.ids import same_address
+from api.core.indexed import indexed_block, indexed_read, indexer_engine
 from api.core.models import Organisation
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
 from api.lenders.profiles import (
     consenting_farmers,
     farmer_bytes,
-    indexed_read,
-    indexer_engine,
     is_indexed,
 )
 from chain.client import ChainClient
-from indexer.models import Checkpoint
 from indexer.profiles import FarmerProfile
 from lending.credit.access import read_with_consent
 from lending.credit.decision import DecisionRecord, decide
@@ -168,7 +166,7 @@ def _profiles(settings: ApiSettings) -> IndexedProfileReader:
 def _indexed_farmer(settings: ApiSettings, farmer_id: str) -> str:
     """The normalized 0x id; 422 for a malformed id, 404 for a farmer never indexed."""
     farmer = farmer_bytes(farmer_id)
-    with indexed_read(indexer_engine(settings.database_url)) as conn:
+    with indexed_read(settings.database_url) as conn:
         if not is_indexed(conn, farmer):
             raise NotFound(f"farmer 0x{farmer.hex()} has not been indexed")
     return "0x" + farmer.hex()
@@ -196,11 +194,11 @@ class _Read:
 
 def list_farmers(settings: ApiSettings, org: Organisation, page: PageParams) -> ConsentingFarmers:
     """Farmers whose latest indexed consent for you is active now."""
-    with indexed_read(indexer_engine(settings.database_url)) as conn:
+    with indexed_read(settings.database_url) as conn:
         rows, total = consenting_farmers(
             conn, org.chain_address, int(time.time()), page.limit, page.offset
         )
-        block = conn.execute(select(Checkpoint.block_number)).scalar() or 0
+        block = indexed_block(conn)
     items = [ConsentingFarmer(farmer_id="0x" + f.hex(), cooperative=Web3.to_checksum_address(c),
                               consent_expires_at=e) for f, c, e in rows]  # fmt: skip
     return ConsentingFarmers(
