@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,9 +21,6 @@ from lending.errors import (
     ProfileDataError,
     ProfileNotFoundError,
 )
-
-if TYPE_CHECKING:
-    from lending.credit.decision import DecisionRecord
 
 
 class ConsentChecker(Protocol):
@@ -76,14 +73,6 @@ class AccessLog(Protocol):
 
     def record_access(self, entry: ProfileAccess) -> None:
         """Append one entry; entries are never changed."""
-        ...
-
-
-class DecisionSink(Protocol):
-    """Where decisions are stored (lending.credit.store.CreditStore)."""
-
-    def insert_decision(self, record: DecisionRecord) -> str:
-        """Store a record; returns its decision id."""
         ...
 
 

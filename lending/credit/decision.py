@@ -25,13 +25,13 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from lending.credit.access import (
     AccessLog,
     ConsentChecker,
-    DecisionSink,
     ProfileReader,
     read_with_consent,
 )
@@ -202,6 +202,14 @@ def evaluate(
         pricing=pricing,
         disclosure=disclosure,
     )
+
+
+class DecisionSink(Protocol):
+    """Where decisions are stored (lending.credit.store.CreditStore)."""
+
+    def insert_decision(self, record: DecisionRecord) -> str:
+        """Store a record; returns its decision id."""
+        ...
 
 
 def decide(
