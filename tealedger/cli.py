@@ -128,8 +128,9 @@ def demo(
     """Start the local node, deploy, run a tea season and its lending, index it and serve."""
     from api.core.settings import ApiSettings
     from tealedger.demo.lending import run_lending
-    from tealedger.demo.season import run_season, summary_table
+    from tealedger.demo.season import run_season
     from tealedger.demo.service import demo_logins, index_chain, start_service, stop_service
+    from tealedger.demo.summary import summary_table
 
     client = ChainClient(settings_from(backend, port))
     client.node.start()

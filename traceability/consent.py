@@ -147,6 +147,18 @@ class ConsentService:
         signed = wallet.sign_message(self._typed("Revocation", _REVOCATION_TYPE, message))
         return until, bytes(signed.signature)
 
+    def relay_grant_call(
+        self, farmer: bytes | str, lender: str, expires_at: int, deadline: int, signature: bytes
+    ) -> ContractFunction:
+        """The grantConsentBySig call of a farmer-signed consent, for sending alone or pipelined."""
+        return self.contract.functions.grantConsentBySig(
+            _BYTES32.validate_python(farmer),
+            _ADDRESS.validate_python(lender),
+            expires_at,
+            deadline,
+            signature,
+        )
+
     def relay_grant(
         self,
         relayer: Sender,
@@ -157,13 +169,7 @@ class ConsentService:
         signature: bytes,
     ) -> TxReceipt:
         """Submit a farmer-signed consent from any account."""
-        fn = self.contract.functions.grantConsentBySig(
-            _BYTES32.validate_python(farmer),
-            _ADDRESS.validate_python(lender),
-            expires_at,
-            deadline,
-            signature,
-        )
+        fn = self.relay_grant_call(farmer, lender, expires_at, deadline, signature)
         return self._transact(relayer, fn)
 
     def relay_revocation(

@@ -1,8 +1,11 @@
-"""Lineage from chain data alone: a lot's tree back to its harvests, and a recall's reach.
+"""Lineage from chain data alone: a lot's tree back to its harvests, its farmer weights, and a
+recall's reach.
 
 Each processing step has an id; `LotProduced(lot, processId)` and `LotConsumed(lot, processId)`
 index both, so walking the graph is a few topic-filtered eth_getLogs per level (no full scan):
 backwards lot -> producing step -> its inputs, forwards lot -> consuming step -> its outputs.
+A lot's farmer weights (traceability.weights, what SaleSettlement's shares are committed from)
+take the same backward walk plus one query for the mass of every output of its steps.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from chain.rpc import RpcError
 from traceability import contracts
 from traceability.errors import LotNotFoundError, TraceabilityError
 from traceability.models import Grade, LotKind, LotState, LotView
+from traceability.weights import LeafFlow, LeafLot, MassStep
 
 LOT_VIEW_CHUNK = 500
 
@@ -280,16 +284,42 @@ class LineageReader:
     def trace(self, lot: bytes) -> Lineage:
         """The lot's tree back to every harvest, with farmers, plots, dates, grades."""
         root = LotNode(lot, self._existing(lot))
-        nodes = {lot: root}
-        steps: dict[bytes, ProcessStep] = {}
-        frontier = [lot]
-        while frontier:
-            frontier = self._trace_level(frontier, nodes, steps)
+        nodes, steps = self._walk(root)
         views = self.lots(list(nodes))
         for node in nodes.values():
             node.view = views[node.lot]
         self._annotate(nodes)
         return Lineage(root, steps, nodes)
+
+    def leaf_flow(self, lot: bytes) -> LeafFlow:
+        """The harvests and processing steps behind `lot`, with every output's mass."""
+        nodes, steps = self._walk(LotNode(lot))
+        outputs: dict[bytes, list[tuple[bytes, int]]] = {pid: [] for pid in steps}
+        for e in self._events("LotProduced", "processId", list(steps)):
+            outputs[e.args["processId"]].append((e.args["lot"], e.args["grams"]))
+        harvests = [
+            LeafLot(n.lot, n.harvest.farmer, n.harvest.grams)
+            for n in nodes.values()
+            if n.harvest is not None
+        ]
+        mass_steps = [
+            MassStep(pid, tuple(i.lot for i in step.inputs), tuple(outputs[pid]))
+            for pid, step in steps.items()
+        ]
+        return LeafFlow(harvests, mass_steps)
+
+    def farmer_weights(self, lot: bytes) -> dict[bytes, int]:
+        """Whole fresh-leaf grams each farmer contributed to `lot` (traceability.weights)."""
+        return self.leaf_flow(lot).weights(lot)
+
+    def _walk(self, root: LotNode) -> tuple[dict[bytes, LotNode], dict[bytes, ProcessStep]]:
+        """Every ancestor of `root` and the steps between, a generation at a time."""
+        nodes = {root.lot: root}
+        steps: dict[bytes, ProcessStep] = {}
+        frontier = [root.lot]
+        while frontier:
+            frontier = self._trace_level(frontier, nodes, steps)
+        return nodes, steps
 
     def _trace_level(
         self, frontier: list[bytes], nodes: dict[bytes, LotNode], steps: dict[bytes, ProcessStep]

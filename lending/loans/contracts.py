@@ -9,11 +9,10 @@ accounts get their lending roles and the merchant categories are registered.
 from __future__ import annotations
 
 from eth_utils import keccak
-from web3.contract import Contract
 
 from chain.client import ChainClient
 from chain.deploy import Deployment
-from chain.sender import Sender
+from chain.roles import grant_role_once
 
 PAYMENT_TOKEN = "PaymentToken"
 MERCHANT_REGISTRY = "MerchantRegistry"
@@ -61,24 +60,17 @@ def deploy_lending(
     return [registry, factory, settlement]
 
 
-def _grant(admin: Sender, contract: Contract, role_id: bytes, account: str) -> None:
-    """Grant a role unless held."""
-    fns = contract.functions
-    if not fns.hasRole(role_id, account).call():
-        admin.transact(fns.grantRole(role_id, account))
-
-
 def grant_dev_lending_roles(client: ChainClient) -> None:
     """Registrar, lender, share committers and distributor roles for the dev accounts."""
     admin = client.sender(0)
     accounts = client.accounts
     registry = client.contract(MERCHANT_REGISTRY)
-    _grant(admin, registry, REGISTRAR_ROLE, accounts[DEV_REGISTRAR].address)
-    _grant(admin, client.contract(LOAN_FACTORY), LENDER_ROLE, accounts[DEV_LENDER].address)
+    grant_role_once(admin, registry, REGISTRAR_ROLE, accounts[DEV_REGISTRAR].address)
+    grant_role_once(admin, client.contract(LOAN_FACTORY), LENDER_ROLE, accounts[DEV_LENDER].address)
     settlement = client.contract(SALE_SETTLEMENT)
     for index in (DEV_COOPERATIVE, DEV_PROCESSOR):
-        _grant(admin, settlement, SHARE_COMMITTER_ROLE, accounts[index].address)
-    _grant(admin, settlement, DISTRIBUTOR_ROLE, accounts[DEV_DISTRIBUTOR].address)
+        grant_role_once(admin, settlement, SHARE_COMMITTER_ROLE, accounts[index].address)
+    grant_role_once(admin, settlement, DISTRIBUTOR_ROLE, accounts[DEV_DISTRIBUTOR].address)
 
 
 def register_categories(client: ChainClient) -> None:

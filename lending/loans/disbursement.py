@@ -9,7 +9,7 @@ it without waiting, to the escrow address CREATE2 makes known in advance
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import IntEnum
@@ -19,10 +19,12 @@ from typing import Any
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from chain.client import ChainClient
+from chain.events import EventReader
 from chain.sender import PendingTx, Sender
 from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, PAYMENT_TOKEN
 from lending.loans.errors import LoanTermsError, OrderNotExecutedError, translate_reverts
@@ -333,12 +335,15 @@ class LoanDesk:
         token, registry = self.factory.functions.bindings().call()
         self.token = client.contract(PAYMENT_TOKEN, token)
         self.registry_address = str(registry)
+        self._escrows: dict[str, Contract] = {}
 
     # -------------------------------------------------------------- contracts
 
     def escrow(self, address: str) -> Contract:
-        """The LoanEscrow clone at `address`."""
-        return self.client.contract(LOAN_ESCROW, address)
+        """The LoanEscrow clone at `address` (one handle per address: building one takes ms)."""
+        if address not in self._escrows:
+            self._escrows[address] = self.client.contract(LOAN_ESCROW, address)
+        return self._escrows[address]
 
     def predict_escrow(self, terms: EscrowTerms) -> str:
         """Where `terms` will be issued (CREATE2: lender, farmer id, schedule hash)."""
@@ -352,20 +357,44 @@ class LoanDesk:
         address = self.factory.functions.activeLoanOf(farmer_id).call()
         return None if int(address, 16) == 0 else str(address)
 
+    # -------------------------------------------------------------- the payment token
+
+    def balance_of(self, holder: str) -> int:
+        """The holder's payment-token balance (fen)."""
+        return int(self.token.functions.balanceOf(to_checksum_address(holder)).call())
+
+    def allowance(self, owner: str, spender: str) -> int:
+        """What `spender` may pull from `owner` (fen)."""
+        fn = self.token.functions.allowance(
+            to_checksum_address(owner), to_checksum_address(spender)
+        )
+        return int(fn.call())
+
+    def approve_call(self, spender: str, amount_fen: int) -> ContractFunction:
+        """The token's approve call: let `spender` pull up to `amount_fen` from the sender."""
+        return self.token.functions.approve(to_checksum_address(spender), amount_fen)
+
+    def mint_call(self, to: str, amount_fen: int) -> ContractFunction:
+        """The token's mint call (development eCNY: the token admin sends it)."""
+        return self.token.functions.mint(to_checksum_address(to), amount_fen)
+
     # -------------------------------------------------------------- issuing
 
     def approve_factory(self, lender: Sender, amount_fen: int) -> TxReceipt:
         """Let the factory pull up to `amount_fen` from the lender when issuing funded loans."""
         with translate_reverts():
-            return lender.transact(self.token.functions.approve(self.factory.address, amount_fen))
+            return lender.transact(self.approve_call(self.factory.address, amount_fen))
+
+    def issue_call(self, terms: EscrowTerms, *, fund: bool = True) -> ContractFunction:
+        """The factory's issueAndFundLoan (or, unfunded, issueLoan) call for `terms`."""
+        fn = self.factory.functions
+        return (fn.issueAndFundLoan if fund else fn.issueLoan)(terms.params())
 
     def send_issue(self, terms: EscrowTerms, lender: Sender, *, fund: bool = True) -> PendingTx:
         """Send the issuing transaction without waiting (raises the named error on a revert)."""
         self._check_lender(terms, lender)
-        fn = self.factory.functions
-        call = fn.issueAndFundLoan if fund else fn.issueLoan
         with translate_reverts():
-            return lender.send(call(terms.params()))
+            return lender.send(self.issue_call(terms, fund=fund))
 
     def issue(self, terms: EscrowTerms, lender: Sender, *, fund: bool = True) -> IssuedLoan:
         """Issue (and by default fund) a loan; returns its id and escrow."""
@@ -397,7 +426,7 @@ class LoanDesk:
         contract = self.escrow(escrow)
         principal = self.state(escrow).principal_fen
         with translate_reverts():
-            lender.transact(self.token.functions.approve(contract.address, principal))
+            lender.transact(self.approve_call(contract.address, principal))
             return lender.transact(contract.functions.fund())
 
     def cancel_loan(self, escrow: str, lender: Sender) -> TxReceipt:
@@ -405,6 +434,23 @@ class LoanDesk:
         return self._transact(lender, self.escrow(escrow).functions.cancelLoan())
 
     # -------------------------------------------------------------- disbursement
+
+    def invoice_used(self, escrow: str, invoice_hash: bytes) -> bool:
+        """True if the escrow already took an order for this invoice (its idempotency key)."""
+        return bool(self.escrow(escrow).functions.invoiceUsed(invoice_hash).call())
+
+    def order_call(
+        self,
+        escrow: str,
+        merchant: str,
+        category: str | bytes,
+        amount_fen: int,
+        invoice_hash: bytes,
+    ) -> ContractFunction:
+        """The escrow's orderPayment call: pay `amount_fen` of a category's budget to a merchant."""
+        return self.escrow(escrow).functions.orderPayment(
+            to_checksum_address(merchant), category_id(category), amount_fen, invoice_hash
+        )
 
     def send_order(
         self,
@@ -418,9 +464,7 @@ class LoanDesk:
         gas: int | None = None,
     ) -> PendingTx:
         """Send a payment order without waiting (pass `gas` when the escrow is not mined yet)."""
-        fn = self.escrow(escrow).functions.orderPayment(
-            to_checksum_address(merchant), category_id(category), amount_fen, invoice_hash
-        )
+        fn = self.order_call(escrow, merchant, category, amount_fen, invoice_hash)
         with translate_reverts():
             return by.send(fn, gas=gas)
 
@@ -468,11 +512,14 @@ class LoanDesk:
         """Cancel a reserved order."""
         return self._transact(by, self.escrow(escrow).functions.cancelPayment(order_id))
 
+    def return_unspent_call(self, escrow: str) -> ContractFunction:
+        """The escrow's returnUnspent call."""
+        return self.escrow(escrow).functions.returnUnspent()
+
     def return_unspent(self, escrow: str, by: Sender) -> int:
         """Send unspent, unreserved funds back to the lender (after the draw window)."""
-        contract = self.escrow(escrow)
-        receipt = self._transact(by, contract.functions.returnUnspent())
-        events = events_of(contract, "LoanUnspentReturned", receipt)
+        receipt = self._transact(by, self.return_unspent_call(escrow))
+        events = events_of(self.escrow(escrow), "LoanUnspentReturned", receipt)
         return int(events[0]["args"]["amount"])
 
     def disburse_first_payment(
@@ -506,24 +553,44 @@ class LoanDesk:
 
     # -------------------------------------------------------------- repayment and status
 
+    def repay_call(self, escrow: str, amount_fen: int) -> ContractFunction:
+        """The escrow's repay call (the payer first approves the escrow for the amount)."""
+        return self.escrow(escrow).functions.repay(amount_fen)
+
     def repay(self, escrow: str, payer: Sender, amount_fen: int | None = None) -> int:
         """Repay `amount_fen` (default: everything outstanding) from `payer`; returns fen paid."""
         contract = self.escrow(escrow)
         amount = amount_fen if amount_fen is not None else contract.functions.outstanding().call()
         with translate_reverts():
-            payer.transact(self.token.functions.approve(contract.address, amount))
-            payer.transact(contract.functions.repay(amount))
+            payer.transact(self.approve_call(contract.address, amount))
+            payer.transact(self.repay_call(escrow, amount))
         return int(amount)
+
+    def refresh_status_call(self, escrow: str) -> ContractFunction:
+        """The escrow's refreshStatus call (time-driven status changes)."""
+        return self.escrow(escrow).functions.refreshStatus()
 
     def refresh_status(self, escrow: str, by: Sender) -> LoanStatus:
         """Apply time-driven status changes; returns the status after."""
-        contract = self.escrow(escrow)
-        self._transact(by, contract.functions.refreshStatus())
-        return LoanStatus(contract.functions.status().call())
+        self._transact(by, self.refresh_status_call(escrow))
+        return LoanStatus(self.escrow(escrow).functions.status().call())
+
+    def declare_default_call(self, escrow: str) -> ContractFunction:
+        """The escrow's declareDefault call."""
+        return self.escrow(escrow).functions.declareDefault()
 
     def declare_default(self, escrow: str, lender: Sender) -> TxReceipt:
         """Declare default (lender, after due date + grace + default days)."""
-        return self._transact(lender, self.escrow(escrow).functions.declareDefault())
+        return self._transact(lender, self.declare_default_call(escrow))
+
+    def went_overdue(self, escrows: Sequence[str], from_block: int = 0) -> set[str]:
+        """Those of `escrows` whose status ever changed to Overdue (LoanStatusChanged events)."""
+        if not escrows:
+            return set()
+        abi = self.escrow(escrows[0]).abi
+        reader = EventReader(self.client.w3, escrows, abi, from_block)
+        changes = reader.events("LoanStatusChanged", "current", [int(LoanStatus.OVERDUE)])
+        return {e.address for e in changes}
 
     def write_off(self, escrow: str, lender: Sender) -> TxReceipt:
         """Write a defaulted loan off (lender)."""

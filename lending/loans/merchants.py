@@ -8,22 +8,21 @@ event cannot plant fake payments in a merchant's view.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
 from chain.client import ChainClient
+from chain.events import Event, EventReader
 from chain.sender import Sender
 from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, MERCHANT_REGISTRY
 from lending.loans.disbursement import category_id
 from lending.loans.errors import translate_reverts
-
-ADDRESS_CHUNK = 200  # escrow addresses per eth_getLogs filter
 
 
 @dataclass(frozen=True)
@@ -85,15 +84,20 @@ class MerchantDesk:
             by.transact(self.registry.functions.registerCategory(name))
         return category_id(name)
 
+    def approve_call(
+        self, merchant: str, category: str | bytes, expires_at: int
+    ) -> ContractFunction:
+        """The registry's approveMerchant call, for sending alone or pipelined."""
+        return self.registry.functions.approveMerchant(
+            to_checksum_address(merchant), category_id(category), expires_at
+        )
+
     def approve(
         self, merchant: str, category: str | bytes, expires_at: int, by: Sender
     ) -> TxReceipt:
         """Approve (or renew) a merchant for a category until `expires_at`."""
-        fn = self.registry.functions.approveMerchant(
-            to_checksum_address(merchant), category_id(category), expires_at
-        )
         with translate_reverts():
-            return by.transact(fn)
+            return by.transact(self.approve_call(merchant, category, expires_at))
 
     def revoke(
         self, merchant: str, category: str | bytes, by: Sender, reason_hash: bytes = bytes(32)
@@ -118,21 +122,20 @@ class MerchantDesk:
 
     def category_names(self) -> dict[bytes, str]:
         """Registered category ids and their names (from CategoryRegistered events)."""
-        logs = self.registry.events.CategoryRegistered().get_logs(from_block=self.from_block)
-        return {bytes(e["args"]["category"]): str(e["args"]["name"]) for e in logs}
+        reader = _reader(self.client, self.registry, self.from_block)
+        return {e.args["category"]: e.args["name"] for e in reader.events("CategoryRegistered")}
+
+
+def _reader(client: ChainClient, contract: Contract, from_block: int) -> EventReader:
+    """Events of one contract from `from_block`."""
+    return EventReader(client.w3, contract.address, contract.abi, from_block)
 
 
 def escrows_of(client: ChainClient, factory: str = LOAN_FACTORY, from_block: int = 0) -> list[str]:
     """Every escrow the factory issued, in loan order."""
-    contract = _contract(client, LOAN_FACTORY, factory)
-    logs = contract.events.LoanIssued().get_logs(from_block=from_block)
-    return [str(e["args"]["escrow"]) for e in sorted(logs, key=lambda e: e["args"]["loanId"])]
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    """Consecutive slices of at most `size`."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    reader = _reader(client, _contract(client, LOAN_FACTORY, factory), from_block)
+    issued = sorted(reader.events("LoanIssued"), key=lambda e: e.args["loanId"])
+    return [e.args["escrow"] for e in issued]
 
 
 def payments_received(
@@ -147,39 +150,27 @@ def payments_received(
     escrows = escrows_of(client, factory, from_block)
     if not escrows:
         return []
-    decoder = client.contract(LOAN_ESCROW, escrows[0]).events.LoanDisbursed()
-    topic0 = event_abi_to_log_topic(decoder.abi)
-    merchant_topic = b"\x00" * 12 + bytes.fromhex(to_checksum_address(merchant)[2:])
-    payments: list[MerchantPayment] = []
-    for chunk in _chunks(escrows, ADDRESS_CHUNK):
-        logs = client.w3.eth.get_logs(
-            {
-                "address": list(chunk),
-                "fromBlock": from_block,
-                "toBlock": "latest",
-                "topics": [topic0, None, merchant_topic],  # type: ignore[list-item]
-            }
-        )
-        payments.extend(_payment(decoder.process_log(log), category_names) for log in logs)
-    return sorted(payments, key=lambda p: (p.block_number, p.log_index))
+    abi = client.contract(LOAN_ESCROW, escrows[0]).abi
+    reader = EventReader(client.w3, escrows, abi, from_block)
+    paid = reader.events("LoanDisbursed", "merchant", [to_checksum_address(merchant)])
+    return [_payment(e, category_names) for e in paid]
 
 
-def _payment(event: Any, names: Mapping[bytes, str] | None) -> MerchantPayment:
+def _payment(event: Event, names: Mapping[bytes, str] | None) -> MerchantPayment:
     """A decoded LoanDisbursed event as a MerchantPayment."""
-    args = event["args"]
-    category = bytes(args["category"])
+    args = event.args
     return MerchantPayment(
-        loan_id=int(args["loanId"]),
-        escrow=str(event["address"]),
-        merchant=str(args["merchant"]),
-        category=category,
-        category_name=(names or {}).get(category),
-        amount_fen=int(args["amount"]),
-        invoice_hash=bytes(args["invoiceHash"]),
-        order_id=int(args["orderId"]),
-        block_number=int(event["blockNumber"]),
-        tx_hash=event["transactionHash"].to_0x_hex(),
-        log_index=int(event["logIndex"]),
+        loan_id=args["loanId"],
+        escrow=event.address,
+        merchant=args["merchant"],
+        category=args["category"],
+        category_name=(names or {}).get(args["category"]),
+        amount_fen=args["amount"],
+        invoice_hash=args["invoiceHash"],
+        order_id=args["orderId"],
+        block_number=event.block_number,
+        tx_hash="0x" + event.tx_hash.hex(),
+        log_index=event.log_index,
     )
 
 

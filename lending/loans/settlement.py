@@ -1,30 +1,28 @@
-"""Sale settlement: farmer shares of a lot from TeaTrace lineage, commitment, and settling sales.
+"""Sale settlement: a lot's farmer shares (SaleSettlement's input format), their commitment,
+and settling sales.
 
 Trust model (docs/disbursement.md): walking lineage on chain is unbounded, so a processor or
-cooperative holding SHARE_COMMITTER_ROLE commits each lot's (farmer id, fresh-leaf grams) list,
-computed here from TeaTrace's HarvestRecorded / LotConsumed / LotProduced events. The list is
-public (SharesCommitted), anyone can recompute it with `lot_shares` and compare it with
+cooperative holding SHARE_COMMITTER_ROLE commits each lot's (farmer id, fresh-leaf grams) list.
+The list is a supply-chain fact, computed by traceability from TeaTrace's events
+(`traceability.lineage.LineageReader.farmer_weights`); this module takes it as input. It is
+public (SharesCommitted), anyone can recompute it and compare it with
 `SettlementDesk.verify_committed`, and it is frozen once a sale of the lot is settled.
-
-A processing step's inputs flow into its outputs in proportion to output mass, so a farmer's
-contribution to a lot is an exact fraction of grams; the committed integer weights apportion
-the rounded total by largest remainder (exact grams when no lot was ever split).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from itertools import pairwise
 from typing import Any
 
 from eth_abi import encode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 from web3 import Web3
-from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 
 from chain.client import ChainClient
+from chain.events import EventReader
 from chain.sender import Sender
 from indexer.seasons import allocate
 from lending.loans.contracts import PAYMENT_TOKEN, SALE_SETTLEMENT
@@ -44,19 +42,6 @@ def split_amount(amount_fen: int, weights: Sequence[int]) -> list[int]:
     if amount_fen < 0 or not weights or any(w <= 0 for w in weights):
         raise SharesError("need a non-negative amount and at least one positive weight")
     return [share for _, share in allocate(amount_fen, list(enumerate(weights)))]
-
-
-def _apportion(quotas: Mapping[bytes, Fraction]) -> dict[bytes, int]:
-    """Integer grams adding up to the rounded total, by largest remainder (ties: lower id)."""
-    total = sum(quotas.values(), Fraction(0))
-    target = int(total + Fraction(1, 2))
-    if target <= 0:
-        raise SharesError("the lot has no fresh-leaf contribution to share")
-    floors = {k: int(q * target / total) for k, q in quotas.items()}
-    order = sorted(quotas, key=lambda k: (-(quotas[k] * target / total - floors[k]), k))
-    for key in order[: target - sum(floors.values())]:
-        floors[key] += 1
-    return {k: v for k, v in floors.items() if v > 0}
 
 
 # ---------------------------------------------------------------- shares
@@ -101,130 +86,17 @@ def shares_hash(shares: Sequence[FarmerShare]) -> bytes:
     return keccak(encode(["bytes32[]", "uint256[]"], [ids, weights]))
 
 
-# ---------------------------------------------------------------- lineage
-
-
-@dataclass(frozen=True)
-class HarvestLot:
-    """A fresh-leaf lot: one farmer's picking."""
-
-    lot: bytes
-    farmer_id: bytes
-    grams: int
-
-
-@dataclass(frozen=True)
-class ProcessStep:
-    """A processing step: whole input lots consumed, output lots produced (lot, grams)."""
-
-    process_id: bytes
-    inputs: tuple[tuple[bytes, int], ...]
-    outputs: tuple[tuple[bytes, int], ...]
-
-
-class LineageGraph:
-    """Harvests and processing steps, enough to attribute any lot to farmers."""
-
-    def __init__(self, harvests: Iterable[HarvestLot], steps: Iterable[ProcessStep]) -> None:
-        self._harvests = {h.lot: h for h in harvests}
-        self._steps: dict[bytes, ProcessStep] = {}
-        self._producer: dict[bytes, ProcessStep] = {}
-        for step in steps:
-            self._steps[step.process_id] = step
-            for lot, _ in step.outputs:
-                self._producer[lot] = step
-        self._memo: dict[bytes, dict[bytes, Fraction]] = {}
-
-    def contributions(self, lot: bytes) -> dict[bytes, Fraction]:
-        """Fresh-leaf grams each farmer contributed to `lot`, as exact fractions."""
-        if lot in self._memo:
-            return self._memo[lot]
-        if lot in self._harvests:
-            h = self._harvests[lot]
-            result = {h.farmer_id: Fraction(h.grams)}
-        elif lot in self._producer:
-            result = self._through(lot, self._producer[lot])
-        else:
-            raise SharesError(f"lot 0x{lot.hex()} has no harvest or processing record")
-        self._memo[lot] = result
-        return result
-
-    def _through(self, lot: bytes, step: ProcessStep) -> dict[bytes, Fraction]:
-        """The step's inputs' contributions, scaled by this output's share of output mass."""
-        out_total = sum(g for _, g in step.outputs)
-        fraction = Fraction(dict(step.outputs)[lot], out_total)
-        result: dict[bytes, Fraction] = {}
-        for source, _ in step.inputs:
-            for farmer, grams in self.contributions(source).items():
-                result[farmer] = result.get(farmer, Fraction(0)) + grams * fraction
-        return result
-
-    def shares(self, lot: bytes) -> tuple[FarmerShare, ...]:
-        """The integer weights to commit for `lot`."""
-        return normalize_shares(_apportion(self.contributions(lot)))
-
-
-def _trace_contract(client: ChainClient, tea_trace: str) -> Contract:
-    """TeaTrace's events through its interface ABI, by address or registry name."""
-    address = tea_trace if Web3.is_address(tea_trace) else client.registry.address(tea_trace)
-    return client.contract("ITeaTrace", address)
-
-
-def _logs(event: Any, from_block: int, **filters: Any) -> list[Any]:
-    """Decoded logs of one event filtered on indexed arguments."""
-    return list(event().get_logs(from_block=from_block, argument_filters=filters))
-
-
-def read_lineage(
-    client: ChainClient, lot: bytes, tea_trace: str = "TeaTrace", from_block: int = 0
-) -> LineageGraph:
-    """The part of TeaTrace's lineage behind `lot`, walked back by topic-filtered log queries."""
-    events = _trace_contract(client, tea_trace).events
-    harvests: list[HarvestLot] = []
-    steps: dict[bytes, ProcessStep] = {}
-    frontier, seen = [lot], set()
-    while frontier:
-        current = frontier.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        harvest = _logs(events.HarvestRecorded, from_block, lot=current)
-        if harvest:
-            args = harvest[0]["args"]
-            harvests.append(HarvestLot(current, bytes(args["farmer"]), int(args["grams"])))
-            continue
-        step = _producing_step(events, current, from_block, steps)
-        frontier.extend(source for source, _ in step.inputs)
-    return LineageGraph(harvests, steps.values())
-
-
-def _producing_step(
-    events: Any, lot: bytes, from_block: int, steps: dict[bytes, ProcessStep]
-) -> ProcessStep:
-    """The step that produced `lot` (read once per step)."""
-    produced = _logs(events.LotProduced, from_block, lot=lot)
-    if not produced:
-        raise SharesError(f"lot 0x{lot.hex()} was neither harvested nor produced in TeaTrace")
-    process_id = bytes(produced[0]["args"]["processId"])
-    if process_id not in steps:
-        inputs = _logs(events.LotConsumed, from_block, processId=process_id)
-        outputs = _logs(events.LotProduced, from_block, processId=process_id)
-        steps[process_id] = ProcessStep(
-            process_id,
-            tuple((bytes(e["args"]["lot"]), int(e["args"]["grams"])) for e in inputs),
-            tuple((bytes(e["args"]["lot"]), int(e["args"]["grams"])) for e in outputs),
-        )
-    return steps[process_id]
-
-
-def lot_shares(
-    client: ChainClient, lot: bytes, tea_trace: str = "TeaTrace", from_block: int = 0
-) -> tuple[FarmerShare, ...]:
-    """The farmer shares of `lot` computed from TeaTrace events."""
-    return read_lineage(client, lot, tea_trace, from_block).shares(lot)
-
-
 # ---------------------------------------------------------------- contract calls
+
+
+@dataclass(frozen=True)
+class LotShares:
+    """SaleSettlement's record of a lot's committed shares."""
+
+    shares_hash: bytes  # zero if nothing is committed
+    total_weight: int
+    farmers: int
+    sales: int  # settled sales; the shares are frozen once this is above zero
 
 
 @dataclass(frozen=True)
@@ -267,39 +139,50 @@ class SettlementDesk:
         token, _, _ = self.contract.functions.bindings().call()
         self.token = client.contract(PAYMENT_TOKEN, token)
 
-    def commit_shares(self, lot: bytes, shares: Shares, by: Sender) -> tuple[FarmerShare, ...]:
-        """Commit a lot's farmer shares (SHARE_COMMITTER_ROLE); returns them as committed."""
+    def commit_shares_call(self, lot: bytes, shares: Shares) -> ContractFunction:
+        """The commitShares call of a lot's shares (validated, in the contract's order)."""
         normal = normalize_shares(shares)
-        fn = self.contract.functions.commitShares(
+        return self.contract.functions.commitShares(
             lot, [s.farmer_id for s in normal], [s.weight for s in normal]
         )
+
+    def commit_shares(self, lot: bytes, shares: Shares, by: Sender) -> tuple[FarmerShare, ...]:
+        """Commit a lot's farmer shares (SHARE_COMMITTER_ROLE); returns them as committed."""
         with translate_reverts():
-            by.transact(fn)
-        return normal
+            by.transact(self.commit_shares_call(lot, shares))
+        return normalize_shares(shares)
+
+    def commitment(self, lot: bytes) -> LotShares:
+        """What SaleSettlement stores for the lot's shares (`lotShares`)."""
+        shares_hash, total, farmers, sales = self.contract.functions.lotShares(lot).call()
+        return LotShares(bytes(shares_hash), int(total), int(farmers), int(sales))
 
     def committed_shares(
         self, lot: bytes, from_block: int | None = None
     ) -> tuple[FarmerShare, ...]:
         """The lot's committed shares, from the SharesCommitted event matching the stored hash."""
-        committed = bytes(self.contract.functions.lotShares(lot).call()[0])
+        committed = self.commitment(lot).shares_hash
         if committed == bytes(32):
             raise SharesError(f"no shares committed for lot 0x{lot.hex()}")
-        event = self.contract.events.SharesCommitted()
-        start = self.from_block if from_block is None else from_block
-        for log in reversed(event.get_logs(from_block=start, argument_filters={"lot": lot})):
-            args = log["args"]
-            if bytes(args["sharesHash"]) == committed:
+        for event in reversed(self._events(from_block).events("SharesCommitted", "lot", [lot])):
+            args = event.args
+            if args["sharesHash"] == committed:
                 pairs = zip(args["farmerIds"], args["weights"], strict=True)
-                return tuple(FarmerShare(bytes(f), int(w)) for f, w in pairs)
+                return tuple(FarmerShare(f, w) for f, w in pairs)
         raise SharesError(f"lot 0x{lot.hex()}: no SharesCommitted event has the stored hash")
 
-    def verify_committed(
-        self, lot: bytes, tea_trace: str = "TeaTrace", from_block: int = 0
-    ) -> bool:
-        """True if the committed shares equal the ones computed from TeaTrace lineage (read from
-        `from_block`, TeaTrace's deployment block)."""
-        computed = lot_shares(self.client, lot, tea_trace, from_block)
-        return self.committed_shares(lot) == computed
+    def verify_committed(self, lot: bytes, shares: Shares) -> bool:
+        """True if the lot's committed shares equal `shares` (the caller's own computation from
+        lineage, e.g. traceability's LineageReader.farmer_weights)."""
+        return self.committed_shares(lot) == normalize_shares(shares)
+
+    def settle_sale_call(
+        self, lot: bytes, amount_fen: int, shares: Sequence[FarmerShare]
+    ) -> ContractFunction:
+        """The settleSale call: pay `amount_fen` for `lot` split by the committed `shares`."""
+        return self.contract.functions.settleSale(
+            lot, amount_fen, [s.farmer_id for s in shares], [s.weight for s in shares]
+        )
 
     def settle_sale(
         self,
@@ -310,29 +193,32 @@ class SettlementDesk:
     ) -> SaleResult:
         """Pay `amount_fen` for `lot` (approve, then settleSale) and report each farmer's part."""
         normal = tuple(shares) if shares is not None else self.committed_shares(lot)
-        fn = self.contract.functions.settleSale(
-            lot, amount_fen, [s.farmer_id for s in normal], [s.weight for s in normal]
-        )
         with translate_reverts():
             distributor.transact(self.token.functions.approve(self.contract.address, amount_fen))
-            receipt = distributor.transact(fn)
+            receipt = distributor.transact(self.settle_sale_call(lot, amount_fen, normal))
         return self._result(lot, amount_fen, receipt)
+
+    def settled_shares(self, escrows: Iterable[str] | None = None) -> list[FarmerSettlement]:
+        """Farmers' shares of settled sales, oldest first; with `escrows`, only those that went
+        to one of these loan escrows."""
+        reader = self._events()
+        if escrows is None:
+            events = reader.events("FarmerShareSettled")
+        else:
+            wanted = [to_checksum_address(e) for e in escrows]
+            events = reader.events("FarmerShareSettled", "escrow", wanted)
+        return [_farmer_settlement(e.args) for e in events]
+
+    def _events(self, from_block: int | None = None) -> EventReader:
+        """SaleSettlement's events from `from_block` (default: the desk's start block)."""
+        start = self.from_block if from_block is None else from_block
+        return EventReader(self.client.w3, self.contract.address, self.contract.abi, start)
 
     def _result(self, lot: bytes, amount_fen: int, receipt: Any) -> SaleResult:
         """SaleResult from the settling receipt."""
         sale = events_of(self.contract, "SaleSettled", receipt)[0]["args"]
         settled = events_of(self.contract, "FarmerShareSettled", receipt)
-        rows = tuple(
-            FarmerSettlement(
-                farmer_id=bytes(a["farmerId"]),
-                escrow=None if int(a["escrow"], 16) == 0 else str(a["escrow"]),
-                share_fen=int(a["share"]),
-                repaid_fen=int(a["repaid"]),
-                paid_out_fen=int(a["paidOut"]),
-                held_fen=int(a["held"]),
-            )
-            for a in (e["args"] for e in settled)
-        )
+        rows = tuple(_farmer_settlement(e["args"]) for e in settled)
         return SaleResult(
             sale_id=int(sale["saleId"]),
             lot=lot,
@@ -357,3 +243,15 @@ class SettlementDesk:
         """The contract's own split (for cross-checking split_amount)."""
         weights = [s.weight for s in shares]
         return list(self.contract.functions.splitAmount(amount_fen, weights).call())
+
+
+def _farmer_settlement(args: Mapping[str, Any]) -> FarmerSettlement:
+    """A FarmerShareSettled event's arguments as a FarmerSettlement."""
+    return FarmerSettlement(
+        farmer_id=bytes(args["farmerId"]),
+        escrow=None if int(args["escrow"], 16) == 0 else str(args["escrow"]),
+        share_fen=int(args["share"]),
+        repaid_fen=int(args["repaid"]),
+        paid_out_fen=int(args["paidOut"]),
+        held_fen=int(args["held"]),
+    )

@@ -30,7 +30,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import event_abi_to_log_topic, keccak
+from eth_utils import keccak
 from rich.console import Console
 from rich.progress import Progress
 from web3.types import TxReceipt
@@ -51,17 +51,15 @@ from lending.loans.disbursement import (
     LoanDesk,
     LoanState,
     LoanStatus,
-    category_id,
     document_hash,
 )
 from lending.loans.errors import LoanTermsError
 from lending.loans.gas import RETURN_UNSPENT_GAS, commit_gas, issue_gas, settle_gas
+from lending.loans.merchants import MerchantDesk
 from lending.loans.settlement import (
     FarmerShare,
-    HarvestLot,
-    LineageGraph,
-    ProcessStep,
     SettlementDesk,
+    normalize_shares,
     shares_hash,
     split_amount,
 )
@@ -82,7 +80,9 @@ from tealedger.demo.season import (
 from tealedger.demo.service import index_chain
 from traceability import contracts
 from traceability.consent import ConsentService
+from traceability.lineage import LineageReader
 from traceability.service import RecordingService
+from traceability.weights import LeafFlow, LeafLot, MassStep
 
 ADMIN = 0  # holds PaymentToken's minter role on development chains
 DAY = 86_400
@@ -102,7 +102,7 @@ DEFAULT_SHARE = 0.08
 """Of the borrowers whose sale proceeds leave something outstanding: late and defaulting."""
 GAS_WEI = 10**16
 """Development ether given to a farmer's wallet before it repays (the platform pays the gas)."""
-OVERDUE, REPAID = LoanStatus.OVERDUE, LoanStatus.REPAID
+REPAID = LoanStatus.REPAID
 
 
 class TimeTravelError(ChainError):
@@ -497,22 +497,21 @@ def link_wallets(run: LendingRun) -> None:
     The season registered every farmer with one of two shared development accounts (the
     lender's and a merchant's); proceeds and consent must be the farmer's own.
     """
-    tea = contracts.tea_trace(run.client)
     season, ids = run.region.season, run.region.farmer_ids
+    services = [RecordingService(run.client, _cooperative(c)) for c in range(season.cooperatives)]
+    reader = services[0]
     todo = [
-        i
-        for i, fid in enumerate(ids)
-        if str(tea.functions.farmer(fid).call()[1]) != farmer_wallet(fid).address
+        i for i, fid in enumerate(ids) if reader.farmer(fid).wallet != farmer_wallet(fid).address
     ]
     task = run.progress.add_task("farmer wallets", total=len(ids))
     run.progress.advance(task, len(ids) - len(todo))
-    for coop in range(season.cooperatives):
+    for coop, service in enumerate(services):
         calls = [
-            tea.functions.setFarmerWallet(ids[i], farmer_wallet(ids[i]).address)
+            service.set_farmer_wallet_call(ids[i], farmer_wallet(ids[i]).address)
             for i in todo
             if season.farmers[i].cooperative == coop
         ]
-        run.send(run.client.sender(_cooperative(coop)), calls, task)
+        run.send(service.sender, calls, task)
 
 
 def _cooperative(coop: int) -> int:
@@ -523,14 +522,9 @@ def _cooperative(coop: int) -> int:
 def grant_consents(run: LendingRun) -> None:
     """Applicants sign consent for the lender; their cooperative relays it (EIP-712)."""
     service = ConsentService(run.client)
-    registry = service.contract
     lender = run.lender.address
     now = chain_now(run.client)
-    todo = [
-        loan
-        for loan in run.loans
-        if registry.functions.consentExpiry(loan.farmer_id, lender).call() <= now
-    ]
+    todo = [loan for loan in run.loans if service.expiry(loan.farmer_id, lender) <= now]
     task = run.progress.add_task("consents to the lender", total=len(run.loans))
     run.progress.advance(task, len(run.loans) - len(todo))
     expires = now + CONSENT_DAYS * DAY
@@ -540,8 +534,9 @@ def grant_consents(run: LendingRun) -> None:
             deadline, signature = service.sign_grant(
                 loan.wallet, loan.farmer_id, lender, expires, deadline=now + 3_600
             )
-            fn = registry.functions.grantConsentBySig
-            calls.append(fn(loan.farmer_id, lender, expires, deadline, signature))
+            calls.append(
+                service.relay_grant_call(loan.farmer_id, lender, expires, deadline, signature)
+            )
         run.send(run.client.sender(agent), calls, task)
 
 
@@ -617,7 +612,7 @@ def issue_loans(run: LendingRun) -> None:
     total = sum(loan.terms.principal_fen for loan in todo if loan.terms)
     _fund(run, run.lender, total, run.desk.factory.address)
     terms = [x.terms for x in todo if x.terms]
-    calls = [run.desk.factory.functions.issueAndFundLoan(t.params()) for t in terms]
+    calls = [run.desk.issue_call(t) for t in terms]
     run.send(run.lender, calls, task, gas=[issue_gas(len(t.budgets_fen)) for t in terms])
     for loan in todo:
         assert loan.terms is not None
@@ -633,13 +628,13 @@ def _may_issue(run: LendingRun, loan: Loan, now: int) -> bool:
 
 def _fund(run: LendingRun, holder: Sender, amount: int, spender: str) -> None:
     """Mint the holder's shortfall of `amount` (development eCNY) and approve `spender` for it."""
-    token = run.desk.token.functions
-    balance = token.balanceOf(holder.address).call()
+    desk = run.desk
+    balance = desk.balance_of(holder.address)
     admin = run.client.sender(ADMIN)
     if balance < amount:
-        run.mined([admin.transact(token.mint(holder.address, amount - balance))])
-    if token.allowance(holder.address, spender).call() < amount:
-        run.mined([holder.transact(token.approve(spender, amount))])
+        run.mined([admin.transact(desk.mint_call(holder.address, amount - balance))])
+    if desk.allowance(holder.address, spender) < amount:
+        run.mined([holder.transact(desk.approve_call(spender, amount))])
 
 
 def pay_merchants(run: LendingRun) -> None:
@@ -651,13 +646,12 @@ def pay_merchants(run: LendingRun) -> None:
     done = 0
     for loan in run.issued:
         state = states[loan.index]
-        escrow = run.desk.escrow(state.escrow)
         for invoice in loan.invoices:
-            if escrow.functions.invoiceUsed(invoice.invoice_hash).call():
+            if run.desk.invoice_used(state.escrow, invoice.invoice_hash):
                 done += 1
             elif state.status is LoanStatus.ACTIVE and now <= state.draw_deadline:
-                fn = escrow.functions.orderPayment(
-                    invoice.merchant, category_id(invoice.category), invoice.amount_fen,
+                fn = run.desk.order_call(
+                    state.escrow, invoice.merchant, invoice.category, invoice.amount_fen,
                     invoice.invoice_hash,
                 )  # fmt: skip
                 pairs.append((run.client.sender(loan.agent), fn))
@@ -671,14 +665,13 @@ def pay_merchants(run: LendingRun) -> None:
 
 def approve_merchants(run: LendingRun) -> None:
     """The registrar approves each demo merchant for its category (two years)."""
-    registry = run.client.contract("MerchantRegistry").functions
+    registry = MerchantDesk(run.client)
     until = chain_now(run.client) + APPROVAL_DAYS * DAY
     calls = [
-        registry.approveMerchant(address, category_id(m.category), until)
+        registry.approve_call(address, m.category, until)
         for m in MERCHANTS
-        if not registry.isApproved(address := merchant_address(run.client, m),
-                                   category_id(m.category)).call()
-    ]  # fmt: skip
+        if not registry.is_approved(address := merchant_address(run.client, m), m.category)
+    ]
     run.send(run.client.sender(DEV_REGISTRAR), calls)
 
 
@@ -690,7 +683,7 @@ def close_draw_window(run: LendingRun) -> None:
     if not todo:
         return
     run.advance_to(max(s.draw_deadline for s in todo) + 1)
-    calls = [run.desk.escrow(s.escrow).functions.returnUnspent() for s in todo]
+    calls = [run.desk.return_unspent_call(s.escrow) for s in todo]
     run.send(run.lender, calls, task, gas=[RETURN_UNSPENT_GAS] * len(calls))
 
 
@@ -712,15 +705,19 @@ def owed_lots(client: ChainClient, region: Region, made_lots: list[bytes]) -> li
     views = RecordingService(client, PROCESSOR).lots([lot for lot, _, _ in candidates])
     buyer = client.accounts[BUYER].address
     sold = [c for c, v in zip(candidates, views, strict=True) if v.holder == buyer]
-    graph = _lineage(region, made_lots, {n for _, n, _ in sold})
+    flow = _lineage(region, made_lots, {n for _, n, _ in sold})
     return [
-        OwedLot(lot, season.batches[n].price_fen_per_kg * grams // 1000, graph.shares(lot))
+        OwedLot(
+            lot,
+            season.batches[n].price_fen_per_kg * grams // 1000,
+            normalize_shares(flow.weights(lot)),
+        )
         for lot, n, grams in sold
     ]
 
 
-def _lineage(region: Region, made_lots: list[bytes], batches: set[int]) -> LineageGraph:
-    """Harvests and processing steps of the given batches (as recorded on chain)."""
+def _lineage(region: Region, made_lots: list[bytes], batches: set[int]) -> LeafFlow:
+    """Harvests and processing steps of the given batches (as recorded on chain), in memory."""
     season = region.season
     harvests, steps = [], []
     made = iter(made_lots)
@@ -728,12 +725,12 @@ def _lineage(region: Region, made_lots: list[bytes], batches: set[int]) -> Linea
         outputs = tuple((next(made), g) for g in batch.outputs_grams)
         if n not in batches:
             continue
-        inputs = tuple((region.lot_ids[i], season.harvests[i].grams) for i in batch.harvests)
+        inputs = tuple(region.lot_ids[i] for i in batch.harvests)
         for i in batch.harvests:
             h = season.harvests[i]
-            harvests.append(HarvestLot(region.lot_ids[i], region.farmer_ids[h.farmer], h.grams))
-        steps.append(ProcessStep(n.to_bytes(32, "big"), inputs, outputs))
-    return LineageGraph(harvests, steps)
+            harvests.append(LeafLot(region.lot_ids[i], region.farmer_ids[h.farmer], h.grams))
+        steps.append(MassStep(n.to_bytes(32, "big"), inputs, outputs))
+    return LeafFlow(harvests, steps)
 
 
 def expected_proceeds(owed: Sequence[OwedLot]) -> dict[bytes, int]:
@@ -778,9 +775,9 @@ def _remainder(loan: Loan, proceeds: int) -> int:
 
 def settle_sales(run: LendingRun) -> None:
     """The processor commits each owed lot's shares; the distributor pays the lots."""
-    status = {o.lot: run.sales.contract.functions.lotShares(o.lot).call() for o in run.owed}
-    commit = [o for o in run.owed if status[o.lot][3] == 0 and bytes(status[o.lot][0]) != _hash(o)]
-    settle = [o for o in run.owed if status[o.lot][3] == 0]
+    status = {o.lot: run.sales.commitment(o.lot) for o in run.owed}
+    settle = [o for o in run.owed if status[o.lot].sales == 0]
+    commit = [o for o in settle if status[o.lot].shares_hash != _hash(o)]
     task = run.progress.add_task("sales settled", total=len(run.owed) + len(commit))
     run.progress.advance(task, len(run.owed) - len(settle))
     if not settle:
@@ -788,26 +785,22 @@ def settle_sales(run: LendingRun) -> None:
     if run.issued:  # the distributor pays on 45-day terms: after the draw window
         deadline = max(run.desk.state(x.escrow).draw_deadline for x in run.issued if x.escrow)
         run.advance_to(deadline + SETTLE_AFTER_DRAW_DAYS * DAY)
-    fns = run.sales.contract.functions
     committer = run.client.sender(PROCESSOR)
-    commits = [fns.commitShares(o.lot, *_columns(o)) for o in commit]
+    commits = [run.sales.commit_shares_call(o.lot, o.shares) for o in commit]
     run.send(committer, commits, task, gas=[commit_gas(len(o.shares)) for o in commit])
-    if not run.sales.verify_committed(settle[0].lot, from_block=run.trace_block):
-        raise ChainError(f"lot 0x{settle[0].lot.hex()}: committed shares differ from lineage")
+    check = settle[0].lot  # one lot's lineage read back from TeaTrace's events, as anyone can
+    weights = LineageReader.from_client(run.client).farmer_weights(check)
+    if not run.sales.verify_committed(check, weights):
+        raise ChainError(f"lot 0x{check.hex()}: committed shares differ from lineage")
     distributor = run.client.sender(DISTRIBUTOR)
     _fund(run, distributor, sum(o.amount_fen for o in settle), run.sales.contract.address)
-    calls = [fns.settleSale(o.lot, o.amount_fen, *_columns(o)) for o in settle]
+    calls = [run.sales.settle_sale_call(o.lot, o.amount_fen, o.shares) for o in settle]
     # Open loans of any season (a defaulted one stays open) take the costlier repaying path.
     farmers = {s.farmer_id for o in settle for s in o.shares}
     borrowers = {f for f in farmers if run.desk.active_loan_of(f) is not None}
     owing = [sum(s.farmer_id in borrowers for s in o.shares) for o in settle]
     limits = [settle_gas(len(o.shares), n) for o, n in zip(settle, owing, strict=True)]
     run.send(distributor, calls, task, gas=limits)
-
-
-def _columns(lot: OwedLot) -> tuple[list[bytes], list[int]]:
-    """Farmer ids and weights of a lot's shares."""
-    return [s.farmer_id for s in lot.shares], [s.weight for s in lot.shares]
 
 
 def _hash(lot: OwedLot) -> bytes:
@@ -832,20 +825,19 @@ def _open(run: LendingRun, behaviours: set[Behaviour]) -> list[tuple[Loan, LoanS
 
 def _repay_from_wallets(run: LendingRun, todo: list[tuple[Loan, LoanState]], task: Any) -> None:
     """Farmers top up their wallets (bank -> eCNY: a mint here) and repay what is outstanding."""
-    token = run.desk.token.functions
+    desk = run.desk
     calls: list[Any] = []
     for loan, state in todo:
         address = loan.wallet.address
-        short = state.outstanding_fen - token.balanceOf(address).call()
+        short = state.outstanding_fen - desk.balance_of(address)
         if short > 0:
-            calls.append(token.mint(address, short))
+            calls.append(desk.mint_call(address, short))
         if run.client.w3.eth.get_balance(address) < GAS_WEI // 2:
             calls.append({"to": address, "value": GAS_WEI, "data": b""})
     run.send(run.client.sender(ADMIN), calls)
     payers = [(run.client.sender_for(loan.wallet), state) for loan, state in todo]
-    run.send_each([(p, token.approve(s.escrow, s.outstanding_fen)) for p, s in payers])
-    repays = [(p, run.desk.escrow(s.escrow).functions.repay(s.outstanding_fen)) for p, s in payers]
-    run.send_each(repays, task)
+    run.send_each([(p, desk.approve_call(s.escrow, s.outstanding_fen)) for p, s in payers])
+    run.send_each([(p, desk.repay_call(s.escrow, s.outstanding_fen)) for p, s in payers], task)
 
 
 def _noon(day: date) -> int:
@@ -877,7 +869,7 @@ def mark_overdue(run: LendingRun) -> None:
     if not todo:
         return
     run.advance_to(max(_overdue_after(s) for _, s in todo))
-    calls = [run.desk.escrow(s.escrow).functions.refreshStatus() for _, s in todo]
+    calls = [run.desk.refresh_status_call(s.escrow) for _, s in todo]
     run.send(run.lender, calls, task)
 
 
@@ -898,7 +890,7 @@ def declare_defaults(run: LendingRun) -> None:
     if not todo:
         return
     run.advance_to(max(_overdue_after(s) + DEFAULT_DAYS * DAY for _, s in todo))
-    calls = [run.desk.escrow(s.escrow).functions.declareDefault() for _, s in todo]
+    calls = [run.desk.declare_default_call(s.escrow) for _, s in todo]
     run.send(run.lender, calls, task)
 
 
@@ -917,34 +909,11 @@ def tally(run: LendingRun) -> None:
     s.repaid_fen = sum(x.repaid_fen for x in states)
     s.defaults = sum(1 for x in states if x.status in closed_bad)
     s.outstanding_fen = sum(x.outstanding_fen for x in states if x.status in closed_bad)
-    overdue = went_overdue(run.client, [x.escrow for x in states], run.trace_block)
+    escrows = [x.escrow for x in states]
+    overdue = run.desk.went_overdue(escrows, run.trace_block)
     s.late_payers = sum(1 for x in states if x.escrow in overdue and x.status is REPAID)
-    s.repaid_from_sales_fen = repaid_from_sales(run, {x.escrow for x in states})
-    settled = [o for o in run.owed if run.sales.contract.functions.lotShares(o.lot).call()[3]]
+    s.repaid_from_sales_fen = sum(x.repaid_fen for x in run.sales.settled_shares(escrows))
+    settled = [o for o in run.owed if run.sales.commitment(o.lot).sales]
     s.lots_settled = len(settled)
     s.sales_settled_fen = sum(o.amount_fen for o in settled)
     s.chain_time = chain_now(run.client)
-
-
-def went_overdue(client: ChainClient, escrows: Sequence[str], from_block: int) -> set[str]:
-    """Escrows that ever changed status to Overdue (LoanStatusChanged events)."""
-    if not escrows:
-        return set()
-    event = client.contract("LoanEscrow", escrows[0]).events.LoanStatusChanged()
-    topic0 = event_abi_to_log_topic(event.abi)
-    overdue = int(OVERDUE).to_bytes(32, "big")
-    found: set[str] = set()
-    for start in range(0, len(escrows), 200):
-        logs = client.w3.eth.get_logs({
-            "address": list(escrows[start : start + 200]), "fromBlock": from_block,
-            "toBlock": "latest", "topics": [topic0, None, None, overdue],  # type: ignore[list-item]
-        })  # fmt: skip
-        found |= {str(log["address"]) for log in logs}
-    return found
-
-
-def repaid_from_sales(run: LendingRun, escrows: set[str]) -> int:
-    """Fen that sale settlements paid into these escrows."""
-    event = run.sales.contract.events.FarmerShareSettled()
-    logs = event.get_logs(from_block=run.trace_block)
-    return sum(int(e["args"]["repaid"]) for e in logs if str(e["args"]["escrow"]) in escrows)

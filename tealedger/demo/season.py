@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from chain.client import ChainClient
+from chain.events import EventReader
+from chain.roles import grant_role_once
 from simulation.season import FLUSHES, Season, generate
 from traceability import contracts
 from traceability.ids import farmer_id, output_data_hash, plot_id, text_hash
@@ -29,10 +29,7 @@ from traceability.models import (
     ProcessOutput,
     QualityAttestation,
 )
-from traceability.service import RecordingService, batch_gas
-
-if TYPE_CHECKING:
-    from tealedger.demo.lending import LendingSummary
+from traceability.service import RecordingService
 
 # Dev-mnemonic accounts: 0 platform admin, 1 cooperative, 2 processor, 3 distributor,
 # 4 inspector; 7 and 8 are two more cooperatives, 9 the retail buyer.
@@ -99,9 +96,7 @@ def ensure_roles(client: ChainClient) -> None:
     tea = contracts.tea_trace(client)
     admin = client.sender(0)
     for index in COOPERATIVE_ACCOUNTS:
-        address = client.accounts[index].address
-        if not tea.functions.hasRole(contracts.COOPERATIVE_ROLE, address).call():
-            admin.transact(tea.functions.grantRole(contracts.COOPERATIVE_ROLE, address))
+        grant_role_once(admin, tea, contracts.COOPERATIVE_ROLE, client.accounts[index].address)
 
 
 def region_of(season: Season) -> Region:
@@ -121,13 +116,12 @@ def _coop(client: ChainClient, cooperative: int) -> RecordingService:
 
 def register_members(client: ChainClient, region: Region, summary: SeasonSummary) -> None:
     """Register farmers and plots not yet on chain, per cooperative."""
-    tea = contracts.tea_trace(client)
     season = region.season
     for coop in range(season.cooperatives):
         service = _coop(client, coop)
         members = [i for i, f in enumerate(season.farmers) if f.cooperative == coop]
         wallets = {i: client.accounts[5 + i % 2].address for i in members}
-        new = [i for i in members if not _registered(tea, region.farmer_ids[i])]
+        new = [i for i in members if not service.farmer(region.farmer_ids[i]).registered]
         farmers = [FarmerRegistration(farmer=region.farmer_ids[i], wallet=wallets[i]) for i in new]
         _gas(service.register_farmers(farmers), summary)
         plots = [
@@ -143,12 +137,6 @@ def register_members(client: ChainClient, region: Region, summary: SeasonSummary
         _gas(service.register_plots(plots), summary)
     summary.farmers = len(season.farmers)
     summary.plots = sum(len(f.plots) for f in season.farmers)
-
-
-def _registered(tea: object, fid: bytes) -> bool:
-    """True if TeaTrace knows the farmer."""
-    cooperative = tea.functions.farmer(fid).call()[0]  # type: ignore[attr-defined]
-    return int(cooperative, 16) != 0
 
 
 def record_harvests(
@@ -304,8 +292,6 @@ def _cert(lot: bytes) -> bytes:
 
 def _attested(client: ChainClient) -> set[bytes]:
     """Lots that already carry a quality attestation (from chain events)."""
-    from chain.events import EventReader
-
     tea = contracts.tea_trace(client)
     reader = EventReader(client.w3, tea.address, tea.abi, contracts.deployment_block(client))
     return {e.args["lot"] for e in reader.events("QualityAttested")}
@@ -320,15 +306,8 @@ def _sell(
     summary: SeasonSummary,
 ) -> None:
     """Sell lots to the retail buyer at the season's price for their grade."""
-    fn = distributor.contract.functions.sellBatch
-    buyer = client.accounts[BUYER].address
-    calls = []
-    for start in range(0, len(lots), BATCH):
-        chunk = lots[start : start + BATCH]
-        fen = [price_per_kg[lot] * views[lot].grams // 1000 for lot in chunk]
-        calls.append(fn(chunk, buyer, fen))
-    sender = distributor.sender
-    _gas(sender.wait(sender.send_many(calls, gas=batch_gas("sellBatch", BATCH))), summary)
+    fen = [price_per_kg[lot] * views[lot].grams // 1000 for lot in lots]
+    _gas(distributor.sell_many(lots, client.accounts[BUYER].address, fen), summary)
 
 
 def latest_full_season(now: datetime) -> int:
@@ -358,34 +337,3 @@ def run_season(
         progress.advance(task)
     summary.seconds = time.perf_counter() - started
     return region, summary
-
-
-def summary_table(summary: SeasonSummary, lending: LendingSummary | None = None) -> Table:
-    """The season (and its lending, when run) at a glance."""
-    table = Table(title="season on chain")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    transactions = summary.new_transactions + (lending.new_transactions if lending else 0)
-    gas = summary.gas_used + (lending.gas_used if lending else 0)
-    seconds = summary.seconds + (lending.seconds if lending else 0.0)
-    rows: list[tuple[str, Callable[[], str]]] = [
-        ("farmers", lambda: f"{summary.farmers:,}"),
-        ("plots", lambda: f"{summary.plots:,}"),
-        ("harvest records", lambda: f"{summary.harvests:,}"),
-        ("fresh leaf", lambda: f"{summary.fresh_leaf_grams / 1e6:,.1f} t"),
-        ("made-tea lots", lambda: f"{summary.made_tea_lots:,}"),
-        ("made tea", lambda: f"{summary.made_tea_grams / 1e6:,.1f} t"),
-        ("lots sold", lambda: f"{summary.lots_sold:,}"),
-        ("sales", lambda: f"¥{summary.sales_fen / 100:,.2f}"),
-        ("quality failures", lambda: f"{summary.quality_failures:,}"),
-        ("lots recalled", lambda: f"{summary.recalled_lots:,}"),
-    ]
-    rows += [(name, lambda v=value: v) for name, value in (lending.rows() if lending else [])]
-    rows += [
-        ("new transactions", lambda: f"{transactions:,}"),
-        ("gas used (this run)", lambda: f"{gas:,}"),
-        ("seconds", lambda: f"{seconds:,.1f}"),
-    ]
-    for name, value in rows:
-        table.add_row(name, value())
-    return table

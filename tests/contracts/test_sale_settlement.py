@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from lending.loans import errors as loan_errors
 from lending.loans.disbursement import LoanStatus, events_of
-from lending.loans.settlement import FarmerShare, lot_shares, shares_hash, split_amount
+from lending.loans.settlement import FarmerShare, normalize_shares, shares_hash, split_amount
 from tests._fixtures import client_for
 from tests.contracts import conftest_loans
 from tests.contracts.conftest_loans import (
@@ -33,6 +33,7 @@ from tests.contracts.conftest_loans import (
     trace_loan_system,
     view,
 )
+from traceability.lineage import LineageReader
 
 loans_module, loans = conftest_loans.loans_module, conftest_loans.loans  # shared fixtures
 
@@ -302,14 +303,15 @@ def test_shares_from_real_teatrace_lineage_are_committed_and_settled(tmp_path):
     blend = trace.lotId(system.addr(COOP), keccak(text="blend")).call()
     coop.transact(trace.sell(blend, system.addr(DISTRIBUTOR), 2_000_000))
 
-    shares = lot_shares(system.client, blend, system.trace.address, from_block=start)
+    lineage = LineageReader(system.client.w3, system.trace, from_block=start)
+    shares = normalize_shares(lineage.farmer_weights(blend))
     assert {s.farmer_id: s.weight for s in shares} == {
         FARMER_ID: 5_250,  # 7 kg x 1.5/2.0
         FARMER2_ID: 2_250,  # 3 kg x 1.5/2.0
         farmer_c: 2_000,
     }
     system.sales.commit_shares(blend, shares, coop)
-    assert system.sales.verify_committed(blend, system.trace.address, from_block=start)
+    assert system.sales.verify_committed(blend, lineage.farmer_weights(blend))
     result = system.sales.settle_sale(blend, 2_000_000, system.sender(DISTRIBUTOR))
     paid = {r.farmer_id: r.paid_out_fen for r in result.farmers}
     assert paid == {FARMER_ID: 1_105_263, FARMER2_ID: 473_684, farmer_c: 421_053}

@@ -1,10 +1,10 @@
-"""lending.loans.disbursement / merchants / settlement / errors: terms, hashing, shares from
-lineage, named errors, the pipelined first payment, and the merchant's view of payments."""
+"""lending.loans.disbursement / merchants / settlement / errors: terms, hashing, farmer shares
+and their split, named errors, the pipelined first payment, and the merchant's view of payments.
+(Shares computed from lineage: tests/traceability/test_weights.py.)"""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from fractions import Fraction
 
 import pytest
 from eth_utils import keccak
@@ -24,14 +24,7 @@ from lending.loans.disbursement import (
     end_of_day,
 )
 from lending.loans.merchants import payments_received, summarize
-from lending.loans.settlement import (
-    FarmerShare,
-    HarvestLot,
-    LineageGraph,
-    ProcessStep,
-    normalize_shares,
-    split_amount,
-)
+from lending.loans.settlement import FarmerShare, normalize_shares, split_amount
 from lending.pricing.disclosure import disclose
 from lending.pricing.schedule import ScheduleKind
 from lending.pricing.schedule import ScheduleTerms as Offer
@@ -172,37 +165,6 @@ def test_split_refuses_nonsense():
         split_amount(10, [])
     with pytest.raises(loan_errors.SharesError):
         split_amount(10, [1, 0])
-
-
-def test_contributions_flow_through_splits_and_merges():
-    a, b, c = keccak(text="a"), keccak(text="b"), keccak(text="c")
-    h = [keccak(text=f"h{i}") for i in range(4)]
-    graph = LineageGraph(
-        [HarvestLot(h[0], a, 6_000), HarvestLot(h[1], b, 3_000), HarvestLot(h[2], a, 1_000),
-         HarvestLot(h[3], c, 2_000)],
-        [
-            ProcessStep(b"p1", ((h[0], 6_000), (h[1], 3_000), (h[2], 1_000)),
-                        ((b"m1", 1_500), (b"m2", 500))),
-            ProcessStep(b"p2", ((b"m1", 1_500), (h[3], 2_000)), ((b"blend", 800),)),
-        ],
-    )  # fmt: skip
-    assert graph.contributions(b"m2") == {a: Fraction(1_750), b: Fraction(750)}
-    assert graph.shares(b"blend") == (
-        tuple(sorted([FarmerShare(a, 5_250), FarmerShare(b, 2_250), FarmerShare(c, 2_000)]))
-    )
-    with pytest.raises(loan_errors.SharesError):
-        graph.contributions(b"unknown")
-
-
-def test_fractional_contributions_are_apportioned_to_whole_grams():
-    a, b, c = (keccak(text=x) for x in "abc")
-    graph = LineageGraph(
-        [HarvestLot(b"h1", a, 1), HarvestLot(b"h2", b, 1), HarvestLot(b"h3", c, 1)],
-        [ProcessStep(b"p", ((b"h1", 1), (b"h2", 1), (b"h3", 1)), ((b"x", 1), (b"y", 2)))],
-    )
-    shares = graph.shares(b"y")  # each farmer contributed 2/3 g: 2 g to share out
-    assert sum(s.weight for s in shares) == 2 and len(shares) == 2
-    assert [s.farmer_id for s in shares] == sorted([a, b, c])[:2]  # ties: lower id first
 
 
 def test_normalize_shares_sorts_and_validates():

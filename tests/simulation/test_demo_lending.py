@@ -29,9 +29,9 @@ from tealedger.demo.lending import (
     farmer_wallet,
     merchant_address,
     run_lending,
-    went_overdue,
 )
-from tealedger.demo.season import Region, SeasonSummary, run_season, summary_table
+from tealedger.demo.season import Region, SeasonSummary, run_season
+from tealedger.demo.summary import summary_table
 from tealedger.system import deploy_system
 from tests._fixtures import client_for, needs_node, start_node
 from traceability import contracts
@@ -117,7 +117,7 @@ def test_sale_proceeds_repay_loans_first(lent: Lent):
 
 def test_late_payers_and_a_default_follow_the_escrow_clock(lent: Lent):
     s, states = lent.first, lent.states()
-    overdue = went_overdue(lent.client, [x.escrow for x in states], 0)
+    overdue = LoanDesk(lent.client).went_overdue([x.escrow for x in states], 0)
     late = [x for x in states if x.escrow in overdue and x.status is LoanStatus.REPAID]
     defaulted = [x for x in states if x.status is LoanStatus.DEFAULTED]
     assert s.late_payers == len(late) >= 1 and s.defaults == len(defaulted) >= 1
