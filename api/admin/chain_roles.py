@@ -21,6 +21,7 @@ from api.core.chain import deployed_contract
 from api.core.errors import Conflict, Invalid, NotFound, Unavailable
 from api.core.models import Organisation, Role
 from chain.client import ChainClient
+from chain.roles import has_role
 from chain.sender import Sender
 from lending.loans.contracts import DEV_REGISTRAR, MERCHANT_REGISTRY, REGISTRAR_ROLE
 from lending.loans.disbursement import category_id as lending_category_id
@@ -172,7 +173,7 @@ def _plan_grants(
         contract = deployed_contract(chain, wanted.contract)
         if contract is None:
             refused[wanted.label] = f"{wanted.contract} is not deployed on this chain"
-        elif contract.functions.hasRole(wanted.role_id, address).call():
+        elif has_role(contract, wanted.role_id, address):
             continue
         elif address == platform:  # the contracts refuse self-grants (e.g. SettlementSelfGrant)
             refused[wanted.label] = "the platform account cannot grant a role to itself"
@@ -186,9 +187,9 @@ def _require_grant_rights(grants: list[_Grant], platform: str) -> None:
     missing = [
         f"{g.role.label} (at {g.contract.address})"
         for g in grants
-        if not g.contract.functions.hasRole(
-            g.contract.functions.getRoleAdmin(g.role.role_id).call(), platform
-        ).call()
+        if not has_role(
+            g.contract, g.contract.functions.getRoleAdmin(g.role.role_id).call(), platform
+        )
     ]
     if missing:
         raise Conflict(
@@ -289,7 +290,7 @@ def registrar_sender(chain: ChainClient) -> Sender:
 
 def _require_registrar(registry: Contract, registrar: str) -> None:
     """409 unless the signing account holds REGISTRAR_ROLE on the registry."""
-    if not registry.functions.hasRole(REGISTRAR_ROLE, registrar).call():
+    if not has_role(registry, REGISTRAR_ROLE, registrar):
         raise Conflict(
             f"the registrar account {registrar} does not hold REGISTRAR_ROLE on "
             f"{MERCHANT_REGISTRY} {registry.address}: an admin of the registry must grant it "

@@ -37,6 +37,7 @@ from api.lenders.profiles import (
     is_indexed,
 )
 from chain.client import ChainClient
+from chain.roles import grant_role_once
 from indexer.profiles import FarmerProfile
 from lending.credit.access import read_with_consent
 from lending.credit.decision import DecisionRecord, decide
@@ -365,13 +366,8 @@ def ensure_lender_role(chain: ChainClient, org: Organisation, mint_fen: int = 0)
     admin = chain.sender(0)
     address = Web3.to_checksum_address(org.chain_address)
     desk = loan_desk(chain)
-    sent: list[str] = []
-    factory = desk.factory.functions
-    if not factory.hasRole(LENDER_ROLE, address).call():
-        receipt = admin.transact(factory.grantRole(LENDER_ROLE, address))
-        sent.append(receipt["transactionHash"].to_0x_hex())
-    balance = desk.token.functions.balanceOf(address).call()
+    receipts = [grant_role_once(admin, desk.factory, LENDER_ROLE, address)]
+    balance = desk.balance_of(address)
     if mint_fen and balance < mint_fen:
-        receipt = admin.transact(desk.token.functions.mint(address, mint_fen - balance))
-        sent.append(receipt["transactionHash"].to_0x_hex())
-    return sent
+        receipts.append(admin.transact(desk.mint_call(address, mint_fen - balance)))
+    return [r["transactionHash"].to_0x_hex() for r in receipts if r is not None]

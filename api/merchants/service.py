@@ -79,27 +79,26 @@ def confirm(
 ) -> Confirmed:
     """Confirm delivery of a reserved order to you: the escrow pays you."""
     desk, contract, _ = factory_escrow(chain, escrow)
-    count = int(contract.functions.orderCount().call())
-    mode = ConfirmationMode(contract.functions.terms().call()[11])
-    if not 1 <= order_id <= count:
+    if not 1 <= order_id <= desk.order_count(contract.address):
         raise NotFound(f"escrow {contract.address} has no order {order_id}")
-    merchant, amount, order_status, category, invoice = contract.functions.order(order_id).call()
+    mode = desk.state(contract.address).mode
+    order = desk.order(contract.address, order_id)
     if mode is not ConfirmationMode.MERCHANT_CONFIRMS:
         raise Conflict(
             f"loan {contract.address} is {mode.name.lower()}: its orders are not confirmed by "
             "the merchant"
         )
-    if not same_address(merchant, org.chain_address):
+    if not same_address(order.merchant, org.chain_address):
         raise Forbidden(f"order {order_id} pays another merchant, not you")
-    if OrderStatus(order_status) is not OrderStatus.PENDING:
-        raise Conflict(f"order {order_id} is {OrderStatus(order_status).name.lower()}, not pending")
+    if order.status is not OrderStatus.PENDING:
+        raise Conflict(f"order {order_id} is {order.status.name.lower()}, not pending")
     sender = org_sender(chain, settings, org)
     receipt = desk.confirm_payment(contract.address, order_id, sender)
     return Confirmed(
         escrow=Web3.to_checksum_address(contract.address),
         order_id=order_id,
-        amount_fen=int(amount),
-        category="0x" + bytes(category).hex(),
-        invoice_hash="0x" + bytes(invoice).hex(),
+        amount_fen=order.amount_fen,
+        category="0x" + order.category.hex(),
+        invoice_hash="0x" + order.invoice_hash.hex(),
         transaction=receipt["transactionHash"].to_0x_hex(),
     )

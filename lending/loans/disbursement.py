@@ -274,6 +274,18 @@ class OrderResult:
 
 
 @dataclass(frozen=True)
+class PaymentOrder:
+    """One payment order of an escrow, as the escrow keeps it."""
+
+    order_id: int
+    merchant: str
+    amount_fen: int
+    status: OrderStatus
+    category: bytes
+    invoice_hash: bytes
+
+
+@dataclass(frozen=True)
 class LoanState:
     """An escrow's terms, status and money movements (fen)."""
 
@@ -595,6 +607,20 @@ class LoanDesk:
     def write_off(self, escrow: str, lender: Sender) -> TxReceipt:
         """Write a defaulted loan off (lender)."""
         return self._transact(lender, self.escrow(escrow).functions.writeOff())
+
+    def order_count(self, escrow: str) -> int:
+        """How many payment orders the escrow has taken (ids run from 1)."""
+        return int(self.escrow(escrow).functions.orderCount().call())
+
+    def order(self, escrow: str, order_id: int) -> PaymentOrder:
+        """Payment order `order_id` of the escrow (status UNKNOWN for an id never used)."""
+        merchant, amount, status, category, invoice = (
+            self.escrow(escrow).functions.order(order_id).call()
+        )
+        return PaymentOrder(
+            order_id, str(merchant), int(amount), OrderStatus(status), bytes(category),
+            bytes(invoice),
+        )  # fmt: skip
 
     def state(self, escrow: str) -> LoanState:
         """Terms, status and accounting of one escrow."""
