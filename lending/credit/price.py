@@ -69,8 +69,12 @@ def _highest_within_cap(
     checked rate and gallops from there; usually two more disclosures settle it.
     """
     band_rate = int(over.annual_rate_pct * 100)
+    if band_rate <= 0:
+        return None  # fees or the overdue rate alone carry a zero contract rate over the cap
     checked, cap = over.rate_cap.rate_pct, over.rate_cap.cap_pct
-    guess = min(band_rate - 1, max(0, int(band_rate * cap / checked)))
+    # Over the cap on the overdue rate only, `checked` may be 0: then search down from the top.
+    proportional = int(band_rate * cap / checked) if checked > 0 else band_rate
+    guess = min(band_rate - 1, max(0, proportional))
     high, probe, step = band_rate, guess, 1  # invariant: rate `high` is over the cap
     while not _within_cap(best := trial(probe)):
         if probe == 0:

@@ -240,6 +240,18 @@ def _policy(rate_bps, fee_bps, penalty_bps, over_cap, hard_cap, use_lpr):
     )  # fmt: skip
 
 
+def test_a_zero_rate_carried_over_the_cap_by_its_overdue_rate_is_declined():
+    # Found by the property below: a 0 bps band whose penalty rate alone is over the cap has no
+    # lower rate to try (the search used to ask for -1 bps and divide by a zero rate).
+    policy = _policy(0, 0, 2_000, OverCapAction.CAP, 1_200, False)
+    snapshot = next(
+        s for s, d in zip(SNAPSHOTS, DECISIONS, strict=True) if d.outcome is Outcome.APPROVE
+    )
+    d = _evaluate(snapshot, policy, date(2026, 3, 1))
+    assert d.pricing is not None and d.pricing.cap_action is CapAction.DECLINED_OVER_CAP
+    assert d.outcome is Outcome.DECLINE and d.disclosure is None
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     snapshot=st.sampled_from([s for s, d in zip(SNAPSHOTS, DECISIONS, strict=True)
