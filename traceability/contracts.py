@@ -4,6 +4,7 @@ the one reader of a farmer's and a plot's record on chain (`farmer_record`, `plo
 from __future__ import annotations
 
 from typing import NamedTuple
+from weakref import WeakKeyDictionary
 
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
@@ -40,6 +41,9 @@ DEV_ROLE_ACCOUNTS = {
 }
 
 
+_CONTRACTS: WeakKeyDictionary[ChainClient, dict[str, Contract]] = WeakKeyDictionary()
+
+
 def _deployed(client: ChainClient, name: str) -> Deployment:
     """The live deployment of `name`, or NotDeployedError saying what to run."""
     try:
@@ -54,9 +58,19 @@ def _deployed(client: ChainClient, name: str) -> Deployment:
 
 
 def deployed(client: ChainClient, name: str) -> Contract:
-    """The live deployment of `name` as a contract, or NotDeployedError saying what to run."""
-    entry = _deployed(client, name)
-    return client.contract(entry.contract, entry.address)
+    """The live deployment of `name` as a contract, or NotDeployedError saying what to run.
+
+    Checked against the chain (its code at the address) once per client and address: the
+    service asks for these contracts on every request, and each check is a node round trip
+    plus a new contract object.
+    """
+    cache = _CONTRACTS.setdefault(client, {})
+    known, recorded = cache.get(name), client.registry.recorded(name)
+    if known is not None and recorded is not None and known.address == recorded.address:
+        return known
+    found = _deployed(client, name)
+    cache[name] = client.contract(found.contract, found.address)
+    return cache[name]
 
 
 def tea_trace(client: ChainClient) -> Contract:

@@ -35,11 +35,15 @@ from chain.errors import (
 from chain.sender import TRANSIENT
 from indexer.errors import IndexerError
 from lending.errors import (
+    BudgetsNotFinancedError,
     ConsentCheckError,
     ConsentRequiredError,
+    DecisionExpiredError,
+    DecisionNotApprovedError,
     DecisionNotFoundError,
     InvalidRequestError,
     LendingError,
+    PrincipalOverLimitError,
     ProfileDataError,
     ProfileNotFoundError,
 )
@@ -138,14 +142,15 @@ STATUS: dict[type[BaseException], int] = {
     ProfileDataError: status.HTTP_409_CONFLICT,
     InvalidRequestError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     DecisionNotFoundError: status.HTTP_404_NOT_FOUND,
+    # a decision that cannot become a loan conflicts with its state; budgets the offer cannot
+    # take are a bad request body (lending.loans.offers)
+    DecisionNotApprovedError: status.HTTP_409_CONFLICT,
+    DecisionExpiredError: status.HTTP_409_CONFLICT,
+    PrincipalOverLimitError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    BudgetsNotFinancedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     # indexer
     IndexerError: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
-
-
-def register_status(error: type[BaseException], code: int) -> None:
-    """Give an error class (and, through the MRO, its subclasses) an HTTP status."""
-    STATUS[error] = code
 
 
 def status_of(exc: BaseException) -> int:

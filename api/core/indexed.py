@@ -27,16 +27,22 @@ def indexer_engine(database_url: str) -> Engine:
 
 
 @contextmanager
-def indexed_read(database_url: str) -> Iterator[Connection]:
-    """One read transaction; 503 while the indexer has not created its tables yet."""
+def index_ready() -> Iterator[None]:
+    """503 instead of a database error while the indexer has not created its tables yet."""
     try:
-        with indexer_engine(database_url).connect() as conn:
-            yield conn
+        yield
     except (OperationalError, ProgrammingError) as exc:
         raise Unavailable(
             "the indexed database is not ready (run the indexer against this database); "
             f"nothing was read ({type(exc).__name__})"
         ) from exc
+
+
+@contextmanager
+def indexed_read(database_url: str) -> Iterator[Connection]:
+    """One read transaction of the indexer's tables (503 while they are missing)."""
+    with index_ready(), indexer_engine(database_url).connect() as conn:
+        yield conn
 
 
 def indexed_block(conn: Connection) -> int:

@@ -3,7 +3,7 @@
 The indexer writes into the app's database (`settings.database_url`); its tables have their own
 metadata and names, so they sit beside the API's. Scoring reads profiles through
 lending.credit.profiles.IndexedProfileReader; this module adds what the routes need around it
-(reads go through api/core/indexed.py): id parsing, whether a farmer is indexed, and the list
+(reads go through api/core/indexed.py): id parsing and the list
 of farmers whose latest indexed consent for a lender is active. Whether a profile may be read
 is decided on chain at the moment of the read (traceability.consent.ConsentService), not here.
 """
@@ -20,12 +20,6 @@ from indexer.models import Consent, Farmer
 def farmer_bytes(farmer_id: str) -> bytes:
     """0x + 64 hex digits as bytes, else 422."""
     return parse_id(farmer_id.lower(), "farmer")
-
-
-def is_indexed(conn: Connection, farmer: bytes) -> bool:
-    """Whether the indexer has seen the farmer registered."""
-    found = conn.execute(select(Farmer.farmer).where(Farmer.farmer == farmer))  # type: ignore[arg-type]
-    return found.first() is not None
 
 
 def consenting_farmers(

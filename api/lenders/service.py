@@ -25,16 +25,15 @@ from sqlalchemy import Engine
 from web3 import Web3
 
 from api.core.chain import factory_escrow, loan_desk, org_sender
-from api.core.errors import Conflict, Forbidden, NotFound, register_status
+from api.core.errors import Conflict, Forbidden, NotFound
 from api.core.ids import same_address
-from api.core.indexed import indexed_block, indexed_read, indexer_engine
+from api.core.indexed import index_ready, indexed_block, indexed_read, indexer_engine
 from api.core.models import Organisation
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
 from api.lenders.profiles import (
     consenting_farmers,
     farmer_bytes,
-    is_indexed,
 )
 from chain.client import ChainClient
 from chain.roles import grant_role_once
@@ -44,13 +43,7 @@ from lending.credit.decision import DecisionRecord, decide
 from lending.credit.profiles import IndexedProfileReader
 from lending.credit.scorecard import load_model
 from lending.credit.store import CreditStore
-from lending.errors import (
-    BudgetsNotFinancedError,
-    DecisionExpiredError,
-    DecisionNotApprovedError,
-    PrincipalOverLimitError,
-    ProfileDataError,
-)
+from lending.errors import ProfileDataError
 from lending.loans.contracts import LENDER_ROLE
 from lending.loans.disbursement import ConfirmationMode, LoanState
 from lending.loans.offers import escrow_terms, offer_disclosure
@@ -58,12 +51,6 @@ from lending.pricing.disclosure import Disclosure
 from traceability.consent import ConsentService
 from traceability.contracts import farmer_record
 
-# A decision that cannot become a loan conflicts with its state; budgets the offer cannot take
-# are a bad request body (lending.loans.offers).
-register_status(DecisionNotApprovedError, 409)
-register_status(DecisionExpiredError, 409)
-register_status(PrincipalOverLimitError, 422)
-register_status(BudgetsNotFinancedError, 422)
 _STORES: WeakKeyDictionary[Engine, CreditStore] = WeakKeyDictionary()
 
 # --------------------------------------------------------------------------- models
@@ -164,13 +151,9 @@ def _profiles(settings: ApiSettings) -> IndexedProfileReader:
     return IndexedProfileReader(indexer_engine(settings.database_url))
 
 
-def _indexed_farmer(settings: ApiSettings, farmer_id: str) -> str:
-    """The normalized 0x id; 422 for a malformed id, 404 for a farmer never indexed."""
-    farmer = farmer_bytes(farmer_id)
-    with indexed_read(settings.database_url) as conn:
-        if not is_indexed(conn, farmer):
-            raise NotFound(f"farmer 0x{farmer.hex()} has not been indexed")
-    return "0x" + farmer.hex()
+def _farmer(farmer_id: str) -> str:
+    """The normalized 0x id (422 for a malformed one)."""
+    return "0x" + farmer_bytes(farmer_id).hex()
 
 
 @dataclass(frozen=True)
@@ -212,16 +195,17 @@ def read_profile(
 ) -> FarmerProfile:
     """The farmer's profile with consent on chain (403 without, 503 if it cannot be checked);
     the read or the refusal is logged (lending.credit.access.read_with_consent)."""
-    read = read_with_consent(
-        _indexed_farmer(settings, farmer_id),
-        org.chain_address.lower(),
-        purpose="profile_view",
-        consent=ConsentService(chain),
-        profiles=_profiles(settings),
-        access_log=credit_store(engine),
-        parse=lambda profile: _Read(profile),  # type: ignore[arg-type]
-        at=datetime.now(UTC),
-    )
+    with index_ready():
+        read = read_with_consent(
+            _farmer(farmer_id),
+            org.chain_address.lower(),
+            purpose="profile_view",
+            consent=ConsentService(chain),
+            profiles=_profiles(settings),
+            access_log=credit_store(engine),
+            parse=lambda profile: _Read(profile),  # type: ignore[arg-type]
+            at=datetime.now(UTC),
+        )
     return read.profile
 
 
@@ -232,18 +216,19 @@ def make_decision(
     engine: Engine, settings: ApiSettings, chain: ChainClient, org: Organisation, farmer_id: str
 ) -> DecisionRecord:
     """Score the farmer (consent checked and the read logged by `decide`) and store it."""
-    fid = _indexed_farmer(settings, farmer_id)
+    fid = _farmer(farmer_id)
     store = credit_store(engine)
     try:
-        return decide(
-            fid,
-            org.chain_address,
-            profiles=_profiles(settings),
-            consent=ConsentService(chain),
-            access_log=store,
-            model=load_model(),
-            store=store,
-        )
+        with index_ready():
+            return decide(
+                fid,
+                org.chain_address,
+                profiles=_profiles(settings),
+                consent=ConsentService(chain),
+                access_log=store,
+                model=load_model(),
+                store=store,
+            )
     except ProfileDataError as exc:
         raise Conflict(f"the profile cannot be scored: {exc}") from exc
 

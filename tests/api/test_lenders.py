@@ -202,8 +202,9 @@ def test_profile_needs_consent_and_every_read_is_logged(lending):
         (lending.other_lender.address.lower(), "refused_no_consent", "profile_view"),
     ]
     assert log[-2].block_number == profile["valid_at"]["block_number"]
+    # consent is checked first: a farmer who never consented is refused whether or not it exists
     unknown = f"/lenders/farmers/{UNKNOWN}/profile"
-    assert http.get(unknown, headers=lending.lender.headers).status_code == 404
+    assert http.get(unknown, headers=lending.lender.headers).status_code == 403
     assert (
         http.get("/lenders/farmers/0x12/profile", headers=lending.lender.headers).status_code == 422
     )
@@ -251,7 +252,7 @@ def test_decision_refused_without_consent_or_profile(lending):
     assert http.post(own, headers=lending.merchant.headers).status_code == 403
     assert http.post(own).status_code == 401
     unknown = f"/lenders/farmers/{UNKNOWN}/decisions"
-    assert http.post(unknown, headers=lending.lender.headers).status_code == 404
+    assert http.post(unknown, headers=lending.lender.headers).status_code == 403
     bad = "/lenders/farmers/not-an-id/decisions"
     assert http.post(bad, headers=lending.lender.headers).status_code == 422
 
@@ -351,7 +352,7 @@ def test_profile_page_shows_charts_score_and_offer(lending):
         assert marker in html
     assert 'id="score"' in html and 'id="reasons"' in html
     assert page.get(f"/lender/farmers/{lending.fid(1)}").status_code == 403
-    assert page.get(f"/lender/farmers/{UNKNOWN}").status_code == 404
+    assert page.get(f"/lender/farmers/{UNKNOWN}").status_code == 403
     other = TestClient(lending.world.app)
     other.post("/login", data={"api_key": lending.coop.key}, follow_redirects=False)
     assert other.get(url).status_code == 403
