@@ -69,6 +69,7 @@ test-brownie:
 
 lint:
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 fmt:
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .

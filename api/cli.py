@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from sqlmodel import Session
 
-from api.db import open_database
-from api.models import OrganisationCreate, Role
-from api.organisations import create_organisation
-from api.settings import get_settings
+from api.core.db import open_database
+from api.core.models import OrganisationCreate, Role
+from api.core.organisations import create_organisation
+from api.core.settings import get_settings
 
 admin_app = typer.Typer(help="Organisations and API keys.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -55,7 +55,7 @@ def serve(
     """Run the HTTP service (uvicorn) and, unless --no-indexer, the indexer follower."""
     import uvicorn
 
-    from api.follower import Follower
+    from api.core.follower import Follower
     from api.main import create_app
     from chain.config import ChainSettings
     from indexer.engine import IndexerConfig

@@ -4,23 +4,50 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import RequestResponseEndpoint
 
-from api import coop_pages, errors, lender_pages, merchant_pages, pages
-from api.db import service_engine
-from api.follower import Follower
-from api.limits import BodySizeLimit, RateLimiter, RateLimitMiddleware
-from api.metrics import HTTP_REQUESTS, count_transactions
-from api.routes import admin, cooperatives, farmers, health, lenders, merchants, public
-from api.settings import ApiSettings, get_settings
+from api.admin import routes as admin_routes
+from api.cooperatives import pages as cooperative_pages
+from api.cooperatives import routes as cooperative_routes
+from api.core import errors, sessions
+from api.core.db import service_engine
+from api.core.follower import Follower
+from api.core.limits import BodySizeLimit, RateLimiter, RateLimitMiddleware
+from api.core.metrics import HTTP_REQUESTS, count_transactions
+from api.core.settings import ApiSettings, get_settings
+from api.farmers import routes as farmer_routes
+from api.lenders import pages as lender_pages
+from api.lenders import routes as lender_routes
+from api.merchants import pages as merchant_pages
+from api.merchants import routes as merchant_routes
+from api.ops import routes as ops_routes
+from api.public import pages as public_pages
+from api.public import routes as public_routes
+from api.supply_chain import routes as supply_chain_routes
 from chain.client import ChainClient
 from indexer.db import migrate
-from tealedger import __version__
 
+# Every audience's JSON routes, then its pages (api/<audience>/routes.py, pages.py).
+ROUTERS: tuple[APIRouter, ...] = (
+    ops_routes.router,
+    admin_routes.router,
+    public_routes.router,
+    cooperative_routes.router,
+    supply_chain_routes.router,
+    farmer_routes.router,
+    lender_routes.router,
+    merchant_routes.router,
+    sessions.router,
+    public_pages.router,
+    cooperative_pages.router,
+    lender_pages.router,
+    merchant_pages.router,
+)
 DESCRIPTION = """
 Supply-chain lending for tea cooperatives. Every organisation calls with its `X-API-Key`.
 Writes go to the chain and return the transaction hash; reads come from the indexed
@@ -40,7 +67,7 @@ def create_app(
     engine = engine or service_engine(settings.database_url)
     migrate(engine)
     app = FastAPI(
-        title="tealedger", version=__version__, description=DESCRIPTION, lifespan=_lifespan
+        title="tealedger", version=version("tealedger"), description=DESCRIPTION, lifespan=_lifespan
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -52,17 +79,8 @@ def create_app(
     app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limit_per_minute))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.middleware("http")(_count_requests)
-    app.include_router(health.router)
-    app.include_router(admin.router)
-    app.include_router(public.router)
-    app.include_router(cooperatives.router)
-    app.include_router(farmers.router)
-    app.include_router(lenders.router)
-    app.include_router(merchants.router)
-    app.include_router(pages.router)
-    app.include_router(coop_pages.router)
-    app.include_router(lender_pages.router)
-    app.include_router(merchant_pages.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app
 
 

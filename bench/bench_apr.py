@@ -7,10 +7,10 @@ from collections.abc import Callable
 from datetime import date
 
 from bench.report import table
-from lending.apr import actuarial_apr, pboc_annualized_rate
-from lending.caps import CapPolicy
-from lending.disclosure import disclose
-from lending.schedule import LoanTerms, ScheduleKind, build_schedule
+from lending.pricing.apr import actuarial_apr, pboc_annualized_rate
+from lending.pricing.caps import CapPolicy
+from lending.pricing.disclosure import disclose
+from lending.pricing.schedule import ScheduleKind, ScheduleTerms, build_schedule
 
 SECONDS = 1.5  # per benchmark: long enough to smooth timer noise on a 2-core machine
 
@@ -29,9 +29,9 @@ def _rate(fn: Callable[[], object], seconds: float = SECONDS) -> float:
             return calls / (now - start)
 
 
-def _terms(kind: ScheduleKind, months: int) -> LoanTerms:
+def _terms(kind: ScheduleKind, months: int) -> ScheduleTerms:
     """A 100,000-yuan loan at 8% with a 1% upfront fee."""
-    return LoanTerms(
+    return ScheduleTerms(
         principal_fen=10_000_000,
         annual_rate=800,
         term_months=months,

@@ -14,17 +14,13 @@ from sqlalchemy import event
 from sqlmodel import create_engine
 
 from bench.report import table
-from lending.credit_store import CreditStore, create_tables
-from lending.decision import (
-    MappingProfileReader,
-    Outcome,
-    StaticConsent,
-    decide,
-    evaluate,
-)
-from lending.features import snapshot_from_profile
-from lending.scorecard import load_model
-from lending.simulation import simulate_population
+from lending.credit.access import MappingProfileReader, StaticConsent
+from lending.credit.decision import decide, evaluate
+from lending.credit.features import snapshot_from_profile
+from lending.credit.policy import Outcome
+from lending.credit.scorecard import load_model
+from lending.credit.simulation import simulate_population
+from lending.credit.store import CreditStore, create_tables
 
 SECONDS = 1.5
 FARMERS = 500

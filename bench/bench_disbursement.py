@@ -5,7 +5,7 @@ Run: `.venv/bin/python -m bench.bench_disbursement` (prints a markdown table; do
 holds one). The gas figures run on a fresh in-process EVM with fixed inputs, so they are stable;
 tests/contracts/test_loan_escrow.py asserts them within a margin (`gas_rows`). The latency runs
 on a throw-away anvil started on a free port: each of LOANS applications is priced (schedule,
-APR disclosure and rate cap, lending/disclosure.py), turned into LoanTerms, issued and funded in
+APR disclosure and rate cap, lending/disclosure.py), turned into EscrowTerms, issued and funded in
 one transaction, and its first merchant payment is sent right behind it to the CREATE2-predicted
 escrow without waiting (`LoanDesk.disburse_first_payment`); the clock stops at the payment's
 receipt. The same flow sent one transaction at a time is the baseline.
@@ -27,10 +27,16 @@ from chain.client import ChainClient
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
 from chain.nodes import AnvilNode, free_port
 from chain.sender import Sender
-from lending.disbursement import ConfirmationMode, LoanDesk, LoanTerms, category_id
-from lending.disclosure import disclose
-from lending.schedule import LoanTerms as Offer
-from lending.schedule import ScheduleKind
+from lending.loans.contracts import (
+    DISTRIBUTOR_ROLE,
+    LENDER_ROLE,
+    REGISTRAR_ROLE,
+    SHARE_COMMITTER_ROLE,
+)
+from lending.loans.disbursement import ConfirmationMode, EscrowTerms, LoanDesk, category_id
+from lending.pricing.disclosure import disclose
+from lending.pricing.schedule import ScheduleKind
+from lending.pricing.schedule import ScheduleTerms as Offer
 
 ADMIN, LENDER, FARMER, COOP, MERCHANT, REGISTRAR, DISTRIBUTOR = range(7)
 GAS = 20_000_000  # explicit: py-evm's estimate_gas re-runs each transaction many times
@@ -69,10 +75,10 @@ class _Rig:
         """Gas used by one transaction from account `index`."""
         return int(self.sender(index).transact(fn, gas=GAS)["gasUsed"])
 
-    def terms(self, n: int, mode: ConfirmationMode = ConfirmationMode.IMMEDIATE) -> LoanTerms:
+    def terms(self, n: int, mode: ConfirmationMode = ConfirmationMode.IMMEDIATE) -> EscrowTerms:
         """Loan `n`'s terms (distinct farmer id and schedule)."""
         now = self.now()
-        return LoanTerms(
+        return EscrowTerms(
             farmer_id=keccak(text=f"farmer-{n}"),
             farmer=self.addr(FARMER),
             lender=self.addr(LENDER),
@@ -107,10 +113,10 @@ def _rig(client: ChainClient) -> _Rig:
     )
     admin = client.sender(ADMIN)
     admin.wait(admin.send_many([
-        registry.functions.grantRole(keccak(text="REGISTRAR_ROLE"), acct[REGISTRAR]),
-        factory.functions.grantRole(keccak(text="LENDER_ROLE"), acct[LENDER]),
-        settlement.functions.grantRole(keccak(text="SHARE_COMMITTER_ROLE"), acct[COOP]),
-        settlement.functions.grantRole(keccak(text="DISTRIBUTOR_ROLE"), acct[DISTRIBUTOR]),
+        registry.functions.grantRole(REGISTRAR_ROLE, acct[REGISTRAR]),
+        factory.functions.grantRole(LENDER_ROLE, acct[LENDER]),
+        settlement.functions.grantRole(SHARE_COMMITTER_ROLE, acct[COOP]),
+        settlement.functions.grantRole(DISTRIBUTOR_ROLE, acct[DISTRIBUTOR]),
         token.functions.mint(acct[LENDER], 10**13),
         token.functions.mint(acct[DISTRIBUTOR], 10**13),
     ], gas=300_000))  # fmt: skip
@@ -261,8 +267,8 @@ def gas_rows() -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ latency
 
 
-def _priced_terms(rig: _Rig, n: int) -> LoanTerms:
-    """Application -> decision: schedule, APR disclosure and cap check, then LoanTerms."""
+def _priced_terms(rig: _Rig, n: int) -> EscrowTerms:
+    """Application -> decision: schedule, APR disclosure and cap check, then EscrowTerms."""
     offer = Offer(
         principal_fen=1_000_000,
         annual_rate=800,
@@ -271,7 +277,7 @@ def _priced_terms(rig: _Rig, n: int) -> LoanTerms:
         start=datetime.now(UTC).date(),
     )
     disclosure = disclose(offer)
-    return LoanTerms.from_disclosure(
+    return EscrowTerms.from_disclosure(
         disclosure,
         farmer_id=keccak(text=f"latency-farmer-{n}"),
         farmer=rig.addr(FARMER),

@@ -33,7 +33,6 @@ from sqlalchemy import Engine
 from chain.client import ChainClient
 from chain.compiler import Artifacts
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
-from indexer import workload
 from indexer.db import BulkWriter, make_engine, migrate
 from indexer.engine import Indexer, IndexerConfig, fewer_gc_passes
 from indexer.models import Checkpoint, Farmer, Harvest, HarvestYield, Plot, SaleShare
@@ -42,6 +41,7 @@ from indexer.projections import recompute_aggregates
 from indexer.rebuild import rebuild
 from indexer.runner import chain_source, project_abis
 from indexer.seasons import season_of
+from tests._fixtures import workload
 
 HARVESTS_PER_FARMER = 25
 HARVESTS_PER_TX = 1_000  # ~30M gas each

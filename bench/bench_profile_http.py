@@ -38,16 +38,16 @@ from eth_abi import encode
 from eth_utils import keccak
 from sqlalchemy import select
 
-from api.settings import ApiSettings
+from api.core.settings import ApiSettings
 from bench.bench_indexer import _profile_db as generate_profile_db
 from chain.client import ChainClient
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
 from chain.nodes import free_port, rpc_call
-from indexer import workload
 from indexer.db import MIGRATIONS, make_engine
 from indexer.models import Farmer
 from indexer.profiles import load_profile
-from tealedger.demo_service import service_env
+from tealedger.demo.service import service_env
+from tests._fixtures import workload
 from traceability import contracts
 from traceability.models import FarmerRegistration
 from traceability.service import RecordingService

@@ -27,16 +27,16 @@ from typing import Any
 from chain.client import ChainClient
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
 from chain.nodes import GanacheNode, ProcessNode, free_port
-from indexer.workload import EphemeralAnvil
 from simulation.season import generate
-from tealedger.demo import (
+from tealedger.demo.season import (
     COOPERATIVE_ACCOUNTS,
     SeasonSummary,
     latest_full_season,
     region_of,
     register_members,
 )
-from tealedger.demo import Region as SeasonRegion
+from tealedger.demo.season import Region as SeasonRegion
+from tests._fixtures.workload import EphemeralAnvil
 from traceability.contracts import deploy_traceability
 from traceability.models import HarvestRecord
 from traceability.service import RecordingService

@@ -64,6 +64,10 @@ class DeploymentRegistry:
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
         tmp.replace(self.path)
 
+    def recorded(self, name: str) -> Deployment | None:
+        """The recorded deployment, without asking the chain whether its code is still there."""
+        return self._entries.get(name)
+
     def get(self, name: str) -> Deployment | None:
         """The recorded deployment if its code is still at its address."""
         entry = self._entries.get(name)

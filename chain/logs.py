@@ -1,54 +1,25 @@
-"""Read logs fast: raw `eth_getLogs` in adaptive block ranges, block headers, eth-abi decoding.
+"""Read logs fast: raw `eth_getLogs` in adaptive block ranges, and block headers.
 
 web3's `get_logs` + `process_log` builds several AttributeDicts and runs formatters per log; this
-module speaks JSON-RPC itself (keep-alive HTTP, batched header requests), keeps logs as small
-tuples of bytes and decodes event data with one cached eth-abi tuple decoder per event. It knows
-nothing about what the events mean.
+module speaks JSON-RPC itself (chain/rpc.py: keep-alive HTTP, batched header requests), sends
+the next range's request ahead (chain/readahead.py) and keeps logs as small tuples of bytes.
+Decoding is chain/abi.py's, bloom checks chain/bloom.py's. It knows nothing about what the
+events mean.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import queue
 import re
-import threading
-import time
-import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from eth_abi.abi import default_codec
-from eth_utils import keccak
+from chain.readahead import Ahead, AheadThread
+from chain.rpc import JsonRpc, LogQueryError, RangeTooLargeError, RpcError
 
-from chain.errors import ChainError
-
-DEFAULT_TIMEOUT = 30.0
 HEADER_BATCH = 500  # eth_getBlockByNumber calls per JSON-RPC batch request
-
-
-class LogQueryError(ChainError):
-    """A log or header query failed for a reason other than its size."""
-
-
-class RangeTooLargeError(LogQueryError):
-    """The provider refused a range as too wide or with too many results (or timed out)."""
-
-    def __init__(self, message: str, block_limit: int | None = None) -> None:
-        super().__init__(message)
-        self.block_limit = block_limit
-
-
-class RpcError(LogQueryError):
-    """The node answered a JSON-RPC call with an error object."""
-
-    def __init__(self, method: str, code: int | None, message: str) -> None:
-        super().__init__(f"{method} failed: {message} (code {code})")
-        self.method = method
-        self.code = code
-        self.rpc_message = message
 
 
 class RawLog(NamedTuple):
@@ -73,115 +44,6 @@ class Header(NamedTuple):
     parent_hash: bytes
     timestamp: int
     logs_bloom: bytes
-
-
-# ------------------------------------------------------------------------------------ transport
-
-
-class JsonRpc:
-    """Minimal JSON-RPC over one keep-alive HTTP connection per thread."""
-
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise LogQueryError(f"raw log reading needs an http(s) JSON-RPC URL, got {url!r}")
-        self.url = url
-        self.timeout = timeout
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port
-        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self._local = threading.local()
-        self._ids = iter(range(1, 2**62))
-
-    def _connection(self) -> http.client.HTTPConnection:
-        """This thread's connection (created on first use)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            conn = cls(self._host, self._port, timeout=self.timeout)
-            self._local.conn = conn
-        return conn
-
-    def close(self) -> None:
-        """Close this thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-    def post(self, payload: Any) -> Any:
-        """POST one JSON body and return the parsed reply; one reconnect on a stale socket."""
-        return json.loads(self.post_raw(payload))
-
-    def post_raw(self, payload: Any) -> bytes:
-        """POST one JSON body and return the reply's bytes unparsed."""
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json"}
-        for attempt in (0, 1):
-            conn = self._connection()
-            try:
-                conn.request("POST", self._path, body, headers)
-                resp = conn.getresponse()
-                raw = resp.read()
-            except TimeoutError as exc:
-                self.close()
-                raise RangeTooLargeError(f"request to {self.url} timed out: {exc}") from None
-            except (http.client.HTTPException, ConnectionError, OSError) as exc:
-                self.close()
-                if attempt:
-                    raise LogQueryError(f"JSON-RPC node at {self.url} unreachable: {exc}") from None
-                continue
-            if resp.status in (408, 413, 504):
-                raise RangeTooLargeError(f"HTTP {resp.status} from {self.url}")
-            if resp.status >= 400 and not raw.startswith((b"{", b"[")):
-                raise LogQueryError(f"HTTP {resp.status} from {self.url}: {raw[:200]!r}")
-            return raw
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def call(self, method: str, params: list[Any]) -> Any:
-        """One call; an error reply raises RpcError."""
-        return self.result(method, self.post(self.request(method, params)))
-
-    def call_raw(self, method: str, params: list[Any]) -> bytes:
-        """One call, the reply's bytes unparsed (for parsers faster than `json`)."""
-        return self.post_raw(self.request(method, params))
-
-    def request(self, method: str, params: list[Any]) -> dict[str, Any]:
-        """A JSON-RPC request object with the next id."""
-        return {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
-
-    @staticmethod
-    def result(method: str, reply: Any) -> Any:
-        """The result of a parsed reply; an error reply raises RpcError."""
-        if "error" in reply:
-            err = reply["error"]
-            raise RpcError(method, err.get("code"), str(err.get("message", err)))
-        return reply["result"]
-
-    def batch(self, method: str, params: Sequence[list[Any]]) -> list[Any]:
-        """Many calls of one method in one request, results in order."""
-        if not params:
-            return []
-        first = next(self._ids)
-        calls = [
-            {"jsonrpc": "2.0", "id": first + i, "method": method, "params": p}
-            for i, p in enumerate(params)
-        ]
-        self._ids = iter(range(first + len(calls), 2**62))
-        replies = self.post(calls)
-        if isinstance(replies, dict):  # a batch-level error
-            err = replies.get("error", {})
-            raise RpcError(method, err.get("code"), str(err.get("message", replies)))
-        by_id = {r.get("id"): r for r in replies}
-        results = []
-        for call in calls:
-            reply = by_id.get(call["id"], {"error": {"message": "no reply in batch"}})
-            if "error" in reply:
-                err = reply["error"]
-                raise RpcError(method, err.get("code"), str(err.get("message", err)))
-            results.append(reply["result"])
-        return results
 
 
 # ------------------------------------------------------------------------------ range adapting
@@ -302,9 +164,10 @@ def parse_logs_reply(body: bytes) -> list[RawLog] | None:
 
     One regular expression matches each log object whole (no escapes, no whitespace), the
     matches must tile the result array, and every value goes through the same conversion as
-    `parse_log`: the result equals `json.loads` + `parse_log` in a third of the time. Hashes,
-    numbers and addresses repeat within a block and are converted once. Any other layout
-    (key order, errors, `removed` logs) returns None: the caller parses JSON.
+    `parse_log`: the result equals `json.loads` + `parse_log`, in far less time (figures:
+    docs/indexer.md). Hashes, numbers and addresses repeat within a block and are converted
+    once. Any other layout (key order, errors, `removed` logs) returns None: the caller parses
+    JSON.
     """
     try:
         return _parse_anvil_logs(body.decode("ascii"))
@@ -395,76 +258,6 @@ class LogFilter:
         return out
 
 
-class _Ahead:
-    """An eth_getLogs request (sent ahead by a background thread, or inline): reply bytes."""
-
-    def __init__(self, rpc: JsonRpc, params: dict[str, Any]) -> None:
-        self.rpc = rpc
-        self.params = params
-        self.pid = os.getpid()
-        self.body = b""
-        self.error: BaseException | None = None
-        self.seconds = 0.0
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        """Send the request (in the background thread, or inline when nothing was ahead)."""
-        began = time.perf_counter()
-        try:
-            self.body = self.rpc.call_raw("eth_getLogs", [self.params])
-        except BaseException as exc:  # raised by result(), in the thread that takes the reply
-            self.error = exc
-        self.seconds = time.perf_counter() - began
-        self._done.set()
-
-    def result(self) -> tuple[bytes, float]:
-        """The reply and how long the node took; the request's error is raised here."""
-        self._done.wait()
-        if self.error is not None:
-            raise self.error
-        return self.body, self.seconds
-
-
-class _AheadThread:
-    """One daemon thread sending read-ahead requests in order; it exits when idle."""
-
-    IDLE_SECONDS = 2.0
-
-    def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
-        """Fresh state (also in a forked child, which has none of the parent's threads)."""
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[_Ahead] = queue.SimpleQueue()
-        self._running = False
-
-    def submit(self, job: _Ahead) -> _Ahead:
-        """Queue a request; start the thread if none runs."""
-        if self._pid != os.getpid():
-            self._reset()
-        with self._lock:
-            self._jobs.put(job)
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._loop, name="log-read-ahead", daemon=True).start()
-        return job
-
-    def _loop(self) -> None:
-        """Run requests until none comes for IDLE_SECONDS."""
-        while True:
-            try:
-                job = self._jobs.get(timeout=self.IDLE_SECONDS)
-            except queue.Empty:
-                with self._lock:
-                    if self._jobs.empty():
-                        self._running = False
-                        return
-                continue
-            job.run()
-
-
 class LogFetcher:
     """eth_getLogs and headers over raw JSON-RPC, in adaptive block ranges.
 
@@ -487,8 +280,8 @@ class LogFetcher:
         self.adaptive = adaptive or AdaptiveRange()
         self._max_attempts = max_attempts
         self.read_ahead = read_ahead
-        self._ahead: _Ahead | None = None
-        self._ahead_thread = _AheadThread()
+        self._ahead: Ahead | None = None
+        self._ahead_thread = AheadThread()
 
     def head(self) -> int:
         """The node's latest block number."""
@@ -535,7 +328,7 @@ class LogFetcher:
         """The reply to `params`: the read-ahead one if it asked exactly that, else a new call."""
         ahead, self._ahead = self._ahead, None
         if ahead is None or ahead.params != params or ahead.pid != os.getpid():
-            ahead = _Ahead(self.rpc, params)
+            ahead = Ahead(self.rpc, params)
             ahead.run()
         return ahead.result()
 
@@ -548,7 +341,7 @@ class LogFetcher:
         if not self.read_ahead or start > end:
             return
         params = self._range_params(start, self._next_stop(start, end))
-        self._ahead = self._ahead_thread.submit(_Ahead(self.rpc, params))
+        self._ahead = self._ahead_thread.submit(Ahead(self.rpc, params))
 
     def headers(self, numbers: Iterable[int]) -> list[Header | None]:
         """Headers by number (None where the node has no such block), batched."""
@@ -564,312 +357,3 @@ class LogFetcher:
         """One header by number, None past the head."""
         reply = self.rpc.call("eth_getBlockByNumber", [hex(number), False])
         return parse_header(reply) if reply else None
-
-
-# ------------------------------------------------------------------------------------- blooms
-
-
-def bloom_bits(item: bytes) -> tuple[tuple[int, int], ...]:
-    """The three (byte index, bit mask) pairs `item` sets in a 2048-bit logs bloom."""
-    digest = keccak(item)
-    pairs = []
-    for i in (0, 2, 4):
-        bit = ((digest[i] << 8) | digest[i + 1]) & 2047
-        pairs.append((255 - bit // 8, 1 << (bit % 8)))
-    return tuple(pairs)
-
-
-def bloom_may_contain(bloom: bytes, bits: tuple[tuple[int, int], ...]) -> bool:
-    """True if every bit of the item is set (the block may hold a log mentioning it)."""
-    return all(bloom[index] & mask for index, mask in bits)
-
-
-# ----------------------------------------------------------------------------------- decoding
-
-
-def _canonical(param: dict[str, Any]) -> str:
-    """ABI type string of a parameter, expanding tuples."""
-    kind = str(param["type"])
-    if kind.startswith("tuple"):
-        inner = ",".join(_canonical(c) for c in param.get("components", []))
-        return f"({inner}){kind[5:]}"
-    return kind
-
-
-_UINT = re.compile(r"^uint(\d*)$")
-_INT = re.compile(r"^int(\d*)$")
-_BYTES_N = re.compile(r"^bytes([1-9]|[12]\d|3[0-2])$")
-
-
-class AbiDecodeError(ValueError):
-    """A 32-byte word is not a canonical encoding of its ABI type."""
-
-
-def word_decoder(type_str: str) -> Callable[[bytes], Any] | None:
-    """Decoder of one head word of a static elementary type; None for any other type.
-
-    Follows eth-abi's strict rules (range and zero padding checked) but returns addresses as
-    their 20 raw bytes; tests check it against eth-abi on random values.
-    """
-    if type_str == "address":
-        return _address_word
-    if type_str == "bool":
-        return _bool_word
-    if found := _UINT.match(type_str):
-        return _uint_word(1 << int(found.group(1) or 256))
-    if found := _INT.match(type_str):
-        return _int_word(int(found.group(1) or 256))
-    if found := _BYTES_N.match(type_str):
-        return _bytes_word(int(found.group(1)))
-    return None
-
-
-def _address_word(word: bytes) -> bytes:
-    """An address: 12 zero bytes, then 20."""
-    if len(word) != 32 or any(word[:12]):
-        raise AbiDecodeError(f"not an address word: 0x{word.hex()}")
-    return word[12:]
-
-
-def _bool_word(word: bytes) -> bool:
-    """A bool: 0 or 1."""
-    value = int.from_bytes(word, "big")
-    if len(word) != 32 or value > 1:
-        raise AbiDecodeError(f"not a bool word: 0x{word.hex()}")
-    return value == 1
-
-
-def _uint_word(limit: int) -> Callable[[bytes], int]:
-    """An unsigned integer below `limit`."""
-
-    def decode(word: bytes) -> int:
-        value = int.from_bytes(word, "big")
-        if value >= limit or len(word) != 32:
-            raise AbiDecodeError(f"uint out of range: 0x{word.hex()}")
-        return value
-
-    return decode
-
-
-def _int_word(bits: int) -> Callable[[bytes], int]:
-    """A two's-complement signed integer of `bits` bits, sign-extended to 256."""
-    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-
-    def decode(word: bytes) -> int:
-        value = int.from_bytes(word, "big", signed=True)
-        if not low <= value <= high or len(word) != 32:
-            raise AbiDecodeError(f"int{bits} out of range: 0x{word.hex()}")
-        return value
-
-    return decode
-
-
-def _bytes_word(size: int) -> Callable[[bytes], bytes]:
-    """bytesN: N bytes, right-padded with zeros."""
-
-    def decode(word: bytes) -> bytes:
-        if len(word) != 32 or any(word[size:]):
-            raise AbiDecodeError(f"bytes{size} with non-zero padding: 0x{word.hex()}")
-        return word[:size]
-
-    return decode
-
-
-def _to_bytes_address(type_str: str, value: Any) -> Any:
-    """eth-abi returns checksummed strings for addresses; this module uses raw bytes."""
-    if type_str == "address":
-        return bytes.fromhex(value[2:])
-    return value
-
-
-_ZEROS = tuple(bytes(n) for n in range(33))
-_BOOLS = {bytes(32): False, bytes(31) + b"\x01": True}
-
-
-def _bad_word(kind: str, word: bytes) -> None:
-    """Raise for a word that is not a canonical encoding of `kind`."""
-    raise AbiDecodeError(f"not a canonical {kind} word: 0x{word.hex()}")
-
-
-def _word_lines(kind: str, src: str, out: str) -> list[str] | None:
-    """Source lines decoding the 32-byte word `src` into `out` by eth-abi's strict rules (the
-    same as word_decoder); None for types that are not static elementary words."""
-    bad = f"_bad({kind!r}, {src})"
-    if kind == "address":
-        return [f"if {src}[:12] != _ZEROS[12]: {bad}", f"{out} = {src}[12:]"]
-    if kind == "bool":
-        return [f"{out} = _BOOLS.get({src})", f"if {out} is None: {bad}"]
-    if found := _UINT.match(kind):
-        bits = int(found.group(1) or 256)
-        check = [f"if {out} >> {bits}: {bad}"] if bits < 256 else []
-        return [f"{out} = _int({src}, 'big')", *check]
-    if found := _INT.match(kind):
-        bits = int(found.group(1) or 256)
-        low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-        check = [f"if not {low} <= {out} <= {high}: {bad}"] if bits < 256 else []
-        return [f"{out} = _int({src}, 'big', signed=True)", *check]
-    if found := _BYTES_N.match(kind):
-        size = int(found.group(1))
-        if size == 32:
-            return [f"{out} = {src}"]
-        return [f"if {src}[{size}:] != _ZEROS[{32 - size}]: {bad}", f"{out} = {src}[:{size}]"]
-    return None
-
-
-def compile_static_decoder(
-    indexed: Sequence[tuple[str, str]], data: Sequence[tuple[str, str]], first_topic: int = 1
-) -> Callable[[Sequence[bytes], bytes], dict[str, Any] | None] | None:
-    """A function decoding an event whose data is only static elementary words, or None.
-
-    The function is generated source (as `collections.namedtuple` does): straight-line slicing
-    and `int.from_bytes` with the range and padding checks of word_decoder, building the
-    argument dict in one literal: several times faster than a loop over per-word decoders on
-    the hot event. It returns None when the data is not exactly one word per argument (the
-    caller then asks eth-abi); tests hold it equal to eth-abi on random events and words.
-    """
-    lines = [
-        "def decode(topics, data):",
-        f"    if len(data) != {32 * len(data)}:",
-        "        return None",
-    ]
-    values = []
-    for i, (_, kind) in enumerate(indexed):
-        src, out = f"t{i}", f"v{len(values)}"
-        lines.append(f"    {src} = topics[{first_topic + i}]")
-        word = _word_lines(kind, src, out)
-        if word is None:  # dynamic or composite: the topic is its hash
-            lines.append(f"    {out} = {src}")
-        else:
-            lines.append(f"    if len({src}) != 32: _bad({kind!r}, {src})")
-            lines += [f"    {line}" for line in word]
-        values.append(out)
-    for i, (_, kind) in enumerate(data):
-        src, out = f"w{i}", f"v{len(values)}"
-        word = _word_lines(kind, src, out)
-        if word is None:
-            return None
-        lines.append(f"    {src} = data[{32 * i}:{32 * i + 32}]")
-        lines += [f"    {line}" for line in word]
-        values.append(out)
-    names = [name for name, _ in (*indexed, *data)]
-    pairs = ", ".join(f"{name!r}: {v}" for name, v in zip(names, values, strict=True))
-    lines.append(f"    return {{{pairs}}}")
-    namespace = {"_int": int.from_bytes, "_bad": _bad_word, "_ZEROS": _ZEROS, "_BOOLS": _BOOLS}
-    exec("\n".join(lines), namespace)  # source built above from type names and literals only
-    return namespace["decode"]  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True)
-class EventSpec:
-    """How to decode one event: names and types of topics and data, with cached decoders.
-
-    Events whose data is only static elementary words (the common case: ids, amounts,
-    addresses) get a generated straight-line decoder; anything else (strings, arrays, tuples)
-    goes through eth-abi's cached tuple decoder. Indexed dynamic values stay as their 32-byte
-    topic hash.
-    """
-
-    name: str
-    signature: str
-    topic0: bytes
-    indexed: tuple[tuple[str, str], ...]
-    data: tuple[tuple[str, str], ...]
-    anonymous: bool = False
-    _topic_decoders: tuple[Callable[[bytes], Any], ...] = field(
-        repr=False, compare=False, default=()
-    )
-    _static: Callable[[Sequence[bytes], bytes], dict[str, Any] | None] | None = field(
-        repr=False, compare=False, default=None
-    )
-
-    @classmethod
-    def from_abi(cls, entry: dict[str, Any]) -> EventSpec:
-        """Build from an ABI `event` entry."""
-        inputs = entry.get("inputs", [])
-        types = [_canonical(p) for p in inputs]
-        signature = f"{entry['name']}({','.join(types)})"
-        indexed = tuple((p["name"], t) for p, t in zip(inputs, types, strict=True) if p["indexed"])
-        data = tuple((p["name"], t) for p, t in zip(inputs, types, strict=True) if not p["indexed"])
-        anonymous = bool(entry.get("anonymous"))
-        return cls(
-            entry["name"],
-            signature,
-            keccak(text=signature),
-            indexed,
-            data,
-            anonymous,
-            tuple(word_decoder(t) or bytes for _, t in indexed),
-            compile_static_decoder(indexed, data, 0 if anonymous else 1),
-        )
-
-    def decode(self, topics: Sequence[bytes], data: bytes) -> dict[str, Any]:
-        """Arguments by name."""
-        if self._static is not None:
-            values = self._static(topics, data)
-            if values is not None:
-                return values
-        first = 0 if self.anonymous else 1
-        values = {}
-        for i, (name, _) in enumerate(self.indexed):
-            values[name] = self._topic_decoders[i](topics[first + i])
-        if not self.data:
-            return values
-        decoded = default_codec.decode([t for _, t in self.data], data)
-        for (name, kind), value in zip(self.data, decoded, strict=True):
-            values[name] = _to_bytes_address(kind, value)
-        return values
-
-
-class DecodedLog(NamedTuple):
-    """A raw log with its event name and decoded arguments (name None if unknown)."""
-
-    log: RawLog
-    name: str | None
-    args: dict[str, Any]
-
-
-class LogDecoder:
-    """Decodes logs of known contracts by (address, topic0), falling back to topic0 alone."""
-
-    def __init__(self) -> None:
-        self._by_address: dict[bytes, dict[bytes, EventSpec]] = {}
-        self._by_topic: dict[bytes, EventSpec] = {}
-
-    @staticmethod
-    def events(abi: Iterable[dict[str, Any]]) -> dict[bytes, EventSpec]:
-        """topic0 -> spec for every non-anonymous event of an ABI."""
-        specs = (EventSpec.from_abi(e) for e in abi if e.get("type") == "event")
-        return {s.topic0: s for s in specs if not s.anonymous}
-
-    def add(self, address: bytes, abi: Iterable[dict[str, Any]]) -> None:
-        """Know the events of the contract at `address`."""
-        specs = self.events(abi)
-        self._by_address[address] = specs
-        for topic, spec in specs.items():
-            self._by_topic.setdefault(topic, spec)
-
-    def topics_named(self, name: str) -> set[bytes]:
-        """topic0 of every known event called `name`."""
-        return {t for t, spec in self._by_topic.items() if spec.name == name}
-
-    def topic0s(self) -> list[bytes]:
-        """Every known event topic."""
-        return sorted(self._by_topic)
-
-    def spec(self, address: bytes, topic0: bytes) -> EventSpec | None:
-        """The event spec for a log, or None."""
-        specs = self._by_address.get(address)
-        found = specs.get(topic0) if specs else None
-        return found or self._by_topic.get(topic0)
-
-    def decode(self, log: RawLog) -> DecodedLog:
-        """Decode one log; unknown or undecodable logs get name None and no args."""
-        if not log.topics:
-            return DecodedLog(log, None, {})
-        spec = self.spec(log.address, log.topics[0])
-        if spec is None or len(log.topics) != len(spec.indexed) + 1:
-            return DecodedLog(log, None, {})
-        try:
-            return DecodedLog(log, spec.name, spec.decode(log.topics, log.data))
-        except Exception:  # malformed data from a contract that shares a signature
-            return DecodedLog(log, None, {})

@@ -1,7 +1,7 @@
 """Database engines of the project: SQLite (WAL) by default, PostgreSQL via DATABASE_URL.
 
 The indexer, the HTTP service and the CLIs share one database and one schema history: the
-Alembic migrations in indexer/migrations (indexer tables, the service's organisations, keys and
+Alembic migrations in migrations/ (indexer tables, the service's organisations, keys and
 registry, the credit store), applied on start by whichever of them starts first.
 Bulk writes bypass the ORM: rows are tuples in column order, sent as multi-row INSERTs to
 SQLite and with psycopg's executemany to PostgreSQL.
@@ -30,7 +30,9 @@ from chain.config import ChainSettings
 from indexer.errors import DatabaseConfigError
 from indexer.models import IndexerTable
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The one schema history is the top-level `migrations/` package (it may import every model);
+# the indexer only applies its scripts, it imports none of it.
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "indexer_alembic_version"
 DB_FILE = "tealedger.db"
 WRITER_CACHE_KIB = 256 * 1024
@@ -39,15 +41,16 @@ SQLITE_MAX_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 # pg_advisory_xact_lock key serialising migrations: "tealedger.migrate" hashed.
 MIGRATION_LOCK = zlib.crc32(b"tealedger.migrate")
 # Pages of a new SQLite file. Hash-keyed indexes (harvest lots) are written all over on every
-# commit; bigger pages hold the same rows in fewer pages and WAL frames, in a shallower tree
-# (measured alone with a million raw and harvest rows: 2-3 us less per event than 4 KiB pages,
-# of 17-20).
+# commit; bigger pages hold the same rows in fewer pages and WAL frames, in a shallower tree.
+# Measured figures are in docs/indexer.md ("Figures behind the code"): they change with the
+# machine and the code, so they are kept where they are dated, not here.
 SQLITE_PAGE_SIZE = 16_384
 
 # The stdlib driver binds int, float, str and bytearray directly; for every other value,
 # bytes included, it searches the adapter registry and then __adapt__ and __conform__ before
-# binding the value as it is: ~0.15 us per value with the GIL held, and an indexed event binds
-# a dozen hashes. Registering the identity adapter ends that search at its first lookup.
+# binding the value as it is, with the GIL held, and an indexed event binds a dozen hashes.
+# Registering the identity adapter ends that search at its first lookup (cost measured:
+# docs/indexer.md).
 sqlite3.register_adapter(bytes, bytes)
 
 
@@ -121,7 +124,7 @@ def _writer_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """The writer's commits never checkpoint; its page cache holds the hot index pages."""
     dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
     # Harvest lots and raw events are keyed by hashes: their index pages are hit at random,
-    # and a backfill slows down by a third once they no longer fit (measured at 200k events).
+    # and a backfill slows down markedly once they no longer fit (docs/indexer.md).
     dbapi_connection.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
 
 
@@ -229,8 +232,9 @@ def _variable_limit(conn: Connection) -> int:
 
 def statement_sizes(count: int, per: int) -> list[int]:
     """Rows per statement for `count` rows: full statements of `per`, then the rest in powers
-    of two. The driver caches each prepared statement, ~2.7 MB for 2,520 rows of 13 columns;
-    one size per batch remainder would fill its cache of 128 with ~350 MB over a backfill."""
+    of two. The driver caches each prepared statement, megabytes at the full size; one size
+    per batch remainder would fill its cache of 128 with hundreds of MB over a backfill
+    (figures: docs/indexer.md)."""
     sizes = [per] * (count // per)
     rest = count % per
     while rest:

@@ -21,6 +21,7 @@ DERIVED_INDEXES = (
     "ix_plot_farmer",
     "ix_harvest_block_number",
     "ix_harvest_farmer_season",
+    "ix_harvest_cooperative_block",
     "ix_harvest_yield_block_number",
     "ix_harvest_yield_farmer_season",
     "ix_lot_source_block_number",

@@ -3,9 +3,8 @@
 Each batch (raw events, derived rows, window hashes, checkpoint) is one database transaction,
 so a process killed at any instant restarts from the last committed checkpoint and ends in the
 same database as an uninterrupted run. Before every read the checkpoint's block hash is compared
-with the node's; on a mismatch the stored window of recent hashes finds the common ancestor,
-everything above it is deleted in one transaction and indexing resumes from there. A reorg below
-the window raises DeepReorgError before anything is written.
+with the node's; a mismatch rolls back to the common ancestor (indexer/reorgs.py). Batches are
+read ahead of the writer by a thread or a process (indexer/readers.py).
 """
 
 from __future__ import annotations
@@ -13,28 +12,25 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import multiprocessing
-import multiprocessing.queues
-import os
-import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from chain.logs import DecodedLog, LogQueryError, RawLog
+from chain.abi import DecodedLog
+from chain.logs import RawLog
 from indexer import deferred
 from indexer.contracts import load_contracts, record_contracts
 from indexer.db import BulkWriter, WalCheckpointer, migrate, sqlite_path
-from indexer.errors import ChainMismatchError, DeepReorgError, IndexerError, UnstableChainError
+from indexer.errors import ChainMismatchError, IndexerError, UnstableChainError
 from indexer.models import Checkpoint, IndexedContract, RawEvent, WindowBlock
-from indexer.projections import Projector, rollback_derived
+from indexer.projections import Projector
+from indexer.readers import ProcessReader, ThreadReader
 from indexer.rebuild import replay_raw
+from indexer.reorgs import common_ancestor, roll_back, tip_is_current
 from indexer.source import Batch, ChainSource, ContractInfo, raw_row
 
 log = logging.getLogger(__name__)
@@ -56,8 +52,8 @@ class IndexerConfig:
     reader: str = "thread"
     # Consecutive reads are written in one transaction until it holds this many events: a
     # commit rewrites every index page the batch touched, and hash-keyed indexes are touched
-    # all over, so fewer, larger commits write far less (measured: 7.7 -> 3.0 us per event
-    # from 10,000 to 50,000 events). Reads keep the provider-friendly adaptive size.
+    # all over, so fewer, larger commits write far less (figures: docs/indexer.md). Reads keep
+    # the provider-friendly adaptive size.
     batch_events: int = 50_000
     # A first backfill (no raw events stored yet) drops the secondary indexes that only later
     # reads use and builds them once at the end (indexer/deferred.py).
@@ -289,14 +285,14 @@ class Indexer:
                 yield batch
                 start = batch.stop + 1
             return
-        reader: _Reader | _ProcessReader
+        reader: ThreadReader | ProcessReader
         if self.config.reader == "process":
-            reader = _ProcessReader(self.source, start, target)
+            reader = ProcessReader(self.source, start, target)
         else:
             # Enough reads ahead to fill the next transaction while this one is written.
             per_read = max(1, self.source.fetcher.adaptive.target_logs)
             depth = 2 + 2 * self.config.batch_events // per_read
-            reader = _Reader(self.source, start, target, depth)
+            reader = ThreadReader(self.source, start, target, depth)
         try:
             yield from reader
         finally:
@@ -353,196 +349,25 @@ class Indexer:
     def _check_tip(self) -> None:
         """Compare the checkpoint's hash with the node's; roll back on a mismatch."""
         assert self._cursor is not None
-        if self._cursor.number < 0:
-            return
-        node = self.source.header(self._cursor.number)
-        if node is not None and node.hash == self._cursor.hash:
-            return
-        self._rollback()
+        if not tip_is_current(self.source, self._cursor.number, self._cursor.hash):
+            self._rollback()
 
     def _rollback(self) -> None:
-        """Find the common ancestor in the window and delete everything above it."""
+        """Roll back to the common ancestor in the window (indexer/reorgs.py)."""
         assert self._cursor is not None and self.progress is not None
-        with self.engine.connect() as conn:
-            stored = conn.execute(
-                select(WindowBlock.number, WindowBlock.hash).order_by(WindowBlock.number.desc())  # type: ignore[attr-defined]
-            ).all()
-        node = self.source.headers([n for n, _ in stored])
-        ancestor = next(
-            (
-                (n, h)
-                for (n, h), found in zip(stored, node, strict=True)
-                if found and found.hash == h
-            ),
-            None,
+        checkpoint = self._cursor.number
+        number, block_hash = common_ancestor(
+            self.engine, self.source, checkpoint, self.config.window
         )
-        if ancestor is None:
-            low = stored[-1][0] if stored else self._cursor.number
-            raise DeepReorgError(self._cursor.number, low, self.config.window)
-        number, block_hash = ancestor
-        with self.engine.begin() as conn:
-            conn.execute(delete(RawEvent).where(RawEvent.block_number > number))  # type: ignore[arg-type]
-            rollback_derived(conn, number)
-            conn.execute(delete(WindowBlock).where(WindowBlock.number > number))  # type: ignore[arg-type]
-            conn.execute(
-                delete(IndexedContract).where(
-                    IndexedContract.parent.is_not(None),  # type: ignore[union-attr]
-                    IndexedContract.from_block > number,  # type: ignore[arg-type]
-                )
-            )
-            contracts = load_contracts(conn)
-            conn.execute(
-                update(Checkpoint)
-                .where(Checkpoint.id == 1)
-                .values(  # type: ignore[arg-type]
-                    block_number=number, block_hash=block_hash
-                )
-            )
+        contracts = roll_back(self.engine, number, block_hash)
         self.projector.reset()
         self.source.set_contracts(contracts)
-        depth = self._cursor.number - number
+        depth = checkpoint - number
         log.warning("chain reorganised: rolled back %d blocks to block %d", depth, number)
         self.progress.reorgs += 1
         self.progress.rolled_back_blocks += depth
         self.progress.checkpoint = number
         self._cursor = _Cursor(number, block_hash, self._cursor.start_block)
-
-
-class _Reader:
-    """Reads batches in a background thread, a couple ahead of the writer."""
-
-    _DONE = object()
-
-    def __init__(self, source: ChainSource, start: int, target: int, depth: int = 2) -> None:
-        self._source = source
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(start, target), name="indexer-reader", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, start: int, target: int) -> None:
-        """Producer loop."""
-        try:
-            while start <= target and not self._stop.is_set():
-                batch = self._source.read(start, target)
-                self._put(batch)
-                start = batch.stop + 1
-            self._put(self._DONE)
-        except BaseException as exc:  # handed to the consumer, raised there
-            self._put(exc)
-
-    def _put(self, item: object) -> None:
-        """Queue an item unless stopped."""
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def __iter__(self) -> Iterator[Batch]:
-        """Batches until the target; a reader exception is raised here."""
-        while True:
-            item = self._queue.get()
-            if item is self._DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, Batch)
-            yield item
-
-    def close(self) -> None:
-        """Stop the producer and wait for it."""
-        self._stop.set()
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._thread.join(timeout=30)
-
-
-class _ProcessReader:
-    """Reads and decodes batches in a forked process; this process only projects and writes.
-
-    Fetching, JSON parsing and decoding hold the GIL, so a thread cannot overlap them with the
-    writer: a process can. Batches cross as plain tuples.
-    """
-
-    def __init__(self, source: ChainSource, start: int, target: int, depth: int = 3) -> None:
-        self._source = source
-        ctx = multiprocessing.get_context("fork")
-        self._queue: multiprocessing.queues.Queue[Any] = ctx.Queue(maxsize=depth)
-        self._proc = ctx.Process(
-            target=_read_loop, args=(source, start, target, self._queue, os.getpid()), daemon=True
-        )
-        self._proc.start()
-
-    def __iter__(self) -> Iterator[Batch]:
-        """Decoded batches until the target; a reader failure is raised here."""
-        while True:
-            try:
-                kind, payload = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                if not self._proc.is_alive():
-                    raise UnstableChainError(
-                        f"the log reader process died (exit code {self._proc.exitcode})"
-                    ) from None
-                continue
-            if kind == "done":
-                return
-            if kind == "error":
-                raise _reraise(*payload)
-            batch = Batch.from_wire(payload)
-            self._source.recovered_total += batch.recovered_blocks
-            yield batch
-
-    def close(self) -> None:
-        """Stop the reader process."""
-        if self._proc.is_alive():
-            self._proc.terminate()
-        self._proc.join(timeout=10)
-        self._queue.close()
-        self._queue.cancel_join_thread()
-
-
-def _read_loop(
-    source: ChainSource, start: int, target: int, out: Any, parent: int
-) -> None:  # pragma: no cover - runs in the forked reader process
-    """Reader process body: read raw batches and send them until the target or an error."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    source.reconnect()
-
-    def send(item: tuple[str, Any]) -> None:
-        while True:
-            try:
-                out.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                if os.getppid() != parent:  # the indexer died: do not linger
-                    os._exit(0)
-
-    try:
-        while start <= target:
-            batch = source.read(start, target)
-            send(("batch", batch.to_wire()))
-            start = batch.stop + 1
-        send(("done", None))
-    except BaseException as exc:
-        send(("error", (type(exc).__name__, str(exc))))
-    out.close()
-    out.join_thread()
-
-
-def _reraise(kind: str, message: str) -> Exception:
-    """Rebuild a reader process's exception on this side."""
-    if kind in ("LogQueryError", "RpcError", "RangeTooLargeError"):
-        return LogQueryError(message)
-    if kind == "UnstableChainError":
-        return UnstableChainError(message)
-    return IndexerError(f"log reader failed: {kind}: {message}")
 
 
 def _joined(
@@ -572,8 +397,9 @@ def fewer_gc_passes(threshold: int = 100_000) -> Iterator[None]:
     """Collect the youngest generation every `threshold` allocations instead of 700.
 
     A batch keeps tens of thousands of small objects alive until it is written; with the
-    default threshold the collector walks them again and again (a fifth of the backfill's CPU
-    at 100k events). They hold no cycles, so collecting rarely frees the same memory.
+    default threshold the collector walks them again and again, a large share of the
+    backfill's CPU (figures: docs/indexer.md). They hold no cycles, so collecting rarely frees
+    the same memory.
     """
     before = gc.get_threshold()
     gc.set_threshold(max(threshold, before[0]), *before[1:])

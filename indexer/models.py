@@ -148,7 +148,10 @@ class Harvest(IndexerTable, table=True):
     """HarvestRecorded: a fresh-leaf lot, with its season and the farmer's cooperative."""
 
     __tablename__ = "harvest"
-    __table_args__ = (Index("ix_harvest_farmer_season", "farmer", "season"),)
+    __table_args__ = (
+        Index("ix_harvest_farmer_season", "farmer", "season"),
+        Index("ix_harvest_cooperative_block", "cooperative", "block_number"),  # lot lists
+    )
 
     lot: bytes = _bytes(primary_key=True)
     farmer: bytes = _bytes()
@@ -344,7 +347,7 @@ class Loan(IndexerTable, table=True):
     block_timestamp: int = _big()
 
 
-class LoanTerms(IndexerTable, table=True):
+class IndexedLoanTerms(IndexerTable, table=True):
     """LoanTermsRecorded: due dates and amounts a repayment record is judged against."""
 
     __tablename__ = "loan_terms"
@@ -436,7 +439,7 @@ DERIVED_TABLES: tuple[type[IndexerTable], ...] = (
     FarmerIncident,
     Consent,
     Loan,
-    LoanTerms,
+    IndexedLoanTerms,
     LoanEvent,
     FarmerSettlement,
     Anomaly,

@@ -42,9 +42,9 @@ from indexer.models import (
     Harvest,
     HarvestYield,
     IndexedContract,
+    IndexedLoanTerms,
     Loan,
     LoanEvent,
-    LoanTerms,
     LotSource,
     Plot,
     SaleShare,
@@ -508,11 +508,11 @@ def _loans(conn: Connection, farmer: bytes) -> list[_LoanAcc]:
         select(
             Loan.loan_id,
             Loan.principal_fen,
-            LoanTerms.total_due_fen,
-            LoanTerms.due_date,
-            LoanTerms.grace_days,
+            IndexedLoanTerms.total_due_fen,
+            IndexedLoanTerms.due_date,
+            IndexedLoanTerms.grace_days,
         )
-        .outerjoin(LoanTerms, LoanTerms.loan_id == Loan.loan_id)  # type: ignore[arg-type]
+        .outerjoin(IndexedLoanTerms, IndexedLoanTerms.loan_id == Loan.loan_id)  # type: ignore[arg-type]
         .where(Loan.farmer == farmer)  # type: ignore[arg-type]
         .order_by(Loan.loan_id)
     ).all()

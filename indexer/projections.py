@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, text
 from sqlalchemy.engine import Connection
 
-from chain.logs import DecodedLog, RawLog
+from chain.abi import DecodedLog
+from chain.logs import RawLog
 from indexer.db import BulkWriter
 from indexer.models import (
     AGGREGATE_TABLES,
@@ -30,9 +31,9 @@ from indexer.models import (
     FarmerSettlement,
     Harvest,
     HarvestYield,
+    IndexedLoanTerms,
     Loan,
     LoanEvent,
-    LoanTerms,
     LotConsumed,
     LotMovement,
     LotProduced,
@@ -545,7 +546,7 @@ def _loan_issued(p: Projector, log: RawLog, a: dict[str, Any]) -> None:
 @handles("LoanTermsRecorded")
 def _loan_terms(p: Projector, log: RawLog, a: dict[str, Any]) -> None:
     p.writer.add(
-        LoanTerms,
+        IndexedLoanTerms,
         (_i64(a["loanId"]), _i64(a["totalDue"]), _i64(a["dueDate"]), _i64(a["drawDeadline"]),
          _i64(a["graceDays"]), _i64(a["defaultDays"]), _i64(a["mode"]), a["scheduleHash"],
          a["disclosureHash"], log.block_number),

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from chain.logs import DecodedLog, RawLog
+from chain.abi import DecodedLog
+from chain.logs import RawLog
 from indexer import deferred
 from indexer.contracts import load_contracts
 from indexer.db import migrate

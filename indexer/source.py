@@ -7,19 +7,10 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from chain.logs import (
-    AdaptiveRange,
-    DecodedLog,
-    Header,
-    JsonRpc,
-    LogDecoder,
-    LogFetcher,
-    LogFilter,
-    RangeTooLargeError,
-    RawLog,
-    bloom_bits,
-    bloom_may_contain,
-)
+from chain.abi import DecodedLog, LogDecoder
+from chain.bloom import bloom_bits, bloom_may_contain
+from chain.logs import AdaptiveRange, Header, LogFetcher, LogFilter, RawLog
+from chain.rpc import JsonRpc, RangeTooLargeError
 from indexer.errors import UnstableChainError
 
 

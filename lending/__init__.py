@@ -1,58 +1,8 @@
-"""Lending math for tealedger: APR disclosure, repayment schedules and rate caps.
+"""Lending: pricing math (no chain), credit decisions on indexed profiles, on-chain loans.
+
+- `lending.pricing`: APR (Reg Z, PBoC), schedules, rate caps, LPR, disclosures;
+- `lending.credit`: features, scorecard, decisions with reasons, fairness, the credit store;
+- `lending.loans`: escrows and merchant payments, sale settlement, the contracts' errors.
 
 Money is integer fen, rates are basis points (int) or percent (Decimal); no floats anywhere.
 """
-
-from lending.apr import PbocRate, actuarial_apr, pboc_annualized_rate
-from lending.caps import (
-    CapBasis,
-    CapCheck,
-    CapPolicy,
-    binding_cap,
-    check_penalty_rate_cap,
-    check_rate_cap,
-    evaluate_rate_cap,
-)
-from lending.disclosure import Disclosure, disclose
-from lending.errors import LendingError
-from lending.lpr import LprFixing, LprQuote, LprTable, load_lpr_table, lpr_on
-from lending.regz_dates import LocatedCashFlows, UnitPeriod, actuarial_apr_dated, locate_cash_flows
-from lending.schedule import (
-    TEA_FLUSH_MONTHS,
-    Installment,
-    LoanTerms,
-    Schedule,
-    ScheduleKind,
-    build_schedule,
-)
-
-__all__ = [
-    "TEA_FLUSH_MONTHS",
-    "CapBasis",
-    "CapCheck",
-    "CapPolicy",
-    "Disclosure",
-    "Installment",
-    "LendingError",
-    "LoanTerms",
-    "LocatedCashFlows",
-    "LprFixing",
-    "LprQuote",
-    "LprTable",
-    "PbocRate",
-    "Schedule",
-    "ScheduleKind",
-    "UnitPeriod",
-    "actuarial_apr",
-    "actuarial_apr_dated",
-    "binding_cap",
-    "build_schedule",
-    "check_penalty_rate_cap",
-    "check_rate_cap",
-    "disclose",
-    "evaluate_rate_cap",
-    "load_lpr_table",
-    "locate_cash_flows",
-    "lpr_on",
-    "pboc_annualized_rate",
-]

@@ -1,9 +1,16 @@
-"""Errors raised by the lending package; every one derives from LendingError."""
+"""Errors raised by the lending package; every one derives from LendingError.
+
+This is the one home of lending's errors except the loan contracts' (lending.loans.errors,
+which needs the chain layer). It imports nothing but the standard library, so lending.pricing
+can raise these without pulling in chain, indexer or web3.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
+from typing import Protocol
 
 
 class LendingError(Exception):
@@ -62,3 +69,123 @@ class LprTableError(LendingError):
 
 class LprDateOutOfRangeError(LprTableError):
     """A contract date before the first fixing in the LPR table."""
+
+
+# ----------------------------------------------------------------------------- credit
+
+
+class CreditError(LendingError):
+    """Root of the errors of credit scoring, decisions and fairness reporting."""
+
+
+class ProfileDataError(CreditError):
+    """A profile field is missing or invalid: the farmer cannot be scored until it is fixed."""
+
+    def __init__(self, field: str, problem: str, farmer_id: str | None = None) -> None:
+        self.field = field
+        self.farmer_id = farmer_id
+        who = f"profile of farmer {farmer_id}" if farmer_id else "profile"
+        super().__init__(
+            f"{who}: field {field!r} {problem}; no decision was made: rebuild the profile "
+            "from the indexer (indexer/profiles.py) and apply again"
+        )
+
+
+class ModelError(CreditError):
+    """A scorecard file is missing, malformed, not monotone or altered after fitting."""
+
+
+class ConsentRequiredError(CreditError):
+    """The farmer has no active on-chain consent for this lender: no profile read, no score."""
+
+    def __init__(self, farmer_id: str, lender: str) -> None:
+        self.farmer_id = farmer_id
+        self.lender = lender
+        super().__init__(
+            f"farmer {farmer_id} has not given lender {lender} an active consent in the "
+            "ConsentRegistry; nothing was read or scored: ask the farmer to grant consent "
+            "(grantConsent or a signed grantConsentBySig) and apply again"
+        )
+
+
+class ConsentCheckError(CreditError):
+    """Consent could not be checked (chain unreachable): refused, since consent is unproven."""
+
+
+class InvalidRequestError(CreditError):
+    """A decision request with a malformed farmer id or lender address."""
+
+
+class ProfileNotFoundError(CreditError):
+    """No profile exists for the farmer."""
+
+
+class ReplayMismatchError(CreditError):
+    """Recomputing a stored decision gave a different result."""
+
+    def __init__(self, decision_id: str, differences: Sequence[str]) -> None:
+        self.decision_id = decision_id
+        self.differences = tuple(differences)
+        super().__init__(
+            f"decision {decision_id} does not replay: {', '.join(differences)} differ; check "
+            "the model file, policy and LPR table versions the decision names"
+        )
+
+
+class DecisionStoreError(CreditError):
+    """Base of errors reading or writing stored decisions."""
+
+
+class DecisionNotFoundError(DecisionStoreError):
+    """No stored decision has this id."""
+
+
+class ImmutableRecordError(DecisionStoreError):
+    """Something tried to change or delete an insert-only row."""
+
+
+class RecordTamperedError(DecisionStoreError):
+    """A stored row's content no longer matches the hash stored with it."""
+
+
+class _RatioFailure(Protocol):
+    """A failed fairness ratio check (lending.credit.fairness.RatioCheck)."""
+
+    def describe(self) -> str:
+        """One line saying which ratio failed and by how much."""
+        ...
+
+
+class FairnessThresholdError(CreditError):
+    """A fairness ratio is below its configured threshold."""
+
+    def __init__(self, failures: Sequence[_RatioFailure]) -> None:
+        self.failures = tuple(failures)
+        parts = [f.describe() for f in failures]
+        super().__init__(
+            "fairness report failed: " + "; ".join(parts) + ". Do not deploy this model/policy: "
+            "find the feature or rule that acts as a proxy of the attribute and remove it"
+        )
+
+
+# ----------------------------------------------------------------------------- loan offers
+
+
+class LoanOfferError(LendingError):
+    """A credit decision that cannot become the loan asked for."""
+
+
+class DecisionNotApprovedError(LoanOfferError):
+    """Only an approved decision with an offered rate can become a loan."""
+
+
+class DecisionExpiredError(LoanOfferError):
+    """The decision is older than the days an offer stands."""
+
+
+class PrincipalOverLimitError(LoanOfferError):
+    """The budgets ask for more than the decision's limit."""
+
+
+class BudgetsNotFinancedError(LoanOfferError):
+    """The budgets do not add up to the amount financed (principal less the upfront fee)."""

@@ -1,3 +1,5 @@
 """tealedger: supply-chain lending for tea cooperatives on an Ethereum ledger."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("tealedger")

@@ -16,16 +16,16 @@ from chain.client import ChainClient
 from chain.config import Backend, ChainSettings
 from chain.errors import ChainError
 from indexer import cli as index_cli
-from lending import cli as lending_cli
-from lending import credit_cli
+from lending.credit import cli as credit_cli
 from lending.errors import LendingError
+from lending.pricing import cli as lending_cli
 from tealedger import __version__
 from tealedger.system import deploy_system
 from traceability import cli as traceability_cli
 from traceability.errors import TraceabilityError
 
 if TYPE_CHECKING:
-    from tealedger.demo_lending import LendingSummary
+    from tealedger.demo.lending import LendingSummary
 
 app = typer.Typer(
     name="tealedger",
@@ -126,10 +126,11 @@ def demo(
     serve_port: Annotated[int, typer.Option(help="Port of the HTTP service")] = 8000,
 ) -> None:
     """Start the local node, deploy, run a tea season and its lending, index it and serve."""
-    from api.settings import ApiSettings
-    from tealedger.demo import run_season, summary_table
-    from tealedger.demo_lending import run_lending
-    from tealedger.demo_service import demo_logins, index_chain, start_service, stop_service
+    from api.core.settings import ApiSettings
+    from tealedger.demo.lending import run_lending
+    from tealedger.demo.season import run_season
+    from tealedger.demo.service import demo_logins, index_chain, start_service, stop_service
+    from tealedger.demo.summary import summary_table
 
     client = ChainClient(settings_from(backend, port))
     client.node.start()
@@ -165,8 +166,8 @@ def _print_clock(lending: LendingSummary) -> None:
 @app.command()
 def stop(backend: BackendOpt = None, port: PortOpt = None) -> None:
     """Stop what `tealedger demo` left running: the HTTP service and the local node."""
-    from api.settings import ApiSettings
-    from tealedger.demo_service import stop_service
+    from api.core.settings import ApiSettings
+    from tealedger.demo.service import stop_service
 
     client = ChainClient(settings_from(backend, port))
     if stop_service(ApiSettings(data_dir=client.settings.data_dir)):

@@ -18,9 +18,11 @@ from web3.types import TxReceipt
 
 from chain.client import ChainClient
 from chain.errors import ContractRevertError
+from chain.events import EventReader
+from chain.rpc import RpcError
 from chain.sender import Sender
 from traceability import contracts
-from traceability.errors import domain_error
+from traceability.errors import TraceabilityError, domain_error
 from traceability.models import Address, Bytes32
 
 DOMAIN_NAME = "TealedgerConsent"
@@ -47,9 +49,14 @@ _ADDRESS = TypeAdapter(Address)
 class ConsentService:
     """Grant, revoke, sign, relay and query consents in the ConsentRegistry."""
 
-    def __init__(self, client: ChainClient, contract: Contract | None = None) -> None:
+    def __init__(
+        self, client: ChainClient, contract: Contract | None = None, from_block: int | None = None
+    ) -> None:
         self.client = client
         self.contract = contract if contract is not None else contracts.consent_registry(client)
+        # Where event queries start: the registered deployment's block (looked up when first
+        # needed), or block 0 for a contract handed in.
+        self._from_block = from_block if from_block is not None or contract is None else 0
 
     def _transact(self, sender: Sender, fn: ContractFunction) -> TxReceipt:
         """Send and wait; reverts become domain errors."""
@@ -140,6 +147,18 @@ class ConsentService:
         signed = wallet.sign_message(self._typed("Revocation", _REVOCATION_TYPE, message))
         return until, bytes(signed.signature)
 
+    def relay_grant_call(
+        self, farmer: bytes | str, lender: str, expires_at: int, deadline: int, signature: bytes
+    ) -> ContractFunction:
+        """The grantConsentBySig call of a farmer-signed consent, for sending alone or pipelined."""
+        return self.contract.functions.grantConsentBySig(
+            _BYTES32.validate_python(farmer),
+            _ADDRESS.validate_python(lender),
+            expires_at,
+            deadline,
+            signature,
+        )
+
     def relay_grant(
         self,
         relayer: Sender,
@@ -150,13 +169,7 @@ class ConsentService:
         signature: bytes,
     ) -> TxReceipt:
         """Submit a farmer-signed consent from any account."""
-        fn = self.contract.functions.grantConsentBySig(
-            _BYTES32.validate_python(farmer),
-            _ADDRESS.validate_python(lender),
-            expires_at,
-            deadline,
-            signature,
-        )
+        fn = self.relay_grant_call(farmer, lender, expires_at, deadline, signature)
         return self._transact(relayer, fn)
 
     def relay_revocation(
@@ -183,3 +196,19 @@ class ConsentService:
         return int(
             self.contract.functions.consentExpiry(fid, _ADDRESS.validate_python(lender)).call()
         )
+
+    def granted_lenders(self, farmer: bytes | str) -> list[str]:
+        """Every lender `farmer` ever granted consent to (revoked and expired ones too), as
+        checksum addresses in order of first grant, from ConsentGranted events."""
+        fid = _BYTES32.validate_python(farmer)
+        if self._from_block is None:
+            self._from_block = contracts.deployment_block(self.client, contracts.CONSENT_REGISTRY)
+        reader = EventReader(
+            self.client.w3, self.contract.address, self.contract.abi, self._from_block
+        )
+        try:
+            events = reader.events("ConsentGranted", "farmer", [fid])
+        except RpcError as exc:
+            address = self.contract.address
+            raise TraceabilityError(f"eth_getLogs on {address} failed: {exc.rpc_message}") from exc
+        return list(dict.fromkeys(e.args["lender"] for e in events))

@@ -1,8 +1,12 @@
-"""Handles on the deployed TeaTrace and ConsentRegistry, role hashes, and their deployment."""
+"""Handles on the deployed TeaTrace and ConsentRegistry, role hashes, their deployment, and
+the one reader of a farmer's and a plot's record on chain (`farmer_record`, `plot_record`)."""
 
 from __future__ import annotations
 
-from eth_utils import keccak
+from typing import NamedTuple
+from weakref import WeakKeyDictionary
+
+from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
 
 from chain.client import ChainClient
@@ -37,6 +41,9 @@ DEV_ROLE_ACCOUNTS = {
 }
 
 
+_CONTRACTS: WeakKeyDictionary[ChainClient, dict[str, Contract]] = WeakKeyDictionary()
+
+
 def _deployed(client: ChainClient, name: str) -> Deployment:
     """The live deployment of `name`, or NotDeployedError saying what to run."""
     try:
@@ -51,9 +58,19 @@ def _deployed(client: ChainClient, name: str) -> Deployment:
 
 
 def deployed(client: ChainClient, name: str) -> Contract:
-    """The live deployment of `name` as a contract, or NotDeployedError saying what to run."""
-    entry = _deployed(client, name)
-    return client.contract(entry.contract, entry.address)
+    """The live deployment of `name` as a contract, or NotDeployedError saying what to run.
+
+    Checked against the chain (its code at the address) once per client and address: the
+    service asks for these contracts on every request, and each check is a node round trip
+    plus a new contract object.
+    """
+    cache = _CONTRACTS.setdefault(client, {})
+    known, recorded = cache.get(name), client.registry.recorded(name)
+    if known is not None and recorded is not None and known.address == recorded.address:
+        return known
+    found = _deployed(client, name)
+    cache[name] = client.contract(found.contract, found.address)
+    return cache[name]
 
 
 def tea_trace(client: ChainClient) -> Contract:
@@ -64,6 +81,52 @@ def tea_trace(client: ChainClient) -> Contract:
 def consent_registry(client: ChainClient) -> Contract:
     """The deployed ConsentRegistry contract."""
     return deployed(client, CONSENT_REGISTRY)
+
+
+class FarmerRecord(NamedTuple):
+    """A farmer as TeaTrace keeps it: its cooperative, its wallet and whether it is active."""
+
+    cooperative: str | None
+    wallet: str | None
+    active: bool
+
+    @property
+    def registered(self) -> bool:
+        """Whether TeaTrace knows the farmer at all."""
+        return self.cooperative is not None
+
+
+def _address_or_none(value: str) -> str | None:
+    """A checksum address, or None for the zero address (TeaTrace's "none")."""
+    return None if int(value, 16) == 0 else to_checksum_address(value)
+
+
+def farmer_record(
+    client: ChainClient, farmer: bytes, contract: Contract | None = None
+) -> FarmerRecord:
+    """`TeaTrace.farmer(id)` decoded: cooperative and wallet None when unset."""
+    tea = contract if contract is not None else tea_trace(client)
+    cooperative, wallet, active = tea.functions.farmer(farmer).call()
+    return FarmerRecord(_address_or_none(cooperative), _address_or_none(wallet), bool(active))
+
+
+class PlotRecord(NamedTuple):
+    """A plot as TeaTrace keeps it (farmer and cooperative None for an unknown plot)."""
+
+    farmer: bytes | None
+    cooperative: str | None
+    area_centi_mu: int
+    variety: int
+
+
+def plot_record(client: ChainClient, plot: bytes, contract: Contract | None = None) -> PlotRecord:
+    """`TeaTrace.plot(id)` decoded."""
+    tea = contract if contract is not None else tea_trace(client)
+    farmer, cooperative, area, variety = tea.functions.plot(plot).call()
+    owner = bytes(farmer)
+    return PlotRecord(
+        owner if any(owner) else None, _address_or_none(cooperative), int(area), int(variety)
+    )
 
 
 def deployment_block(client: ChainClient, name: str = TEA_TRACE) -> int:

@@ -1,13 +1,16 @@
-"""Lineage from chain data alone: a lot's tree back to its harvests, and a recall's reach.
+"""Lineage from chain data alone: a lot's tree back to its harvests, its farmer weights, and a
+recall's reach.
 
 Each processing step has an id; `LotProduced(lot, processId)` and `LotConsumed(lot, processId)`
 index both, so walking the graph is a few topic-filtered eth_getLogs per level (no full scan):
 backwards lot -> producing step -> its inputs, forwards lot -> consuming step -> its outputs.
+A lot's farmer weights (traceability.weights, what SaleSettlement's shares are committed from)
+take the same backward walk plus one query for the mass of every output of its steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -16,10 +19,12 @@ from web3 import Web3
 from web3.contract import Contract
 
 from chain.client import ChainClient
+from chain.events import Event, EventReader
+from chain.rpc import RpcError
 from traceability import contracts
-from traceability._logs import Event, EventCodec, LogReader
-from traceability.errors import LotNotFoundError
+from traceability.errors import LotNotFoundError, TraceabilityError
 from traceability.models import Grade, LotKind, LotState, LotView
+from traceability.weights import LeafFlow, LeafLot, MassStep
 
 LOT_VIEW_CHUNK = 500
 
@@ -242,13 +247,21 @@ class LineageReader:
 
     def __init__(self, w3: Web3, contract: Contract, from_block: int = 0) -> None:
         self._contract = contract
-        self._logs = LogReader(w3, contract.address, EventCodec(contract.abi), from_block)
+        self._logs = EventReader(w3, contract.address, contract.abi, from_block)
 
     @classmethod
     def from_client(cls, client: ChainClient) -> LineageReader:
         """On the TeaTrace deployed on the client's chain, reading from its deployment block."""
         contract = contracts.tea_trace(client)
         return cls(client.w3, contract, contracts.deployment_block(client))
+
+    def _events(self, name: str, arg: str, values: Iterable[bytes]) -> list[Event]:
+        """Events `name` whose indexed argument `arg` is one of `values`."""
+        try:
+            return self._logs.events(name, arg, values)
+        except RpcError as exc:
+            address = self._contract.address
+            raise TraceabilityError(f"eth_getLogs on {address} failed: {exc.rpc_message}") from exc
 
     def lots(self, ids: Sequence[bytes]) -> dict[bytes, LotView]:
         """Stored slots of lots, by id."""
@@ -271,25 +284,51 @@ class LineageReader:
     def trace(self, lot: bytes) -> Lineage:
         """The lot's tree back to every harvest, with farmers, plots, dates, grades."""
         root = LotNode(lot, self._existing(lot))
-        nodes = {lot: root}
-        steps: dict[bytes, ProcessStep] = {}
-        frontier = [lot]
-        while frontier:
-            frontier = self._trace_level(frontier, nodes, steps)
+        nodes, steps = self._walk(root)
         views = self.lots(list(nodes))
         for node in nodes.values():
             node.view = views[node.lot]
         self._annotate(nodes)
         return Lineage(root, steps, nodes)
 
+    def leaf_flow(self, lot: bytes) -> LeafFlow:
+        """The harvests and processing steps behind `lot`, with every output's mass."""
+        nodes, steps = self._walk(LotNode(lot))
+        outputs: dict[bytes, list[tuple[bytes, int]]] = {pid: [] for pid in steps}
+        for e in self._events("LotProduced", "processId", list(steps)):
+            outputs[e.args["processId"]].append((e.args["lot"], e.args["grams"]))
+        harvests = [
+            LeafLot(n.lot, n.harvest.farmer, n.harvest.grams)
+            for n in nodes.values()
+            if n.harvest is not None
+        ]
+        mass_steps = [
+            MassStep(pid, tuple(i.lot for i in step.inputs), tuple(outputs[pid]))
+            for pid, step in steps.items()
+        ]
+        return LeafFlow(harvests, mass_steps)
+
+    def farmer_weights(self, lot: bytes) -> dict[bytes, int]:
+        """Whole fresh-leaf grams each farmer contributed to `lot` (traceability.weights)."""
+        return self.leaf_flow(lot).weights(lot)
+
+    def _walk(self, root: LotNode) -> tuple[dict[bytes, LotNode], dict[bytes, ProcessStep]]:
+        """Every ancestor of `root` and the steps between, a generation at a time."""
+        nodes = {root.lot: root}
+        steps: dict[bytes, ProcessStep] = {}
+        frontier = [root.lot]
+        while frontier:
+            frontier = self._trace_level(frontier, nodes, steps)
+        return nodes, steps
+
     def _trace_level(
         self, frontier: list[bytes], nodes: dict[bytes, LotNode], steps: dict[bytes, ProcessStep]
     ) -> list[bytes]:
         """Resolve one generation: harvests end a branch, produced lots lead to their inputs."""
-        for e in self._logs.events("HarvestRecorded", 1, frontier):
+        for e in self._events("HarvestRecorded", "lot", frontier):
             nodes[e.args["lot"]].harvest = _harvest(e)
         new_steps: list[bytes] = []
-        for e in self._logs.events("LotProduced", 1, frontier):
+        for e in self._events("LotProduced", "lot", frontier):
             pid = e.args["processId"]
             if pid not in steps:
                 steps[pid] = ProcessStep(pid, e.args["processor"], e.block_number)
@@ -297,7 +336,7 @@ class LineageReader:
             steps[pid].outputs.append(e.args["lot"])
             nodes[e.args["lot"]].produced_by = steps[pid]
         parents: list[bytes] = []
-        for e in self._logs.events("LotConsumed", 2, new_steps):
+        for e in self._events("LotConsumed", "processId", new_steps):
             source = e.args["lot"]
             if source not in nodes:
                 nodes[source] = LotNode(source)
@@ -310,11 +349,11 @@ class LineageReader:
         harvests = [n.harvest for n in nodes.values() if n.harvest is not None]
         coops = {
             e.args["farmer"]: e.args["cooperative"]
-            for e in self._logs.events("FarmerRegistered", 1, {h.farmer for h in harvests})
+            for e in self._events("FarmerRegistered", "farmer", {h.farmer for h in harvests})
         }
         plots = {
             e.args["plot"]: (e.args["areaCentiMu"], e.args["variety"])
-            for e in self._logs.events("PlotRegistered", 1, {h.plot for h in harvests})
+            for e in self._events("PlotRegistered", "plot", {h.plot for h in harvests})
         }
         for node in nodes.values():
             h = node.harvest
@@ -326,7 +365,7 @@ class LineageReader:
                     plot_area_centi_mu=area,
                     plot_variety=variety,
                 )
-        for e in self._logs.events("QualityAttested", 1, list(nodes)):
+        for e in self._events("QualityAttested", "lot", list(nodes)):
             nodes[e.args["lot"]].attestations.append(
                 Attestation(
                     e.args["inspector"],
@@ -336,7 +375,7 @@ class LineageReader:
                     e.block_number,
                 )
             )
-        for e in self._logs.events("LotRecalled", 1, list(nodes)):
+        for e in self._events("LotRecalled", "lot", list(nodes)):
             nodes[e.args["lot"]].recall_reasons.append(e.args["reasonHash"])
 
     def recall_impact(self, lot: bytes) -> RecallImpact:
@@ -347,10 +386,10 @@ class LineageReader:
         frontier, depth = [lot], 0
         while frontier:
             depth += 1
-            consumed = self._logs.events("LotConsumed", 1, frontier)
+            consumed = self._events("LotConsumed", "lot", frontier)
             step_ids = {e.args["processId"] for e in consumed}
             frontier = []
-            for e in self._logs.events("LotProduced", 2, step_ids):
+            for e in self._events("LotProduced", "processId", step_ids):
                 child = e.args["lot"]
                 if child not in seen:
                     seen.add(child)

@@ -22,9 +22,10 @@ from web3.types import TxReceipt
 
 from chain.client import ChainClient
 from chain.errors import ContractRevertError, TransactionError
+from chain.events import EventDecoder
 from chain.sender import PendingTx, Sender, bounded
 from traceability import contracts
-from traceability._logs import EventCodec
+from traceability.contracts import FarmerRecord
 from traceability.errors import TraceabilityError, domain_error
 from traceability.ids import lot_id, process_id
 from traceability.models import (
@@ -74,6 +75,13 @@ def batch_gas(function: str, items: int) -> int | None:
 def process_gas(inputs: int, outputs: int) -> int:
     """A safe gas limit for `process` (ganache's eth_estimateGas re-runs the transaction)."""
     return PROCESS_TX_GAS + PROCESS_INPUT_GAS * inputs + PROCESS_OUTPUT_GAS * outputs
+
+
+def _price(price_fen: int) -> int:
+    """A sale price: a positive whole number of fen."""
+    if isinstance(price_fen, bool) or not isinstance(price_fen, int) or price_fen <= 0:
+        raise TraceabilityError(f"price must be a positive whole number of fen, not {price_fen!r}")
+    return price_fen
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -154,7 +162,7 @@ class RecordingService:
             client.sender(account) if isinstance(account, int) else client.sender_for(account)
         )
         self.batch_size = batch_size
-        self.codec = EventCodec(self.contract.abi)  # decodes TeaTrace logs of receipts
+        self.decoder = EventDecoder(self.contract.abi)  # decodes TeaTrace logs of receipts
 
     @property
     def address(self) -> str:
@@ -197,12 +205,14 @@ class RecordingService:
         calls = [fn([p.as_tuple() for p in batch]) for batch in _chunks(plots, self.batch_size)]
         return self._send_all(calls, self._gas("registerPlots", plots))
 
+    def set_farmer_wallet_call(self, farmer: bytes | str, wallet: str | None) -> ContractFunction:
+        """The setFarmerWallet call (None: no wallet), for sending alone or pipelined."""
+        target = _ADDRESS.validate_python(wallet) if wallet else "0x" + "00" * 20
+        return self.contract.functions.setFarmerWallet(_BYTES32.validate_python(farmer), target)
+
     def set_farmer_wallet(self, farmer: bytes | str, wallet: str | None) -> TxReceipt:
         """Point a farmer's proceeds/consent wallet elsewhere (None: no wallet)."""
-        target = _ADDRESS.validate_python(wallet) if wallet else "0x" + "00" * 20
-        return self._transact(
-            self.contract.functions.setFarmerWallet(_BYTES32.validate_python(farmer), target)
-        )
+        return self._transact(self.set_farmer_wallet_call(farmer, wallet))
 
     def deactivate_farmer(self, farmer: bytes | str) -> TxReceipt:
         """Stop new plots and harvests for a farmer."""
@@ -312,14 +322,23 @@ class RecordingService:
 
     def sell(self, lot: bytes | str, buyer: str, price_fen: int) -> TxReceipt:
         """Record the sale of a lot (price in fen); the buyer becomes its holder."""
-        if isinstance(price_fen, bool) or not isinstance(price_fen, int) or price_fen <= 0:
-            raise TraceabilityError(
-                f"price must be a positive whole number of fen, not {price_fen!r}"
-            )
         fn = self.contract.functions.sell(
-            _BYTES32.validate_python(lot), _ADDRESS.validate_python(buyer), price_fen
+            _BYTES32.validate_python(lot), _ADDRESS.validate_python(buyer), _price(price_fen)
         )
         return self._transact(fn)
+
+    def sell_many(
+        self, lots: Sequence[bytes | str], buyer: str, prices_fen: Sequence[int]
+    ) -> list[TxReceipt]:
+        """Sell many lots to one buyer (each at its price in fen), in pipelined batches."""
+        ids = [_BYTES32.validate_python(lot) for lot in lots]
+        to = _ADDRESS.validate_python(buyer)
+        sales = list(zip(ids, [_price(p) for p in prices_fen], strict=True))
+        fn = self.contract.functions.sellBatch
+        calls = [
+            fn([s[0] for s in b], to, [s[1] for s in b]) for b in _chunks(sales, self.batch_size)
+        ]
+        return self._send_all(calls, self._gas("sellBatch", ids))
 
     # ------------------------------------------------------------------ quality and recall
 
@@ -380,6 +399,16 @@ class RecordingService:
     def lot(self, lot: bytes | str) -> LotView:
         """One lot's stored slot."""
         return self.lots([lot])[0]
+
+    def farmer(self, farmer: bytes | str) -> FarmerRecord:
+        """The farmer's record (cooperative, wallet, active) as TeaTrace keeps it."""
+        return contracts.farmer_record(self.client, _BYTES32.validate_python(farmer), self.contract)
+
+    def harvests_in(self, tx_hash: bytes) -> list[bytes]:
+        """Lots of the HarvestRecorded events of one mined transaction."""
+        receipt = self.client.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        events = self.decoder.decode_receipt(receipt)
+        return [e.args["lot"] for e in events if e.name == "HarvestRecorded"]
 
 
 class _HarvestSubmission:
@@ -493,12 +522,8 @@ class _HarvestSubmission:
         """Mark a mined batch's records recorded (or skipped, if a race got there first)."""
         self._report.transactions.append(bytes(receipt["transactionHash"]))
         self._report.gas_used += receipt["gasUsed"]
-        codec = self._service.codec
-        skipped = {
-            e.args["lot"]
-            for e in (codec.decode(dict(log)) for log in receipt["logs"])
-            if e is not None and e.name == "HarvestSkipped"
-        }
+        events = self._service.decoder.decode_receipt(receipt)
+        skipped = {e.args["lot"] for e in events if e.name == "HarvestSkipped"}
         for i in batch:
             if self._lots[i] in skipped:
                 self._mark(

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from api.core.models import OrganisationCreate, Role
+from api.core.organisations import create_organisation
+from api.core.settings import ApiSettings
 from api.main import create_app
-from api.models import OrganisationCreate, Role
-from api.organisations import create_organisation
-from api.settings import ApiSettings
 from tests._fixtures.pg import PgDatabases
 
 PASSWORD = "test-keystore-password"
@@ -25,7 +25,7 @@ DATABASES = ("sqlite", "postgresql")
 def database_for(kind: str, directory: Path, pg: PgDatabases | None) -> str:
     """A fresh empty database of `kind` (SQLite in `directory`, or a new PostgreSQL one)."""
     if kind == "sqlite":
-        return f"sqlite:///{directory / 'api.db'}"
+        return f"sqlite:///{directory / 'api.core.db'}"
     if pg is None:
         pytest.skip("no PostgreSQL server answers (set CI=1 to make this a failure)")
     return pg.new()
@@ -39,7 +39,7 @@ def both_databases(request: pytest.FixtureRequest, tmp_path: Path, pg_databases)
 @pytest.fixture
 def api_database_url(tmp_path: Path) -> str:
     """The app's database: SQLite unless a module asks for both (see both_databases)."""
-    return f"sqlite:///{tmp_path / 'api.db'}"
+    return f"sqlite:///{tmp_path / 'api.core.db'}"
 
 
 @pytest.fixture(scope="module", params=DATABASES)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from api.models import Role
+from api.core.models import Role
 from chain.accounts import load_keystore
 from tests.api.conftest import DATABASES, PASSWORD, both_databases
 

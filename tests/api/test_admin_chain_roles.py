@@ -9,17 +9,24 @@ module with every contract deployed as `tealedger deploy` does on a development 
 from __future__ import annotations
 
 import pytest
+from eth_utils import keccak
 
-from api.chain_identity import CHAIN_ROLES, registrar_sender
-from api.models import Role
+from api.admin.chain_roles import CHAIN_ROLES, registrar_sender
+from api.core.models import Role
 from chain.client import ChainClient
-from tealedger.system import deploy_system, role
+from lending.loans.contracts import REGISTRAR_ROLE
+from tealedger.system import deploy_system
 from tests._fixtures import client_for
 from tests.api.conftest import DATABASES, both_databases
 from traceability import contracts
 from traceability.contracts import DEFAULT_ADMIN_ROLE, deploy_traceability
 
-REGISTRAR_ROLE = role("REGISTRAR_ROLE")
+
+def role(name: str) -> bytes:
+    """keccak256 of a name: an OpenZeppelin role id, or a merchant category id."""
+    return keccak(text=name)
+
+
 # A development account that is nobody's organisation (a second admin in one test).
 HELPER_ACCOUNT = 7
 DAY = 86_400

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from api.models import Role
+from api.core.models import Role
 from tests.api.browser import browser_page, screenshot, serve
 from tests.api.test_cooperatives import world  # noqa: F401 - shared module fixture
 
@@ -36,6 +36,8 @@ def test_cooperative_records_a_harvest_and_traces_it(world):  # noqa: F811
         page.click("#record")
         page.wait_for_selector("#result")
         assert "已上链" in page.inner_text("#result")
+        world.index()  # the lot list shows what is indexed (in `serve`, the follower's work)
+        page.goto(base + "/coop")
         row = page.locator("#lots tr[data-lot]")
         assert row.count() == 1
         lot = row.first.get_attribute("data-lot")
@@ -54,6 +56,8 @@ def test_cooperative_records_a_harvest_and_traces_it(world):  # noqa: F811
         page.wait_for_selector("#upload-result")
         assert page.inner_text("#upload-recorded") == "1"
         assert "line 3" in page.inner_text("#row-errors")
+        world.index()
+        page.goto(base + "/coop")
         assert page.locator("#lots tr[data-lot]").count() == 2
         screenshot(page, "coop-upload-row-errors")
 

@@ -1,4 +1,4 @@
-"""Cooperative routes on a real SQLite database and the embedded EVM.
+"""Cooperative routes on a real SQLite or PostgreSQL database and the session's anvil.
 
 Each route: success, 401 without a key, 403 for the wrong role or another organisation's
 record, 404 for an unknown id, 422 for a bad body. One chain and one app per module (keystore
@@ -15,22 +15,22 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from api.chain_identity import org_account
-from api.coop_identity import coop_salt
+from api.cooperatives.identity import coop_salt
+from api.core.chain import org_account
+from api.core.models import Farmer, HarvestRef, Organisation, OrganisationCreate, Role
+from api.core.organisations import create_organisation
+from api.core.settings import ApiSettings
 from api.main import create_app
-from api.models import Organisation, OrganisationCreate, Role
-from api.organisations import create_organisation
-from api.registry_models import Farmer, HarvestLot
-from api.settings import ApiSettings
 from chain.config import ChainSettings
 from chain.nodes import free_port
+from indexer.runner import index_once
 from tests._fixtures import client_for
 from tests.api.conftest import PASSWORD
 from traceability.contracts import deploy_traceability
 from traceability.ids import farmer_id, lot_id, plot_id
-from traceability.models import FarmerRegistration
+from traceability.models import FarmerRegistration, HarvestRecord
 from traceability.service import RecordingService
 
 ZERO = "0x" + "00" * 20
@@ -132,12 +132,23 @@ class World:
     def session(self) -> Session:
         return Session(self.app.state.engine)  # type: ignore[attr-defined]
 
+    def index(self) -> None:
+        """Index the chain into the app's database (what `tealedger serve`'s follower does)."""
+        index_once(self.chain, self.settings.database_url)
+
+    def lot(self, coop: Org, lot: str) -> dict:
+        """A lot of `coop` as the API shows it, once indexed."""
+        response = self.http.get(f"/cooperatives/lots/{lot}", headers=coop.headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, world_database_url):
-    """TeaTrace on an embedded EVM and the API on SQLite or PostgreSQL, with a platform admin."""
+def world(anvil_node, tmp_path_factory, world_database_url):
+    """TeaTrace on anvil and the API on SQLite or PostgreSQL, with a platform admin (lot lists
+    read the indexer's tables: `World.index` catches them up)."""
     tmp = tmp_path_factory.mktemp("coop-api")
-    chain = client_for("embedded", tmp / "chain")
+    chain = client_for(anvil_node, tmp / "chain")
     chain.settings.data_dir.mkdir(parents=True, exist_ok=True)
     deploy_traceability(chain)
     settings = ApiSettings(
@@ -559,31 +570,35 @@ def test_harvest_batch_records_valid_ones_once(world, coop, other_coop):
             world.chain.contract("TeaTrace").functions.lot(bytes.fromhex(lot[2:])).call()
         )
         assert holder == coop.address and state == 1 and kind == 1
-    # resubmitting records nothing twice, and the database keeps one row per lot
+    # resubmitting records nothing twice; once indexed, each lot shows its receipt number and
+    # the transaction that recorded it
     again = world.http.post("/cooperatives/harvests", json=records, headers=coop.headers).json()
     assert again["recorded"] == 0 and again["duplicates"] == 4 and again["transactions"] == []
-    with world.session() as session:
-        rows = session.exec(select(HarvestLot).where(HarvestLot.farmer_id == member[0])).all()
-        assert sorted(r.lot for r in rows) == sorted(lots)
-        assert all(r.tx_hash == report["transactions"][0] for r in rows)
-        refused = select(HarvestLot).where(HarvestLot.farmer_id == theirs[0])
-        assert session.exec(refused).first() is None  # a repeat of a refused record is no lot
+    assert world.http.get(f"/cooperatives/lots/{lots[0]}", headers=coop.headers).status_code == 404
+    world.index()
+    shown = [world.lot(coop, lot) for lot in lots]
+    assert [s["record_ref"] for s in shown] == ["A-1", "A-2"]
+    assert all(s["tx_hash"] == report["transactions"][0] for s in shown)
+    assert [s["farmer_id"] for s in shown] == [member[0], member[0]]
+    with world.session() as session:  # one receipt number per lot, whatever was resubmitted
+        assert len(session.exec(select(HarvestRef).where(col(HarvestRef.lot).in_(lots))).all()) == 2
 
 
-def test_harvest_lost_from_the_database_is_indexed_again_on_resubmission(world, coop):
+def test_a_lot_recorded_without_the_service_is_listed_once_indexed(world, coop):
     farmer, plot = world.member(coop)
-    record = {"farmer": farmer, "plot": plot, "grams": 4_000, "grade": 2,
-              "picked_at": int(time.time()) - 600, "record_ref": "lost-1"}  # fmt: skip
-    url = "/cooperatives/harvests"
-    lot = world.http.post(url, json=[record], headers=coop.headers).json()["outcomes"][0]["lot"]
-    with world.session() as session:  # the database write after the chain write was lost
-        session.delete(session.exec(select(HarvestLot).where(HarvestLot.lot == lot)).one())
-        session.commit()
-    assert world.http.get(f"/cooperatives/lots/{lot}", headers=coop.headers).status_code == 403
-    again = world.http.post(url, json=[record], headers=coop.headers).json()
-    assert again["outcomes"][0]["outcome"] == "duplicate" and again["transactions"] == []
-    found = world.http.get(f"/cooperatives/lots/{lot}", headers=coop.headers)
-    assert found.status_code == 200 and found.json()["grams"] == 4_000
+    with world.session() as session:
+        row = session.get(Organisation, coop.id)
+        assert row is not None
+        account = org_account(world.settings, row)
+    picked = int(time.time()) - 600
+    record = HarvestRecord(farmer=farmer, plot=plot, grams=4_000, grade=2, picked_at=picked)
+    report = RecordingService(world.chain, account).record_harvests([record])
+    lot = "0x" + report.outcomes[0].lot.hex()
+    world.index()
+    shown = world.lot(coop, lot)
+    assert shown["grams"] == 4_000 and shown["record_ref"] == "" and shown["state"] == "held"
+    listed = world.http.get("/cooperatives/lots?limit=1", headers=coop.headers).json()
+    assert listed["items"][0]["lot"] == lot and listed["block_number"] >= shown["block_number"]
 
 
 def test_harvest_batch_refuses_bad_bodies_keys_and_roles(world, coop):
@@ -650,9 +665,11 @@ def test_csv_upload_reports_row_errors_and_is_idempotent(world, coop):
 
 
 def test_lots_are_listed_newest_first_with_state_and_trace_links(world, coop):
+    world.index()
     before = world.http.get("/cooperatives/lots", headers=coop.headers).json()["total"]
     member = world.member(coop)
     lots = [world.harvest(coop, member, grams) for grams in (1_000, 2_000, 3_000)]
+    world.index()
     page = world.http.get("/cooperatives/lots?limit=2", headers=coop.headers).json()
     assert page["total"] == before + 3 and [i["lot"] for i in page["items"]] == lots[::-1][:2]
     item = page["items"][0]
@@ -667,6 +684,7 @@ def test_lots_are_listed_newest_first_with_state_and_trace_links(world, coop):
 def test_lot_detail_is_object_level(world, coop, other_coop):
     mine = world.harvest(coop, world.member(coop))
     theirs = world.harvest(other_coop, world.member(other_coop))
+    world.index()
     ok = world.http.get(f"/cooperatives/lots/{mine}", headers=coop.headers)
     assert ok.status_code == 200 and ok.json()["lot"] == mine and ok.json()["state"] == "held"
     assert world.http.get(f"/cooperatives/lots/{theirs}", headers=coop.headers).status_code == 403
@@ -832,7 +850,9 @@ def test_harvest_form_records_and_lists_the_lot(world, coop, other_coop):
     assert recorded.status_code == 200, recorded.text
     lot = "0x" + lot_id(coop.address, _harvest_hash(farmer, plot, 12_500, 2, picked, "F-1")).hex()
     assert 'id="result"' in recorded.text and "recorded" in recorded.text
-    assert f'data-lot="{lot}"' in recorded.text and f'href="/trace/{lot}"' in recorded.text
+    world.index()  # the list shows the lot once indexed (in `serve`, the follower's work)
+    listed = browser.get("/coop").text
+    assert f'data-lot="{lot}"' in listed and f'href="/trace/{lot}"' in listed
     # invalid form: the page says why, nothing is sent
     bad = browser.post("/coop/harvests", data={**form, "grams_kg": "lots"})
     assert bad.status_code == 422 and 'id="form-errors"' in bad.text

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from api.chain_identity import org_account
-from api.models import Role
+from api.core.chain import org_account
+from api.core.models import Role
 from tests.api.test_cooperatives import Org, World, resident_id, world  # noqa: F401
 from traceability.service import RecordingService
 
@@ -152,7 +152,7 @@ def test_consent_needs_the_wallet_on_chain_to_be_the_farmer_organisation(
     org, record = farmer
     # the cooperative pointed the wallet elsewhere on chain (outside this service)
     with world.session() as session:
-        from api.models import Organisation
+        from api.core.models import Organisation
 
         coop_row = session.get(Organisation, coop.id)
     service = RecordingService(world.chain, org_account(world.settings, coop_row))

@@ -26,12 +26,12 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.schemas import APIOperation
 from sqlmodel import Session
 
+from api.core.models import OrganisationCreate, Role
+from api.core.organisations import create_organisation
+from api.core.settings import ApiSettings
 from api.main import create_app
-from api.models import OrganisationCreate, Role
-from api.organisations import create_organisation
-from api.settings import ApiSettings
 from indexer.runner import index_once
-from tealedger.demo import run_season
+from tealedger.demo.season import run_season
 from tealedger.system import deploy_system
 from tests._fixtures import client_for, needs_node
 from tests.api.conftest import PASSWORD
@@ -71,7 +71,7 @@ def fuzz_world(anvil_node, tmp_path_factory) -> FuzzWorld:
     region, _ = run_season(chain, farmers=2, seed=5, console=Console(quiet=True))
     settings_ = ApiSettings(
         environment="test",
-        database_url=f"sqlite:///{tmp / 'api.db'}",
+        database_url=f"sqlite:///{tmp / 'api.core.db'}",
         data_dir=tmp,
         org_keystore_password=PASSWORD,
         pseudonym_secret="test-pseudonym-secret-0123456789abcdef",

@@ -16,22 +16,17 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 from sqlmodel import Session
 
-from api.lender_service import credit_store
+from api.core.models import OrganisationCreate, Role
+from api.core.organisations import create_organisation
+from api.core.settings import ApiSettings
+from api.lenders.service import credit_store
 from api.main import create_app
-from api.models import OrganisationCreate, Role
-from api.organisations import create_organisation
-from api.settings import ApiSettings
 from indexer.runner import index_once
-from lending.decision import (
-    DecisionRecord,
-    MappingProfileReader,
-    MemoryAccessLog,
-    Outcome,
-    StaticConsent,
-    decide,
-)
-from lending.scorecard import load_model
-from tealedger.demo import Region, run_season
+from lending.credit.access import MappingProfileReader, MemoryAccessLog, StaticConsent
+from lending.credit.decision import DecisionRecord, decide
+from lending.credit.policy import Outcome
+from lending.credit.scorecard import load_model
+from tealedger.demo.season import Region, run_season
 from tealedger.system import deploy_system
 from tests._fixtures import client_for, needs_node
 from tests.api.conftest import PASSWORD
@@ -136,7 +131,7 @@ def lending(anvil_node, tmp_path_factory) -> Lending:
     region, _ = run_season(chain, farmers=4, seed=3, console=Console(quiet=True))
     settings = ApiSettings(
         environment="test",
-        database_url=f"sqlite:///{tmp / 'api.db'}",
+        database_url=f"sqlite:///{tmp / 'api.core.db'}",
         data_dir=tmp,
         org_keystore_password=PASSWORD,
         pseudonym_secret="test-pseudonym-secret-0123456789abcdef",
@@ -207,8 +202,9 @@ def test_profile_needs_consent_and_every_read_is_logged(lending):
         (lending.other_lender.address.lower(), "refused_no_consent", "profile_view"),
     ]
     assert log[-2].block_number == profile["valid_at"]["block_number"]
+    # consent is checked first: a farmer who never consented is refused whether or not it exists
     unknown = f"/lenders/farmers/{UNKNOWN}/profile"
-    assert http.get(unknown, headers=lending.lender.headers).status_code == 404
+    assert http.get(unknown, headers=lending.lender.headers).status_code == 403
     assert (
         http.get("/lenders/farmers/0x12/profile", headers=lending.lender.headers).status_code == 422
     )
@@ -256,7 +252,7 @@ def test_decision_refused_without_consent_or_profile(lending):
     assert http.post(own, headers=lending.merchant.headers).status_code == 403
     assert http.post(own).status_code == 401
     unknown = f"/lenders/farmers/{UNKNOWN}/decisions"
-    assert http.post(unknown, headers=lending.lender.headers).status_code == 404
+    assert http.post(unknown, headers=lending.lender.headers).status_code == 403
     bad = "/lenders/farmers/not-an-id/decisions"
     assert http.post(bad, headers=lending.lender.headers).status_code == 422
 
@@ -356,7 +352,7 @@ def test_profile_page_shows_charts_score_and_offer(lending):
         assert marker in html
     assert 'id="score"' in html and 'id="reasons"' in html
     assert page.get(f"/lender/farmers/{lending.fid(1)}").status_code == 403
-    assert page.get(f"/lender/farmers/{UNKNOWN}").status_code == 404
+    assert page.get(f"/lender/farmers/{UNKNOWN}").status_code == 403
     other = TestClient(lending.world.app)
     other.post("/login", data={"api_key": lending.coop.key}, follow_redirects=False)
     assert other.get(url).status_code == 403

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
-from api.models import Role
-from lending.disbursement import LoanDesk, document_hash
-from lending.merchants import MerchantDesk
-from tealedger.system import DEV_REGISTRAR
+from api.core.models import Role
+from lending.loans.contracts import DEV_REGISTRAR
+from lending.loans.disbursement import LoanDesk, document_hash
+from lending.loans.merchants import MerchantDesk
 from tests._fixtures import needs_node
 from tests.api.test_cooperatives import Org
 from tests.api.test_lenders import Lending, lending  # noqa: F401

@@ -1,11 +1,15 @@
 """Public trace: JSON, page and QR code for a lot, with no farmer identifiers."""
 
+from datetime import datetime
+
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from indexer.seasons import season_of
 from tests._fixtures import client_for
-from tests.traceability._system import TX_GAS, build_system
+from tests.traceability._system import TX_GAS, build_system, harvest_gas
+from traceability.ids import lot_id
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +81,22 @@ def test_unknown_and_malformed_lots(http):
     assert http.get("/public/lots/0x1234/trace").status_code == 422
     assert http.get(f"/public/lots/0x{'zz' * 32}/trace").status_code == 422
     assert http.get(f"/trace/0x{'ab' * 32}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("picked_utc", "season"),
+    [
+        # 04:00 on June 1st in China: summer there, though still May 31st in UTC.
+        ("2026-05-31T20:00:00+00:00", "2026-summer"),
+        # January belongs to the winter that began the December before.
+        ("2026-01-15T12:00:00+00:00", "2025-winter"),
+    ],
+)
+def test_trace_seasons_are_china_time_like_the_profiles(traced, http, picked_utc, season):
+    system, _, _ = traced
+    picked = int(datetime.fromisoformat(picked_utc).timestamp())
+    record = system.harvest_tuple(0, 5_000, picked_at=picked)
+    system.coop.transact(system.tt.functions.recordHarvests([record]), gas=harvest_gas(1))
+    lot = lot_id(system.coop.address, record[5])
+    body = http.get(f"/public/lots/0x{lot.hex()}/trace").json()
+    assert body["seasons"] == [season] == [season_of(picked)]

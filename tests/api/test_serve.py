@@ -22,12 +22,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from api.db import open_database
-from api.follower import Follower, FollowerState, FollowerStatus
+from api.core.db import open_database
+from api.core.follower import Follower, FollowerState, FollowerStatus
+from api.core.models import OrganisationCreate, Role
+from api.core.organisations import create_organisation
+from api.core.settings import ApiSettings
 from api.main import create_app
-from api.models import OrganisationCreate, Role
-from api.organisations import create_organisation
-from api.settings import ApiSettings
 from chain.nodes import ProcessNode, free_port
 from indexer.db import make_engine
 from indexer.engine import IndexerConfig

@@ -4,8 +4,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from api.core.settings import ApiSettings
 from api.main import create_app
-from api.settings import ApiSettings
 from tests.api.conftest import DATABASES, both_databases
 
 

@@ -21,10 +21,16 @@ from chain.client import ChainClient
 from chain.errors import ContractRevertError, revert_class
 from chain.revert import revert_data
 from chain.sender import Sender
-from lending import loan_errors
-from lending.disbursement import ConfirmationMode, IssuedLoan, LoanDesk, LoanTerms, category_id
-from lending.merchants import MerchantDesk
-from lending.settlement import SettlementDesk
+from lending.loans import errors as loan_errors
+from lending.loans.disbursement import (
+    ConfirmationMode,
+    EscrowTerms,
+    IssuedLoan,
+    LoanDesk,
+    category_id,
+)
+from lending.loans.merchants import MerchantDesk
+from lending.loans.settlement import SettlementDesk
 from tests._fixtures import client_for
 
 ADMIN, LENDER, FARMER, COOP, MERCHANT, MERCHANT2, REGISTRAR, DISTRIBUTOR, FARMER2, OUTSIDER = range(
@@ -89,7 +95,7 @@ class LoanSystem:
     def escrow(self, address: str) -> Contract:
         return self.client.contract("LoanEscrow", address)
 
-    def terms(self, **overrides: Any) -> LoanTerms:
+    def terms(self, **overrides: Any) -> EscrowTerms:
         """Default terms: 10,000.00 yuan over fertilizer/seedlings/equipment, 8% interest."""
         now = self.now()
         values: dict[str, Any] = {
@@ -109,7 +115,7 @@ class LoanSystem:
             "mode": ConfirmationMode.IMMEDIATE,
         }
         values.update(overrides)
-        return LoanTerms(**values)
+        return EscrowTerms(**values)
 
     def issue(self, fund: bool = True, **overrides: Any) -> IssuedLoan:
         return self.desk.issue(self.terms(**overrides), self.sender(LENDER), fund=fund)
@@ -245,7 +251,11 @@ def reverts(name: str, **expected: object) -> Iterator[pytest.ExceptionInfo[Exce
     with pytest.raises(kinds) as info:
         yield info
     error = info.value
-    values = error.args_by_name if isinstance(error, ContractRevertError) else error.values
+    if isinstance(error, ContractRevertError):
+        values = error.args_by_name
+    else:
+        assert error.name == name, (error.name, name)
+        values = error.values
     for key, value in expected.items():
         assert values[key] == value, (key, values)
 

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from lending.disbursement import ConfirmationMode, LoanStatus, category_id
-from lending.loan_errors import ContractRuleError
-from lending.settlement import FarmerShare, split_amount
+from lending.loans.disbursement import ConfirmationMode, LoanStatus, category_id
+from lending.loans.errors import ContractRuleError
+from lending.loans.settlement import FarmerShare, split_amount
 from tests._fixtures import client_for
 from tests.contracts.conftest_loans import (
     ADMIN,

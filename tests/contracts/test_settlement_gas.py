@@ -12,15 +12,9 @@ from dataclasses import dataclass
 import pytest
 from eth_utils import keccak, to_checksum_address
 
-from lending.disbursement import ORDER_GAS, LoanTerms
-from lending.gas import (
-    RETURN_UNSPENT_GAS,
-    commit_gas,
-    issue_gas,
-    settle_bound,
-    settle_gas,
-)
-from lending.settlement import FarmerShare
+from lending.loans.disbursement import ORDER_GAS, EscrowTerms
+from lending.loans.gas import RETURN_UNSPENT_GAS, commit_gas, issue_gas, settle_bound, settle_gas
+from lending.loans.settlement import FarmerShare
 from tests.contracts.conftest_loans import (
     COOP,
     DAY,
@@ -73,7 +67,7 @@ def _lot(system: LoanSystem, tag: str, farmer: bytes) -> bytes:
     return bytes(trace.lotId(system.addr(COOP), data).call())
 
 
-def _terms(system: LoanSystem, share: FarmerShare, wallet: str, categories: int) -> LoanTerms:
+def _terms(system: LoanSystem, share: FarmerShare, wallet: str, categories: int) -> EscrowTerms:
     """Terms for one test loan over `categories` budget categories."""
     names = ("fertilizer", "seedlings", "equipment", "labour service")[:categories]
     return system.terms(

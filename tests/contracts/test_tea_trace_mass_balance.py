@@ -18,8 +18,8 @@ from hypothesis.stateful import (
 )
 
 from chain.errors import ContractRevertError
+from chain.events import EventDecoder
 from tests.traceability._system import System
-from traceability._logs import EventCodec
 from traceability.models import LotKind, LotState
 
 BPS = 10_000
@@ -53,7 +53,7 @@ class MassBalance(RuleBasedStateMachine):
     """Harvest, then process random selections of lots (valid or not) with random outputs."""
 
     system: System
-    codec: EventCodec
+    codec: EventDecoder
     lots = Bundle("lots")
 
     consumed: Counter[bytes]  # LotConsumed events over every example, from the receipts
@@ -143,7 +143,7 @@ class MassBalance(RuleBasedStateMachine):
 
 def test_mass_balance_over_random_process_graphs(system: System):
     MassBalance.system = system
-    MassBalance.codec = EventCodec(system.tt.abi)
+    MassBalance.codec = EventDecoder(system.tt.abi)
     MassBalance.consumed = Counter()
     run_state_machine_as_test(
         MassBalance,

@@ -12,10 +12,9 @@ import pytest
 from sqlalchemy import Engine, inspect, text
 
 from chain.client import ChainClient
-from indexer import workload
 from indexer.db import make_engine
-from indexer.workload import EphemeralAnvil, Region
-from tests._fixtures import client_for
+from tests._fixtures import client_for, workload
+from tests._fixtures.workload import EphemeralAnvil, Region
 
 
 def needs_node() -> None:

@@ -14,23 +14,12 @@ from eth_abi import encode as abi_encode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.logs import (
-    AbiDecodeError,
-    DecodedLog,
-    EventSpec,
-    Header,
-    JsonRpc,
-    LogFetcher,
-    LogFilter,
-    RawLog,
-    RpcError,
-    compile_static_decoder,
-    parse_log,
-    parse_logs_reply,
-)
+from chain.abi import AbiDecodeError, DecodedLog, EventSpec, compile_static_decoder
+from chain.logs import Header, LogFetcher, LogFilter, RawLog, parse_log, parse_logs_reply
+from chain.rpc import JsonRpc, RpcError
 from indexer.engine import _joined
 from indexer.source import Batch, ContractInfo, raw_row
-from indexer.workload import HARVEST_SELECTOR, HARVEST_TYPE, harvest_calldata
+from tests._fixtures.workload import HARVEST_SELECTOR, HARVEST_TYPE, harvest_calldata
 from tests.indexer._support import IndexedChain
 
 

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import text
 
 from chain.config import PROJECT_ROOT
-from indexer import workload
 from indexer.db import make_engine
 from indexer.runner import index_once
+from tests._fixtures import workload
 from tests.indexer._support import IndexedChain, dump, start_chain
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]

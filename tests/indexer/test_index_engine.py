@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-from chain.logs import JsonRpc
+from chain.rpc import JsonRpc
 from indexer.db import make_engine
 from indexer.engine import Indexer, IndexerConfig
 from indexer.errors import ChainMismatchError, IndexerLockedError
@@ -218,7 +218,8 @@ def test_contracts_deployed_later_get_their_history(
 
 def test_settlement_shares_are_projected() -> None:
     """FarmerShareSettled (SaleSettlement) rows, from a hand-made decoded log."""
-    from chain.logs import DecodedLog, RawLog
+    from chain.abi import DecodedLog
+    from chain.logs import RawLog
     from indexer.db import migrate
     from indexer.projections import Projector
 
@@ -238,7 +239,8 @@ def test_settlement_shares_are_projected() -> None:
 
 
 def test_values_beyond_64_bits_become_anomalies_not_crashes() -> None:
-    from chain.logs import DecodedLog, RawLog
+    from chain.abi import DecodedLog
+    from chain.logs import RawLog
     from indexer.db import migrate
     from indexer.projections import Projector
 

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, select
 
-from api.models import Organisation, Role
+from api.core.models import Organisation, Role
 from indexer.db import (
     MIGRATIONS,
     SQLITE_PAGE_SIZE,
@@ -30,13 +30,14 @@ from indexer.db import (
     schema_revision,
     statement_sizes,
 )
-from indexer.migrations.env_filter import ours
-from indexer.migrations.targets import schema_metadata
 from indexer.models import DERIVED_TABLES, RawEvent
+from migrations.env_filter import ours
+from migrations.targets import schema_metadata
 
-HEAD = "0004"
-SERVICE_TABLES = {"api_organisation", "api_key", "registry_farmer", "registry_plot",
-                  "registry_harvest_lot"}  # fmt: skip
+HEAD = "0005"
+# The service's tables an old `create_all` made (registry_harvest_lot, since replaced by 0005,
+# is then made by 0002).
+SERVICE_TABLES = {"api_organisation", "api_key", "registry_farmer", "registry_plot"}
 CREDIT_TABLES = {"credit_decision", "profile_access_log"}
 
 
@@ -108,7 +109,7 @@ def test_a_database_at_0001_upgrades_with_its_indexed_rows(db_url: str) -> None:
 def test_tables_made_by_create_all_before_the_migrations_are_adopted(db_url: str) -> None:
     # Before 0002/0003 the service and the credit store made their tables with create_all,
     # beside an indexer at 0001: such a database upgrades and keeps its rows.
-    from lending.credit_store import create_tables
+    from lending.credit.store import create_tables
 
     engine = make_engine(db_url)
     _move_to(engine, "0001")
@@ -185,6 +186,62 @@ def test_a_database_at_0003_rekeys_its_raw_events_and_can_go_back(db_url: str) -
         assert conn.execute(text(rows)).all() == before
 
 
+def _harvest_row(engine: Engine, lot: int, cooperative: bytes, number: int) -> None:
+    """An indexed harvest and the raw event it came from, with plain SQL."""
+    _raw_event(engine, number, bytes([number]) * 32, 0)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO harvest (lot, farmer, plot, cooperative, grams, grade, picked_at, "
+                "season, data_hash, block_number, log_index, block_timestamp) VALUES (:lot, :f, "
+                ":p, :c, 5000, 2, 1700000000, '2023-autumn', :d, :n, 0, 1700000100)"
+            ),
+            {"lot": bytes([lot]) * 32, "f": b"\x0f" * 32, "p": b"\x0e" * 32, "c": cooperative,
+             "d": b"\x0d" * 32, "n": number},
+        )  # fmt: skip
+
+
+def test_0005_keeps_receipt_numbers_and_rebuilds_the_lot_copy_on_the_way_back(db_url: str) -> None:
+    engine = make_engine(db_url)
+    _move_to(engine, "0004")
+    coop = bytes.fromhex("ab" * 20)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO api_organisation (id, name, role, chain_address, active, created_at) "
+                "VALUES (1, 'coop', 'COOPERATIVE', :a, :t, CURRENT_TIMESTAMP)"
+            ),
+            {"a": "0x" + "AB" * 20, "t": True},
+        )
+        for lot, ref in ((1, "R-1"), (2, "")):
+            conn.execute(
+                text(
+                    "INSERT INTO registry_harvest_lot (lot, cooperative_id, farmer_id, plot_id, "
+                    "grams, grade, picked_at, record_ref, tx_hash, created_at) VALUES (:lot, 1, "
+                    "'0x', '0x', 5000, 2, 1700000000, :ref, NULL, CURRENT_TIMESTAMP)"
+                ),
+                {"lot": "0x" + f"{lot:02x}" * 32, "ref": ref},
+            )
+    for lot in (1, 2):
+        _harvest_row(engine, lot, coop, 10 + lot)
+    migrate(engine)
+    assert schema_revision(engine) == HEAD and _diff(engine) == []
+    assert "registry_harvest_lot" not in _tables(engine)
+    with engine.connect() as conn:
+        refs = conn.execute(text("SELECT lot, record_ref FROM registry_harvest_ref")).all()
+    assert [tuple(r) for r in refs] == [("0x" + "01" * 32, "R-1")]  # empty ones are not kept
+    _move_to(engine, "0004", step=command.downgrade)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT lot, cooperative_id, grams, record_ref, tx_hash FROM registry_harvest_lot "
+                 "ORDER BY lot")
+        ).all()  # fmt: skip
+    assert [tuple(r) for r in rows] == [
+        ("0x" + "01" * 32, 1, 5000, "R-1", "0x" + "07" * 32),
+        ("0x" + "02" * 32, 1, 5000, "", "0x" + "07" * 32),
+    ]
+
+
 def test_a_new_sqlite_file_gets_big_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
     fresh = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
     with fresh.connect() as conn:
@@ -228,8 +285,8 @@ def test_credit_tables_are_insert_only_after_migrating(db_url: str) -> None:
 
 
 def test_migration_triggers_are_the_credit_stores(db_url: str) -> None:
-    # 0003 froze lending.credit_store.trigger_ddl: a stand-alone store gets the same triggers.
-    from lending.credit_store import create_tables
+    # 0003 froze lending.credit.store.trigger_ddl: a stand-alone store gets the same triggers.
+    from lending.credit.store import create_tables
 
     migrated, standalone = make_engine(db_url), make_engine(db_url)
     migrate(migrated)

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from chain.nodes import rpc_call
-from indexer import workload
 from indexer.db import make_engine
 from indexer.engine import Indexer, IndexerConfig
 from indexer.errors import DeepReorgError
 from indexer.runner import chain_source
+from tests._fixtures import workload
 from tests.indexer._support import IndexedChain, dump
 
 pytestmark = pytest.mark.node

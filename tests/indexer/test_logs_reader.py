@@ -1,4 +1,5 @@
-"""chain/logs.py: decoding agrees with eth-abi and web3, refusals are understood, blooms match."""
+"""chain/logs.py, chain/abi.py, chain/bloom.py: decoding agrees with eth-abi and web3, refusals
+are understood, blooms match."""
 
 from __future__ import annotations
 
@@ -14,20 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from web3._utils.events import get_event_data
 
-from chain.logs import (
-    AbiDecodeError,
-    AdaptiveRange,
-    EventSpec,
-    JsonRpc,
-    LogDecoder,
-    LogFetcher,
-    LogFilter,
-    RangeTooLargeError,
-    bloom_bits,
-    bloom_may_contain,
-    range_error,
-    word_decoder,
-)
+from chain.abi import AbiDecodeError, EventSpec, LogDecoder, word_decoder
+from chain.bloom import bloom_bits, bloom_may_contain
+from chain.logs import AdaptiveRange, LogFetcher, LogFilter, range_error
+from chain.rpc import JsonRpc, RangeTooLargeError
 from tests.indexer._support import IndexedChain
 
 WORD_TYPES = {

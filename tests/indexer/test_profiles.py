@@ -9,7 +9,6 @@ from fractions import Fraction
 import pytest
 from sqlalchemy import func, select
 
-from indexer import workload
 from indexer.db import make_engine
 from indexer.models import Sale
 from indexer.profiles import (
@@ -22,6 +21,7 @@ from indexer.profiles import (
 )
 from indexer.runner import index_once
 from indexer.seasons import season_of
+from tests._fixtures import workload
 from tests.indexer._support import IndexedChain
 
 pytestmark = pytest.mark.node

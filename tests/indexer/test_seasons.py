@@ -71,3 +71,14 @@ def test_projector_season_cache_equals_season_of(timestamps: list[int]) -> None:
     around_midnight = [t - t % 86_400 - 8 * 3600 + d for t in timestamps for d in (-1, 0, 1)]
     for ts in [*timestamps, *(t for t in around_midnight if t >= 0)]:
         assert projector.season(ts) == season_of(ts)
+
+
+@pytest.mark.parametrize(
+    ("utc", "season"),
+    [
+        ("2026-05-31T20:00+00:00", "2026-summer"),  # June 1st, 04:00 in China
+        ("2027-01-15T12:00+00:00", "2026-winter"),  # the winter that began in December 2026
+    ],
+)
+def test_the_issue_16_boundaries(utc: str, season: str) -> None:
+    assert season_of(int(datetime.fromisoformat(utc).timestamp())) == season

@@ -2,7 +2,7 @@
 
 from hypothesis import strategies as st
 
-from lending.features import MAX_CV_BPS, CreditFeatures
+from lending.credit.features import MAX_CV_BPS, CreditFeatures
 
 features_st = st.builds(
     CreditFeatures,

@@ -4,16 +4,11 @@ from datetime import date
 
 import pytest
 
-from lending.decision import (
-    AccessOutcome,
-    ChainConsentChecker,
-    ConsentCheckError,
-    ConsentRequiredError,
-    MappingProfileReader,
-    MemoryAccessLog,
-    decide,
-)
-from lending.simulation import simulate_population
+from lending.credit.access import AccessOutcome, MappingProfileReader, MemoryAccessLog
+from lending.credit.decision import decide
+from lending.credit.simulation import simulate_population
+from lending.errors import ConsentCheckError, ConsentRequiredError
+from traceability.consent import ConsentService
 
 FARMER = simulate_population(6, 1, "fairness").farmers[0]
 FARMER_ID = bytes.fromhex(FARMER.farmer_id[2:])
@@ -47,11 +42,11 @@ def _grant(chain, lender, seconds=86_400):
     chain.sender(2).transact(registry.functions.grantConsent(FARMER_ID, lender, expiry))
 
 
-def _decide(chain, lender, log=None):
+def _decide(chain, lender, log=None, consent=None):
     return decide(
         FARMER.farmer_id, lender,
         profiles=MappingProfileReader({FARMER.farmer_id: FARMER.profile}),
-        consent=ChainConsentChecker.from_client(chain),
+        consent=consent if consent is not None else ConsentService(chain),
         access_log=log if log is not None else MemoryAccessLog(),
         contract_date=date(2025, 12, 1),
     )  # fmt: skip
@@ -67,7 +62,7 @@ def test_no_consent_no_decision(chain):
 def test_granted_consent_allows_scoring_until_revoked(chain):
     lender = _lender(chain)
     _grant(chain, lender)
-    checker = ChainConsentChecker.from_client(chain)
+    checker = ConsentService(chain)
     assert checker.has_consent(FARMER.farmer_id, lender)
     record = _decide(chain, lender)
     assert record.lender == lender.lower()
@@ -100,6 +95,7 @@ def test_unreadable_registry_fails_closed(chain):
     no_code = chain.w3.eth.contract(
         address=chain.accounts[5].address, abi=chain.contract("ConsentRegistry").abi
     )
-    checker = ChainConsentChecker(no_code)
+    log = MemoryAccessLog()
     with pytest.raises(ConsentCheckError, match="no decision was made"):
-        checker.has_consent(FARMER.farmer_id, _lender(chain))
+        _decide(chain, _lender(chain), log, consent=ConsentService(chain, no_code))
+    assert log.entries == []  # consent unproven: nothing read, nothing logged as read

@@ -7,10 +7,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from lending.credit_cli import register
-from lending.credit_store import CreditStore, store_for_url
-from lending.decision import MappingProfileReader, StaticConsent, decide
-from lending.simulation import simulate_population
+from lending.credit.access import MappingProfileReader, StaticConsent
+from lending.credit.cli import register
+from lending.credit.decision import decide
+from lending.credit.simulation import simulate_population
+from lending.credit.store import CreditStore, store_for_url
 
 LENDER = "0x" + "3c" * 20
 FARMERS = simulate_population(6, 20, "fairness").farmers

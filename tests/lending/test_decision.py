@@ -10,39 +10,41 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine, select
 
-from lending.caps import check_rate_cap
-from lending.credit_store import (
-    CreditDecisionRow,
-    CreditStore,
-    DecisionNotFoundError,
-    ImmutableRecordError,
-    RecordTamperedError,
-    create_tables,
-)
-from lending.decision import (
-    DEFAULT_BANDS,
-    DEFAULT_POLICY,
+from lending.credit.access import (
     AccessOutcome,
-    CapAction,
-    ConsentCheckError,
-    ConsentRequiredError,
-    CreditPolicy,
-    InvalidRequestError,
     MappingProfileReader,
     MemoryAccessLog,
+    StaticConsent,
+)
+from lending.credit.decision import decide, evaluate
+from lending.credit.features import snapshot_from_profile
+from lending.credit.models import CreditDecisionRow
+from lending.credit.policy import (
+    DEFAULT_BANDS,
+    DEFAULT_POLICY,
+    CapAction,
+    CreditPolicy,
     Outcome,
     OverCapAction,
-    ProfileNotFoundError,
-    StaticConsent,
-    decide,
-    evaluate,
-    reason_codes,
-    replay,
 )
-from lending.disclosure import disclose
-from lending.features import ProfileDataError, snapshot_from_profile
-from lending.scorecard import ModelError, load_model
-from lending.simulation import simulate_population
+from lending.credit.reasons import reason_codes
+from lending.credit.replay import replay
+from lending.credit.scorecard import load_model
+from lending.credit.simulation import simulate_population
+from lending.credit.store import CreditStore, create_tables
+from lending.errors import (
+    ConsentCheckError,
+    ConsentRequiredError,
+    DecisionNotFoundError,
+    ImmutableRecordError,
+    InvalidRequestError,
+    ModelError,
+    ProfileDataError,
+    ProfileNotFoundError,
+    RecordTamperedError,
+)
+from lending.pricing.caps import check_rate_cap
+from lending.pricing.disclosure import disclose
 from tests.lending.strategies import features_st
 
 MODEL = load_model()
@@ -238,6 +240,18 @@ def _policy(rate_bps, fee_bps, penalty_bps, over_cap, hard_cap, use_lpr):
     )  # fmt: skip
 
 
+def test_a_zero_rate_carried_over_the_cap_by_its_overdue_rate_is_declined():
+    # Found by the property below: a 0 bps band whose penalty rate alone is over the cap has no
+    # lower rate to try (the search used to ask for -1 bps and divide by a zero rate).
+    policy = _policy(0, 0, 2_000, OverCapAction.CAP, 1_200, False)
+    snapshot = next(
+        s for s, d in zip(SNAPSHOTS, DECISIONS, strict=True) if d.outcome is Outcome.APPROVE
+    )
+    d = _evaluate(snapshot, policy, date(2026, 3, 1))
+    assert d.pricing is not None and d.pricing.cap_action is CapAction.DECLINED_OVER_CAP
+    assert d.outcome is Outcome.DECLINE and d.disclosure is None
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     snapshot=st.sampled_from([s for s, d in zip(SNAPSHOTS, DECISIONS, strict=True)
@@ -274,7 +288,7 @@ def test_offers_over_the_rate_cap_are_impossible(
         assert "RATE_CAPPED" in {n.code for n in d.notes}
         # The highest whole bps within the cap: one more would exceed it.
         terms = d.disclosure
-        from lending.decision import _terms
+        from lending.credit.price import _terms
 
         above = _terms(terms.principal_fen, d.pricing.offered_rate_bps + 1, policy.product,
                        contract_date)  # fmt: skip

@@ -5,11 +5,9 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from lending.decision import DEFAULT_POLICY, Outcome
-from lending.fairness import (
+from lending.credit.fairness import (
     ATTRIBUTES,
     FairnessReport,
-    FairnessThresholdError,
     FairnessThresholds,
     PopulationOutcome,
     fairness_report,
@@ -18,8 +16,10 @@ from lending.fairness import (
     proxy_biased_scorer,
     run_fairness,
 )
-from lending.scorecard import load_model
-from lending.simulation import simulate_population
+from lending.credit.policy import DEFAULT_POLICY, Outcome
+from lending.credit.scorecard import load_model
+from lending.credit.simulation import simulate_population
+from lending.errors import FairnessThresholdError
 
 N = 20_000  # the CLI default: 12 villages need ~1,700 farmers each for stable ratios
 MODEL = load_model()
@@ -93,7 +93,7 @@ def test_a_proxy_biased_model_is_caught(biased):
 def test_the_biased_variant_only_differs_by_the_proxy(population):
     farmer = next(f for f in population.farmers if f.cooperative == "coop-05")
     other = next(f for f in population.farmers if f.cooperative != "coop-05")
-    from lending.features import features_from_profile
+    from lending.credit.features import features_from_profile
 
     for f, docked in ((farmer, 60), (other, 0)):
         features = features_from_profile(f.profile)

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lending.apr import actuarial_apr, pboc_annualized_rate
 from lending.errors import InvalidCashFlowError, LendingError
+from lending.pricing.apr import actuarial_apr, pboc_annualized_rate
 
 D = Decimal
 

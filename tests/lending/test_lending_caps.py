@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lending.caps import CapPolicy, binding_cap, check_penalty_rate_cap, check_rate_cap
 from lending.errors import (
     InvalidRateError,
     LprDateOutOfRangeError,
@@ -16,7 +15,8 @@ from lending.errors import (
     PenaltyRateCapExceededError,
     RateCapExceededError,
 )
-from lending.lpr import load_lpr_table, lpr_on, parse_lpr_table
+from lending.pricing.caps import CapPolicy, binding_cap, check_penalty_rate_cap, check_rate_cap
+from lending.pricing.lpr import load_lpr_table, lpr_on, parse_lpr_table
 
 D = Decimal
 TABLE = load_lpr_table()

@@ -7,7 +7,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from lending.cli import register
+from lending.pricing.cli import register
 
 LOAN = [
     "apr",

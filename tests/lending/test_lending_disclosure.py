@@ -9,19 +9,19 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from lending.caps import CapBasis, CapPolicy
-from lending.disclosure import disclose
 from lending.errors import (
     InvalidLoanTermsError,
     PenaltyRateCapExceededError,
     RateCapExceededError,
 )
-from lending.schedule import LoanTerms, ScheduleKind
+from lending.pricing.caps import CapBasis, CapPolicy
+from lending.pricing.disclosure import disclose
+from lending.pricing.schedule import ScheduleKind, ScheduleTerms
 
 D = Decimal
 
 
-def offer(**kw) -> LoanTerms:
+def offer(**kw) -> ScheduleTerms:
     base = {
         "principal_fen": 10_000_000,
         "annual_rate": 1000,
@@ -29,7 +29,7 @@ def offer(**kw) -> LoanTerms:
         "kind": ScheduleKind.EQUAL_INSTALLMENT,
         "start": date(2025, 1, 15),
     }
-    return LoanTerms(**{**base, **kw})
+    return ScheduleTerms(**{**base, **kw})
 
 
 def test_monthly_offer_figures():

@@ -6,9 +6,9 @@ from fractions import Fraction
 
 import pytest
 
-from lending.apr import actuarial_apr
 from lending.errors import InvalidCashFlowError
-from lending.regz_dates import (
+from lending.pricing.apr import actuarial_apr
+from lending.pricing.regz_dates import (
     UnitPeriod,
     actuarial_apr_dated,
     choose_unit_period,

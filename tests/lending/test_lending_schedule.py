@@ -11,12 +11,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lending.errors import InvalidAmountError, InvalidLoanTermsError, InvalidRateError
-from lending.regz_dates import UnitPeriod
-from lending.schedule import (
+from lending.pricing.regz_dates import UnitPeriod
+from lending.pricing.schedule import (
     TEA_FLUSH_MONTHS,
-    LoanTerms,
     Schedule,
     ScheduleKind,
+    ScheduleTerms,
     build_schedule,
 )
 
@@ -24,7 +24,7 @@ D = Decimal
 START = date(2025, 3, 15)
 
 
-def terms(kind=ScheduleKind.EQUAL_INSTALLMENT, **kw) -> LoanTerms:
+def terms(kind=ScheduleKind.EQUAL_INSTALLMENT, **kw) -> ScheduleTerms:
     base = {
         "principal_fen": 10_000_000,
         "annual_rate": 1000,
@@ -32,7 +32,7 @@ def terms(kind=ScheduleKind.EQUAL_INSTALLMENT, **kw) -> LoanTerms:
         "kind": kind,
         "start": START,
     }
-    return LoanTerms(**{**base, **kw})
+    return ScheduleTerms(**{**base, **kw})
 
 
 def test_equal_installment_textbook_payment():
@@ -156,12 +156,12 @@ STARTS = st.dates(min_value=date(2020, 1, 1), max_value=date(2030, 12, 31))
 
 
 @st.composite
-def loan_terms(draw, fees: bool = True) -> LoanTerms:
+def loan_terms(draw, fees: bool = True) -> ScheduleTerms:
     kind = draw(KINDS)
     term = draw(st.integers(1, 36))
     grace = 0 if kind is ScheduleKind.BULLET else draw(st.integers(0, min(term - 1, 6)))
     principal = draw(st.integers(100_000, 100_000_000))
-    return LoanTerms(
+    return ScheduleTerms(
         principal_fen=principal,
         annual_rate=draw(st.integers(0, 3600)),
         term_months=term,
@@ -173,7 +173,7 @@ def loan_terms(draw, fees: bool = True) -> LoanTerms:
     )
 
 
-def built(t: LoanTerms) -> Schedule:
+def built(t: ScheduleTerms) -> Schedule:
     try:
         return build_schedule(t)
     except InvalidLoanTermsError:

@@ -15,20 +15,20 @@ from sqlmodel import create_engine
 from indexer.db import make_engine
 from indexer.profiles import FarmerProfile
 from indexer.runner import index_once
-from lending.credit_store import CreditStore, create_tables
-from lending.decision import (
-    AccessOutcome,
+from lending.credit.access import AccessOutcome, MemoryAccessLog
+from lending.credit.decision import decide
+from lending.credit.features import profile_fields, snapshot_from_profile
+from lending.credit.policy import Outcome
+from lending.credit.profiles import IndexedConsentChecker, IndexedProfileReader
+from lending.credit.replay import replay
+from lending.credit.store import CreditStore, create_tables
+from lending.errors import (
     ConsentCheckError,
     ConsentRequiredError,
-    MemoryAccessLog,
-    Outcome,
+    ProfileDataError,
     ProfileNotFoundError,
-    decide,
-    replay,
 )
-from lending.features import ProfileDataError, profile_fields, snapshot_from_profile
-from lending.profile_source import IndexedConsentChecker, IndexedProfileReader
-from tealedger.demo import run_season
+from tealedger.demo.season import run_season
 from tealedger.system import deploy_system
 from tests._fixtures import client_for, needs_node, start_node
 from traceability.consent import ConsentService
@@ -154,10 +154,11 @@ def test_v1_decisions_still_replay():
     """Decisions made with scorecard v1 (monthly income CV, up to 331.66 %) load and replay."""
     from datetime import date
 
-    from lending.decision import DEFAULT_POLICY, DecisionRecord, evaluate
-    from lending.features import ProfileSnapshot, features_from_profile
-    from lending.scorecard import MODEL_DIR, load_model
-    from lending.simulation import simulate_population
+    from lending.credit.decision import DecisionRecord, evaluate
+    from lending.credit.features import ProfileSnapshot, features_from_profile
+    from lending.credit.policy import DEFAULT_POLICY
+    from lending.credit.scorecard import MODEL_DIR, load_model
+    from lending.credit.simulation import simulate_population
 
     v1 = load_model(MODEL_DIR / "scorecard-v1.json")
     assert v1.version != load_model().version

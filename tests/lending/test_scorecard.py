@@ -8,28 +8,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lending.features import (
+from lending.credit.features import (
     FEATURE_SPECS,
     MAX_CV_BPS,
     PROTECTED_ATTRIBUTES,
     CreditFeatures,
     Direction,
-    ProfileDataError,
     features_from_profile,
     income_cv_bps,
     months_between,
     snapshot_from_profile,
 )
-from lending.scorecard import (
+from lending.credit.scorecard import (
     DEFAULT_MODEL_FILE,
-    ModelError,
     Scorecard,
     fit_scorecard,
     load_model,
     main,
     model_by_version,
 )
-from lending.simulation import simulate_population
+from lending.credit.simulation import simulate_population
+from lending.errors import ModelError, ProfileDataError
 from tests.lending.strategies import features_st
 
 MODEL = load_model()

@@ -4,7 +4,7 @@ import pytest
 from rich.console import Console
 
 from chain.nodes import ProcessNode
-from tealedger.demo import run_season
+from tealedger.demo.season import run_season
 from tealedger.system import deploy_system
 from tests._fixtures import client_for, needs_node
 from traceability.lineage import LineageReader
@@ -37,14 +37,9 @@ def test_season_is_idempotent_and_traceable(anvil_node: ProcessNode, tmp_path):
 def test_demo_indexes_gives_logins_and_serves(anvil_node: ProcessNode, tmp_path):
     import httpx
 
-    from api.settings import ApiSettings
+    from api.core.settings import ApiSettings
     from chain.nodes import free_port
-    from tealedger.demo_service import (
-        demo_logins,
-        index_chain,
-        start_service,
-        stop_service,
-    )
+    from tealedger.demo.service import demo_logins, index_chain, start_service, stop_service
 
     client = client_for(anvil_node, tmp_path)
     deploy_system(client)

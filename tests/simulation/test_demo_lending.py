@@ -15,12 +15,12 @@ import pytest
 from rich.console import Console
 
 from chain.client import ChainClient
-from lending.credit_store import CreditStore
-from lending.disbursement import LoanDesk, LoanState, LoanStatus
-from lending.merchants import escrows_of, payments_received
-from lending.settlement import SettlementDesk
-from tealedger.demo import Region, SeasonSummary, run_season, summary_table
-from tealedger.demo_lending import (
+from lending.credit.store import CreditStore
+from lending.loans.contracts import DEV_LENDER
+from lending.loans.disbursement import LoanDesk, LoanState, LoanStatus
+from lending.loans.merchants import escrows_of, payments_received
+from lending.loans.settlement import SettlementDesk
+from tealedger.demo.lending import (
     DEFAULT_DAYS,
     GRACE_DAYS,
     MERCHANTS,
@@ -29,9 +29,10 @@ from tealedger.demo_lending import (
     farmer_wallet,
     merchant_address,
     run_lending,
-    went_overdue,
 )
-from tealedger.system import DEV_LENDER, deploy_system
+from tealedger.demo.season import Region, SeasonSummary, run_season
+from tealedger.demo.summary import summary_table
+from tealedger.system import deploy_system
 from tests._fixtures import client_for, needs_node, start_node
 from traceability import contracts
 
@@ -69,7 +70,7 @@ def lent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lent]:
         deploy_system(client)
         quiet = Console(quiet=True)
         region, season = run_season(client, farmers=FARMERS, seed=SEED, console=quiet)
-        url = f"sqlite:///{tmp / 'api.db'}"
+        url = f"sqlite:///{tmp / 'api.core.db'}"
         first = run_lending(client, region, season, url, quiet)
         yield Lent(client, region, season, url, first)
     finally:
@@ -116,7 +117,7 @@ def test_sale_proceeds_repay_loans_first(lent: Lent):
 
 def test_late_payers_and_a_default_follow_the_escrow_clock(lent: Lent):
     s, states = lent.first, lent.states()
-    overdue = went_overdue(lent.client, [x.escrow for x in states], 0)
+    overdue = LoanDesk(lent.client).went_overdue([x.escrow for x in states], 0)
     late = [x for x in states if x.escrow in overdue and x.status is LoanStatus.REPAID]
     defaulted = [x for x in states if x.status is LoanStatus.DEFAULTED]
     assert s.late_payers == len(late) >= 1 and s.defaults == len(defaulted) >= 1

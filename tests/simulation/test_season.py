@@ -47,7 +47,7 @@ def test_bad_arguments():
 
 
 def test_demo_uses_the_latest_finished_season():
-    from tealedger.demo import latest_full_season
+    from tealedger.demo.season import latest_full_season
 
     assert latest_full_season(datetime(2026, 11, 28, tzinfo=UTC)) == 2026
     assert latest_full_season(datetime(2026, 10, 25, tzinfo=UTC)) == 2025

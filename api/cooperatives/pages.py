@@ -1,0 +1,209 @@
+"""Cooperative pages: record a harvest by form or file, see recent lots.
+
+Pages need a cooperative's session (api/core/sessions.py: log in with the organisation's key);
+every form carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from api.cooperatives.harvests import (
+    HarvestIn,
+    harvests_from_body,
+    list_lots,
+    parse_upload,
+    submit_harvests,
+)
+from api.core.deps import ChainDep, SessionDep, SettingsDep
+from api.core.errors import ROOTS, detail_of, status_of
+from api.core.models import Farmer, Organisation, Plot, Role
+from api.core.pages import page_router
+from api.core.pagination import PageParams
+from api.core.sessions import PageSession, check_csrf, page_session
+from api.core.settings import ApiSettings
+from api.core.templates import CHINA, templates
+from chain.client import ChainClient
+from traceability.models import Grade
+
+LOTS_PER_PAGE = 20
+PLOTS_IN_FORM = 500
+
+router = page_router()
+CoopPage = Annotated[PageSession, Depends(page_session(Role.COOPERATIVE))]
+
+
+def _plot_choices(session: Session, coop: Organisation) -> list[dict[str, Any]]:
+    """The cooperative's plots with their farmers' names, for the harvest form."""
+    rows = session.exec(
+        select(Plot, Farmer)
+        .join(Farmer, col(Farmer.farmer_id) == col(Plot.farmer_id))
+        .where(Plot.cooperative_id == coop.id)
+        .order_by(col(Plot.id).desc())
+        .limit(PLOTS_IN_FORM)
+    ).all()
+    return [
+        {
+            "plot_id": plot.plot_id,
+            "label": " · ".join(
+                [
+                    farmer.name or f"{farmer.farmer_id[:10]}…",
+                    plot.label or f"{plot.plot_id[:10]}…",
+                    f"{plot.area_centi_mu / 100:g} 亩",
+                ]
+            ),
+        }
+        for plot, farmer in rows
+    ]
+
+
+def _dashboard(
+    request: Request,
+    session: Session,
+    chain: ChainClient,
+    settings: ApiSettings,
+    page: PageSession,
+    offset: int = 0,
+    code: int = 200,
+    **extra: Any,
+) -> HTMLResponse:
+    """The cooperative's page: forms, results of the last action, recent lots."""
+    coop = page.org
+    lots = list_lots(session, chain, settings, coop, PageParams(limit=LOTS_PER_PAGE, offset=offset))
+    now = datetime.now(CHINA).replace(second=0, microsecond=0, tzinfo=None)
+    context = {
+        "coop": coop,
+        "csrf": page.csrf,
+        "plots": _plot_choices(session, coop),
+        "grades": list(Grade),
+        "lots": lots,
+        "now": now.isoformat(timespec="minutes"),
+        "form": {},
+        "form_errors": [],
+        "submission": None,
+        "upload": None,
+        **extra,
+    }
+    return templates.TemplateResponse(request, "coop_home.html", context, code)
+
+
+@router.get("/coop", response_class=HTMLResponse)
+def coop_home(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: CoopPage,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    """Harvest entry, file upload and the cooperative's recent lots."""
+    return _dashboard(request, session, chain, settings, page, offset)
+
+
+def _form_record(
+    session: Session, coop: Organisation, form: dict[str, str]
+) -> tuple[HarvestIn | None, list[str]]:
+    """The harvest the form describes, or what is wrong with it."""
+    plot = session.exec(select(Plot).where(Plot.plot_id == form["plot_id"])).first()
+    if plot is None or plot.cooperative_id != coop.id:
+        return None, ["请选择您的地块 · choose one of your plots"]
+    try:
+        grams = int(Decimal(form["grams_kg"]) * 1000)
+    except (InvalidOperation, ValueError):
+        return None, ["重量应为公斤数 · the mass is a number of kilograms"]
+    try:
+        picked = datetime.fromisoformat(form["picked_at"]).replace(tzinfo=CHINA)
+    except ValueError:
+        return None, ["采摘时间无效 · the picking time is not a date and time"]
+    try:
+        record = HarvestIn(
+            farmer=plot.farmer_id,
+            plot=plot.plot_id,
+            grams=grams,
+            grade=form["grade"],
+            picked_at=int(picked.timestamp()),
+            record_ref=form["record_ref"],
+        )
+    except ValidationError as exc:
+        return None, [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    return record, []
+
+
+@router.post("/coop/harvests", response_class=HTMLResponse)
+def coop_record_harvest(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: CoopPage,
+    plot_id: Annotated[str, Form(max_length=66)],
+    grams_kg: Annotated[str, Form(max_length=20)],
+    grade: Annotated[str, Form(max_length=10)],
+    picked_at: Annotated[str, Form(max_length=30)],
+    csrf: Annotated[str, Form(max_length=64)],
+    record_ref: Annotated[str, Form(max_length=128)] = "",
+) -> HTMLResponse:
+    """Record one picking from the form."""
+    check_csrf(page, csrf)
+    form = {
+        "plot_id": plot_id,
+        "grams_kg": grams_kg,
+        "grade": grade,
+        "picked_at": picked_at,
+        "record_ref": record_ref.strip(),
+    }
+    record, errors = _form_record(session, page.org, form)
+    if record is None:
+        return _dashboard(
+            request, session, chain, settings, page, code=422, form=form, form_errors=errors
+        )
+    try:
+        parsed = harvests_from_body([record])
+        submission = submit_harvests(session, chain, settings, page.org, parsed)
+    except ROOTS as exc:  # node down: say so on the page, keep what was typed
+        return _dashboard(
+            request,
+            session,
+            chain,
+            settings,
+            page,
+            code=status_of(exc),
+            form=form,
+            form_errors=[detail_of(exc)],
+        )
+    return _dashboard(request, session, chain, settings, page, submission=submission)
+
+
+@router.post("/coop/harvests/upload", response_class=HTMLResponse)
+def coop_upload_harvests(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: CoopPage,
+    file: Annotated[UploadFile, File()],
+    csrf: Annotated[str, Form(max_length=64)],
+) -> HTMLResponse:
+    """Record a CSV/JSON harvest file and show each row's fate."""
+    check_csrf(page, csrf)
+    try:
+        parsed = parse_upload(file.filename or "", file.file.read())
+        upload = submit_harvests(session, chain, settings, page.org, parsed)
+    except ROOTS as exc:
+        return _dashboard(
+            request,
+            session,
+            chain,
+            settings,
+            page,
+            code=status_of(exc),
+            upload_error=detail_of(exc),
+        )
+    return _dashboard(request, session, chain, settings, page, upload=upload)

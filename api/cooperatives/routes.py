@@ -1,0 +1,143 @@
+"""Cooperatives: members, plots, harvests and their lots.
+
+Members' personal data stays in the database; the chain gets pseudonyms. Writes go to the
+chain first and return their transaction hashes and the ids they created; a refused transaction
+is 409 with the contract's decoded error, an unreachable node 503 with nothing written.
+Every route that names a farmer, plot or lot checks that it belongs to the caller (403) and
+exists (404).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, File, Query, UploadFile, status
+
+from api.cooperatives import harvests, members
+from api.cooperatives.harvests import MAX_HARVEST_BATCH, HarvestIn, HarvestLots, HarvestSubmission
+from api.cooperatives.schemas import (
+    FarmerCreate,
+    FarmerPublic,
+    FarmerRegistered,
+    HarvestLotPublic,
+    PlotCreate,
+    PlotPublic,
+    PlotRegistered,
+)
+from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
+from api.core.models import Organisation, Role
+from api.core.pagination import Page, PageDep
+
+router = APIRouter(prefix="/cooperatives", tags=["cooperatives"])
+
+CoopOrg = Annotated[Organisation, Depends(require_role(Role.COOPERATIVE))]
+HarvestBatch = Annotated[
+    list[HarvestIn], Body(min_length=1, max_length=MAX_HARVEST_BATCH, description="records")
+]
+
+# ------------------------------------------------------------------------------------ farmers
+
+
+@router.post("/farmers", status_code=status.HTTP_201_CREATED, response_model=FarmerRegistered)
+def register_farmer(
+    body: FarmerCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    coop: CoopOrg,
+) -> FarmerRegistered:
+    """Register a member: the pseudonym goes on chain, name and national id stay here."""
+    return members.register_farmer(session, chain, settings, coop, body)
+
+
+@router.get("/farmers", response_model=Page[FarmerPublic])
+def list_farmers(session: SessionDep, page: PageDep, coop: CoopOrg) -> Page[FarmerPublic]:
+    """Your members, in registration order (national ids masked)."""
+    return members.list_farmers(session, coop, page)
+
+
+@router.get("/farmers/{farmer_id}", response_model=FarmerPublic)
+def get_farmer(farmer_id: str, session: SessionDep, chain: ChainDep, coop: CoopOrg) -> FarmerPublic:
+    """One of your members, with its status on chain."""
+    return members.farmer_detail(session, chain, coop, farmer_id)
+
+
+@router.delete("/farmers/{farmer_id}/personal-data", response_model=FarmerPublic)
+def erase_farmer_personal_data(
+    farmer_id: str, session: SessionDep, chain: ChainDep, coop: CoopOrg
+) -> FarmerPublic:
+    """Erase a member's name, national id and plot labels on request; the pseudonym stays."""
+    row = members.own_farmer(session, chain, coop, farmer_id)
+    return members.erase_personal_data(session, row)
+
+
+# ------------------------------------------------------------------------------------ plots
+
+
+@router.post("/plots", status_code=status.HTTP_201_CREATED, response_model=PlotRegistered)
+def register_plot(
+    body: PlotCreate, session: SessionDep, settings: SettingsDep, chain: ChainDep, coop: CoopOrg
+) -> PlotRegistered:
+    """Register a plot of one of your members (its id derives from the land reference)."""
+    return members.register_plot(session, chain, settings, coop, body)
+
+
+@router.get("/plots", response_model=Page[PlotPublic])
+def list_plots(
+    session: SessionDep,
+    chain: ChainDep,
+    page: PageDep,
+    coop: CoopOrg,
+    farmer_id: Annotated[str | None, Query(description="only this member's plots")] = None,
+) -> Page[PlotPublic]:
+    """Your plots, optionally of one member."""
+    return members.list_plots(session, chain, coop, page, farmer_id)
+
+
+# ------------------------------------------------------------------------------------ harvests
+
+
+@router.post("/harvests", response_model=HarvestSubmission)
+def record_harvests(
+    items: HarvestBatch, session: SessionDep, settings: SettingsDep, chain: ChainDep, coop: CoopOrg
+) -> HarvestSubmission:
+    """Record a JSON list of pickings: per-record outcomes, valid ones recorded, never twice.
+
+    A record naming another cooperative's farmer, an unknown plot or a deactivated farmer is
+    `rejected` with the reason; one already on chain is a `duplicate`.
+    """
+    parsed = harvests.harvests_from_body(items)
+    return harvests.submit_harvests(session, chain, settings, coop, parsed)
+
+
+@router.post("/harvests/upload", response_model=HarvestSubmission)
+def upload_harvests(
+    file: Annotated[UploadFile, File(description="CSV or JSON harvest file")],
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    coop: CoopOrg,
+) -> HarvestSubmission:
+    """Record a CSV/JSON file: invalid rows are listed in `errors`, valid rows are recorded.
+
+    Columns: farmer, plot, grams, grade, picked_at, and optionally record_ref and data_hash
+    (the format of `tealedger harvest`). Uploading the same file again records nothing twice.
+    """
+    parsed = harvests.parse_upload(file.filename or "", file.file.read())
+    return harvests.submit_harvests(session, chain, settings, coop, parsed)
+
+
+@router.get("/lots", response_model=HarvestLots)
+def list_lots(
+    session: SessionDep, settings: SettingsDep, chain: ChainDep, page: PageDep, coop: CoopOrg
+) -> HarvestLots:
+    """Your harvest lots, newest first, with their state on chain and trace links."""
+    return harvests.list_lots(session, chain, settings, coop, page)
+
+
+@router.get("/lots/{lot}", response_model=HarvestLotPublic)
+def get_lot(
+    lot: str, session: SessionDep, settings: SettingsDep, chain: ChainDep, coop: CoopOrg
+) -> HarvestLotPublic:
+    """One of your harvest lots."""
+    return harvests.lot_detail(session, chain, settings, coop, lot)

@@ -1,0 +1,77 @@
+"""FastAPI dependencies: settings, database session, chain client, the calling organisation,
+role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+from sqlmodel import Session
+
+from api.core.errors import Forbidden, Unauthorized
+from api.core.metrics import count_transactions
+from api.core.models import Organisation, Role
+from api.core.security import authenticate
+from api.core.settings import ApiSettings
+from chain.client import ChainClient
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Organisation key")
+
+
+def get_app_settings(request: Request) -> ApiSettings:
+    """The settings the app was built with."""
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session on the app's engine."""
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+def get_chain(request: Request) -> ChainClient:
+    """The app's ChainClient (injected in tests; built from the environment on first use)."""
+    client = getattr(request.app.state, "chain", None)
+    if client is None:
+        client = request.app.state.chain = ChainClient()
+        count_transactions(client.w3)
+    return client
+
+
+SettingsDep = Annotated[ApiSettings, Depends(get_app_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+ChainDep = Annotated[ChainClient, Depends(get_chain)]
+
+
+def get_current_org(
+    request: Request, session: SessionDep, key: Annotated[str | None, Depends(api_key_header)]
+) -> Organisation:
+    """The organisation whose key is in `X-API-Key`; 401 without a valid key."""
+    if not key:
+        raise Unauthorized("missing X-API-Key header")
+    org = authenticate(session, key)
+    if org is None:
+        raise Unauthorized("invalid or revoked API key")
+    request.state.org = org
+    return org
+
+
+CurrentOrg = Annotated[Organisation, Depends(get_current_org)]
+
+
+def require_role(*roles: Role) -> Callable[[Organisation], Organisation]:
+    """Dependency factory: 403 unless the caller has one of `roles`."""
+    allowed = set(roles)
+
+    def check(org: CurrentOrg) -> Organisation:
+        if org.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise Forbidden(f"this needs the role {names}; you are {org.role}")
+        return org
+
+    return check
+
+
+AdminOrg = Annotated[Organisation, Depends(require_role(Role.ADMIN))]

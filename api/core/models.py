@@ -1,0 +1,168 @@
+"""The service's tables: organisations and their API keys (stored hashed, shown once, revocable),
+and the cooperatives' registry of members' personal data, plots and harvest receipt numbers.
+
+Only pseudonyms go on chain. A farmer's name and national id live here, in `registry_farmer`,
+and are erased on request (the pseudonym row stays, so the chain history keeps its meaning).
+Rows are written only after the chain accepted the transaction they describe.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
+from pydantic import Field as PydField
+from sqlmodel import Field, SQLModel
+
+
+class Role(StrEnum):
+    """What an organisation may do; maps onto on-chain roles where one exists."""
+
+    ADMIN = "admin"
+    COOPERATIVE = "cooperative"
+    PROCESSOR = "processor"
+    DISTRIBUTOR = "distributor"
+    INSPECTOR = "inspector"
+    LENDER = "lender"
+    MERCHANT = "merchant"
+    FARMER = "farmer"
+
+    @property
+    def label_zh(self) -> str:
+        """The role's name in Chinese."""
+        return ROLE_NAMES_ZH[self]
+
+
+ROLE_NAMES_ZH = {
+    Role.ADMIN: "平台管理",
+    Role.COOPERATIVE: "合作社",
+    Role.PROCESSOR: "加工厂",
+    Role.DISTRIBUTOR: "经销商",
+    Role.INSPECTOR: "质检机构",
+    Role.LENDER: "贷款机构",
+    Role.MERCHANT: "商户",
+    Role.FARMER: "茶农",
+}
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now."""
+    return datetime.now(UTC)
+
+
+class OrganisationBase(SQLModel):
+    """Fields a client may set when creating an organisation."""
+
+    name: str = Field(min_length=1, max_length=120)
+    role: Role
+
+
+class Organisation(OrganisationBase, table=True):
+    """An organisation; its chain address's key is held by the service in a keystore."""
+
+    __tablename__ = "api_organisation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    chain_address: str = Field(index=True, max_length=42)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OrganisationCreate(OrganisationBase):
+    """Request body: server sets id, address, status and the key."""
+
+
+class OrganisationPublic(OrganisationBase):
+    """What the API shows of an organisation."""
+
+    id: int
+    chain_address: str
+    active: bool
+    created_at: datetime
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key: only its SHA-256 is stored; `prefix` identifies it in listings."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="api_organisation.id", index=True)
+    prefix: str = Field(max_length=16, index=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class ApiKeyPublic(BaseModel):
+    """A key as listed (never the secret)."""
+
+    id: int
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    """A new key: the secret is in this response and nowhere else, ever."""
+
+    key: str = PydField(description="Shown once; store it now.")
+
+
+class OrganisationCreated(BaseModel):
+    """Response to creating an organisation: the organisation and its first key."""
+
+    organisation: OrganisationPublic
+    api_key: ApiKeyCreated
+
+
+# ------------------------------------------------------------------------------------ registry
+
+
+class Farmer(SQLModel, table=True):
+    """A member farmer: pseudonym, owning cooperative, personal fields (nullable: erasable)."""
+
+    __tablename__ = "registry_farmer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    farmer_id: str = Field(max_length=66, unique=True, description="0x pseudonym on chain")
+    cooperative_id: int = Field(foreign_key="api_organisation.id", index=True)
+    name: str | None = Field(default=None, max_length=120)
+    national_id: str | None = Field(default=None, max_length=18)
+    wallet_org_id: int | None = Field(default=None, foreign_key="api_organisation.id", unique=True)
+    wallet: str | None = Field(default=None, max_length=42)
+    registered_tx: str | None = Field(default=None, max_length=66)
+    created_at: datetime = Field(default_factory=utcnow)
+    erased_at: datetime | None = None
+
+
+class Plot(SQLModel, table=True):
+    """A registered plot (the label is erased with its farmer's personal data)."""
+
+    __tablename__ = "registry_plot"
+
+    id: int | None = Field(default=None, primary_key=True)
+    plot_id: str = Field(max_length=66, unique=True)
+    farmer_id: str = Field(max_length=66, index=True)
+    cooperative_id: int = Field(foreign_key="api_organisation.id", index=True)
+    label: str | None = Field(default=None, max_length=60)
+    area_centi_mu: int
+    variety: int = 0
+    registered_tx: str | None = Field(default=None, max_length=66)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class HarvestRef(SQLModel, table=True):
+    """A cooperative's receipt number of a harvest lot it recorded through the service.
+
+    Everything else about the lot is on chain and in the indexer's `harvest` table; the receipt
+    number is only hashed into the lot's data hash, so it is kept here to show it again.
+    """
+
+    __tablename__ = "registry_harvest_ref"
+
+    lot: str = Field(max_length=66, primary_key=True)
+    cooperative_id: int = Field(foreign_key="api_organisation.id", index=True)
+    record_ref: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,75 @@
+"""Field types shared by the request bodies of every audience (ids, text, national ids)."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated
+
+from fastapi import Path
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+from pydantic import Field as PydField
+
+from traceability.models import Bytes32
+
+# The largest key SQLite (and PostgreSQL's bigint) can store: a bigger id is a 422, never an
+# overflow inside the database driver.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, PydField(ge=1, le=MAX_ROW_ID, description="a row id (1 or more)")]
+"""A row id in a request body (an organisation, a key)."""
+RowIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="a row id (1 or more)")]
+"""A row id in a path."""
+
+Id32 = Annotated[
+    Bytes32,
+    WithJsonSchema(
+        {"type": "string", "pattern": "^0x[0-9a-fA-F]{64}$", "example": "0x" + "ab" * 32}
+    ),
+]
+"""A 32-byte id (farmer, plot, lot) as 0x + 64 hex digits in JSON."""
+
+# ISO 7064 MOD 11-2 weights and check characters of the PRC resident identity number.
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def normalize_national_id(value: str) -> str:
+    """NFKC, no spaces, upper case (the form the pseudonym is computed from)."""
+    return unicodedata.normalize("NFKC", value).replace(" ", "").strip().upper()
+
+
+def _national_id(value: object) -> str:
+    """An 18-character PRC resident id with a valid check character.
+
+    The pseudonym is derived from this number: a typo would silently create a second farmer,
+    so the check character is verified.
+    """
+    if not isinstance(value, str):
+        raise ValueError("the national id is a string of 18 characters")
+    text = normalize_national_id(value)
+    if len(text) != 18 or not text[:17].isdigit() or not (text[17].isdigit() or text[17] == "X"):
+        raise ValueError("a resident id has 17 digits and a check digit or X (18 characters)")
+    total = sum(int(d) * w for d, w in zip(text[:17], _ID_WEIGHTS, strict=True))
+    if _ID_CHECK[total % 11] != text[17]:
+        raise ValueError("the resident id's check character is wrong: check for a typo")
+    return text
+
+
+def mask_national_id(value: str | None) -> str | None:
+    """`4228**********001X`: enough to tell members apart, not enough to misuse."""
+    if not value:
+        return None
+    return value[:4] + "*" * (len(value) - 8) + value[-4:]
+
+
+NationalId = Annotated[str, BeforeValidator(_national_id)]
+
+
+def _not_blank(value: str) -> str:
+    """Strip and refuse empty text."""
+    text = value.strip()
+    if not text:
+        raise ValueError("must not be blank")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_not_blank)]

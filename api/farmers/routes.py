@@ -1,0 +1,61 @@
+"""Farmers: their own record and their consents for lenders (signed with their key, relayed)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
+from api.core.models import Organisation, Role
+from api.core.pagination import Page, PageDep
+from api.core.types import RowIdPath
+from api.farmers import service
+from api.farmers.service import ConsentChanged, ConsentIn, ConsentPublic, FarmerSelf
+
+router = APIRouter(prefix="/farmers", tags=["farmers"])
+
+FarmerOrg = Annotated[Organisation, Depends(require_role(Role.FARMER))]
+
+
+@router.get("/me", response_model=FarmerSelf)
+def my_record(session: SessionDep, chain: ChainDep, org: FarmerOrg) -> FarmerSelf:
+    """Your farmer record (the one whose wallet is your organisation's address)."""
+    return service.farmer_self(session, chain, service.my_farmer(session, org))
+
+
+@router.get("/me/consents", response_model=Page[ConsentPublic])
+def my_consents(
+    session: SessionDep, chain: ChainDep, page: PageDep, org: FarmerOrg
+) -> Page[ConsentPublic]:
+    """Lenders you consented to (not revoked), read from the chain."""
+    return service.consents(session, chain, org, page)
+
+
+@router.post("/me/consents", status_code=status.HTTP_201_CREATED, response_model=ConsentChanged)
+def grant_consent(
+    body: ConsentIn, session: SessionDep, settings: SettingsDep, chain: ChainDep, org: FarmerOrg
+) -> ConsentChanged:
+    """Let a lender read your profile for `days` days (signed with your key; no gas needed)."""
+    return service.grant(session, chain, settings, org, body)
+
+
+@router.delete("/me/consents/{lender_org_id}", response_model=ConsentChanged)
+def revoke_consent(
+    lender_org_id: RowIdPath,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    org: FarmerOrg,
+) -> ConsentChanged:
+    """Withdraw a lender's consent at once."""
+    return service.revoke(session, chain, settings, org, lender_org_id)
+
+
+@router.get("/{farmer_id}", response_model=FarmerSelf)
+def farmer_record(
+    farmer_id: str, session: SessionDep, chain: ChainDep, org: FarmerOrg
+) -> FarmerSelf:
+    """A farmer record by id: only your own (403 for anyone else's)."""
+    row = service.farmer_by_id(session, chain, org, farmer_id)
+    return service.farmer_self(session, chain, row)

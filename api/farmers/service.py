@@ -1,0 +1,223 @@
+"""A farmer organisation's own record and its consents for lenders.
+
+A farmer organisation is linked to exactly one member farmer: the one whose registered wallet
+is the organisation's chain address (set by the cooperative at registration). Consents are
+EIP-712 messages signed with the farmer organisation's keystore key and relayed by the
+platform account (`ConsentService.sign_* / relay_*`), so farmers never need gas. The consent
+list is read from the chain: `ConsentGranted` events of the farmer, then each lender's current
+expiry (0 once revoked).
+"""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import BaseModel
+from pydantic import Field as PydField
+from sqlmodel import Session, col, select
+
+from api.core.chain import org_account
+from api.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
+from api.core.ids import hex32, parse_id, same_address, tx_hex
+from api.core.models import Farmer, Organisation, Role
+from api.core.pagination import Page, PageParams
+from api.core.settings import ApiSettings
+from api.core.types import RowId, mask_national_id
+from chain.client import ChainClient
+from traceability.consent import ConsentService
+from traceability.contracts import farmer_record
+
+DAY = 86_400
+MAX_CONSENT_DAYS = 720  # the registry allows 730 days from the block time: keep a margin
+
+
+class FarmerSelf(BaseModel):
+    """What a farmer sees of its own record."""
+
+    farmer_id: str
+    cooperative_id: int
+    cooperative_name: str
+    cooperative_address: str
+    wallet: str | None
+    name: str | None
+    national_id_masked: str | None
+    personal_data_erased: bool
+    active: bool
+
+
+class ConsentIn(BaseModel):
+    """Let a lender read your profile for a number of days."""
+
+    lender_org_id: RowId
+    days: int = PydField(default=365, ge=1, le=MAX_CONSENT_DAYS)
+
+
+class ConsentChanged(BaseModel):
+    """A consent granted (expires_at in unix seconds) or revoked (expires_at 0)."""
+
+    farmer_id: str
+    lender_org_id: int
+    lender_address: str
+    expires_at: int
+    transaction: str
+
+
+class ConsentPublic(BaseModel):
+    """A lender holding (or having held, until expiry) one of your consents."""
+
+    lender_org_id: int | None
+    lender_name: str | None
+    lender_address: str
+    expires_at: int
+    active: bool
+
+
+def _fid(row: Farmer) -> bytes:
+    """The farmer's id as bytes."""
+    return bytes.fromhex(row.farmer_id[2:])
+
+
+def my_farmer(session: Session, org: Organisation) -> Farmer:
+    """The member whose wallet is this farmer organisation, else 404."""
+    row = session.exec(select(Farmer).where(Farmer.wallet_org_id == org.id)).first()
+    if row is None:
+        raise NotFound(
+            "no farmer record has your wallet: ask your cooperative to register you with "
+            "your farmer organisation as wallet"
+        )
+    return row
+
+
+def farmer_self(session: Session, chain: ChainClient, row: Farmer) -> FarmerSelf:
+    """The record with its cooperative and on-chain status."""
+    coop = session.get(Organisation, row.cooperative_id)
+    assert coop is not None and coop.id is not None
+    on_chain = farmer_record(chain, _fid(row))
+    return FarmerSelf(
+        farmer_id=row.farmer_id,
+        cooperative_id=coop.id,
+        cooperative_name=coop.name,
+        cooperative_address=coop.chain_address,
+        wallet=on_chain.wallet,
+        name=row.name,
+        national_id_masked=mask_national_id(row.national_id),
+        personal_data_erased=row.erased_at is not None,
+        active=on_chain.active,
+    )
+
+
+def farmer_by_id(session: Session, chain: ChainClient, org: Organisation, farmer: str) -> Farmer:
+    """A farmer record by id, only one's own: 403 someone else's, 404 unknown."""
+    key = hex32(parse_id(farmer, "farmer"))
+    row = session.exec(select(Farmer).where(Farmer.farmer_id == key)).first()
+    if row is not None and row.wallet_org_id == org.id:
+        return row
+    if row is None and not farmer_record(chain, bytes.fromhex(key[2:])).registered:
+        raise NotFound(f"farmer {key} is not registered")
+    raise Forbidden(f"farmer {key} is not you")
+
+
+def _lender(session: Session, lender_org_id: int, missing: type[ApiError]) -> Organisation:
+    """A lender organisation; `missing` is the error when it is none (404 path, 422 body)."""
+    org = session.get(Organisation, lender_org_id)
+    if org is None or not org.active:
+        raise NotFound(f"organisation {lender_org_id} does not exist")
+    if org.role != Role.LENDER:
+        raise missing(f"organisation {lender_org_id} is not a lender")
+    return org
+
+
+def _check_wallet(chain: ChainClient, row: Farmer, address: str) -> None:
+    """The chain must know this organisation as the farmer's wallet."""
+    wallet = farmer_record(chain, _fid(row)).wallet
+    if not same_address(wallet, address):
+        raise Conflict(
+            f"farmer {row.farmer_id}'s wallet on chain is {wallet}, not your address {address}: "
+            "ask your cooperative to set it"
+        )
+
+
+def grant(
+    session: Session,
+    chain: ChainClient,
+    settings: ApiSettings,
+    org: Organisation,
+    body: ConsentIn,
+) -> ConsentChanged:
+    """Sign a consent with the farmer organisation's key and relay it."""
+    row = my_farmer(session, org)
+    lender = _lender(session, body.lender_org_id, Invalid)
+    account = org_account(settings, org)
+    _check_wallet(chain, row, account.address)
+    expires_at = int(time.time()) + body.days * DAY
+    consent = ConsentService(chain)
+    deadline, signature = consent.sign_grant(account, _fid(row), lender.chain_address, expires_at)
+    receipt = consent.relay_grant(
+        chain.sender(0), _fid(row), lender.chain_address, expires_at, deadline, signature
+    )
+    assert lender.id is not None
+    return ConsentChanged(
+        farmer_id=row.farmer_id,
+        lender_org_id=lender.id,
+        lender_address=lender.chain_address,
+        expires_at=expires_at,
+        transaction=tx_hex(receipt),
+    )
+
+
+def revoke(
+    session: Session,
+    chain: ChainClient,
+    settings: ApiSettings,
+    org: Organisation,
+    lender_org_id: int,
+) -> ConsentChanged:
+    """Sign a revocation with the farmer organisation's key and relay it."""
+    row = my_farmer(session, org)
+    lender = _lender(session, lender_org_id, NotFound)
+    account = org_account(settings, org)
+    _check_wallet(chain, row, account.address)
+    consent = ConsentService(chain)
+    deadline, signature = consent.sign_revocation(account, _fid(row), lender.chain_address)
+    receipt = consent.relay_revocation(
+        chain.sender(0), _fid(row), lender.chain_address, deadline, signature
+    )
+    assert lender.id is not None
+    return ConsentChanged(
+        farmer_id=row.farmer_id,
+        lender_org_id=lender.id,
+        lender_address=lender.chain_address,
+        expires_at=0,
+        transaction=tx_hex(receipt),
+    )
+
+
+def consents(
+    session: Session, chain: ChainClient, org: Organisation, page: PageParams
+) -> Page[ConsentPublic]:
+    """The farmer's unrevoked consents (active or expired), in order of first grant."""
+    row = my_farmer(session, org)
+    service = ConsentService(chain)
+    lenders = service.granted_lenders(_fid(row))
+    expiries = {lender: service.expiry(_fid(row), lender) for lender in lenders}
+    held = [lender for lender in lenders if expiries[lender] > 0]
+    window = held[page.offset : page.offset + page.limit]
+    spellings = {*window, *(a.lower() for a in window)}
+    rows = session.exec(
+        select(Organisation).where(col(Organisation.chain_address).in_(spellings))
+    ).all()
+    known = {o.chain_address.lower(): o for o in rows}
+    now = int(time.time())
+    items = []
+    for address in window:
+        lender = known.get(address.lower())
+        items.append(
+            ConsentPublic(
+                lender_org_id=lender.id if lender else None,
+                lender_name=lender.name if lender else None,
+                lender_address=address,
+                expires_at=expiries[address],
+                active=expiries[address] > now,
+            )
+        )
+    return Page(items=items, total=len(held), limit=page.limit, offset=page.offset)

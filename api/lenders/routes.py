@@ -1,0 +1,81 @@
+"""Lenders: consenting farmers, their profiles, credit decisions and escrow loans.
+
+A profile is read only with the farmer's active on-chain consent (403 otherwise) and every read
+or refusal is logged; decisions and loans are visible to the lender that made them only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+
+from api.core.deps import ChainDep, SettingsDep, require_role
+from api.core.models import Organisation, Role
+from api.core.pagination import PageDep
+from api.lenders import service
+from api.lenders.service import ConsentingFarmers, LoanCreate, LoanIssuedPublic, LoanPublic
+from indexer.profiles import FarmerProfile
+from lending.credit.decision import DecisionRecord
+
+router = APIRouter(prefix="/lenders", tags=["lenders"])
+
+LenderOrg = Annotated[Organisation, Depends(require_role(Role.LENDER))]
+
+
+@router.get("/farmers", response_model=ConsentingFarmers)
+def consenting_farmers(settings: SettingsDep, page: PageDep, org: LenderOrg) -> ConsentingFarmers:
+    """Farmers whose consent for you is active, as indexed (by farmer id)."""
+    return service.list_farmers(settings, org, page)
+
+
+@router.get("/farmers/{farmer_id}/profile", response_model=FarmerProfile)
+def farmer_profile(
+    farmer_id: str, request: Request, settings: SettingsDep, chain: ChainDep, org: LenderOrg
+) -> FarmerProfile:
+    """The farmer's indexed profile, valid at a stated block; only with active consent."""
+    engine = request.app.state.engine
+    return service.read_profile(engine, settings, chain, org, farmer_id)
+
+
+@router.post(
+    "/farmers/{farmer_id}/decisions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DecisionRecord,
+)
+def make_decision(
+    farmer_id: str, request: Request, settings: SettingsDep, chain: ChainDep, org: LenderOrg
+) -> DecisionRecord:
+    """Score the farmer: outcome, reasons, limit, capped price and disclosure (stored)."""
+    engine = request.app.state.engine
+    return service.make_decision(engine, settings, chain, org, farmer_id)
+
+
+@router.get("/decisions/{decision_id}", response_model=DecisionRecord)
+def get_decision(decision_id: str, request: Request, org: LenderOrg) -> DecisionRecord:
+    """One of your stored decisions."""
+    return service.own_decision(request.app.state.engine, org, decision_id)
+
+
+@router.post(
+    "/decisions/{decision_id}/loans",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LoanIssuedPublic,
+)
+def issue_loan(
+    decision_id: str,
+    body: LoanCreate,
+    request: Request,
+    settings: SettingsDep,
+    chain: ChainDep,
+    org: LenderOrg,
+) -> LoanIssuedPublic:
+    """Issue and fund an escrow loan from your approved decision, budgeted by category."""
+    engine = request.app.state.engine
+    return service.issue_loan(engine, settings, chain, org, decision_id, body)
+
+
+@router.get("/loans/{escrow}", response_model=LoanPublic)
+def loan_state(escrow: str, chain: ChainDep, org: LenderOrg) -> LoanPublic:
+    """The state of one of your loans, read from its escrow."""
+    return service.own_loan(chain, org, escrow)

@@ -1,0 +1,358 @@
+"""Lenders: consenting farmers, their profiles (consent-gated, logged), decisions and loans.
+
+- A profile is read only with the farmer's active consent, checked on chain at the moment of
+  the read (ConsentRegistry; fail closed: an unreachable node is 503). Every read and every
+  refusal is appended to the credit store's profile access log.
+- Decisions are made by lending.credit.decision.decide and stored whole in the credit store; a
+  decision is shown only to the lender that asked for it (403 for anyone else's).
+- A loan is issued from the lender's own approved decision: the body budgets the principal by
+  merchant category; the server sets the principal (the budgets' sum, never above the
+  decision's limit), the rate (the decision's offered rate), the schedule and the disclosure
+  hash, and the escrow's lender (the calling organisation).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+from weakref import WeakKeyDictionary
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import Engine
+from web3 import Web3
+
+from api.core.chain import factory_escrow, loan_desk, org_sender
+from api.core.errors import Conflict, Forbidden, NotFound
+from api.core.ids import same_address
+from api.core.indexed import index_ready, indexed_block, indexed_read, indexer_engine
+from api.core.models import Organisation
+from api.core.pagination import Page, PageParams
+from api.core.settings import ApiSettings
+from api.lenders.profiles import (
+    consenting_farmers,
+    farmer_bytes,
+)
+from chain.client import ChainClient
+from chain.roles import grant_role_once
+from indexer.profiles import FarmerProfile
+from lending.credit.access import read_with_consent
+from lending.credit.decision import DecisionRecord, decide
+from lending.credit.profiles import IndexedProfileReader
+from lending.credit.scorecard import load_model
+from lending.credit.store import CreditStore
+from lending.errors import ProfileDataError
+from lending.loans.contracts import LENDER_ROLE
+from lending.loans.disbursement import ConfirmationMode, LoanState
+from lending.loans.offers import escrow_terms, offer_disclosure
+from lending.pricing.disclosure import Disclosure
+from traceability.consent import ConsentService
+from traceability.contracts import farmer_record
+
+_STORES: WeakKeyDictionary[Engine, CreditStore] = WeakKeyDictionary()
+
+# --------------------------------------------------------------------------- models
+
+
+class ConsentingFarmer(BaseModel):
+    """A farmer who lets you read their profile, as indexed."""
+
+    farmer_id: str
+    cooperative: str
+    consent_expires_at: int
+
+
+class ConsentingFarmers(Page[ConsentingFarmer]):
+    """A page of consenting farmers and the indexed block they reflect."""
+
+    block_number: int
+
+
+class Confirmation(StrEnum):
+    """Who releases an ordered payment: nobody (paid at once) or the merchant on delivery."""
+
+    IMMEDIATE = "immediate"
+    MERCHANT = "merchant"
+
+
+Category = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+
+
+class LoanCreate(BaseModel):
+    """What a lender chooses: budgets by merchant category (fen), draw window, confirmation.
+
+    The server sets principal, rate, schedule, disclosure, farmer and lender."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    budgets_fen: Annotated[
+        dict[Category, Annotated[int, Field(gt=0)]], Field(min_length=1, max_length=16)
+    ]
+    draw_days: int = Field(default=60, ge=1, le=180)
+    confirmation: Confirmation = Confirmation.IMMEDIATE
+
+
+class LoanIssuedPublic(BaseModel):
+    """A loan on chain, issued and funded."""
+
+    decision_id: str
+    loan_id: int
+    escrow: str
+    farmer_id: str
+    farmer_wallet: str
+    principal_fen: int
+    total_due_fen: int
+    rate_bps: int
+    apr_regz_pct: str
+    due_date: int
+    draw_deadline: int
+    confirmation: Confirmation
+    transaction: str
+    disclosure: Disclosure
+
+
+class LoanPublic(BaseModel):
+    """An escrow's terms, status and money movements (fen), read from the chain."""
+
+    escrow: str
+    loan_id: int
+    status: str
+    farmer_id: str
+    lender: str
+    farmer: str
+    principal_fen: int
+    total_due_fen: int
+    draw_deadline: int
+    due_date: int
+    confirmation: str
+    funded_fen: int
+    paid_fen: int
+    reserved_fen: int
+    returned_fen: int
+    available_fen: int
+    repaid_fen: int
+    amount_due_fen: int
+    outstanding_fen: int
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def credit_store(engine: Engine) -> CreditStore:
+    """The credit store on the app's database (its tables and triggers come from migration 0003)."""
+    if engine not in _STORES:
+        _STORES[engine] = CreditStore(engine)
+    return _STORES[engine]
+
+
+def _profiles(settings: ApiSettings) -> IndexedProfileReader:
+    return IndexedProfileReader(indexer_engine(settings.database_url))
+
+
+def _farmer(farmer_id: str) -> str:
+    """The normalized 0x id (422 for a malformed one)."""
+    return "0x" + farmer_bytes(farmer_id).hex()
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A profile as read, with the block it reflects (what the access log records)."""
+
+    profile: FarmerProfile
+
+    @property
+    def block_number(self) -> int:
+        """The indexed block the profile is valid at."""
+        return self.profile.valid_at.block_number
+
+    @property
+    def block_hash(self) -> str:
+        """That block's hash."""
+        return self.profile.valid_at.block_hash
+
+
+# --------------------------------------------------------------------------- farmers
+
+
+def list_farmers(settings: ApiSettings, org: Organisation, page: PageParams) -> ConsentingFarmers:
+    """Farmers whose latest indexed consent for you is active now."""
+    with indexed_read(settings.database_url) as conn:
+        rows, total = consenting_farmers(
+            conn, org.chain_address, int(time.time()), page.limit, page.offset
+        )
+        block = indexed_block(conn)
+    items = [ConsentingFarmer(farmer_id="0x" + f.hex(), cooperative=Web3.to_checksum_address(c),
+                              consent_expires_at=e) for f, c, e in rows]  # fmt: skip
+    return ConsentingFarmers(
+        items=items, total=total, limit=page.limit, offset=page.offset, block_number=int(block)
+    )
+
+
+def read_profile(
+    engine: Engine, settings: ApiSettings, chain: ChainClient, org: Organisation, farmer_id: str
+) -> FarmerProfile:
+    """The farmer's profile with consent on chain (403 without, 503 if it cannot be checked);
+    the read or the refusal is logged (lending.credit.access.read_with_consent)."""
+    with index_ready():
+        read = read_with_consent(
+            _farmer(farmer_id),
+            org.chain_address.lower(),
+            purpose="profile_view",
+            consent=ConsentService(chain),
+            profiles=_profiles(settings),
+            access_log=credit_store(engine),
+            parse=lambda profile: _Read(profile),  # type: ignore[arg-type]
+            at=datetime.now(UTC),
+        )
+    return read.profile
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def make_decision(
+    engine: Engine, settings: ApiSettings, chain: ChainClient, org: Organisation, farmer_id: str
+) -> DecisionRecord:
+    """Score the farmer (consent checked and the read logged by `decide`) and store it."""
+    fid = _farmer(farmer_id)
+    store = credit_store(engine)
+    try:
+        with index_ready():
+            return decide(
+                fid,
+                org.chain_address,
+                profiles=_profiles(settings),
+                consent=ConsentService(chain),
+                access_log=store,
+                model=load_model(),
+                store=store,
+            )
+    except ProfileDataError as exc:
+        raise Conflict(f"the profile cannot be scored: {exc}") from exc
+
+
+def own_decision(engine: Engine, org: Organisation, decision_id: str) -> DecisionRecord:
+    """A stored decision of yours: 404 if unknown, 403 if another lender's."""
+    if len(decision_id) != 32 or not decision_id.isalnum():
+        raise NotFound(f"no decision {decision_id!r}")
+    record = credit_store(engine).get_decision(decision_id)  # DecisionNotFoundError: 404
+    if not same_address(record.lender, org.chain_address):
+        raise Forbidden("this decision was made by another lender")
+    return record
+
+
+def latest_decision(engine: Engine, org: Organisation, farmer_id: str) -> DecisionRecord | None:
+    """Your most recent decision about the farmer, if any."""
+    mine = [
+        r
+        for r in credit_store(engine).decisions_for(farmer_id)
+        if same_address(r.lender, org.chain_address)
+    ]
+    return mine[-1] if mine else None
+
+
+# --------------------------------------------------------------------------- loans
+
+
+def issue_loan(
+    engine: Engine,
+    settings: ApiSettings,
+    chain: ChainClient,
+    org: Organisation,
+    decision_id: str,
+    body: LoanCreate,
+) -> LoanIssuedPublic:
+    """Issue and fund an escrow loan from your approved decision."""
+    record = own_decision(engine, org, decision_id)
+    principal = sum(body.budgets_fen.values())
+    now = datetime.now(UTC)
+    disclosure = offer_disclosure(record, body.budgets_fen, now=now)
+    wallet = farmer_record(chain, bytes.fromhex(record.decision.farmer_id[2:])).wallet
+    if wallet is None:
+        raise Conflict("the farmer has no wallet on chain: the cooperative must register one first")
+    mode = (
+        ConfirmationMode.MERCHANT_CONFIRMS
+        if body.confirmation is Confirmation.MERCHANT
+        else ConfirmationMode.IMMEDIATE
+    )
+    terms = escrow_terms(
+        record,
+        disclosure,
+        body.budgets_fen,
+        now=now,
+        draw_days=body.draw_days,
+        mode=mode,
+        farmer_wallet=wallet,
+        lender=Web3.to_checksum_address(org.chain_address),
+    )
+    if settings.environment != "production":  # development chains: role and eCNY on demand
+        ensure_lender_role(chain, org, mint_fen=principal)
+    desk = loan_desk(chain)
+    sender = org_sender(chain, settings, org)
+    desk.approve_factory(sender, principal)
+    issued = desk.issue(terms, sender, fund=True)
+    return LoanIssuedPublic(
+        decision_id=record.decision_id,
+        loan_id=issued.loan_id,
+        escrow=issued.escrow,
+        farmer_id=record.decision.farmer_id,
+        farmer_wallet=wallet,
+        principal_fen=principal,
+        total_due_fen=terms.total_due_fen,
+        rate_bps=record.decision.pricing.offered_rate_bps or 0,  # type: ignore[union-attr]
+        apr_regz_pct=str(disclosure.apr_regz_pct),
+        due_date=terms.due_date,
+        draw_deadline=terms.draw_deadline,
+        confirmation=body.confirmation,
+        transaction=issued.tx_hash,
+        disclosure=disclosure,
+    )
+
+
+def loan_public(state: LoanState) -> LoanPublic:
+    """The API view of an escrow's state."""
+    return LoanPublic(
+        escrow=state.escrow,
+        loan_id=state.loan_id,
+        status=state.status.name.lower(),
+        farmer_id="0x" + state.farmer_id.hex(),
+        lender=state.lender,
+        farmer=state.farmer,
+        principal_fen=state.principal_fen,
+        total_due_fen=state.total_due_fen,
+        draw_deadline=state.draw_deadline,
+        due_date=state.due_date,
+        confirmation=state.mode.name.lower(),
+        funded_fen=state.funded_fen,
+        paid_fen=state.paid_fen,
+        reserved_fen=state.reserved_fen,
+        returned_fen=state.returned_fen,
+        available_fen=state.available_fen,
+        repaid_fen=state.repaid_fen,
+        amount_due_fen=state.amount_due_fen,
+        outstanding_fen=state.outstanding_fen,
+    )
+
+
+def own_loan(chain: ChainClient, org: Organisation, escrow: str) -> LoanPublic:
+    """An escrow you lent through: 404 if the factory never issued it, 403 if not yours."""
+    desk, contract, _ = factory_escrow(chain, escrow)
+    state = desk.state(contract.address)
+    if not same_address(state.lender, org.chain_address):
+        raise Forbidden("this loan was issued by another lender")
+    return loan_public(state)
+
+
+def ensure_lender_role(chain: ChainClient, org: Organisation, mint_fen: int = 0) -> list[str]:
+    """Grant the organisation LENDER_ROLE (platform admin) and, in development, mint it
+    `mint_fen` eCNY when its balance is lower; returns the transaction hashes sent."""
+    admin = chain.sender(0)
+    address = Web3.to_checksum_address(org.chain_address)
+    desk = loan_desk(chain)
+    receipts = [grant_role_once(admin, desk.factory, LENDER_ROLE, address)]
+    balance = desk.balance_of(address)
+    if mint_fen and balance < mint_fen:
+        receipts.append(admin.transact(desk.mint_call(address, mint_fen - balance)))
+    return [r["transactionHash"].to_0x_hex() for r in receipts if r is not None]

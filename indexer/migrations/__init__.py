@@ -1,1 +1,0 @@
-"""Alembic migrations of the indexer's tables (applied by indexer.db.migrate)."""

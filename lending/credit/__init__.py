@@ -1,0 +1,1 @@
+"""lending/credit"""

@@ -1,0 +1,657 @@
+"""Issue purpose-bound loans and move their money: escrow, merchant payments, repayment.
+
+The "1 second" path: an approved decision (`EscrowTerms`) becomes a funded LoanEscrow clone in one
+transaction (`LoanFactory.issueAndFundLoan`), and the first merchant payment is sent right behind
+it without waiting, to the escrow address CREATE2 makes known in advance
+(`LoanDesk.disburse_first_payment`). Reverts surface as the named errors of lending.loans.errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import IntEnum
+from types import MappingProxyType
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.logs import DISCARD
+from web3.types import TxReceipt
+
+from chain.client import ChainClient
+from chain.events import EventReader
+from chain.sender import PendingTx, Sender
+from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, PAYMENT_TOKEN
+from lending.loans.errors import LoanTermsError, OrderNotExecutedError, translate_reverts
+
+ORDER_GAS = 400_000
+"""Gas for an order sent before its escrow exists (no estimate possible); it uses ~110-190k."""
+MAX_CATEGORIES = 16
+MAX_AMOUNT_FEN = 2**88 - 1
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+class LoanStatus(IntEnum):
+    """ILoanEscrow.LoanStatus."""
+
+    NONE = 0
+    ISSUED = 1
+    ACTIVE = 2
+    OVERDUE = 3
+    DEFAULTED = 4
+    REPAID = 5
+    WRITTEN_OFF = 6
+    CANCELLED = 7
+
+
+class ConfirmationMode(IntEnum):
+    """ILoanEscrow.ConfirmationMode: when an ordered payment leaves the escrow."""
+
+    IMMEDIATE = 0
+    MERCHANT_CONFIRMS = 1
+    BORROWER_CONFIRMS = 2
+
+
+class OrderStatus(IntEnum):
+    """ILoanEscrow.OrderStatus."""
+
+    NONE = 0
+    PENDING = 1
+    RELEASED = 2
+    CANCELLED = 3
+
+
+def category_id(category: str | bytes) -> bytes:
+    """keccak256 of a category name (as MerchantRegistry.registerCategory), or a 32-byte id."""
+    if isinstance(category, bytes):
+        if len(category) != 32:
+            raise LoanTermsError(f"a category id is 32 bytes, got {len(category)}")
+        return category
+    if not category:
+        raise LoanTermsError("a category name cannot be empty")
+    return keccak(text=category)
+
+
+def _jsonable(value: Any) -> Any:
+    """Dataclasses and pydantic models as plain data; dates, Decimals and enums as text."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return str(value)
+
+
+def document_hash(document: Any) -> bytes:
+    """keccak256 of a document: bytes as given, text as UTF-8, anything else as canonical JSON."""
+    if isinstance(document, bytes):
+        return keccak(document)
+    if isinstance(document, str):
+        return keccak(text=document)
+    if hasattr(document, "model_dump"):
+        document = document.model_dump(mode="json")
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=_jsonable)
+    return keccak(text=text)
+
+
+def end_of_day(day: date) -> int:
+    """Unix time of the last second of `day` (UTC): a due date is met by paying that day."""
+    midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+    return int(midnight.timestamp()) - 1
+
+
+def _is_fen(value: object) -> bool:
+    """A non-negative int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+@dataclass(frozen=True)
+class EscrowTerms:
+    """An approved credit decision, ready to be issued on chain (amounts in fen, times unix)."""
+
+    farmer_id: bytes
+    farmer: str
+    lender: str
+    principal_fen: int
+    budgets_fen: Mapping[str | bytes, int]
+    schedule_hash: bytes
+    disclosure_hash: bytes
+    draw_deadline: int
+    total_due_fen: int
+    due_date: int
+    grace_days: int = 0
+    default_days: int = 30
+    agent: str | None = None
+    mode: ConfirmationMode = ConfirmationMode.IMMEDIATE
+    _categories: tuple[tuple[bytes, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Check what the factory checks, so a bad decision fails before anything is sent."""
+        object.__setattr__(self, "budgets_fen", MappingProxyType(dict(self.budgets_fen)))
+        self._check_parties()
+        self._check_amounts()
+        self._check_dates()
+        ids = sorted((category_id(c), v) for c, v in self.budgets_fen.items())
+        if len({c for c, _ in ids}) != len(ids):
+            raise LoanTermsError("two budget entries name the same category")
+        object.__setattr__(self, "_categories", tuple(ids))
+
+    def _check_parties(self) -> None:
+        """Ids and addresses."""
+        for name in ("farmer_id", "schedule_hash", "disclosure_hash"):
+            value = getattr(self, name)
+            if not isinstance(value, bytes) or len(value) != 32:
+                raise LoanTermsError(f"{name} must be 32 bytes")
+        if self.farmer_id == bytes(32):
+            raise LoanTermsError("farmer_id is zero: use the farmer's TeaTrace id")
+        for name in ("farmer", "lender", "agent"):
+            value = getattr(self, name)
+            if value is not None and not Web3.is_address(value):
+                raise LoanTermsError(f"{name} {value!r} is not an address")
+        farmer, lender = self.farmer.lower(), self.lender.lower()
+        agent = (self.agent or "").lower()
+        if lender in (farmer, agent):
+            raise LoanTermsError("the lender cannot be the farmer or the agent")
+        if agent == farmer:
+            raise LoanTermsError("the agent cannot be the farmer")
+
+    def _check_amounts(self) -> None:
+        """Principal, total due and budgets."""
+        if not _is_fen(self.principal_fen) or self.principal_fen == 0:
+            raise LoanTermsError(f"principal_fen must be an int > 0, got {self.principal_fen!r}")
+        if not _is_fen(self.total_due_fen) or self.total_due_fen > MAX_AMOUNT_FEN:
+            raise LoanTermsError(f"total_due_fen must be an int in 0..{MAX_AMOUNT_FEN}")
+        if self.total_due_fen < self.principal_fen:
+            raise LoanTermsError(
+                f"total due {self.total_due_fen} fen is below the principal {self.principal_fen}"
+            )
+        if not 1 <= len(self.budgets_fen) <= MAX_CATEGORIES:
+            raise LoanTermsError(f"budget 1 to {MAX_CATEGORIES} categories")
+        if any(not _is_fen(v) or v == 0 for v in self.budgets_fen.values()):
+            raise LoanTermsError("every category budget must be a positive int of fen")
+        total = sum(self.budgets_fen.values())
+        if total != self.principal_fen:
+            raise LoanTermsError(
+                f"budgets add up to {total} fen but the principal is {self.principal_fen}: "
+                "every fen of principal is budgeted to a category"
+            )
+
+    def _check_dates(self) -> None:
+        """Draw deadline before due date; day counts fit uint16."""
+        if self.due_date < self.draw_deadline:
+            raise LoanTermsError("the due date must not precede the draw deadline")
+        for name in ("grace_days", "default_days"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value <= 65535:
+                raise LoanTermsError(f"{name} must be an int in 0..65535")
+
+    @property
+    def categories(self) -> tuple[bytes, ...]:
+        """Category ids in the order the factory needs (ascending)."""
+        return tuple(c for c, _ in self._categories)
+
+    def params(self) -> tuple[Any, ...]:
+        """The ILoanEscrow.LoanParams tuple."""
+        return (
+            self.farmer_id,
+            to_checksum_address(self.farmer),
+            to_checksum_address(self.agent or ZERO_ADDRESS),
+            self.principal_fen,
+            [c for c, _ in self._categories],
+            [v for _, v in self._categories],
+            self.schedule_hash,
+            self.disclosure_hash,
+            self.draw_deadline,
+            self.total_due_fen,
+            self.due_date,
+            self.grace_days,
+            self.default_days,
+            int(self.mode),
+        )
+
+    @classmethod
+    def from_disclosure(
+        cls,
+        disclosure: Any,
+        *,
+        farmer_id: bytes,
+        farmer: str,
+        lender: str,
+        budgets_fen: Mapping[str | bytes, int],
+        draw_deadline: int,
+        grace_days: int = 0,
+        default_days: int = 30,
+        agent: str | None = None,
+        mode: ConfirmationMode = ConfirmationMode.IMMEDIATE,
+    ) -> EscrowTerms:
+        """Terms from a lending.pricing.disclosure.Disclosure: the escrow holds the amount financed
+        (what the farmer receives) and the total due is the total repayment."""
+        return cls(
+            farmer_id=farmer_id,
+            farmer=farmer,
+            lender=lender,
+            principal_fen=disclosure.amount_financed_fen,
+            budgets_fen=budgets_fen,
+            schedule_hash=document_hash([_jsonable(x) for x in disclosure.installments]),
+            disclosure_hash=document_hash(disclosure),
+            draw_deadline=draw_deadline,
+            total_due_fen=disclosure.total_repayment_fen,
+            due_date=end_of_day(disclosure.maturity),
+            grace_days=grace_days,
+            default_days=default_days,
+            agent=agent,
+            mode=mode,
+        )
+
+
+@dataclass(frozen=True)
+class IssuedLoan:
+    """A loan on chain."""
+
+    loan_id: int
+    escrow: str
+    funded: bool
+    tx_hash: str
+    block_number: int
+    gas_used: int
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """A merchant payment order: paid at once (Immediate mode) or reserved."""
+
+    order_id: int
+    escrow: str
+    merchant: str
+    amount_fen: int
+    paid: bool
+    tx_hash: str
+    gas_used: int
+
+
+@dataclass(frozen=True)
+class PaymentOrder:
+    """One payment order of an escrow, as the escrow keeps it."""
+
+    order_id: int
+    merchant: str
+    amount_fen: int
+    status: OrderStatus
+    category: bytes
+    invoice_hash: bytes
+
+
+@dataclass(frozen=True)
+class LoanState:
+    """An escrow's terms, status and money movements (fen)."""
+
+    escrow: str
+    loan_id: int
+    status: LoanStatus
+    farmer_id: bytes
+    lender: str
+    farmer: str
+    agent: str | None
+    principal_fen: int
+    total_due_fen: int
+    draw_deadline: int
+    due_date: int
+    mode: ConfirmationMode
+    funded_fen: int
+    paid_fen: int
+    reserved_fen: int
+    returned_fen: int
+    available_fen: int
+    repaid_fen: int
+    amount_due_fen: int
+    outstanding_fen: int
+
+
+@dataclass(frozen=True)
+class FirstPayment:
+    """The end of the fast path: a funded loan and its first merchant payment."""
+
+    loan: IssuedLoan
+    order: OrderResult
+    pipelined: bool
+
+
+def events_of(contract: Contract, event: str, receipt: TxReceipt) -> list[Any]:
+    """Decoded `event` logs that `contract` itself emitted in `receipt`."""
+    decoded = contract.events[event]().process_receipt(receipt, errors=DISCARD)
+    return [e for e in decoded if e["address"] == contract.address]
+
+
+def _loan_issued(factory: Contract, receipt: TxReceipt) -> tuple[int, str]:
+    """(loan id, escrow) from a receipt's LoanIssued event."""
+    events = events_of(factory, "LoanIssued", receipt)
+    if not events:
+        raise OrderNotExecutedError("the issuing transaction emitted no LoanIssued event")
+    args = events[0]["args"]
+    return int(args["loanId"]), str(args["escrow"])
+
+
+class LoanDesk:
+    """A lender's, farmer's or cooperative's handle on the loan contracts of one factory."""
+
+    def __init__(self, client: ChainClient, factory: str = LOAN_FACTORY) -> None:
+        self.client = client
+        if Web3.is_address(factory):
+            self.factory = client.contract(LOAN_FACTORY, factory)
+        else:
+            self.factory = client.contract(factory)
+        token, registry = self.factory.functions.bindings().call()
+        self.token = client.contract(PAYMENT_TOKEN, token)
+        self.registry_address = str(registry)
+        self._escrows: dict[str, Contract] = {}
+
+    # -------------------------------------------------------------- contracts
+
+    def escrow(self, address: str) -> Contract:
+        """The LoanEscrow clone at `address` (one handle per address: building one takes ms)."""
+        if address not in self._escrows:
+            self._escrows[address] = self.client.contract(LOAN_ESCROW, address)
+        return self._escrows[address]
+
+    def predict_escrow(self, terms: EscrowTerms) -> str:
+        """Where `terms` will be issued (CREATE2: lender, farmer id, schedule hash)."""
+        fn = self.factory.functions.predictEscrow(
+            to_checksum_address(terms.lender), terms.farmer_id, terms.schedule_hash
+        )
+        return str(fn.call())
+
+    def active_loan_of(self, farmer_id: bytes) -> str | None:
+        """The farmer's open loan escrow, or None."""
+        address = self.factory.functions.activeLoanOf(farmer_id).call()
+        return None if int(address, 16) == 0 else str(address)
+
+    # -------------------------------------------------------------- the payment token
+
+    def balance_of(self, holder: str) -> int:
+        """The holder's payment-token balance (fen)."""
+        return int(self.token.functions.balanceOf(to_checksum_address(holder)).call())
+
+    def allowance(self, owner: str, spender: str) -> int:
+        """What `spender` may pull from `owner` (fen)."""
+        fn = self.token.functions.allowance(
+            to_checksum_address(owner), to_checksum_address(spender)
+        )
+        return int(fn.call())
+
+    def approve_call(self, spender: str, amount_fen: int) -> ContractFunction:
+        """The token's approve call: let `spender` pull up to `amount_fen` from the sender."""
+        return self.token.functions.approve(to_checksum_address(spender), amount_fen)
+
+    def mint_call(self, to: str, amount_fen: int) -> ContractFunction:
+        """The token's mint call (development eCNY: the token admin sends it)."""
+        return self.token.functions.mint(to_checksum_address(to), amount_fen)
+
+    # -------------------------------------------------------------- issuing
+
+    def approve_factory(self, lender: Sender, amount_fen: int) -> TxReceipt:
+        """Let the factory pull up to `amount_fen` from the lender when issuing funded loans."""
+        with translate_reverts():
+            return lender.transact(self.approve_call(self.factory.address, amount_fen))
+
+    def issue_call(self, terms: EscrowTerms, *, fund: bool = True) -> ContractFunction:
+        """The factory's issueAndFundLoan (or, unfunded, issueLoan) call for `terms`."""
+        fn = self.factory.functions
+        return (fn.issueAndFundLoan if fund else fn.issueLoan)(terms.params())
+
+    def send_issue(self, terms: EscrowTerms, lender: Sender, *, fund: bool = True) -> PendingTx:
+        """Send the issuing transaction without waiting (raises the named error on a revert)."""
+        self._check_lender(terms, lender)
+        with translate_reverts():
+            return lender.send(self.issue_call(terms, fund=fund))
+
+    def issue(self, terms: EscrowTerms, lender: Sender, *, fund: bool = True) -> IssuedLoan:
+        """Issue (and by default fund) a loan; returns its id and escrow."""
+        pending = self.send_issue(terms, lender, fund=fund)
+        with translate_reverts():
+            receipt = lender.wait([pending])[0]
+        return self._issued(receipt, fund)
+
+    def _issued(self, receipt: TxReceipt, funded: bool) -> IssuedLoan:
+        """IssuedLoan from the issuing receipt."""
+        loan_id, escrow = _loan_issued(self.factory, receipt)
+        return IssuedLoan(
+            loan_id=loan_id,
+            escrow=escrow,
+            funded=funded,
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
+            block_number=receipt["blockNumber"],
+            gas_used=receipt["gasUsed"],
+        )
+
+    @staticmethod
+    def _check_lender(terms: EscrowTerms, lender: Sender) -> None:
+        """The terms name the sending lender (the factory makes the caller the lender)."""
+        if terms.lender.lower() != lender.address.lower():
+            raise LoanTermsError(f"terms name lender {terms.lender} but {lender.address} sends")
+
+    def fund(self, escrow: str, lender: Sender) -> TxReceipt:
+        """Fund an issued loan: approve the escrow for the principal, then pull it."""
+        contract = self.escrow(escrow)
+        principal = self.state(escrow).principal_fen
+        with translate_reverts():
+            lender.transact(self.approve_call(contract.address, principal))
+            return lender.transact(contract.functions.fund())
+
+    def cancel_loan(self, escrow: str, lender: Sender) -> TxReceipt:
+        """Withdraw an unfunded loan."""
+        return self._transact(lender, self.escrow(escrow).functions.cancelLoan())
+
+    # -------------------------------------------------------------- disbursement
+
+    def invoice_used(self, escrow: str, invoice_hash: bytes) -> bool:
+        """True if the escrow already took an order for this invoice (its idempotency key)."""
+        return bool(self.escrow(escrow).functions.invoiceUsed(invoice_hash).call())
+
+    def order_call(
+        self,
+        escrow: str,
+        merchant: str,
+        category: str | bytes,
+        amount_fen: int,
+        invoice_hash: bytes,
+    ) -> ContractFunction:
+        """The escrow's orderPayment call: pay `amount_fen` of a category's budget to a merchant."""
+        return self.escrow(escrow).functions.orderPayment(
+            to_checksum_address(merchant), category_id(category), amount_fen, invoice_hash
+        )
+
+    def send_order(
+        self,
+        escrow: str,
+        merchant: str,
+        category: str | bytes,
+        amount_fen: int,
+        invoice_hash: bytes,
+        by: Sender,
+        *,
+        gas: int | None = None,
+    ) -> PendingTx:
+        """Send a payment order without waiting (pass `gas` when the escrow is not mined yet)."""
+        fn = self.order_call(escrow, merchant, category, amount_fen, invoice_hash)
+        with translate_reverts():
+            return by.send(fn, gas=gas)
+
+    def order_payment(
+        self,
+        escrow: str,
+        merchant: str,
+        category: str | bytes,
+        amount_fen: int,
+        invoice_hash: bytes,
+        by: Sender,
+    ) -> OrderResult:
+        """Order a payment to an approved merchant: paid now (Immediate) or reserved."""
+        pending = self.send_order(escrow, merchant, category, amount_fen, invoice_hash, by)
+        with translate_reverts():
+            receipt = by.wait([pending])[0]
+        return self._order_result(escrow, receipt)
+
+    def _order_result(self, escrow: str, receipt: TxReceipt) -> OrderResult:
+        """OrderResult from an order receipt; OrderNotExecutedError if the escrow did nothing."""
+        contract = self.escrow(escrow)
+        paid = events_of(contract, "LoanDisbursed", receipt)
+        reserved = events_of(contract, "PaymentOrdered", receipt)
+        if not paid and not reserved:
+            raise OrderNotExecutedError(
+                f"order tx {receipt['transactionHash'].to_0x_hex()} ran before escrow {escrow} "
+                "existed and did nothing: send it again"
+            )
+        args = (paid or reserved)[0]["args"]
+        return OrderResult(
+            order_id=int(args["orderId"]),
+            escrow=str(contract.address),
+            merchant=str(args["merchant"]),
+            amount_fen=int(args["amount"]),
+            paid=bool(paid),
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
+            gas_used=receipt["gasUsed"],
+        )
+
+    def confirm_payment(self, escrow: str, order_id: int, by: Sender) -> TxReceipt:
+        """Release a reserved order (merchant: delivery; farmer or agent: receipt)."""
+        return self._transact(by, self.escrow(escrow).functions.confirmPayment(order_id))
+
+    def cancel_payment(self, escrow: str, order_id: int, by: Sender) -> TxReceipt:
+        """Cancel a reserved order."""
+        return self._transact(by, self.escrow(escrow).functions.cancelPayment(order_id))
+
+    def return_unspent_call(self, escrow: str) -> ContractFunction:
+        """The escrow's returnUnspent call."""
+        return self.escrow(escrow).functions.returnUnspent()
+
+    def return_unspent(self, escrow: str, by: Sender) -> int:
+        """Send unspent, unreserved funds back to the lender (after the draw window)."""
+        receipt = self._transact(by, self.return_unspent_call(escrow))
+        events = events_of(self.escrow(escrow), "LoanUnspentReturned", receipt)
+        return int(events[0]["args"]["amount"])
+
+    def disburse_first_payment(
+        self,
+        terms: EscrowTerms,
+        lender: Sender,
+        orderer: Sender,
+        merchant: str,
+        category: str | bytes,
+        amount_fen: int,
+        invoice_hash: bytes,
+    ) -> FirstPayment:
+        """Issue and fund `terms`, then pay the first merchant, pipelined: the order goes out
+        before the issuing transaction is mined, to the CREATE2-predicted escrow. If a node
+        mined the order first (it then did nothing), it is sent again after the issue."""
+        escrow = self.predict_escrow(terms)
+        issuing = self.send_issue(terms, lender, fund=True)
+        ordering = self.send_order(
+            escrow, merchant, category, amount_fen, invoice_hash, orderer, gas=ORDER_GAS
+        )
+        with translate_reverts():
+            loan = self._issued(lender.wait([issuing])[0], True)
+            receipt = orderer.wait([ordering])[0]
+        try:
+            return FirstPayment(loan, self._order_result(escrow, receipt), pipelined=True)
+        except OrderNotExecutedError:
+            again = self.order_payment(
+                escrow, merchant, category, amount_fen, invoice_hash, orderer
+            )
+            return FirstPayment(loan, again, pipelined=False)
+
+    # -------------------------------------------------------------- repayment and status
+
+    def repay_call(self, escrow: str, amount_fen: int) -> ContractFunction:
+        """The escrow's repay call (the payer first approves the escrow for the amount)."""
+        return self.escrow(escrow).functions.repay(amount_fen)
+
+    def repay(self, escrow: str, payer: Sender, amount_fen: int | None = None) -> int:
+        """Repay `amount_fen` (default: everything outstanding) from `payer`; returns fen paid."""
+        contract = self.escrow(escrow)
+        amount = amount_fen if amount_fen is not None else contract.functions.outstanding().call()
+        with translate_reverts():
+            payer.transact(self.approve_call(contract.address, amount))
+            payer.transact(self.repay_call(escrow, amount))
+        return int(amount)
+
+    def refresh_status_call(self, escrow: str) -> ContractFunction:
+        """The escrow's refreshStatus call (time-driven status changes)."""
+        return self.escrow(escrow).functions.refreshStatus()
+
+    def refresh_status(self, escrow: str, by: Sender) -> LoanStatus:
+        """Apply time-driven status changes; returns the status after."""
+        self._transact(by, self.refresh_status_call(escrow))
+        return LoanStatus(self.escrow(escrow).functions.status().call())
+
+    def declare_default_call(self, escrow: str) -> ContractFunction:
+        """The escrow's declareDefault call."""
+        return self.escrow(escrow).functions.declareDefault()
+
+    def declare_default(self, escrow: str, lender: Sender) -> TxReceipt:
+        """Declare default (lender, after due date + grace + default days)."""
+        return self._transact(lender, self.declare_default_call(escrow))
+
+    def went_overdue(self, escrows: Sequence[str], from_block: int = 0) -> set[str]:
+        """Those of `escrows` whose status ever changed to Overdue (LoanStatusChanged events)."""
+        if not escrows:
+            return set()
+        abi = self.escrow(escrows[0]).abi
+        reader = EventReader(self.client.w3, escrows, abi, from_block)
+        changes = reader.events("LoanStatusChanged", "current", [int(LoanStatus.OVERDUE)])
+        return {e.address for e in changes}
+
+    def write_off(self, escrow: str, lender: Sender) -> TxReceipt:
+        """Write a defaulted loan off (lender)."""
+        return self._transact(lender, self.escrow(escrow).functions.writeOff())
+
+    def order_count(self, escrow: str) -> int:
+        """How many payment orders the escrow has taken (ids run from 1)."""
+        return int(self.escrow(escrow).functions.orderCount().call())
+
+    def order(self, escrow: str, order_id: int) -> PaymentOrder:
+        """Payment order `order_id` of the escrow (status UNKNOWN for an id never used)."""
+        merchant, amount, status, category, invoice = (
+            self.escrow(escrow).functions.order(order_id).call()
+        )
+        return PaymentOrder(
+            order_id, str(merchant), int(amount), OrderStatus(status), bytes(category),
+            bytes(invoice),
+        )  # fmt: skip
+
+    def state(self, escrow: str) -> LoanState:
+        """Terms, status and accounting of one escrow."""
+        contract = self.escrow(escrow)
+        t = contract.functions.terms().call()
+        a = contract.functions.accounting().call()
+        agent = None if int(t[4], 16) == 0 else str(t[4])
+        return LoanState(
+            escrow=str(contract.address),
+            loan_id=t[0],
+            status=LoanStatus(contract.functions.status().call()),
+            farmer_id=bytes(t[1]),
+            lender=str(t[2]),
+            farmer=str(t[3]),
+            agent=agent,
+            principal_fen=t[5],
+            total_due_fen=t[6],
+            draw_deadline=t[7],
+            due_date=t[8],
+            mode=ConfirmationMode(t[11]),
+            funded_fen=a[0],
+            paid_fen=a[1],
+            reserved_fen=a[2],
+            returned_fen=a[3],
+            available_fen=a[4],
+            repaid_fen=a[5],
+            amount_due_fen=a[6],
+            outstanding_fen=a[7],
+        )
+
+    def _transact(self, by: Sender, fn: Any) -> TxReceipt:
+        """Send, wait, translate reverts."""
+        with translate_reverts():
+            return by.transact(fn)

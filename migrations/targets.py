@@ -1,0 +1,17 @@
+"""The models the one Alembic history describes: the indexer's, the service's, the credit
+store's."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+from sqlmodel import SQLModel
+
+from indexer.models import metadata as indexer_metadata
+
+
+def schema_metadata() -> list[MetaData]:
+    """Every model the migrations must match (imported here so their tables are registered)."""
+    import api.core.models  # noqa: F401
+    import lending.credit.models  # noqa: F401
+
+    return [indexer_metadata, SQLModel.metadata]

@@ -1,0 +1,1 @@
+"""tealedger/demo"""

@@ -1,0 +1,339 @@
+"""`tealedger demo`: a tea season for a cooperative region, recorded on a persistent chain.
+
+Every stage is idempotent: records carry deterministic ids, and each stage first asks the chain
+what is already there, so re-running continues where the last run stopped and never duplicates.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from chain.client import ChainClient
+from chain.events import EventReader
+from chain.roles import grant_role_once
+from simulation.season import FLUSHES, Season, generate
+from traceability import contracts
+from traceability.ids import farmer_id, output_data_hash, plot_id, text_hash
+from traceability.models import (
+    FarmerRegistration,
+    HarvestRecord,
+    LotState,
+    PlotRegistration,
+    ProcessOutput,
+    QualityAttestation,
+)
+from traceability.service import RecordingService
+
+# Dev-mnemonic accounts: 0 platform admin, 1 cooperative, 2 processor, 3 distributor,
+# 4 inspector; 7 and 8 are two more cooperatives, 9 the retail buyer.
+COOPERATIVE_ACCOUNTS = (1, 7, 8)
+PROCESSOR, DISTRIBUTOR, INSPECTOR, BUYER = 2, 3, 4, 9
+QUALITY_FAILURE_RATE = 0.02
+BATCH = 100
+
+
+def cooperative_salt(index: int) -> bytes:
+    """Each demo cooperative's pseudonym salt (a real one keeps a random secret)."""
+    return f"demo-cooperative-salt-{index:04d}-enshi".encode()
+
+
+@dataclass
+class SeasonSummary:
+    """What the season put on chain (this run and before)."""
+
+    farmers: int = 0
+    plots: int = 0
+    harvests: int = 0
+    fresh_leaf_grams: int = 0
+    made_tea_lots: int = 0
+    made_tea_grams: int = 0
+    lots_sold: int = 0
+    sales_fen: int = 0
+    quality_failures: int = 0
+    recalled_lots: int = 0
+    gas_used: int = 0
+    new_transactions: int = 0
+    seconds: float = 0.0
+    made_lots: list[bytes] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class Region:
+    """The season's data with chain ids attached."""
+
+    season: Season
+    farmer_ids: list[bytes]
+    plot_ids: list[list[bytes]]
+    lot_ids: list[bytes] = field(default_factory=list)
+
+
+def progress_bars(console: Console) -> Progress:
+    """A progress bar in the demo's style."""
+    return Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _gas(receipts: Sequence[dict], summary: SeasonSummary) -> None:
+    """Account for mined transactions."""
+    summary.gas_used += sum(r["gasUsed"] for r in receipts)
+    summary.new_transactions += len(receipts)
+
+
+def ensure_roles(client: ChainClient) -> None:
+    """The extra demo cooperatives get their role (the first four roles come with deploy)."""
+    tea = contracts.tea_trace(client)
+    admin = client.sender(0)
+    for index in COOPERATIVE_ACCOUNTS:
+        grant_role_once(admin, tea, contracts.COOPERATIVE_ROLE, client.accounts[index].address)
+
+
+def region_of(season: Season) -> Region:
+    """Pseudonymous ids of the season's farmers and plots (salted per cooperative)."""
+    fids, pids = [], []
+    for farmer in season.farmers:
+        salt = cooperative_salt(farmer.cooperative)
+        fids.append(farmer_id(salt, farmer.national_id))
+        pids.append([plot_id(salt, p.reference) for p in farmer.plots])
+    return Region(season, fids, pids)
+
+
+def _coop(client: ChainClient, cooperative: int) -> RecordingService:
+    """The recording service of a demo cooperative."""
+    return RecordingService(client, COOPERATIVE_ACCOUNTS[cooperative % len(COOPERATIVE_ACCOUNTS)])
+
+
+def register_members(client: ChainClient, region: Region, summary: SeasonSummary) -> None:
+    """Register farmers and plots not yet on chain, per cooperative."""
+    season = region.season
+    for coop in range(season.cooperatives):
+        service = _coop(client, coop)
+        members = [i for i, f in enumerate(season.farmers) if f.cooperative == coop]
+        wallets = {i: client.accounts[5 + i % 2].address for i in members}
+        new = [i for i in members if not service.farmer(region.farmer_ids[i]).registered]
+        farmers = [FarmerRegistration(farmer=region.farmer_ids[i], wallet=wallets[i]) for i in new]
+        _gas(service.register_farmers(farmers), summary)
+        plots = [
+            PlotRegistration(
+                plot=region.plot_ids[i][k],
+                farmer=region.farmer_ids[i],
+                area_centi_mu=p.area_centi_mu,
+                variety=p.variety,
+            )
+            for i in new
+            for k, p in enumerate(season.farmers[i].plots)
+        ]
+        _gas(service.register_plots(plots), summary)
+    summary.farmers = len(season.farmers)
+    summary.plots = sum(len(f.plots) for f in season.farmers)
+
+
+def record_harvests(
+    client: ChainClient, region: Region, summary: SeasonSummary, progress: Progress
+) -> None:
+    """Record every picking (duplicates are detected and skipped by the service)."""
+    season = region.season
+    task = progress.add_task("harvest records", total=len(season.harvests))
+    region.lot_ids = [b""] * len(season.harvests)
+    for coop in range(season.cooperatives):
+        service = _coop(client, coop)
+        indices = [i for i, h in enumerate(season.harvests) if _coop_of(season, i) == coop]
+        records = [_record(region, i) for i in indices]
+        report = service.record_harvests(records, lambda n: progress.advance(task, n))
+        summary.gas_used += report.gas_used
+        summary.new_transactions += len(report.transactions)
+        for i, outcome in zip(indices, report.outcomes, strict=True):
+            region.lot_ids[i] = outcome.lot
+    summary.harvests = len(season.harvests)
+    summary.fresh_leaf_grams = season.fresh_leaf_grams()
+
+
+def _coop_of(season: Season, harvest: int) -> int:
+    """The cooperative a harvest belongs to."""
+    return season.farmers[season.harvests[harvest].farmer].cooperative
+
+
+def _record(region: Region, i: int) -> HarvestRecord:
+    """The chain record of harvest i."""
+    h = region.season.harvests[i]
+    return HarvestRecord(
+        farmer=region.farmer_ids[h.farmer],
+        plot=region.plot_ids[h.farmer][h.plot],
+        grams=h.grams,
+        grade=h.grade,
+        picked_at=h.picked_at,
+        record_ref=h.record_ref,
+    )
+
+
+def process_batches(
+    client: ChainClient, region: Region, summary: SeasonSummary, progress: Progress
+) -> None:
+    """Move each day's leaf to the processor and make tea; finished runs are skipped."""
+    season = region.season
+    processor = RecordingService(client, PROCESSOR)
+    steps = []
+    outputs_of = []
+    for n, batch in enumerate(season.batches):
+        outputs = [
+            ProcessOutput(grams=g, data_hash=output_data_hash(f"demo-{season.seed}-{n}", k, g))
+            for k, g in enumerate(batch.outputs_grams)
+        ]
+        outputs_of.append([processor_lot(processor, o) for o in outputs])
+        steps.append(([region.lot_ids[i] for i in batch.harvests], outputs))
+    made = [lot for lots in outputs_of for lot in lots]
+    done = {lot for lot, view in zip(made, processor.lots(made), strict=True) if view.exists}
+    todo = [s for s, outs in zip(steps, outputs_of, strict=True) if outs[0] not in done]
+    task = progress.add_task("processing runs", total=len(steps))
+    progress.advance(task, len(steps) - len(todo))
+    _move_leaf(client, [lot for inputs, _ in todo for lot in inputs], summary)
+    for start in range(0, len(todo), BATCH):
+        results = processor.process_many(todo[start : start + BATCH])
+        _gas([r.receipt for r in results], summary)
+        progress.advance(task, len(results))
+    summary.made_lots = made
+    summary.made_tea_lots = len(made)
+    summary.made_tea_grams = sum(sum(b.outputs_grams) for b in season.batches)
+
+
+def processor_lot(processor: RecordingService, output: ProcessOutput) -> bytes:
+    """The lot id an output of the processor gets."""
+    from traceability.ids import lot_id
+
+    return lot_id(processor.address, output.data_hash)
+
+
+def _move_leaf(client: ChainClient, lots: list[bytes], summary: SeasonSummary) -> None:
+    """Each cooperative ships its harvest lots to the processor, which receives them."""
+    processor = RecordingService(client, PROCESSOR)
+    views = processor.lots(lots)
+    by_holder: dict[str, list[bytes]] = {}
+    for lot, view in zip(lots, views, strict=True):
+        if view.state == LotState.HELD and view.holder != processor.address:
+            by_holder.setdefault(view.holder, []).append(lot)
+    for holder, held in by_holder.items():
+        index = next(i for i, a in enumerate(client.accounts) if a.address == holder)
+        _gas(RecordingService(client, index).ship_many(held, processor.address), summary)
+    to_us = zip(lots, views, strict=True)
+    in_transit = [lot for lot, v in to_us if v.state == LotState.IN_TRANSIT]
+    in_transit += [lot for held in by_holder.values() for lot in held]
+    if in_transit:
+        _gas(processor.receive_many(in_transit), summary)
+
+
+def quality_and_sales(client: ChainClient, region: Region, summary: SeasonSummary) -> None:
+    """Inspect made tea (a few fail), sell the rest through the distributor, recall one lot."""
+    season = region.season
+    processor = RecordingService(client, PROCESSOR)
+    inspector = RecordingService(client, INSPECTOR)
+    distributor = RecordingService(client, DISTRIBUTOR)
+    rng = random.Random(season.seed)
+    made = summary.made_lots
+    grades = dict(
+        zip(made, (b.grade for b in season.batches for _ in b.outputs_grams), strict=True)
+    )
+    prices = [b.price_fen_per_kg for b in season.batches for _ in b.outputs_grams]
+    price = dict(zip(made, prices, strict=True))
+    failed = {lot for lot in made if rng.random() < QUALITY_FAILURE_RATE}
+    views = dict(zip(made, processor.lots(made), strict=True))
+    attested = _attested(client)
+    todo = [m for m in made if m not in attested]
+    if todo:
+        verdicts = [
+            QualityAttestation(
+                lot=m, grade=grades[m], passed=m not in failed, certificate_hash=_cert(m)
+            )
+            for m in todo
+        ]
+        _gas(inspector.attest_many(verdicts), summary)
+    held = [m for m in made if m not in failed and views[m].holder == processor.address]
+    if held:
+        _gas(processor.ship_many(held, distributor.address), summary)
+    arriving = [
+        m for m in made if m not in failed and views[m].holder != client.accounts[BUYER].address
+    ]
+    arriving = [
+        m
+        for m, v in zip(arriving, processor.lots(arriving), strict=True)
+        if v.state == LotState.IN_TRANSIT
+    ]
+    if arriving:
+        _gas(distributor.receive_many(arriving), summary)
+    views = dict(zip(made, processor.lots(made), strict=True))
+    to_sell = [m for m in made if views[m].holder == distributor.address]
+    if to_sell:
+        _sell(client, distributor, to_sell, price, views, summary)
+    if failed and not views[min(failed)].recalled:
+        inspector.recall_with_descendants(min(failed), text_hash("demo recall"))
+    final = processor.lots(made)
+    buyer = client.accounts[BUYER].address
+    sold = [m for m, v in zip(made, final, strict=True) if v.holder == buyer]
+    summary.quality_failures = len(failed)
+    summary.recalled_lots = sum(1 for v in final if v.recalled)
+    summary.lots_sold = len(sold)
+    summary.sales_fen = sum(price[m] * views[m].grams // 1000 for m in sold)
+
+
+def _cert(lot: bytes) -> bytes:
+    """Hash of the (off-chain) inspection certificate of a lot."""
+    return text_hash(f"cert-{lot.hex()}")
+
+
+def _attested(client: ChainClient) -> set[bytes]:
+    """Lots that already carry a quality attestation (from chain events)."""
+    tea = contracts.tea_trace(client)
+    reader = EventReader(client.w3, tea.address, tea.abi, contracts.deployment_block(client))
+    return {e.args["lot"] for e in reader.events("QualityAttested")}
+
+
+def _sell(
+    client: ChainClient,
+    distributor: RecordingService,
+    lots: list[bytes],
+    price_per_kg: dict[bytes, int],
+    views: dict,
+    summary: SeasonSummary,
+) -> None:
+    """Sell lots to the retail buyer at the season's price for their grade."""
+    fen = [price_per_kg[lot] * views[lot].grams // 1000 for lot in lots]
+    _gas(distributor.sell_many(lots, client.accounts[BUYER].address, fen), summary)
+
+
+def latest_full_season(now: datetime) -> int:
+    """The latest year whose autumn flush is over (no record may be dated in the future)."""
+    (month, day) = FLUSHES["autumn"][1]
+    return now.year if (now.month, now.day) > (month, day) else now.year - 1
+
+
+def run_season(
+    client: ChainClient, farmers: int, seed: int, console: Console
+) -> tuple[Region, SeasonSummary]:
+    """Generate the season and put it on chain (idempotently)."""
+    started = time.perf_counter()
+    year = latest_full_season(datetime.now(UTC))
+    season = generate(farmers=farmers, seed=seed, year=year)
+    region = region_of(season)
+    summary = SeasonSummary()
+    ensure_roles(client)
+    with progress_bars(console) as progress:
+        task = progress.add_task("farmers and plots", total=1)
+        register_members(client, region, summary)
+        progress.advance(task)
+        record_harvests(client, region, summary, progress)
+        process_batches(client, region, summary, progress)
+        task = progress.add_task("quality, sales, recall", total=1)
+        quality_and_sales(client, region, summary)
+        progress.advance(task)
+    summary.seconds = time.perf_counter() - started
+    return region, summary

@@ -1,0 +1,155 @@
+"""The demo's last stage: index the chain, give each audience a login, run the service."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import httpx
+from sqlmodel import Session, select
+
+from api.core.db import open_database
+from api.core.models import Organisation, OrganisationCreate, Role
+from api.core.organisations import create_organisation
+from api.core.security import mint_key
+from api.core.settings import ApiSettings
+from chain.client import ChainClient
+from chain.config import ChainSettings
+from chain.errors import NodeError
+from chain.nodes import port_is_free
+from indexer.db import make_engine
+from indexer.engine import Progress
+from indexer.lock import IndexerLock
+from indexer.runner import index_once
+
+# Which development account acts for each audience (the season was recorded by these).
+DEMO_ORGS = (
+    (Role.ADMIN, "Platform operator 平台", 0),
+    (Role.COOPERATIVE, "Enshi tea cooperative 恩施茶叶合作社", 1),
+    (Role.PROCESSOR, "Yulu tea factory 玉露茶厂", 2),
+    (Role.DISTRIBUTOR, "Hubei tea distributor 湖北茶叶经销商", 3),
+    (Role.INSPECTOR, "Quality inspector 质检站", 4),
+    (Role.LENDER, "Rural commercial bank 农商银行", 5),
+    (Role.MERCHANT, "Fertilizer supplier 农资店", 6),
+)
+
+
+@dataclass(frozen=True)
+class Login:
+    """An audience's organisation and a fresh API key for it."""
+
+    role: str
+    name: str
+    address: str
+    api_key: str
+
+
+def index_chain(client: ChainClient, database_url: str) -> Progress:
+    """Bring the database up to the chain head, holding the indexer lock (one writer)."""
+    engine = make_engine(database_url, writer=True)
+    try:
+        with IndexerLock(engine):
+            return index_once(client, engine)
+    finally:
+        engine.dispose()
+
+
+def demo_logins(client: ChainClient, settings: ApiSettings) -> list[Login]:
+    """Ensure an organisation per audience (on the dev account that acted for it); new keys."""
+    engine = open_database(settings.database_url)
+    password = settings.org_keystore_password.get_secret_value()
+    logins = []
+    with Session(engine) as session:
+        for role, name, index in DEMO_ORGS:
+            account = client.accounts[index]
+            org = session.exec(
+                select(Organisation).where(Organisation.chain_address == account.address)
+            ).first()
+            if org is None:
+                body = OrganisationCreate(name=name, role=role)
+                org, key = create_organisation(
+                    session, body, settings.keystore_dir, password, bytes(account.key)
+                )
+                secret = key.secret
+            else:
+                assert org.id is not None
+                new = mint_key(org.id)
+                session.add(new.record)
+                session.commit()
+                secret = new.secret
+            logins.append(Login(role.value, name, account.address, secret))
+    return logins
+
+
+def service_env(settings: ApiSettings, chain: ChainSettings) -> dict[str, str]:
+    """The environment that makes a child `tealedger serve` see this database and chain."""
+    env = os.environ.copy()
+    env.update(
+        TEALEDGER_DATA_DIR=str(settings.data_dir),
+        DATABASE_URL=settings.database_url,
+        TEALEDGER_ENVIRONMENT=settings.environment,
+        TEALEDGER_BACKEND=chain.backend,
+        TEALEDGER_PORT=str(chain.port),
+    )
+    if chain.rpc_url:
+        env["TEALEDGER_RPC_URL"] = chain.rpc_url
+    return env
+
+
+def start_service(settings: ApiSettings, chain: ChainSettings, port: int = 8000) -> str:
+    """Run `tealedger serve` in the background unless it already answers; returns its URL."""
+    url = f"http://127.0.0.1:{port}"
+    pidfile = settings.data_dir / "service.json"
+    if _answers(url):
+        return url
+    if not port_is_free("127.0.0.1", port):
+        raise NodeError(f"port {port} is in use by something that is not tealedger's service")
+    log = (settings.data_dir / "service.log").open("ab")
+    cmd = [sys.executable, "-m", "tealedger.cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True, env=service_env(settings, chain),
+    )  # fmt: skip
+    pidfile.write_text(json.dumps({"pid": proc.pid, "url": url}))
+    for _ in range(200):
+        if _answers(url):
+            return url
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise NodeError(f"the service did not start; see {settings.data_dir / 'service.log'}")
+
+
+def _answers(url: str) -> bool:
+    """True if a tealedger service answers /healthz at `url`."""
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def stop_service(settings: ApiSettings) -> bool:
+    """Stop a service started by `start_service`; True if one was running."""
+    pidfile = settings.data_dir / "service.json"
+    try:
+        pid = int(json.loads(pidfile.read_text())["pid"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return False
+    pidfile.unlink(missing_ok=True)
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+            os.waitpid(pid, os.WNOHANG)
+        except (ProcessLookupError, ChildProcessError):
+            break
+        time.sleep(0.05)
+    return True
