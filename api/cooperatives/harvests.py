@@ -261,6 +261,7 @@ def list_lots(
     settings: ApiSettings,
     coop: Organisation,
     page: PageParams,
+    base: str,
 ) -> HarvestLots:
     """The cooperative's harvest lots as indexed, newest first, with their state on chain."""
     mine = Harvest.cooperative == bytes.fromhex(coop.chain_address[2:])
@@ -275,7 +276,7 @@ def list_lots(
         ).all()
         block = indexed_block(conn)
     refs = _refs(session, [hex32(r.lot) for r in rows])
-    items = [_lot_public(r, refs, settings.public_base_url) for r in rows]
+    items = [_lot_public(r, refs, base) for r in rows]
     _with_state(lambda: recording_service(chain, settings, coop), items)
     return HarvestLots(
         items=items, total=total, limit=page.limit, offset=page.offset, block_number=block
@@ -283,7 +284,12 @@ def list_lots(
 
 
 def lot_detail(
-    session: Session, chain: ChainClient, settings: ApiSettings, coop: Organisation, lot: str
+    session: Session,
+    chain: ChainClient,
+    settings: ApiSettings,
+    coop: Organisation,
+    lot: str,
+    base: str,
 ) -> HarvestLotPublic:
     """One of the cooperative's harvest lots: 404 unknown or not indexed yet, 403 another's."""
     key = parse_id(lot, "lot")
@@ -296,6 +302,6 @@ def lot_detail(
         )
     if hex32(row.cooperative) != coop.chain_address.lower():
         raise Forbidden(f"lot {hex32(key)} is not a harvest lot of your cooperative")
-    item = _lot_public(row, _refs(session, [hex32(key)]), settings.public_base_url)
+    item = _lot_public(row, _refs(session, [hex32(key)]), base)
     _with_state(lambda: recording_service(chain, settings, coop), [item])
     return item

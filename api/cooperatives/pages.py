@@ -24,6 +24,7 @@ from api.cooperatives.harvests import (
 )
 from api.core.deps import ChainDep, SessionDep, SettingsDep
 from api.core.errors import ROOTS, detail_of, status_of
+from api.core.links import base_url
 from api.core.models import Farmer, Organisation, Plot, Role
 from api.core.pages import page_router
 from api.core.pagination import PageParams
@@ -76,7 +77,14 @@ def _dashboard(
 ) -> HTMLResponse:
     """The cooperative's page: forms, results of the last action, recent lots."""
     coop = page.org
-    lots = list_lots(session, chain, settings, coop, PageParams(limit=LOTS_PER_PAGE, offset=offset))
+    lots = list_lots(
+        session,
+        chain,
+        settings,
+        coop,
+        PageParams(limit=LOTS_PER_PAGE, offset=offset),
+        base_url(request, settings.public_base_url),
+    )
     now = datetime.now(CHINA).replace(second=0, microsecond=0, tzinfo=None)
     context = {
         "coop": coop,

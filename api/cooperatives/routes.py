@@ -25,6 +25,7 @@ from api.cooperatives.schemas import (
     PlotRegistered,
 )
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
+from api.core.links import BaseUrlDep
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
 
@@ -129,15 +130,25 @@ def upload_harvests(
 
 @router.get("/lots", response_model=HarvestLots)
 def list_lots(
-    session: SessionDep, settings: SettingsDep, chain: ChainDep, page: PageDep, coop: CoopOrg
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: PageDep,
+    coop: CoopOrg,
+    base: BaseUrlDep,
 ) -> HarvestLots:
     """Your harvest lots, newest first, with their state on chain and trace links."""
-    return harvests.list_lots(session, chain, settings, coop, page)
+    return harvests.list_lots(session, chain, settings, coop, page, base)
 
 
 @router.get("/lots/{lot}", response_model=HarvestLotPublic)
 def get_lot(
-    lot: str, session: SessionDep, settings: SettingsDep, chain: ChainDep, coop: CoopOrg
+    lot: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    coop: CoopOrg,
+    base: BaseUrlDep,
 ) -> HarvestLotPublic:
     """One of your harvest lots."""
-    return harvests.lot_detail(session, chain, settings, coop, lot)
+    return harvests.lot_detail(session, chain, settings, coop, lot, base)

@@ -95,6 +95,23 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
+class PageLogin(SQLModel, table=True):
+    """A browser's login: the cookie holds a random token, only its SHA-256 is stored here.
+
+    Logging out revokes the row, so a copied cookie dies with the session; revoking the key
+    it was opened with ends it too. Expired and revoked rows are pruned at every login.
+    """
+
+    __tablename__ = "api_page_login"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    api_key_id: int = Field(foreign_key="api_key.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
 class ApiKeyPublic(BaseModel):
     """A key as listed (never the secret)."""
 

@@ -1,37 +1,44 @@
 """Page sessions of every audience: log in with the organisation's API key, a cookie, CSRF.
 
-- `GET /login` shows a form; `POST /login` with the organisation's API key sets the cookie
-  `tealedger_key` (HttpOnly, SameSite=Strict, Secure when the service is served over https,
-  8 hours) and redirects to the organisation's home page. `POST /logout` clears it.
+- `GET /login` shows a form; `POST /login` with the organisation's API key opens a server-side
+  session (`api_page_login`) and sets the cookie `tealedger_login` to its random token (HttpOnly,
+  SameSite=Strict, Secure when the service is served over https, 8 hours); the key itself never
+  goes into the cookie. `POST /logout` revokes the session on the server and clears the cookie,
+  so a copied cookie stops working too; revoking the key ends its sessions.
 - Pages declare who may see them with `page_session(role)`: no valid session redirects to the
-  login form, another role gets the 403 error page. The cookie is looked up exactly like
-  `X-API-Key`; the JSON API does not accept it (it keeps `X-API-Key` only), so a browser session
-  never reaches it.
-- Every form carries a CSRF token (an HMAC of the key under the server secret) besides the
-  SameSite cookie; `check_csrf` refuses a form without the session's token.
+  login form, another role gets the 403 error page. The JSON API does not accept the cookie (it
+  keeps `X-API-Key` only), so a browser session never reaches it.
+- Every form carries a CSRF token (an HMAC of the session token under the server secret)
+  besides the SameSite cookie; `check_csrf` refuses a form without the session's token.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session, col, delete, select
 
 from api.core.deps import SessionDep, SettingsDep
 from api.core.errors import Forbidden
-from api.core.models import Organisation, Role
+from api.core.links import served_over_https
+from api.core.models import ApiKey, Organisation, PageLogin, Role, utcnow
 from api.core.pages import LoginRequired, page_router
-from api.core.security import authenticate
+from api.core.security import authenticate, hash_key
 from api.core.settings import ApiSettings
 from api.core.templates import templates
 
-COOKIE = "tealedger_key"
+COOKIE = "tealedger_login"
 COOKIE_MAX_AGE = 8 * 3600
+# Most open logins per key: a script logging in in a loop cannot grow the table without bound.
+MAX_LOGINS_PER_KEY = 50
 # Where each organisation lands after logging in (the others: the public home page).
 HOME_PAGES = {Role.COOPERATIVE: "/coop"}
 
@@ -43,14 +50,67 @@ class PageSession:
     """The organisation logged in on this browser, and its session's form token."""
 
     org: Organisation
-    key: str
     csrf: str
 
 
-def csrf_token(settings: ApiSettings, key: str) -> str:
-    """The form token of a session: HMAC of its key under the server secret."""
+def csrf_token(settings: ApiSettings, token: str) -> str:
+    """The form token of a session: HMAC of its login token under the server secret."""
     secret = settings.pseudonym_secret.get_secret_value().encode()
-    return hmac.new(secret, b"tealedger.csrf.v1:" + key.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(secret, b"tealedger.csrf.v2:" + token.encode(), hashlib.sha256).hexdigest()
+
+
+def open_login(session: Session, key: ApiKey) -> str:
+    """Start a browser session for `key`; returns the cookie's token (stored only hashed)."""
+    now = utcnow()
+    session.exec(delete(PageLogin).where(col(PageLogin.expires_at) < now))  # type: ignore[call-overload]
+    _drop_oldest_logins(session, key)
+    token = secrets.token_urlsafe(32)
+    expires = now + timedelta(seconds=COOKIE_MAX_AGE)
+    session.add(PageLogin(token_hash=hash_key(token), api_key_id=key.id, expires_at=expires))
+    session.commit()
+    return token
+
+
+def _drop_oldest_logins(session: Session, key: ApiKey) -> None:
+    """Keep at most MAX_LOGINS_PER_KEY - 1 of `key`'s logins before a new one opens."""
+    rows = select(PageLogin.id).where(PageLogin.api_key_id == key.id)
+    ids = list(session.exec(rows.order_by(col(PageLogin.id).desc())))
+    stale = ids[MAX_LOGINS_PER_KEY - 1 :]
+    if stale:
+        session.exec(delete(PageLogin).where(col(PageLogin.id).in_(stale)))  # type: ignore[call-overload]
+
+
+def login_organisation(session: Session, token: str) -> Organisation | None:
+    """The organisation of a live login: not expired, not logged out, its key not revoked."""
+    login = session.exec(
+        select(PageLogin).where(PageLogin.token_hash == hash_key(token))
+    ).first()
+    if login is None or login.revoked_at is not None or _expired(login):
+        return None
+    key = session.get(ApiKey, login.api_key_id)
+    if key is None or key.revoked_at is not None:
+        return None
+    org = session.get(Organisation, key.organisation_id)
+    return org if org is not None and org.active else None
+
+
+def _expired(login: PageLogin) -> bool:
+    """Past its expiry (SQLite hands timestamps back without their zone: they are UTC)."""
+    expires = login.expires_at
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=utcnow().tzinfo)
+    return expires <= utcnow()
+
+
+def close_login(session: Session, token: str) -> None:
+    """Revoke a login, so its cookie opens nothing even if copied."""
+    login = session.exec(
+        select(PageLogin).where(PageLogin.token_hash == hash_key(token))
+    ).first()
+    if login is not None and login.revoked_at is None:
+        login.revoked_at = utcnow()
+        session.add(login)
+        session.commit()
 
 
 def check_csrf(page: PageSession, token: str) -> None:
@@ -64,15 +124,15 @@ def page_session(*roles: Role) -> Callable[..., PageSession]:
     allowed = set(roles)
 
     def current(request: Request, session: SessionDep, settings: SettingsDep) -> PageSession:
-        key = request.cookies.get(COOKIE, "")
-        org = authenticate(session, key) if key else None
+        token = request.cookies.get(COOKIE, "")
+        org = login_organisation(session, token) if 0 < len(token) <= 100 else None
         if org is None:
             raise LoginRequired
         if org.role not in allowed:
             zh = "、".join(r.label_zh for r in roles)
             en = ", ".join(r.value for r in roles)
             raise Forbidden(f"此页面仅供{zh}使用 · this page is for: {en}; you are {org.role}")
-        return PageSession(org, key, csrf_token(settings, key))
+        return PageSession(org, csrf_token(settings, token))
 
     return current
 
@@ -95,25 +155,31 @@ def login(
     settings: SettingsDep,
     api_key: Annotated[str, Form(max_length=200)],
 ) -> Response:
-    """Check the key, keep it in an HttpOnly cookie, go to the organisation's page."""
-    org = authenticate(session, api_key.strip())
-    if org is None:
+    """Check the key, open a server-side session, go to the organisation's page."""
+    secret = api_key.strip()
+    org = authenticate(session, secret)
+    key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).first()
+    if org is None or key is None:
         return _login_page(request, "密钥无效 · invalid or revoked API key", 401)
+    token = open_login(session, key)
     response = RedirectResponse(HOME_PAGES.get(org.role, "/"), status.HTTP_303_SEE_OTHER)
     response.set_cookie(
         COOKIE,
-        api_key.strip(),
+        token,
         max_age=COOKIE_MAX_AGE,
         httponly=True,
         samesite="strict",
-        secure=settings.public_base_url.startswith("https://"),
+        secure=served_over_https(request, settings.public_base_url),
     )
     return response
 
 
 @router.post("/logout")
-def logout() -> RedirectResponse:
-    """Forget the key."""
+def logout(request: Request, session: SessionDep) -> RedirectResponse:
+    """End the session on the server, then in the browser."""
+    token = request.cookies.get(COOKIE, "")
+    if 0 < len(token) <= 100:
+        close_login(session, token)
     response = RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
     response.delete_cookie(COOKIE, httponly=True, samesite="strict")
     return response

@@ -33,7 +33,11 @@ class ApiSettings(BaseSettings):
     pseudonym_secret: SecretStr = SecretStr(DEV_PSEUDONYM_SECRET)
     rate_limit_per_minute: int = Field(default=600, ge=1)
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Empty: links follow the address each request came to (api/core/links.py).
+    public_base_url: str = ""
+    # Bearer token for GET /metrics; unset, only loopback clients that no proxy forwarded may
+    # scrape (api/ops/routes.py).
+    metrics_key: SecretStr | None = None
 
     @model_validator(mode="after")
     def _database_in_data_dir(self) -> ApiSettings:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import hmac
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from api.core.deps import SessionDep
+from api.core.deps import SessionDep, SettingsDep
+from api.core.errors import Forbidden
 from api.core.follower import FollowerState, FollowerStatus
 from api.core.metrics import REGISTRY
 
@@ -36,7 +38,31 @@ def healthz(request: Request, session: SessionDep) -> Health:
     return Health(status="degraded" if degraded else "ok", database="ok", indexer=indexer)
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+# A proxy on the same host makes every client look local: its forwarding headers say so.
+FORWARDED = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def metrics_allowed(
+    request: Request,
+    settings: SettingsDep,
+    authorization: Annotated[str, Header(max_length=300)] = "",
+) -> None:
+    """The scrape key when one is configured; without one, direct loopback clients only."""
+    key = settings.metrics_key
+    if key is not None:
+        given = authorization.removeprefix("Bearer ").strip().encode()
+        if not hmac.compare_digest(given, key.get_secret_value().encode()):
+            raise Forbidden("metrics need the scrape key: Authorization: Bearer <key>")
+        return
+    host = request.client.host if request.client else ""
+    if host not in LOOPBACK or any(h in request.headers for h in FORWARDED):
+        raise Forbidden(
+            "metrics are served to this host only; set TEALEDGER_METRICS_KEY to scrape remotely"
+        )
+
+
+@router.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(metrics_allowed)])
 def metrics() -> PlainTextResponse:
     """Prometheus exposition format."""
     return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

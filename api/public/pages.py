@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from api.core.deps import ChainDep, SettingsDep
+from api.core.links import base_url
 from api.core.pages import page_router
 from api.core.templates import templates
 from api.public.trace import parse_lot, public_trace, qr_svg
@@ -24,6 +25,6 @@ def home(request: Request) -> HTMLResponse:
 def trace_page(request: Request, lot: str, chain: ChainDep, settings: SettingsDep) -> HTMLResponse:
     """The public trace page a package's QR code opens."""
     trace = public_trace(chain, parse_lot(lot))
-    url = f"{settings.public_base_url}/trace/{trace.lot}"
+    url = f"{base_url(request, settings.public_base_url)}/trace/{trace.lot}"
     context = {"trace": trace, "qr": Markup(qr_svg(url)), "url": url}
     return templates.TemplateResponse(request, "trace.html", context)

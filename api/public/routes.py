@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.core.deps import ChainDep, SettingsDep
+from api.core.deps import ChainDep
+from api.core.links import BaseUrlDep
 from api.public.trace import PublicTrace, parse_lot, public_trace, qr_svg
 
 router = APIRouter(prefix="/public", tags=["public"])
@@ -17,8 +18,8 @@ def trace_lot(lot: str, chain: ChainDep) -> PublicTrace:
 
 
 @router.get("/lots/{lot}/qr.svg", response_class=Response)
-def lot_qr(lot: str, settings: SettingsDep) -> Response:
+def lot_qr(lot: str, base: BaseUrlDep) -> Response:
     """The QR code printed on the lot's packages, pointing at its trace page."""
     lot_id = "0x" + parse_lot(lot).hex()
-    svg = qr_svg(f"{settings.public_base_url}/trace/{lot_id}")
+    svg = qr_svg(f"{base}/trace/{lot_id}")
     return Response(svg, media_type="image/svg+xml")

@@ -19,8 +19,18 @@ from sqlmodel import Session, col, select
 
 from api.cooperatives.identity import coop_salt
 from api.core.chain import org_account
-from api.core.models import Farmer, HarvestRef, Organisation, OrganisationCreate, Role
+from api.core.models import (
+    ApiKey,
+    Farmer,
+    HarvestRef,
+    Organisation,
+    OrganisationCreate,
+    PageLogin,
+    Role,
+)
 from api.core.organisations import create_organisation
+from api.core.security import hash_key, revoke
+from api.core.sessions import MAX_LOGINS_PER_KEY
 from api.core.settings import ApiSettings
 from api.main import create_app
 from chain.config import ChainSettings
@@ -674,7 +684,7 @@ def test_lots_are_listed_newest_first_with_state_and_trace_links(world, coop):
     assert page["total"] == before + 3 and [i["lot"] for i in page["items"]] == lots[::-1][:2]
     item = page["items"][0]
     assert item["state"] == "held" and item["holder"] == coop.address and item["grams"] == 3_000
-    assert item["trace_url"].endswith(f"/trace/{lots[2]}")
+    assert item["trace_url"] == f"http://testserver/trace/{lots[2]}", "links follow the request"
     assert world.http.get("/cooperatives/lots?limit=501", headers=coop.headers).status_code == 422
     assert world.http.get("/cooperatives/lots").status_code == 401
     inspector = world.org(Role.INSPECTOR)
@@ -835,6 +845,39 @@ def test_login_sets_an_httponly_cookie_and_pages_need_it(world, coop):
     assert lender.get("/coop").status_code == 403
     out = page.post("/logout", follow_redirects=False)
     assert out.status_code == 303 and page.get("/coop", follow_redirects=False).status_code == 303
+
+
+def test_the_login_cookie_is_a_server_session_that_logout_ends(world, coop):
+    page = _login(world, coop)
+    token = page.cookies["tealedger_login"]
+    assert coop.key not in token and coop.key not in str(page.cookies), "the key stays out"
+    copied = TestClient(world.app, cookies={"tealedger_login": token})
+    assert copied.get("/coop").status_code == 200, "the session works from any browser"
+    page.post("/logout", follow_redirects=False)
+    gone = copied.get("/coop", follow_redirects=False)
+    assert gone.status_code == 303 and gone.headers["location"] == "/login", "logout revokes it"
+    forged = TestClient(world.app, cookies={"tealedger_login": coop.key})
+    assert forged.get("/coop", follow_redirects=False).status_code == 303, "a key is no login"
+
+
+def test_revoking_the_key_ends_its_page_sessions(world):
+    coop = world.org(Role.COOPERATIVE, "revoked coop")
+    page = _login(world, coop)
+    assert page.get("/coop").status_code == 200
+    with world.session() as session:
+        key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(coop.key))).one()
+        revoke(session, key)
+    assert page.get("/coop", follow_redirects=False).status_code == 303
+
+
+def test_logins_per_key_are_bounded(world):
+    coop = world.org(Role.COOPERATIVE, "busy coop")
+    for _ in range(MAX_LOGINS_PER_KEY + 5):
+        _login(world, coop)
+    with world.session() as session:
+        key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(coop.key))).one()
+        rows = session.exec(select(PageLogin).where(PageLogin.api_key_id == key.id)).all()
+    assert len(rows) == MAX_LOGINS_PER_KEY
 
 
 def test_harvest_form_records_and_lists_the_lot(world, coop, other_coop):

@@ -76,6 +76,19 @@ def test_page_has_lineage_and_qr(traced, http):
     assert qr.headers["content-type"].startswith("image/svg+xml") and "<svg" in qr.text
 
 
+def test_links_follow_the_address_the_service_is_reached_at(traced, api_settings):
+    system, blend, _ = traced
+    lot = f"0x{blend.hex()}"
+    app = create_app(api_settings, chain=system.client)
+    with TestClient(app, base_url="http://tea.example:8123") as other_port:
+        page = other_port.get(f"/trace/{lot}").text
+    assert f"http://tea.example:8123/trace/{lot}" in page and ":8000" not in page
+    configured = api_settings.model_copy(update={"public_base_url": "https://trace.example/"})
+    with TestClient(create_app(configured, chain=system.client)) as proxied:
+        page = proxied.get(f"/trace/{lot}").text
+    assert f"https://trace.example/trace/{lot}" in page, "a configured public URL wins"
+
+
 def test_unknown_and_malformed_lots(http):
     assert http.get(f"/public/lots/0x{'ab' * 32}/trace").status_code == 404
     assert http.get("/public/lots/0x1234/trace").status_code == 422

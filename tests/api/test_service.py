@@ -2,7 +2,7 @@
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from api.core.settings import ApiSettings
 from api.main import create_app
@@ -21,11 +21,35 @@ def test_healthz_without_a_follower(client):
     assert body["indexer"]["state"] == "off", "a test app (or serve --no-indexer) indexes nothing"
 
 
-def test_metrics_count_requests(client):
-    client.get("/healthz")
-    text = client.get("/metrics").text
+LOCAL = ("127.0.0.1", 50000)
+
+
+def test_metrics_count_requests(app):
+    with TestClient(app, client=LOCAL) as local:
+        local.get("/healthz")
+        text = local.get("/metrics").text
     assert 'tealedger_http_requests_total{method="GET",status="200"}' in text
     assert "tealedger_indexer_lag_blocks" in text
+
+
+def test_metrics_are_for_this_host_only_without_a_key(app):
+    with TestClient(app, client=("203.0.113.9", 50000)) as remote:
+        refused = remote.get("/metrics")
+    assert refused.status_code == 403 and "TEALEDGER_METRICS_KEY" in refused.text
+    with TestClient(app, client=LOCAL) as local:
+        proxied = local.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert proxied.status_code == 403, "a proxy on this host forwards the world's requests"
+
+
+def test_metrics_need_the_scrape_key_once_configured(api_settings):
+    app = create_app(api_settings.model_copy(update={"metrics_key": SecretStr("s" * 32)}))
+    with TestClient(app, client=LOCAL) as local:
+        assert local.get("/metrics").status_code == 403, "loopback is not enough with a key set"
+        wrong = local.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 403
+    with TestClient(app, client=("203.0.113.9", 50000)) as remote:
+        ok = remote.get("/metrics", headers={"Authorization": "Bearer " + "s" * 32})
+    assert ok.status_code == 200 and "tealedger_http_requests_total" in ok.text
 
 
 def test_oversized_body_is_413(api_settings, admin_headers):
