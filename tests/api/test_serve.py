@@ -212,7 +212,7 @@ def _app_with(follower: Follower, data_dir: Path, url: str) -> TestClient:
     settings = ApiSettings(
         environment="test", database_url=url, data_dir=data_dir, org_keystore_password=PASSWORD
     )
-    return TestClient(create_app(settings, follower=follower))
+    return TestClient(create_app(settings, follower=follower), client=("127.0.0.1", 50000))
 
 
 def _state(http: TestClient, *states: FollowerState) -> dict:
