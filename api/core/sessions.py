@@ -42,7 +42,40 @@ MAX_LOGINS_PER_KEY = 50
 # Where each organisation lands after logging in (the others: the public home page).
 HOME_PAGES = {Role.COOPERATIVE: "/coop"}
 
+# The pages each organisation can open from the navigation bar (Chinese, English).
+NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
+    Role.COOPERATIVE: (("/coop", "合作社工作台", "Cooperative desk"),),
+    Role.MERCHANT: (("/merchant/payments", "收款记录", "Payments received"),),
+}
+
 router = page_router()
+
+
+@dataclass(frozen=True)
+class LoginView:
+    """Who is logged in on this browser, as the navigation bar shows it."""
+
+    name: str
+    role_zh: str
+    role_en: str
+    links: tuple[tuple[str, str, str], ...]
+
+
+def current_login(request: Request) -> dict[str, LoginView | None]:
+    """Template context of every page: the logged-in organisation, if any."""
+    token = request.cookies.get(COOKIE, "")
+    engine = getattr(request.app.state, "engine", None)
+    if not 0 < len(token) <= 100 or engine is None:
+        return {"login": None}
+    with Session(engine) as session:
+        org = login_organisation(session, token)
+    if org is None:
+        return {"login": None}
+    view = LoginView(org.name, org.role.label_zh, org.role.value, NAV_LINKS.get(org.role, ()))
+    return {"login": view}
+
+
+templates.context_processors.append(current_login)
 
 
 @dataclass(frozen=True)
@@ -82,9 +115,7 @@ def _drop_oldest_logins(session: Session, key: ApiKey) -> None:
 
 def login_organisation(session: Session, token: str) -> Organisation | None:
     """The organisation of a live login: not expired, not logged out, its key not revoked."""
-    login = session.exec(
-        select(PageLogin).where(PageLogin.token_hash == hash_key(token))
-    ).first()
+    login = session.exec(select(PageLogin).where(PageLogin.token_hash == hash_key(token))).first()
     if login is None or login.revoked_at is not None or _expired(login):
         return None
     key = session.get(ApiKey, login.api_key_id)
@@ -104,9 +135,7 @@ def _expired(login: PageLogin) -> bool:
 
 def close_login(session: Session, token: str) -> None:
     """Revoke a login, so its cookie opens nothing even if copied."""
-    login = session.exec(
-        select(PageLogin).where(PageLogin.token_hash == hash_key(token))
-    ).first()
+    login = session.exec(select(PageLogin).where(PageLogin.token_hash == hash_key(token))).first()
     if login is not None and login.revoked_at is None:
         login.revoked_at = utcnow()
         session.add(login)

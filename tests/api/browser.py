@@ -18,6 +18,8 @@ from chain.nodes import free_port
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# A common phone's CSS width: no page may scroll sideways at it.
+PHONE_WIDTH = 390
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -64,14 +66,18 @@ def browser_page() -> Iterator[object]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 420, "height": 900})
+            page = browser.new_page(viewport={"width": PHONE_WIDTH, "height": 900})
             yield page
         finally:
             browser.close()
 
 
 def screenshot(page: object, name: str) -> Path:
-    """Keep a full-page screenshot as a test artifact."""
+    """Keep a full-page screenshot as a test artifact, once the page is known to fit the width."""
+    overflow = page.evaluate(  # type: ignore[attr-defined]
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{name}: the page scrolls sideways by {overflow} px"
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]

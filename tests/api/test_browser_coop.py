@@ -24,6 +24,8 @@ def test_cooperative_records_a_harvest_and_traces_it(world):  # noqa: F811
         page.click("#login")
         page.wait_for_selector("#harvest-form")
         assert page.url.endswith("/coop")
+        assert "恩施玉露茶叶专业合作社" in page.inner_text("#logged-in")
+        assert "合作社" in page.inner_text("#logged-in") and page.locator("#logout").is_visible()
         assert page.locator("#no-lots").is_visible()
         screenshot(page, "coop-home")
 
@@ -68,4 +70,10 @@ def test_cooperative_records_a_harvest_and_traces_it(world):  # noqa: F811
         assert page.inner_text("#farmer-count") == "1"
         assert "黄大姐" not in page.content() and farmer not in page.content()
         screenshot(page, "coop-lot-trace")
+        assert "恩施玉露茶叶专业合作社" in page.inner_text("#logged-in"), "every page says who"
+        page.click("#logout")
+        page.wait_for_selector("#api_key")
+        assert page.locator("#login-link").is_visible()
+        page.goto(base + "/coop")
+        page.wait_for_selector("#api_key")  # the session ended on the server
     assert shot.stat().st_size > 10_000
