@@ -30,8 +30,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 GATING = ("High", "Medium")
 IMPACT_ORDER = ("High", "Medium", "Low", "Informational", "Optimization")
+PROJECT_DIR = "contracts/"
 # contracts/test/ holds deliberately hostile doubles (attack tokens, naive baselines).
-FILTER_PATHS = "node_modules|contracts/test/"
+EXCLUDED_DIR = "contracts/test/"
 REMAPPINGS = "@openzeppelin/=node_modules/@openzeppelin/"
 EXIT_OK, EXIT_NEW, EXIT_ERROR, EXIT_STALE = 0, 1, 2, 3
 _LINES = re.compile(r"#L?\d+(?:-L?\d+)?")
@@ -54,11 +55,12 @@ class Finding:
     function: str
     text: str
     description: str
+    ours: bool = True
 
     @property
     def gating(self) -> bool:
-        """High and Medium findings fail the gate unless triaged."""
-        return self.impact in GATING
+        """High and Medium findings in the project's own contracts fail the gate unless triaged."""
+        return self.ours and self.impact in GATING
 
     def skeleton(self) -> dict[str, str]:
         """A triage entry for this finding, with the reason left for a person to write."""
@@ -93,6 +95,19 @@ def _scope(element: dict[str, Any]) -> tuple[str, str]:
     return contract, function
 
 
+def _ours(elements: list[dict[str, Any]]) -> bool:
+    """True when any element lies in the project's contracts (not only in node_modules).
+
+    slither's own --filter-paths drops a result if *any* element matches, which would hide a
+    finding in our code that merely mentions an OpenZeppelin function; this keeps it.
+    """
+    for element in elements:
+        name = (element.get("source_mapping") or {}).get("filename_relative") or ""
+        if name.startswith(PROJECT_DIR) and not name.startswith(EXCLUDED_DIR):
+            return True
+    return False
+
+
 def findings(report: dict[str, Any]) -> list[Finding]:
     """Every detector result of a slither JSON report, each with a stable id."""
     if not report.get("success", False):
@@ -120,6 +135,7 @@ def findings(report: dict[str, Any]) -> list[Finding]:
                 function=function,
                 text=text,
                 description=result.get("description", "").strip(),
+                ours=_ours(result.get("elements") or []),
             )
         )
     return out
@@ -148,12 +164,16 @@ def load_triage(path: Path) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the gate found: new gating findings, triaged ones, stale entries, the rest."""
+    """What the gate found: new gating findings, triaged ones, stale entries, the rest.
+
+    `foreign` are findings only in dependencies (OpenZeppelin) or in contracts/test/.
+    """
 
     new: list[Finding]
     triaged: list[Finding]
     stale: list[dict[str, Any]]
     ungated: list[Finding]
+    foreign: list[Finding]
 
     @property
     def exit_code(self) -> int:
@@ -172,7 +192,8 @@ def judge(found: list[Finding], triage: list[dict[str, Any]]) -> Verdict:
         new=[f for f in gating if f.id not in accepted],
         triaged=[f for f in found if f.id in accepted],
         stale=[e for e in triage if e["id"] not in present],
-        ungated=[f for f in found if not f.gating and f.id not in accepted],
+        ungated=[f for f in found if f.ours and not f.gating and f.id not in accepted],
+        foreign=[f for f in found if not f.ours],
     )
 
 
@@ -190,8 +211,9 @@ def run_slither(root: Path, slither: str, solc: Path, out: Path) -> dict[str, An
         str(solc),
         "--solc-remaps",
         REMAPPINGS,
-        "--filter-paths",
-        FILTER_PATHS,
+        # Inline `slither-disable` comments and a slither.db.json would hide findings from the
+        # gate: the committed triage file is the one place a finding is accepted.
+        "--show-ignored-findings",
         "--json",
         str(out),
         "--disable-color",
@@ -211,9 +233,13 @@ def _line(f: Finding) -> str:
 
 def report(verdict: Verdict, found: list[Finding], triage_path: Path, verbose: bool) -> str:
     """The human summary printed on every run."""
-    by_impact = Counter(f.impact for f in found)
+    ours = [f for f in found if f.ours]
+    by_impact = Counter(f.impact for f in ours)
     counts = ", ".join(f"{k} {by_impact[k]}" for k in IMPACT_ORDER if by_impact[k])
-    lines = [f"slither gate: {len(found)} findings ({counts or 'none'})"]
+    lines = [
+        f"slither gate: {len(ours)} findings in contracts/ ({counts or 'none'}); "
+        f"{len(verdict.foreign)} only in dependencies or contracts/test/, not gating"
+    ]
     gating = sum(1 for f in found if f.gating)
     lines.append(
         f"  High/Medium: {gating}, of which {len(verdict.triaged)} triaged as false positives "

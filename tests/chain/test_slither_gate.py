@@ -181,11 +181,13 @@ def test_missing_slither_is_a_clear_error(tmp_path):
 DRAIN = """// SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-/// Known High findings: anyone can destroy it or take its ether.
+/// Known High findings: anyone can destroy it or take its ether. The inline suppression must
+/// not hide one from the gate: only the triage file accepts a finding.
 contract Drain {
     receive() external payable {}
 
     function kill(address payable to) external {
+        // slither-disable-next-line suicidal
         selfdestruct(to);
     }
 
@@ -212,3 +214,35 @@ def test_a_contract_with_known_high_issues_fails_the_gate(committed, tmp_path):
     # The triaged false positives kept their ids although every line moved: none is new or stale.
     assert new.count("[High/") + new.count("[Medium/") == 2
     assert "STALE" not in result.stdout
+
+
+def _result(check: str, impact: str, files: list[str]) -> dict:
+    """A minimal slither result whose elements lie in `files`."""
+    elements = [
+        {"type": "node", "name": "x", "source_mapping": {"filename_relative": f}} for f in files
+    ]
+    return {
+        "check": check,
+        "impact": impact,
+        "confidence": "High",
+        "elements": elements,
+        "description": f"{check} in {', '.join(files)}",
+    }
+
+
+def test_only_findings_touching_our_contracts_gate():
+    oz = "node_modules/@openzeppelin/contracts/utils/math/Math.sol"
+    report = {
+        "success": True,
+        "results": {
+            "detectors": [
+                _result("incorrect-exp", "High", [oz]),
+                _result("reentrancy-eth", "High", ["contracts/LoanEscrow.sol", oz]),
+                _result("suicidal", "High", ["contracts/test/AttackMerchant.sol"]),
+            ]
+        },
+    }
+    verdict = gate.judge(gate.findings(report), [])
+    # slither's --filter-paths would drop the mixed one: the gate keeps it.
+    assert [f.detector for f in verdict.new] == ["reentrancy-eth"]
+    assert sorted(f.detector for f in verdict.foreign) == ["incorrect-exp", "suicidal"]
