@@ -221,9 +221,17 @@ def run_slither(root: Path, slither: str, solc: Path, out: Path) -> dict[str, An
     out.unlink(missing_ok=True)
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
     if not out.exists():
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-20:])
-        raise GateError(f"slither wrote no report (exit {proc.returncode}):\n{tail}")
+        raise GateError(_why_no_report(proc.returncode, proc.stderr or proc.stdout or ""))
     return json.loads(out.read_text())
+
+
+def _why_no_report(code: int, output: str) -> str:
+    """The compiler's own diagnostics when compilation failed, else the tail of slither's output."""
+    marker = "InvalidCompilation: "
+    if marker in output:
+        return "compilation failed:\n" + output.split(marker, 1)[1].strip()
+    tail = "\n".join(output.strip().splitlines()[-20:])
+    return f"slither wrote no report (exit {code}):\n{tail}"
 
 
 def _line(f: Finding) -> str:

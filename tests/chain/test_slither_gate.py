@@ -246,3 +246,14 @@ def test_only_findings_touching_our_contracts_gate():
     # slither's --filter-paths would drop the mixed one: the gate keeps it.
     assert [f.detector for f in verdict.new] == ["reentrancy-eth"]
     assert sorted(f.detector for f in verdict.foreign) == ["incorrect-exp", "suicidal"]
+
+
+def test_a_contract_that_does_not_compile_is_a_clear_error(committed, tmp_path):
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "node_modules").symlink_to(PROJECT_ROOT / "node_modules")
+    broken = "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\n"
+    (tmp_path / "contracts" / "Broken.sol").write_text(broken + "contract B { uint x = ; }\n")
+    result = run_gate("--root", str(tmp_path))
+    assert result.returncode == gate.EXIT_ERROR
+    assert "compilation failed" in result.stderr and "contracts/Broken.sol:3" in result.stderr
+    assert "Traceback" not in result.stderr
