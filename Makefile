@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BVENV := .venv-brownie
+SVENV := .venv-slither
 STAMP := .make
 SOLC_VERSION := 0.8.37
 SOLC_DIR := $(CURDIR)/.solc
@@ -11,9 +12,9 @@ SOLC_DIR := $(CURDIR)/.solc
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export SOLCX_BINARY_PATH := $(SOLC_DIR)
 
-.PHONY: install test test-app test-brownie demo bench lint fmt clean node-stop
+.PHONY: install test test-app test-brownie demo bench lint slither fmt clean node-stop
 
-install: $(STAMP)/venv $(STAMP)/npm $(SOLC_DIR)/solc-v$(SOLC_VERSION) $(STAMP)/brownie $(STAMP)/chromium
+install: $(STAMP)/venv $(STAMP)/npm $(SOLC_DIR)/solc-v$(SOLC_VERSION) $(STAMP)/brownie $(STAMP)/slither $(STAMP)/chromium
 
 $(STAMP)/node-ok:
 	@command -v node >/dev/null && command -v npm >/dev/null || { \
@@ -55,6 +56,13 @@ $(STAMP)/brownie: constraints-brownie.txt | $(STAMP)/npm
 	$(BVENV)/bin/python scripts/brownie_networks.py
 	@mkdir -p $(STAMP) && touch $@
 
+# slither-analyzer brings solc-select, whose `solc` would shadow the offline shim on .venv/bin's
+# PATH and download compilers, and its web3/eth-* pins move on their own: a separate environment.
+$(STAMP)/slither: constraints-slither.txt
+	@test -x $(SVENV)/bin/python || $(PYTHON) -m venv $(SVENV)
+	$(SVENV)/bin/python -m pip install -q --disable-pip-version-check -c constraints-slither.txt slither-analyzer==0.11.6
+	@mkdir -p $(STAMP) && touch $@
+
 test: install
 	$(MAKE) --no-print-directory lint test-app test-brownie
 
@@ -70,6 +78,11 @@ test-brownie:
 lint:
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
+	$(MAKE) --no-print-directory slither
+
+# Static analysis of contracts/: fails on any High/Medium finding not in slither-triage.json.
+slither: $(STAMP)/slither $(STAMP)/npm
+	$(PYTHON) scripts/slither_gate.py --save-json reports/slither.json
 
 fmt:
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
