@@ -18,6 +18,14 @@ from indexer.errors import IndexerLockedError
 
 # A fixed 64-bit key for pg_try_advisory_lock: "tealedger.indexer" hashed.
 ADVISORY_KEY = zlib.crc32(b"tealedger.indexer") << 16
+# The backend holding it. Advisory locks are per database, and every database of the server
+# holds its indexer's under the same key: look only at this one's, or the message names an
+# indexer writing some other database.
+HOLDER = text(
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND ((classid::bigint << 32) | objid::bigint) = :k"
+)
 
 
 class IndexerLock:
@@ -62,13 +70,7 @@ class IndexerLock:
         got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar()
         conn.commit()
         if not got:
-            holder = conn.execute(
-                text(
-                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND ((classid::bigint << 32) | objid::bigint) = :k"
-                ),
-                {"k": ADVISORY_KEY},
-            ).scalar()
+            holder = conn.execute(HOLDER, {"k": ADVISORY_KEY}).scalar()
             conn.close()
             where = self.engine.url.render_as_string(hide_password=True)
             raise IndexerLockedError(
