@@ -167,44 +167,61 @@ def _read_loop(
     _die_with(parent)
     _drop_inherited({out.fileno()})
     source.reconnect()
-    outbox: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    sender = threading.Thread(target=_send_all, args=(out, outbox), name="reader-send", daemon=True)
-    sender.start()
-
-    def send(item: tuple[str, Any]) -> None:
-        while True:
-            try:
-                outbox.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                if os.getppid() != parent or not sender.is_alive():
-                    os._exit(0)  # the indexer died: nobody will take this batch
-
+    outbox = _Outbox(out, parent, depth)
     try:
         while start <= target:
             batch = source.read(start, target)
-            send(("batch", batch.to_wire()))
+            outbox.put(("batch", batch.to_wire()))
             start = batch.stop + 1
-        send(("done", None))
+        outbox.put(("done", None))
     except BaseException as exc:
-        send(("error", (type(exc).__name__, str(exc))))
-    while sender.is_alive():  # hand over what is queued, unless the indexer is gone
-        sender.join(timeout=0.5)
-        if os.getppid() != parent:
-            os._exit(0)
+        outbox.put(("error", (type(exc).__name__, str(exc))))
+    outbox.drain()
     out.close()
 
 
-def _send_all(out: Connection, outbox: queue.Queue[tuple[str, Any]]) -> None:  # pragma: no cover
-    """Reader process: write queued items to the pipe until the last one ("done", "error")."""
-    try:
+class _Outbox:  # pragma: no cover - runs in the forked reader process
+    """Reader process: up to `depth` items ahead, written to the pipe by a sender thread, so
+    that reading goes on while the indexer writes; no wait outlasts the indexer."""
+
+    def __init__(self, out: Connection, parent: int, depth: int) -> None:
+        self._out = out
+        self._parent = parent
+        self._items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._sender = threading.Thread(target=self._send_all, name="reader-send", daemon=True)
+        self._sender.start()
+
+    def _gone(self) -> bool:
+        """True once nobody will take what is queued (the indexer or the sender ended)."""
+        return os.getppid() != self._parent or not self._sender.is_alive()
+
+    def put(self, item: tuple[str, Any]) -> None:
+        """Queue an item for the indexer; exit if the indexer is gone."""
         while True:
-            item = outbox.get()
-            out.send(item)
-            if item[0] != "batch":
+            try:
+                self._items.put(item, timeout=0.5)
                 return
-    except OSError:  # EPIPE: the indexer is gone
-        os._exit(0)
+            except queue.Full:
+                if self._gone():
+                    os._exit(0)
+
+    def drain(self) -> None:
+        """Wait until the last item is written; exit if the indexer is gone."""
+        while self._sender.is_alive():
+            self._sender.join(timeout=0.5)
+            if os.getppid() != self._parent:
+                os._exit(0)
+
+    def _send_all(self) -> None:
+        """Sender thread: write items until the last one ("done" or "error")."""
+        try:
+            while True:
+                item = self._items.get()
+                self._out.send(item)
+                if item[0] != "batch":
+                    return
+        except OSError:  # EPIPE: the indexer is gone
+            os._exit(0)
 
 
 def _die_with(parent: int) -> None:  # pragma: no cover - runs in the forked reader process
