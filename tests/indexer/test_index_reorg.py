@@ -14,6 +14,7 @@ from indexer.engine import Indexer, IndexerConfig
 from indexer.errors import DeepReorgError
 from indexer.runner import chain_source
 from tests._fixtures import workload
+from tests._fixtures.pg import PgDatabases
 from tests.indexer._support import IndexedChain, dump
 
 pytestmark = pytest.mark.node
@@ -88,11 +89,11 @@ def test_anvil_reorg_with_emptied_blocks(fresh_chain: IndexedChain, tmp_path: Pa
 
 
 def test_a_shorter_chain_keeps_a_full_window_for_the_next_reorg(
-    fresh_chain: IndexedChain, tmp_path: Path
+    fresh_chain: IndexedChain, tmp_path: Path, db_url: str, pg_databases: PgDatabases | None
 ) -> None:
     chain = fresh_chain
     _mine(chain, 80, seed=10)
-    url = f"sqlite:///{tmp_path / 'live.db'}"
+    url = db_url
     indexer = _indexer(chain, url)
     indexer.sync()
     _rpc(chain, "anvil_rollback", 50)  # the chain gets 50 blocks shorter
@@ -103,7 +104,8 @@ def test_a_shorter_chain_keeps_a_full_window_for_the_next_reorg(
         assert conn.exec_driver_sql("SELECT count(*) FROM indexer_block").scalar() == 65
     _rpc(chain, "anvil_reorg", 20, [])  # 20 blocks back: below the 15 hashes left unrefilled
     assert indexer.sync().reorgs == 2
-    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    sqlite = url.startswith("sqlite") or pg_databases is None
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}" if sqlite else pg_databases.new()
     _indexer(chain, fresh).sync()
     assert_same_state(url, fresh)
     assert _indexer(chain, url).sync().reorgs == 0  # a restart finds nothing to undo
