@@ -30,7 +30,7 @@ from indexer.models import Checkpoint, IndexedContract, RawEvent, WindowBlock
 from indexer.projections import Projector
 from indexer.readers import ProcessReader, ThreadReader
 from indexer.rebuild import replay_raw
-from indexer.reorgs import common_ancestor, roll_back, tip_is_current
+from indexer.reorgs import common_ancestor, roll_back, tip_is_current, window_below
 from indexer.source import Batch, ChainSource, ContractInfo, raw_row
 
 log = logging.getLogger(__name__)
@@ -359,7 +359,11 @@ class Indexer:
         number, block_hash = common_ancestor(
             self.engine, self.source, checkpoint, self.config.window
         )
-        contracts = roll_back(self.engine, number, block_hash)
+        # The window a fresh database would hold at the ancestor: its `window` blocks below
+        # it, never before the block preceding the first deployment.
+        low = max(0, self._cursor.start_block - 1, number - self.config.window)
+        below = window_below(self.source, low, number, block_hash)
+        contracts = roll_back(self.engine, number, block_hash, below)
         self.projector.reset()
         self.source.set_contracts(contracts)
         depth = checkpoint - number

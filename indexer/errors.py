@@ -22,16 +22,18 @@ class ChainMismatchError(IndexerError):
 class DeepReorgError(IndexerError):
     """The chain reorganised deeper than the unfinalized window; nothing was changed."""
 
-    def __init__(self, checkpoint: int, window_low: int, window: int) -> None:
+    def __init__(self, checkpoint: int, window_low: int, kept: int, window: int) -> None:
         super().__init__(
-            f"the chain reorganised below block {window_low}: none of the {window} block hashes "
-            f"kept for blocks {window_low}..{checkpoint} is still on the node's chain. The "
+            f"the chain reorganised below block {window_low}: none of the {kept} block hashes "
+            f"kept for blocks {window_low}..{checkpoint} (--window {window}) is still on the "
+            "node's chain. The "
             "database was left untouched at block "
             f"{checkpoint}. Check the node (is it the same network?), then either rebuild the "
             "database from scratch against the new chain or raise --window and re-sync."
         )
         self.checkpoint = checkpoint
         self.window_low = window_low
+        self.kept = kept
 
 
 class UnstableChainError(IndexerError):
