@@ -11,14 +11,12 @@ from typing import Annotated, Any
 
 import typer
 
-from lending.errors import InvalidAmountError, InvalidLoanTermsError, LendingError
+from lending.errors import InvalidAmountError, InvalidLoanTermsError, LendingError, exit_code_for
 from lending.pricing.caps import CapBasis, CapPolicy, parse_cap_basis
 from lending.pricing.disclosure import Disclosure, disclose
 from lending.pricing.lpr import load_lpr_table
 from lending.pricing.schedule import TEA_FLUSH_MONTHS, ScheduleKind, ScheduleTerms
 from lending.pricing.units import format_fen, yuan_to_fen
-
-EXIT_BAD_INPUT = 2
 
 FILE_KEYS = (
     "principal_fen",
@@ -119,7 +117,7 @@ def apr(
         result = disclose(terms, policy, table, enforce_caps=not allow_over_cap)
     except LendingError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=EXIT_BAD_INPUT) from None
+        raise typer.Exit(code=exit_code_for(exc)) from None
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(result.to_json() if json_out else render(result))
