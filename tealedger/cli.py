@@ -188,7 +188,7 @@ def _print_logins(url: str, logins: list) -> None:
 
 
 def main() -> None:
-    """Console entry point: an error becomes one clear line and its ExitCode (docs/lending-math.md)."""
+    """Console entry point: an error becomes one clear line and its ExitCode."""
     try:
         app()
     except (ChainError, TraceabilityError, LendingError) as exc:

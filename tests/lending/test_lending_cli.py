@@ -223,3 +223,13 @@ def test_no_input_to_the_apr_command_ends_in_a_traceback(options, flags):
     assert result.exit_code in {c.value for c in ExitCode} - {ExitCode.ERROR}, args
     if result.exit_code != 0:
         assert result.stderr.strip(), args
+
+
+def test_the_simple_basis_does_not_let_a_contract_rate_over_the_cap_through(app):
+    args = ["apr", "--principal-fen", "1000000", "--rate-bps", "1230", "--term-months", "12",
+            "--kind", "bullet", "--start", "2025-06-01", "--cap-basis", "pboc_simple"]  # fmt: skip
+    result = run(app, args)
+    assert result.exit_code == ExitCode.RATE_CAP_EXCEEDED
+    assert "contract rate" in result.stderr and "12.00%" in result.stderr
+    at_cap = run(app, [*args[:4], "1200", *args[5:]])
+    assert at_cap.exit_code == 0, at_cap.stderr
