@@ -40,7 +40,8 @@ DEFAULT_SEED = 6
 DEFAULT_N = 20_000
 MIN_N = 1_000
 """Fewer simulated farmers leave groups too small to compare (docs/model-card.md)."""
-CONTRACT_DATE = date(2025, 12, 1)
+CONTRACT_DATE = date(2025, 10, 20)
+"""Within the shipped LPR table's validity, so the report runs without a user table."""
 
 Scorer = Callable[[SimulatedFarmer, CreditFeatures], int]
 """Score of one simulated farmer; the production scorer sees only the features."""

@@ -15,6 +15,7 @@ from lending.errors import InvalidAmountError, InvalidLoanTermsError, LendingErr
 from lending.pricing.caps import CapBasis, CapPolicy, parse_cap_basis
 from lending.pricing.disclosure import Disclosure, disclose
 from lending.pricing.lpr import load_lpr_table
+from lending.pricing.lpr_cli import lpr_app
 from lending.pricing.schedule import TEA_FLUSH_MONTHS, ScheduleKind, ScheduleTerms
 from lending.pricing.units import format_fen, yuan_to_fen
 
@@ -38,8 +39,9 @@ _KINDS = ", ".join(k.value for k in ScheduleKind)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `apr` command to the root `tealedger` app."""
+    """Add the `apr` command and the `lpr` group to the root `tealedger` app."""
     app.command("apr")(apr)
+    app.add_typer(lpr_app, name="lpr")
 
 
 def apr(
@@ -85,7 +87,11 @@ def apr(
         str, typer.Option(help="strictest, regz_apr, pboc_simple or pboc_compound.")
     ] = CapBasis.STRICTEST.value,
     lpr_table: Annotated[
-        Path | None, typer.Option(help="LPR table JSON (default: the shipped table).")
+        Path | None,
+        typer.Option(
+            help="LPR table JSON (default: $TEALEDGER_LPR_TABLE, the user's or the "
+            "shipped table; see `tealedger lpr show`)."
+        ),
     ] = None,
     allow_over_cap: Annotated[
         bool, typer.Option("--allow-over-cap", help="Show the disclosure even above the cap.")

@@ -17,7 +17,7 @@ from lending.pricing.caps import (
     check_penalty_rate_cap,
     evaluate_rate_cap,
 )
-from lending.pricing.lpr import LprTable
+from lending.pricing.lpr import ASSUMPTION_TAG, LprTable
 from lending.pricing.schedule import (
     KIND_LABELS,
     Installment,
@@ -179,11 +179,10 @@ def _penalty_cap(
 def _warnings(rate_cap: CapCheck, installments: tuple[Installment, ...]) -> tuple[str, ...]:
     """Things a loan officer must see before relying on the figures."""
     out = []
-    if rate_cap.lpr is not None and rate_cap.lpr.stale:
+    if rate_cap.lpr is not None and ASSUMPTION_TAG in rate_cap.lpr.table_version:
         out.append(
-            f"LPR table {rate_cap.lpr.table_version} has no fixings after its coverage date; "
-            f"the cap for {rate_cap.lpr.on.isoformat()} uses the fixing of "
-            f"{rate_cap.lpr.fixing.date.isoformat()}: update lending/data/lpr_1y.json"
+            f"the LPR cap assumes no fixing after {rate_cap.lpr.fixing.date.isoformat()} "
+            f"(table {rate_cap.lpr.table_version}): a simulation assumption, not published data"
         )
     if not rate_cap.within_cap:
         out.append(f"{rate_cap.what} {rate_cap.rate_pct}% exceeds the cap ({rate_cap.rule})")

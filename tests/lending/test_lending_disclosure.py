@@ -143,12 +143,6 @@ def test_penalty_on_top_of_contract_rate_is_refused():
         disclose(offer(annual_rate=800, penalty_rate_bps=500))
 
 
-def test_stale_lpr_table_is_warned():
-    d = disclose(offer(start=date(2099, 1, 1)))
-    assert d.rate_cap.lpr is not None and d.rate_cap.lpr.stale
-    assert any("update lending/data/lpr_1y.json" in w for w in d.warnings)
-
-
 BULLET_2025 = {"kind": ScheduleKind.BULLET, "start": date(2025, 6, 1)}  # cap 12.00%: 4 x 3.00%
 
 
