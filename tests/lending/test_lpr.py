@@ -2,15 +2,20 @@
 
 import hashlib
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from lending.credit.access import MappingProfileReader, StaticConsent
+from lending.credit.decision import decide
 from lending.credit.fairness import CONTRACT_DATE
 from lending.credit.policy import DEFAULT_BANDS, DEFAULT_POLICY
 from lending.credit.price import price_offer
+from lending.credit.replay import replay
+from lending.credit.simulation import simulate_population
+from lending.credit.store import store_for_url
 from lending.errors import (
     ExitCode,
     LprTableError,
@@ -215,3 +220,45 @@ def test_next_fixing_date_is_the_20th():
     assert next_fixing_date(date(2025, 10, 20)) == date(2025, 11, 20)
     assert next_fixing_date(date(2025, 10, 19)) == date(2025, 10, 20)
     assert next_fixing_date(date(2025, 12, 22)) == date(2026, 1, 20)
+
+
+# ----------------------------------------------------------------------------- demo and replay
+
+
+@pytest.fixture
+def shipped_only(tmp_path, monkeypatch):
+    """No test table and no user table: what a fresh checkout prices with."""
+    monkeypatch.delenv(TABLE_ENV)
+    monkeypatch.setenv("TEALEDGER_DATA_DIR", str(tmp_path))
+
+
+def test_the_demo_prices_today_on_a_labelled_assumption(shipped_only):
+    from tealedger.demo.lending import demo_lpr_table
+
+    today = date(2026, 12, 6)
+    table = demo_lpr_table(today)
+    assert table.assumed and table.covers_through == today and table.fixings == SHIPPED.fixings
+    assert demo_lpr_table(LAST_VALID) == SHIPPED
+    with pytest.raises(StaleLprTableError):
+        disclose(terms(today))  # everything but the demo refuses
+
+
+def test_a_decision_priced_on_an_assumed_table_replays(shipped_only):
+    lender, on = "0x" + "3c" * 20, date(2026, 12, 1)
+    farmers = simulate_population(6, 40, "fairness").farmers
+    profiles = MappingProfileReader({f.farmer_id: f.profile for f in farmers})
+    consent = StaticConsent([(f.farmer_id, lender) for f in farmers])
+    log = store_for_url("sqlite://", create=True)
+    table = SHIPPED.assuming_unchanged_through(on)
+    at = datetime(2026, 12, 1, 1, tzinfo=UTC)
+    records = [
+        decide(f.farmer_id, lender, profiles=profiles, consent=consent, access_log=log,
+               contract_date=on, now=at, lpr_table=table)
+        for f in farmers
+    ]  # fmt: skip
+    priced = [r for r in records if r.decision.disclosure is not None]
+    assert priced, "some simulated farmer is offered a loan"
+    for record in priced:
+        version = record.decision.disclosure.rate_cap.lpr.table_version
+        assert version.endswith("+assumed-unchanged-through-2026-12-01")
+        assert replay(record).matches
