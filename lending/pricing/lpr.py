@@ -37,12 +37,10 @@ ASSUMPTION_TAG = "+assumed-unchanged-through-"
 
 @dataclass(frozen=True, order=True)
 class LprFixing:
-    """One published fixing: the 1-year (and, if recorded, 5-year) LPR in bps from `date` on."""
+    """One published fixing: the 1-year LPR in basis points from `date` on."""
 
     date: date
     rate_bps: int
-    five_year_bps: int | None = None
-    """The 5-year LPR (mortgages); recorded by `tealedger lpr update`, not used for caps."""
 
     @property
     def rate_pct(self) -> Decimal:
@@ -70,6 +68,9 @@ class LprTable:
     covers_through: date
     """The table is valid through this date: no other fixing was published up to it."""
     fixings: tuple[LprFixing, ...]
+    five_year_bps: tuple[tuple[date, int], ...] = ()
+    """(fixing date, 5-year LPR in bps) where recorded (`tealedger lpr update`); caps use the
+    1-year rate only. Kept apart from LprFixing, whose shape stored disclosures carry."""
     origin: str = field(default="the shipped table", compare=False)
     """Where the table was read from, for messages."""
 
@@ -83,16 +84,14 @@ class LprTable:
                     f"LPR fixings out of order at {cur.date.isoformat()}; sort rows by date "
                     "and remove duplicates"
                 )
-        for fx in self.fixings:
-            for name in ("rate_bps", "five_year_bps"):
-                value = getattr(fx, name)
-                if name == "five_year_bps" and value is None:
-                    continue
-                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                    raise LprTableError(
-                        f"LPR fixing {fx.date.isoformat()} has {name}={value!r}; "
-                        "it must be a positive int of basis points"
-                    )
+        rates = [(fx.date, "rate_bps", fx.rate_bps) for fx in self.fixings]
+        rates += [(day, "five_year_bps", bps) for day, bps in self.five_year_bps]
+        for day, name, value in rates:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise LprTableError(
+                    f"LPR fixing {day.isoformat()} has {name}={value!r}; "
+                    "it must be a positive int of basis points"
+                )
         if self.covers_through < self.fixings[-1].date:
             raise LprTableError("covers_through is earlier than the last fixing; fix the table")
 
@@ -160,8 +159,8 @@ class LprTable:
                 f"fixing was due on {due.isoformat()}: record the fixings published between "
                 f"then and {on.isoformat()} first, oldest first"
             )
-        fixing = LprFixing(on, one_year_bps, five_year_bps)
         kept = self.fixings[:-1] if on == last.date else self.fixings
+        five = tuple((day, bps) for day, bps in self.five_year_bps if day != on)
         through = valid_through or next_fixing_date(on) - timedelta(days=1)
         if through < on:
             raise LprTableError(
@@ -171,16 +170,18 @@ class LprTable:
             self,
             version=_next_version(self.version, on),
             covers_through=through,
-            fixings=(*kept, fixing),
+            fixings=(*kept, LprFixing(on, one_year_bps)),
+            five_year_bps=(*five, (on, five_year_bps)),
         )
 
     def to_json(self) -> str:
         """The table in its JSON file form."""
+        five = dict(self.five_year_bps)
         rows = []
         for fx in self.fixings:
             row: dict[str, object] = {"date": fx.date.isoformat(), "rate_bps": fx.rate_bps}
-            if fx.five_year_bps is not None:
-                row["five_year_bps"] = fx.five_year_bps
+            if fx.date in five:
+                row["five_year_bps"] = five[fx.date]
             rows.append(row)
         data = {
             "table": "china-1y-lpr",
@@ -222,6 +223,11 @@ def parse_lpr_table(data: Mapping[str, object]) -> LprTable:
             source=str(data["source"]),
             covers_through=date.fromisoformat(str(data["covers_through"])),
             fixings=tuple(_fixing(row) for row in rows),
+            five_year_bps=tuple(
+                (date.fromisoformat(str(row["date"])), row["five_year_bps"])
+                for row in rows
+                if isinstance(row, dict) and row.get("five_year_bps") is not None
+            ),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise LprTableError(
@@ -231,11 +237,10 @@ def parse_lpr_table(data: Mapping[str, object]) -> LprTable:
 
 
 def _fixing(row: object) -> LprFixing:
-    """One {date, rate_bps[, five_year_bps]} row."""
+    """One {date, rate_bps[, five_year_bps]} row (the 5-year rate is read by parse_lpr_table)."""
     if not isinstance(row, dict):
         raise TypeError(f"fixing {row!r} must be an object")
-    return LprFixing(date.fromisoformat(str(row["date"])), row["rate_bps"],
-                     row.get("five_year_bps"))  # fmt: skip
+    return LprFixing(date.fromisoformat(str(row["date"])), row["rate_bps"])
 
 
 def user_table_path() -> Path:

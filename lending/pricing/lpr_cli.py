@@ -84,8 +84,10 @@ def render(table: LprTable, on: date) -> str:
         f"  valid through   {table.covers_through.isoformat()}  ({valid} on {on.isoformat()})",
         f"  {'fixing':<15} {'1-year':>7} {'5-year':>7}",
     ]
+    five_year = dict(table.five_year_bps)
     for fx in table.fixings[-SHOWN_FIXINGS:]:
-        five = "-" if fx.five_year_bps is None else f"{Decimal(fx.five_year_bps).scaleb(-2)}%"
+        bps = five_year.get(fx.date)
+        five = "-" if bps is None else f"{Decimal(bps).scaleb(-2)}%"
         lines.append(f"  {fx.date.isoformat():<15} {fx.rate_pct:>6}% {five:>7}")
     if on > table.covers_through:
         lines.append(f"  record the fixings published since with `{LPR_UPDATE_COMMAND}`")

@@ -138,7 +138,7 @@ def test_the_default_user_table_is_in_the_data_dir_and_falls_back_to_the_shipped
     assert user_table_path() == tmp_path / "lpr_1y.json"
     assert load_lpr_table() == SHIPPED  # no user table yet
     save_lpr_table(SHIPPED.with_fixing(date(2025, 11, 20), 300, 350))
-    assert load_lpr_table().fixings[-1].five_year_bps == 350
+    assert load_lpr_table().five_year_bps == ((date(2025, 11, 20), 350),)
 
 
 def test_a_missing_table_named_by_the_environment_is_an_error(user_table):
@@ -176,7 +176,8 @@ def test_update_records_a_fixing_in_the_users_table_only(app, user_table):
     assert table.origin == str(user_table.resolve())
     assert table.fixings[:-1] == SHIPPED.fixings
     last = table.fixings[-1]
-    assert (last.date, last.rate_bps, last.five_year_bps) == (date(2025, 11, 20), 300, 350)
+    assert (last.date, last.rate_bps) == (date(2025, 11, 20), 300)
+    assert table.five_year_bps == ((date(2025, 11, 20), 350),)
     assert table.covers_through == date(2025, 12, 19)  # the day before the next fixing
     assert table.version == "2025-11-20.local1"
     assert json.loads(user_table.read_text())["fixings"][-1]["five_year_bps"] == 350
@@ -196,6 +197,7 @@ def test_update_corrects_the_last_fixing_and_extends_validity_when_told(app, use
     assert CliRunner().invoke(app, args).exit_code == 0
     table = load_lpr_table()
     assert table.fixings[-1].rate_bps == 295 and len(table.fixings) == len(SHIPPED.fixings) + 1
+    assert table.five_year_bps == ((date(2025, 11, 20), 345),)
     assert table.version == "2025-11-20.local2" and table.covers_through == date(2026, 1, 19)
 
 
