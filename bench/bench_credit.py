@@ -24,7 +24,7 @@ from lending.credit.store import CreditStore, create_tables
 
 SECONDS = 1.5
 FARMERS = 500
-CONTRACT = date(2025, 12, 1)
+CONTRACT = date(2025, 10, 20)  # within the shipped LPR table's validity (later is refused)
 LENDER = "0x" + "42" * 20
 
 

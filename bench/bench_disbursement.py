@@ -35,6 +35,7 @@ from lending.loans.contracts import (
 )
 from lending.loans.disbursement import ConfirmationMode, EscrowTerms, LoanDesk, category_id
 from lending.pricing.disclosure import disclose
+from lending.pricing.lpr import load_lpr_table
 from lending.pricing.schedule import ScheduleKind
 from lending.pricing.schedule import ScheduleTerms as Offer
 
@@ -276,7 +277,8 @@ def _priced_terms(rig: _Rig, n: int) -> EscrowTerms:
         kind=ScheduleKind.SEASONAL,
         start=datetime.now(UTC).date(),
     )
-    disclosure = disclose(offer)
+    # Priced today: on the LPR table assumed unchanged through today (a labelled assumption).
+    disclosure = disclose(offer, table=load_lpr_table().assuming_unchanged_through(offer.start))
     return EscrowTerms.from_disclosure(
         disclosure,
         farmer_id=keccak(text=f"latency-farmer-{n}"),

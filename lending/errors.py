@@ -10,7 +10,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
+from enum import IntEnum
 from typing import Protocol
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every `tealedger` command, one meaning each (docs/lending-math.md).
+
+    1 is what Python exits with on an unhandled exception, so no deliberate outcome uses it:
+    a script can tell a crash from a failed check.
+    """
+
+    OK = 0
+    ERROR = 1
+    """An error with no code of its own (an unreachable chain node, a crash)."""
+    USAGE = 2
+    """Invalid input or usage: a bad option, value, file or unknown id (click's code too)."""
+    FAIRNESS_FAILED = 3
+    """The fairness report ran and a ratio is below its threshold: do not deploy."""
+    REPLAY_MISMATCH = 4
+    """A stored decision does not recompute to what was stored."""
+    STALE_DATA = 5
+    """Reference data (the LPR table) does not cover the date asked for: update it first."""
+    RATE_CAP_EXCEEDED = 6
+    """The offer's annualized rate is above the binding legal cap."""
 
 
 class LendingError(Exception):
@@ -31,6 +54,10 @@ class InvalidAmountError(LendingError):
 
 class InvalidRateError(LendingError):
     """A rate that is not a non-negative int of basis points or Decimal percent."""
+
+
+class RateOutOfRangeError(InvalidRateError):
+    """A rate outside the range the calculator accepts (or an annualized rate too large)."""
 
 
 class RootFindingError(LendingError):
@@ -69,6 +96,25 @@ class LprTableError(LendingError):
 
 class LprDateOutOfRangeError(LprTableError):
     """A contract date before the first fixing in the LPR table."""
+
+
+LPR_UPDATE_COMMAND = "tealedger lpr update --date YYYY-MM-DD --one-year-bps N --five-year-bps N"
+"""How a user records a newly published LPR fixing (lending.pricing.lpr_cli)."""
+
+
+class StaleLprTableError(LprTableError):
+    """A contract date after the LPR table's validity: the fixing in force may be newer."""
+
+    def __init__(self, on: date, valid_through: date, table_version: str, where: str) -> None:
+        self.on = on
+        self.valid_through = valid_through
+        self.table_version = table_version
+        super().__init__(
+            f"the LPR table {table_version} ({where}) is valid through "
+            f"{valid_through.isoformat()}, before the contract date {on.isoformat()}: a newer "
+            "fixing may be in force, so nothing is priced against it. Record the fixings "
+            f"published since with `{LPR_UPDATE_COMMAND}` (see `tealedger lpr show`)"
+        )
 
 
 # ----------------------------------------------------------------------------- credit
@@ -156,6 +202,10 @@ class _RatioFailure(Protocol):
         ...
 
 
+class FairnessPopulationTooSmallError(CreditError):
+    """The simulated population is too small for the fairness ratios to mean anything."""
+
+
 class FairnessThresholdError(CreditError):
     """A fairness ratio is below its configured threshold."""
 
@@ -189,3 +239,21 @@ class PrincipalOverLimitError(LoanOfferError):
 
 class BudgetsNotFinancedError(LoanOfferError):
     """The budgets do not add up to the amount financed (principal less the upfront fee)."""
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    """The exit code a command ends with for a lending error (ERROR for anything else)."""
+    for kind, code in _EXIT_CODES:
+        if isinstance(exc, kind):
+            return code
+    return ExitCode.ERROR
+
+
+_EXIT_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
+    (StaleLprTableError, ExitCode.STALE_DATA),
+    (FairnessThresholdError, ExitCode.FAIRNESS_FAILED),
+    (ReplayMismatchError, ExitCode.REPLAY_MISMATCH),
+    (RateCapExceededError, ExitCode.RATE_CAP_EXCEEDED),
+    (LendingError, ExitCode.USAGE),
+)
+"""Most specific first: every other lending error is about the input given."""

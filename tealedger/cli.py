@@ -17,7 +17,7 @@ from chain.config import Backend, ChainSettings
 from chain.errors import ChainError
 from indexer import cli as index_cli
 from lending.credit import cli as credit_cli
-from lending.errors import LendingError
+from lending.errors import ExitCode, LendingError, exit_code_for
 from lending.pricing import cli as lending_cli
 from tealedger import __version__
 from tealedger.system import deploy_system
@@ -188,16 +188,16 @@ def _print_logins(url: str, logins: list) -> None:
 
 
 def main() -> None:
-    """Console entry point: chain errors become one clear line and exit code 1."""
+    """Console entry point: an error becomes one clear line and its ExitCode."""
     try:
         app()
     except (ChainError, TraceabilityError, LendingError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(1)
+        sys.exit(exit_code_for(exc))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         err.print(f"[bold red]error:[/] invalid settings: {problems}", highlight=False)
-        sys.exit(2)
+        sys.exit(ExitCode.USAGE)
 
 
 if __name__ == "__main__":

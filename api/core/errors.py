@@ -46,6 +46,7 @@ from lending.errors import (
     PrincipalOverLimitError,
     ProfileDataError,
     ProfileNotFoundError,
+    StaleLprTableError,
 )
 from lending.loans.errors import ContractRuleError, LoanTermsError, OrderNotExecutedError
 from traceability.errors import (
@@ -142,6 +143,7 @@ STATUS: dict[type[BaseException], int] = {
     ProfileDataError: status.HTTP_409_CONFLICT,
     InvalidRequestError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     DecisionNotFoundError: status.HTTP_404_NOT_FOUND,
+    StaleLprTableError: status.HTTP_503_SERVICE_UNAVAILABLE,  # the message names `lpr update`
     # a decision that cannot become a loan conflicts with its state; budgets the offer cannot
     # take are a bad request body (lending.loans.offers)
     DecisionNotApprovedError: status.HTTP_409_CONFLICT,

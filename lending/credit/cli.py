@@ -1,7 +1,8 @@
 """`tealedger credit`: explain (replay) a stored decision, and the fairness report.
 
-Exit codes: 0 success; 1 the replay does not match or a fairness ratio is below its threshold;
-2 bad input (unknown decision, unreadable database or file, bad option).
+Exit codes (lending.errors.ExitCode): 0 success; 2 bad input (unknown decision, unreadable
+database or file, bad option, a population too small to compare); 3 a fairness ratio is below
+its threshold; 4 the replay does not match; 5 the LPR table is stale for the decision's date.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from lending.credit.decision import DecisionRecord
 from lending.credit.fairness import (
     DEFAULT_N,
     DEFAULT_SEED,
+    MIN_N,
     FairnessReport,
     FairnessThresholds,
     run_fairness,
@@ -26,12 +28,16 @@ from lending.credit.fairness import (
 from lending.credit.replay import ReplayResult, replay
 from lending.credit.scorecard import load_model
 from lending.credit.store import store_for_url
-from lending.errors import CreditError, FairnessThresholdError, ReplayMismatchError
+from lending.errors import (
+    CreditError,
+    ExitCode,
+    FairnessThresholdError,
+    LendingError,
+    ReplayMismatchError,
+    exit_code_for,
+)
 from lending.pricing.lpr import load_lpr_table
 from lending.pricing.units import format_fen
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 credit_app = typer.Typer(
     help="Credit decisions: replay a stored decision, fairness report.", no_args_is_help=True
@@ -82,23 +88,23 @@ def explain(
             profile=_read_json(profile) if profile else None,
             lpr_table=load_lpr_table(lpr_table) if lpr_table else None,
         )
-    except CreditError as exc:
-        _fail(exc, EXIT_BAD_INPUT)
+    except LendingError as exc:
+        _fail(exc)
     except Exception as exc:  # a database that cannot be opened or read
         typer.echo(f"error: cannot read decision {decision} from {db}: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.USAGE) from None
     if json_out:
         typer.echo(json.dumps(_replay_json(record, result), indent=2, ensure_ascii=False))
     else:
         typer.echo(render_decision(record, result))
     if not result.matches:
-        _fail(ReplayMismatchError(record.decision_id, result.differences), EXIT_FAILED)
+        _fail(ReplayMismatchError(record.decision_id, result.differences))
 
 
 @credit_app.command("fairness")
 def fairness(
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = DEFAULT_SEED,
-    n: Annotated[int, typer.Option(help="Simulated farmers.", min=100)] = DEFAULT_N,
+    n: Annotated[int, typer.Option(help=f"Simulated farmers (at least {MIN_N:,}).")] = DEFAULT_N,
     approval_threshold: Annotated[
         str, typer.Option(help="Lowest approval-rate ratio (four-fifths rule).")
     ] = "0.80",
@@ -121,17 +127,20 @@ def fairness(
         )
     except (ValueError, ValidationError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    report = run_fairness(seed=seed, n=n, thresholds=thresholds, proxy_bias=proxy_bias)
+        raise typer.Exit(ExitCode.USAGE) from None
+    try:
+        report = run_fairness(seed=seed, n=n, thresholds=thresholds, proxy_bias=proxy_bias)
+    except LendingError as exc:
+        _fail(exc)
     typer.echo(report.model_dump_json(indent=2) if json_out else render_fairness(report))
     if not report.passed:
-        _fail(FairnessThresholdError(report.failures), EXIT_FAILED)
+        _fail(FairnessThresholdError(report.failures))
 
 
-def _fail(exc: CreditError, code: int) -> NoReturn:
-    """Print the named error and exit with `code`."""
+def _fail(exc: LendingError) -> NoReturn:
+    """Print the named error and exit with its code (lending.errors.exit_code_for)."""
     typer.echo(f"{type(exc).__name__}: {exc}", err=True)
-    raise typer.Exit(code)
+    raise typer.Exit(exit_code_for(exc))
 
 
 def _ratio(text: str, flag: str) -> Decimal:

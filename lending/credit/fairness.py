@@ -2,7 +2,8 @@
 
 Protected attributes (gender, ethnicity, age band, village) are never model inputs; they are
 simulated alongside the profiles (lending/simulation.py states how they correlate with the
-features) and used only here. Two checks per attribute, with fairlearn's MetricFrame:
+features) and used only here. Two checks per attribute, computed exactly from the counts
+(fractions, so a ratio of 0.79996 fails a threshold of 0.80; reports round only for display):
 
 * approval-rate ratio: lowest group approval rate / highest (the four-fifths rule, >= 0.80);
   `refer` is not counted as approved;
@@ -10,15 +11,18 @@ features) and used only here. Two checks per attribute, with fairlearn's MetricF
   limit / highest, so groups with the same score get comparable limits.
 
 Groups (or band cells) smaller than `min_group_size` are left out and listed, since their
-ratios are noise. A ratio below its threshold fails the report with FairnessThresholdError.
+ratios are noise. A ratio below its threshold fails the report with FairnessThresholdError;
+an attribute without two groups large enough to compare (or fewer than MIN_N simulated
+farmers) is FairnessPopulationTooSmallError: no verdict is better than a vacuous one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
+from fractions import Fraction
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,13 +32,16 @@ from lending.credit.policy import DEFAULT_POLICY, CapAction, CreditPolicy, Outco
 from lending.credit.price import price_offer
 from lending.credit.scorecard import Scorecard, load_model
 from lending.credit.simulation import AS_OF, Population, SimulatedFarmer, simulate_population
-from lending.errors import FairnessThresholdError
+from lending.errors import FairnessPopulationTooSmallError, FairnessThresholdError
 from lending.pricing.lpr import LprTable
 
 ATTRIBUTES: tuple[str, ...] = ("gender", "ethnicity", "age_band", "village")
 DEFAULT_SEED = 6
 DEFAULT_N = 20_000
-CONTRACT_DATE = date(2025, 12, 1)
+MIN_N = 1_000
+"""Fewer simulated farmers leave groups too small to compare (docs/model-card.md)."""
+CONTRACT_DATE = date(2025, 10, 20)
+"""Within the shipped LPR table's validity, so the report runs without a user table."""
 
 Scorer = Callable[[SimulatedFarmer, CreditFeatures], int]
 """Score of one simulated farmer; the production scorer sees only the features."""
@@ -195,30 +202,27 @@ def fairness_report(
     thresholds: FairnessThresholds | None = None,
 ) -> FairnessReport:
     """Approval-rate and within-band limit ratios for every protected attribute."""
-    import numpy as np
-
     thresholds = thresholds or FairnessThresholds()
-    approved = np.array([o.outcome is Outcome.APPROVE for o in outcomes], dtype=int)
     checks: list[RatioCheck] = []
     skipped: list[str] = []
+    approved = [o for o in outcomes if o.outcome is Outcome.APPROVE]
     for attribute in ATTRIBUTES:
-        groups = np.array([o.protected[attribute] for o in outcomes])
-        checks.append(_approval_check(attribute, groups, approved, thresholds))
-        for band in sorted({o.band for o in outcomes if o.outcome is Outcome.APPROVE}):
-            keep = np.array([o.band == band and o.outcome is Outcome.APPROVE for o in outcomes])
-            limits = np.array([o.limit_fen for o in outcomes], dtype=float)[keep]
-            check = _limit_check(attribute, band, groups[keep], limits, thresholds)
+        checks.append(_approval_check(attribute, outcomes, thresholds))
+        for band in sorted({o.band for o in approved}):
+            cell = [o for o in approved if o.band == band]
+            check = _limit_check(attribute, band, cell, thresholds)
             if check is None:
                 skipped.append(f"{attribute} in band {band}")
             else:
                 checks.append(check)
+    rate = Fraction(len(approved), len(outcomes)) if outcomes else Fraction(0)
     return FairnessReport(
         model_version=model_version,
         policy_hash=policy_hash,
         variant=variant,
         seed=seed,
         population=len(outcomes),
-        approval_rate=_dec(float(approved.mean()) if len(approved) else 0.0),
+        approval_rate=_display(rate),
         thresholds=thresholds,
         checks=tuple(checks),
         skipped=tuple(skipped),
@@ -226,50 +230,59 @@ def fairness_report(
 
 
 def _approval_check(
-    attribute: str, groups: object, approved: object, thresholds: FairnessThresholds
+    attribute: str, outcomes: Sequence[PopulationOutcome], thresholds: FairnessThresholds
 ) -> RatioCheck:
-    """Four-fifths check of approval (selection) rates with fairlearn."""
-    import numpy as np
-    from fairlearn.metrics import MetricFrame, count, demographic_parity_ratio, selection_rate
-
+    """Four-fifths check of approval (selection) rates: lowest group rate / highest."""
+    groups = _by_group(attribute, outcomes)
     big, left_out = _large_groups(groups, thresholds.min_group_size)
-    mask = np.isin(groups, big)
-    y, g = np.asarray(approved)[mask], np.asarray(groups)[mask]
-    frame = MetricFrame(
-        metrics={"rate": selection_rate, "n": count}, y_true=y, y_pred=y, sensitive_features=g
-    )
-    ratio = float(demographic_parity_ratio(y, y, sensitive_features=g))
-    return _check("approval_rate", attribute, None, frame, ratio, thresholds.approval_ratio_min,
-                  left_out)  # fmt: skip
+    if len(big) < 2:
+        raise FairnessPopulationTooSmallError(
+            f"{len(outcomes):,} outcomes have {len(big)} {attribute} group(s) of at least "
+            f"{thresholds.min_group_size} farmers; the approval ratio needs two: simulate more "
+            "farmers (--n) or lower --min-group-size"
+        )
+    rates = {
+        g: Fraction(sum(o.outcome is Outcome.APPROVE for o in groups[g]), len(groups[g]))
+        for g in big
+    }
+    counts = {g: len(groups[g]) for g in big}
+    return _check("approval_rate", attribute, None, rates, counts,
+                  thresholds.approval_ratio_min, left_out)  # fmt: skip
 
 
 def _limit_check(
-    attribute: str, band: str, groups: object, limits: object, thresholds: FairnessThresholds
+    attribute: str,
+    band: str,
+    approved: Sequence[PopulationOutcome],
+    thresholds: FairnessThresholds,
 ) -> RatioCheck | None:
     """Ratio of mean approved limits across groups within one band, or None if not comparable."""
-    import numpy as np
-    from fairlearn.metrics import MetricFrame, count, mean_prediction
-
+    groups = _by_group(attribute, approved)
     big, left_out = _large_groups(groups, thresholds.min_group_size)
     if len(big) < 2:
         return None
-    mask = np.isin(groups, big)
-    y, g = np.asarray(limits)[mask], np.asarray(groups)[mask]
-    frame = MetricFrame(
-        metrics={"rate": mean_prediction, "n": count}, y_true=y, y_pred=y, sensitive_features=g
-    )
-    ratio = float(frame.ratio()["rate"])
-    return _check("mean_limit_fen", attribute, band, frame, ratio, thresholds.limit_ratio_min,
-                  left_out, places=0)  # fmt: skip
+    means = {g: Fraction(sum(o.limit_fen for o in groups[g]), len(groups[g])) for g in big}
+    counts = {g: len(groups[g]) for g in big}
+    return _check("mean_limit_fen", attribute, band, means, counts,
+                  thresholds.limit_ratio_min, left_out, places=0)  # fmt: skip
 
 
-def _large_groups(groups: object, min_size: int) -> tuple[list[str], tuple[str, ...]]:
-    """(groups with at least min_size members, the others)."""
-    import numpy as np
+def _by_group(
+    attribute: str, outcomes: Sequence[PopulationOutcome]
+) -> dict[str, list[PopulationOutcome]]:
+    """Outcomes by their value of a protected attribute."""
+    groups: dict[str, list[PopulationOutcome]] = {}
+    for o in outcomes:
+        groups.setdefault(str(o.protected[attribute]), []).append(o)
+    return groups
 
-    names, sizes = np.unique(np.asarray(groups), return_counts=True)
-    big = [str(n) for n, s in zip(names, sizes, strict=True) if s >= min_size]
-    small = tuple(str(n) for n, s in zip(names, sizes, strict=True) if s < min_size)
+
+def _large_groups(
+    groups: Mapping[str, Sequence[PopulationOutcome]], min_size: int
+) -> tuple[list[str], tuple[str, ...]]:
+    """(groups with at least min_size members, the others), each sorted by name."""
+    big = sorted(g for g, members in groups.items() if len(members) >= min_size)
+    small = tuple(sorted(g for g, members in groups.items() if len(members) < min_size))
     return big, small
 
 
@@ -277,31 +290,37 @@ def _check(
     metric: str,
     attribute: str,
     band: str | None,
-    frame: object,
-    ratio: float,
+    values: Mapping[str, Fraction],
+    counts: Mapping[str, int],
     threshold: Decimal,
     left_out: tuple[str, ...],
     places: int = 4,
 ) -> RatioCheck:
-    """A RatioCheck from a MetricFrame with `rate` and `n` columns (group values to `places`)."""
-    by_group = frame.by_group  # type: ignore[attr-defined]
-    value = _dec(ratio)
+    """A RatioCheck of exact group values: compared exactly, rounded only for display."""
+    high = max(values.values())
+    ratio = min(values.values()) / high if high else Fraction(1)
     return RatioCheck(
         metric=metric,
         attribute=attribute,
         band=band,
-        ratio=value,
+        ratio=_display(ratio),
         threshold=threshold,
-        passed=value >= threshold,
-        by_group={str(k): _dec(float(v), places) for k, v in by_group["rate"].items()},
-        counts={str(k): int(v) for k, v in by_group["n"].items()},
+        passed=ratio >= Fraction(threshold),
+        by_group={g: _display(v, places, ROUND_HALF_EVEN) for g, v in values.items()},
+        counts=dict(counts),
         left_out=left_out,
     )
 
 
-def _dec(value: float, places: int = 4) -> Decimal:
-    """A metric as a Decimal with `places` decimals (reports never carry binary floats)."""
-    return Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+def _display(value: Fraction, places: int = 4, rounding: str = ROUND_FLOOR) -> Decimal:
+    """An exact metric as a Decimal with `places` decimals, for display only.
+
+    Ratios are rounded down, so a ratio just under its threshold never shows as equal to it.
+    """
+    with localcontext() as ctx:
+        ctx.prec = 50
+        exact = Decimal(value.numerator) / Decimal(value.denominator)
+        return exact.quantize(Decimal(1).scaleb(-places), rounding=rounding)
 
 
 def run_fairness(
@@ -315,6 +334,11 @@ def run_fairness(
     contract_date: date = CONTRACT_DATE,
 ) -> FairnessReport:
     """Simulate, decide and report (the `tealedger credit fairness` command)."""
+    if n < MIN_N:
+        raise FairnessPopulationTooSmallError(
+            f"--n {n:,} simulated farmers is too small: the minimum is {MIN_N:,} (the default "
+            f"is {DEFAULT_N:,}); smaller populations leave groups too small to compare"
+        )
     model = model or load_model()
     population = simulate_population(seed, n, "fairness", AS_OF)
     scorer = proxy_biased_scorer(model) if proxy_bias else production_scorer(model)

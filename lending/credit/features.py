@@ -31,7 +31,8 @@ loans_repaid_on_time       closed loans with no late repayment, a lower bound fr
                            credit history: min(on-time repayments, loans - open - defaulted
                            - late repayments); lifetime
 max_days_past_due_24m      worst days past due on any loan (`credit.max_days_past_due`,
-                           lifetime: the profile has no 24-month window, so never lower)
+                           lifetime despite the name, kept for the model files: the profile
+                           has no 24-month window; reasons say "all your loans")
 outstanding_principal_fen  owed on the platform now (`credit.outstanding_fen`: what the
                            escrows say is due on open loans, interest included)
 ========================== ============================================================
@@ -172,9 +173,38 @@ class Unit(StrEnum):
     DAYS = "days"
 
 
+class Window(StrEnum):
+    """The span of history a feature's value is computed over (profile_fields)."""
+
+    LAST_12_MONTHS = "last_12_months"
+    """The 4 seasons ending with the season of as_of."""
+    YEAR_ON_YEAR = "year_on_year"
+    """Those 4 seasons against the 4 before them."""
+    LAST_24_MONTHS = "last_24_months"
+    """The 8 seasons ending with the season of as_of: older events stop counting."""
+    SINCE_JOINING = "since_joining"
+    """From the cooperative's registration of the farmer to as_of."""
+    ALL_LOANS = "all_loans"
+    """Every loan on the platform so far (lifetime: the profile has no shorter window)."""
+    NOW = "now"
+    """The state at as_of (current loans against yearly income, the last 12 months')."""
+
+
+WINDOW_WORDS: dict[Window, tuple[str, str]] = {
+    Window.LAST_12_MONTHS: ("in the last 12 months", "近12个月"),
+    Window.YEAR_ON_YEAR: ("in the last 12 months against the 12 months before",
+                          "近12个月与前12个月相比"),
+    Window.LAST_24_MONTHS: ("in the last 24 months", "近24个月"),
+    Window.SINCE_JOINING: ("since the cooperative registered you", "自合作社登记您以来"),
+    Window.ALL_LOANS: ("over all your loans on the platform so far", "在平台上的全部贷款中"),
+    Window.NOW: ("at present", "目前"),
+}  # fmt: skip
+"""How each window is said in reasons (English, Chinese)."""
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
-    """A candidate scorecard feature: direction, unit and the words used to explain it."""
+    """A candidate scorecard feature: direction, unit, window and the words used to explain it."""
 
     name: str
     direction: Direction
@@ -182,68 +212,82 @@ class FeatureSpec:
     reason_code: str
     label_en: str
     label_zh: str
+    window: Window
+    action_en: str = ""
+    """For past events (they cannot be undone): what the farmer can do from now on."""
+    action_zh: str = ""
+
+    @property
+    def past_events(self) -> bool:
+        """True when the value counts things that already happened (an action is given)."""
+        return bool(self.action_en)
 
 
 FEATURE_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec(
         "trailing_sale_income_fen", Direction.HIGHER_IS_BETTER, Unit.FEN,
-        "LOW_VERIFIED_INCOME", "verified tea sale income in the last 12 months",
-        "近12个月经链上核实的茶叶销售收入",
+        "LOW_VERIFIED_INCOME", "verified tea sale income", "经链上核实的茶叶销售收入",
+        Window.LAST_12_MONTHS,
     ),
     FeatureSpec(
         "sale_income_cv_bps", Direction.LOWER_IS_BETTER, Unit.BPS,
         "CONCENTRATED_SALES", "season-to-season variability of sale income",
-        "各茶季销售收入波动系数",
+        "各茶季销售收入波动系数", Window.LAST_12_MONTHS,
     ),
     FeatureSpec(
         "trailing_fresh_leaf_kg", Direction.HIGHER_IS_BETTER, Unit.KG,
-        "LOW_PRODUCTION", "fresh leaf recorded in the last 12 months",
-        "近12个月登记的鲜叶产量",
+        "LOW_PRODUCTION", "fresh leaf recorded", "登记的鲜叶产量", Window.LAST_12_MONTHS,
     ),
     FeatureSpec(
         "fresh_leaf_trend_bps", Direction.HIGHER_IS_BETTER, Unit.BPS,
-        "FALLING_PRODUCTION", "change in fresh leaf against the year before",
-        "鲜叶产量同比变化",
+        "FALLING_PRODUCTION", "change in fresh leaf recorded", "鲜叶产量变化",
+        Window.YEAR_ON_YEAR,
     ),
     FeatureSpec(
         "premium_grade_share_bps", Direction.HIGHER_IS_BETTER, Unit.BPS,
         "LOW_PREMIUM_GRADE_SHARE", "share of fresh leaf in grades 1-2",
-        "特级和一级鲜叶占比",
+        "特级和一级鲜叶占比", Window.LAST_12_MONTHS,
     ),
     FeatureSpec(
         "fresh_leaf_kg_per_mu_x100", Direction.HIGHER_IS_BETTER, Unit.KG_PER_MU_X100,
         "LOW_YIELD_PER_MU", "fresh leaf per mu of registered tea garden",
-        "每亩登记茶园的鲜叶产量",
+        "每亩登记茶园的鲜叶产量", Window.LAST_12_MONTHS,
     ),
     FeatureSpec(
         "tenure_months", Direction.HIGHER_IS_BETTER, Unit.MONTHS,
-        "SHORT_TENURE", "time as a registered cooperative member",
-        "加入合作社的时长",
+        "SHORT_TENURE", "months of membership", "入社月数",
+        Window.SINCE_JOINING,
     ),
     FeatureSpec(
         "quality_failures_24m", Direction.LOWER_IS_BETTER, Unit.COUNT,
-        "QUALITY_FAILURES", "failed quality inspections in the last 24 months",
-        "近24个月质量检验不合格次数",
+        "QUALITY_FAILURES", "failed quality inspections", "质量检验不合格次数",
+        Window.LAST_24_MONTHS,
+        "deliver leaf that passes every inspection from now on",
+        "确保今后交售的鲜叶每次检验都合格",
     ),
     FeatureSpec(
         "recalled_lots_24m", Direction.LOWER_IS_BETTER, Unit.COUNT,
-        "RECALLED_LOTS", "recalled lots with your leaf in the last 24 months",
-        "近24个月被召回的批次数",
+        "RECALLED_LOTS", "recalled lots with your leaf", "含您鲜叶的被召回批次数",
+        Window.LAST_24_MONTHS,
+        "follow the cooperative's picking, storage and pesticide rules from now on",
+        "今后严格遵守合作社的采摘、储存和用药规范",
     ),
     FeatureSpec(
         "loans_repaid_on_time", Direction.HIGHER_IS_BETTER, Unit.COUNT,
-        "THIN_REPAYMENT_HISTORY", "loans repaid on time",
-        "按时还清的贷款笔数",
+        "THIN_REPAYMENT_HISTORY", "loans repaid on time", "按时还清的贷款笔数",
+        Window.ALL_LOANS,
     ),
     FeatureSpec(
         "max_days_past_due_24m", Direction.LOWER_IS_BETTER, Unit.DAYS,
-        "PAST_DUE_HISTORY", "longest delay of a repayment in the last 24 months",
-        "近24个月最长逾期天数",
+        "PAST_DUE_HISTORY", "longest delay of a repayment", "最长逾期天数",
+        Window.ALL_LOANS,
+        "repay every installment on time from now on",
+        "今后每期都按时还款",
     ),
     FeatureSpec(
         "exposure_to_income_bps", Direction.LOWER_IS_BETTER, Unit.BPS,
         "HIGH_EXPOSURE", "loans outstanding as a share of verified yearly income",
-        "未还贷款占年核实收入的比例",
+        "未还贷款占年核实收入的比例", Window.NOW,
     ),
 )  # fmt: skip
 

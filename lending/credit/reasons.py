@@ -3,6 +3,12 @@
 `reason_codes` names the features that cost the most points against their maximum, with the
 nearest value that would add points; `note` words a policy rule that shaped the outcome, limit
 or price. Both are bilingual (English and Chinese).
+
+Every reason is true to its feature and actionable: its text names the span the value is
+computed over (`FeatureSpec.window`: a lifetime figure is never called "the last 24 months"),
+and for past events, which nobody can undo, it says what the farmer can do from now on
+(`FeatureSpec.action_en`): events in a trailing window stop counting when they leave it, a
+lifetime figure never goes down, and neither is a change of the past.
 """
 
 from __future__ import annotations
@@ -12,7 +18,14 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from lending.credit.features import SPECS_BY_NAME, Direction, Unit
+from lending.credit.features import (
+    SPECS_BY_NAME,
+    WINDOW_WORDS,
+    Direction,
+    FeatureSpec,
+    Unit,
+    Window,
+)
 from lending.credit.scorecard import FeatureBins, FeaturePoints, Scorecard
 from lending.pricing.units import format_fen
 
@@ -29,9 +42,10 @@ class ReasonCode(BaseModel):
     max_points: int
     points_lost: int
     target_value: int
-    """The nearest value that would add points ("at least" or "at most" it, by direction)."""
+    """The nearest value that would add points ("at least" or "at most" it, by direction);
+    the value itself when none can be reached (a lifetime count of past events)."""
     target_gain: int
-    """Points that value would add."""
+    """Points that value would add (0 when it cannot be reached)."""
     text_en: str
     text_zh: str
     improve_en: str
@@ -61,18 +75,15 @@ def reason_codes(
 
 
 def _reason(fb: FeatureBins, p: FeaturePoints) -> ReasonCode:
-    """One reason with its value, points and the nearest change that would add points."""
+    """One reason with its value, window, points and what would add points from now on."""
     spec = SPECS_BY_NAME[p.name]
     en, zh = _value_text(spec.unit, p.value)
     target, gain, at_least = _next_step(fb, p.bin)
-    t_en, t_zh = _value_text(spec.unit, target)
+    if spec.past_events and spec.window not in _TRAILING:
+        target, gain = p.value, 0  # a lifetime count of past events never goes down
+    improve_en, improve_zh = _improve(spec, target, gain, at_least)
+    window_en, window_zh = WINDOW_WORDS[spec.window]
     label_en = spec.label_en[0].upper() + spec.label_en[1:]
-    if at_least:
-        improve_en = f"Raising {spec.label_en} to at least {t_en} would add {gain} points."
-        improve_zh = f"{spec.label_zh}达到{t_zh}及以上，可增加{gain}分。"
-    else:
-        improve_en = f"Lowering {spec.label_en} to at most {t_en} would add {gain} points."
-        improve_zh = f"{spec.label_zh}降至{t_zh}及以下，可增加{gain}分。"
     return ReasonCode(
         code=spec.reason_code,
         feature=p.name,
@@ -82,10 +93,40 @@ def _reason(fb: FeatureBins, p: FeaturePoints) -> ReasonCode:
         points_lost=p.points_lost,
         target_value=target,
         target_gain=gain,
-        text_en=f"{label_en}: {en}, {p.points} of {p.max_points} points.",
-        text_zh=f"{spec.label_zh}为{zh}，得{p.points}分（最高{p.max_points}分）。",
+        text_en=f"{label_en} {window_en}: {en}, {p.points} of {p.max_points} points.",
+        text_zh=f"{window_zh}{spec.label_zh}为{zh}，得{p.points}分（最高{p.max_points}分）。",
         improve_en=improve_en,
         improve_zh=improve_zh,
+    )
+
+
+_TRAILING = {Window.LAST_12_MONTHS: 12, Window.LAST_24_MONTHS: 24}
+"""Trailing windows, in months: an event stops counting that long after it happened."""
+
+
+def _improve(spec: FeatureSpec, target: int, gain: int, at_least: bool) -> tuple[str, str]:
+    """What would add points, as something the farmer can do from now on (English, Chinese)."""
+    t_en, t_zh = _value_text(spec.unit, target)
+    if not spec.past_events:
+        if at_least:
+            return (f"Raising {spec.label_en} to at least {t_en} would add {gain} points.",
+                    f"{spec.label_zh}达到{t_zh}及以上，可增加{gain}分。")  # fmt: skip
+        return (f"Lowering {spec.label_en} to at most {t_en} would add {gain} points.",
+                f"{spec.label_zh}降至{t_zh}及以下，可增加{gain}分。")  # fmt: skip
+    months = _TRAILING.get(spec.window)
+    if months is None:
+        window_en, window_zh = WINDOW_WORDS[spec.window]
+        return (
+            f"The past cannot be changed and this figure, taken {window_en}, does not go "
+            f"down: {spec.action_en} so that it does not rise.",
+            f"已发生的记录无法更改，该项（{window_zh}）不会降低：请{spec.action_zh}，避免其上升。",
+        )
+    return (
+        f"The past cannot be changed, but each one stops counting {months} months after it "
+        f"happened: {spec.action_en}, and once no more than {t_en} remain in the window you "
+        f"gain {gain} points.",
+        f"已发生的记录无法更改，但满{months}个月后不再计入：请{spec.action_zh}，"
+        f"待计入的不超过{t_zh}时可增加{gain}分。",
     )
 
 

@@ -2,12 +2,15 @@
 
 A decision names its profile snapshot, model version, policy and contract date; `replay` runs
 the pure `evaluate` again on them (and, given the profile, recomputes the features too) and
-lists every field that differs.
+lists every field that differs. A decision priced on a table assumed unchanged (the demo's,
+lending.pricing.lpr.LprTable.assuming_unchanged_through) replays with the same assumption
+made on the same base table; its version says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -15,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from lending.credit.decision import CreditDecision, DecisionRecord, evaluate
 from lending.credit.features import ProfileSnapshot, sha256_hex, snapshot_from_profile
 from lending.credit.scorecard import Scorecard, model_by_version
-from lending.pricing.lpr import LprTable
+from lending.pricing.lpr import ASSUMPTION_TAG, LprTable, load_lpr_table
 
 
 class ReplayResult(BaseModel):
@@ -57,7 +60,7 @@ def replay(
         model=model_by_version(stored.model_version, models),
         policy=stored.policy,
         contract_date=stored.contract_date,
-        lpr_table=lpr_table,
+        lpr_table=lpr_table or _assumed_table(stored),
     )
     a, b = stored.model_dump(mode="json"), recomputed.model_dump(mode="json")
     differences += [k for k in a if a[k] != b.get(k)]
@@ -69,3 +72,15 @@ def replay(
         recomputed_hash=sha256_hex(recomputed.canonical()),
         recomputed=recomputed,
     )
+
+
+def _assumed_table(stored: CreditDecision) -> LprTable | None:
+    """The assumed-unchanged table a decision was priced with, rebuilt; None if it used none."""
+    quote = stored.disclosure.rate_cap.lpr if stored.disclosure is not None else None
+    if quote is None or ASSUMPTION_TAG not in quote.table_version:
+        return None
+    base_version, _, through = quote.table_version.partition(ASSUMPTION_TAG)
+    base = load_lpr_table()
+    if base.version != base_version:
+        return None  # another base table: the replay shows the difference
+    return base.assuming_unchanged_through(date.fromisoformat(through))

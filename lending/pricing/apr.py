@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from fractions import Fraction
 
-from lending.errors import InvalidCashFlowError
+from lending.errors import InvalidCashFlowError, RateOutOfRangeError
 from lending.pricing.rootfind import PRECISION, Discounting, Flow, solve_unit_rate
 
 Amount = Decimal | int
@@ -53,7 +53,7 @@ def actuarial_apr(
         ctx.prec = PRECISION
         i = solve_unit_rate(flows, Discounting.REGZ)
         apr = i * ppy.numerator * 100 / ppy.denominator
-        return apr.quantize(APR_PLACES, rounding=ROUND_HALF_EVEN)
+        return _quantize(apr, "Reg Z APR")
 
 
 def pboc_annualized_rate(
@@ -76,9 +76,21 @@ def pboc_annualized_rate(
         return PbocRate(
             periodic_irr=+r,
             periods_per_year=ppy,
-            simple_pct=simple.quantize(APR_PLACES, rounding=ROUND_HALF_EVEN),
-            compound_pct=compound.quantize(APR_PLACES, rounding=ROUND_HALF_EVEN),
+            simple_pct=_quantize(simple, "PBoC simple annualized rate"),
+            compound_pct=_quantize(compound, "PBoC compound annualized rate"),
         )
+
+
+def _quantize(pct: Decimal, what: str) -> Decimal:
+    """A rate in percent to APR_PLACES; one too large to carry them is refused by name."""
+    try:
+        return pct.quantize(APR_PLACES, rounding=ROUND_HALF_EVEN)
+    except InvalidOperation:
+        # More than PRECISION digits: only terms far beyond any lawful loan get here.
+        raise RateOutOfRangeError(
+            f"the {what} of these cash flows is about {pct:.3E}%, too large to compute "
+            f"to {PRECISION} digits; lower the rate or the fees"
+        ) from None
 
 
 def _advances(advance: Amount | Sequence[CashFlow]) -> Sequence[CashFlow]:

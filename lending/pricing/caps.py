@@ -1,6 +1,7 @@
 """Rate caps: a configurable hard cap and a multiple of the 1-year LPR at the contract date.
 
-The binding cap is the lower of the two. A rate equal to the cap passes; anything above raises a
+The binding cap is the lower of the two; the LPR must come from a table valid on the contract
+date (StaleLprTableError otherwise). A rate equal to the cap passes; anything above raises a
 RateCapExceededError naming the rule. Late charges are capped on the combined rate: the
 annualized contract rate plus the penalty rate must also stay within the binding cap.
 """
@@ -12,8 +13,13 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
-from lending.errors import InvalidRateError, PenaltyRateCapExceededError, RateCapExceededError
-from lending.pricing.lpr import LprQuote, LprTable, lpr_on
+from lending.errors import (
+    InvalidRateError,
+    PenaltyRateCapExceededError,
+    RateCapExceededError,
+    StaleLprTableError,
+)
+from lending.pricing.lpr import LprQuote, LprTable, load_lpr_table
 from lending.pricing.units import Rate, rate_percent
 
 
@@ -89,10 +95,19 @@ class CapCheck:
 def binding_cap(
     contract_date: date, policy: CapPolicy = DEFAULT_POLICY, table: LprTable | None = None
 ) -> tuple[str, Decimal, Decimal | None, LprQuote | None]:
-    """(rule, cap %, LPR cap % or None, LPR quote or None) binding on `contract_date`."""
+    """(rule, cap %, LPR cap % or None, LPR quote or None) binding on `contract_date`.
+
+    A contract date after the table's validity raises StaleLprTableError: a newer fixing may
+    lower the cap, so nothing is priced against an old one.
+    """
     if not policy.use_lpr_cap:
         return policy.hard_cap_rule, policy.hard_cap_pct, None, None
-    quote = lpr_on(contract_date, table)
+    source = table or load_lpr_table()
+    quote = source.quote(contract_date)
+    if quote.stale:
+        raise StaleLprTableError(
+            contract_date, source.covers_through, source.version, source.origin
+        )
     lpr_cap = quote.fixing.rate_pct * policy.lpr_multiple
     if lpr_cap < policy.hard_cap_pct:
         rule = f"{policy.lpr_multiple}x_lpr_{quote.fixing.date.isoformat()}"

@@ -11,14 +11,13 @@ from typing import Annotated, Any
 
 import typer
 
-from lending.errors import InvalidAmountError, InvalidLoanTermsError, LendingError
+from lending.errors import InvalidAmountError, InvalidLoanTermsError, LendingError, exit_code_for
 from lending.pricing.caps import CapBasis, CapPolicy, parse_cap_basis
 from lending.pricing.disclosure import Disclosure, disclose
 from lending.pricing.lpr import load_lpr_table
+from lending.pricing.lpr_cli import lpr_app
 from lending.pricing.schedule import TEA_FLUSH_MONTHS, ScheduleKind, ScheduleTerms
 from lending.pricing.units import format_fen, yuan_to_fen
-
-EXIT_BAD_INPUT = 2
 
 FILE_KEYS = (
     "principal_fen",
@@ -40,8 +39,9 @@ _KINDS = ", ".join(k.value for k in ScheduleKind)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `apr` command to the root `tealedger` app."""
+    """Add the `apr` command and the `lpr` group to the root `tealedger` app."""
     app.command("apr")(apr)
+    app.add_typer(lpr_app, name="lpr")
 
 
 def apr(
@@ -87,7 +87,11 @@ def apr(
         str, typer.Option(help="strictest, regz_apr, pboc_simple or pboc_compound.")
     ] = CapBasis.STRICTEST.value,
     lpr_table: Annotated[
-        Path | None, typer.Option(help="LPR table JSON (default: the shipped table).")
+        Path | None,
+        typer.Option(
+            help="LPR table JSON (default: $TEALEDGER_LPR_TABLE, the user's or the "
+            "shipped table; see `tealedger lpr show`)."
+        ),
     ] = None,
     allow_over_cap: Annotated[
         bool, typer.Option("--allow-over-cap", help="Show the disclosure even above the cap.")
@@ -119,7 +123,7 @@ def apr(
         result = disclose(terms, policy, table, enforce_caps=not allow_over_cap)
     except LendingError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=EXIT_BAD_INPUT) from None
+        raise typer.Exit(code=exit_code_for(exc)) from None
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(result.to_json() if json_out else render(result))

@@ -17,7 +17,7 @@ from lending.pricing.caps import (
     check_penalty_rate_cap,
     evaluate_rate_cap,
 )
-from lending.pricing.lpr import LprTable
+from lending.pricing.lpr import ASSUMPTION_TAG, LprTable
 from lending.pricing.schedule import (
     KIND_LABELS,
     Installment,
@@ -78,14 +78,18 @@ def disclose(
     *,
     enforce_caps: bool = True,
 ) -> Disclosure:
-    """Schedule, price and cap-check an offer; raise RateCapExceededError above the cap."""
+    """Schedule, price and cap-check an offer; raise RateCapExceededError above the cap.
+
+    Checked against the cap: the policy's basis figure, or the nominal contract rate if higher.
+    """
     schedule = build_schedule(terms)
     regz = schedule.regz_cash_flows()
     apr = regz.apr()
     monthly = schedule.monthly_cash_flows()
     pboc = pboc_annualized_rate(list(monthly.advances), list(monthly.payments), 12)
-    checked = _basis_rate(policy.basis, apr, pboc.simple_pct, pboc.compound_pct)
-    rate_cap = evaluate_rate_cap(checked, terms.start, policy, table, what=_basis_label(policy))
+    basis = _basis_rate(policy.basis, apr, pboc.simple_pct, pboc.compound_pct)
+    checked, what = _checked_rate(terms.annual_rate_pct, basis, policy)
+    rate_cap = evaluate_rate_cap(checked, terms.start, policy, table, what=what)
     if enforce_caps and not rate_cap.within_cap:
         raise RateCapExceededError(
             rate_cap.rate_pct, rate_cap.cap_pct, rate_cap.rule, terms.start, rate_cap.what
@@ -132,6 +136,18 @@ def _basis_rate(basis: CapBasis, apr: Decimal, simple: Decimal, compound: Decima
     return max(apr, simple, compound)
 
 
+def _checked_rate(nominal: Decimal, basis: Decimal, policy: CapPolicy) -> tuple[Decimal, str]:
+    """(rate checked against the cap, its name): the basis figure or the contract rate.
+
+    The nominal contract rate itself may never exceed the cap, whatever the basis: a basis
+    only makes the check stricter. (A 12-month bullet loan at 12.30% has a PBoC simple rate of
+    11.65%, which alone would pass a 12.00% cap.)
+    """
+    if nominal > basis:
+        return nominal, f"contract rate (above the {_basis_label(policy)})"
+    return basis, _basis_label(policy)
+
+
 def _basis_label(policy: CapPolicy) -> str:
     """Name of the checked figure, for messages."""
     return {
@@ -163,11 +179,10 @@ def _penalty_cap(
 def _warnings(rate_cap: CapCheck, installments: tuple[Installment, ...]) -> tuple[str, ...]:
     """Things a loan officer must see before relying on the figures."""
     out = []
-    if rate_cap.lpr is not None and rate_cap.lpr.stale:
+    if rate_cap.lpr is not None and ASSUMPTION_TAG in rate_cap.lpr.table_version:
         out.append(
-            f"LPR table {rate_cap.lpr.table_version} has no fixings after its coverage date; "
-            f"the cap for {rate_cap.lpr.on.isoformat()} uses the fixing of "
-            f"{rate_cap.lpr.fixing.date.isoformat()}: update lending/data/lpr_1y.json"
+            f"the LPR cap assumes no fixing after {rate_cap.lpr.fixing.date.isoformat()} "
+            f"(table {rate_cap.lpr.table_version}): a simulation assumption, not published data"
         )
     if not rate_cap.within_cap:
         out.append(f"{rate_cap.what} {rate_cap.rate_pct}% exceeds the cap ({rate_cap.rule})")

@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from enum import StrEnum
 from fractions import Fraction
 
-from lending.errors import InvalidLoanTermsError
+from lending.errors import InvalidLoanTermsError, RateOutOfRangeError
 from lending.pricing.regz_dates import LocatedCashFlows, UnitPeriod, locate_cash_flows, shift_months
 from lending.pricing.units import Rate, check_fen, rate_fraction, rate_percent, round_half_up
 
@@ -24,6 +24,10 @@ TEA_FLUSH_MONTHS: tuple[int, ...] = (4, 5, 6, 7, 9, 10)
 """Tea flush months when farmers have cash: spring Apr/May, summer Jun/Jul, autumn Sep/Oct."""
 
 MAX_TERM_MONTHS = 600
+MAX_ANNUAL_RATE_BPS = 100_000
+"""1,000 % a year: far above any lawful cap (24 %), so an over-cap offer can still be shown,
+but low enough that every annualized figure of the schedule is computable."""
+MAX_PENALTY_RATE_BPS = 1_000_000
 
 
 class ScheduleKind(StrEnum):
@@ -75,8 +79,8 @@ class ScheduleTerms:
         check_fen(self.principal_fen, "principal_fen", allow_zero=False)
         check_fen(self.upfront_fee_fen, "upfront_fee_fen")
         check_fen(self.periodic_fee_fen, "periodic_fee_fen")
-        rate_fraction(self.annual_rate, "annual_rate")
-        _check_int(self.penalty_rate_bps, "penalty_rate_bps", 0, 1_000_000)
+        _check_rate(self.annual_rate)
+        _check_int(self.penalty_rate_bps, "penalty_rate_bps", 0, MAX_PENALTY_RATE_BPS)
         _check_int(self.term_months, "term_months", 1, MAX_TERM_MONTHS)
         _check_int(self.grace_months, "grace_months", 0, self.term_months - 1)
         if self.upfront_fee_fen >= self.principal_fen:
@@ -276,6 +280,16 @@ def _level_payment(principal_fen: int, growth: list[Fraction]) -> int:
             discount_sum += 1 / accumulated
         payment = Decimal(principal_fen) / discount_sum
         return int(payment.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _check_rate(rate: Rate) -> None:
+    """An annual rate within [0, MAX_ANNUAL_RATE_BPS], with the range in the message."""
+    if rate_fraction(rate, "annual_rate") > Fraction(MAX_ANNUAL_RATE_BPS, 10_000):
+        given = f"{rate} bps" if isinstance(rate, int) else f"{rate}%"
+        raise RateOutOfRangeError(
+            f"annual rate {given} is out of range: the accepted range is 0 to "
+            f"{MAX_ANNUAL_RATE_BPS:,} bps (0 to {MAX_ANNUAL_RATE_BPS // 100:,}% a year)"
+        )
 
 
 def _check_int(value: object, what: str, low: int, high: int) -> None:

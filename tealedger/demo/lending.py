@@ -40,6 +40,7 @@ from chain.errors import ChainError
 from chain.sender import PendingTx, Sender
 from indexer.db import make_engine
 from lending.credit.decision import DecisionRecord, decide
+from lending.credit.features import CHINA_TZ
 from lending.credit.policy import Outcome
 from lending.credit.profiles import IndexedConsentChecker, IndexedProfileReader
 from lending.credit.scorecard import load_model
@@ -64,6 +65,7 @@ from lending.loans.settlement import (
     split_amount,
 )
 from lending.pricing.disclosure import Disclosure, disclose
+from lending.pricing.lpr import LprTable, load_lpr_table
 from lending.pricing.schedule import ScheduleTerms
 from simulation.season import FLUSHES, Farmer
 from tealedger.demo.season import (
@@ -480,7 +482,17 @@ def offer(record: DecisionRecord, needs: dict[str, int]) -> Disclosure:
         grace_months=product.grace_months,
         penalty_rate_bps=product.penalty_rate_bps,
     )
-    return disclose(terms, d.policy.cap_policy())
+    return disclose(terms, d.policy.cap_policy(), demo_lpr_table(d.contract_date))
+
+
+def demo_lpr_table(on: date) -> LprTable:
+    """The LPR table, assumed unchanged through `on` if it ends before: the demo only.
+
+    The demo prices on its chain's date (today, or later once it moved the clock); real
+    pricing refuses a table that ends before the contract date. The assumption is named in the
+    table's version, so every disclosure priced with it says so, and it is written nowhere.
+    """
+    return load_lpr_table().assuming_unchanged_through(on)
 
 
 def season_of_contract(day: date) -> int:
@@ -550,6 +562,15 @@ def score_applications(run: LendingRun) -> None:
     model = load_model()
     lender = run.lender.address.lower()
     at = datetime.fromtimestamp(chain_now(run.client), UTC)
+    table = demo_lpr_table(at.astimezone(CHINA_TZ).date())
+    if table.assumed:
+        run.progress.console.print(
+            f"[yellow]assumption:[/] the LPR table ends on {load_lpr_table().covers_through}; "
+            f"the demo prices as if the 1-year LPR stayed {table.fixings[-1].rate_pct}% through "
+            f"{table.covers_through} (table {table.version}). Real pricing refuses this: record "
+            "the published fixings with `tealedger lpr update`",
+            highlight=False,
+        )
     year = run.region.season.year
     for loan in run.loans:
         fid = "0x" + loan.farmer_id.hex()
@@ -560,7 +581,7 @@ def score_applications(run: LendingRun) -> None:
         ]
         loan.record = earlier[-1] if earlier else decide(
             fid, lender, profiles=reader, consent=consent, access_log=run.store, model=model,
-            store=run.store, now=at,
+            store=run.store, now=at, lpr_table=table,
         )  # fmt: skip
         run.progress.advance(task)
     outcomes = [loan.record.decision.outcome for loan in run.loans if loan.record]

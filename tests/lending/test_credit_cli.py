@@ -12,6 +12,7 @@ from lending.credit.cli import register
 from lending.credit.decision import decide
 from lending.credit.simulation import simulate_population
 from lending.credit.store import CreditStore, store_for_url
+from lending.errors import ExitCode
 
 LENDER = "0x" + "3c" * 20
 FARMERS = simulate_population(6, 20, "fairness").farmers
@@ -91,7 +92,7 @@ def test_explain_mismatch_fails_with_a_named_error(app, db, store):
     forged = record.model_copy(update={"decision_id": "f" * 32, "decision": wrong})
     store.insert_decision(forged)
     result = run(app, ["credit", "explain", forged.decision_id, "--db", db])
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.REPLAY_MISMATCH == 4
     assert "MISMATCH in limit_fen" in result.stdout
     assert "ReplayMismatchError" in result.stderr
 
@@ -117,7 +118,7 @@ def test_fairness_passes(app):
 
 def test_fairness_fails_loudly_on_the_proxy_biased_variant(app):
     result = run(app, ["credit", "fairness", "--n", "3000", "--proxy-bias"])
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.FAIRNESS_FAILED == 3
     assert "FAIL" in result.stdout
     assert result.stderr.startswith("FairnessThresholdError:")
     assert "ethnicity" in result.stderr
@@ -137,3 +138,26 @@ def test_fairness_bad_threshold(app, value):
     result = run(app, ["credit", "fairness", "--n", "500", "--approval-threshold", value])
     assert result.exit_code == 2
     assert "approval-threshold" in result.stderr
+
+
+@pytest.mark.parametrize("n", ["100", "999"])
+def test_fairness_on_too_few_farmers_is_a_usage_error_not_a_traceback(app, n):
+    # Issue 17: --n 100 ended in a ValueError traceback, exit 1 like a real failure.
+    result = run(app, ["credit", "fairness", "--n", n])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr.startswith("FairnessPopulationTooSmallError:")
+    assert "the minimum is 1,000" in result.stderr
+
+
+def test_fairness_without_two_comparable_groups_is_a_usage_error(app):
+    result = run(app, ["credit", "fairness", "--n", "1000", "--min-group-size", "900"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "FairnessPopulationTooSmallError" in result.stderr and "--n" in result.stderr
+
+
+def test_every_outcome_has_its_own_exit_code():
+    codes = [c.value for c in ExitCode]
+    assert len(set(codes)) == len(codes)
+    # 1 is Python's exit on an unhandled exception: no deliberate outcome shares it.
+    assert ExitCode.ERROR == 1 and ExitCode.USAGE == 2  # click's usage errors exit 2 too

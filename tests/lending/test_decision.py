@@ -209,9 +209,74 @@ def test_each_reason_says_what_would_add_points(features):
     for r in reason_codes(MODEL, result.by_feature, 4):
         fb = bins[r.feature]
         here = next(p for p in result.by_feature if p.name == r.feature)
-        assert fb.points[fb.bin_of(r.target_value)] - here.points == r.target_gain > 0
         assert r.text_en and r.text_zh and r.improve_en and r.improve_zh
+        if r.feature in LIFETIME_PAST_EVENTS:  # nothing the farmer can reach adds points
+            assert (r.target_value, r.target_gain) == (here.value, 0)
+            assert "points" not in r.improve_en and "分" not in r.improve_zh
+            continue
+        assert fb.points[fb.bin_of(r.target_value)] - here.points == r.target_gain > 0
         assert str(r.target_gain) in r.improve_en and f"{r.target_gain}分" in r.improve_zh
+
+
+# What each feature is computed over (lending/credit/features.py, profile_fields): the credit
+# history has no 24-month window, so days past due and loans repaid are lifetime figures.
+WINDOWS = {
+    "trailing_sale_income_fen": ("in the last 12 months", "近12个月"),
+    "sale_income_cv_bps": ("in the last 12 months", "近12个月"),
+    "trailing_fresh_leaf_kg": ("in the last 12 months", "近12个月"),
+    "fresh_leaf_trend_bps": (
+        "in the last 12 months against the 12 months before",
+        "与前12个月相比",
+    ),
+    "premium_grade_share_bps": ("in the last 12 months", "近12个月"),
+    "fresh_leaf_kg_per_mu_x100": ("in the last 12 months", "近12个月"),
+    "tenure_months": ("since the cooperative registered you", "自合作社登记您以来"),
+    "quality_failures_24m": ("in the last 24 months", "近24个月"),
+    "recalled_lots_24m": ("in the last 24 months", "近24个月"),
+    "loans_repaid_on_time": ("over all your loans on the platform so far", "全部贷款"),
+    "max_days_past_due_24m": ("over all your loans on the platform so far", "全部贷款"),
+    "exposure_to_income_bps": ("at present", "目前"),
+}
+PAST_EVENTS = {"quality_failures_24m", "recalled_lots_24m", "max_days_past_due_24m"}
+LIFETIME_PAST_EVENTS = {"max_days_past_due_24m"}
+
+
+def _all_reasons(features):
+    result = MODEL.score(features)
+    return reason_codes(MODEL, result.by_feature, len(MODEL.features))
+
+
+@settings(max_examples=200, deadline=None)
+@given(features_st)
+def test_each_reason_names_the_real_window_of_its_feature(features):
+    # Issue 17: a lifetime figure (days past due) was said to be "in the last 24 months".
+    for r in _all_reasons(features):
+        en, zh = WINDOWS[r.feature]
+        assert en in r.text_en and zh in r.text_zh, r
+        if "12 months" not in en and "24 months" not in en:
+            assert "months" not in r.text_en.replace(f"{r.value:,} months", "")
+            assert "个月" not in r.text_zh.replace(f"{r.value:,}个月", "")
+
+
+@settings(max_examples=200, deadline=None)
+@given(features_st)
+def test_no_reason_asks_the_farmer_to_change_the_past(features):
+    # Issue 17: "lowering longest delay ... would add points" asked to undo a past delay.
+    for r in (r for r in _all_reasons(features) if r.feature in PAST_EVENTS):
+        assert not r.improve_en.startswith(("Lowering", "Raising")), r.improve_en
+        assert "from now on" in r.improve_en and "今后" in r.improve_zh
+        assert "cannot be changed" in r.improve_en and "无法更改" in r.improve_zh
+        if r.feature in LIFETIME_PAST_EVENTS:
+            assert "does not go down" in r.improve_en and "不会降低" in r.improve_zh
+        else:
+            assert "stops counting 24 months after" in r.improve_en
+
+
+def test_every_feature_has_a_window_and_past_events_an_action():
+    from lending.credit.features import FEATURE_SPECS
+
+    assert {s.name for s in FEATURE_SPECS} == set(WINDOWS)
+    assert {s.name for s in FEATURE_SPECS if s.past_events} == PAST_EVENTS
 
 
 def test_reason_texts_are_bilingual_and_specific():

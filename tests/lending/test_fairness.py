@@ -19,7 +19,7 @@ from lending.credit.fairness import (
 from lending.credit.policy import DEFAULT_POLICY, Outcome
 from lending.credit.scorecard import load_model
 from lending.credit.simulation import simulate_population
-from lending.errors import FairnessThresholdError
+from lending.errors import FairnessPopulationTooSmallError, FairnessThresholdError
 
 N = 20_000  # the CLI default: 12 villages need ~1,700 farmers each for stable ratios
 MODEL = load_model()
@@ -112,8 +112,10 @@ def test_small_groups_are_left_out_and_named():
     outcomes = [
         PopulationOutcome(f"f{i}", 600, "A", Outcome.APPROVE if i % 2 else Outcome.DECLINE,
                           100_000 if i % 2 else 0,
-                          {"gender": "M" if i < 200 else "F", "ethnicity": "han",
-                           "age_band": "35-49", "village": "v"})
+                          {"gender": "M" if i < 150 else "X" if i < 200 else "F",
+                           "ethnicity": "han" if i < 100 else "miao",
+                           "age_band": "35-49" if i < 100 else "<35",
+                           "village": "v" if i < 100 else "w"})
         for i in range(210)
     ]  # fmt: skip
     report = _report(outcomes)
@@ -139,3 +141,50 @@ def test_run_fairness_end_to_end_is_reproducible():
     b = run_fairness(n=1_500)
     assert isinstance(a, FairnessReport) and a == b
     assert a.model_version == MODEL.version
+
+
+def _outcome(i, group, approved, limit=100_000, band="A"):
+    protected = {"gender": group, "ethnicity": group, "age_band": group, "village": group}
+    outcome = Outcome.APPROVE if approved else Outcome.DECLINE
+    return PopulationOutcome(f"f{i}", 600, band, outcome, limit if approved else 0, protected)
+
+
+def test_the_approval_threshold_is_compared_exactly_not_after_rounding():
+    # Group x approves 19,999 of 25,000 (0.79996), group y all: the ratio 0.79996 < 0.80.
+    x = [_outcome(i, "x", i < 19_999) for i in range(25_000)]
+    y = [_outcome(25_000 + i, "y", True) for i in range(50)]
+    report = _report(x + y)
+    approval = [c for c in report.checks if c.metric == "approval_rate"]
+    assert approval and all(not c.passed for c in approval)
+    assert all(c.ratio < c.threshold == Decimal("0.80") for c in approval)  # shown as 0.7999
+    with pytest.raises(FairnessThresholdError, match=r"0\.7999 < 0\.80"):
+        report.raise_if_failed()
+    passing = _report(x + y, FairnessThresholds(approval_ratio_min=Decimal("0.79996")))
+    assert all(c.passed for c in passing.checks if c.metric == "approval_rate")
+
+
+def test_the_limit_threshold_is_compared_exactly_not_after_rounding():
+    x = [_outcome(i, "x", True, limit=79_996) for i in range(50)]
+    y = [_outcome(50 + i, "y", True, limit=100_000) for i in range(50)]
+    limits = [c for c in _report(x + y).checks if c.metric == "mean_limit_fen"]
+    assert limits and all(not c.passed and c.band == "A" for c in limits)
+
+
+def test_exact_ratios_agree_with_fairlearn(production):
+    from fairlearn.metrics import demographic_parity_ratio
+
+    outcomes, report = production
+    y = np.array([o.outcome is Outcome.APPROVE for o in outcomes], dtype=int)
+    for check in (c for c in report.checks if c.metric == "approval_rate"):
+        groups = np.array([o.protected[check.attribute] for o in outcomes])
+        keep = ~np.isin(groups, check.left_out)
+        theirs = demographic_parity_ratio(y[keep], y[keep], sensitive_features=groups[keep])
+        assert abs(float(check.ratio) - theirs) < 1e-4
+
+
+def test_a_population_without_two_comparable_groups_is_refused():
+    outcomes = [_outcome(i, "only", i % 2 == 0) for i in range(500)]
+    with pytest.raises(FairnessPopulationTooSmallError, match="1 gender group"):
+        _report(outcomes)
+    with pytest.raises(FairnessPopulationTooSmallError, match="minimum is 1,000"):
+        run_fairness(n=999)

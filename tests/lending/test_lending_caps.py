@@ -16,10 +16,10 @@ from lending.errors import (
     RateCapExceededError,
 )
 from lending.pricing.caps import CapPolicy, binding_cap, check_penalty_rate_cap, check_rate_cap
-from lending.pricing.lpr import load_lpr_table, lpr_on, parse_lpr_table
+from lending.pricing.lpr import load_lpr_table, lpr_on, parse_lpr_table, shipped_lpr_table
 
 D = Decimal
-TABLE = load_lpr_table()
+TABLE = shipped_lpr_table()
 
 
 def test_shipped_table_metadata_and_shape():
@@ -50,7 +50,7 @@ def test_shipped_table_metadata_and_shape():
     ],
 )
 def test_lookup_picks_last_fixing_on_or_before(on, fixing_date, bps):
-    quote = lpr_on(on)
+    quote = lpr_on(on, TABLE)
     assert (quote.fixing.date, quote.fixing.rate_bps) == (fixing_date, bps)
     assert quote.table_version == TABLE.version and not quote.stale
 
@@ -61,7 +61,7 @@ def test_lookup_refuses_dates_before_the_table():
 
 
 def test_lookup_after_coverage_is_flagged_stale():
-    quote = lpr_on(date(2099, 1, 1))
+    quote = lpr_on(date(2099, 1, 1), TABLE)
     assert quote.stale and quote.fixing == TABLE.fixings[-1]
 
 

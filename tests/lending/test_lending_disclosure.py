@@ -143,7 +143,33 @@ def test_penalty_on_top_of_contract_rate_is_refused():
         disclose(offer(annual_rate=800, penalty_rate_bps=500))
 
 
-def test_stale_lpr_table_is_warned():
-    d = disclose(offer(start=date(2099, 1, 1)))
-    assert d.rate_cap.lpr is not None and d.rate_cap.lpr.stale
-    assert any("update lending/data/lpr_1y.json" in w for w in d.warnings)
+BULLET_2025 = {"kind": ScheduleKind.BULLET, "start": date(2025, 6, 1)}  # cap 12.00%: 4 x 3.00%
+
+
+@pytest.mark.parametrize("basis", list(CapBasis))
+def test_the_contract_rate_never_exceeds_the_cap_whatever_the_basis(basis):
+    # Issue 17: a 12.30% bullet loan has a PBoC simple rate of 11.65% and passed a 12.00% cap.
+    policy = CapPolicy(basis=basis)
+    for rate in (1201, 1230):
+        with pytest.raises(RateCapExceededError, match=r"exceeds the binding cap 12\.00%") as err:
+            disclose(offer(annual_rate=rate, **BULLET_2025), policy)
+        assert err.value.rate_pct >= D(rate).scaleb(-2)
+        shown = disclose(offer(annual_rate=rate, **BULLET_2025), policy, enforce_caps=False)
+        assert not shown.rate_cap.within_cap and shown.rate_cap.rate_pct >= D(rate).scaleb(-2)
+
+
+@pytest.mark.parametrize("basis", [CapBasis.PBOC_SIMPLE, CapBasis.PBOC_COMPOUND])
+def test_at_the_cap_the_contract_rate_passes_and_the_basis_only_adds_strictness(basis):
+    at_cap = disclose(offer(annual_rate=1200, **BULLET_2025), CapPolicy(basis=basis))
+    assert at_cap.rate_cap.within_cap and at_cap.rate_cap.cap_pct == D("12.00")
+    assert at_cap.rate_cap.rate_pct == max(
+        D("12.00"), getattr(at_cap, f"{basis.value.replace('pboc', 'pboc_annualized')}_pct")
+    )
+
+
+def test_the_simple_basis_below_the_contract_rate_is_reported_as_the_contract_rate():
+    d = disclose(offer(annual_rate=1230, **BULLET_2025), CapPolicy(basis=CapBasis.PBOC_SIMPLE),
+                 enforce_caps=False)  # fmt: skip
+    assert d.pboc_annualized_simple_pct < D("12.00") < d.annual_rate_pct
+    assert d.rate_cap.rate_pct == D("12.30")
+    assert d.rate_cap.what.startswith("contract rate")
