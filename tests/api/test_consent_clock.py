@@ -2,18 +2,32 @@
 
 The demo moves a development chain forward (evm_increaseTime + evm_mine); a revocation signed
 with a deadline from the server's clock was then already expired on chain, and the farmer could
-not withdraw consent (409 ConsentSignatureExpired). This module's world is its own (module
-scope), so moving its chain's clock touches no other test.
+not withdraw consent (409 ConsentSignatureExpired). This module's world runs on an anvil of its
+own (the module's `anvil_node` overrides the session's), so moving its clock touches no other
+test.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+
+import pytest
 
 from api.core.models import Role
+from chain.nodes import ProcessNode
+from tests._fixtures import start_node
 from tests.api.test_cooperatives import World, world  # noqa: F401
 
 DAY = 86_400
+
+
+@pytest.fixture(scope="module")
+def anvil_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessNode]:
+    """This module's own anvil: the test moves its clock."""
+    node = start_node("anvil", tmp_path_factory.mktemp("anvil-clock"))
+    yield node
+    node.stop()
 
 
 def _chain_now(world: World) -> int:  # noqa: F811

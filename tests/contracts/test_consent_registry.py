@@ -138,7 +138,7 @@ def test_signatures_must_be_the_wallets_and_fresh(system: System, consent: Conse
         system.coop.transact(
             system.consent.functions.grantConsentBySig(fid, lender, expires, stale, signature)
         )
-    with reverts("ConsentInvalidSignature"):  # tampered expiry
+    with reverts("ConsentInvalidSignature", farmer=fid, wallet=wallet.address):  # tampered
         deadline, signature = consent.sign_grant(wallet, fid, lender, expires)
         system.coop.transact(
             system.consent.functions.grantConsentBySig(

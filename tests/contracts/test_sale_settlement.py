@@ -108,13 +108,13 @@ def test_commit_validation(loans: LoanSystem):
         raw(loans, COOP, s.commitShares(keccak(text="nope"), LOT_DATA, ids, [1, 1, 1]))
     with reverts("SettlementLengthMismatch", farmers=3, weights=2):
         raw(loans, COOP, s.commitShares(LOT, LOT_DATA, ids, [1, 1]))
-    with reverts("SettlementFarmerCount", count=0):
+    with reverts("SettlementFarmerCount", count=0, max=100):
         raw(loans, COOP, s.commitShares(LOT, LOT_DATA, [], []))
     with reverts("SettlementFarmerOrder", previous=ids[1], farmerId=ids[0]):
         raw(loans, COOP, s.commitShares(LOT, LOT_DATA, [ids[1], ids[0]], [1, 1]))
     with reverts("SettlementInvalidWeight", farmerId=ids[0], weight=0):
         raw(loans, COOP, s.commitShares(LOT, LOT_DATA, ids, [0, 1, 1]))
-    with reverts("SettlementInvalidWeight", weight=2**64):
+    with reverts("SettlementInvalidWeight", farmerId=ids[1], weight=2**64):
         raw(loans, COOP, s.commitShares(LOT, LOT_DATA, ids, [1, 2**64, 1]))
     stranger = keccak(text="unregistered farmer")
     with reverts("SettlementUnknownFarmer", farmerId=stranger):
@@ -222,7 +222,12 @@ def test_settle_validation_and_roles(loans: LoanSystem):
     with reverts("SettlementNoShares", lot=LOT):
         raw(loans, DISTRIBUTOR, s.settleSale(LOT, 1, ids, weights))
     commit(loans)
-    with reverts("SettlementSharesMismatch", lot=LOT, given=shares_hash(ordered()[:2])):
+    with reverts(
+        "SettlementSharesMismatch",
+        lot=LOT,
+        committed=shares_hash(ordered()),
+        given=shares_hash(ordered()[:2]),
+    ):
         raw(loans, DISTRIBUTOR, s.settleSale(LOT, 1, ids[:2], weights[:2]))
     with reverts("SettlementZeroAmount", lot=LOT):
         raw(loans, DISTRIBUTOR, s.settleSale(LOT, 0, ids, weights))
