@@ -426,3 +426,42 @@ def test_a_lot_made_from_a_recalled_lot_is_not_settled(tmp_path):
     assert recalled == [leaf, made]
     with reverts("SettlementLotRecalled", lot=made):
         system.sales.settle_sale(made, 100_000, system.sender(DISTRIBUTOR))
+
+
+def test_on_teatrace_a_rival_neither_rewrites_the_shares_nor_settles_the_lot(tmp_path):
+    """The audit's two attacks on the real TeaTrace: a second cooperative (a share committer
+    too) gave one farmer 1,000,000 of 1,000,000 on the first one's lot, and a second distributor
+    "sold" it for 1 fen, which froze its shares. Both are refused now."""
+    system = trace_loan_system(tmp_path)
+    trace, coop = system.trace.functions, system.sender(COOP)
+    rival_coop, rival_dist = system.addr(FARMER2), system.addr(OUTSIDER)
+    roles = [
+        trace.grantRole(keccak(text="COOPERATIVE_ROLE"), rival_coop),
+        system.settlement.functions.grantRole(COMMITTER_ROLE, rival_coop),
+        system.settlement.functions.grantRole(DISTRIBUTOR_ROLE, rival_dist),
+        system.token.functions.mint(rival_dist, 1),
+    ]
+    for call in roles:
+        raw(system, ADMIN, call)
+    coop.transact(trace.registerFarmer(FARMER_ID, system.addr(FARMER)))
+    coop.transact(trace.registerPlot((keccak(FARMER_ID), FARMER_ID, 100, 1, keccak(text="loc"))))
+    data = keccak(text="harvest")
+    picked = system.now() - 60
+    coop.transact(trace.recordHarvests([(FARMER_ID, keccak(FARMER_ID), 8_000, 1, picked, data)]))
+    lot = trace.lotId(system.addr(COOP), data).call()
+    coop.transact(trace.sell(lot, system.addr(DISTRIBUTOR), 100_000))
+    system.sales.commit_shares(lot, data, {FARMER_ID: 8_000}, coop)
+    rival_id = keccak(text="the rival's farmer")
+    system.sender(FARMER2).transact(trace.registerFarmer(rival_id, rival_coop))
+    grab = system.settlement.functions.commitShares(lot, data, [rival_id], [1_000_000])
+    with reverts("SettlementNotLotMaker", lot=lot, dataHash=data, caller=rival_coop):
+        raw(system, FARMER2, grab)
+    raw(system, OUTSIDER, system.token.functions.approve(system.settlement.address, 1))
+    distributor = system.addr(DISTRIBUTOR)
+    with reverts(
+        "SettlementNotHolderOrBuyer", lot=lot, holder=distributor, buyer=distributor,
+        caller=rival_dist,
+    ):  # fmt: skip
+        system.sales.settle_sale(lot, 1, system.sender(OUTSIDER))
+    result = system.sales.settle_sale(lot, 100_000, system.sender(DISTRIBUTOR))
+    assert [(r.farmer_id, r.paid_out_fen) for r in result.farmers] == [(FARMER_ID, 100_000)]
