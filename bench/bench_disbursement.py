@@ -200,7 +200,8 @@ def _measure_repay(rig: _Rig, g: dict[str, int]) -> None:
 def _measure_settlement(rig: _Rig, g: dict[str, int], farmers: int, with_loans: int) -> None:
     """Commit shares and settle a sale for `farmers` farmers, the first `with_loans` indebted."""
     ids = sorted(keccak(text=f"settle-{farmers}-{i}") for i in range(farmers))
-    lot = keccak(text=f"lot-{farmers}")
+    data = keccak(text=f"lot-{farmers}")
+    lot = bytes(rig.trace.functions.lotId(rig.addr(COOP), data).call())  # COOP made it
     calls = [rig.trace.functions.setFarmer(f, rig.addr(COOP), rig.addr(FARMER)) for f in ids]
     calls.append(rig.trace.functions.setLot(lot, rig.addr(DISTRIBUTOR), 1_000))
     admin = rig.sender(ADMIN)
@@ -211,7 +212,9 @@ def _measure_settlement(rig: _Rig, g: dict[str, int], farmers: int, with_loans: 
         params[0] = farmer_id
         rig.tx(LENDER, rig.factory.functions.issueAndFundLoan(tuple(params)))
     weights = [1_000 + i for i in range(farmers)]
-    g[f"commit {farmers}"] = rig.tx(COOP, rig.settlement.functions.commitShares(lot, ids, weights))
+    g[f"commit {farmers}"] = rig.tx(
+        COOP, rig.settlement.functions.commitShares(lot, data, ids, weights)
+    )
     rig.tx(DISTRIBUTOR, rig.token.functions.approve(rig.settlement.address, 2**255))
     g[f"settle {farmers}/{with_loans}"] = rig.tx(
         DISTRIBUTOR, rig.settlement.functions.settleSale(lot, 10_000_000, ids, weights)

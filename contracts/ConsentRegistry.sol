@@ -17,10 +17,14 @@ contract ConsentRegistry is IConsentRegistry, Nonces {
     /// @notice Longest consent a farmer can give at once.
     uint256 public constant MAX_CONSENT_DURATION = 730 days;
 
-    bytes32 public constant CONSENT_TYPEHASH =
-        keccak256("Consent(bytes32 farmer,address lender,uint64 expiresAt,uint256 nonce,uint256 deadline)");
-    bytes32 public constant REVOCATION_TYPEHASH =
-        keccak256("Revocation(bytes32 farmer,address lender,uint256 nonce,uint256 deadline)");
+    /// @dev `walletEpoch` is TeaTrace's count of the farmer's wallet changes: a signature made
+    ///      before a change never validates after it, even when the old wallet is set back.
+    bytes32 public constant CONSENT_TYPEHASH = keccak256(
+        "Consent(bytes32 farmer,address lender,uint64 expiresAt,uint256 walletEpoch,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 public constant REVOCATION_TYPEHASH = keccak256(
+        "Revocation(bytes32 farmer,address lender,uint256 walletEpoch,uint256 nonce,uint256 deadline)"
+    );
     bytes32 private constant _DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes32 private constant _NAME_HASH = keccak256("TealedgerConsent");
@@ -62,8 +66,11 @@ contract ConsentRegistry is IConsentRegistry, Nonces {
         bytes calldata signature
     ) external {
         address wallet = _activeFarmerWallet(farmer);
-        bytes32 structHash =
-            keccak256(abi.encode(CONSENT_TYPEHASH, farmer, lender, expiresAt, _useNonce(wallet), deadline));
+        bytes32 structHash = keccak256(
+            abi.encode(
+                CONSENT_TYPEHASH, farmer, lender, expiresAt, _teaTrace.walletEpoch(farmer), _useNonce(wallet), deadline
+            )
+        );
         _checkSignature(farmer, wallet, structHash, deadline, signature);
         _grant(farmer, lender, expiresAt, wallet);
     }
@@ -73,9 +80,17 @@ contract ConsentRegistry is IConsentRegistry, Nonces {
         external
     {
         address wallet = _farmerWallet(farmer);
-        bytes32 structHash = keccak256(abi.encode(REVOCATION_TYPEHASH, farmer, lender, _useNonce(wallet), deadline));
+        bytes32 structHash = keccak256(
+            abi.encode(REVOCATION_TYPEHASH, farmer, lender, _teaTrace.walletEpoch(farmer), _useNonce(wallet), deadline)
+        );
         _checkSignature(farmer, wallet, structHash, deadline, signature);
         _revoke(farmer, lender, wallet);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function burnNonce() external returns (uint256 nonce) {
+        nonce = _useNonce(msg.sender);
+        emit ConsentNonceBurned(msg.sender, nonce);
     }
 
     /// @inheritdoc IConsentRegistry

@@ -18,6 +18,8 @@ import {ISaleSettlement, ITeaTraceReader} from "./interfaces/ISaleSettlement.sol
 ///      2. Each share = repaid + paidOut + held, and repaid <= the loan's outstanding amount.
 ///      3. The contract's balance = totalHeld (nothing else stays here).
 ///      4. A lot's shares are frozen once one of its sales was settled.
+///      5. Only the lot's maker commits its shares; only its holder or first buyer pays for it;
+///         a recalled lot is never settled.
 contract SaleSettlement is AccessControl, ReentrancyGuard, ISaleSettlement {
     using SafeERC20 for IERC20;
 
@@ -60,13 +62,19 @@ contract SaleSettlement is AccessControl, ReentrancyGuard, ISaleSettlement {
     }
 
     /// @inheritdoc ISaleSettlement
-    function commitShares(bytes32 lot, bytes32[] calldata farmerIds, uint256[] calldata weights)
-        external
-        onlyRole(SHARE_COMMITTER_ROLE)
-    {
+    function commitShares(
+        bytes32 lot,
+        bytes32 dataHash,
+        bytes32[] calldata farmerIds,
+        uint256[] calldata weights
+    ) external onlyRole(SHARE_COMMITTER_ROLE) {
         LotShares storage s = _lots[lot];
         if (s.sales != 0) revert SettlementSharesFrozen(lot, s.sales);
         if (_TRACE.lot(lot).state == 0) revert SettlementUnknownLot(lot);
+        // The maker, not any committer: the holder changes as the lot moves, the maker never does.
+        if (_TRACE.lotId(_msgSender(), dataHash) != lot) {
+            revert SettlementNotLotMaker(lot, dataHash, _msgSender());
+        }
         uint256 total = _checkShares(farmerIds, weights);
         bytes32 hash = _sharesHash(farmerIds, weights);
         s.sharesHash = hash;
@@ -84,6 +92,7 @@ contract SaleSettlement is AccessControl, ReentrancyGuard, ISaleSettlement {
         returns (uint256 saleId)
     {
         LotShares storage s = _lots[lot];
+        _checkPayer(lot);
         _checkCommitted(lot, s.sharesHash, farmerIds, weights);
         if (amount == 0) revert SettlementZeroAmount(lot);
         uint256[] memory shares = _split(amount, weights, s.totalWeight);
@@ -166,6 +175,17 @@ contract SaleSettlement is AccessControl, ReentrancyGuard, ISaleSettlement {
             if (_TRACE.farmer(id).cooperative == address(0)) revert SettlementUnknownFarmer(id);
             total += weights[i];
         }
+    }
+
+    /// @dev The caller holds the lot or bought it first, and the lot is not recalled.
+    function _checkPayer(bytes32 lot) private view {
+        ITeaTraceReader.LotInfo memory info = _TRACE.lot(lot);
+        if (info.state == 0) revert SettlementUnknownLot(lot);
+        if (info.recalled) revert SettlementLotRecalled(lot);
+        address caller = _msgSender();
+        if (info.holder == caller) return;
+        address buyer = _TRACE.boughtBy(lot);
+        if (buyer != caller) revert SettlementNotHolderOrBuyer(lot, info.holder, buyer, caller);
     }
 
     /// @dev The lists must hash to the committed shares.

@@ -28,11 +28,13 @@ contract TeaTrace is AccessControl, ITeaTrace {
     /// @notice How far a harvest's `pickedAt` may run ahead of the block time (clock skew).
     uint256 public constant MAX_CLOCK_SKEW = 15 minutes;
 
-    /// @dev A farmer: two slots, read only off the hot path.
+    /// @dev A farmer: two slots, read only off the hot path. The epoch shares the wallet's slot,
+    ///      so a wallet change writes one slot.
     struct Farmer {
         address cooperative;
         uint32 index; // bit position in _activeFarmers
         address wallet;
+        uint64 walletEpoch; // wallet changes so far (see {walletEpoch})
     }
 
     /// @dev A plot, keyed by (farmer, plot) so that the one slot read while recording a harvest
@@ -48,6 +50,8 @@ contract TeaTrace is AccessControl, ITeaTrace {
     mapping(bytes32 farmer => Farmer) private _farmers;
     mapping(bytes32 farmer => mapping(bytes32 plot => Plot)) private _plots;
     mapping(bytes32 plot => bytes32 farmer) private _plotFarmers;
+    /// @dev The first buyer of each sold lot (see {boughtBy}).
+    mapping(bytes32 lot => address buyer) private _firstBuyers;
     /// @dev Bit `index` set = farmer active; farmers registered together share words, so a
     ///      batch of harvests reads each word cold once.
     mapping(uint256 word => uint256 bits) private _activeFarmers;
@@ -109,6 +113,9 @@ contract TeaTrace is AccessControl, ITeaTrace {
         Farmer storage f = _ownFarmer(farmer_);
         address previous = f.wallet;
         f.wallet = wallet;
+        // Every change, even back to an earlier wallet, starts a new epoch: signatures carry the
+        // epoch, so nothing signed before the change is valid after it.
+        ++f.walletEpoch;
         emit FarmerWalletChanged(farmer_, previous, wallet);
     }
 
@@ -273,6 +280,16 @@ contract TeaTrace is AccessControl, ITeaTrace {
         Farmer storage f = _farmers[id];
         bool active = f.cooperative != address(0) && _isActive(f.index);
         return FarmerInfo({cooperative: f.cooperative, wallet: f.wallet, active: active});
+    }
+
+    /// @inheritdoc ITeaTrace
+    function walletEpoch(bytes32 id) external view returns (uint256) {
+        return _farmers[id].walletEpoch;
+    }
+
+    /// @inheritdoc ITeaTrace
+    function boughtBy(bytes32 id) external view returns (address) {
+        return _firstBuyers[id];
     }
 
     /// @inheritdoc ITeaTrace
@@ -501,6 +518,9 @@ contract TeaTrace is AccessControl, ITeaTrace {
     function _sell(bytes32 id, address buyer, uint256 priceFen) private {
         if (priceFen == 0) revert TeaTraceZeroPrice(id);
         _movableLot(id).holder = buyer;
+        // The first sale is the one the farmers' leaf is paid for (resales are trade between
+        // buyers), so its buyer is the one SaleSettlement lets pay for the lot.
+        if (_firstBuyers[id] == address(0)) _firstBuyers[id] = buyer;
         emit LotSold(id, _msgSender(), buyer, priceFen);
     }
 

@@ -1,12 +1,15 @@
 """Farmer consent for lenders: granted and revoked by the farmer's registered wallet.
 
 A farmer either sends the transaction itself, or signs an EIP-712 message on its phone that the
-cooperative's app (any account) relays, so the farmer needs no gas.
+cooperative's app (any account) relays, so the farmer needs no gas. A signed message names the
+farmer's wallet epoch (TeaTrace's count of wallet changes) and the wallet's nonce, so it is void
+once the wallet changes (even back) and once the wallet burns the nonce (`burn_nonce`: withdrawing
+a signature nobody relayed yet). Deadlines are counted from the chain's latest block, the clock
+the registry checks them against (chain.clock), never the server's.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from eth_account.messages import encode_typed_data
@@ -17,6 +20,7 @@ from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
 from chain.client import ChainClient
+from chain.clock import chain_now
 from chain.errors import ContractRevertError
 from chain.events import EventReader
 from chain.rpc import RpcError
@@ -27,18 +31,20 @@ from traceability.models import Address, Bytes32
 
 DOMAIN_NAME = "TealedgerConsent"
 DOMAIN_VERSION = "1"
-SIGNATURE_TTL = 3600  # default validity of a signed request, seconds
+SIGNATURE_TTL = 3600  # default validity of a signed request, seconds of chain time
 
 _CONSENT_TYPE = [
     {"name": "farmer", "type": "bytes32"},
     {"name": "lender", "type": "address"},
     {"name": "expiresAt", "type": "uint64"},
+    {"name": "walletEpoch", "type": "uint256"},
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
 ]
 _REVOCATION_TYPE = [
     {"name": "farmer", "type": "bytes32"},
     {"name": "lender", "type": "address"},
+    {"name": "walletEpoch", "type": "uint256"},
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
 ]
@@ -57,6 +63,7 @@ class ConsentService:
         # Where event queries start: the registered deployment's block (looked up when first
         # needed), or block 0 for a contract handed in.
         self._from_block = from_block if from_block is not None or contract is None else 0
+        self._tea: Contract | None = None
 
     def _transact(self, sender: Sender, fn: ContractFunction) -> TxReceipt:
         """Send and wait; reverts become domain errors."""
@@ -113,6 +120,40 @@ class ConsentService:
         """The wallet's next signature nonce."""
         return int(self.contract.functions.nonces(_ADDRESS.validate_python(wallet)).call())
 
+    def wallet_epoch(self, farmer: bytes | str) -> int:
+        """The farmer's wallet epoch in the TeaTrace this registry reads."""
+        if self._tea is None:
+            address = self.contract.functions.teaTrace().call()
+            self._tea = self.client.contract(contracts.TEA_TRACE, address)
+        return contracts.wallet_epoch(self.client, _BYTES32.validate_python(farmer), self._tea)
+
+    def deadline(self, ttl: int = SIGNATURE_TTL) -> int:
+        """A relay deadline `ttl` seconds after the chain's latest block."""
+        return chain_now(self.client.w3) + ttl
+
+    def request(
+        self,
+        wallet: str,
+        farmer: bytes | str,
+        lender: str,
+        deadline: int,
+        expires_at: int | None = None,
+    ) -> Any:
+        """The typed data a wallet signs: a Consent until `expires_at`, or (None) a Revocation,
+        over the farmer's current wallet epoch and the wallet's current nonce."""
+        message: dict[str, Any] = {
+            "farmer": _BYTES32.validate_python(farmer),
+            "lender": _ADDRESS.validate_python(lender),
+        }
+        if expires_at is not None:
+            message["expiresAt"] = expires_at
+        message["walletEpoch"] = self.wallet_epoch(farmer)
+        message["nonce"] = self.nonce(wallet)
+        message["deadline"] = deadline
+        if expires_at is None:
+            return self._typed("Revocation", _REVOCATION_TYPE, message)
+        return self._typed("Consent", _CONSENT_TYPE, message)
+
     def sign_grant(
         self,
         wallet: LocalAccount,
@@ -122,30 +163,23 @@ class ConsentService:
         deadline: int | None = None,
     ) -> tuple[int, bytes]:
         """Sign a consent for relaying; returns (deadline, signature)."""
-        until = int(time.time()) + SIGNATURE_TTL if deadline is None else deadline
-        message = {
-            "farmer": _BYTES32.validate_python(farmer),
-            "lender": _ADDRESS.validate_python(lender),
-            "expiresAt": expires_at,
-            "nonce": self.nonce(wallet.address),
-            "deadline": until,
-        }
-        signed = wallet.sign_message(self._typed("Consent", _CONSENT_TYPE, message))
+        until = self.deadline() if deadline is None else deadline
+        signed = wallet.sign_message(
+            self.request(wallet.address, farmer, lender, until, expires_at)
+        )
         return until, bytes(signed.signature)
 
     def sign_revocation(
         self, wallet: LocalAccount, farmer: bytes | str, lender: str, deadline: int | None = None
     ) -> tuple[int, bytes]:
         """Sign a revocation for relaying; returns (deadline, signature)."""
-        until = int(time.time()) + SIGNATURE_TTL if deadline is None else deadline
-        message = {
-            "farmer": _BYTES32.validate_python(farmer),
-            "lender": _ADDRESS.validate_python(lender),
-            "nonce": self.nonce(wallet.address),
-            "deadline": until,
-        }
-        signed = wallet.sign_message(self._typed("Revocation", _REVOCATION_TYPE, message))
+        until = self.deadline() if deadline is None else deadline
+        signed = wallet.sign_message(self.request(wallet.address, farmer, lender, until))
         return until, bytes(signed.signature)
+
+    def burn_nonce(self, wallet: LocalAccount) -> TxReceipt:
+        """The wallet uses up its nonce: what it signed and nobody relayed yet is void."""
+        return self._transact(self.client.sender_for(wallet), self.contract.functions.burnNonce())
 
     def relay_grant_call(
         self, farmer: bytes | str, lender: str, expires_at: int, deadline: int, signature: bytes

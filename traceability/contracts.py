@@ -1,5 +1,6 @@
 """Handles on the deployed TeaTrace and ConsentRegistry, role hashes, their deployment, and
-the one reader of a farmer's and a plot's record on chain (`farmer_record`, `plot_record`)."""
+the one reader of a farmer's and a plot's record on chain (`farmer_record`, `wallet_epoch`,
+`plot_record`)."""
 
 from __future__ import annotations
 
@@ -108,6 +109,12 @@ def farmer_record(
     tea = contract if contract is not None else tea_trace(client)
     cooperative, wallet, active = tea.functions.farmer(farmer).call()
     return FarmerRecord(_address_or_none(cooperative), _address_or_none(wallet), bool(active))
+
+
+def wallet_epoch(client: ChainClient, farmer: bytes, contract: Contract | None = None) -> int:
+    """`TeaTrace.walletEpoch(id)`: how many times the farmer's wallet was changed."""
+    tea = contract if contract is not None else tea_trace(client)
+    return int(tea.functions.walletEpoch(farmer).call())
 
 
 class PlotRecord(NamedTuple):

@@ -58,7 +58,7 @@ BATCH_GAS: dict[str, tuple[int, int]] = {
     "shipBatch": (50_000, 11_000),
     "receiveBatch": (50_000, 10_000),
     "attestQualityBatch": (50_000, 8_600),
-    "sellBatch": (50_000, 11_700),
+    "sellBatch": (50_000, 41_000),  # a first sale writes the first buyer's slot
     "recallBatch": (50_000, 10_300),
 }
 

@@ -3,14 +3,13 @@
 A farmer organisation is linked to exactly one member farmer: the one whose registered wallet
 is the organisation's chain address (set by the cooperative at registration). Consents are
 EIP-712 messages signed with the farmer organisation's keystore key and relayed by the
-platform account (`ConsentService.sign_* / relay_*`), so farmers never need gas. The consent
+platform account (`ConsentService.sign_* / relay_*`), so farmers never need gas; expiries and
+deadlines count from the chain's latest block (`chain.clock.chain_now`). The consent
 list is read from the chain: `ConsentGranted` events of the farmer, then each lender's current
 expiry (0 once revoked).
 """
 
 from __future__ import annotations
-
-import time
 
 from pydantic import BaseModel
 from pydantic import Field as PydField
@@ -24,6 +23,7 @@ from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
 from api.core.types import RowId, mask_national_id
 from chain.client import ChainClient
+from chain.clock import chain_now
 from traceability.consent import ConsentService
 from traceability.contracts import farmer_record
 
@@ -149,7 +149,9 @@ def grant(
     lender = _lender(session, body.lender_org_id, Invalid)
     account = org_account(settings, org)
     _check_wallet(chain, row, account.address)
-    expires_at = int(time.time()) + body.days * DAY
+    # The registry judges expiry and deadline by block time, which a development chain may
+    # have moved ahead of the server's clock.
+    expires_at = chain_now(chain.w3) + body.days * DAY
     consent = ConsentService(chain)
     deadline, signature = consent.sign_grant(account, _fid(row), lender.chain_address, expires_at)
     receipt = consent.relay_grant(
@@ -207,7 +209,7 @@ def consents(
         select(Organisation).where(col(Organisation.chain_address).in_(spellings))
     ).all()
     known = {o.chain_address.lower(): o for o in rows}
-    now = int(time.time())
+    now = chain_now(chain.w3)  # active as the registry's hasConsent sees it
     items = []
     for address in window:
         lender = known.get(address.lower())

@@ -23,13 +23,16 @@ interface IConsentRegistry {
     error ConsentNotGranted(bytes32 farmer, address lender);
     /// @notice A signed request was relayed after its deadline.
     error ConsentSignatureExpired(uint256 deadline, uint256 blockTime);
-    /// @notice The signature is not the farmer wallet's over this request and its current nonce.
+    /// @notice The signature is not the farmer wallet's over this request, the farmer's current
+    ///         wallet epoch and the wallet's current nonce.
     error ConsentInvalidSignature(bytes32 farmer, address wallet);
 
     /// @notice The farmer lets `lender` read its profile until `expiresAt` (unix seconds).
     event ConsentGranted(bytes32 indexed farmer, address indexed lender, address indexed wallet, uint64 expiresAt);
     /// @notice The farmer withdrew `lender`'s consent.
     event ConsentRevoked(bytes32 indexed farmer, address indexed lender, address indexed wallet);
+    /// @notice `wallet` used up its signature nonce `nonce` without relaying anything.
+    event ConsentNonceBurned(address indexed wallet, uint256 nonce);
 
     /// @notice Grant (or extend, or shorten) `lender`'s right to read the caller's farmer profile.
     /// @dev The caller must be the farmer's registered wallet; the farmer must be active.
@@ -46,8 +49,8 @@ interface IConsentRegistry {
     function revokeConsent(bytes32 farmer, address lender) external;
 
     /// @notice Relay a consent the farmer's wallet signed (EIP-712 `Consent`).
-    /// @dev Same rules as {grantConsent}; the signature covers the wallet's current nonce, which
-    ///      is then used up. Emits ConsentGranted.
+    /// @dev Same rules as {grantConsent}; the signature covers TeaTrace's walletEpoch(farmer) and
+    ///      the wallet's current nonce, which is then used up. Emits ConsentGranted.
     /// @param farmer The farmer's pseudonymous id.
     /// @param lender The lender.
     /// @param expiresAt Unix time the consent ends.
@@ -69,6 +72,13 @@ interface IConsentRegistry {
     /// @param signature The wallet's signature.
     function revokeConsentBySig(bytes32 farmer, address lender, uint256 deadline, bytes calldata signature)
         external;
+
+    /// @notice Use up the caller's current signature nonce, so every request it signed over that
+    ///         nonce and not yet relayed can never be relayed (withdrawing a signed consent before
+    ///         its deadline). Requests are signed over the current nonce ({nonces}).
+    /// @dev Anyone, for its own nonce. Emits ConsentNonceBurned.
+    /// @return nonce The nonce used up.
+    function burnNonce() external returns (uint256 nonce);
 
     /// @notice True while `lender` holds an unexpired consent of `farmer`.
     function hasConsent(bytes32 farmer, address lender) external view returns (bool);

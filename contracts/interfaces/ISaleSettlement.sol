@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-/// @title The two TeaTrace views sale settlement needs (a subset of ITeaTrace, ABI-identical).
+/// @title The TeaTrace views sale settlement needs (a subset of ITeaTrace, ABI-identical).
 interface ITeaTraceReader {
     /// @notice ITeaTrace.FarmerInfo.
     struct FarmerInfo {
@@ -26,6 +26,13 @@ interface ITeaTraceReader {
     /// @notice The stored slot of a lot (state 0 if it does not exist).
     /// @param id The lot id.
     function lot(bytes32 id) external view returns (LotInfo memory);
+
+    /// @notice The lot's first buyer (zero if never sold).
+    /// @param id The lot id.
+    function boughtBy(bytes32 id) external view returns (address);
+
+    /// @notice The id of the lot `creator` makes from a record with `dataHash`.
+    function lotId(address creator, bytes32 dataHash) external pure returns (bytes32);
 }
 
 /// @title Types, errors, events and functions of sale settlement.
@@ -34,10 +41,12 @@ interface ITeaTraceReader {
 ///         with largest-remainder rounding so the shares add up to the payment to the fen. Each
 ///         share first repays the farmer's open loan (up to what is outstanding); the rest goes
 ///         to the farmer's TeaTrace wallet, or is held for the farmer if there is none.
-///         Trust model: lineage walking is unbounded, so a SHARE_COMMITTER_ROLE holder (the
-///         processor or cooperative) commits each lot's (farmerId, weight) list, computed off
-///         chain from TeaTrace lineage events; the list is public in SharesCommitted, anyone can
-///         recompute it, and it is frozen once a sale of the lot has been settled.
+///         Trust model: lineage walking is unbounded, so the party that made the lot (the
+///         processor or cooperative, holding SHARE_COMMITTER_ROLE) commits each lot's
+///         (farmerId, weight) list, computed off chain from TeaTrace lineage events; the list is
+///         public in SharesCommitted, anyone can recompute it, and it is frozen once a sale of
+///         the lot has been settled. Only the lot's holder or first buyer pays for it, and a
+///         recalled lot is not settled.
 interface ISaleSettlement {
     /// @notice The committed shares of one lot (the lists themselves are in SharesCommitted).
     struct LotShares {
@@ -71,6 +80,12 @@ interface ISaleSettlement {
     error SettlementSharesMismatch(bytes32 lot, bytes32 committed, bytes32 given);
     /// @notice A sale of zero fen.
     error SettlementZeroAmount(bytes32 lot);
+    /// @notice `caller` did not make the lot: `lot` is not TeaTrace's lotId(caller, dataHash).
+    error SettlementNotLotMaker(bytes32 lot, bytes32 dataHash, address caller);
+    /// @notice `caller` neither holds the lot (`holder`) nor bought it first (`buyer`).
+    error SettlementNotHolderOrBuyer(bytes32 lot, address holder, address buyer, address caller);
+    /// @notice The lot is recalled: its proceeds are not settled (docs/disbursement.md).
+    error SettlementLotRecalled(bytes32 lot);
     /// @notice Nothing is held for the farmer.
     error SettlementNothingHeld(bytes32 farmerId);
     /// @notice The farmer has no wallet in TeaTrace yet.
@@ -104,16 +119,25 @@ interface ISaleSettlement {
     event HeldProceedsClaimed(bytes32 indexed farmerId, address indexed wallet, uint256 amount);
 
     /// @notice Commit a lot's farmer shares (fresh-leaf grams per farmer through the lineage).
+    ///         Only the party that made the lot commits (and corrects) its shares: it proves it
+    ///         with the record's data hash, since TeaTrace's lot id is lotId(maker, dataHash).
     /// @dev Requires SHARE_COMMITTER_ROLE. Emits SharesCommitted.
     /// @param lot A lot known to TeaTrace whose sales were not yet settled.
+    /// @param dataHash The data hash the caller made the lot from (lot = lotId(caller, dataHash)).
     /// @param farmerIds 1..MAX_FARMERS_PER_LOT registered farmers, strictly ascending.
     /// @param weights Grams per farmer, each in 1..type(uint64).max.
-    function commitShares(bytes32 lot, bytes32[] calldata farmerIds, uint256[] calldata weights) external;
+    function commitShares(
+        bytes32 lot,
+        bytes32 dataHash,
+        bytes32[] calldata farmerIds,
+        uint256[] calldata weights
+    ) external;
 
     /// @notice Pay `amount` fen for `lot` and distribute it (the caller approves this contract).
-    /// @dev Requires DISTRIBUTOR_ROLE. The lists must be the committed ones. Emits SaleSettled and
+    /// @dev Requires DISTRIBUTOR_ROLE; the caller holds the lot or bought it first (TeaTrace's
+    ///      holder or boughtBy). The lists must be the committed ones. Emits SaleSettled and
     ///      FarmerShareSettled per farmer (plus the escrows' repayment events).
-    /// @param lot A lot with committed shares.
+    /// @param lot A lot with committed shares, not recalled.
     /// @param amount Fen, > 0.
     /// @param farmerIds The committed farmer ids.
     /// @param weights The committed weights.

@@ -229,7 +229,8 @@ interface ITeaTrace {
     /// @param farmers Ids and optional wallets.
     function registerFarmers(FarmerRegistration[] calldata farmers) external;
 
-    /// @notice Change the wallet of one of the caller's farmers (e.g. after a lost phone).
+    /// @notice Change the wallet of one of the caller's farmers (e.g. after a lost phone); every
+    ///         call starts a new wallet epoch ({walletEpoch}).
     /// @dev Requires COOPERATIVE_ROLE and membership. Emits FarmerWalletChanged.
     /// @param farmer The farmer's id.
     /// @param wallet New wallet, or the zero address for none.
@@ -297,7 +298,8 @@ interface ITeaTrace {
     /// @param lots Lots in transit to the caller.
     function receiveBatch(bytes32[] calldata lots) external;
 
-    /// @notice Record the sale of a lot; the buyer becomes its holder.
+    /// @notice Record the sale of a lot; the buyer becomes its holder (and, at the lot's first
+    ///         sale, its {boughtBy}).
     /// @dev Requires a supply-chain role. Emits LotSold.
     /// @param lot A lot held by the caller, not recalled.
     /// @param buyer Any address except the caller and zero.
@@ -344,6 +346,15 @@ interface ITeaTrace {
 
     /// @notice A registered farmer (cooperative zero if unknown).
     function farmer(bytes32 id) external view returns (FarmerInfo memory);
+
+    /// @notice How many times the farmer's wallet was changed (0 for a farmer never changed or
+    ///         unknown). Signatures over a farmer's consent carry it, so a signature made before
+    ///         a change is void after it, even if the old wallet is set again.
+    function walletEpoch(bytes32 farmer) external view returns (uint256);
+
+    /// @notice The first buyer of a lot (zero if it was never sold): the party that bought it
+    ///         from the supply chain that made it, and so pays its farmers (SaleSettlement).
+    function boughtBy(bytes32 lot) external view returns (address);
 
     /// @notice A registered plot (farmer zero if unknown).
     function plot(bytes32 id) external view returns (PlotInfo memory);

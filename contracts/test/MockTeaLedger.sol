@@ -4,11 +4,12 @@ pragma solidity ^0.8.24;
 import {ITeaTraceReader} from "../interfaces/ISaleSettlement.sol";
 
 /// @title MockTeaLedger
-/// @notice TEST ONLY: the two TeaTrace views SaleSettlement reads, with open setters, so the
+/// @notice TEST ONLY: the TeaTrace views SaleSettlement reads, with open setters, so the
 ///         settlement tests do not depend on the full traceability workflow.
 contract MockTeaLedger is ITeaTraceReader {
     mapping(bytes32 id => FarmerInfo) private _farmers;
     mapping(bytes32 id => LotInfo) private _lots;
+    mapping(bytes32 id => address) private _buyers;
 
     /// @notice Register or change a farmer.
     function setFarmer(bytes32 id, address cooperative, address wallet) external {
@@ -18,6 +19,26 @@ contract MockTeaLedger is ITeaTraceReader {
     /// @notice Create or change a lot (state 1 = Held).
     function setLot(bytes32 id, address holder, uint64 grams) external {
         _lots[id] = LotInfo({holder: holder, grams: grams, state: 1, kind: 2, recalled: false});
+    }
+
+    /// @notice Record the lot's first buyer.
+    function setBuyer(bytes32 id, address buyer) external {
+        _buyers[id] = buyer;
+    }
+
+    /// @notice Recall a lot.
+    function setRecalled(bytes32 id) external {
+        _lots[id].recalled = true;
+    }
+
+    /// @inheritdoc ITeaTraceReader
+    function boughtBy(bytes32 id) external view returns (address) {
+        return _buyers[id];
+    }
+
+    /// @inheritdoc ITeaTraceReader
+    function lotId(address creator, bytes32 dataHash) external pure returns (bytes32) {
+        return keccak256(abi.encode(creator, dataHash));
     }
 
     /// @inheritdoc ITeaTraceReader

@@ -396,6 +396,18 @@ _ERRORS: dict[str, tuple[type[ContractRuleError], _Hint]] = {
         _m("lot {lot}: pass the committed farmer ids and weights (hash {committed})"),
     ),
     "SettlementZeroAmount": (SettlementError, _m("lot {lot}: the sale amount must be above zero")),
+    "SettlementNotLotMaker": (
+        SettlementAccessError,
+        _m("lot {lot} was not made by {caller} from data hash {dataHash}: its maker commits"),
+    ),
+    "SettlementNotHolderOrBuyer": (
+        SettlementAccessError,
+        _m("lot {lot} is paid for by its holder {holder} or first buyer {buyer}, not {caller}"),
+    ),
+    "SettlementLotRecalled": (
+        SettlementError,
+        _m("lot {lot} is recalled: its proceeds are not settled through the ledger"),
+    ),
     "SettlementNothingHeld": (SettlementError, _m("nothing is held for farmer {farmerId}")),
     "SettlementNoWallet": (
         SettlementError,

@@ -1,8 +1,9 @@
 """Sale settlement: a lot's farmer shares (SaleSettlement's input format), their commitment,
 and settling sales.
 
-Trust model (docs/disbursement.md): walking lineage on chain is unbounded, so a processor or
-cooperative holding SHARE_COMMITTER_ROLE commits each lot's (farmer id, fresh-leaf grams) list.
+Trust model (docs/disbursement.md): walking lineage on chain is unbounded, so the processor or
+cooperative that made the lot (holding SHARE_COMMITTER_ROLE) commits its (farmer id, fresh-leaf
+grams) list; only the lot's holder or first buyer pays for it, and a recalled lot is not paid.
 The list is a supply-chain fact, computed by traceability from TeaTrace's events
 (`traceability.lineage.LineageReader.farmer_weights`); this module takes it as input. It is
 public (SharesCommitted), anyone can recompute it and compare it with
@@ -139,17 +140,21 @@ class SettlementDesk:
         token, _, _ = self.contract.functions.bindings().call()
         self.token = client.contract(PAYMENT_TOKEN, token)
 
-    def commit_shares_call(self, lot: bytes, shares: Shares) -> ContractFunction:
-        """The commitShares call of a lot's shares (validated, in the contract's order)."""
+    def commit_shares_call(self, lot: bytes, data_hash: bytes, shares: Shares) -> ContractFunction:
+        """The commitShares call of a lot's shares (validated, in the contract's order); only the
+        lot's maker may send it: `lot` must be TeaTrace's lotId(sender, data_hash)."""
         normal = normalize_shares(shares)
         return self.contract.functions.commitShares(
-            lot, [s.farmer_id for s in normal], [s.weight for s in normal]
+            lot, data_hash, [s.farmer_id for s in normal], [s.weight for s in normal]
         )
 
-    def commit_shares(self, lot: bytes, shares: Shares, by: Sender) -> tuple[FarmerShare, ...]:
-        """Commit a lot's farmer shares (SHARE_COMMITTER_ROLE); returns them as committed."""
+    def commit_shares(
+        self, lot: bytes, data_hash: bytes, shares: Shares, by: Sender
+    ) -> tuple[FarmerShare, ...]:
+        """Commit the shares of a lot `by` made from `data_hash` (SHARE_COMMITTER_ROLE);
+        returns them as committed."""
         with translate_reverts():
-            by.transact(self.commit_shares_call(lot, shares))
+            by.transact(self.commit_shares_call(lot, data_hash, shares))
         return normalize_shares(shares)
 
     def commitment(self, lot: bytes) -> LotShares:

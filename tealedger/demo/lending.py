@@ -807,7 +807,8 @@ def settle_sales(run: LendingRun) -> None:
         deadline = max(run.desk.state(x.escrow).draw_deadline for x in run.issued if x.escrow)
         run.advance_to(deadline + SETTLE_AFTER_DRAW_DAYS * DAY)
     committer = run.client.sender(PROCESSOR)
-    commits = [run.sales.commit_shares_call(o.lot, o.shares) for o in commit]
+    made = run.region.made_data  # the processor made the lots: it proves so with their data
+    commits = [run.sales.commit_shares_call(o.lot, made[o.lot], o.shares) for o in commit]
     run.send(committer, commits, task, gas=[commit_gas(len(o.shares)) for o in commit])
     check = settle[0].lot  # one lot's lineage read back from TeaTrace's events, as anyone can
     weights = LineageReader.from_client(run.client).farmer_weights(check)

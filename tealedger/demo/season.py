@@ -36,6 +36,8 @@ from traceability.service import RecordingService
 COOPERATIVE_ACCOUNTS = (1, 7, 8)
 PROCESSOR, DISTRIBUTOR, INSPECTOR, BUYER = 2, 3, 4, 9
 QUALITY_FAILURE_RATE = 0.02
+RETAIL_MARGIN_PCT = 120
+"""The distributor sells on at 120% of what it paid (the farmers are paid the first sale)."""
 BATCH = 100
 
 
@@ -72,6 +74,8 @@ class Region:
     farmer_ids: list[bytes]
     plot_ids: list[list[bytes]]
     lot_ids: list[bytes] = field(default_factory=list)
+    made_data: dict[bytes, bytes] = field(default_factory=dict)
+    """Each made-tea lot's data hash: its maker (the processor) commits its shares with it."""
 
 
 def progress_bars(console: Console) -> Progress:
@@ -191,6 +195,7 @@ def process_batches(
             for k, g in enumerate(batch.outputs_grams)
         ]
         outputs_of.append([processor_lot(processor, o) for o in outputs])
+        region.made_data.update(zip(outputs_of[-1], (o.data_hash for o in outputs), strict=True))
         steps.append(([region.lot_ids[i] for i in batch.harvests], outputs))
     made = [lot for lots in outputs_of for lot in lots]
     done = {lot for lot, view in zip(made, processor.lots(made), strict=True) if view.exists}
@@ -233,7 +238,13 @@ def _move_leaf(client: ChainClient, lots: list[bytes], summary: SeasonSummary) -
 
 
 def quality_and_sales(client: ChainClient, region: Region, summary: SeasonSummary) -> None:
-    """Inspect made tea (a few fail), sell the rest through the distributor, recall one lot."""
+    """Inspect made tea (a few fail), sell the rest to the distributor, which sells it on to the
+    retail buyer, and recall one lot.
+
+    The processor sells to the distributor (not ships): that first sale is the one the farmers'
+    leaf is paid for, so TeaTrace records the distributor as the lot's first buyer, the party
+    SaleSettlement lets pay the farmers.
+    """
     season = region.season
     processor = RecordingService(client, PROCESSOR)
     inspector = RecordingService(client, INSPECTOR)
@@ -259,14 +270,12 @@ def quality_and_sales(client: ChainClient, region: Region, summary: SeasonSummar
         _gas(inspector.attest_many(verdicts), summary)
     held = [m for m in made if m not in failed and views[m].holder == processor.address]
     if held:
-        _gas(processor.ship_many(held, distributor.address), summary)
-    arriving = [
-        m for m in made if m not in failed and views[m].holder != client.accounts[BUYER].address
-    ]
-    arriving = [
+        fen = [price[m] * views[m].grams // 1000 for m in held]
+        _gas(processor.sell_many(held, distributor.address, fen), summary)
+    arriving = [  # shipped rather than sold by an earlier version of the demo
         m
-        for m, v in zip(arriving, processor.lots(arriving), strict=True)
-        if v.state == LotState.IN_TRANSIT
+        for m, v in views.items()
+        if m not in failed and v.state == LotState.IN_TRANSIT and v.holder == distributor.address
     ]
     if arriving:
         _gas(distributor.receive_many(arriving), summary)
@@ -305,8 +314,8 @@ def _sell(
     views: dict,
     summary: SeasonSummary,
 ) -> None:
-    """Sell lots to the retail buyer at the season's price for their grade."""
-    fen = [price_per_kg[lot] * views[lot].grams // 1000 for lot in lots]
+    """Sell lots on to the retail buyer at the season's price for their grade plus a margin."""
+    fen = [price_per_kg[lot] * views[lot].grams * RETAIL_MARGIN_PCT // 100_000 for lot in lots]
     _gas(distributor.sell_many(lots, client.accounts[BUYER].address, fen), summary)
 
 

@@ -47,7 +47,10 @@ DISTRIBUTOR_FUNDS = 10**12
 FARMER_ID = keccak(text="farmer-1")
 FARMER2_ID = keccak(text="farmer-2")
 FARMER3_ID = keccak(text="farmer-3 (no wallet)")
-LOT = keccak(text="lot-1")
+COOP_ADDRESS = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"  # dev account 3 (asserted below)
+LOT_DATA = keccak(text="lot-1")
+LOT = keccak(bytes(12) + bytes.fromhex(COOP_ADDRESS[2:]) + LOT_DATA)
+"""The cooperative's lot: TeaTrace's lotId(COOP, LOT_DATA), so COOP, its maker, commits it."""
 
 
 def invoice(n: int) -> bytes:
@@ -154,6 +157,7 @@ def deploy_loan_system(
     admin = client.sender(ADMIN)
     start_block = client.w3.eth.block_number
     acct = [a.address for a in client.accounts]
+    assert acct[COOP] == COOP_ADDRESS
     token_args = ("Fen", "FEN", acct[ADMIN]) if token_contract == "PaymentToken" else ()
     token = _deploy(client, token_contract, token_args, suffix)
     registry = _deploy(client, "MerchantRegistry", (acct[ADMIN],), suffix)

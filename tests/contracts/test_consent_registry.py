@@ -138,7 +138,7 @@ def test_signatures_must_be_the_wallets_and_fresh(system: System, consent: Conse
         system.coop.transact(
             system.consent.functions.grantConsentBySig(fid, lender, expires, stale, signature)
         )
-    with reverts("ConsentInvalidSignature"):  # tampered expiry
+    with reverts("ConsentInvalidSignature", farmer=fid, wallet=wallet.address):  # tampered
         deadline, signature = consent.sign_grant(wallet, fid, lender, expires)
         system.coop.transact(
             system.consent.functions.grantConsentBySig(
@@ -180,3 +180,71 @@ def test_domain_separator_matches_eip712(system: System):
     )
     assert system.consent.functions.DOMAIN_SEPARATOR().call() == expected
     assert system.consent.functions.teaTrace().call() == system.tt.address
+
+
+def test_a_signed_consent_not_yet_relayed_is_withdrawn_by_burning_the_nonce(
+    system: System, consent: ConsentService, farmer
+):
+    """The old registry had no way to void a signature before its deadline: whoever held it
+    could relay it until then, even after the farmer changed its mind."""
+    fid, wallet, lender = farmer
+    expires = now(system) + 30 * DAY
+    deadline, signature = consent.sign_grant(wallet, fid, lender, expires)
+    nonce = consent.nonce(wallet.address)
+    receipt = consent.burn_nonce(wallet)
+    burned = system.consent.events.ConsentNonceBurned().process_receipt(receipt)
+    assert dict(burned[0]["args"]) == {"wallet": wallet.address, "nonce": nonce}
+    assert consent.nonce(wallet.address) == nonce + 1
+    with reverts("ConsentInvalidSignature", farmer=fid, wallet=wallet.address):
+        system.coop.transact(
+            system.consent.functions.grantConsentBySig(fid, lender, expires, deadline, signature)
+        )
+    assert not consent.has_consent(fid, lender)
+
+
+def test_an_old_wallets_signature_stays_void_when_the_wallet_is_set_back(
+    system: System, consent: ConsentService, farmer
+):
+    """The old message had no wallet epoch: a signature of wallet A, made before the
+    cooperative moved the farmer to wallet B, came back to life when it set A again."""
+    fid, wallet, lender = farmer
+    tea = system.tt.functions
+    epoch, nonce = tea.walletEpoch(fid).call(), consent.nonce(wallet.address)
+    expires = now(system) + 30 * DAY
+    deadline, signature = consent.sign_grant(wallet, fid, lender, expires)
+    system.coop.transact(tea.setFarmerWallet(fid, system.client.accounts[8].address))
+    system.coop.transact(tea.setFarmerWallet(fid, wallet.address))
+    assert tea.walletEpoch(fid).call() == epoch + 2
+    assert consent.wallet_epoch(fid) == epoch + 2
+    assert consent.nonce(wallet.address) == nonce  # only the epoch voids the signature
+    with reverts("ConsentInvalidSignature", farmer=fid, wallet=wallet.address):
+        system.coop.transact(
+            system.consent.functions.grantConsentBySig(fid, lender, expires, deadline, signature)
+        )
+    deadline, signature = consent.sign_grant(wallet, fid, lender, expires)  # signed anew: valid
+    consent.relay_grant(system.coop, fid, lender, expires, deadline, signature)
+    assert consent.has_consent(fid, lender)
+
+
+def test_a_forged_revocation_is_refused(system: System, consent: ConsentService, farmer):
+    fid, wallet, lender = farmer
+    consent.grant(wallet, fid, lender, now(system) + DAY)
+    deadline, forged = consent.sign_revocation(Account.create(), fid, lender)
+    with reverts("ConsentInvalidSignature", farmer=fid, wallet=wallet.address):
+        system.outsider.transact(
+            system.consent.functions.revokeConsentBySig(fid, lender, deadline, forged)
+        )
+    assert consent.has_consent(fid, lender)
+
+
+def test_deadlines_count_from_the_chains_clock(system: System, consent: ConsentService, farmer):
+    """#18: after a development chain was moved forward (as the demo does), a revocation signed
+    with a deadline from the server's clock was already expired on chain."""
+    fid, wallet, lender = farmer
+    consent.grant(wallet, fid, lender, now(system) + 400 * DAY)
+    system.client.w3.testing.timeTravel(now(system) + 100 * DAY)
+    system.client.w3.testing.mine()
+    deadline, signature = consent.sign_revocation(wallet, fid, lender)
+    assert deadline == now(system) + 3600
+    consent.relay_revocation(system.outsider, fid, lender, deadline, signature)
+    assert not consent.has_consent(fid, lender)

@@ -35,6 +35,7 @@ from tests.contracts.conftest_loans import (
     FARMER_ID,
     LENDER,
     LOT,
+    LOT_DATA,
     MERCHANT,
     MERCHANT2,
     OUTSIDER,
@@ -70,7 +71,7 @@ def base() -> tuple[LoanSystem, Any]:
         data_dir = Path(tempfile.mkdtemp(prefix="escrow-invariants-"))
         client = client_for("embedded", data_dir)
         system = deploy_loan_system(client)
-        system.sales.commit_shares(LOT, SHARES, system.sender(COOP))
+        system.sales.commit_shares(LOT, LOT_DATA, SHARES, system.sender(COOP))
         for index in range(len(client.accounts)):
             # Speed: skip eth-tester's gas search (it runs each transaction ~8 times). A revert
             # then surfaces from the mined receipt instead of the estimate; the sender replays

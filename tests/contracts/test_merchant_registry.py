@@ -107,10 +107,21 @@ def test_registrar_functions_refuse_other_callers(loans: LoanSystem, call):
 
 def test_roles_are_granted_by_the_admin_and_never_to_oneself(loans: LoanSystem):
     r = loans.registry.functions
-    with reverts("AccessControlUnauthorizedAccount", account=loans.addr(OUTSIDER)):
-        raw(loans, OUTSIDER, r.grantRole(REGISTRAR_ROLE, loans.addr(OUTSIDER)))
+    outsider = loans.addr(OUTSIDER)
+    with reverts("AccessControlUnauthorizedAccount", account=outsider, neededRole=bytes(32)):
+        raw(loans, OUTSIDER, r.grantRole(REGISTRAR_ROLE, outsider))
     with reverts("MerchantRegistrySelfGrant", role=REGISTRAR_ROLE, account=loans.addr(ADMIN)):
         raw(loans, ADMIN, r.grantRole(REGISTRAR_ROLE, loans.addr(ADMIN)))
+
+
+def test_only_the_admin_revokes_roles(loans: LoanSystem):
+    r, registrar = loans.registry.functions, loans.addr(REGISTRAR)
+    for who in (OUTSIDER, REGISTRAR):
+        with reverts(
+            "AccessControlUnauthorizedAccount", account=loans.addr(who), neededRole=bytes(32)
+        ):
+            raw(loans, who, r.revokeRole(REGISTRAR_ROLE, registrar))
+    assert r.hasRole(REGISTRAR_ROLE, registrar).call()
 
 
 def test_python_errors_keep_the_contract_name_and_values(loans: LoanSystem):

@@ -25,6 +25,7 @@ from tests.contracts.conftest_loans import (
     FARMER_ID,
     LENDER,
     LOT,
+    LOT_DATA,
     OUTSIDER,
     LoanSystem,
     deploy_loan_system,
@@ -48,8 +49,8 @@ def ordered(shares=SHARES) -> tuple[FarmerShare, ...]:
     return tuple(sorted(shares))
 
 
-def commit(loans: LoanSystem, shares=SHARES, lot=LOT):
-    return loans.sales.commit_shares(lot, shares, loans.sender(COOP))
+def commit(loans: LoanSystem, shares=SHARES, lot=LOT, data=LOT_DATA):
+    return loans.sales.commit_shares(lot, data, shares, loans.sender(COOP))
 
 
 # ---------------------------------------------------------------- the split
@@ -104,22 +105,41 @@ def test_commit_validation(loans: LoanSystem):
     s = loans.settlement.functions
     ids = [s_.farmer_id for s_ in ordered()]
     with reverts("SettlementUnknownLot", lot=keccak(text="nope")):
-        raw(loans, COOP, s.commitShares(keccak(text="nope"), ids, [1, 1, 1]))
+        raw(loans, COOP, s.commitShares(keccak(text="nope"), LOT_DATA, ids, [1, 1, 1]))
     with reverts("SettlementLengthMismatch", farmers=3, weights=2):
-        raw(loans, COOP, s.commitShares(LOT, ids, [1, 1]))
-    with reverts("SettlementFarmerCount", count=0):
-        raw(loans, COOP, s.commitShares(LOT, [], []))
+        raw(loans, COOP, s.commitShares(LOT, LOT_DATA, ids, [1, 1]))
+    with reverts("SettlementFarmerCount", count=0, max=100):
+        raw(loans, COOP, s.commitShares(LOT, LOT_DATA, [], []))
     with reverts("SettlementFarmerOrder", previous=ids[1], farmerId=ids[0]):
-        raw(loans, COOP, s.commitShares(LOT, [ids[1], ids[0]], [1, 1]))
+        raw(loans, COOP, s.commitShares(LOT, LOT_DATA, [ids[1], ids[0]], [1, 1]))
     with reverts("SettlementInvalidWeight", farmerId=ids[0], weight=0):
-        raw(loans, COOP, s.commitShares(LOT, ids, [0, 1, 1]))
-    with reverts("SettlementInvalidWeight", weight=2**64):
-        raw(loans, COOP, s.commitShares(LOT, ids, [1, 2**64, 1]))
+        raw(loans, COOP, s.commitShares(LOT, LOT_DATA, ids, [0, 1, 1]))
+    with reverts("SettlementInvalidWeight", farmerId=ids[1], weight=2**64):
+        raw(loans, COOP, s.commitShares(LOT, LOT_DATA, ids, [1, 2**64, 1]))
     stranger = keccak(text="unregistered farmer")
     with reverts("SettlementUnknownFarmer", farmerId=stranger):
-        raw(loans, COOP, s.commitShares(LOT, [stranger], [1]))
-    with reverts("AccessControlUnauthorizedAccount", neededRole=COMMITTER_ROLE):
-        raw(loans, OUTSIDER, s.commitShares(LOT, ids, [1, 1, 1]))
+        raw(loans, COOP, s.commitShares(LOT, LOT_DATA, [stranger], [1]))
+    with reverts(
+        "AccessControlUnauthorizedAccount", account=loans.addr(OUTSIDER), neededRole=COMMITTER_ROLE
+    ):
+        raw(loans, OUTSIDER, s.commitShares(LOT, LOT_DATA, ids, [1, 1, 1]))
+
+
+def test_a_committer_cannot_commit_shares_of_a_lot_it_did_not_make(loans: LoanSystem):
+    """The old code let any SHARE_COMMITTER overwrite any lot's shares until its first sale: a
+    second cooperative gave one farmer 1,000,000 of 1,000,000 on this cooperative's lot."""
+    commit(loans)
+    rival = loans.addr(OUTSIDER)
+    raw(loans, ADMIN, loans.settlement.functions.grantRole(COMMITTER_ROLE, rival))
+    grab = loans.settlement.functions.commitShares(LOT, LOT_DATA, [FARMER2_ID], [1_000_000])
+    with reverts("SettlementNotLotMaker", lot=LOT, dataHash=LOT_DATA, caller=rival):
+        raw(loans, OUTSIDER, grab)
+    forged = keccak(text="a data hash the rival made up")
+    with reverts("SettlementNotLotMaker", lot=LOT, dataHash=forged, caller=rival):
+        raw(
+            loans, OUTSIDER, loans.settlement.functions.commitShares(LOT, forged, [FARMER2_ID], [1])
+        )
+    assert loans.sales.committed_shares(LOT) == ordered()  # the maker's list stands
 
 
 def test_shares_may_be_corrected_until_the_first_sale(loans: LoanSystem):
@@ -202,18 +222,77 @@ def test_settle_validation_and_roles(loans: LoanSystem):
     with reverts("SettlementNoShares", lot=LOT):
         raw(loans, DISTRIBUTOR, s.settleSale(LOT, 1, ids, weights))
     commit(loans)
-    with reverts("SettlementSharesMismatch", lot=LOT, given=shares_hash(ordered()[:2])):
+    with reverts(
+        "SettlementSharesMismatch",
+        lot=LOT,
+        committed=shares_hash(ordered()),
+        given=shares_hash(ordered()[:2]),
+    ):
         raw(loans, DISTRIBUTOR, s.settleSale(LOT, 1, ids[:2], weights[:2]))
     with reverts("SettlementZeroAmount", lot=LOT):
         raw(loans, DISTRIBUTOR, s.settleSale(LOT, 0, ids, weights))
-    with reverts("AccessControlUnauthorizedAccount", neededRole=DISTRIBUTOR_ROLE):
+    outsider = loans.addr(OUTSIDER)
+    with reverts("AccessControlUnauthorizedAccount", account=outsider, neededRole=DISTRIBUTOR_ROLE):
         raw(loans, OUTSIDER, s.settleSale(LOT, 1, ids, weights))
-    with reverts("ERC20InsufficientAllowance"):
+    with reverts(
+        "ERC20InsufficientAllowance",
+        spender=loans.settlement.address,
+        allowance=0,
+        needed=1,
+    ):
         raw(loans, DISTRIBUTOR, s.settleSale(LOT, 1, ids, weights))
-    with reverts("SettlementSelfGrant", role=DISTRIBUTOR_ROLE):
-        raw(loans, ADMIN, s.grantRole(DISTRIBUTOR_ROLE, loans.addr(ADMIN)))
-    with reverts("AccessControlUnauthorizedAccount"):
-        raw(loans, COOP, s.grantRole(DISTRIBUTOR_ROLE, loans.addr(OUTSIDER)))
+    admin = loans.addr(ADMIN)
+    with reverts("SettlementSelfGrant", role=DISTRIBUTOR_ROLE, account=admin):
+        raw(loans, ADMIN, s.grantRole(DISTRIBUTOR_ROLE, admin))
+    with reverts(
+        "AccessControlUnauthorizedAccount", account=loans.addr(COOP), neededRole=bytes(32)
+    ):
+        raw(loans, COOP, s.grantRole(DISTRIBUTOR_ROLE, outsider))
+
+
+def test_only_the_admin_revokes_roles(loans: LoanSystem):
+    s = loans.settlement.functions
+    for role, holder in ((DISTRIBUTOR_ROLE, DISTRIBUTOR), (COMMITTER_ROLE, COOP)):
+        for who in (OUTSIDER, DISTRIBUTOR, COOP):
+            with reverts(
+                "AccessControlUnauthorizedAccount", account=loans.addr(who), neededRole=bytes(32)
+            ):
+                raw(loans, who, s.revokeRole(role, loans.addr(holder)))
+        assert s.hasRole(role, loans.addr(holder)).call()
+
+
+def test_only_the_holder_or_first_buyer_pays_for_a_lot(loans: LoanSystem):
+    """The old code let any distributor "sell" any lot for 1 fen, which froze its shares."""
+    commit(loans)
+    s = loans.settlement.functions
+    ids, weights = [x.farmer_id for x in ordered()], [x.weight for x in ordered()]
+    rival = loans.addr(OUTSIDER)
+    raw(loans, ADMIN, s.grantRole(DISTRIBUTOR_ROLE, rival))
+    raw(loans, OUTSIDER, loans.token.functions.approve(loans.settlement.address, 1))
+    raw(loans, ADMIN, loans.token.functions.mint(rival, 1))
+    holder = loans.addr(DISTRIBUTOR)
+    with reverts("SettlementNotHolderOrBuyer", lot=LOT, holder=holder, buyer=ZERO, caller=rival):
+        raw(loans, OUTSIDER, s.settleSale(LOT, 1, ids, weights))
+    assert loans.sales.commitment(LOT).sales == 0  # the shares are not frozen
+    # Once the holder has sold the lot on, its first buyer still pays for it; the new holder too.
+    raw(loans, ADMIN, loans.trace.functions.setLot(LOT, rival, 1000))
+    raw(loans, ADMIN, loans.trace.functions.setBuyer(LOT, holder))
+    loans.sales.settle_sale(LOT, 10_000, loans.sender(DISTRIBUTOR))
+    loans.sales.settle_sale(LOT, 1, loans.sender(OUTSIDER))
+    assert loans.sales.commitment(LOT).sales == 2
+
+
+def test_a_recalled_lot_is_not_settled(loans: LoanSystem):
+    """The old code settled a recalled lot like any other."""
+    commit(loans)
+    raw(loans, ADMIN, loans.trace.functions.setRecalled(LOT))
+    raw(loans, DISTRIBUTOR, loans.token.functions.approve(loans.settlement.address, 10_000))
+    ids, weights = [x.farmer_id for x in ordered()], [x.weight for x in ordered()]
+    with reverts("SettlementLotRecalled", lot=LOT):
+        raw(loans, DISTRIBUTOR, loans.settlement.functions.settleSale(LOT, 10_000, ids, weights))
+    with pytest.raises(loan_errors.SettlementError) as info:
+        loans.sales.settle_sale(LOT, 10_000, loans.sender(DISTRIBUTOR))
+    assert (info.value.name, info.value.lot) == ("SettlementLotRecalled", LOT)
 
 
 def test_sale_events(loans: LoanSystem):
@@ -302,6 +381,7 @@ def test_shares_from_real_teatrace_lineage_are_committed_and_settled(tmp_path):
     coop.transact(trace.process([made, lot[3]], [(800, keccak(text="blend"))]))
     blend = trace.lotId(system.addr(COOP), keccak(text="blend")).call()
     coop.transact(trace.sell(blend, system.addr(DISTRIBUTOR), 2_000_000))
+    assert trace.boughtBy(blend).call() == system.addr(DISTRIBUTOR)
 
     lineage = LineageReader(system.client.w3, system.trace, from_block=start)
     shares = normalize_shares(lineage.farmer_weights(blend))
@@ -310,10 +390,78 @@ def test_shares_from_real_teatrace_lineage_are_committed_and_settled(tmp_path):
         FARMER2_ID: 2_250,  # 3 kg x 1.5/2.0
         farmer_c: 2_000,
     }
-    system.sales.commit_shares(blend, shares, coop)
+    system.sales.commit_shares(blend, keccak(text="blend"), shares, coop)
     assert system.sales.verify_committed(blend, lineage.farmer_weights(blend))
     result = system.sales.settle_sale(blend, 2_000_000, system.sender(DISTRIBUTOR))
     paid = {r.farmer_id: r.paid_out_fen for r in result.farmers}
     assert paid == {FARMER_ID: 1_105_263, FARMER2_ID: 473_684, farmer_c: 421_053}
     assert sum(paid.values()) == 2_000_000
     assert system.balance(FARMER) == 1_105_263
+
+
+def test_a_lot_made_from_a_recalled_lot_is_not_settled(tmp_path):
+    """Recalling a harvest recalls the tea made from it (the platform's recall walks lineage and
+    marks every descendant in TeaTrace); the old code still settled that tea's sale."""
+    from traceability.service import RecordingService
+
+    system = trace_loan_system(tmp_path)
+    trace, coop = system.trace.functions, system.sender(COOP)
+    raw(system, ADMIN, trace.grantRole(keccak(text="INSPECTOR_ROLE"), system.addr(OUTSIDER)))
+    start = system.client.w3.eth.block_number
+    coop.transact(trace.registerFarmer(FARMER_ID, system.addr(FARMER)))
+    coop.transact(trace.registerPlot((keccak(FARMER_ID), FARMER_ID, 100, 1, keccak(text="loc"))))
+    leaf_data, made_data = keccak(text="leaf"), keccak(text="made")
+    coop.transact(
+        trace.recordHarvests(
+            [(FARMER_ID, keccak(FARMER_ID), 5_000, 1, system.now() - 60, leaf_data)]
+        )
+    )
+    leaf = trace.lotId(system.addr(COOP), leaf_data).call()
+    coop.transact(trace.process([leaf], [(1_000, made_data)]))
+    made = trace.lotId(system.addr(COOP), made_data).call()
+    coop.transact(trace.sell(made, system.addr(DISTRIBUTOR), 100_000))
+    system.sales.commit_shares(made, made_data, {FARMER_ID: 5_000}, coop)
+    inspector = RecordingService(system.client, OUTSIDER, contract=system.trace)
+    recalled = inspector.recall_with_descendants(leaf, keccak(text="pesticide"), start)
+    assert recalled == [leaf, made]
+    with reverts("SettlementLotRecalled", lot=made):
+        system.sales.settle_sale(made, 100_000, system.sender(DISTRIBUTOR))
+
+
+def test_on_teatrace_a_rival_neither_rewrites_the_shares_nor_settles_the_lot(tmp_path):
+    """The audit's two attacks on the real TeaTrace: a second cooperative (a share committer
+    too) gave one farmer 1,000,000 of 1,000,000 on the first one's lot, and a second distributor
+    "sold" it for 1 fen, which froze its shares. Both are refused now."""
+    system = trace_loan_system(tmp_path)
+    trace, coop = system.trace.functions, system.sender(COOP)
+    rival_coop, rival_dist = system.addr(FARMER2), system.addr(OUTSIDER)
+    roles = [
+        trace.grantRole(keccak(text="COOPERATIVE_ROLE"), rival_coop),
+        system.settlement.functions.grantRole(COMMITTER_ROLE, rival_coop),
+        system.settlement.functions.grantRole(DISTRIBUTOR_ROLE, rival_dist),
+        system.token.functions.mint(rival_dist, 1),
+    ]
+    for call in roles:
+        raw(system, ADMIN, call)
+    coop.transact(trace.registerFarmer(FARMER_ID, system.addr(FARMER)))
+    coop.transact(trace.registerPlot((keccak(FARMER_ID), FARMER_ID, 100, 1, keccak(text="loc"))))
+    data = keccak(text="harvest")
+    picked = system.now() - 60
+    coop.transact(trace.recordHarvests([(FARMER_ID, keccak(FARMER_ID), 8_000, 1, picked, data)]))
+    lot = trace.lotId(system.addr(COOP), data).call()
+    coop.transact(trace.sell(lot, system.addr(DISTRIBUTOR), 100_000))
+    system.sales.commit_shares(lot, data, {FARMER_ID: 8_000}, coop)
+    rival_id = keccak(text="the rival's farmer")
+    system.sender(FARMER2).transact(trace.registerFarmer(rival_id, rival_coop))
+    grab = system.settlement.functions.commitShares(lot, data, [rival_id], [1_000_000])
+    with reverts("SettlementNotLotMaker", lot=lot, dataHash=data, caller=rival_coop):
+        raw(system, FARMER2, grab)
+    raw(system, OUTSIDER, system.token.functions.approve(system.settlement.address, 1))
+    distributor = system.addr(DISTRIBUTOR)
+    with reverts(
+        "SettlementNotHolderOrBuyer", lot=lot, holder=distributor, buyer=distributor,
+        caller=rival_dist,
+    ):  # fmt: skip
+        system.sales.settle_sale(lot, 1, system.sender(OUTSIDER))
+    result = system.sales.settle_sale(lot, 100_000, system.sender(DISTRIBUTOR))
+    assert [(r.farmer_id, r.paid_out_fen) for r in result.farmers] == [(FARMER_ID, 100_000)]

@@ -56,15 +56,18 @@ def _farmers(system: LoanSystem, tag: str, n: int, *, wallets: bool) -> list[Far
     return sorted(FarmerShare(f, 1_000 + i) for i, f in enumerate(ids))
 
 
-def _lot(system: LoanSystem, tag: str, farmer: bytes) -> bytes:
-    """A new harvest lot, so that commit and settle see a lot with no sales yet."""
+def _lot(system: LoanSystem, tag: str, farmer: bytes) -> tuple[bytes, bytes]:
+    """A new harvest lot (and its data hash), so that commit and settle see a lot with no sales
+    yet; the cooperative sells it to the distributor, who then pays for it."""
     trace, coop = system.trace.functions, system.sender(COOP)
     plot = keccak(text=f"plot-{tag}")
     coop.transact(trace.registerPlot((plot, farmer, 100, 1, keccak(text="loc"))), gas=GAS)
     data = keccak(text=f"harvest-{tag}")
     picked = system.now() - 3600
     coop.transact(trace.recordHarvests([(farmer, plot, 1_000, 1, picked, data)]), gas=GAS)
-    return bytes(trace.lotId(system.addr(COOP), data).call())
+    lot = bytes(trace.lotId(system.addr(COOP), data).call())
+    coop.transact(trace.sell(lot, system.addr(DISTRIBUTOR), 1_000), gas=GAS)
+    return lot, data
 
 
 def _terms(system: LoanSystem, share: FarmerShare, wallet: str, categories: int) -> EscrowTerms:
@@ -91,10 +94,10 @@ def _issue(system: LoanSystem, shares: list[FarmerShare], tag: str) -> list[int]
 
 def _commit_and_settle(system: LoanSystem, tag: str, shares: list[FarmerShare]) -> tuple[int, int]:
     """Gas of the first commit and the first sale of a new lot shared by `shares`."""
-    lot = _lot(system, tag, shares[0].farmer_id)
+    lot, data = _lot(system, tag, shares[0].farmer_id)
     ids, weights = [s.farmer_id for s in shares], [s.weight for s in shares]
     fn = system.settlement.functions
-    committed = system.sender(COOP).transact(fn.commitShares(lot, ids, weights), gas=GAS)
+    committed = system.sender(COOP).transact(fn.commitShares(lot, data, ids, weights), gas=GAS)
     amount = AMOUNT_PER_SHARE * len(shares)
     distributor = system.sender(DISTRIBUTOR)
     distributor.transact(system.token.functions.approve(system.settlement.address, amount))

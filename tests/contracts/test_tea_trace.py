@@ -35,6 +35,7 @@ ROLE_GUARDS = [
     ("setMaxYieldBps", lambda s: (2500,), "coop", DEFAULT_ADMIN_ROLE),
     ("grantRole", lambda s: (PROCESSOR_ROLE, s.outsider.address), "coop", DEFAULT_ADMIN_ROLE),
     ("revokeRole", lambda s: (COOPERATIVE_ROLE, s.coop.address), "processor", DEFAULT_ADMIN_ROLE),
+    ("revokeRole", lambda s: (INSPECTOR_ROLE, s.inspector.address), "outsider", DEFAULT_ADMIN_ROLE),
     ("registerFarmer", lambda s: (keccak(text="x"), ZERO), "outsider", COOPERATIVE_ROLE),
     ("registerFarmers", lambda s: ([(keccak(text="x"), ZERO)],), "processor", COOPERATIVE_ROLE),
     ("setFarmerWallet", lambda s: (s.farmers[0], ZERO), "outsider", COOPERATIVE_ROLE),
@@ -637,3 +638,27 @@ def test_views_return_unknown_lots_as_state_none(system: System):
     ]
     assert tuple(system.tt.functions.farmer(b"\x09" * 32).call()) == (ZERO, ZERO, False)
     assert tuple(system.tt.functions.plot(b"\x09" * 32).call()) == (b"\0" * 32, ZERO, 0, 0)
+
+
+# ---------------------------------------------------------------------- wallet epoch, first buyer
+
+
+def test_every_wallet_change_starts_a_new_epoch(system: System):
+    tea, fid = system.tt.functions, system.farmers[0]
+    wallet = tea.farmer(fid).call()[1]
+    start = tea.walletEpoch(fid).call()
+    for address in (system.outsider.address, ZERO, wallet, wallet):  # back and forth, even same
+        system.coop.transact(tea.setFarmerWallet(fid, address))
+    assert tea.walletEpoch(fid).call() == start + 4
+    assert tea.farmer(fid).call()[1] == wallet
+    assert tea.walletEpoch(keccak(text="nobody")).call() == 0
+
+
+def test_the_first_buyer_of_a_lot_is_kept_through_resales(system: System):
+    tea = system.tt.functions
+    (lot,) = system.harvest()
+    assert tea.boughtBy(lot).call() == ZERO
+    system.coop.transact(tea.sell(lot, system.distributor.address, 100))
+    system.distributor.transact(tea.sell(lot, system.processor.address, 150))
+    assert tea.boughtBy(lot).call() == system.distributor.address
+    assert system.lot(lot)[0] == system.processor.address

@@ -24,17 +24,17 @@ SNAPSHOT = {
     "harvest re-submitted (skipped), batch of 100": 6_936,
     "process: merge 10 lots into 1, per input lot": 14_405,
     "process: split 1 lot into 3, single tx": 117_193,
-    "ship, single tx": 37_466,
+    "ship, single tx": 37_444,
     "ship, batch of 100": 8_751,
     "receive, single tx": 33_882,
     "receive, batch of 100": 8_055,
-    "sell, single tx": 35_616,
-    "sell, batch of 100": 9_226,
-    "attest quality, single tx": 30_279,
+    "sell, single tx": 58_035,
+    "sell, batch of 100": 31_645,
+    "attest quality, single tx": 30_389,
     "attest quality, batch of 100": 6_854,
     "recall, single tx": 32_234,
     "recall, batch of 100": 8_203,
-    "one lot: harvest, ship, receive, sell (batched)": 57_937,
+    "one lot: harvest, ship, receive, sell (batched)": 80_356,
 }
 SLOT = 22_100  # one new storage slot, cold access included
 HARVEST_LOG = 2_899  # LOG4 with 4 data words
