@@ -67,7 +67,11 @@ def create_app(
     engine = engine or service_engine(settings.database_url)
     migrate(engine)
     app = FastAPI(
-        title="tealedger", version=version("tealedger"), description=DESCRIPTION, lifespan=_lifespan
+        title="tealedger",
+        version=version("tealedger"),
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        responses=errors.RESPONSES,
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from rich.console import Console
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import positive_data_acceptance
 from schemathesis.schemas import APIOperation
 from sqlmodel import Session
 
@@ -49,6 +49,17 @@ ROLE_OF_PREFIX = {
     "/farmers": (Role.FARMER,),
     "/lenders": (Role.LENDER,),
     "/merchants": (Role.MERCHANT,),
+}
+
+
+# Every schemathesis check runs but these, each for the reason given.
+EXCLUDED_CHECKS: dict[object, str] = {
+    positive_data_acceptance: (
+        "schema-valid is not valid here: a resident id's check character, a harvest not in the "
+        "future, a category that is registered, a decision that is approved and not expired "
+        "are rules OpenAPI cannot express, so generated schema-valid requests are rightly 422 "
+        "or 409 (the 4xx themselves are checked: documented, list-shaped, no 5xx)"
+    ),
 }
 
 
@@ -142,7 +153,7 @@ def _fuzz(operation: APIOperation, world: FuzzWorld, mode: GenerationMode) -> No
         # Revoking the fuzzer's own keys would turn the rest of the run into 401s.
         assume((case.path_parameters or {}).get("key_id") not in world.key_ids)
         headers = {**(case.headers or {}), **_key_for(case.path, pick, world)}
-        case.call_and_validate(headers=headers, checks=[not_a_server_error])
+        case.call_and_validate(headers=headers, excluded_checks=list(EXCLUDED_CHECKS))
 
     send()
 
@@ -160,6 +171,6 @@ def test_no_operation_answers_a_server_error(fuzz_world: FuzzWorld) -> None:
                 _fuzz(operation, fuzz_world, mode)
             except Unsatisfiable:  # nothing to get wrong (no parameters, no body)
                 assert mode is GenerationMode.NEGATIVE, operation.label
-            except Exception as exc:  # collected: one run reports every failing operation
+            except (Exception, BaseExceptionGroup) as exc:  # collected: one run reports all
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
     assert failures == [], "\n\n".join(failures)
