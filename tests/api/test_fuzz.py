@@ -1,9 +1,11 @@
-"""OpenAPI fuzz run: every operation, generated requests, no 5xx.
+"""OpenAPI fuzz run: every operation, generated requests, every schemathesis check.
 
 schemathesis builds requests from the service's own OpenAPI document and sends them to the
 real app (a real SQLite database, the project's contracts on the session anvil, the chain
 indexed) with a valid key of the role each path is for, so the authenticated code paths are
-fuzzed, not only the 401s. A 5xx is a bug: bad input must be a 4xx with a message. The only
+fuzzed, not only the 401s. A 5xx is a bug: bad input must be a 4xx with a message, every
+status answered must be documented and every body must match its schema (the checks left out
+are in EXCLUDED_CHECKS with their reason). The only
 503 allowed is the documented one for a node that cannot be reached, which does not happen
 here. Bounded and deterministic: a few derandomized examples per operation.
 """

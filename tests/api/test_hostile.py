@@ -32,6 +32,7 @@ from api.core.security import hash_key
 from api.core.settings import ApiSettings
 from api.main import create_app
 from chain.client import ChainClient
+from chain.json_guard import json_depth
 from chain.nodes import ProcessNode, free_port
 from tests._fixtures import client_for, start_node
 from tests.api.conftest import PASSWORD
@@ -446,3 +447,18 @@ def test_reads_do_not_say_nothing_was_written(
     assert write.status_code == 503
     assert "nothing was written" in write.text
     _no_leak(write)
+
+
+@pytest.mark.parametrize(
+    ("document", "depth"),
+    [
+        (b"[]", 1),
+        (b'{"a": [1, {"b": []}]}', 4),
+        (b'["[[[[", "\\"[[[", {"k]": "}}"}]', 2),  # brackets in strings do not count
+        (b'"[[[[', 0),  # an unterminated string hides the rest
+        (b"[" * 100_000, 65),  # unclosed: still counted, and the scan stops at the bound
+        (b"[{" * 40 + b"}]" * 40, 65),
+    ],
+)
+def test_json_depth_is_measured_without_parsing(document: bytes, depth: int) -> None:
+    assert json_depth(document) == depth
