@@ -32,6 +32,15 @@ Id32 = Annotated[
     ),
 ]
 """A 32-byte id (farmer, plot, lot) as 0x + 64 hex digits in JSON."""
+Id32Path = Annotated[
+    str,
+    Path(
+        description="0x followed by 64 hex digits",
+        json_schema_extra={"pattern": "^0x[0-9a-fA-F]{64}$", "example": "0x" + "ab" * 32},
+    ),
+]
+"""A 32-byte id in a path: documented with its pattern, parsed by api.core.ids.parse_id (so the
+422 says what an id looks like)."""
 
 # ISO 7064 MOD 11-2 weights and check characters of the PRC resident identity number.
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
