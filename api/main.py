@@ -80,8 +80,9 @@ def create_app(
     if chain is not None:
         count_transactions(chain.w3)
     errors.install(app)
-    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limit_per_minute))
+    # The last added runs first: a caller out of tokens is refused before its body is read.
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limit_per_minute))
     app.middleware("http")(_count_requests)
     for router in ROUTERS:
         app.include_router(router)

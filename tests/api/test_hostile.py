@@ -289,6 +289,14 @@ def test_random_keys_share_their_address_bucket(tmp_path: Path) -> None:
         assert valid.status_code == 200, "a valid key has its own bucket"
 
 
+def test_a_caller_out_of_tokens_is_refused_before_its_body_is_read(tmp_path: Path) -> None:
+    world = _app_with_orgs(_settings(tmp_path, rate_limit_per_minute=1), None)
+    with world.http as http:
+        assert http.get("/healthz").status_code == 200
+        big = http.post("/admin/organisations", content=b"[" * 3_000_000)
+        assert big.status_code == 429, "the limit comes first, the body is never read"
+
+
 def test_every_rate_limit_table_is_bounded() -> None:
     limiter = RateLimiter(per_minute=1, max_callers=100)
     for n in range(10_000):
