@@ -17,7 +17,7 @@ from api.cooperatives import routes as cooperative_routes
 from api.core import errors, sessions
 from api.core.db import service_engine
 from api.core.follower import Follower
-from api.core.limits import BodySizeLimit, RateLimiter, RateLimitMiddleware
+from api.core.limits import BodyGuard, RateLimiter, RateLimitMiddleware
 from api.core.metrics import HTTP_REQUESTS, count_transactions
 from api.core.settings import ApiSettings, get_settings
 from api.farmers import routes as farmer_routes
@@ -67,7 +67,11 @@ def create_app(
     engine = engine or service_engine(settings.database_url)
     migrate(engine)
     app = FastAPI(
-        title="tealedger", version=version("tealedger"), description=DESCRIPTION, lifespan=_lifespan
+        title="tealedger",
+        version=version("tealedger"),
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        responses=errors.RESPONSES,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -76,8 +80,9 @@ def create_app(
     if chain is not None:
         count_transactions(chain.w3)
     errors.install(app)
+    # The last added runs first: a caller out of tokens is refused before its body is read.
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limit_per_minute))
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.middleware("http")(_count_requests)
     for router in ROUTERS:
         app.include_router(router)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import shutil
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -187,8 +189,24 @@ def _print_logins(url: str, logins: list) -> None:
     out.print(f"cooperative pages: {url}/login · public trace: {url}/trace/<lot id>")
 
 
+# py-evm and py_ecc raise the recursion limit to 100,000 at import; a parser recursing that
+# deep overflows the C stack and kills the process (the HTTP service with its indexer) where
+# it should raise RecursionError. Both are imported first so that no later import raises it
+# again.
+RECURSION_LIMIT = 3000
+
+
+def sane_recursion_limit() -> None:
+    """Import the libraries that raise the recursion limit, then set it back to a safe value."""
+    for module in ("eth", "py_ecc"):
+        with contextlib.suppress(ImportError):  # both come with web3's tester extras
+            importlib.import_module(module)
+    sys.setrecursionlimit(RECURSION_LIMIT)
+
+
 def main() -> None:
     """Console entry point: an error becomes one clear line and its ExitCode."""
+    sane_recursion_limit()
     try:
         app()
     except (ChainError, TraceabilityError, LendingError) as exc:

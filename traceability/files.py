@@ -4,11 +4,17 @@ Columns / keys: farmer, plot, grams, grade, picked_at, and optionally record_ref
 cooperative's own receipt number) and data_hash. Farmer and plot are the pseudonymous 0x ids;
 names, phone numbers or national ids must never appear in these files, so unknown columns are
 refused rather than ignored.
+
+Files are decoded in one place (`decode_text`): UTF-8 with or without BOM, UTF-16 by its BOM, else
+GB18030 (a superset of GBK, what Chinese spreadsheet software saves by default); binary files
+are refused with the encodings accepted.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +47,44 @@ class HarvestRow:
     record: HarvestRecord
 
 
-def _check_columns(columns: list[str], path: Path) -> None:
+ENCODINGS = "UTF-8 (with or without BOM), UTF-16 (with BOM) or GBK/GB18030"
+# Tab, line feed and carriage return are the only control characters a text file has.
+_TEXT_CONTROLS = frozenset("\t\n\r")
+
+
+def decode_text(content: bytes, name: str) -> str:
+    """The text of a harvest file: UTF-8 (BOM or not), UTF-16 by its BOM, else GB18030 (which
+    includes GBK, the default of Chinese spreadsheet software); binary is refused."""
+    if content.startswith(codecs.BOM_UTF8):
+        text = _decode(content, "utf-8-sig")
+    elif content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = _decode(content, "utf-16")
+    elif b"\x00" in content:
+        text = None
+    else:
+        text = _decode(content, "utf-8")
+        if text is None:
+            text = _decode(content, "gb18030")
+    if text is None or any(c in _CONTROLS and c not in _TEXT_CONTROLS for c in text):
+        raise InvalidRecordError(
+            f"{name} is not a text file in an accepted encoding: save it as CSV or JSON in "
+            f"{ENCODINGS}"
+        )
+    return text
+
+
+def _decode(content: bytes, encoding: str) -> str | None:
+    """`content` decoded, or None if it is not valid in `encoding`."""
+    try:
+        return content.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+_CONTROLS = frozenset(chr(c) for c in (*range(0x20), 0x7F))
+
+
+def _check_columns(columns: list[str], name: str) -> None:
     """Refuse files without the required columns or with unknown ones."""
     missing = [c for c in REQUIRED if c not in columns]
     unknown = [c for c in columns if c not in REQUIRED + OPTIONAL]
@@ -54,43 +97,54 @@ def _check_columns(columns: list[str], path: Path) -> None:
         )
     if problems:
         allowed = ", ".join(REQUIRED + OPTIONAL)
-        raise InvalidRecordError(f"{path}: {'; '.join(problems)}. Allowed: {allowed}", problems)
+        raise InvalidRecordError(f"{name}: {'; '.join(problems)}. Allowed: {allowed}", problems)
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def _csv_rows(text: str, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """(location, row) pairs of a CSV file with a header line."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        _check_columns([c.strip() for c in reader.fieldnames or []], path)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        _check_columns([c.strip() for c in reader.fieldnames or []], name)
         for row in reader:
             cleaned = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
             if any(cleaned.values()):
                 yield f"line {reader.line_num}", {k: v for k, v in cleaned.items() if v != ""}
+    except csv.Error as exc:
+        raise InvalidRecordError(f"{name} is not a readable CSV file: {exc}") from None
 
 
-def _json_rows(path: Path) -> Iterator[tuple[str, Any]]:
+def _json_rows(text: str, name: str) -> Iterator[tuple[str, Any]]:
     """(location, row) pairs of a JSON list (or {"harvests": [...]})."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InvalidRecordError(f"{path} is not valid JSON: {exc}") from None
+        doc = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InvalidRecordError(f"{name} is not valid JSON: {exc}") from None
     items = doc.get("harvests") if isinstance(doc, dict) else doc
     if not isinstance(items, list):
         raise InvalidRecordError(
-            f'{path}: expected a JSON list of records or {{"harvests": [...]}}'
+            f'{name}: expected a JSON list of records or {{"harvests": [...]}}'
         )
     columns = sorted({k for item in items if isinstance(item, dict) for k in item})
-    _check_columns(columns or list(REQUIRED), path)
+    _check_columns(columns or list(REQUIRED), name)
     for n, item in enumerate(items, start=1):
         yield f"record {n}", item
 
 
 def read_harvest_file(path: Path) -> tuple[list[HarvestRow], list[RowError]]:
     """Valid rows and per-row errors of a .csv or .json harvest file."""
-    suffix = path.suffix.lower()
+    return read_harvest_bytes(path.read_bytes(), path.suffix, str(path))
+
+
+def read_harvest_bytes(
+    content: bytes, suffix: str, name: str
+) -> tuple[list[HarvestRow], list[RowError]]:
+    """Valid rows and per-row errors of a harvest file's bytes; `name` is what messages call
+    the file (the user's file name, never a temporary path)."""
+    suffix = suffix.lower()
     if suffix not in (".csv", ".json"):
-        raise InvalidRecordError(f"{path}: harvest files are .csv or .json, not {suffix or '?'}")
-    rows = _csv_rows(path) if suffix == ".csv" else _json_rows(path)
+        raise InvalidRecordError(f"{name}: harvest files are .csv or .json, not {suffix or '?'}")
+    text = decode_text(content, name)
+    rows = _csv_rows(text, name) if suffix == ".csv" else _json_rows(text, name)
     valid: list[HarvestRow] = []
     errors: list[RowError] = []
     for where, raw in rows:

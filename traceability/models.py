@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -19,18 +20,24 @@ EARLIEST_HARVEST = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp())
 ZERO32 = b"\x00" * 32
 
 
+HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
+HEX32_MESSAGE = "expected 0x followed by 64 hex digits (no spaces)"
+
+
+def parse_hex32(text: str) -> bytes:
+    """The one parser of 32-byte ids written as text: exactly 0x + 64 hex digits, else
+    ValueError (bytes.fromhex alone skips spaces and would make a shorter id)."""
+    if not isinstance(text, str) or HEX32.fullmatch(text) is None:
+        raise ValueError(HEX32_MESSAGE)
+    return bytes.fromhex(text[2:])
+
+
 def _bytes32(value: Any) -> bytes:
     """Accept 32 raw bytes or a 0x-prefixed 64-digit hex string."""
     if isinstance(value, bytes | bytearray):
         raw = bytes(value)
     elif isinstance(value, str):
-        text = value.strip()
-        if not text.startswith("0x") or len(text) != 66:
-            raise ValueError("expected 0x followed by 64 hex digits")
-        try:
-            raw = bytes.fromhex(text[2:])
-        except ValueError:
-            raise ValueError("expected 0x followed by 64 hex digits") from None
+        raw = parse_hex32(value)
     else:
         raise ValueError("expected 32 bytes or a 0x-prefixed hex string")
     if len(raw) != 32:
@@ -45,7 +52,18 @@ def _address(value: Any) -> str:
     return to_checksum_address(value)
 
 
+def _count(value: Any) -> Any:
+    """Refuse booleans where a number is expected (`true` is not 1 gram)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, not true or false")
+    if isinstance(value, str) and len(value.strip()) > 30:
+        raise ValueError("expected a whole number of at most 30 digits")
+    return value
+
+
 Bytes32 = Annotated[bytes, BeforeValidator(_bytes32)]
+Count = Annotated[int, BeforeValidator(_count)]
+"""An integer from a file or a request: digits or a number, never a boolean."""
 Address = Annotated[str, BeforeValidator(_address)]
 
 
@@ -71,7 +89,7 @@ class Grade(IntEnum):
         if isinstance(value, bool):
             raise ValueError("a grade is a code 1-5 or a grade name")
         text = str(value).strip()
-        if isinstance(value, int) or text.isdigit():
+        if isinstance(value, int) or (text.isascii() and text.isdigit() and len(text) <= 3):
             code = int(text)
             if code in cls._value2member_map_:
                 return cls(code)
@@ -186,7 +204,9 @@ def _unix_seconds(value: Any) -> int:
         raise ValueError("expected a time")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        if len(value.strip()) > 12:  # past the year 33000: refused before int() parses it
+            raise ValueError("expected unix seconds or an ISO 8601 time")
         return int(value.strip())
     if isinstance(value, str):
         try:
@@ -208,7 +228,7 @@ class HarvestRecord(_Record):
 
     farmer: Bytes32
     plot: Bytes32
-    grams: int = Field(gt=0, le=UINT64_MAX)
+    grams: Count = Field(gt=0, le=UINT64_MAX)
     grade: GradeField
     picked_at: Annotated[int, BeforeValidator(_unix_seconds)]
     record_ref: str = Field(default="", max_length=128)

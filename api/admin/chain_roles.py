@@ -20,6 +20,7 @@ from web3.contract import Contract
 from api.core.chain import deployed_contract
 from api.core.errors import Conflict, Invalid, NotFound, Unavailable
 from api.core.models import Organisation, Role
+from api.core.types import Int
 from chain.client import ChainClient
 from chain.roles import has_role
 from chain.sender import Sender
@@ -102,7 +103,7 @@ class MerchantApprovalRequest(BaseModel):
         max_length=MAX_APPROVAL_CATEGORIES,
         description="registered category names, e.g. `fertilizer` (duplicates count once)",
     )
-    valid_until: int = Field(
+    valid_until: Int = Field(
         ge=1,
         le=UINT64_MAX,
         description="unix seconds (UTC); must be after the chain's latest block time",

@@ -10,7 +10,6 @@ only each lot's receipt number (`registry_harvest_ref`), which the chain holds o
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,10 +30,10 @@ from api.core.indexed import indexed_block, indexed_read
 from api.core.models import HarvestRef, Organisation
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
-from api.core.types import Id32
+from api.core.types import Id32, Int
 from chain.client import ChainClient
 from indexer.models import Harvest, RawEvent
-from traceability.files import RowError, read_harvest_file
+from traceability.files import RowError, read_harvest_bytes
 from traceability.models import (
     EARLIEST_HARVEST,
     UINT64_MAX,
@@ -65,7 +64,7 @@ class HarvestIn(BaseModel):
 
     farmer: Id32 = PydField(description="the farmer's 0x pseudonym")
     plot: Id32 = PydField(description="the plot's 0x pseudonym")
-    grams: int = PydField(gt=0, le=UINT64_MAX)
+    grams: Int = PydField(gt=0, le=UINT64_MAX)
     grade: GradeField = PydField(description="1-5, a name (special..fourth) or 特级..四级")
     picked_at: Annotated[int, BeforeValidator(_unix_seconds), AfterValidator(_not_in_future)] = (
         PydField(ge=EARLIEST_HARVEST, description="unix seconds or ISO 8601 (naive means UTC)")
@@ -133,10 +132,9 @@ def parse_upload(filename: str, content: bytes) -> _Parsed:
         raise Invalid(
             f"harvest files are .csv or .json, not {suffix or 'a file without extension'}"
         )
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"upload{suffix}"
-        path.write_bytes(content)
-        rows, errors = read_harvest_file(path)  # InvalidRecordError: missing/unknown columns
+    name = Path(filename).name or "the uploaded file"
+    # InvalidRecordError: not text, missing or unknown columns
+    rows, errors = read_harvest_bytes(content, suffix, name)
     return _Parsed([r.record for r in rows], [r.where for r in rows], errors)
 
 

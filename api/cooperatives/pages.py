@@ -27,7 +27,7 @@ from api.core.errors import ROOTS, detail_of, status_of
 from api.core.links import base_url
 from api.core.models import Farmer, Organisation, Plot, Role
 from api.core.pages import page_router
-from api.core.pagination import PageParams
+from api.core.pagination import MAX_OFFSET, PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.settings import ApiSettings
 from api.core.templates import CHINA, templates
@@ -38,6 +38,8 @@ LOTS_PER_PAGE = 20
 PLOTS_IN_FORM = 500
 
 router = page_router()
+# More than any picking weighs; bounds the Decimal before it becomes an integer of grams.
+MAX_KILOGRAMS = Decimal(10**9)
 CoopPage = Annotated[PageSession, Depends(page_session(Role.COOPERATIVE))]
 
 
@@ -109,7 +111,7 @@ def coop_home(
     settings: SettingsDep,
     chain: ChainDep,
     page: CoopPage,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
     """Harvest entry, file upload and the cooperative's recent lots."""
     return _dashboard(request, session, chain, settings, page, offset)
@@ -123,7 +125,10 @@ def _form_record(
     if plot is None or plot.cooperative_id != coop.id:
         return None, ["请选择您的地块 · choose one of your plots"]
     try:
-        grams = int(Decimal(form["grams_kg"]) * 1000)
+        kilograms = Decimal(form["grams_kg"])
+        if not kilograms.is_finite() or abs(kilograms) > MAX_KILOGRAMS:
+            raise ValueError(form["grams_kg"])
+        grams = int(kilograms * 1000)
     except (InvalidOperation, ValueError):
         return None, ["重量应为公斤数 · the mass is a number of kilograms"]
     try:

@@ -28,6 +28,7 @@ from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.links import BaseUrlDep
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
+from api.core.types import Id32Path
 
 router = APIRouter(prefix="/cooperatives", tags=["cooperatives"])
 
@@ -58,14 +59,16 @@ def list_farmers(session: SessionDep, page: PageDep, coop: CoopOrg) -> Page[Farm
 
 
 @router.get("/farmers/{farmer_id}", response_model=FarmerPublic)
-def get_farmer(farmer_id: str, session: SessionDep, chain: ChainDep, coop: CoopOrg) -> FarmerPublic:
+def get_farmer(
+    farmer_id: Id32Path, session: SessionDep, chain: ChainDep, coop: CoopOrg
+) -> FarmerPublic:
     """One of your members, with its status on chain."""
     return members.farmer_detail(session, chain, coop, farmer_id)
 
 
 @router.delete("/farmers/{farmer_id}/personal-data", response_model=FarmerPublic)
 def erase_farmer_personal_data(
-    farmer_id: str, session: SessionDep, chain: ChainDep, coop: CoopOrg
+    farmer_id: Id32Path, session: SessionDep, chain: ChainDep, coop: CoopOrg
 ) -> FarmerPublic:
     """Erase a member's name, national id and plot labels on request; the pseudonym stays."""
     row = members.own_farmer(session, chain, coop, farmer_id)
@@ -143,7 +146,7 @@ def list_lots(
 
 @router.get("/lots/{lot}", response_model=HarvestLotPublic)
 def get_lot(
-    lot: str,
+    lot: Id32Path,
     session: SessionDep,
     settings: SettingsDep,
     chain: ChainDep,

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic import Field as PydField
 
 from api.core.models import Farmer, Plot
-from api.core.types import Id32, NationalId, RowId, Text, mask_national_id
+from api.core.types import Id32, Int, NationalId, RowId, Text, mask_national_id
 from traceability.models import UINT16_MAX, UINT32_MAX
 
 # ------------------------------------------------------------------------------------ farmers
@@ -78,12 +78,12 @@ class PlotCreate(BaseModel):
     land_reference: Text = PydField(
         max_length=128, description="e.g. the land-contract number (hashed, never stored)"
     )
-    area_centi_mu: int = PydField(gt=0, le=UINT32_MAX, description="area in 0.01 mu")
-    variety: int = PydField(default=0, ge=0, le=UINT16_MAX, description="tea variety code")
-    location: str | None = PydField(
+    area_centi_mu: Int = PydField(gt=0, le=UINT32_MAX, description="area in 0.01 mu")
+    variety: Int = PydField(default=0, ge=0, le=UINT16_MAX, description="tea variety code")
+    location: Text | None = PydField(
         default=None, max_length=500, description="location description (hashed, never stored)"
     )
-    label: str | None = PydField(
+    label: Text | None = PydField(
         default=None, max_length=60, description="the cooperative's short name for the plot"
     )
 

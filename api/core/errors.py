@@ -15,10 +15,16 @@ time 504.
 
 from __future__ import annotations
 
+import logging
+import math
+import re
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette import status
 
 from api.core.metrics import ERRORS
@@ -63,9 +69,10 @@ class ApiError(Exception):
 
     status: ClassVar[int] = status.HTTP_400_BAD_REQUEST
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, loc: Sequence[str | int] = ()) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.loc = tuple(loc)
 
 
 class Restated(ApiError):
@@ -112,7 +119,11 @@ class Unavailable(ApiError):
     status = status.HTTP_503_SERVICE_UNAVAILABLE
 
 
-_NODE_DOWN = "the chain node is unavailable, nothing was written; retry later"
+_NODE_DOWN = "the chain node is not answering right now; try again in a few minutes"
+_NOT_TAKEN = "the chain node did not take the transaction; try again in a few minutes"
+_NOTHING_WRITTEN = "; nothing was written"
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+logger = logging.getLogger(__name__)
 
 # The nearest listed class in an exception's MRO gives its status.
 STATUS: dict[type[BaseException], int] = {
@@ -185,7 +196,7 @@ def detail_of(exc: BaseException) -> str:
     if isinstance(exc, ApiError):
         return exc.detail
     if isinstance(exc, TRANSIENT):
-        return f"{_NODE_DOWN} ({exc})"
+        return _NODE_DOWN
     if isinstance(exc, ChainRejectedError):
         return f"{exc.revert}: {exc}"
     if isinstance(exc, ContractRuleError) and isinstance(exc.__cause__, ContractRevertError):
@@ -198,10 +209,41 @@ def detail_of(exc: BaseException) -> str:
     if isinstance(exc, ContractRevertError):
         return str(exc)
     if isinstance(exc, TransactionError):
-        return f"the chain node did not take the transaction, nothing was written; retry ({exc})"
+        return _NOT_TAKEN
     if isinstance(exc, NodeError):
-        return f"{_NODE_DOWN} ({exc})"
-    return str(exc)
+        return _NODE_DOWN
+    if isinstance(exc, KeystoreError | ConfigError):
+        return _MISCONFIGURED
+    return scrub(str(exc))
+
+
+_MISCONFIGURED = (
+    "the service cannot sign or reach the chain with its current configuration; "
+    "ask the operator to check it (the details are in the service log)"
+)
+# Internals a message must not show: URLs (node endpoints, database URLs), absolute file
+# paths (temporary files, keystores, the install), connection-pool reprs and Python's
+# integer-size hint.
+_INTERNALS = (
+    (re.compile(r"\w*ConnectionPool\(.*", re.DOTALL), "the chain node did not answer"),
+    (re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE), "<address>"),
+    (re.compile(r"(?<![\w.~])(?:/[\w.@+-]+){2,}/?"), "<file>"),
+    (re.compile(r".*set_int_max_str_digits.*", re.DOTALL), "the number has too many digits"),
+)
+
+
+def scrub(message: str) -> str:
+    """`message` without internals (the full text is in the log)."""
+    for pattern, replacement in _INTERNALS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+def _node_failure(exc: BaseException) -> bool:
+    """A node that did not answer or take a transaction (its details go to the log only)."""
+    if isinstance(exc, TransactionTimeoutError):
+        return False
+    return isinstance(exc, (*TRANSIENT, TransactionError, NodeError))
 
 
 def _jsonable(value: Any) -> Any:
@@ -215,9 +257,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def loc_of(exc: BaseException) -> list[str | int]:
+    """Where in the request the problem is (`["request"]` when the error does not say)."""
+    return list(getattr(exc, "loc", ()) or ("request",))
+
+
 def body_of(exc: BaseException) -> dict[str, Any]:
-    """The JSON body: `detail`, and for a refused transaction the decoded `error` and `args`."""
-    body: dict[str, Any] = {"detail": detail_of(exc)}
+    """The JSON body: `detail`, and for a refused transaction the decoded `error` and `args`.
+    A 422's `detail` is a list like FastAPI's validation errors, as the schema promises."""
+    detail: Any = detail_of(exc)
+    if status_of(exc) == status.HTTP_422_UNPROCESSABLE_CONTENT:
+        detail = [{"loc": loc_of(exc), "msg": detail, "type": "value_error"}]
+    body: dict[str, Any] = {"detail": detail}
     revert = revert_of(exc)
     if revert is not None:
         body["error"] = revert.name
@@ -233,10 +284,16 @@ def _count(exc: BaseException) -> None:
         ERRORS.labels("node").inc()
 
 
-async def domain_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    """Any error of the roots below, as its status and body."""
+async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Any error of the roots below, as its status and body; a write the node did not take
+    says that nothing was written (a read never does)."""
     _count(exc)
-    return JSONResponse(body_of(exc), status_code=status_of(exc))
+    body = body_of(exc)
+    if status_of(exc) >= status.HTTP_500_INTERNAL_SERVER_ERROR:
+        logger.warning("%s %s: %r", request.method, request.url.path, exc)
+    if _node_failure(exc) and request.method not in _READS:
+        body["detail"] += _NOTHING_WRITTEN
+    return JSONResponse(body, status_code=status_of(exc))
 
 
 ROOTS: tuple[type[BaseException], ...] = (
@@ -250,7 +307,120 @@ ROOTS: tuple[type[BaseException], ...] = (
 """Every exception root the service answers for; pages catch exactly these."""
 
 
+class Problem(BaseModel):
+    """Every error but a 422: what went wrong and what to do; a refused transaction adds the
+    contract's decoded error and its arguments."""
+
+    detail: str
+    error: str | None = None
+    args: dict[str, Any] | None = None
+
+
+class ValidationItem(BaseModel):
+    """One problem of a request: where (`loc`), what (`msg`), which kind (`type`)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+    input: Any = None
+
+
+class ValidationProblem(BaseModel):
+    """A 422: every problem found, as FastAPI reports validation errors."""
+
+    detail: list[ValidationItem]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry with the Problem body."""
+    return {"model": Problem, "description": description}
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem("The request cannot be read (a body that is not JSON or not UTF-8)"),
+    401: _problem("No valid API key or session"),
+    403: _problem("Your organisation may not do this, or the record is another's"),
+    404: _problem("The record named does not exist (or is not yours to see)"),
+    409: _problem("The request contradicts the state of a record or a contract rule"),
+    413: _problem("The request body is larger than the service accepts"),
+    422: {"model": ValidationProblem, "description": "The request is not valid"},
+    429: _problem("Too many requests: wait for Retry-After seconds"),
+    503: _problem("The chain node, the contracts or the index are not available: retry later"),
+}
+"""Every error status the app can answer, documented on every operation."""
+
+MAX_INPUT_CHARS = 200
+
+
+def safe_input(value: Any, depth: int = 0) -> Any:
+    """A rejected input as JSON can carry it: non-finite floats as their repr, long text cut,
+    big integers as strings, deep or large containers summarised."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) <= 2**53 else _cut(str(value))
+    if isinstance(value, str):
+        return _cut(value)
+    if isinstance(value, bytes):
+        return _cut(value.decode("utf-8", "replace"))
+    if depth >= 2:
+        return "..."
+    if isinstance(value, dict):
+        items = list(value.items())[:20]
+        return {_cut(str(k)): safe_input(v, depth + 1) for k, v in items}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [safe_input(v, depth + 1) for v in list(value)[:20]]
+    return _cut(str(value))
+
+
+def _cut(text: str) -> str:
+    """`text`, shortened to MAX_INPUT_CHARS."""
+    return text if len(text) <= MAX_INPUT_CHARS else text[:MAX_INPUT_CHARS] + "..."
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """FastAPI's validation errors, each with loc, msg, type and a JSON-safe input."""
+    cleaned = []
+    for error in errors:
+        item: dict[str, Any] = {
+            "loc": [p if isinstance(p, int) else _cut(str(p)) for p in error.get("loc", ())],
+            "msg": _cut(scrub(str(error.get("msg", "invalid value")))),
+            "type": str(error.get("type", "value_error")),
+        }
+        if "input" in error:
+            item["input"] = safe_input(error["input"])
+        cleaned.append(item)
+    return cleaned
+
+
+async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """A request that does not match the schema: 422 with every problem, always serialisable
+    (`NaN` in a number field once made the 422 itself fail)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse(
+        {"detail": validation_errors(errors)},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+UNEXPECTED = (
+    "something went wrong on our side and was logged; try again, and tell the operator if it "
+    "keeps happening"
+)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: logged with its traceback, answered without internals."""
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": UNEXPECTED}, status_code=500)
+
+
 def install(app: FastAPI) -> None:
-    """Register the handler once per root exception."""
+    """Register the handler once per root exception, the validation handler and the last
+    resort for bugs."""
+    app.add_exception_handler(Exception, unexpected_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     for root in ROOTS:
         app.add_exception_handler(root, domain_error_handler)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from api.core.errors import Invalid
+from traceability.models import parse_hex32
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -17,16 +20,14 @@ def tx_hex(receipt: object) -> str:
     return "0x" + bytes(receipt["transactionHash"]).hex()  # type: ignore[index]
 
 
-def parse_id(value: str, what: str) -> bytes:
-    """A 0x + 64 hex digit id from a path or query, else 422."""
-    text = value.strip()
-    message = f"a {what} id is 0x followed by 64 hex digits"
-    if not text.startswith("0x") or len(text) != 66:
-        raise Invalid(message)
+def parse_id(value: str, what: str, loc: Sequence[str | int] = ("path",)) -> bytes:
+    """A 0x + 64 hex digit id from a path or query, else 422 (the one parser every route
+    taking a farmer, plot or lot id uses)."""
     try:
-        return bytes.fromhex(text[2:])
+        return parse_hex32(value)
     except ValueError:
-        raise Invalid(message) from None
+        message = f"a {what} id is 0x followed by 64 hex digits, without spaces"
+        raise Invalid(message, loc=(*loc, what)) from None
 
 
 def same_address(a: str | None, b: str | None) -> bool:

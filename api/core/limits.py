@@ -1,57 +1,116 @@
-"""Request body size limits and per-key rate limiting (token bucket), as ASGI middleware."""
+"""The body guard (size, JSON nesting) and per-caller rate limiting (token bucket), as ASGI
+middleware."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.core.models import ApiKey, Organisation
+from api.core.security import hash_key
+from chain.json_guard import MAX_JSON_DEPTH, too_deep
 
-class BodySizeLimit:
-    """413 for bodies over `max_bytes`, whether declared in Content-Length or streamed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+class BodyGuard:
+    """Reads the whole body before the app: 413 over `max_bytes` (declared or streamed,
+    chunked included), 422 for JSON nested deeper than `max_depth`, then replays it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check the declared length, then count streamed bytes."""
+        """Check the declared length, read and check the body, then run the app on it."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(scope, send, *self._length_refusal(declared))
             return
+        body = await self._read(receive)
+        if body is None:
+            await self._refuse(scope, send, *self._too_large())
+            return
+        if _is_json(headers.get(b"content-type", b"")) and too_deep(body, self.max_depth):
+            await self._refuse(scope, send, 422, self._too_deep())
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _read(self, receive: Receive) -> bytes | None:
+        """The body, or None once it passes the limit (the rest is not read)."""
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] != "http.request":  # the client went away
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > self.max_bytes:
-                raise _BodyTooLarge
-            return message
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await self._too_large(scope, receive, send)
+    def _length_refusal(self, declared: bytes) -> tuple[int, Any]:
+        """400 for a Content-Length that is not a number, else 413."""
+        if not declared.isdigit():
+            return 400, {"detail": "the Content-Length header must be a number of bytes"}
+        return self._too_large()
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The 413 response."""
-        detail = f"request body larger than {self.max_bytes} bytes"
-        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+    def _too_large(self) -> tuple[int, Any]:
+        """The 413 answer."""
+        detail = f"the request body is larger than {self.max_bytes} bytes; send less at a time"
+        return 413, {"detail": detail}
+
+    def _too_deep(self) -> Any:
+        """The 422 answer, shaped like FastAPI's validation errors."""
+        msg = f"JSON nested more than {self.max_depth} levels deep is not accepted"
+        return {"detail": [{"loc": ["body"], "msg": msg, "type": "json_too_deep"}]}
+
+    async def _refuse(self, scope: Scope, send: Send, code: int, body: Any) -> None:
+        """Answer without running the app (the connection closes after it)."""
+        response = JSONResponse(body, status_code=code, headers={"Connection": "close"})
+        await response(scope, _nothing, send)
 
 
-class _BodyTooLarge(Exception):
-    """Raised inside receive() when the streamed body passes the limit."""
+def _is_json(content_type: bytes) -> bool:
+    """application/json, or any +json media type (the only bodies the app parses as JSON)."""
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json")
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive() that gives `body` once, then whatever the client sends (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _nothing() -> Message:
+    """receive() for a refusal, which reads nothing."""
+    return {"type": "http.disconnect"}
 
 
 @dataclass
@@ -60,20 +119,39 @@ class _Bucket:
     updated: float
 
 
-class RateLimiter:
-    """Token bucket per key: `per_minute` requests, refilled continuously."""
+# How many callers each table remembers; the least recently seen is forgotten first, so no
+# stream of new keys or addresses grows memory without bound.
+MAX_CALLERS = 10_000
+# How long a key found valid is trusted for choosing its bucket (revocation is checked by the
+# route itself on every request; this only decides whose tokens a request spends).
+KEY_TTL_SECONDS = 30.0
 
-    def __init__(self, per_minute: int) -> None:
+
+class RateLimiter:
+    """Token bucket per caller: `per_minute` requests, refilled continuously; at most
+    `max_callers` buckets (least recently used forgotten first)."""
+
+    def __init__(self, per_minute: int, max_callers: int = MAX_CALLERS) -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
-        self._buckets: dict[str, _Bucket] = {}
+        self.max_callers = max_callers
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def allow(self, key: str) -> tuple[bool, float]:
         """(allowed, seconds until the next token)."""
         now = time.monotonic()
         with self._lock:
-            bucket = self._buckets.setdefault(key, _Bucket(self.capacity, now))
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = _Bucket(self.capacity, now)
+                while len(self._buckets) > self.max_callers:
+                    self._buckets.popitem(last=False)
+            else:
+                self._buckets.move_to_end(key)
             bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.rate)
             bucket.updated = now
             if bucket.tokens >= 1:
@@ -82,25 +160,78 @@ class RateLimiter:
             return False, (1 - bucket.tokens) / self.rate
 
 
-class RateLimitMiddleware(BaseHTTPMiddleware):
-    """429 with Retry-After once a key (or, without one, a client address) runs dry."""
+class ValidKeys:
+    """Which API key digests belong to an active key, remembered for a short while (bounded)."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+    def __init__(self, ttl: float = KEY_TTL_SECONDS, max_keys: int = MAX_CALLERS) -> None:
+        self.ttl = ttl
+        self.max_keys = max_keys
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def valid(self, engine: Engine, digest: str) -> bool:
+        """Whether `digest` is an unrevoked key of an active organisation."""
+        now = time.monotonic()
+        with self._lock:
+            until = self._seen.get(digest)
+            if until is not None and until > now:
+                self._seen.move_to_end(digest)
+                return True
+        with Session(engine) as session:
+            found = key_is_active(session, digest)
+        with self._lock:
+            if found:
+                self._seen[digest] = now + self.ttl
+                self._seen.move_to_end(digest)
+                while len(self._seen) > self.max_keys:
+                    self._seen.popitem(last=False)
+            else:
+                self._seen.pop(digest, None)
+        return found
+
+
+def key_is_active(session: Session, digest: str) -> bool:
+    """Whether a key digest (`hash_key`) is an unrevoked key of an active organisation."""
+    key = session.exec(select(ApiKey).where(ApiKey.key_hash == digest)).first()
+    if key is None or key.revoked_at is not None:
+        return False
+    org = session.get(Organisation, key.organisation_id)
+    return org is not None and org.active
+
+
+class RateLimitMiddleware(BaseHTTPMiddleware):
+    """429 with Retry-After once a caller runs dry. A valid API key is the caller; a request
+    without one, or with a key that is not valid, spends its client address's tokens, so
+    random keys do not get fresh buckets."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, keys: ValidKeys | None = None) -> None:
         super().__init__(app)
         self.limiter = limiter
+        self.keys = keys or ValidKeys()
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         """Charge one token to the caller."""
-        key = request.headers.get("x-api-key")
-        who = hashlib.sha256(key.encode()).hexdigest() if key else _client(request)
-        allowed, wait = self.limiter.allow(who)
+        allowed, wait = self.limiter.allow(await self._caller(request))
         if not allowed:
             return JSONResponse(
-                {"detail": "rate limit exceeded; retry later"},
+                {"detail": "too many requests; wait a little and try again"},
                 status_code=429,
                 headers={"Retry-After": str(max(1, round(wait)))},
             )
         return await call_next(request)
+
+    async def _caller(self, request: Request) -> str:
+        """`key:<digest>` for a valid key, else `ip:<address>`."""
+        key = request.headers.get("x-api-key")
+        if key:
+            digest = hash_key(key)
+            engine = request.app.state.engine
+            if await run_in_threadpool(self.keys.valid, engine, digest):
+                return f"key:{digest}"
+        return _client(request)
 
 
 def _client(request: Request) -> str:

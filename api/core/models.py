@@ -15,6 +15,8 @@ from pydantic import BaseModel
 from pydantic import Field as PydField
 from sqlmodel import Field, SQLModel
 
+from api.core.types import Text
+
 
 class Role(StrEnum):
     """What an organisation may do; maps onto on-chain roles where one exists."""
@@ -71,6 +73,8 @@ class Organisation(OrganisationBase, table=True):
 
 class OrganisationCreate(OrganisationBase):
     """Request body: server sets id, address, status and the key."""
+
+    name: Text = Field(min_length=1, max_length=120)
 
 
 class OrganisationPublic(OrganisationBase):

@@ -9,6 +9,9 @@ from pydantic import BaseModel
 
 T = TypeVar("T")
 MAX_PAGE = 500
+# Far past any list's end, far below what a database driver can bind (a larger offset was an
+# OverflowError and a 500).
+MAX_OFFSET = 1_000_000_000
 
 
 class PageParams(BaseModel):
@@ -20,9 +23,9 @@ class PageParams(BaseModel):
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")] = 0,
 ) -> PageParams:
-    """Query parameters `limit` (1..500) and `offset`."""
+    """Query parameters `limit` (1..500) and `offset` (0..MAX_OFFSET)."""
     return PageParams(limit=limit, offset=offset)
 
 

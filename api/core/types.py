@@ -6,7 +6,7 @@ import unicodedata
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Strict, WithJsonSchema
 from pydantic import Field as PydField
 
 from traceability.models import Bytes32
@@ -14,7 +14,13 @@ from traceability.models import Bytes32
 # The largest key SQLite (and PostgreSQL's bigint) can store: a bigger id is a 422, never an
 # overflow inside the database driver.
 MAX_ROW_ID = 2**63 - 1
-RowId = Annotated[int, PydField(ge=1, le=MAX_ROW_ID, description="a row id (1 or more)")]
+# An amount of money in a request, in fen: 10 billion yuan, far above any loan or sale here and
+# far below what the database and the contracts hold.
+MAX_FEN = 10**15
+Int = Annotated[int, Strict()]
+"""An integer in a request body: a JSON number without a fraction; `true`, `1.0` and `"1"` are
+not integers (lax parsing once recorded `"grams": true` as a 1 g lot)."""
+RowId = Annotated[Int, PydField(ge=1, le=MAX_ROW_ID, description="a row id (1 or more)")]
 """A row id in a request body (an organisation, a key)."""
 RowIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="a row id (1 or more)")]
 """A row id in a path."""
@@ -26,6 +32,15 @@ Id32 = Annotated[
     ),
 ]
 """A 32-byte id (farmer, plot, lot) as 0x + 64 hex digits in JSON."""
+Id32Path = Annotated[
+    str,
+    Path(
+        description="0x followed by 64 hex digits",
+        json_schema_extra={"pattern": "^0x[0-9a-fA-F]{64}$", "example": "0x" + "ab" * 32},
+    ),
+]
+"""A 32-byte id in a path: documented with its pattern, parsed by api.core.ids.parse_id (so the
+422 says what an id looks like)."""
 
 # ISO 7064 MOD 11-2 weights and check characters of the PRC resident identity number.
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -64,12 +79,28 @@ def mask_national_id(value: str | None) -> str | None:
 NationalId = Annotated[str, BeforeValidator(_national_id)]
 
 
-def _not_blank(value: str) -> str:
-    """Strip and refuse empty text."""
+# Control characters (NUL, escapes) and format characters (the right-to-left override U+202E,
+# zero-width joiners, BOMs) are invisible or reorder what a reader sees: names never need them.
+_HIDDEN = frozenset({"Cc", "Cf"})
+
+
+def _text(value: str) -> str:
+    """Trimmed, not blank, and free of control and invisible formatting characters."""
     text = value.strip()
     if not text:
         raise ValueError("must not be blank")
+    for char in text:
+        if unicodedata.category(char) in _HIDDEN:
+            raise ValueError(
+                f"must not contain control or invisible formatting characters (U+{ord(char):04X})"
+            )
     return text
 
 
-Text = Annotated[str, AfterValidator(_not_blank)]
+# The same rule for the schema (ASCII and the common format characters; the validator checks
+# every Cc and Cf character).
+_HIDDEN_CLASS = r"\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
+TEXT_PATTERN = rf"^[^{_HIDDEN_CLASS}]*[^\s{_HIDDEN_CLASS}][^{_HIDDEN_CLASS}]*$"
+Text = Annotated[str, AfterValidator(_text), PydField(json_schema_extra={"pattern": TEXT_PATTERN})]
+"""Human-entered text (names, labels, references): trimmed, non-empty, no control (Cc) or
+format (Cf) characters."""

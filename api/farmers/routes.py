@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, status
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
-from api.core.types import RowIdPath
+from api.core.types import Id32Path, RowIdPath
 from api.farmers import service
 from api.farmers.service import ConsentChanged, ConsentIn, ConsentPublic, FarmerSelf
 
@@ -54,7 +54,7 @@ def revoke_consent(
 
 @router.get("/{farmer_id}", response_model=FarmerSelf)
 def farmer_record(
-    farmer_id: str, session: SessionDep, chain: ChainDep, org: FarmerOrg
+    farmer_id: Id32Path, session: SessionDep, chain: ChainDep, org: FarmerOrg
 ) -> FarmerSelf:
     """A farmer record by id: only your own (403 for anyone else's)."""
     row = service.farmer_by_id(session, chain, org, farmer_id)

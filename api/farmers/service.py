@@ -21,7 +21,7 @@ from api.core.ids import hex32, parse_id, same_address, tx_hex
 from api.core.models import Farmer, Organisation, Role
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
-from api.core.types import RowId, mask_national_id
+from api.core.types import Int, RowId, mask_national_id
 from chain.client import ChainClient
 from chain.clock import chain_now
 from traceability.consent import ConsentService
@@ -49,7 +49,7 @@ class ConsentIn(BaseModel):
     """Let a lender read your profile for a number of days."""
 
     lender_org_id: RowId
-    days: int = PydField(default=365, ge=1, le=MAX_CONSENT_DAYS)
+    days: Int = PydField(default=365, ge=1, le=MAX_CONSENT_DAYS)
 
 
 class ConsentChanged(BaseModel):

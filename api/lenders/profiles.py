@@ -19,7 +19,7 @@ from indexer.models import Consent, Farmer
 
 def farmer_bytes(farmer_id: str) -> bytes:
     """0x + 64 hex digits as bytes, else 422."""
-    return parse_id(farmer_id.lower(), "farmer")
+    return parse_id(farmer_id, "farmer")
 
 
 def consenting_farmers(

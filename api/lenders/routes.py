@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, status
 from api.core.deps import ChainDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import PageDep
+from api.core.types import Id32Path
 from api.lenders import service
 from api.lenders.service import ConsentingFarmers, LoanCreate, LoanIssuedPublic, LoanPublic
 from indexer.profiles import FarmerProfile
@@ -31,7 +32,7 @@ def consenting_farmers(settings: SettingsDep, page: PageDep, org: LenderOrg) -> 
 
 @router.get("/farmers/{farmer_id}/profile", response_model=FarmerProfile)
 def farmer_profile(
-    farmer_id: str, request: Request, settings: SettingsDep, chain: ChainDep, org: LenderOrg
+    farmer_id: Id32Path, request: Request, settings: SettingsDep, chain: ChainDep, org: LenderOrg
 ) -> FarmerProfile:
     """The farmer's indexed profile, valid at a stated block; only with active consent."""
     engine = request.app.state.engine
@@ -44,7 +45,7 @@ def farmer_profile(
     response_model=DecisionRecord,
 )
 def make_decision(
-    farmer_id: str, request: Request, settings: SettingsDep, chain: ChainDep, org: LenderOrg
+    farmer_id: Id32Path, request: Request, settings: SettingsDep, chain: ChainDep, org: LenderOrg
 ) -> DecisionRecord:
     """Score the farmer: outcome, reasons, limit, capped price and disclosure (stored)."""
     engine = request.app.state.engine

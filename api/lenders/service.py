@@ -31,6 +31,7 @@ from api.core.indexed import index_ready, indexed_block, indexed_read, indexer_e
 from api.core.models import Organisation
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
+from api.core.types import MAX_FEN, Int
 from api.lenders.profiles import (
     consenting_farmers,
     farmer_bytes,
@@ -88,9 +89,9 @@ class LoanCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     budgets_fen: Annotated[
-        dict[Category, Annotated[int, Field(gt=0)]], Field(min_length=1, max_length=16)
+        dict[Category, Annotated[Int, Field(gt=0, le=MAX_FEN)]], Field(min_length=1, max_length=16)
     ]
-    draw_days: int = Field(default=60, ge=1, le=180)
+    draw_days: Int = Field(default=60, ge=1, le=180)
     confirmation: Confirmation = Confirmation.IMMEDIATE
 
 

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
+import requests
 import segno
 from pydantic import BaseModel
+from web3.exceptions import Web3Exception
 
-from api.core.errors import Invalid
+from api.core.errors import Unavailable
+from api.core.ids import parse_id
 from chain.client import ChainClient
+from chain.errors import ChainError, ContractRevertError
+from chain.sender import TRANSIENT
 from indexer.seasons import season_of
+from traceability.errors import TraceabilityError
 from traceability.lineage import Lineage, LineageReader, LotNode
+
+logger = logging.getLogger(__name__)
 
 
 class PublicAttestation(BaseModel):
@@ -60,13 +69,7 @@ class PublicTrace(BaseModel):
 
 def parse_lot(value: str) -> bytes:
     """A lot id as 0x + 64 hex digits, else 422."""
-    text = value.removeprefix("0x")
-    if len(text) != 64:
-        raise Invalid("a lot id is 0x + 64 hex digits")
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise Invalid("a lot id is 0x + 64 hex digits") from None
+    return parse_id(value, "lot")
 
 
 def _node(node: LotNode, seen: set[bytes]) -> PublicStep:
@@ -86,9 +89,22 @@ def _node(node: LotNode, seen: set[bytes]) -> PublicStep:
     return step
 
 
+UNREADABLE = (
+    "this lot's trace cannot be read right now: the tea ledger is not answering. "
+    "Please try again in a few minutes."
+)
+
+
 def public_trace(client: ChainClient, lot: bytes) -> PublicTrace:
-    """Trace a lot on chain and keep only what the public may see (404: LotNotFoundError)."""
-    return _summarise(LineageReader.from_client(client).trace(lot))
+    """Trace a lot on chain and keep only what the public may see (404: LotNotFoundError;
+    503 with a plain message while the node cannot be read)."""
+    try:
+        return _summarise(LineageReader.from_client(client).trace(lot))
+    except (TraceabilityError, ContractRevertError):
+        raise  # the lot's own answer (not found, not deployed)
+    except (ChainError, Web3Exception, requests.RequestException, *TRANSIENT) as exc:
+        logger.warning("public trace of 0x%s: the chain cannot be read: %r", lot.hex(), exc)
+        raise Unavailable(UNREADABLE) from exc
 
 
 def _summarise(lineage: Lineage) -> PublicTrace:

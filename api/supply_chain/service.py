@@ -22,7 +22,7 @@ from api.core.ids import hex32, same_address, tx_hex
 from api.core.models import Organisation, Role
 from api.core.organisations import find_organisation
 from api.core.settings import ApiSettings
-from api.core.types import Id32, RowId, Text
+from api.core.types import MAX_FEN, Id32, Int, RowId, Text
 from chain.client import ChainClient
 from traceability.contracts import deployment_block
 from traceability.ids import output_data_hash, text_hash
@@ -76,7 +76,7 @@ def lot_views(
 class OutputIn(BaseModel):
     """One output lot of made tea."""
 
-    grams: int = PydField(gt=0, le=UINT64_MAX)
+    grams: Int = PydField(gt=0, le=UINT64_MAX)
 
 
 class ProcessIn(BaseModel):
@@ -107,7 +107,7 @@ class SaleIn(BaseModel):
 
     lot: Id32
     buyer_org_id: RowId
-    price_fen: int = PydField(gt=0, le=10**15, description="price in fen (0.01 yuan)")
+    price_fen: Int = PydField(gt=0, le=MAX_FEN, description="price in fen (0.01 yuan)")
 
 
 class AttestationIn(BaseModel):

@@ -240,11 +240,12 @@ def test_merchant_approval_errors(client, chain, admin_headers):
     assert lender_delete.status_code == 409
 
     past = client.post(url, json={**body, "valid_until": _now(chain)}, headers=admin_headers)
-    assert past.status_code == 422 and "is not in the future" in past.json()["detail"]
+    assert past.status_code == 422 and "is not in the future" in past.json()["detail"][0]["msg"]
     unregistered = {**body, "categories": ["fertilizer", "tea bushes", "Fertilizer"]}
     refused = client.post(url, json=unregistered, headers=admin_headers)
     assert refused.status_code == 422
-    assert refused.json()["detail"] == "not a registered category: 'tea bushes', 'Fertilizer'"
+    (problem,) = refused.json()["detail"]
+    assert problem["msg"] == "not a registered category: 'tea bushes', 'Fertilizer'"
     no_category = client.delete(f"{url}/tea%20bushes", headers=admin_headers)
     assert no_category.status_code == 404 and "not a registered" in no_category.json()["detail"]
     never = client.delete(f"{url}/seedlings", headers=admin_headers)

@@ -1,9 +1,11 @@
-"""OpenAPI fuzz run: every operation, generated requests, no 5xx.
+"""OpenAPI fuzz run: every operation, generated requests, every schemathesis check.
 
 schemathesis builds requests from the service's own OpenAPI document and sends them to the
 real app (a real SQLite database, the project's contracts on the session anvil, the chain
 indexed) with a valid key of the role each path is for, so the authenticated code paths are
-fuzzed, not only the 401s. A 5xx is a bug: bad input must be a 4xx with a message. The only
+fuzzed, not only the 401s. A 5xx is a bug: bad input must be a 4xx with a message, every
+status answered must be documented and every body must match its schema (the checks left out
+are in EXCLUDED_CHECKS with their reason). The only
 503 allowed is the documented one for a node that cannot be reached, which does not happen
 here. Bounded and deterministic: a few derandomized examples per operation.
 """
@@ -22,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from rich.console import Console
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import positive_data_acceptance
 from schemathesis.schemas import APIOperation
 from sqlmodel import Session
 
@@ -49,6 +51,17 @@ ROLE_OF_PREFIX = {
     "/farmers": (Role.FARMER,),
     "/lenders": (Role.LENDER,),
     "/merchants": (Role.MERCHANT,),
+}
+
+
+# Every schemathesis check runs but these, each for the reason given.
+EXCLUDED_CHECKS: dict[object, str] = {
+    positive_data_acceptance: (
+        "schema-valid is not valid here: a resident id's check character, a harvest not in the "
+        "future, a category that is registered, a decision that is approved and not expired "
+        "are rules OpenAPI cannot express, so generated schema-valid requests are rightly 422 "
+        "or 409 (the 4xx themselves are checked: documented, list-shaped, no 5xx)"
+    ),
 }
 
 
@@ -142,7 +155,7 @@ def _fuzz(operation: APIOperation, world: FuzzWorld, mode: GenerationMode) -> No
         # Revoking the fuzzer's own keys would turn the rest of the run into 401s.
         assume((case.path_parameters or {}).get("key_id") not in world.key_ids)
         headers = {**(case.headers or {}), **_key_for(case.path, pick, world)}
-        case.call_and_validate(headers=headers, checks=[not_a_server_error])
+        case.call_and_validate(headers=headers, excluded_checks=list(EXCLUDED_CHECKS))
 
     send()
 
@@ -160,6 +173,6 @@ def test_no_operation_answers_a_server_error(fuzz_world: FuzzWorld) -> None:
                 _fuzz(operation, fuzz_world, mode)
             except Unsatisfiable:  # nothing to get wrong (no parameters, no body)
                 assert mode is GenerationMode.NEGATIVE, operation.label
-            except Exception as exc:  # collected: one run reports every failing operation
+            except (Exception, BaseExceptionGroup) as exc:  # collected: one run reports all
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
     assert failures == [], "\n\n".join(failures)

@@ -3,10 +3,13 @@
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
+from sqlmodel import Session
 
+from api.core.models import OrganisationCreate, Role
+from api.core.organisations import create_organisation
 from api.core.settings import ApiSettings
 from api.main import create_app
-from tests.api.conftest import DATABASES, both_databases
+from tests.api.conftest import DATABASES, PASSWORD, both_databases
 
 
 @pytest.fixture(params=DATABASES)
@@ -62,13 +65,24 @@ def test_oversized_body_is_413(api_settings, admin_headers):
 
 def test_rate_limit_per_key(api_settings, tmp_path):
     app = create_app(api_settings.model_copy(update={"rate_limit_per_minute": 3}))
+    k1, k2 = (_key(app, api_settings, f"org {n}") for n in (1, 2))
     with TestClient(app) as http:
-        codes = [http.get("/healthz", headers={"X-API-Key": "k1"}).status_code for _ in range(4)]
+        codes = [http.get("/healthz", headers={"X-API-Key": k1}).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
-        other = http.get("/healthz", headers={"X-API-Key": "k2"})
-        assert other.status_code == 200, "each key has its own bucket"
-        limited = http.get("/healthz", headers={"X-API-Key": "k1"})
+        other = http.get("/healthz", headers={"X-API-Key": k2})
+        assert other.status_code == 200, "each valid key has its own bucket"
+        limited = http.get("/healthz", headers={"X-API-Key": k1})
         assert int(limited.headers["Retry-After"]) >= 1
+
+
+def _key(app, settings, name: str) -> str:
+    """A valid key of a new organisation."""
+    with Session(app.state.engine) as session:
+        _, key = create_organisation(
+            session, OrganisationCreate(name=name, role=Role.COOPERATIVE),
+            settings.keystore_dir, PASSWORD,
+        )  # fmt: skip
+    return key.secret
 
 
 def test_production_refuses_default_keystore_password(tmp_path):
