@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import PlainTextResponse
@@ -62,7 +62,14 @@ def metrics_allowed(
         )
 
 
-@router.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(metrics_allowed)])
+# The exposition is text and the refusals JSON like every other error's: documented as such
+# (a text response class would document the errors as text too).
+METRICS_TEXT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}}
+}
+
+
+@router.get("/metrics", responses=METRICS_TEXT, dependencies=[Depends(metrics_allowed)])
 def metrics() -> PlainTextResponse:
     """Prometheus exposition format."""
     return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
