@@ -449,6 +449,7 @@ class SoakResult:
     seconds: float
     tally: Tally
     outage: tuple[float, float]  # (went down, answered again), monotonic
+    follower_back_s: float  # from the node answering again to the follower indexing past it
     chain_lots: Counter[bytes]
     indexed_lots: list[bytes]
 
@@ -554,10 +555,23 @@ def indexed_lots(database_url: str, cooperative: str) -> list[bytes]:
         engine.dispose()
 
 
-def _caught_up(base: str, head: int) -> bool:
-    """True once the follower has indexed up to `head`."""
+def _follower_back(base: str, head: int, up: float) -> float:
+    """Seconds from `up` until the follower follows again, without error, past block `head`."""
+
+    _until(
+        lambda: _caught_up(base, head, clean=True),
+        "the follower to recover from the node's restart",
+        CATCH_UP_TIMEOUT_S,
+    )
+    return time.monotonic() - up
+
+
+def _caught_up(base: str, head: int, clean: bool = False) -> bool:
+    """True once the follower has indexed up to `head` (and, if `clean`, shows no error)."""
     health = _health(base)
     indexer = health["indexer"] if health else {}
+    if clean and indexer.get("error") is not None:
+        return False
     return indexer.get("state") == "following" and (indexer.get("checkpoint") or 0) >= head
 
 
@@ -597,6 +611,7 @@ def _soak(tmp: Path, node: SoakNode, seconds: float, workers: int, outage_s: flo
             thread.start()
         time.sleep(max(0.0, seconds / 2 - outage_s / 2))
         outage = node.restart(outage_s)
+        back = _follower_back(base, node.block()[0], outage[1])
         for thread in threads:
             thread.join(timeout=seconds + REQUEST_TIMEOUT_S * 2)
         if any(t.is_alive() for t in threads):
@@ -606,9 +621,8 @@ def _soak(tmp: Path, node: SoakNode, seconds: float, workers: int, outage_s: flo
         elapsed = time.monotonic() - began
         head = node.block()[0]
         _until(lambda: _caught_up(base, head), "the follower to catch up", CATCH_UP_TIMEOUT_S)
-        return SoakResult(
-            elapsed, tally, outage, chain_lots(client), indexed_lots(url, world.coop_address)
-        )
+        lots = chain_lots(client), indexed_lots(url, world.coop_address)
+        return SoakResult(elapsed, tally, outage, back, *lots)
 
 
 def _quantiles(timings: list[float]) -> tuple[float, float]:
@@ -629,6 +643,7 @@ def rows(result: SoakResult, workers: int, outage_s: float) -> list[dict[str, An
         f"of every audience, node down {outage_s:.0f} s midway"
     )
     refused = f"  soak 503 during node restart (of which writes: {writes_503}, nothing recorded)"
+    back = round(result.follower_back_s, 1)
     wrong = classes["4xx on a good request"] + classes["bad request not refused"]
     table = [
         (f"{label}: requests served", served_n, "requests"),
@@ -638,6 +653,7 @@ def rows(result: SoakResult, workers: int, outage_s: float) -> list[dict[str, An
         (refused, classes["503 during node restart"], "requests"),
         ("  soak 5xx other (must be 0)", classes["5xx other"], "requests"),
         ("  soak 4xx on good requests or bad requests let through (must be 0)", wrong, "requests"),
+        ("  soak: follower indexing again after the node answered", back, "s"),
         ("  soak latency p50 (all requests)", round(p50, 1), "ms"),
         ("  soak latency p99 (all requests)", round(p99, 1), "ms"),
         ("  soak consistency: chain lots == indexed lots == acknowledged writes",
