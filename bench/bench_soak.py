@@ -213,46 +213,54 @@ def _org(http: httpx.Client, admin: str, role: str, provision: bool = True) -> d
 
 
 def build_world(base: str, admin: str) -> World:
-    """Organisations of every audience, members with plots, one consent."""
+    """Organisations of every audience, members with plots, a first lot, one consent."""
     world = World(admin=admin)
     with httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT_S) as http:
         coop = _org(http, admin, "cooperative")
-        world.coop, world.coop_address = (
-            coop["api_key"]["key"],
-            coop["organisation"]["chain_address"],
-        )
+        world.coop = coop["api_key"]["key"]
+        world.coop_address = coop["organisation"]["chain_address"]
         lender = _org(http, admin, "lender")
         world.lender = lender["api_key"]["key"]
         world.merchant = _org(http, admin, "merchant")["api_key"]["key"]
         world.processor = _org(http, admin, "processor")["api_key"]["key"]
         farmer = _org(http, admin, "farmer", provision=False)
         world.farmer = farmer["api_key"]["key"]
-        for n in range(MEMBERS):
-            member: dict[str, Any] = {"national_id": resident_id(n), "name": f"Soak member {n}"}
-            if n == 0:
-                member["farmer_org_id"] = farmer["organisation"]["id"]
-            farmer_id = _post(http, "/cooperatives/farmers", world.coop, member)["farmer_id"]
-            plot = {"farmer_id": farmer_id, "land_reference": f"soak-land-{n}",
-                    "area_centi_mu": 10_000_000}  # fmt: skip
-            world.plots.append(
-                (farmer_id, _post(http, "/cooperatives/plots", world.coop, plot)["plot_id"])
-            )
-        world.consenting = world.plots[0][0]
-        farmer_id, plot_id = world.plots[0]
-        seed = {"farmer": farmer_id, "plot": plot_id, "grams": 1000, "grade": 1,
-                "picked_at": int(time.time()) - 7200, "record_ref": "soak-seed"}  # fmt: skip
-        world.seed_lot = _post(http, "/cooperatives/harvests", world.coop, [seed])["outcomes"][0][
-            "lot"
-        ]
-        consent = {"lender_org_id": lender["organisation"]["id"]}
-        _post(http, "/farmers/me/consents", world.farmer, consent)
-        _until(
-            lambda: http.get("/lenders/farmers", headers={"X-API-Key": world.lender}).json()[
-                "total"
-            ],
-            "the consent to be indexed",
-        )
+        _members(http, world, farmer["organisation"]["id"])
+        world.seed_lot = _seed_lot(http, world)
+        _consent(http, world, lender["organisation"]["id"])
     return world
+
+
+def _members(http: httpx.Client, world: World, farmer_org_id: int) -> None:
+    """MEMBERS members with a plot each; the first one's wallet is the farmer organisation's."""
+    for n in range(MEMBERS):
+        member: dict[str, Any] = {"national_id": resident_id(n), "name": f"Soak member {n}"}
+        if n == 0:
+            member["farmer_org_id"] = farmer_org_id
+        farmer_id = _post(http, "/cooperatives/farmers", world.coop, member)["farmer_id"]
+        plot = {"farmer_id": farmer_id, "land_reference": f"soak-land-{n}",
+                "area_centi_mu": 10_000_000}  # fmt: skip
+        plot_id = _post(http, "/cooperatives/plots", world.coop, plot)["plot_id"]
+        world.plots.append((farmer_id, plot_id))
+    world.consenting = world.plots[0][0]
+
+
+def _seed_lot(http: httpx.Client, world: World) -> str:
+    """A lot recorded before the load, so public reads have one from the start."""
+    farmer_id, plot_id = world.plots[0]
+    seed = {"farmer": farmer_id, "plot": plot_id, "grams": 1000, "grade": 1,
+            "picked_at": int(time.time()) - 7200, "record_ref": "soak-seed"}  # fmt: skip
+    return str(_post(http, "/cooperatives/harvests", world.coop, [seed])["outcomes"][0]["lot"])
+
+
+def _consent(http: httpx.Client, world: World, lender_org_id: int) -> None:
+    """The first member grants the lender consent; wait until it is indexed."""
+    _post(http, "/farmers/me/consents", world.farmer, {"lender_org_id": lender_org_id})
+    headers = {"X-API-Key": world.lender}
+    _until(
+        lambda: http.get("/lenders/farmers", headers=headers).json()["total"],
+        "the consent to be indexed",
+    )
 
 
 # ------------------------------------------------------------------------------- the load
@@ -359,7 +367,7 @@ class Worker:
         return self.http.post(path, content=body, headers=headers)
 
     def lot_read(self, template: str) -> httpx.Response:
-        """A public read of an acknowledged lot (of the known one if none yet)."""
+        """A public read of an acknowledged lot (the seed lot until there is one)."""
         lot = self.tally.some_lot(self.rng) or self.world.seed_lot
         return self.get(template.format(lot), None)
 
