@@ -34,6 +34,7 @@ from web3.types import TxReceipt
 from chain.client import ChainClient
 from chain.clock import chain_now
 from chain.events import EventReader
+from chain.revert import revert_data
 from chain.sender import PendingTx, Sender
 from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, PAYMENT_TOKEN
 from lending.loans.errors import LoanTermsError, OrderNotExecutedError, translate_reverts
@@ -582,10 +583,15 @@ class LoanDesk:
     ) -> None:
         """eth_call the issue from `lender`: the named error if the chain would refuse it.
         Unfunded by default, so it checks everything but the lender's allowance."""
+        fn = self.issue_call(terms, acceptance, fund=fund)
         with translate_reverts():
-            self.issue_call(terms, acceptance, fund=fund).call(
-                {"from": to_checksum_address(lender)}
-            )
+            try:
+                fn.call({"from": to_checksum_address(lender)})
+            except Exception as exc:  # each backend raises its own type; the data names the error
+                data = revert_data(exc)
+                if data is None:
+                    raise
+                raise self.client.decoder.decode(data) from exc
 
     def send_issue(
         self, terms: EscrowTerms, lender: Sender, acceptance: Acceptance, *, fund: bool = True
