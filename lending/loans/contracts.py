@@ -1,9 +1,10 @@
 """The lending contracts: their names, role ids and development accounts, and their deployment.
 
 PaymentToken (the eCNY stand-in), MerchantRegistry, LoanFactory (which clones a LoanEscrow per
-loan and reads farmer wallets from TeaTrace) and SaleSettlement (which needs TeaTrace's address) are deployed after traceability's
-contracts by tealedger.system.deploy_system. On development chains (mnemonic accounts) the dev
-accounts get their lending roles and the merchant categories are registered.
+loan and reads farmer wallets from TeaTrace) and SaleSettlement (which needs TeaTrace's address)
+are deployed after traceability's contracts by tealedger.system.deploy_system. On development
+chains (mnemonic accounts) the dev accounts get their lending roles and the merchant categories
+are registered.
 """
 
 from __future__ import annotations
