@@ -335,3 +335,15 @@ def test_the_escrow_has_no_roles_to_revoke(loans: LoanSystem):
     abi = loans.client.artifacts["LoanEscrow"].abi
     assert not {f.get("name") for f in abi} & {"grantRole", "revokeRole", "renounceRole"}
     assert FERTILIZER  # the escrow's access is by address: lender, farmer, agent, merchant
+
+
+def test_a_deactivated_farmer_accepts_no_loan(tmp_path):
+    # The real TeaTrace: the cooperative deactivates its member; the factory reads it there.
+    system = conftest_loans.trace_loan_system(tmp_path)
+    trace, coop = system.trace.functions, system.sender(COOP)
+    coop.transact(trace.registerFarmer(FARMER_ID, system.addr(FARMER)))
+    terms = system.terms()
+    system.desk.check_issue(terms, system.accept(terms), system.addr(LENDER))  # active: fine
+    coop.transact(trace.deactivateFarmer(FARMER_ID))
+    with reverts("LoanFactoryFarmerInactive", farmerId=FARMER_ID):
+        issue_raw(system, terms, system.accept(terms))
