@@ -33,7 +33,13 @@ from lending.loans.contracts import (
     REGISTRAR_ROLE,
     SHARE_COMMITTER_ROLE,
 )
-from lending.loans.disbursement import ConfirmationMode, EscrowTerms, LoanDesk, category_id
+from lending.loans.disbursement import (
+    Acceptance,
+    ConfirmationMode,
+    EscrowTerms,
+    LoanDesk,
+    category_id,
+)
 from lending.pricing.disclosure import disclose
 from lending.pricing.lpr import load_lpr_table
 from lending.pricing.schedule import ScheduleKind
@@ -76,11 +82,29 @@ class _Rig:
         """Gas used by one transaction from account `index`."""
         return int(self.sender(index).transact(fn, gas=GAS)["gasUsed"])
 
-    def terms(self, n: int, mode: ConfirmationMode = ConfirmationMode.IMMEDIATE) -> EscrowTerms:
+    def register(self, farmer_ids: list[bytes]) -> None:
+        """Register farmers (wallet: the FARMER account) in the TeaTrace stand-in."""
+        admin = self.sender(ADMIN)
+        calls = [
+            self.trace.functions.setFarmer(f, self.addr(COOP), self.addr(FARMER))
+            for f in farmer_ids
+        ]
+        admin.wait(admin.send_many(calls, gas=200_000))
+
+    def accept(self, terms: EscrowTerms) -> Acceptance:
+        """The farmer's signed acceptance of `terms` (the FARMER dev wallet signs)."""
+        return self.desk.sign_acceptance(terms, self.client.accounts[FARMER])
+
+    def terms(
+        self,
+        n: int,
+        mode: ConfirmationMode = ConfirmationMode.IMMEDIATE,
+        farmer_id: bytes | None = None,
+    ) -> EscrowTerms:
         """Loan `n`'s terms (distinct farmer id and schedule)."""
         now = self.now()
         return EscrowTerms(
-            farmer_id=keccak(text=f"farmer-{n}"),
+            farmer_id=farmer_id or keccak(text=f"farmer-{n}"),
             farmer=self.addr(FARMER),
             lender=self.addr(LENDER),
             principal_fen=1_000_000,
@@ -93,6 +117,7 @@ class _Rig:
             grace_days=10,
             agent=self.addr(COOP),
             mode=mode,
+            apr_bps=800,
         )
 
 
@@ -107,8 +132,10 @@ def _rig(client: ChainClient) -> _Rig:
     acct = [a.address for a in client.accounts]
     token = _deploy(client, "PaymentToken", ("Fen", "FEN", acct[ADMIN]))
     registry = _deploy(client, "MerchantRegistry", (acct[ADMIN],))
-    factory = _deploy(client, "LoanFactory", (token.address, registry.address, acct[ADMIN]))
     trace = _deploy(client, "MockTeaLedger")
+    factory = _deploy(
+        client, "LoanFactory", (token.address, registry.address, trace.address, acct[ADMIN])
+    )
     settlement = _deploy(
         client, "SaleSettlement", (token.address, factory.address, trace.address, acct[ADMIN])
     )
@@ -140,10 +167,11 @@ def _rig(client: ChainClient) -> _Rig:
 def _issue(
     rig: _Rig, n: int, fund: bool, mode: ConfirmationMode = ConfirmationMode.IMMEDIATE
 ) -> tuple[int, str]:
-    """Issue loan `n`; returns (gas, escrow)."""
+    """Issue loan `n` (its farmer registered and accepting first); returns (gas, escrow)."""
     terms = rig.terms(n, mode)
+    rig.register([terms.farmer_id])
     fn = rig.factory.functions.issueAndFundLoan if fund else rig.factory.functions.issueLoan
-    receipt = rig.sender(LENDER).transact(fn(terms.params()), gas=GAS)
+    receipt = rig.sender(LENDER).transact(fn(terms.params(), rig.accept(terms).as_tuple()), gas=GAS)
     escrow = rig.factory.functions.escrowOf(rig.factory.functions.loanCount().call()).call()
     return int(receipt["gasUsed"]), str(escrow)
 
@@ -159,6 +187,10 @@ def _order(rig: _Rig, escrow: str, amount: int, n: int) -> int:
 def _measure_issue(rig: _Rig, g: dict[str, int]) -> None:
     """Issuing, funding, and the full-deployment baseline."""
     g["issue"], escrow = _issue(rig, 1, fund=False)
+    burner = keccak(text="farmer-burns")
+    rig.register([burner])
+    burn = rig.factory.functions.burnAcceptanceNonce(burner)
+    g["burn"] = rig.tx(FARMER, burn)
     rig.tx(LENDER, rig.token.functions.approve(escrow, 1_000_000))
     g["fund"] = rig.tx(LENDER, rig.desk.escrow(escrow).functions.fund())
     g["issue+fund"], _ = _issue(rig, 2, fund=True)
@@ -202,15 +234,15 @@ def _measure_settlement(rig: _Rig, g: dict[str, int], farmers: int, with_loans: 
     ids = sorted(keccak(text=f"settle-{farmers}-{i}") for i in range(farmers))
     data = keccak(text=f"lot-{farmers}")
     lot = bytes(rig.trace.functions.lotId(rig.addr(COOP), data).call())  # COOP made it
-    calls = [rig.trace.functions.setFarmer(f, rig.addr(COOP), rig.addr(FARMER)) for f in ids]
-    calls.append(rig.trace.functions.setLot(lot, rig.addr(DISTRIBUTOR), 1_000))
-    admin = rig.sender(ADMIN)
-    admin.wait(admin.send_many(calls, gas=200_000))
+    rig.register(ids)
+    rig.tx(ADMIN, rig.trace.functions.setLot(lot, rig.addr(DISTRIBUTOR), 1_000))
     for i, farmer_id in enumerate(ids[:with_loans]):
-        terms = rig.terms(1000 * farmers + i)
-        params = list(terms.params())
-        params[0] = farmer_id
-        rig.tx(LENDER, rig.factory.functions.issueAndFundLoan(tuple(params)))
+        terms = rig.terms(1000 * farmers + i, farmer_id=farmer_id)
+        fn = rig.factory.functions.issueAndFundLoan(terms.params(), rig.accept(terms).as_tuple())
+        rig.tx(LENDER, fn)
+        # drawn, so each indebted farmer's share really repays (an undrawn loan owes nothing)
+        escrow = rig.factory.functions.activeLoanOf(farmer_id).call()
+        _order(rig, escrow, 100_000, 1000 * farmers + i)
     weights = [1_000 + i for i in range(farmers)]
     g[f"commit {farmers}"] = rig.tx(
         COOP, rig.settlement.functions.commitShares(lot, data, ids, weights)
@@ -222,15 +254,17 @@ def _measure_settlement(rig: _Rig, g: dict[str, int], farmers: int, with_loans: 
 
 
 FULL = "deploying a full LoanEscrow instead"
+ISSUE_ROW = "issue loan: EIP-1167 clone + terms + 3 budgets + EIP-712 acceptance (unfunded)"
 
 
 def _gas_table(g: dict[str, int]) -> list[tuple[str, int, int | None, str]]:
     """(name, gas, baseline, baseline name) rows."""
     full = g["deploy full escrow"]
     return [
-        ("issue loan: EIP-1167 clone + terms + 3 budgets (unfunded)", g["issue"], full, FULL),
+        (ISSUE_ROW, g["issue"], full, FULL),
+        ("farmer burns an acceptance nonce", g["burn"], None, ""),
         ("fund an issued loan (escrow.fund)", g["fund"], None, ""),
-        ("issue + fund in one transaction (3 budgets)", g["issue+fund"], None, ""),
+        ("issue + accept + fund in one transaction (3 budgets)", g["issue+fund"], None, ""),
         ("merchant payment, immediate (first of the loan)", g["pay first"], None, ""),
         ("merchant payment, immediate (later)", g["pay later"], None, ""),
         ("order reserved (merchant-confirm mode)", g["order"], None, ""),
@@ -284,7 +318,7 @@ def _priced_terms(rig: _Rig, n: int) -> EscrowTerms:
     disclosure = disclose(offer, table=load_lpr_table().assuming_unchanged_through(offer.start))
     return EscrowTerms.from_disclosure(
         disclosure,
-        farmer_id=keccak(text=f"latency-farmer-{n}"),
+        farmer_id=_latency_farmer(n),
         farmer=rig.addr(FARMER),
         lender=rig.addr(LENDER),
         budgets_fen=BUDGETS,
@@ -292,6 +326,11 @@ def _priced_terms(rig: _Rig, n: int) -> EscrowTerms:
         grace_days=10,
         agent=rig.addr(COOP),
     )
+
+
+def _latency_farmer(n: int) -> bytes:
+    """Application `n`'s farmer id."""
+    return keccak(text=f"latency-farmer-{n}")
 
 
 def _one_application(rig: _Rig, n: int, pipelined: bool) -> tuple[float, float]:
@@ -302,13 +341,14 @@ def _one_application(rig: _Rig, n: int, pipelined: bool) -> tuple[float, float]:
     priced = time.perf_counter()
     merchant, invoice = rig.addr(MERCHANT), keccak(text=f"latency-invoice-{n}")
     lender, farmer = rig.sender(LENDER), rig.sender(FARMER)
+    accepted = rig.accept(terms)  # the farmer signs the disclosed terms (no transaction)
     if pipelined:
         result = rig.desk.disburse_first_payment(
-            terms, lender, farmer, merchant, "fertilizer", 120_000, invoice
+            terms, accepted, lender, farmer, merchant, "fertilizer", 120_000, invoice
         )
         assert result.order.paid and result.pipelined, "the order had to be resent"
     else:
-        loan = rig.desk.issue(terms, lender)
+        loan = rig.desk.issue(terms, lender, accepted)
         assert rig.desk.order_payment(
             loan.escrow, merchant, "fertilizer", 120_000, invoice, farmer
         ).paid
@@ -325,6 +365,7 @@ def latency_rows(loans: int = LOANS) -> list[dict[str, Any]]:
                 backend="anvil", port=node.port, data_dir=Path(tmp), mnemonic=DEV_MNEMONIC
             )
             rig = _rig(ChainClient(settings, node))
+            rig.register([_latency_farmer(i) for i in range(2 * loans + 1)])
             _one_application(rig, 0, pipelined=True)  # warm caches (LPR table, ABI codecs)
             piped = [_one_application(rig, i, True) for i in range(1, loans + 1)]
             plain = [_one_application(rig, i, False) for i in range(loans + 1, 2 * loans + 1)]

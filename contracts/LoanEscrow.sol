@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {ILoanEscrow} from "./interfaces/ILoanEscrow.sol";
 import {IMerchantRegistry} from "./interfaces/IMerchantRegistry.sol";
 
@@ -18,14 +19,19 @@ import {IMerchantRegistry} from "./interfaces/IMerchantRegistry.sol";
 ///      2. paid + reserved + returned <= funded; per category, committed <= budget.
 ///      3. Every fen paid went to a merchant approved for the order's category at that moment,
 ///         never to the farmer or the agent.
-///      4. repaid <= amountDue = totalDue - principal + paid <= totalDue: never repaid beyond due.
+///      4. repaid <= amountDue = floor(paid * totalDue / principal) <= totalDue: never repaid
+///         beyond due, and nothing is owed on what was never drawn.
 ///      5. Every status change emits LoanStatusChanged; closed loans never reopen.
+///      6. Every state-changing function is nonReentrant.
 contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
     /// @notice After the draw deadline plus this period the lender may cancel pending orders,
     ///         so an unresponsive merchant or farmer cannot lock the lender's money forever.
     uint256 public constant CONFIRMATION_PERIOD = 30 days;
+    /// @notice After a merchant accepted an order, the borrower may cancel it only once this
+    ///         period has passed without a confirmation (the merchant did not deliver).
+    uint256 public constant DELIVERY_PERIOD = 14 days;
 
     address private immutable _FACTORY;
     IERC20 private immutable _TOKEN;
@@ -37,10 +43,11 @@ contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
     LoanStatus private _status;
     ConfirmationMode private _mode;
     uint16 private _graceDays;
-    // Packed: 160 + 64 + 16 bits.
+    // Packed: 160 + 64 + 16 + 16 bits.
     address private _farmer;
     uint64 private _dueDate;
     uint16 private _defaultDays;
+    uint16 private _aprBps;
     // Packed: 160 + 64 + 32 bits.
     address private _agent;
     uint64 private _loanId;
@@ -55,6 +62,9 @@ contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
     mapping(bytes32 category => Budget) private _budgets;
     mapping(uint256 orderId => Order) private _orders;
     mapping(bytes32 invoiceHash => bool) private _invoices;
+    mapping(uint256 orderId => uint256) private _acceptedAt;
+    bytes32 private _acceptedDigest;
+    bytes32 private _disclosureHash;
 
     modifier onlyLender() {
         _checkLender();
@@ -79,12 +89,17 @@ contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
     // ------------------------------------------------------------------ setup and funding
 
     /// @inheritdoc ILoanEscrow
-    function initialize(uint256 loanId, address lender, LoanParams calldata p, bool funded)
-        external
-        initializer
-    {
+    function initialize(
+        uint256 loanId,
+        address lender,
+        LoanParams calldata p,
+        bool funded,
+        bytes32 acceptedDigest
+    ) external initializer {
         if (msg.sender != _FACTORY) revert EscrowNotFactory(msg.sender);
         _storeTerms(loanId, lender, p);
+        _acceptedDigest = acceptedDigest;
+        _disclosureHash = p.disclosureHash;
         _storeBudgets(loanId, p.categories, p.budgets);
         _emitTerms(loanId, p);
         _setStatus(LoanStatus.Issued);
@@ -103,8 +118,13 @@ contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
     }
 
     /// @inheritdoc ILoanEscrow
-    function cancelLoan() external onlyLender {
+    function cancelLoan() external nonReentrant {
         _requireStatus(LoanStatus.Issued);
+        // Past the draw deadline an unfunded loan can never be drawn: anyone may close it, so
+        // a lender who never funds cannot block the farmer from borrowing elsewhere.
+        if (msg.sender != _lender && block.timestamp <= _drawDeadline) {
+            revert EscrowNotLender(_loanId, msg.sender);
+        }
         _setStatus(LoanStatus.Cancelled);
     }
 
@@ -145,6 +165,17 @@ contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
             _reserved -= uint128(amount);
         }
         _release(merchant, category, amount, o.invoiceHash, orderId);
+    }
+
+    /// @inheritdoc ILoanEscrow
+    function acceptOrder(uint256 orderId) external nonReentrant {
+        if (_mode != ConfirmationMode.MerchantConfirms) revert EscrowWrongMode(_loanId, _mode);
+        Order storage o = _orders[orderId];
+        if (o.status != OrderStatus.Pending) revert EscrowOrderNotPending(_loanId, orderId, o.status);
+        if (msg.sender != o.merchant) revert EscrowNotOrderMerchant(_loanId, orderId, msg.sender);
+        o.status = OrderStatus.Accepted;
+        _acceptedAt[orderId] = block.timestamp;
+        emit PaymentAccepted(_loanId, orderId, msg.sender);
     }
 
     /// @inheritdoc ILoanEscrow
@@ -195,13 +226,13 @@ contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
     }
 
     /// @inheritdoc ILoanEscrow
-    function refreshStatus() external returns (LoanStatus) {
+    function refreshStatus() external nonReentrant returns (LoanStatus) {
         _refresh();
         return _status;
     }
 
     /// @inheritdoc ILoanEscrow
-    function declareDefault() external onlyLender {
+    function declareDefault() external nonReentrant onlyLender {
         _refresh();
         LoanStatus s = _status;
         if (s != LoanStatus.Active && s != LoanStatus.Overdue) revert EscrowInvalidStatus(_loanId, s);
@@ -212,7 +243,7 @@ contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
     }
 
     /// @inheritdoc ILoanEscrow
-    function writeOff() external onlyLender {
+    function writeOff() external nonReentrant onlyLender {
         _requireStatus(LoanStatus.Defaulted);
         _setStatus(LoanStatus.WrittenOff);
     }
@@ -253,13 +284,23 @@ contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
     }
 
     /// @inheritdoc ILoanEscrow
+    function acceptance() external view returns (bytes32 digest, bytes32 disclosureHash, uint256 aprBps) {
+        return (_acceptedDigest, _disclosureHash, _aprBps);
+    }
+
+    /// @inheritdoc ILoanEscrow
+    function orderAcceptedAt(uint256 orderId) external view returns (uint256) {
+        return _acceptedAt[orderId];
+    }
+
+    /// @inheritdoc ILoanEscrow
     function status() external view returns (LoanStatus) {
         return _status;
     }
 
     /// @inheritdoc ILoanEscrow
     function isOpen() external view returns (bool) {
-        LoanStatus s = _status;
+        LoanStatus s = _closingStatus();
         return s == LoanStatus.Issued || s == LoanStatus.Active || s == LoanStatus.Overdue
             || s == LoanStatus.Defaulted;
     }
@@ -305,6 +346,7 @@ contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
         _farmer = p.farmer;
         _dueDate = p.dueDate;
         _defaultDays = p.defaultDays;
+        _aprBps = p.aprBps;
         _agent = p.agent;
         _loanId = uint64(loanId);
         _farmerId = p.farmerId;
@@ -392,10 +434,13 @@ contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
         _TOKEN.safeTransfer(merchant, amount);
     }
 
-    /// @dev The pending order `orderId`, or revert with its status.
+    /// @dev The pending or accepted order `orderId`, or revert with its status.
     function _pendingOrder(uint256 orderId) private view returns (Order storage o) {
         o = _orders[orderId];
-        if (o.status != OrderStatus.Pending) revert EscrowOrderNotPending(_loanId, orderId, o.status);
+        OrderStatus s = o.status;
+        if (s != OrderStatus.Pending && s != OrderStatus.Accepted) {
+            revert EscrowOrderNotPending(_loanId, orderId, s);
+        }
     }
 
     /// @dev MerchantConfirms: the merchant; BorrowerConfirms: the farmer or agent.
@@ -404,9 +449,14 @@ contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
         if (!ok) revert EscrowNotConfirmer(_loanId, orderId, msg.sender);
     }
 
-    /// @dev Farmer, agent or merchant; the lender only after the confirmation period.
+    /// @dev The merchant; the farmer or agent before the merchant accepted the order or once the
+    ///      delivery period after acceptance is over; the lender after the confirmation period.
     function _checkCanceller(Order storage o, uint256 orderId) private view {
-        if (_isBorrower(msg.sender) || msg.sender == o.merchant) return;
+        if (msg.sender == o.merchant) return;
+        if (_isBorrower(msg.sender)) {
+            if (o.status == OrderStatus.Pending) return;
+            if (block.timestamp > _acceptedAt[orderId] + DELIVERY_PERIOD) return;
+        }
         bool lenderMay = msg.sender == _lender && block.timestamp > _drawDeadline + CONFIRMATION_PERIOD;
         if (!lenderMay) revert EscrowNotCanceller(_loanId, orderId, msg.sender);
     }
@@ -425,9 +475,11 @@ contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
         return s == LoanStatus.Active || s == LoanStatus.Overdue || s == LoanStatus.Defaulted;
     }
 
-    /// @dev Interest (fixed) plus the principal actually paid to merchants.
+    /// @dev Principal and interest pro rata on what was paid to merchants, rounded down (in the
+    ///      farmer's favour): floor(paid * totalDue / principal); the whole principal drawn owes
+    ///      exactly totalDue, nothing drawn owes nothing.
     function _amountDue() private view returns (uint256) {
-        return uint256(_totalDue) - _principal + _paid;
+        return Math.mulDiv(_paid, _totalDue, _principal);
     }
 
     /// @dev What may still be repaid (caller ensures the loan is funded).
@@ -443,9 +495,23 @@ contract LoanEscrow is ILoanEscrow, Initializable, ReentrancyGuard {
 
     // ------------------------------------------------------------------ private: status
 
-    /// @dev Time- and balance-driven transitions of an Active, Overdue or Defaulted loan.
+    /// @dev The status a refresh would close the loan to (Cancelled, Repaid), else the stored one.
+    function _closingStatus() private view returns (LoanStatus) {
+        LoanStatus s = _status;
+        if (block.timestamp <= _drawDeadline) return s;
+        if (s == LoanStatus.Issued) return LoanStatus.Cancelled;
+        if (_isRepayable() && _outstanding() == 0 && _reserved == 0) return LoanStatus.Repaid;
+        return s;
+    }
+
+    /// @dev Time- and balance-driven transitions: an unfunded loan past its draw deadline is
+    ///      cancelled; an Active, Overdue or Defaulted loan is repaid or goes overdue.
     function _refresh() private {
         LoanStatus s = _status;
+        if (s == LoanStatus.Issued && block.timestamp > _drawDeadline) {
+            _setStatus(LoanStatus.Cancelled);
+            return;
+        }
         if (!_isRepayable()) return;
         if (_outstanding() == 0) {
             if (block.timestamp > _drawDeadline && _reserved == 0) _setStatus(LoanStatus.Repaid);

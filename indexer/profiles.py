@@ -426,10 +426,11 @@ class _LoanAcc:
 
     @property
     def outstanding(self) -> int:
-        """What the escrow would say: interest plus what was drawn, less repayments."""
-        if not self.funded:
+        """What the escrow would say: what was drawn with its interest, pro rata and rounded
+        down (floor(drawn x totalDue / principal), LoanEscrow._amountDue), less repayments."""
+        if not self.funded or self.principal == 0:
             return 0
-        return max(0, self.total_due - self.principal + self.disbursed - self.repaid)
+        return max(0, self.disbursed * self.total_due // self.principal - self.repaid)
 
     def apply(self, kind: str, amount: int | None, status: int | None, ts: int) -> None:
         """Fold one loan event in."""

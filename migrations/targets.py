@@ -12,6 +12,7 @@ from indexer.models import metadata as indexer_metadata
 def schema_metadata() -> list[MetaData]:
     """Every model the migrations must match (imported here so their tables are registered)."""
     import api.core.models  # noqa: F401
-    import lending.credit.models  # noqa: F401
+    import lending.credit.models
+    import lending.loans.models  # noqa: F401
 
     return [indexer_metadata, SQLModel.metadata]

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
 from api.core.types import Id32Path, RowIdPath
 from api.farmers import service
-from api.farmers.service import ConsentChanged, ConsentIn, ConsentPublic, FarmerSelf
+from api.farmers.service import (
+    AcceptanceIn,
+    ConsentChanged,
+    ConsentIn,
+    ConsentPublic,
+    FarmerSelf,
+    OfferForFarmer,
+    OfferToSign,
+)
 
 router = APIRouter(prefix="/farmers", tags=["farmers"])
 
@@ -50,6 +58,34 @@ def revoke_consent(
 ) -> ConsentChanged:
     """Withdraw a lender's consent at once."""
     return service.revoke(session, chain, settings, org, lender_org_id)
+
+
+@router.get("/me/offers", response_model=list[OfferForFarmer])
+def my_offers(request: Request, session: SessionDep, org: FarmerOrg) -> list[OfferForFarmer]:
+    """Loan offers made to you: APR, maximum annual rate, schedule, budgets, status."""
+    return service.my_offers(session, request.app.state.engine, org)
+
+
+@router.get("/me/offers/{offer_id}", response_model=OfferToSign)
+def offer_to_sign(
+    offer_id: str, request: Request, session: SessionDep, chain: ChainDep, org: FarmerOrg
+) -> OfferToSign:
+    """An offer and the EIP-712 typed data your wallet signs to accept it."""
+    return service.offer_to_sign(session, request.app.state.engine, chain, org, offer_id)
+
+
+@router.post("/me/offers/{offer_id}/acceptance", response_model=OfferForFarmer)
+def accept_offer(
+    offer_id: str,
+    body: AcceptanceIn,
+    request: Request,
+    session: SessionDep,
+    chain: ChainDep,
+    org: FarmerOrg,
+) -> OfferForFarmer:
+    """Accept an offer with your wallet's signature of its terms (no gas: the lender relays)."""
+    engine = request.app.state.engine
+    return service.accept_offer(session, engine, chain, org, offer_id, body)
 
 
 @router.get("/{farmer_id}", response_model=FarmerSelf)

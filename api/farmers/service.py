@@ -7,15 +7,23 @@ platform account (`ConsentService.sign_* / relay_*`), so farmers never need gas;
 deadlines count from the chain's latest block (`chain.clock.chain_now`). The consent
 list is read from the chain: `ConsentGranted` events of the farmer, then each lender's current
 expiry (0 once revoked).
+
+Loan offers: a farmer sees each offer a lender made from a decision about them (APR, the
+maximum annual rate allowed, the schedule, the budgets, the dates) and the EIP-712 typed data
+of its terms, signs that in the farmer's own wallet, and posts the signature; the service
+checks it (signer = the farmer's TeaTrace wallet, current nonce, deadline) and keeps it for the
+lender, who relays it with the issuing transaction: the farmer needs no gas.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic import Field as PydField
 from sqlmodel import Session, col, select
 
-from api.core.chain import org_account
+from api.core.chain import loan_desk, org_account
 from api.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from api.core.ids import hex32, parse_id, same_address, tx_hex
 from api.core.models import Farmer, Organisation, Role
@@ -24,6 +32,11 @@ from api.core.settings import ApiSettings
 from api.core.types import Int, RowId, mask_national_id
 from chain.client import ChainClient
 from chain.clock import chain_now
+from lending.loans.disbursement import Acceptance
+from lending.loans.errors import LoanTermsError
+from lending.loans.offers import OfferStateError, OfferStore, StoredOffer
+from lending.pricing.disclosure import Disclosure
+from lending.pricing.schedule import Installment
 from traceability.consent import ConsentService
 from traceability.contracts import farmer_record
 
@@ -223,3 +236,114 @@ def consents(
             )
         )
     return Page(items=items, total=len(held), limit=page.limit, offset=page.offset)
+
+
+# --------------------------------------------------------------------------- loan offers
+
+
+class OfferForFarmer(BaseModel):
+    """A loan offer as the farmer sees it before signing: the terms in the farmer's words."""
+
+    offer_id: str
+    status: str
+    lender: str
+    principal_fen: int
+    total_due_fen: int
+    apr_pct: str
+    apr_bps: int
+    max_annual_rate_pct: str
+    max_annual_rate_rule: str
+    budgets_fen: dict[str, int]
+    draw_deadline: int
+    due_date: int
+    schedule: list[Installment]
+    disclosure: Disclosure
+    escrow: str | None
+
+
+class OfferToSign(OfferForFarmer):
+    """An offer and the EIP-712 typed data (eth_signTypedData_v4) the farmer's wallet signs."""
+
+    typed_data: dict[str, Any]
+
+
+class AcceptanceIn(BaseModel):
+    """The farmer's signature of the typed data, with the nonce and deadline it carries."""
+
+    nonce: int = PydField(ge=0, le=2**63 - 1)
+    deadline: int = PydField(ge=0, le=2**63 - 1)
+    signature: str = PydField(pattern=r"^0x[0-9a-fA-F]{130}$")
+
+
+def _offer_view(offer: StoredOffer) -> OfferForFarmer:
+    """What the farmer is shown of an offer."""
+    t, d = offer.terms, offer.disclosure
+    return OfferForFarmer(
+        offer_id=offer.offer_id,
+        status=offer.status,
+        lender=t.lender,
+        principal_fen=t.principal_fen,
+        total_due_fen=t.total_due_fen,
+        apr_pct=str(d.apr_regz_pct),
+        apr_bps=t.apr_bps,
+        max_annual_rate_pct=str(d.rate_cap.cap_pct),
+        max_annual_rate_rule=d.rate_cap.rule,
+        budgets_fen={str(k): v for k, v in t.budgets_fen.items()},
+        draw_deadline=t.draw_deadline,
+        due_date=t.due_date,
+        schedule=list(d.installments),
+        disclosure=d,
+        escrow=offer.escrow,
+    )
+
+
+def my_offers(session: Session, engine: Any, org: Organisation) -> list[OfferForFarmer]:
+    """Every loan offer made to you, oldest first."""
+    row = my_farmer(session, org)
+    return [_offer_view(o) for o in OfferStore(engine).for_farmer(row.farmer_id)]
+
+
+def _my_offer(session: Session, engine: Any, org: Organisation, offer_id: str) -> StoredOffer:
+    """An offer made to you: 404 if unknown, 403 if made to another farmer."""
+    row = my_farmer(session, org)
+    offer = OfferStore(engine).get(offer_id) if len(offer_id) == 32 else None
+    if offer is None:
+        raise NotFound(f"no loan offer {offer_id!r}")
+    if offer.farmer_id.lower() != row.farmer_id.lower():
+        raise Forbidden("this offer was made to another farmer")
+    return offer
+
+
+def offer_to_sign(
+    session: Session, engine: Any, chain: ChainClient, org: Organisation, offer_id: str
+) -> OfferToSign:
+    """The offer and the typed data to sign (your current nonce; a deadline in chain time)."""
+    offer = _my_offer(session, engine, org, offer_id)
+    desk = loan_desk(chain)
+    nonce = desk.acceptance_nonce(offer.terms.farmer_id)
+    typed = desk.acceptance_typed_data(offer.terms, nonce, desk.acceptance_deadline())
+    return OfferToSign(**_offer_view(offer).model_dump(), typed_data=typed)
+
+
+def accept_offer(
+    session: Session,
+    engine: Any,
+    chain: ChainClient,
+    org: Organisation,
+    offer_id: str,
+    body: AcceptanceIn,
+) -> OfferForFarmer:
+    """Check your signature of the offer's terms and keep it for the lender to relay."""
+    offer = _my_offer(session, engine, org, offer_id)
+    if offer.escrow is not None:
+        raise Conflict(f"this offer is already loan {offer.escrow}")
+    acceptance = Acceptance(body.nonce, body.deadline, bytes.fromhex(body.signature[2:]))
+    try:
+        loan_desk(chain).check_acceptance(offer.terms, acceptance)
+    except LoanTermsError as exc:
+        raise Invalid(f"the signature does not accept this offer: {exc}") from exc
+    try:
+        stored = OfferStore(engine).record_acceptance(offer.offer_id, acceptance)
+    except OfferStateError as exc:
+        raise Conflict(str(exc)) from exc
+    return _offer_view(stored)

@@ -15,7 +15,13 @@ from api.core.models import Organisation, Role
 from api.core.pagination import PageDep
 from api.core.types import Id32Path
 from api.lenders import service
-from api.lenders.service import ConsentingFarmers, LoanCreate, LoanIssuedPublic, LoanPublic
+from api.lenders.service import (
+    ConsentingFarmers,
+    LoanCreate,
+    LoanIssuedPublic,
+    LoanOfferPublic,
+    LoanPublic,
+)
 from indexer.profiles import FarmerProfile
 from lending.credit.decision import DecisionRecord
 
@@ -59,21 +65,35 @@ def get_decision(decision_id: str, request: Request, org: LenderOrg) -> Decision
 
 
 @router.post(
-    "/decisions/{decision_id}/loans",
+    "/decisions/{decision_id}/offers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LoanOfferPublic,
+)
+def create_offer(
+    decision_id: str, body: LoanCreate, request: Request, chain: ChainDep, org: LenderOrg
+) -> LoanOfferPublic:
+    """Offer the farmer a loan from your approved decision, budgeted by category (one offer,
+    so one loan, per decision: 409 for a second). The farmer signs its terms to accept."""
+    return service.create_offer(request.app.state.engine, chain, org, decision_id, body)
+
+
+@router.get("/offers/{offer_id}", response_model=LoanOfferPublic)
+def get_offer(offer_id: str, request: Request, org: LenderOrg) -> LoanOfferPublic:
+    """One of your offers: offered, accepted by the farmer, or issued."""
+    return service.offer_public(service.own_offer(request.app.state.engine, org, offer_id))
+
+
+@router.post(
+    "/offers/{offer_id}/loan",
     status_code=status.HTTP_201_CREATED,
     response_model=LoanIssuedPublic,
 )
 def issue_loan(
-    decision_id: str,
-    body: LoanCreate,
-    request: Request,
-    settings: SettingsDep,
-    chain: ChainDep,
-    org: LenderOrg,
+    offer_id: str, request: Request, settings: SettingsDep, chain: ChainDep, org: LenderOrg
 ) -> LoanIssuedPublic:
-    """Issue and fund an escrow loan from your approved decision, budgeted by category."""
+    """Issue and fund the escrow loan the farmer accepted (409 until the farmer signed)."""
     engine = request.app.state.engine
-    return service.issue_loan(engine, settings, chain, org, decision_id, body)
+    return service.issue_loan(engine, settings, chain, org, offer_id)
 
 
 @router.get("/loans/{escrow}", response_model=LoanPublic)

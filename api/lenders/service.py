@@ -5,10 +5,14 @@
   refusal is appended to the credit store's profile access log.
 - Decisions are made by lending.credit.decision.decide and stored whole in the credit store; a
   decision is shown only to the lender that asked for it (403 for anyone else's).
-- A loan is issued from the lender's own approved decision: the body budgets the principal by
-  merchant category; the server sets the principal (the budgets' sum, never above the
-  decision's limit), the rate (the decision's offered rate), the schedule and the disclosure
-  hash, and the escrow's lender (the calling organisation).
+- A loan starts as an offer from the lender's own approved decision: the body budgets the
+  principal by merchant category; the server sets the principal (the budgets' sum, never above
+  the decision's limit), the rate (the decision's offered rate), the schedule, the disclosure
+  hash and the escrow's lender (the calling organisation). One decision gives one offer, so one
+  loan (409 for a second). The farmer reads the offer and signs its terms (api/farmers); then
+  the lender issues the loan with that signature. Everything is checked before anything is
+  sent (an eth_call of the issue included); the lender then approves exactly the principal and
+  issues and funds in one transaction. Deadlines count from the chain's time.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from api.lenders.profiles import (
     farmer_bytes,
 )
 from chain.client import ChainClient
+from chain.clock import chain_now
 from chain.roles import grant_role_once
 from indexer.profiles import FarmerProfile
 from lending.credit.access import read_with_consent
@@ -46,8 +51,14 @@ from lending.credit.scorecard import load_model
 from lending.credit.store import CreditStore
 from lending.errors import ProfileDataError
 from lending.loans.contracts import LENDER_ROLE
-from lending.loans.disbursement import ConfirmationMode, LoanState
-from lending.loans.offers import escrow_terms, offer_disclosure
+from lending.loans.disbursement import ConfirmationMode, LoanDesk, LoanState
+from lending.loans.offers import (
+    OfferExistsError,
+    OfferStore,
+    StoredOffer,
+    escrow_terms,
+    offer_disclosure,
+)
 from lending.pricing.disclosure import Disclosure
 from traceability.consent import ConsentService
 from traceability.contracts import farmer_record
@@ -95,8 +106,28 @@ class LoanCreate(BaseModel):
     confirmation: Confirmation = Confirmation.IMMEDIATE
 
 
+class LoanOfferPublic(BaseModel):
+    """A loan offer: its terms and disclosure; the farmer's acceptance; the loan once issued."""
+
+    offer_id: str
+    decision_id: str
+    status: str
+    farmer_id: str
+    farmer_wallet: str
+    principal_fen: int
+    total_due_fen: int
+    apr_bps: int
+    budgets_fen: dict[str, int]
+    draw_deadline: int
+    due_date: int
+    confirmation: Confirmation
+    disclosure: Disclosure
+    escrow: str | None
+    loan_id: int | None
+
+
 class LoanIssuedPublic(BaseModel):
-    """A loan on chain, issued and funded."""
+    """A loan on chain, accepted by the farmer, issued and funded."""
 
     decision_id: str
     loan_id: int
@@ -112,6 +143,8 @@ class LoanIssuedPublic(BaseModel):
     confirmation: Confirmation
     transaction: str
     disclosure: Disclosure
+    offer_id: str
+    acceptance_digest: str
 
 
 class LoanPublic(BaseModel):
@@ -257,22 +290,55 @@ def latest_decision(engine: Engine, org: Organisation, farmer_id: str) -> Decisi
 # --------------------------------------------------------------------------- loans
 
 
-def issue_loan(
+def _confirmation(mode: ConfirmationMode) -> Confirmation:
+    """The API name of a confirmation mode."""
+    merchant = mode is ConfirmationMode.MERCHANT_CONFIRMS
+    return Confirmation.MERCHANT if merchant else Confirmation.IMMEDIATE
+
+
+def offer_public(offer: StoredOffer) -> LoanOfferPublic:
+    """The API view of a stored offer."""
+    t = offer.terms
+    return LoanOfferPublic(
+        offer_id=offer.offer_id,
+        decision_id=offer.decision_id,
+        status=offer.status,
+        farmer_id=offer.farmer_id,
+        farmer_wallet=t.farmer,
+        principal_fen=t.principal_fen,
+        total_due_fen=t.total_due_fen,
+        apr_bps=t.apr_bps,
+        budgets_fen={str(k): v for k, v in t.budgets_fen.items()},
+        draw_deadline=t.draw_deadline,
+        due_date=t.due_date,
+        confirmation=_confirmation(t.mode),
+        disclosure=offer.disclosure,
+        escrow=offer.escrow,
+        loan_id=offer.loan_id,
+    )
+
+
+def create_offer(
     engine: Engine,
-    settings: ApiSettings,
     chain: ChainClient,
     org: Organisation,
     decision_id: str,
     body: LoanCreate,
-) -> LoanIssuedPublic:
-    """Issue and fund an escrow loan from your approved decision."""
+) -> LoanOfferPublic:
+    """Offer the farmer a loan from your approved decision (one offer per decision)."""
     record = own_decision(engine, org, decision_id)
-    principal = sum(body.budgets_fen.values())
-    now = datetime.now(UTC)
-    disclosure = offer_disclosure(record, body.budgets_fen, now=now)
-    wallet = farmer_record(chain, bytes.fromhex(record.decision.farmer_id[2:])).wallet
-    if wallet is None:
+    chain_time = chain_now(chain.w3)
+    disclosure = offer_disclosure(
+        record,
+        body.budgets_fen,
+        now=datetime.now(UTC),
+        chain_now=datetime.fromtimestamp(chain_time, UTC),
+    )
+    farmer = farmer_record(chain, bytes.fromhex(record.decision.farmer_id[2:]))
+    if farmer.wallet is None:
         raise Conflict("the farmer has no wallet on chain: the cooperative must register one first")
+    if not farmer.active:
+        raise Conflict("the farmer is deactivated on chain: no new loans")
     mode = (
         ConfirmationMode.MERCHANT_CONFIRMS
         if body.confirmation is Confirmation.MERCHANT
@@ -282,33 +348,99 @@ def issue_loan(
         record,
         disclosure,
         body.budgets_fen,
-        now=now,
+        chain_time=chain_time,
         draw_days=body.draw_days,
         mode=mode,
-        farmer_wallet=wallet,
+        farmer_wallet=farmer.wallet,
         lender=Web3.to_checksum_address(org.chain_address),
     )
-    if settings.environment != "production":  # development chains: role and eCNY on demand
-        ensure_lender_role(chain, org, mint_fen=principal)
+    try:
+        stored = OfferStore(engine).create(record.decision_id, terms, disclosure)
+    except OfferExistsError as exc:
+        raise Conflict(str(exc)) from exc
+    return offer_public(stored)
+
+
+def own_offer(engine: Engine, org: Organisation, offer_id: str) -> StoredOffer:
+    """An offer you made: 404 if unknown, 403 if another lender's."""
+    offer = OfferStore(engine).get(offer_id) if len(offer_id) == 32 else None
+    if offer is None:
+        raise NotFound(f"no loan offer {offer_id!r}")
+    if not same_address(offer.lender, org.chain_address):
+        raise Forbidden("this offer was made by another lender")
+    return offer
+
+
+def _check_before_sending(
+    engine: Engine, chain: ChainClient, desk: LoanDesk, org: Organisation, offer: StoredOffer
+) -> None:
+    """Everything the issue needs, checked before any transaction (409 with the reason)."""
+    if offer.escrow is not None:
+        raise Conflict(f"offer {offer.offer_id} is already loan {offer.escrow}: one decision "
+                       "gives one loan")  # fmt: skip
+    if offer.acceptance is None:
+        raise Conflict("the farmer has not accepted this offer yet: the farmer signs its terms")
+    record = own_decision(engine, org, offer.decision_id)
+    offer_disclosure(record, dict(offer.terms.budgets_fen), now=datetime.now(UTC))  # still valid
+    terms = offer.terms
+    farmer = farmer_record(chain, terms.farmer_id)
+    if not farmer.active or farmer.wallet is None or not same_address(farmer.wallet, terms.farmer):
+        raise Conflict("the farmer is deactivated or changed wallet since accepting: offer again")
+    open_loan = desk.active_loan_of(terms.farmer_id)
+    if open_loan is not None:
+        raise Conflict(f"the farmer already has open loan {open_loan}")
+    desk.check_acceptance(terms, offer.acceptance)
+
+
+def issue_loan(
+    engine: Engine,
+    settings: ApiSettings,
+    chain: ChainClient,
+    org: Organisation,
+    offer_id: str,
+) -> LoanIssuedPublic:
+    """Issue and fund the loan the farmer accepted. Checks first (including an eth_call of the
+    issue); then, in development, eCNY; then approve exactly the principal and issue."""
+    offer = own_offer(engine, org, offer_id)
     desk = loan_desk(chain)
+    _check_before_sending(engine, chain, desk, org, offer)
+    terms, acceptance = offer.terms, offer.acceptance
+    assert acceptance is not None
+    development = settings.environment != "production"
+    if development:  # the role first: without it the eth_call below is refused
+        ensure_lender_role(chain, org)
+    desk.check_issue(terms, acceptance, terms.lender)  # everything but the allowance
+    if development:
+        ensure_lender_role(chain, org, mint_fen=terms.principal_fen)
     sender = org_sender(chain, settings, org)
-    desk.approve_factory(sender, principal)
-    issued = desk.issue(terms, sender, fund=True)
+    desk.approve_factory(sender, terms.principal_fen)
+    try:
+        issued = desk.issue(terms, sender, acceptance, fund=True)
+    except Exception:
+        desk.approve_factory(sender, 0)  # leave no allowance behind
+        raise
+    stored = OfferStore(engine).record_issue(
+        offer.offer_id, issued.escrow, issued.loan_id, issued.tx_hash
+    )
+    record = own_decision(engine, org, offer.decision_id)
+    digest, _, _ = desk.acceptance_of(issued.escrow)
     return LoanIssuedPublic(
-        decision_id=record.decision_id,
+        decision_id=stored.decision_id,
         loan_id=issued.loan_id,
         escrow=issued.escrow,
-        farmer_id=record.decision.farmer_id,
-        farmer_wallet=wallet,
-        principal_fen=principal,
+        farmer_id=stored.farmer_id,
+        farmer_wallet=terms.farmer,
+        principal_fen=terms.principal_fen,
         total_due_fen=terms.total_due_fen,
         rate_bps=record.decision.pricing.offered_rate_bps or 0,  # type: ignore[union-attr]
-        apr_regz_pct=str(disclosure.apr_regz_pct),
+        apr_regz_pct=str(stored.disclosure.apr_regz_pct),
         due_date=terms.due_date,
         draw_deadline=terms.draw_deadline,
-        confirmation=body.confirmation,
+        confirmation=_confirmation(terms.mode),
         transaction=issued.tx_hash,
-        disclosure=disclosure,
+        disclosure=stored.disclosure,
+        offer_id=stored.offer_id,
+        acceptance_digest="0x" + digest.hex(),
     )
 
 

@@ -6,8 +6,10 @@ pragma solidity ^0.8.24;
 ///         leaves it only (a) to merchants approved for a budgeted category, ordered by the
 ///         farmer or the farmer's cooperative (agent), or (b) back to the lender after the draw
 ///         window. There is no path that sends loan money to the farmer. Repayments from anyone
-///         go straight to the lender. The debt is the disclosed interest (totalDue - principal)
-///         plus what was actually paid to merchants, so unspent principal is never owed twice.
+///         go straight to the lender. The debt is pro rata on what was actually paid to
+///         merchants: floor(paid * totalDue / principal), so a loan nobody drew costs nothing
+///         and unspent principal is never owed. Every loan was accepted by the farmer's wallet
+///         (EIP-712, checked by the factory when issuing).
 interface ILoanEscrow {
     /// @notice Life of a loan. Open: Issued, Active, Overdue, Defaulted. Closed: the rest.
     enum LoanStatus {
@@ -33,7 +35,8 @@ interface ILoanEscrow {
         None,
         Pending,
         Released,
-        Cancelled
+        Cancelled,
+        Accepted // MerchantConfirms: the merchant took the order; the borrower may no longer cancel
     }
 
     /// @notice The lender's decision, as passed to the factory.
@@ -52,6 +55,7 @@ interface ILoanEscrow {
         uint16 graceDays; // overdue after dueDate + graceDays
         uint16 defaultDays; // default may be declared graceDays + defaultDays after dueDate
         ConfirmationMode mode;
+        uint16 aprBps; // the disclosed APR in basis points (what the farmer was shown)
     }
 
     /// @notice The fixed terms of the loan.
@@ -78,7 +82,7 @@ interface ILoanEscrow {
         uint256 returned; // sent back to the lender unspent
         uint256 available; // funded - paid - reserved - returned: still orderable
         uint256 repaid; // repayments forwarded to the lender
-        uint256 amountDue; // totalDue - principal + paid (0 before funding)
+        uint256 amountDue; // floor(paid * totalDue / principal): interest pro rata on what was drawn
         uint256 outstanding; // amountDue - repaid
     }
 
@@ -139,6 +143,10 @@ interface ILoanEscrow {
     error EscrowNothingOutstanding(uint256 loanId);
     /// @notice Default may be declared only after dueDate + graceDays + defaultDays.
     error EscrowNotYetDefaultable(uint256 loanId, uint256 defaultableAfter, uint256 blockTime);
+    /// @notice Only the order's merchant may accept it.
+    error EscrowNotOrderMerchant(uint256 loanId, uint256 orderId, address caller);
+    /// @notice Orders are accepted by merchants only in MerchantConfirms mode.
+    error EscrowWrongMode(uint256 loanId, ConfirmationMode mode);
     /// @notice The factory's funding did not arrive.
     error EscrowUnderfunded(uint256 loanId, uint256 balance, uint256 principal);
 
@@ -183,6 +191,9 @@ interface ILoanEscrow {
     event PaymentCancelled(
         uint256 indexed loanId, uint256 indexed orderId, address indexed canceller, uint256 amount
     );
+    /// @notice The merchant accepted a reserved order (MerchantConfirms): the borrower can no
+    ///         longer cancel it until DELIVERY_PERIOD has passed.
+    event PaymentAccepted(uint256 indexed loanId, uint256 indexed orderId, address indexed merchant);
     /// @notice Unspent principal went back to the lender.
     event LoanUnspentReturned(uint256 indexed loanId, address indexed lender, uint256 amount);
     /// @notice A repayment was forwarded to the lender.
@@ -197,7 +208,14 @@ interface ILoanEscrow {
     /// @param lender The issuing lender.
     /// @param p The validated loan parameters.
     /// @param funded True if the factory already transferred the principal into the clone.
-    function initialize(uint256 loanId, address lender, LoanParams calldata p, bool funded) external;
+    /// @param acceptedDigest The EIP-712 digest of the terms the farmer's wallet signed.
+    function initialize(
+        uint256 loanId,
+        address lender,
+        LoanParams calldata p,
+        bool funded,
+        bytes32 acceptedDigest
+    ) external;
 
     /// @notice Fund an issued loan: pull the principal from the lender.
     /// @dev Only the lender; status Issued; before the draw deadline. The lender approves this
@@ -205,7 +223,9 @@ interface ILoanEscrow {
     function fund() external;
 
     /// @notice Withdraw an unfunded loan.
-    /// @dev Only the lender; status Issued. Emits LoanStatusChanged (Cancelled).
+    /// @dev Status Issued; the lender at any time, anyone once the draw deadline has passed (an
+    ///      unfunded loan can no longer be drawn and must not block the farmer). Emits
+    ///      LoanStatusChanged (Cancelled).
     function cancelLoan() external;
 
     /// @notice Order a payment to an approved merchant from a category budget.
@@ -229,10 +249,18 @@ interface ILoanEscrow {
     /// @param orderId A pending order.
     function confirmPayment(uint256 orderId) external;
 
-    /// @notice Cancel a reserved order; its amount becomes orderable (or returnable) again.
-    /// @dev The farmer, the agent or the order's merchant at any time; the lender once
-    ///      CONFIRMATION_PERIOD has passed after the draw deadline. Emits PaymentCancelled.
+    /// @notice The merchant takes a reserved order (MerchantConfirms mode), before delivering:
+    ///         from then on the borrower cannot cancel it (no front-running the confirmation)
+    ///         until DELIVERY_PERIOD has passed without a confirmation.
+    /// @dev Only the order's merchant; the order Pending. Emits PaymentAccepted.
     /// @param orderId A pending order.
+    function acceptOrder(uint256 orderId) external;
+
+    /// @notice Cancel a reserved order; its amount becomes orderable (or returnable) again.
+    /// @dev The order's merchant at any time; the farmer or agent while the order is Pending, or
+    ///      once DELIVERY_PERIOD has passed since the merchant accepted it; the lender once
+    ///      CONFIRMATION_PERIOD has passed after the draw deadline. Emits PaymentCancelled.
+    /// @param orderId A pending or accepted order.
     function cancelPayment(uint256 orderId) external;
 
     /// @notice Send every unspent, unreserved fen back to the lender.
@@ -248,9 +276,10 @@ interface ILoanEscrow {
     /// @param amount Fen, > 0.
     function repay(uint256 amount) external;
 
-    /// @notice Apply time-driven status changes: Active -> Overdue past dueDate + graceDays with an
-    ///         amount outstanding; Active/Overdue -> Repaid when nothing is outstanding, the draw
-    ///         window is over and nothing is reserved.
+    /// @notice Apply time-driven status changes: Issued -> Cancelled past the draw deadline
+    ///         (never funded); Active -> Overdue past dueDate + graceDays with an amount
+    ///         outstanding; Active/Overdue -> Repaid when nothing is outstanding, the draw window
+    ///         is over and nothing is reserved.
     /// @dev Anyone. Emits LoanStatusChanged when the status changes.
     /// @return status The status after the refresh.
     function refreshStatus() external returns (LoanStatus status);
@@ -270,10 +299,22 @@ interface ILoanEscrow {
     /// @notice Money movements so far.
     function accounting() external view returns (Accounting memory);
 
+    /// @notice What the farmer accepted: the EIP-712 digest the farmer's wallet signed, the
+    ///         disclosure's hash and the disclosed APR. Anyone recomputes the digest from the
+    ///         terms they were shown (LoanFactory.acceptanceDigest) and compares.
+    function acceptance() external view returns (bytes32 digest, bytes32 disclosureHash, uint256 aprBps);
+
+    /// @notice When the merchant accepted order `orderId` (0 if never).
+    /// @param orderId The order's number.
+    function orderAcceptedAt(uint256 orderId) external view returns (uint256);
+
     /// @notice The stored status (see refreshStatus for time-driven changes).
     function status() external view returns (LoanStatus);
 
-    /// @notice True while the loan is Issued, Active, Overdue or Defaulted.
+    /// @notice True while the loan is Issued, Active, Overdue or Defaulted, and not merely
+    ///         waiting for a refresh to close it: an Issued loan past its draw deadline (never
+    ///         funded) and a loan owing nothing past its draw deadline with nothing reserved are
+    ///         closed (a new lender may then lend to the farmer).
     function isOpen() external view returns (bool);
 
     /// @notice Fen that may be repaid now (0 unless Active, Overdue or Defaulted).

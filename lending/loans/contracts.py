@@ -1,9 +1,10 @@
 """The lending contracts: their names, role ids and development accounts, and their deployment.
 
 PaymentToken (the eCNY stand-in), MerchantRegistry, LoanFactory (which clones a LoanEscrow per
-loan) and SaleSettlement (which needs TeaTrace's address) are deployed after traceability's
-contracts by tealedger.system.deploy_system. On development chains (mnemonic accounts) the dev
-accounts get their lending roles and the merchant categories are registered.
+loan and reads farmer wallets from TeaTrace) and SaleSettlement (which needs TeaTrace's address)
+are deployed after traceability's contracts by tealedger.system.deploy_system. On development
+chains (mnemonic accounts) the dev accounts get their lending roles and the merchant categories
+are registered.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def deploy_lending(
     token and TeaTrace at the given addresses; on development chains, set up the dev accounts."""
     admin = client.accounts[0].address
     registry = client.deploy(MERCHANT_REGISTRY, (admin,))
-    factory = client.deploy(LOAN_FACTORY, (token, registry[0].address, admin))
+    factory = client.deploy(LOAN_FACTORY, (token, registry[0].address, tea_trace, admin))
     settlement = client.deploy(SALE_SETTLEMENT, (token, factory[0].address, tea_trace, admin))
     if client.settings.keystore is None:  # development accounts only
         grant_dev_lending_roles(client)

@@ -4,6 +4,10 @@ The "1 second" path: an approved decision (`EscrowTerms`) becomes a funded LoanE
 transaction (`LoanFactory.issueAndFundLoan`), and the first merchant payment is sent right behind
 it without waiting, to the escrow address CREATE2 makes known in advance
 (`LoanDesk.disburse_first_payment`). Reverts surface as the named errors of lending.loans.errors.
+
+No loan exists without the farmer's acceptance: the farmer's TeaTrace wallet signs the EIP-712
+`LoanAcceptance` of the terms (`LoanDesk.acceptance_typed_data` is the one place that builds it),
+and the lender relays that signature with the issuing transaction (docs/disbursement.md).
 """
 
 from __future__ import annotations
@@ -12,10 +16,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from enum import IntEnum
 from types import MappingProxyType
 from typing import Any
 
+from eth_account import Account
+from eth_account.messages import SignableMessage, encode_typed_data
+from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
@@ -24,7 +32,9 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from chain.client import ChainClient
+from chain.clock import chain_now
 from chain.events import EventReader
+from chain.revert import revert_data
 from chain.sender import PendingTx, Sender
 from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, PAYMENT_TOKEN
 from lending.loans.errors import LoanTermsError, OrderNotExecutedError, translate_reverts
@@ -33,7 +43,33 @@ ORDER_GAS = 400_000
 """Gas for an order sent before its escrow exists (no estimate possible); it uses ~110-190k."""
 MAX_CATEGORIES = 16
 MAX_AMOUNT_FEN = 2**88 - 1
+MAX_APR_BPS = 2**16 - 1
 ZERO_ADDRESS = "0x" + "00" * 20
+ACCEPTANCE_TTL = 7 * 86_400
+"""How long a farmer's signed acceptance stays relayable (seconds of chain time)."""
+DOMAIN_NAME = "TealedgerLoans"
+DOMAIN_VERSION = "1"
+ACCEPTANCE_TYPE: tuple[tuple[str, str], ...] = (
+    ("farmerId", "bytes32"),
+    ("lender", "address"),
+    ("farmer", "address"),
+    ("agent", "address"),
+    ("principal", "uint256"),
+    ("totalDue", "uint256"),
+    ("aprBps", "uint16"),
+    ("disclosureHash", "bytes32"),
+    ("scheduleHash", "bytes32"),
+    ("categories", "bytes32[]"),
+    ("budgets", "uint256[]"),
+    ("drawDeadline", "uint64"),
+    ("dueDate", "uint64"),
+    ("graceDays", "uint16"),
+    ("defaultDays", "uint16"),
+    ("mode", "uint8"),
+    ("nonce", "uint256"),
+    ("deadline", "uint256"),
+)
+"""LoanFactory.ACCEPTANCE_TYPEHASH's fields, in order."""
 
 
 class LoanStatus(IntEnum):
@@ -64,6 +100,7 @@ class OrderStatus(IntEnum):
     PENDING = 1
     RELEASED = 2
     CANCELLED = 3
+    ACCEPTED = 4
 
 
 def category_id(category: str | bytes) -> bytes:
@@ -98,6 +135,11 @@ def document_hash(document: Any) -> bytes:
     return keccak(text=text)
 
 
+def apr_bps(apr_pct: Decimal) -> int:
+    """An APR in percent as whole basis points (half up: the farmer is shown the higher rate)."""
+    return int((Decimal(apr_pct) * 100).to_integral_value(ROUND_HALF_UP))
+
+
 def end_of_day(day: date) -> int:
     """Unix time of the last second of `day` (UTC): a due date is met by paying that day."""
     midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
@@ -127,6 +169,7 @@ class EscrowTerms:
     default_days: int = 30
     agent: str | None = None
     mode: ConfirmationMode = ConfirmationMode.IMMEDIATE
+    apr_bps: int = 0
     _categories: tuple[tuple[bytes, int], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -184,9 +227,9 @@ class EscrowTerms:
         """Draw deadline before due date; day counts fit uint16."""
         if self.due_date < self.draw_deadline:
             raise LoanTermsError("the due date must not precede the draw deadline")
-        for name in ("grace_days", "default_days"):
+        for name in ("grace_days", "default_days", "apr_bps"):
             value = getattr(self, name)
-            if not isinstance(value, int) or not 0 <= value <= 65535:
+            if not _is_fen(value) or value > 65535:
                 raise LoanTermsError(f"{name} must be an int in 0..65535")
 
     @property
@@ -211,7 +254,31 @@ class EscrowTerms:
             self.grace_days,
             self.default_days,
             int(self.mode),
+            self.apr_bps,
         )
+
+    def acceptance_message(self, nonce: int, deadline: int) -> dict[str, Any]:
+        """The EIP-712 LoanAcceptance message the farmer's wallet signs (JSON-friendly)."""
+        return {
+            "farmerId": "0x" + self.farmer_id.hex(),
+            "lender": to_checksum_address(self.lender),
+            "farmer": to_checksum_address(self.farmer),
+            "agent": to_checksum_address(self.agent or ZERO_ADDRESS),
+            "principal": self.principal_fen,
+            "totalDue": self.total_due_fen,
+            "aprBps": self.apr_bps,
+            "disclosureHash": "0x" + self.disclosure_hash.hex(),
+            "scheduleHash": "0x" + self.schedule_hash.hex(),
+            "categories": ["0x" + c.hex() for c, _ in self._categories],
+            "budgets": [v for _, v in self._categories],
+            "drawDeadline": self.draw_deadline,
+            "dueDate": self.due_date,
+            "graceDays": self.grace_days,
+            "defaultDays": self.default_days,
+            "mode": int(self.mode),
+            "nonce": nonce,
+            "deadline": deadline,
+        }
 
     @classmethod
     def from_disclosure(
@@ -245,7 +312,21 @@ class EscrowTerms:
             default_days=default_days,
             agent=agent,
             mode=mode,
+            apr_bps=apr_bps(disclosure.apr_regz_pct),
         )
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """The farmer's signed acceptance of a loan's terms (ILoanFactory.Acceptance)."""
+
+    nonce: int
+    deadline: int
+    signature: bytes
+
+    def as_tuple(self) -> tuple[int, int, bytes]:
+        """The ILoanFactory.Acceptance tuple."""
+        return (self.nonce, self.deadline, self.signature)
 
 
 @dataclass(frozen=True)
@@ -364,6 +445,97 @@ class LoanDesk:
         )
         return str(fn.call())
 
+    # -------------------------------------------------------------- the farmer's acceptance
+
+    def acceptance_nonce(self, farmer_id: bytes) -> int:
+        """The nonce the farmer's next acceptance must carry."""
+        return int(self.factory.functions.acceptanceNonce(farmer_id).call())
+
+    def acceptance_deadline(self, ttl: int = ACCEPTANCE_TTL) -> int:
+        """A signature deadline `ttl` seconds after the chain's latest block (not the server's)."""
+        return chain_now(self.client.w3) + ttl
+
+    def acceptance_typed_data(
+        self, terms: EscrowTerms, nonce: int, deadline: int
+    ) -> dict[str, Any]:
+        """The full EIP-712 typed data (eth_signTypedData_v4) of the farmer's acceptance."""
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "LoanAcceptance": [{"name": n, "type": t} for n, t in ACCEPTANCE_TYPE],
+            },
+            "primaryType": "LoanAcceptance",
+            "domain": {
+                "name": DOMAIN_NAME,
+                "version": DOMAIN_VERSION,
+                "chainId": self.client.w3.eth.chain_id,
+                "verifyingContract": self.factory.address,
+            },
+            "message": terms.acceptance_message(nonce, deadline),
+        }
+
+    def _signable(self, terms: EscrowTerms, nonce: int, deadline: int) -> SignableMessage:
+        """The EIP-712 message as eth_account signs it."""
+        return encode_typed_data(full_message=self.acceptance_typed_data(terms, nonce, deadline))
+
+    def acceptance_digest(self, terms: EscrowTerms, nonce: int, deadline: int) -> bytes:
+        """The EIP-712 digest (what LoanFactory.acceptanceDigest returns for the same terms)."""
+        m = self._signable(terms, nonce, deadline)
+        return keccak(b"\x19" + m.version + m.header + m.body)
+
+    def sign_acceptance(
+        self,
+        terms: EscrowTerms,
+        wallet: LocalAccount,
+        *,
+        deadline: int | None = None,
+        nonce: int | None = None,
+    ) -> Acceptance:
+        """Sign the terms with the farmer's wallet (development and tests: a real farmer signs
+        the typed data in their own wallet)."""
+        nonce = self.acceptance_nonce(terms.farmer_id) if nonce is None else nonce
+        deadline = self.acceptance_deadline() if deadline is None else deadline
+        signed = wallet.sign_message(self._signable(terms, nonce, deadline))
+        return Acceptance(nonce, deadline, bytes(signed.signature))
+
+    def acceptance_signer(self, terms: EscrowTerms, acceptance: Acceptance) -> str:
+        """The address that signed `acceptance` of `terms` (garbage in: LoanTermsError)."""
+        message = self._signable(terms, acceptance.nonce, acceptance.deadline)
+        try:
+            return str(Account.recover_message(message, signature=acceptance.signature))
+        except Exception as exc:  # eth_keys raises several types for malformed signatures
+            raise LoanTermsError(f"the signature is not a valid signature: {exc}") from exc
+
+    def check_acceptance(self, terms: EscrowTerms, acceptance: Acceptance) -> None:
+        """Refuse, before anything is sent, an acceptance the factory would refuse."""
+        signer = self.acceptance_signer(terms, acceptance)
+        if signer.lower() != terms.farmer.lower():
+            raise LoanTermsError(
+                f"the terms were signed by {signer}, not by the farmer's wallet {terms.farmer}"
+            )
+        expected = self.acceptance_nonce(terms.farmer_id)
+        if acceptance.nonce != expected:
+            raise LoanTermsError(
+                f"the acceptance carries nonce {acceptance.nonce} but the farmer's next is "
+                f"{expected}: ask the farmer to sign again"
+            )
+        if acceptance.deadline < chain_now(self.client.w3):
+            raise LoanTermsError("the farmer's acceptance expired: ask the farmer to sign again")
+
+    def burn_acceptance_nonce(self, farmer_id: bytes, wallet: Sender) -> TxReceipt:
+        """The farmer's wallet voids every signed, unrelayed acceptance."""
+        return self._transact(wallet, self.factory.functions.burnAcceptanceNonce(farmer_id))
+
+    def acceptance_of(self, escrow: str) -> tuple[bytes, bytes, int]:
+        """(digest the farmer signed, disclosure hash, APR bps) stored in the escrow."""
+        digest, disclosure, apr = self.escrow(escrow).functions.acceptance().call()
+        return bytes(digest), bytes(disclosure), int(apr)
+
     def active_loan_of(self, farmer_id: bytes) -> str | None:
         """The farmer's open loan escrow, or None."""
         address = self.factory.functions.activeLoanOf(farmer_id).call()
@@ -397,20 +569,43 @@ class LoanDesk:
         with translate_reverts():
             return lender.transact(self.approve_call(self.factory.address, amount_fen))
 
-    def issue_call(self, terms: EscrowTerms, *, fund: bool = True) -> ContractFunction:
-        """The factory's issueAndFundLoan (or, unfunded, issueLoan) call for `terms`."""
+    def issue_call(
+        self, terms: EscrowTerms, acceptance: Acceptance, *, fund: bool = True
+    ) -> ContractFunction:
+        """The factory's issueAndFundLoan (or, unfunded, issueLoan) call for accepted `terms`."""
         fn = self.factory.functions
-        return (fn.issueAndFundLoan if fund else fn.issueLoan)(terms.params())
+        return (fn.issueAndFundLoan if fund else fn.issueLoan)(
+            terms.params(), acceptance.as_tuple()
+        )
 
-    def send_issue(self, terms: EscrowTerms, lender: Sender, *, fund: bool = True) -> PendingTx:
+    def check_issue(
+        self, terms: EscrowTerms, acceptance: Acceptance, lender: str, *, fund: bool = False
+    ) -> None:
+        """eth_call the issue from `lender`: the named error if the chain would refuse it.
+        Unfunded by default, so it checks everything but the lender's allowance."""
+        fn = self.issue_call(terms, acceptance, fund=fund)
+        with translate_reverts():
+            try:
+                fn.call({"from": to_checksum_address(lender)})
+            except Exception as exc:  # each backend raises its own type; the data names the error
+                data = revert_data(exc)
+                if data is None:
+                    raise
+                raise self.client.decoder.decode(data) from exc
+
+    def send_issue(
+        self, terms: EscrowTerms, lender: Sender, acceptance: Acceptance, *, fund: bool = True
+    ) -> PendingTx:
         """Send the issuing transaction without waiting (raises the named error on a revert)."""
         self._check_lender(terms, lender)
         with translate_reverts():
-            return lender.send(self.issue_call(terms, fund=fund))
+            return lender.send(self.issue_call(terms, acceptance, fund=fund))
 
-    def issue(self, terms: EscrowTerms, lender: Sender, *, fund: bool = True) -> IssuedLoan:
-        """Issue (and by default fund) a loan; returns its id and escrow."""
-        pending = self.send_issue(terms, lender, fund=fund)
+    def issue(
+        self, terms: EscrowTerms, lender: Sender, acceptance: Acceptance, *, fund: bool = True
+    ) -> IssuedLoan:
+        """Issue (and by default fund) an accepted loan; returns its id and escrow."""
+        pending = self.send_issue(terms, lender, acceptance, fund=fund)
         with translate_reverts():
             receipt = lender.wait([pending])[0]
         return self._issued(receipt, fund)
@@ -441,9 +636,9 @@ class LoanDesk:
             lender.transact(self.approve_call(contract.address, principal))
             return lender.transact(contract.functions.fund())
 
-    def cancel_loan(self, escrow: str, lender: Sender) -> TxReceipt:
-        """Withdraw an unfunded loan."""
-        return self._transact(lender, self.escrow(escrow).functions.cancelLoan())
+    def cancel_loan(self, escrow: str, by: Sender) -> TxReceipt:
+        """Withdraw an unfunded loan (the lender; anyone past the draw deadline)."""
+        return self._transact(by, self.escrow(escrow).functions.cancelLoan())
 
     # -------------------------------------------------------------- disbursement
 
@@ -520,6 +715,10 @@ class LoanDesk:
         """Release a reserved order (merchant: delivery; farmer or agent: receipt)."""
         return self._transact(by, self.escrow(escrow).functions.confirmPayment(order_id))
 
+    def accept_order(self, escrow: str, order_id: int, merchant: Sender) -> TxReceipt:
+        """The merchant takes a reserved order before delivering (MerchantConfirms mode)."""
+        return self._transact(merchant, self.escrow(escrow).functions.acceptOrder(order_id))
+
     def cancel_payment(self, escrow: str, order_id: int, by: Sender) -> TxReceipt:
         """Cancel a reserved order."""
         return self._transact(by, self.escrow(escrow).functions.cancelPayment(order_id))
@@ -537,6 +736,7 @@ class LoanDesk:
     def disburse_first_payment(
         self,
         terms: EscrowTerms,
+        acceptance: Acceptance,
         lender: Sender,
         orderer: Sender,
         merchant: str,
@@ -548,7 +748,7 @@ class LoanDesk:
         before the issuing transaction is mined, to the CREATE2-predicted escrow. If a node
         mined the order first (it then did nothing), it is sent again after the issue."""
         escrow = self.predict_escrow(terms)
-        issuing = self.send_issue(terms, lender, fund=True)
+        issuing = self.send_issue(terms, lender, acceptance, fund=True)
         ordering = self.send_order(
             escrow, merchant, category, amount_fen, invoice_hash, orderer, gas=ORDER_GAS
         )

@@ -289,9 +289,45 @@ _ERRORS: dict[str, tuple[type[ContractRuleError], _Hint]] = {
         LoanFactoryError,
         _m("loan {escrow} already exists for this lender, farmer and schedule"),
     ),
+    "LoanFactoryUnknownFarmer": (
+        LoanFactoryError,
+        _m("farmer {farmerId} is not registered in TeaTrace: the cooperative registers it first"),
+    ),
+    "LoanFactoryFarmerInactive": (
+        LoanFactoryError,
+        _m("farmer {farmerId} is deactivated in TeaTrace: no new loans"),
+    ),
+    "LoanFactoryNotFarmerWallet": (
+        LoanFactoryError,
+        _m("the loan names {given} but farmer {farmerId}'s TeaTrace wallet is {wallet}"),
+    ),
+    "LoanFactoryAcceptanceExpired": (
+        LoanFactoryError,
+        _m("the farmer's acceptance expired at {deadline}: ask the farmer to sign again"),
+    ),
+    "LoanFactoryAcceptanceNonce": (
+        LoanFactoryError,
+        _m("the acceptance carries nonce {given}, the farmer's next is {expected}: sign again"),
+    ),
+    "LoanFactoryInvalidAcceptance": (
+        LoanFactoryError,
+        _m("these terms were not signed by farmer {farmerId}'s wallet {wallet}"),
+    ),
+    "LoanFactoryNotFarmer": (
+        LoanFactoryAccessError,
+        _m("only farmer {farmerId}'s TeaTrace wallet may burn its nonce, not {caller}"),
+    ),
     # LoanEscrow
     "EscrowNotFactory": (EscrowAccessError, _m("only the factory initializes escrows")),
     "EscrowNotLender": (EscrowAccessError, _m("loan {loanId}: {caller} is not the lender")),
+    "EscrowNotOrderMerchant": (
+        EscrowAccessError,
+        _m("loan {loanId}: only order {orderId}'s merchant accepts it, not {caller}"),
+    ),
+    "EscrowWrongMode": (
+        EscrowError,
+        _m("loan {loanId}: merchants accept orders only in merchant-confirms mode"),
+    ),
     "EscrowNotBorrower": (
         EscrowAccessError,
         _m("loan {loanId}: {caller} is neither the farmer nor the registered agent"),

@@ -20,7 +20,7 @@ COMMIT_GAS: tuple[int, int] = (100_000, 10_500)  # measured 83k + 8.0k per share
 # (per transaction, per farmer share, per share whose farmer has an open loan)
 SETTLE_GAS: tuple[int, int, int] = (120_000, 55_000, 80_000)  # 80k + 42.7k + 61.6k
 # (per transaction, per budget category)
-ISSUE_GAS: tuple[int, int] = (400_000, 50_000)  # 480k measured with 4 categories
+ISSUE_GAS: tuple[int, int] = (500_000, 50_000)  # ~570k with 4 categories, acceptance included
 RETURN_UNSPENT_GAS = 120_000  # returnUnspent: 92k measured into an empty lender balance
 
 

@@ -614,7 +614,8 @@ def _plan_loan(run: LendingRun, loan: Loan) -> None:
 
 
 def issue_loans(run: LendingRun) -> None:
-    """Approved applicants' loans, issued and funded in one transaction each."""
+    """Approved applicants' loans, accepted by each farmer's (demo) wallet signature, then
+    issued and funded in one transaction each."""
     now = chain_now(run.client)
     approved = [x for x in run.loans if x.record and x.record.decision.outcome is Outcome.APPROVE]
     todo = []
@@ -633,7 +634,14 @@ def issue_loans(run: LendingRun) -> None:
     total = sum(loan.terms.principal_fen for loan in todo if loan.terms)
     _fund(run, run.lender, total, run.desk.factory.address)
     terms = [x.terms for x in todo if x.terms]
-    calls = [run.desk.issue_call(t) for t in terms]
+    # DEMO ONLY: each farmer accepts the disclosed terms with its own development wallet,
+    # signed here for it; a real farmer signs the typed data in their own wallet app
+    # (GET /farmers/me/offers/{id}, then POST .../acceptance). No gas: the lender relays.
+    deadline = run.desk.acceptance_deadline()
+    accepted = [
+        run.desk.sign_acceptance(x.terms, x.wallet, deadline=deadline) for x in todo if x.terms
+    ]
+    calls = [run.desk.issue_call(t, a) for t, a in zip(terms, accepted, strict=True)]
     run.send(run.lender, calls, task, gas=[issue_gas(len(t.budgets_fen)) for t in terms])
     for loan in todo:
         assert loan.terms is not None

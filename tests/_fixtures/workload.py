@@ -351,7 +351,9 @@ def deploy_lending(system: TeaSystem) -> LendingSystem:
     admin = system.address(0)
     token = _deployed(client, "PaymentToken", ("Digital Yuan (development)", "eCNY", admin))
     registry = _deployed(client, "MerchantRegistry", (admin,))
-    factory = _deployed(client, "LoanFactory", (token.address, registry.address, admin))
+    factory = _deployed(
+        client, "LoanFactory", (token.address, registry.address, system.trace.address, admin)
+    )
     wallets = [system.address(w) for w in WALLETS]
     calls = [
         token.functions.mint(system.address(LENDER), 10**10),
@@ -393,11 +395,23 @@ def issue_loan(lending: LendingSystem, farmer: FarmerSeed, principal: int = 100_
     params = (
         farmer.farmer, client.accounts[farmer.wallet].address, client.accounts[COOPERATIVE].address,
         principal, [lending.category], [principal], _id("schedule", farmer.farmer.hex(), now),
-        _id("disclosure"), now + 60, principal * 108 // 100, now + 120, 1, 1, 0,
+        _id("disclosure"), now + 60, principal * 108 // 100, now + 120, 1, 1, 0, 800,
     )  # fmt: skip
-    client.sender(LENDER).transact(lending.factory.functions.issueAndFundLoan(params))
+    acceptance = _accept(lending, params, client.accounts[farmer.wallet])
+    client.sender(LENDER).transact(lending.factory.functions.issueAndFundLoan(params, acceptance))
     escrow = lending.factory.functions.latestLoanOf(farmer.farmer).call()
     return client.contract("LoanEscrow", escrow)
+
+
+def _accept(lending: LendingSystem, params: tuple[Any, ...], wallet: Any) -> tuple[Any, ...]:
+    """The farmer's wallet signs the loan's terms (LoanFactory.acceptanceDigest, then ECDSA)."""
+    client, factory = lending.client, lending.factory.functions
+    nonce = factory.acceptanceNonce(params[0]).call()
+    deadline = _now(client) + DAY
+    lender = client.accounts[LENDER].address
+    digest = factory.acceptanceDigest(params, lender, nonce, deadline).call()
+    signed = wallet.unsafe_sign_hash(digest)
+    return (nonce, deadline, bytes(signed.signature))
 
 
 def lend(system: TeaSystem, farmers: Sequence[FarmerSeed]) -> list[Contract]:
@@ -407,7 +421,8 @@ def lend(system: TeaSystem, farmers: Sequence[FarmerSeed]) -> list[Contract]:
     client = system.client
     good, bad = [f for f in farmers if f.wallet is not None][:2]
     escrows = []
-    for farmer, draw, repay in ((good, 60_000, 68_000), (bad, 50_000, 10_000)):
+    # owed pro rata: 60,000 drawn x 1.08 = 64,800 (repaid in full); 50,000 drawn owes 54,000
+    for farmer, draw, repay in ((good, 60_000, 64_800), (bad, 50_000, 10_000)):
         assert farmer.wallet is not None
         escrow = issue_loan(lending, farmer)
         wallet = client.sender(farmer.wallet)

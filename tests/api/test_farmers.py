@@ -176,3 +176,31 @@ def test_consents_survive_erasure_of_personal_data(world, coop, farmer, lenders)
         "/farmers/me/consents", json={"lender_org_id": lenders[1].id}, headers=org.headers
     )
     assert granted.status_code == 201
+
+
+def test_loan_offer_routes_refuse_bad_requests(world, coop, farmer):  # noqa: F811
+    # The whole flow (offer, typed data, signature, loan): tests/api/test_lenders.py.
+    org, _ = farmer
+    url = "/farmers/me/offers"
+    assert world.http.get(url).status_code == 401
+    assert world.http.get(url, headers=coop.headers).status_code == 403
+    stranger = world.org(Role.FARMER, "farmer without a record")
+    assert world.http.get(url, headers=stranger.headers).status_code == 404
+    mine = world.http.get(url, headers=org.headers)
+    assert mine.status_code == 200 and mine.json() == []
+    unknown = f"{url}/{'0' * 32}"
+    assert world.http.get(unknown, headers=org.headers).status_code == 404
+    assert world.http.get(f"{url}/short", headers=org.headers).status_code == 404
+    accept = f"{unknown}/acceptance"
+    good = {"nonce": 0, "deadline": 1, "signature": "0x" + "11" * 65}
+    assert world.http.post(accept, json=good).status_code == 401
+    assert world.http.post(accept, json=good, headers=coop.headers).status_code == 403
+    assert world.http.post(accept, json=good, headers=org.headers).status_code == 404
+    for bad in (
+        {},
+        {**good, "signature": "0x12"},
+        {**good, "nonce": -1},
+        {**good, "deadline": "soon"},
+        {**good, "signature": "11" * 65},
+    ):
+        assert world.http.post(accept, json=bad, headers=org.headers).status_code == 422, bad

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import pytest
+from eth_account.messages import encode_typed_data
+from eth_utils import keccak
 from fastapi.testclient import TestClient
 from rich.console import Console
 from sqlmodel import Session
 
-from api.core.models import OrganisationCreate, Role
+from api.core.chain import org_account
+from api.core.models import Organisation, OrganisationCreate, Role
 from api.core.organisations import create_organisation
 from api.core.settings import ApiSettings
 from api.lenders.service import credit_store
@@ -26,6 +29,8 @@ from lending.credit.access import MappingProfileReader, MemoryAccessLog, StaticC
 from lending.credit.decision import DecisionRecord, decide
 from lending.credit.policy import Outcome
 from lending.credit.scorecard import load_model
+from lending.loans.disbursement import LoanDesk
+from lending.loans.offers import OfferStore
 from tealedger.demo.season import Region, run_season
 from tealedger.system import deploy_system
 from tests._fixtures import client_for, needs_node
@@ -59,6 +64,32 @@ class Lending:
     def index(self) -> None:
         index_once(self.world.chain, self.world.settings.database_url)  # type: ignore[arg-type]
 
+    def decision_for(self, fid: str) -> DecisionRecord:
+        """An approved decision of `lender` about farmer `fid` (a strong synthetic profile)."""
+        record = self._decide(fid, STRONG_PROFILE)
+        assert record.decision.outcome is Outcome.APPROVE, record.decision.notes
+        return record
+
+    def demo_loan(self, index: int, budgets: dict, confirmation: str) -> str:
+        """A loan to demo farmer `index` (wallet: dev account 5): offered through the API,
+        accepted with that wallet's signature (kept as the farmer route keeps it), issued
+        through the API; returns the escrow."""
+        http, headers = self.http, self.lender.headers
+        url = f"/lenders/decisions/{self.approved_decision(index)}/offers"
+        body = {"budgets_fen": budgets, "confirmation": confirmation}
+        made = http.post(url, json=body, headers=headers)
+        assert made.status_code == 201, made.text
+        offer_id = made.json()["offer_id"]
+        store = OfferStore(self.world.app.state.engine)  # type: ignore[attr-defined]
+        offer = store.get(offer_id)
+        assert offer is not None
+        chain = self.world.chain
+        signed = LoanDesk(chain).sign_acceptance(offer.terms, chain.accounts[5])
+        store.record_acceptance(offer_id, signed)
+        issued = http.post(f"/lenders/offers/{offer_id}/loan", headers=headers)
+        assert issued.status_code == 201, issued.text
+        return str(issued.json()["escrow"])
+
     def approved_decision(self, index: int = 0) -> str:
         """An approved decision of `lender` about farmer `index` on a strong synthetic profile
         (the demo season lies outside the 12-month scoring window), stored like the route's."""
@@ -74,7 +105,10 @@ class Lending:
 
     def stored_decision(self, index: int, fields: dict) -> DecisionRecord:
         """Score a synthetic profile for farmer `index` and store it like the route does."""
-        fid = self.fid(index)
+        return self._decide(self.fid(index), fields)
+
+    def _decide(self, fid: str, fields: dict) -> DecisionRecord:
+        """Score a synthetic profile for farmer `fid` and store it like the route does."""
         profile = {
             "farmer_id": fid,
             "block_number": 1,
@@ -260,13 +294,38 @@ def test_decision_refused_without_consent_or_profile(lending):
 # ------------------------------------------------------------------------------ loans
 
 
-def test_loan_from_an_approved_decision(lending):
-    http = lending.http
-    decision_id = lending.approved_decision(0)
-    limit = http.get(f"/lenders/decisions/{decision_id}", headers=lending.lender.headers).json()[
-        "decision"
-    ]["limit_fen"]
-    url = f"/lenders/decisions/{decision_id}/loans"
+def _member_farmer(lending: Lending) -> tuple[Org, str]:
+    """A new farmer organisation and the member farmer whose TeaTrace wallet it is."""
+    org = lending.world.org(Role.FARMER, f"farmer {time.time_ns()}")
+    record = lending.world.farmer(lending.coop, farmer_org_id=org.id, name="周九")
+    return org, record["farmer_id"]
+
+
+def _sign(lending: Lending, farmer: Org, typed_data: dict) -> str:
+    """The farmer's wallet signs the offer's typed data (what a wallet app does for them)."""
+    with lending.world.session() as session:
+        row = session.get(Organisation, farmer.id)
+    account = org_account(lending.world.settings, row)
+    return "0x" + account.sign_message(encode_typed_data(full_message=typed_data)).signature.hex()
+
+
+def _nothing_sent(lending: Lending) -> tuple[int, int]:
+    """The lender's eCNY balance and allowance to the factory (what an early write changes)."""
+    chain = lending.world.chain
+    token = chain.contract("PaymentToken").functions
+    factory = chain.contract("LoanFactory").address
+    lender = lending.lender.address
+    return token.balanceOf(lender).call(), token.allowance(lender, factory).call()
+
+
+def test_offer_accepted_by_the_farmers_signature_becomes_a_loan(lending):
+    http, headers = lending.http, lending.lender.headers
+    farmer, fid = _member_farmer(lending)
+    decision_id = lending.decision_for(fid).decision_id
+    limit = http.get(f"/lenders/decisions/{decision_id}", headers=headers).json()["decision"][
+        "limit_fen"
+    ]
+    url = f"/lenders/decisions/{decision_id}/offers"
     body = {
         "budgets_fen": {"fertilizer": 300_000, "seedlings": 200_000},
         "confirmation": "merchant",
@@ -276,40 +335,84 @@ def test_loan_from_an_approved_decision(lending):
         "rate_bps": 1,
     }
     assert limit >= 500_000
-    over = {"budgets_fen": {"fertilizer": limit + 10_000}}
-    assert http.post(url, json=over, headers=lending.lender.headers).status_code == 422
-    assert (
-        http.post(url, json={"budgets_fen": {}}, headers=lending.lender.headers).status_code == 422
-    )
-    assert (
-        http.post(
-            url, json={"budgets_fen": {"fertilizer": -5}}, headers=lending.lender.headers
-        ).status_code
-        == 422
-    )
+    for bad in (
+        {"budgets_fen": {"fertilizer": limit + 10_000}},
+        {"budgets_fen": {}},
+        {"budgets_fen": {"fertilizer": -5}},
+    ):
+        assert http.post(url, json=bad, headers=headers).status_code == 422, bad
     assert http.post(url, json=body).status_code == 401
     assert http.post(url, json=body, headers=lending.coop.headers).status_code == 403
     assert http.post(url, json=body, headers=lending.other_lender.headers).status_code == 403
-    unknown = "/lenders/decisions/" + "0" * 32 + "/loans"
-    assert http.post(unknown, json=body, headers=lending.lender.headers).status_code == 404
-    issued = http.post(url, json=body, headers=lending.lender.headers)
+    unknown = "/lenders/decisions/" + "0" * 32 + "/offers"
+    assert http.post(unknown, json=body, headers=headers).status_code == 404
+    made = http.post(url, json=body, headers=headers)
+    assert made.status_code == 201, made.text
+    offer = made.json()
+    assert offer["status"] == "offered" and offer["principal_fen"] == 500_000
+    assert offer["farmer_id"] == fid and offer["farmer_wallet"] == farmer.address
+    assert offer["apr_bps"] > 0 and offer["confirmation"] == "merchant"
+    # one decision, one loan: a second offer from the same decision is refused
+    again = http.post(url, json={"budgets_fen": {"fertilizer": 100_000}}, headers=headers)
+    assert again.status_code == 409 and "one decision gives one loan" in again.json()["detail"]
+    # the lender cannot issue before the farmer accepts, and nothing is sent trying
+    before = _nothing_sent(lending)
+    issue = f"/lenders/offers/{offer['offer_id']}/loan"
+    early = http.post(issue, headers=headers)
+    assert early.status_code == 409 and "not accepted" in early.json()["detail"]
+    assert _nothing_sent(lending) == before
+    # the farmer sees the terms and the typed data, and signs in their own wallet
+    listed = http.get("/farmers/me/offers", headers=farmer.headers).json()
+    assert [o["offer_id"] for o in listed] == [offer["offer_id"]]
+    shown = http.get(f"/farmers/me/offers/{offer['offer_id']}", headers=farmer.headers)
+    assert shown.status_code == 200, shown.text
+    view = shown.json()
+    assert view["apr_pct"] and view["max_annual_rate_pct"] and view["schedule"]
+    assert view["typed_data"]["message"]["totalDue"] == offer["total_due_fen"]
+    stranger, _ = _member_farmer(lending)
+    other_url = f"/farmers/me/offers/{offer['offer_id']}"
+    assert http.get(other_url, headers=stranger.headers).status_code == 403
+    accept = f"/farmers/me/offers/{offer['offer_id']}/acceptance"
+    typed = view["typed_data"]
+    message = typed["message"]
+    forged = _sign(lending, stranger, typed)
+    signed = {"nonce": message["nonce"], "deadline": message["deadline"], "signature": forged}
+    refused = http.post(accept, json=signed, headers=farmer.headers)
+    assert refused.status_code == 422 and "not by the farmer's wallet" in refused.text
+    assert (
+        http.post(accept, json={**signed, "signature": "0x12"}, headers=farmer.headers).status_code
+        == 422
+    )
+    signed["signature"] = _sign(lending, farmer, typed)
+    assert http.post(accept, json=signed, headers=stranger.headers).status_code == 403
+    accepted = http.post(accept, json=signed, headers=farmer.headers)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "accepted"
+    assert lending.world.chain.w3.eth.get_balance(farmer.address) == 0  # no gas, none needed
+    # the lender issues: accepted, funded, the escrow keeps the digest the farmer signed
+    assert http.post(issue, headers=lending.other_lender.headers).status_code == 403
+    issued = http.post(issue, headers=headers)
     assert issued.status_code == 201, issued.text
     loan = issued.json()
     assert loan["principal_fen"] == 500_000 and loan["total_due_fen"] > 500_000
-    assert loan["farmer_id"] == lending.fid(0) and loan["confirmation"] == "merchant"
-    assert loan["transaction"].startswith("0x") and loan["escrow"].startswith("0x")
-    assert loan["farmer_wallet"] == lending.world.chain.accounts[5].address
-    state = http.get(f"/lenders/loans/{loan['escrow']}", headers=lending.lender.headers)
+    assert loan["farmer_id"] == fid and loan["confirmation"] == "merchant"
+    assert loan["farmer_wallet"] == farmer.address
+    signable = encode_typed_data(full_message=typed)
+    digest = keccak(b"\x19" + signable.version + signable.header + signable.body)
+    assert loan["acceptance_digest"] == "0x" + digest.hex()
+    state = http.get(f"/lenders/loans/{loan['escrow']}", headers=headers)
     assert state.status_code == 200, state.text
     s = state.json()
     assert s["status"] == "active" and s["lender"] == lending.lender.address
     assert s["principal_fen"] == 500_000 and s["funded_fen"] == 500_000
+    assert s["amount_due_fen"] == 0  # nothing drawn yet: nothing owed
     assert s["total_due_fen"] == loan["total_due_fen"] and s["confirmation"] == "merchant_confirms"
-    # the farmer already has an open loan: the factory refuses a second one
-    again = http.post(
-        url, json={"budgets_fen": {"fertilizer": 100_000}}, headers=lending.lender.headers
+    assert _nothing_sent(lending)[1] == 0  # exactly the principal was approved, and pulled
+    twice = http.post(issue, headers=headers)
+    assert twice.status_code == 409 and "one decision gives one loan" in twice.json()["detail"]
+    assert http.get(f"/lenders/offers/{offer['offer_id']}", headers=headers).json()["status"] == (
+        "issued"
     )
-    assert again.status_code == 409, again.text
 
 
 def test_loan_state_is_only_the_lenders_own(lending):
@@ -328,7 +431,7 @@ def test_loan_state_is_only_the_lenders_own(lending):
 
 def test_declined_decision_cannot_become_a_loan(lending):
     http = lending.http
-    url = f"/lenders/decisions/{lending.declined_decision()}/loans"
+    url = f"/lenders/decisions/{lending.declined_decision()}/offers"
     refused = http.post(
         url, json={"budgets_fen": {"fertilizer": 100_000}}, headers=lending.lender.headers
     )
@@ -367,19 +470,20 @@ def test_profile_page_shows_disclosure_schedule_of_an_offer(lending):
 
 
 def _issued_escrow(lending: Lending) -> str:
-    """An escrow of `lender` on farmer 0 (the loan test's, or a new one)."""
-    factory = lending.world.chain.contract("LoanFactory")
-    escrow = factory.functions.activeLoanOf(lending.region.farmer_ids[0]).call()
-    if int(escrow, 16):
-        return str(escrow)
-    url = f"/lenders/decisions/{lending.approved_decision(0)}/loans"
-    body = {
-        "budgets_fen": {"fertilizer": 300_000, "seedlings": 200_000},
-        "confirmation": "merchant",
-    }
-    issued = lending.http.post(url, json=body, headers=lending.lender.headers)
-    assert issued.status_code == 201, issued.text
-    return issued.json()["escrow"]
+    """A new escrow of `lender`: offered, accepted by a new farmer, issued."""
+    farmer, fid = _member_farmer(lending)
+    http, headers = lending.http, lending.lender.headers
+    url = f"/lenders/decisions/{lending.decision_for(fid).decision_id}/offers"
+    offer = http.post(url, json={"budgets_fen": {"fertilizer": 100_000}}, headers=headers).json()
+    view = http.get(f"/farmers/me/offers/{offer['offer_id']}", headers=farmer.headers).json()
+    m = view["typed_data"]["message"]
+    body = {"nonce": m["nonce"], "deadline": m["deadline"],
+            "signature": _sign(lending, farmer, view["typed_data"])}  # fmt: skip
+    accept = f"/farmers/me/offers/{offer['offer_id']}/acceptance"
+    assert http.post(accept, json=body, headers=farmer.headers).status_code == 200
+    issued_loan = http.post(f"/lenders/offers/{offer['offer_id']}/loan", headers=headers)
+    assert issued_loan.status_code == 201, issued_loan.text
+    return issued_loan.json()["escrow"]
 
 
 def test_access_log_times_are_recent(lending):

@@ -40,14 +40,9 @@ class Orders:
 
 
 def _loan(lending: Lending, farmer: int, confirmation: str) -> str:  # noqa: F811
-    url = f"/lenders/decisions/{lending.approved_decision(farmer)}/loans"
-    body = {
-        "budgets_fen": {"fertilizer": 400_000, "seedlings": 100_000},
-        "confirmation": confirmation,
-    }
-    issued = lending.http.post(url, json=body, headers=lending.lender.headers)
-    assert issued.status_code == 201, issued.text
-    return issued.json()["escrow"]
+    """Offered, accepted by the farmer's wallet, issued (Lending.demo_loan)."""
+    budgets = {"fertilizer": 400_000, "seedlings": 100_000}
+    return lending.demo_loan(farmer, budgets, confirmation)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from chain.revert import revert_data
 from chain.sender import Sender
 from lending.loans import errors as loan_errors
 from lending.loans.disbursement import (
+    Acceptance,
     ConfirmationMode,
     EscrowTerms,
     IssuedLoan,
@@ -116,12 +117,25 @@ class LoanSystem:
             "default_days": 60,
             "agent": self.addr(COOP),
             "mode": ConfirmationMode.IMMEDIATE,
+            "apr_bps": 800,
         }
         values.update(overrides)
         return EscrowTerms(**values)
 
-    def issue(self, fund: bool = True, **overrides: Any) -> IssuedLoan:
-        return self.desk.issue(self.terms(**overrides), self.sender(LENDER), fund=fund)
+    def accept(self, terms: EscrowTerms, **kwargs: Any) -> Acceptance:
+        """The farmer's acceptance of `terms`, signed by the dev account holding terms.farmer."""
+        return self.desk.sign_acceptance(terms, self.wallet(terms.farmer), **kwargs)
+
+    def wallet(self, address: str) -> Any:
+        """The dev account with `address`."""
+        return next(a for a in self.client.accounts if a.address.lower() == address.lower())
+
+    def issue(
+        self, fund: bool = True, acceptance: Acceptance | None = None, **overrides: Any
+    ) -> IssuedLoan:
+        terms = self.terms(**overrides)
+        accepted = acceptance or self.accept(terms)
+        return self.desk.issue(terms, self.sender(LENDER), accepted, fund=fund)
 
     def pay(
         self,
@@ -161,8 +175,10 @@ def deploy_loan_system(
     token_args = ("Fen", "FEN", acct[ADMIN]) if token_contract == "PaymentToken" else ()
     token = _deploy(client, token_contract, token_args, suffix)
     registry = _deploy(client, "MerchantRegistry", (acct[ADMIN],), suffix)
-    factory = _deploy(client, "LoanFactory", (token.address, registry.address, acct[ADMIN]), suffix)
     trace = _deploy(client, "MockTeaLedger", (), suffix)
+    factory = _deploy(
+        client, "LoanFactory", (token.address, registry.address, trace.address, acct[ADMIN]), suffix
+    )
     settlement = _deploy(
         client, "SaleSettlement", (token.address, factory.address, trace.address, acct[ADMIN]),
         suffix,
@@ -198,7 +214,7 @@ def deploy_loan_system(
 
 
 def trace_loan_system(tmp_path: Path) -> LoanSystem:
-    """Loan contracts plus the real TeaTrace, with SaleSettlement reading TeaTrace."""
+    """Loan contracts plus the real TeaTrace, with LoanFactory and SaleSettlement reading it."""
     client = client_for("embedded", tmp_path)
     tmp_path.mkdir(parents=True, exist_ok=True)
     system = deploy_loan_system(client)
@@ -206,12 +222,19 @@ def trace_loan_system(tmp_path: Path) -> LoanSystem:
     deployment, _ = client.deploy("TeaTrace", (admin, 3000))
     trace = client.contract("TeaTrace", deployment.address)
     deployment, _ = client.deploy(
+        "LoanFactory",
+        (system.token.address, system.registry.address, trace.address, admin),
+        name="LoanFactoryOnTeaTrace",
+    )
+    factory = client.contract("LoanFactory", deployment.address)
+    deployment, _ = client.deploy(
         "SaleSettlement",
-        (system.token.address, system.factory.address, trace.address, admin),
+        (system.token.address, factory.address, trace.address, admin),
         name="SaleSettlementOnTeaTrace",
     )
     settlement = client.contract("SaleSettlement", deployment.address)
     roles = [
+        factory.functions.grantRole(keccak(text="LENDER_ROLE"), system.addr(LENDER)),
         trace.functions.grantRole(keccak(text="COOPERATIVE_ROLE"), system.addr(COOP)),
         trace.functions.grantRole(keccak(text="PROCESSOR_ROLE"), system.addr(COOP)),
         trace.functions.grantRole(keccak(text="DISTRIBUTOR_ROLE"), system.addr(DISTRIBUTOR)),
@@ -220,7 +243,9 @@ def trace_loan_system(tmp_path: Path) -> LoanSystem:
     ]
     admin_sender = client.sender(ADMIN)
     admin_sender.wait(admin_sender.send_many(roles, gas=200_000))
-    system.trace, system.settlement = trace, settlement
+    lender = client.sender(LENDER)
+    lender.transact(system.token.functions.approve(factory.address, LENDER_FUNDS))
+    system.trace, system.settlement, system.factory = trace, settlement, factory
     system.start_block = client.w3.eth.block_number
     system.__post_init__()
     return system

@@ -145,14 +145,18 @@ class LoanModel:
 
     @property
     def amount_due(self) -> int:
-        return TOTAL_DUE - PRINCIPAL + self.paid if self.funded else 0
+        return self.paid * TOTAL_DUE // PRINCIPAL if self.funded else 0  # pro rata, rounded down
 
     @property
     def outstanding(self) -> int:
         return self.amount_due - self.repaid if self.status in REPAYABLE else 0
 
-    def refresh(self, t: int) -> None:
-        """LoanEscrow._refresh."""
+    def refresh(self, t: int, explicit: bool = False) -> None:
+        """LoanEscrow._refresh (an unfunded loan is cancelled only by refreshStatus itself: the
+        other callers need a funded loan)."""
+        if explicit and self.status == S.ISSUED and t > self.deadline:
+            self.status = S.CANCELLED
+            return
         if self.status not in REPAYABLE:
             return
         if self.amount_due == self.repaid:
@@ -245,7 +249,8 @@ class EscrowMachine(RuleBasedStateMachine):
                 schedule_hash=keccak(fid),
                 budgets_fen=BUDGETS,
             )
-            issued = self.sys.desk.issue(terms, self.sys.sender(LENDER), fund=fund)
+            accepted = self.sys.accept(terms)
+            issued = self.sys.desk.issue(terms, self.sys.sender(LENDER), accepted, fund=fund)
             model = LoanModel(
                 escrow=issued.escrow,
                 farmer_id=fid,
@@ -432,7 +437,7 @@ class EscrowMachine(RuleBasedStateMachine):
         m = self.loan(index)
         t = self.t()
         status = self.sys.desk.refresh_status(m.escrow, self.sys.sender(OUTSIDER))
-        m.refresh(t)
+        m.refresh(t, explicit=True)
         assert status == m.status
 
     @step(index=st.integers(0, 1))

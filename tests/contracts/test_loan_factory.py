@@ -47,7 +47,10 @@ FIELDS = [
     "graceDays",
     "defaultDays",
     "mode",
+    "aprBps",
 ]
+# Any acceptance: validation runs before the signature is checked.
+NO_ACCEPTANCE = (0, 2**64, b"\x00" * 65)
 
 
 def params(loans: LoanSystem, **changes):
@@ -59,13 +62,14 @@ def params(loans: LoanSystem, **changes):
 
 
 def issue_raw(loans: LoanSystem, sender: int = LENDER, **changes):
-    return raw(loans, sender, loans.factory.functions.issueLoan(params(loans, **changes)))
+    fn = loans.factory.functions.issueLoan(params(loans, **changes), NO_ACCEPTANCE)
+    return raw(loans, sender, fn)
 
 
 def test_issue_creates_an_initialized_clone_at_the_predicted_address(loans: LoanSystem):
     terms = loans.terms()
     predicted = loans.desk.predict_escrow(terms)
-    loan = loans.desk.issue(terms, loans.sender(LENDER), fund=False)
+    loan = loans.desk.issue(terms, loans.sender(LENDER), loans.accept(terms), fund=False)
     assert loan.escrow == predicted and loan.loan_id == 1
     f = loans.factory.functions
     assert f.escrowOf(1).call() == predicted and f.loanCount().call() == 1
@@ -91,7 +95,9 @@ def test_issue_creates_an_initialized_clone_at_the_predicted_address(loans: Loan
 
 def test_issue_events_record_terms_hashes_and_budgets(loans: LoanSystem):
     terms = loans.terms()
-    receipt = raw(loans, LENDER, loans.factory.functions.issueAndFundLoan(terms.params()))
+    accepted = loans.accept(terms)
+    fn = loans.factory.functions.issueAndFundLoan(terms.params(), accepted.as_tuple())
+    receipt = raw(loans, LENDER, fn)
     issued = events_of(loans.factory, "LoanIssued", receipt)[0]["args"]
     assert issued["farmerId"] == FARMER_ID and issued["principal"] == 1_000_000
     assert issued["lender"] == loans.addr(LENDER) and issued["agent"] == loans.addr(COOP)
@@ -151,10 +157,11 @@ def test_one_open_loan_per_farmer(loans: LoanSystem):
 
 def test_the_same_schedule_cannot_be_issued_twice(loans: LoanSystem):
     terms = loans.terms()
-    first = loans.desk.issue(terms, loans.sender(LENDER), fund=False)
+    first = loans.desk.issue(terms, loans.sender(LENDER), loans.accept(terms), fund=False)
     loans.desk.cancel_loan(first.escrow, loans.sender(LENDER))
+    again = loans.accept(terms).as_tuple()  # the farmer signs the same terms again (nonce 1)
     with reverts("LoanFactoryDuplicateLoan", escrow=first.escrow):
-        raw(loans, LENDER, loans.factory.functions.issueLoan(terms.params()))
+        raw(loans, LENDER, loans.factory.functions.issueLoan(terms.params(), again))
 
 
 @pytest.mark.parametrize(
@@ -205,7 +212,7 @@ def test_factory_refuses_unknown_categories_and_bad_dates_and_parties(loans: Loa
 
 @pytest.mark.parametrize("function", ["issueLoan", "issueAndFundLoan"])
 def test_only_lenders_issue(loans: LoanSystem, function):
-    fn = getattr(loans.factory.functions, function)(loans.terms().params())
+    fn = getattr(loans.factory.functions, function)(loans.terms().params(), NO_ACCEPTANCE)
     with reverts(
         "AccessControlUnauthorizedAccount", account=loans.addr(OUTSIDER), neededRole=LENDER_ROLE
     ):
@@ -236,16 +243,24 @@ def test_only_the_factory_initializes_and_only_once(loans: LoanSystem):
     p = loans.terms().params()
     clone = loans.escrow(_bare_clone(loans))
     with reverts("EscrowNotFactory", caller=loans.addr(OUTSIDER)):
-        raw(loans, OUTSIDER, clone.functions.initialize(1, loans.addr(OUTSIDER), p, True))
+        raw(
+            loans, OUTSIDER, clone.functions.initialize(1, loans.addr(OUTSIDER), p, True, bytes(32))
+        )
     implementation = loans.escrow(loans.factory.functions.implementation().call())
     with reverts("InvalidInitialization"):
-        raw(loans, OUTSIDER, implementation.functions.initialize(1, loans.addr(OUTSIDER), p, False))
+        raw(
+            loans,
+            OUTSIDER,
+            implementation.functions.initialize(1, loans.addr(OUTSIDER), p, False, bytes(32)),
+        )
     loan = loans.issue(fund=True)
     with reverts("InvalidInitialization"):
         raw(
             loans,
             OUTSIDER,
-            loans.escrow(loan.escrow).functions.initialize(1, loans.addr(OUTSIDER), p, True),
+            loans.escrow(loan.escrow).functions.initialize(
+                1, loans.addr(OUTSIDER), p, True, bytes(32)
+            ),
         )
 
 
@@ -254,7 +269,13 @@ def test_constructor_refuses_zero_addresses(loans: LoanSystem):
     artifact = client.artifacts["LoanFactory"]
     contract = client.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     with reverts("LoanFactoryZeroAddress"):
-        loans.sender(OUTSIDER).transact(contract.constructor(ZERO, loans.registry.address, ZERO))
+        loans.sender(OUTSIDER).transact(
+            contract.constructor(ZERO, loans.registry.address, loans.trace.address, ZERO)
+        )
+    with reverts("LoanFactoryZeroAddress"):
+        loans.sender(OUTSIDER).transact(
+            contract.constructor(loans.token.address, loans.registry.address, ZERO, ZERO)
+        )
     assert list(loans.factory.functions.bindings().call()) == [
         loans.token.address,
         loans.registry.address,

@@ -158,7 +158,7 @@ def test_shares_may_be_corrected_until_the_first_sale(loans: LoanSystem):
 
 def test_each_share_repays_the_farmers_loan_first_then_pays_the_farmer(loans: LoanSystem):
     loan = loans.issue()  # FARMER's loan
-    loans.pay(loan.escrow, 100_000)  # owes 80,000 interest + 100,000 drawn
+    loans.pay(loan.escrow, 100_000)  # owes 108,000: 100,000 drawn x 1.08 (pro rata)
     commit(loans)
     lender_before = loans.balance(LENDER)
     result = loans.sales.settle_sale(LOT, 1_000_001, loans.sender(DISTRIBUTOR))
@@ -166,9 +166,9 @@ def test_each_share_repays_the_farmers_loan_first_then_pays_the_farmer(loans: Lo
     assert sum(r.share_fen for r in result.farmers) == 1_000_001
     first = rows[FARMER_ID]
     assert first.share_fen == 600_001 and first.escrow == loan.escrow
-    assert (first.repaid_fen, first.paid_out_fen, first.held_fen) == (180_000, 420_001, 0)
-    assert loans.balance(LENDER) == lender_before + 180_000
-    assert loans.balance(FARMER) == 420_001
+    assert (first.repaid_fen, first.paid_out_fen, first.held_fen) == (108_000, 492_001, 0)
+    assert loans.balance(LENDER) == lender_before + 108_000
+    assert loans.balance(FARMER) == 492_001
     second = rows[FARMER2_ID]  # no loan: all to the wallet
     assert (second.escrow, second.repaid_fen, second.paid_out_fen) == (None, 0, 300_000)
     third = rows[FARMER3_ID]  # no wallet: held
@@ -177,7 +177,7 @@ def test_each_share_repays_the_farmers_loan_first_then_pays_the_farmer(loans: Lo
     assert loans.balance(loans.settlement.address) == 100_000  # = total held
     assert loans.settlement.functions.totalHeld().call() == 100_000
     state = loans.desk.state(loan.escrow)
-    assert state.outstanding_fen == 0 and state.repaid_fen == 180_000
+    assert state.outstanding_fen == 0 and state.repaid_fen == 108_000
     assert state.status == LoanStatus.ACTIVE  # draw window still open
 
 
@@ -190,10 +190,10 @@ def test_a_share_smaller_than_the_debt_goes_entirely_to_the_loan(loans: LoanSyst
     result = loans.sales.settle_sale(LOT, 500_000, loans.sender(DISTRIBUTOR))
     row = next(r for r in result.farmers if r.farmer_id == FARMER_ID)
     assert (row.share_fen, row.repaid_fen, row.paid_out_fen) == (300_000, 300_000, 0)
-    assert loans.desk.state(loan.escrow).outstanding_fen == 180_000
+    assert loans.desk.state(loan.escrow).outstanding_fen == 132_000  # 432,000 - 300,000
     result = loans.sales.settle_sale(LOT, 1_000_000, loans.sender(DISTRIBUTOR))
     row = next(r for r in result.farmers if r.farmer_id == FARMER_ID)
-    assert (row.repaid_fen, row.paid_out_fen) == (180_000, 420_000)
+    assert (row.repaid_fen, row.paid_out_fen) == (132_000, 468_000)
     assert loans.desk.state(loan.escrow).status == LoanStatus.REPAID  # closed by the sale
     result = loans.sales.settle_sale(LOT, 1_000, loans.sender(DISTRIBUTOR))
     row = next(r for r in result.farmers if r.farmer_id == FARMER_ID)
@@ -350,7 +350,7 @@ def test_settlement_with_a_token_without_return_values(tmp_path):
     for _ in range(2):  # USDT-style approve: the second forceApprove starts from zero again
         result = system.sales.settle_sale(LOT, 100_000, system.sender(DISTRIBUTOR))
         assert sum(r.share_fen for r in result.farmers) == 100_000
-    assert system.desk.state(loan.escrow).repaid_fen == 120_000
+    assert system.desk.state(loan.escrow).repaid_fen == 108_000  # all that 100,000 drawn owes
     assert system.token.functions.allowance(system.settlement.address, loan.escrow).call() == 0
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
 from lending.loans.disbursement import ORDER_GAS, EscrowTerms
@@ -20,6 +22,7 @@ from tests.contracts.conftest_loans import (
     DAY,
     DISTRIBUTOR,
     LENDER,
+    MERCHANT,
     LoanSystem,
     trace_loan_system,
 )
@@ -43,9 +46,14 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> LoanSystem:
     return trace_loan_system(tmp_path_factory.mktemp("settlement-gas"))
 
 
+def _account(tag: str, i: int) -> LocalAccount:
+    """A fresh key whose address holds no tokens yet (it signs its farmer's loan acceptance)."""
+    return Account.from_key(keccak(text=f"wallet-{tag}-{i}"))
+
+
 def _wallet(tag: str, i: int) -> str:
     """A fresh address that holds no tokens yet."""
-    return to_checksum_address(keccak(text=f"wallet-{tag}-{i}")[:20])
+    return to_checksum_address(_account(tag, i).address)
 
 
 def _farmers(system: LoanSystem, tag: str, n: int, *, wallets: bool) -> list[FarmerShare]:
@@ -84,12 +92,28 @@ def _terms(system: LoanSystem, share: FarmerShare, wallet: str, categories: int)
 
 
 def _issue(system: LoanSystem, shares: list[FarmerShare], tag: str) -> list[int]:
-    """A funded loan for each farmer (4 categories: the largest); gas of each issue."""
+    """A funded, partly drawn loan for each farmer (4 categories: the largest), accepted by the
+    farmer's wallet; gas of each issue. Drawn, so that a sale repays it (undrawn owes nothing)."""
     lender = system.sender(LENDER)
-    terms = [_terms(system, s, _wallet(tag, i), 4) for i, s in enumerate(shares)]
+    index = {keccak(text=f"gas-{tag}-{i}"): i for i in range(len(shares))}  # as _farmers made them
+    accounts = [_account(tag, index[s.farmer_id]) for s in shares]
+    terms = [_terms(system, s, a.address, 4) for s, a in zip(shares, accounts, strict=True)]
     fn = system.factory.functions.issueAndFundLoan
-    pending = [lender.send(fn(t.params()), gas=GAS) for t in terms]
-    return [r["gasUsed"] for r in lender.wait(pending)]
+    signed = [
+        system.desk.sign_acceptance(t, a).as_tuple() for t, a in zip(terms, accounts, strict=True)
+    ]
+    pending = [lender.send(fn(t.params(), a), gas=GAS) for t, a in zip(terms, signed, strict=True)]
+    gas = [r["gasUsed"] for r in lender.wait(pending)]
+    coop, merchant = system.sender(COOP), system.addr(MERCHANT)
+    escrows = [system.desk.predict_escrow(t) for t in terms]
+    orders = [
+        system.desk.send_order(
+            e, merchant, "fertilizer", 50_000, keccak(text=e), coop, gas=ORDER_GAS
+        )
+        for e in escrows
+    ]
+    coop.wait(orders)
+    return gas
 
 
 def _commit_and_settle(system: LoanSystem, tag: str, shares: list[FarmerShare]) -> tuple[int, int]:
@@ -152,7 +176,8 @@ def test_order_and_return_bounds_cover_a_loans_first_payment_and_its_return(
     """The first (costliest) immediate payment of a loan and the return of what is left."""
     share = _farmers(system, "order", 1, wallets=True)[0]
     terms = _terms(system, share, _wallet("order", 0), 4)
-    loan = system.desk.issue(terms, system.sender(LENDER))
+    accepted = system.desk.sign_acceptance(terms, _account("order", 0))
+    loan = system.desk.issue(terms, system.sender(LENDER), accepted)
     order = system.pay(loan.escrow, 10_000, by=COOP)  # the cooperative orders as the agent
     system.travel(2 * DAY)
     lender, token = system.sender(LENDER), system.token.functions

@@ -5,8 +5,10 @@ and their split, named errors, the pipelined first payment, and the merchant's v
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
+from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from lending.loans.disbursement import (
     ConfirmationMode,
     EscrowTerms,
     LoanStatus,
+    apr_bps,
     category_id,
     document_hash,
     end_of_day,
@@ -32,6 +35,9 @@ from tests._fixtures import client_for
 from tests.contracts.conftest_loans import (
     COOP,
     FARMER,
+    FARMER2,
+    FARMER2_ID,
+    FARMER_ID,
     FERTILIZER,
     LENDER,
     MERCHANT,
@@ -103,6 +109,8 @@ def test_terms_are_frozen_and_budgets_cannot_change_afterwards():
         ({"agent": A1}, "agent cannot be the farmer"),
         ({"lender": "not an address"}, "not an address"),
         ({"grace_days": 70_000}, "grace_days"),
+        ({"apr_bps": 65_536}, "apr_bps"),
+        ({"apr_bps": True}, "apr_bps"),
     ],
 )
 def test_bad_terms_fail_before_anything_is_sent(changes, message):
@@ -132,6 +140,8 @@ def test_terms_from_a_disclosure():
     assert t.total_due_fen == d.total_repayment_fen
     assert t.due_date == end_of_day(d.maturity)
     assert t.disclosure_hash == document_hash(d)
+    assert t.apr_bps == apr_bps(d.apr_regz_pct) and t.params()[14] == t.apr_bps
+    assert apr_bps(Decimal("8.305")) == 831  # half up: the farmer is shown the higher rate
 
 
 def test_hashes_and_dates():
@@ -232,6 +242,7 @@ def test_first_payment_pipelined_behind_the_issue(system):
     t = system.terms()
     result = system.desk.disburse_first_payment(
         t,
+        system.accept(t),
         system.sender(LENDER),
         system.sender(FARMER),
         system.addr(MERCHANT),
@@ -242,7 +253,7 @@ def test_first_payment_pipelined_behind_the_issue(system):
     assert result.pipelined and result.order.paid and result.loan.escrow == result.order.escrow
     assert system.balance(MERCHANT) == 120_000
     with pytest.raises(loan_errors.LoanTermsError, match="terms name lender"):
-        system.desk.send_issue(t, system.sender(COOP))
+        system.desk.send_issue(t, system.sender(COOP), system.accept(t))
 
 
 def test_an_order_mined_before_its_escrow_is_detected_and_resent(system, monkeypatch):
@@ -273,6 +284,7 @@ def test_an_order_mined_before_its_escrow_is_detected_and_resent(system, monkeyp
     monkeypatch.setattr(system.desk, "send_order", first_order_lands_nowhere)
     result = system.desk.disburse_first_payment(
         t,
+        system.accept(t),
         system.sender(LENDER),
         system.sender(FARMER),
         system.addr(MERCHANT),
@@ -296,7 +308,7 @@ def test_a_spurious_resend_can_never_pay_twice(system):
 def test_merchant_view_groups_payments_by_loan_and_category(system):
     first = system.issue()
     second = system.issue(
-        farmer_id=keccak(text="farmer-x"), schedule_hash=keccak(text="sx"), farmer=system.addr(8)
+        farmer_id=FARMER2_ID, schedule_hash=keccak(text="sx"), farmer=system.addr(FARMER2)
     )
     system.pay(first.escrow, 100, n=1)
     system.pay(first.escrow, 200, n=2)
@@ -322,3 +334,40 @@ def test_merchant_view_groups_payments_by_loan_and_category(system):
     fert = next(s for s in summary if s.loan_id == 1 and s.category == FERTILIZER)
     assert fert.invoice_hashes == (invoice(1), invoice(2))
     assert payments_received(system.client, system.addr(COOP), factory=system.factory.address) == []
+
+
+# ---------------------------------------------------------------- the farmer's acceptance
+
+
+def test_acceptance_typed_data_is_what_eth_account_and_the_factory_hash(system):
+    t = system.terms()
+    deadline = system.now() + 3_600
+    typed = system.desk.acceptance_typed_data(t, 0, deadline)
+    assert typed["domain"]["verifyingContract"] == system.factory.address
+    assert typed["message"]["aprBps"] == 800
+    assert typed["message"]["budgets"] == t.params()[5]  # in the contract's category order
+    signable = encode_typed_data(full_message=typed)
+    digest = keccak(b"\x19" + signable.version + signable.header + signable.body)
+    on_chain = system.factory.functions.acceptanceDigest(t.params(), t.lender, 0, deadline).call()
+    assert digest == system.desk.acceptance_digest(t, 0, deadline) == bytes(on_chain)
+    signed = system.accept(t, deadline=deadline)
+    assert system.desk.acceptance_signer(t, signed) == system.addr(FARMER)
+    system.desk.check_acceptance(t, signed)  # passes: signer, nonce and deadline are right
+
+
+def test_a_bad_acceptance_is_refused_before_anything_is_sent(system):
+    t = system.terms()
+    wrong_signer = system.desk.sign_acceptance(t, system.wallet(system.addr(COOP)))
+    with pytest.raises(loan_errors.LoanTermsError, match="not by the farmer's wallet"):
+        system.desk.check_acceptance(t, wrong_signer)
+    with pytest.raises(loan_errors.LoanTermsError, match="nonce 5"):
+        system.desk.check_acceptance(t, system.accept(t, nonce=5))
+    with pytest.raises(loan_errors.LoanTermsError, match="expired"):
+        system.desk.check_acceptance(t, system.accept(t, deadline=system.now() - 1))
+    garbage = system.accept(t).__class__(0, system.now() + 60, b"\x00" * 10)
+    with pytest.raises(loan_errors.LoanTermsError, match="not a valid signature"):
+        system.desk.check_acceptance(t, garbage)
+    with pytest.raises(loan_errors.LoanFactoryError) as info:  # the eth_call names the error
+        system.desk.check_issue(t, wrong_signer, system.addr(LENDER))
+    assert info.value.name == "LoanFactoryInvalidAcceptance" and info.value.farmerId == FARMER_ID
+    assert system.desk.acceptance_nonce(FARMER_ID) == 0  # nothing was sent

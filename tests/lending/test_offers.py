@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from indexer.db import make_engine, migrate
 from lending.credit.access import (
     AccessOutcome,
     MappingProfileReader,
@@ -25,8 +26,17 @@ from lending.errors import (
     LoanOfferError,
     PrincipalOverLimitError,
 )
-from lending.loans.disbursement import ConfirmationMode
-from lending.loans.offers import DECISION_VALID_DAYS, escrow_terms, offer_disclosure
+from lending.loans.disbursement import Acceptance, ConfirmationMode, apr_bps
+from lending.loans.offers import (
+    DECISION_VALID_DAYS,
+    OfferExistsError,
+    OfferStateError,
+    OfferStore,
+    escrow_terms,
+    offer_disclosure,
+    terms_from_json,
+    terms_to_json,
+)
 
 FARMER = "0x" + "ab" * 32
 LENDER = "0x" + "1f" * 20
@@ -85,7 +95,7 @@ def test_an_approved_decision_becomes_its_disclosure_and_escrow_terms():
         APPROVED,
         disclosure,
         budgets,
-        now=now,
+        chain_time=int(now.timestamp()) + 1_000,  # the chain's clock, not the server's
         draw_days=60,
         mode=ConfirmationMode.MERCHANT_CONFIRMS,
         farmer_wallet=WALLET,
@@ -94,7 +104,11 @@ def test_an_approved_decision_becomes_its_disclosure_and_escrow_terms():
     assert terms.farmer_id == bytes.fromhex(FARMER[2:]) and terms.farmer == WALLET
     assert terms.principal_fen == 500_000 and dict(terms.budgets_fen) == budgets
     assert terms.total_due_fen == disclosure.total_repayment_fen
-    assert terms.draw_deadline == int(now.timestamp()) + 60 * 86_400
+    assert terms.draw_deadline == int(now.timestamp()) + 1_000 + 60 * 86_400
+    assert terms.apr_bps == apr_bps(disclosure.apr_regz_pct) > 0
+    chain_later = now + timedelta(days=40)  # the demo moved the chain forward
+    later = offer_disclosure(APPROVED, budgets, now=now, chain_now=chain_later)
+    assert later.start == chain_later.date()  # the schedule starts on the chain's date
     assert terms.mode is ConfirmationMode.MERCHANT_CONFIRMS
 
 
@@ -163,3 +177,44 @@ def test_consent_fails_closed():
         _read(_Broken(), log)
     assert isinstance(info.value.__cause__, RuntimeError)
     assert log.entries == []  # consent unproven: nothing was read
+
+
+# ---------------------------------------------------------------- stored offers
+
+
+def _offer_terms(now: datetime):
+    budgets = {"fertilizer": 300_000, "seedlings": 200_000}
+    disclosure = offer_disclosure(APPROVED, budgets, now=now)
+    terms = escrow_terms(
+        APPROVED,
+        disclosure,
+        budgets,
+        chain_time=int(now.timestamp()),
+        draw_days=30,
+        mode=ConfirmationMode.IMMEDIATE,
+        farmer_wallet=WALLET,
+        lender=LENDER,
+    )
+    return terms, disclosure
+
+
+def test_one_decision_gives_one_offer_on_a_real_database(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'offers.db'}")
+    migrate(engine)
+    store = OfferStore(engine)
+    terms, disclosure = _offer_terms(DECIDED + timedelta(days=1))
+    offer = store.create(APPROVED.decision_id, terms, disclosure)
+    assert offer.status == "offered" and offer.terms == terms and offer.disclosure == disclosure
+    assert terms_from_json(terms_to_json(terms)) == terms
+    with pytest.raises(OfferExistsError, match="one decision gives one loan"):
+        store.create(APPROVED.decision_id, terms, disclosure)
+    accepted = store.record_acceptance(offer.offer_id, Acceptance(0, 99, b"\x01" * 65))
+    assert accepted.status == "accepted" and accepted.acceptance == Acceptance(0, 99, b"\x01" * 65)
+    issued = store.record_issue(offer.offer_id, "0x" + "12" * 20, 7, "0x" + "ab" * 32)
+    assert issued.status == "issued" and issued.loan_id == 7
+    with pytest.raises(OfferStateError, match="already a loan"):
+        store.record_acceptance(offer.offer_id, Acceptance(1, 99, b"\x01" * 65))
+    assert [o.offer_id for o in store.for_farmer(FARMER.upper().replace("0X", "0x"))] == [
+        offer.offer_id
+    ]
+    assert store.get("nope") is None
