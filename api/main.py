@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import RequestResponseEndpoint
@@ -19,6 +19,7 @@ from api.core.db import service_engine
 from api.core.follower import Follower
 from api.core.limits import BodyGuard, RateLimiter, RateLimitMiddleware
 from api.core.metrics import HTTP_REQUESTS, count_transactions
+from api.core.query import reject_unknown_query
 from api.core.settings import ApiSettings, get_settings
 from api.farmers import routes as farmer_routes
 from api.lenders import pages as lender_pages
@@ -72,6 +73,7 @@ def create_app(
         description=DESCRIPTION,
         lifespan=_lifespan,
         responses=errors.RESPONSES,
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.settings = settings
     app.state.engine = engine

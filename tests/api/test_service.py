@@ -101,3 +101,12 @@ def test_openapi_lists_admin_routes(client):
     spec = client.get("/openapi.json").json()
     assert "/admin/organisations" in spec["paths"]
     assert "X-API-Key" in str(spec["components"]["securitySchemes"])
+
+
+def test_an_unknown_query_parameter_of_a_json_route_is_422(client, admin_headers):
+    typo = client.get("/admin/organisations?limt=5", headers=admin_headers)
+    assert typo.status_code == 422, typo.text
+    (problem,) = typo.json()["detail"]
+    assert problem["loc"] == ["query", "limt"] and "limit" in problem["msg"]
+    assert client.get("/admin/organisations?limit=5", headers=admin_headers).status_code == 200
+    assert client.get("/login?next=x").status_code == 200, "pages take what browsers add"
