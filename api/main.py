@@ -20,6 +20,7 @@ from api.core.follower import Follower
 from api.core.limits import BodyGuard, RateLimiter, RateLimitMiddleware
 from api.core.metrics import HTTP_REQUESTS, count_transactions
 from api.core.settings import ApiSettings, get_settings
+from api.farmers import pages as farmer_pages
 from api.farmers import routes as farmer_routes
 from api.lenders import pages as lender_pages
 from api.lenders import routes as lender_routes
@@ -47,6 +48,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     cooperative_pages.router,
     lender_pages.router,
     merchant_pages.router,
+    farmer_pages.router,
 )
 DESCRIPTION = """
 Supply-chain lending for tea cooperatives. Every organisation calls with its `X-API-Key`.
