@@ -55,6 +55,10 @@ class ReasonOut(BaseModel):
     points: int
     max_points: int
     points_lost: int
+    text_zh: str
+    text_en: str
+    improve_zh: str
+    improve_en: str
 
 
 class NoteOut(BaseModel):
