@@ -313,11 +313,15 @@ def offer_detail(session: Session, engine: Engine, org: Organisation, offer_id: 
     )
 
 
-def my_offer_details(session: Session, engine: Engine, org: Organisation) -> list[OfferDetail]:
-    """Every offer made to you, newest first, with its status and lender's name."""
+def my_offer_details(
+    session: Session, engine: Engine, org: Organisation, page: PageParams
+) -> Page[OfferDetail]:
+    """The offers made to you, newest first, with their status and lender's name."""
     row = my_farmer(session, org)
-    offers = OfferStore(engine).for_farmer(row.farmer_id)
-    return [offer_detail(session, engine, org, o.offer_id) for o in reversed(offers)]
+    offers = list(reversed(OfferStore(engine).for_farmer(row.farmer_id)))
+    window = offers[page.offset : page.offset + page.limit]
+    items = [offer_detail(session, engine, org, o.offer_id) for o in window]
+    return Page(items=items, total=len(offers), limit=page.limit, offset=page.offset)
 
 
 def quote(

@@ -13,16 +13,17 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import Depends, Form, Query, Request, status
+from fastapi import Depends, Form, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.core.deps import ChainDep, SessionDep, SettingsDep
-from api.core.errors import Invalid
-from api.core.models import Role
+from api.core.errors import Invalid, NotFound
+from api.core.models import Organisation, Role
 from api.core.pages import page_router
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import CHINA, templates
+from api.core.types import MAX_ROW_ID
 from api.farmers import labels, loans, service
 from api.farmers.loans import MAX_TERM_MONTHS
 
@@ -77,7 +78,9 @@ def farmer_home(
     """Home: who I am, my loan (next due, what is left), offers waiting for me."""
     engine = request.app.state.engine
     me = service.farmer_self(session, chain, service.my_farmer(session, page.org))
-    offers = loans.my_offer_details(session, engine, page.org)
+    offers = loans.my_offer_details(
+        session, engine, page.org, PageParams(limit=LIST_LIMIT, offset=0)
+    )
     loan = loans.current_loan(session, engine, chain, page.org)
     context = {"me": me, "offers": offers, "loan": loan}
     return _render(request, "farmer_home.html", context)
@@ -212,3 +215,33 @@ def farmer_privacy(
     consents = service.consents(session, chain, page.org, params)
     reads = loans.profile_reads(session, request.app.state.engine, page.org, params)
     return _render(request, "farmer_privacy.html", {"consents": consents, "reads": reads})
+
+
+@router.get("/farmer/consents/{lender_org_id}/revoke", response_class=HTMLResponse)
+def farmer_revoke_confirm(
+    request: Request,
+    session: SessionDep,
+    page: FarmerPage,
+    lender_org_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+) -> Response:
+    """Before withdrawing a consent: which lender, and what it means."""
+    lender = session.get(Organisation, lender_org_id)
+    if lender is None or lender.role != Role.LENDER:
+        raise NotFound(f"organisation {lender_org_id} is not a lender")
+    context = {"lender": lender, "csrf": page.csrf, "action": "revoke"}
+    return _render(request, "farmer_confirm.html", context)
+
+
+@router.post("/farmer/consents/{lender_org_id}/revoke", response_class=HTMLResponse)
+def farmer_revoke(
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: FarmerPage,
+    lender_org_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+    csrf: Annotated[str, Form(max_length=200)],
+) -> Response:
+    """Withdraw a lender's consent at once (signed with my key, relayed)."""
+    check_csrf(page, csrf)
+    service.revoke(session, chain, settings, page.org, lender_org_id)
+    return _redirect("/farmer/privacy?done=revoked")

@@ -88,13 +88,13 @@ def accept_offer(
     return service.accept_offer(session, engine, chain, org, offer_id, body)
 
 
-@router.get("/me/offer-details", response_model=list[loans.OfferDetail])
+@router.get("/me/offer-details", response_model=Page[loans.OfferDetail])
 def my_offer_details(
-    request: Request, session: SessionDep, org: FarmerOrg
-) -> list[loans.OfferDetail]:
+    request: Request, session: SessionDep, page: PageDep, org: FarmerOrg
+) -> Page[loans.OfferDetail]:
     """Offers made to you, newest first: status (declined too), lender's name, and the decision
     behind each (score, reasons, how the limit was computed)."""
-    return loans.my_offer_details(session, request.app.state.engine, org)
+    return loans.my_offer_details(session, request.app.state.engine, org, page)
 
 
 @router.get("/me/offers/{offer_id}/detail", response_model=loans.OfferDetail)

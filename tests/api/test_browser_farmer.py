@@ -23,6 +23,7 @@ from tests._fixtures import needs_node
 from tests.api.browser import browser_page, screenshot, serve
 from tests.api.test_cooperatives import Org
 from tests.api.test_lenders import Lending, lending  # noqa: F401
+from traceability.consent import ConsentService
 
 pytestmark = needs_node()
 
@@ -66,6 +67,10 @@ def test_farmer_journey_on_a_phone(lending):  # noqa: F811
             at=datetime.now(UTC),
         )
     )
+    granted = http.post(
+        "/farmers/me/consents", json={"lender_org_id": lending.lender.id}, headers=farmer.headers
+    )
+    assert granted.status_code == 201, granted.text
     with serve(lending.world.app) as base, browser_page() as page:
         page.goto(base + "/farmer")
         page.wait_for_selector("#api_key")
@@ -153,6 +158,17 @@ def test_farmer_journey_on_a_phone(lending):  # noqa: F811
         page.click("#lang-zh")
         page.wait_for_selector("#lang-en")
         assert "谁查看了我的档案" in page.inner_text("main")
+        consent = page.locator(".consent")
+        assert consent.count() == 1 and "Enshi Rural Credit Union" in consent.inner_text()
+        consent.locator("a.revoke").click()
+        page.wait_for_selector("#confirm-terms")
+        assert "Enshi Rural Credit Union" in page.inner_text("#confirm-terms")
+        screenshot(page, "farmer-revoke-confirm")
+        page.click("#confirm")
+        page.wait_for_selector("#done")
+        assert page.locator("a.revoke").count() == 0
+    lender = lending.lender.address
+    assert ConsentService(chain).expiry(bytes.fromhex(fid[2:]), lender) == 0  # on chain
 
 
 def _login(lending: Lending, org: Org) -> TestClient:  # noqa: F811

@@ -52,7 +52,8 @@ def test_offer_quote_accept_loan_repay(lending):  # noqa: F811
 
     offers = http.get("/farmers/me/offer-details", headers=h)
     assert offers.status_code == 200, offers.text
-    (shown,) = offers.json()
+    assert offers.json()["total"] == 1
+    (shown,) = offers.json()["items"]
     assert shown["offer_id"] == offer_id and shown["status"] == "offered"
     assert shown["lender_name"] == "Enshi Rural Credit Union" and not shown["declined"]
     why = shown["explanation"]
