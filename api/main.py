@@ -21,6 +21,7 @@ from api.core.limits import BodyGuard, RateLimiter, RateLimitMiddleware
 from api.core.metrics import HTTP_REQUESTS, count_transactions
 from api.core.query import reject_unknown_query
 from api.core.settings import ApiSettings, get_settings
+from api.farmers import pages as farmer_pages
 from api.farmers import routes as farmer_routes
 from api.lenders import pages as lender_pages
 from api.lenders import routes as lender_routes
@@ -48,6 +49,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     cooperative_pages.router,
     lender_pages.router,
     merchant_pages.router,
+    farmer_pages.router,
 )
 DESCRIPTION = """
 Supply-chain lending for tea cooperatives. Every organisation calls with its `X-API-Key`.
