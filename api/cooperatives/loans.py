@@ -484,3 +484,43 @@ def order_file(
         errors=sum(r.outcome == "error" for r in rows),
         rows=rows,
     )
+
+
+class PreviewRow(BaseModel):
+    """A row of an order file as the clerk will send it (names, not ids), or its problem."""
+
+    row: int
+    member: str
+    merchant: str
+    category: str
+    amount_fen: int | None
+    invoice: str
+    problem: str = ""
+
+
+def preview_rows(session: Session, coop: Organisation, content: bytes) -> list[PreviewRow]:
+    """The file's rows with member and merchant names; nothing is sent."""
+    names = _merchant_names(session)
+    previews = []
+    for number, raw in enumerate(_rows(content), start=2):
+        cell = {c: (raw.get(c) or "").strip() for c in CSV_COLUMNS}
+        row = PreviewRow(
+            row=number,
+            member=cell["member"],
+            merchant=cell["merchant"],
+            category=cell["category"],
+            amount_fen=None,
+            invoice=cell["invoice"],
+        )
+        try:
+            member = _member_of(session, coop, cell["member"])
+            row.member = member.name or f"{member.farmer_id[:10]}…"
+            address = find_merchant(session, cell["merchant"])
+            row.merchant = names.get(address.lower(), address)
+            row.amount_fen = yuan_to_fen(cell["amount_yuan"])
+            if not cell["invoice"]:
+                raise Invalid("the invoice number is missing")
+        except Invalid as exc:
+            row.problem = exc.detail
+        previews.append(row)
+    return previews

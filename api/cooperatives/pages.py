@@ -220,3 +220,8 @@ def coop_upload_harvests(
             upload_error=detail_of(exc),
         )
     return _dashboard(request, session, chain, settings, page, upload=upload)
+
+
+from api.cooperatives import loan_pages  # noqa: E402 - the loan pages share this router
+
+router.include_router(loan_pages.router)
