@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from api.cooperatives import loans
+from api.cooperatives import loans, members
 from api.cooperatives.labels import LABELS
 from api.cooperatives.loans import MemberLoanDetail, OrderCreate
+from api.cooperatives.schemas import FarmerCreate, FarmerPublic, PlotCreate
 from api.core.deps import ChainDep, SessionDep, SettingsDep
 from api.core.errors import ROOTS, Invalid, detail_of, status_of
-from api.core.models import Organisation, Role
+from api.core.ids import hex32
+from api.core.models import Farmer, Organisation, Plot, Role
 from api.core.pages import page_router
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import templates
+from api.core.types import mask_national_id
 from chain.client import ChainClient
 from lending.loans.contracts import MERCHANT_CATEGORIES
 
@@ -240,3 +244,173 @@ def coop_orders_send(
     listed = loans.list_member_loans(session, chain, page.org, PageParams(limit=500, offset=0))
     return _render(request, page, "coop_loans.html", loans=listed, batch=batch, preview=None,
                    upload_error=error)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ members
+
+
+def _wallet_choices(session: Session) -> list[Organisation]:
+    """Farmer organisations not yet any member's wallet (the farmer's own login and wallet)."""
+    taken = {f.wallet_org_id for f in session.exec(select(Farmer)).all() if f.wallet_org_id}
+    query = select(Organisation).where(Organisation.role == Role.FARMER)
+    return [o for o in session.exec(query).all() if o.active and o.id not in taken]
+
+
+def _members_page(request: Request, session: Session, page: PageSession, code: int = 200,
+                  **extra: Any) -> HTMLResponse:  # fmt: skip
+    """Members with their member numbers and plots, and the registration forms."""
+    members = session.exec(
+        select(Farmer).where(Farmer.cooperative_id == page.org.id).order_by(col(Farmer.id))
+    ).all()
+    plots = session.exec(select(Plot).where(Plot.cooperative_id == page.org.id)).all()
+    by_farmer: dict[str, list[Plot]] = {}
+    for plot in plots:
+        by_farmer.setdefault(plot.farmer_id, []).append(plot)
+    context = {"members": [FarmerPublic.of(m) for m in members], "plots": by_farmer,
+               "wallets": _wallet_choices(session), "form": {}, "errors": [], **extra}  # fmt: skip
+    return _render(request, page, "coop_members.html", code, **context)
+
+
+@router.get("/coop/members", response_class=HTMLResponse)
+def coop_members(request: Request, session: SessionDep, page: CoopPage) -> HTMLResponse:
+    """Members (number, name, plots); register a member or a plot."""
+    return _members_page(request, session, page)
+
+
+def _farmer_body(form: dict[str, str]) -> FarmerCreate:
+    """The registration the form describes (Invalid with what is wrong)."""
+    try:
+        wallet = int(form["farmer_org_id"]) if form["farmer_org_id"].strip() else None
+        return FarmerCreate(name=form["name"], national_id=form["national_id"],
+                            farmer_org_id=wallet)  # fmt: skip
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise Invalid(f"{first['loc'][0]}: {first['msg']}") from exc
+    except ValueError as exc:
+        raise Invalid("choose the farmer's wallet from the list") from exc
+
+
+FarmerForm = Annotated[str, Form(max_length=120)]
+
+
+@router.post("/coop/members/confirm", response_class=HTMLResponse)
+def coop_member_confirm(
+    request: Request,
+    session: SessionDep,
+    page: CoopPage,
+    name: FarmerForm,
+    national_id: Annotated[str, Form(max_length=40)],
+    csrf: Csrf,
+    farmer_org_id: Annotated[str, Form(max_length=20)] = "",
+) -> HTMLResponse:
+    """Step 1 of a registration: what will be registered, and a confirm button."""
+    check_csrf(page, csrf)
+    form = {"name": name, "national_id": national_id, "farmer_org_id": farmer_org_id}
+    try:
+        body = _farmer_body(form)
+    except ROOTS as exc:
+        return _members_page(request, session, page, status_of(exc), form=form,
+                             errors=[detail_of(exc)])  # fmt: skip
+    wallet = session.get(Organisation, body.farmer_org_id) if body.farmer_org_id else None
+    return _render(request, page, "coop_confirm.html", what="farmer", form=form,
+                   masked=mask_national_id(body.national_id),
+                   wallet_name=wallet.name if wallet else None,
+                   action="/coop/members", back="/coop/members")  # fmt: skip
+
+
+@router.post("/coop/members", response_class=HTMLResponse)
+def coop_member_register(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: CoopPage,
+    name: FarmerForm,
+    national_id: Annotated[str, Form(max_length=40)],
+    csrf: Csrf,
+    farmer_org_id: Annotated[str, Form(max_length=20)] = "",
+) -> HTMLResponse:
+    """Step 2: register the member on chain (pseudonym) and here (name, id)."""
+    check_csrf(page, csrf)
+    form = {"name": name, "national_id": national_id, "farmer_org_id": farmer_org_id}
+    try:
+        made = members.register_farmer(session, chain, settings, page.org, _farmer_body(form))
+    except ROOTS as exc:
+        session.rollback()
+        return _members_page(request, session, page, status_of(exc), form=form,
+                             errors=[detail_of(exc)])  # fmt: skip
+    return _members_page(request, session, page, registered=made)
+
+
+def _plot_body(form: dict[str, str]) -> PlotCreate:
+    """The plot the form describes: area in mu (two decimals)."""
+    try:
+        area = Decimal(form["area_mu"].strip()) * 100
+        if not area.is_finite() or area != area.to_integral_value() or area <= 0:
+            raise InvalidOperation(form["area_mu"])
+        return PlotCreate(farmer_id=form["farmer_id"], land_reference=form["land_reference"],
+                          area_centi_mu=int(area), label=form["label"].strip() or None,
+                          location=form["location"].strip() or None)  # fmt: skip
+    except (InvalidOperation, OverflowError) as exc:
+        raise Invalid("面积以亩计，最多两位小数 · area in mu, at most two decimals") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise Invalid(f"{first['loc'][0]}: {first['msg']}") from exc
+
+
+PlotForm = Annotated[str, Form(max_length=128)]
+
+
+@router.post("/coop/plots/confirm", response_class=HTMLResponse)
+def coop_plot_confirm(
+    request: Request,
+    session: SessionDep,
+    chain: ChainDep,
+    page: CoopPage,
+    farmer_id: Annotated[str, Form(max_length=66)],
+    land_reference: PlotForm,
+    area_mu: Annotated[str, Form(max_length=20)],
+    csrf: Csrf,
+    label: Annotated[str, Form(max_length=60)] = "",
+    location: Annotated[str, Form(max_length=500)] = "",
+) -> HTMLResponse:
+    """Step 1 of a plot registration: what will be registered, and a confirm button."""
+    check_csrf(page, csrf)
+    form = {"farmer_id": farmer_id, "land_reference": land_reference, "area_mu": area_mu,
+            "label": label, "location": location}  # fmt: skip
+    try:
+        body = _plot_body(form)
+        member = members.own_farmer(session, chain, page.org, hex32(body.farmer_id))
+    except ROOTS as exc:
+        return _members_page(request, session, page, status_of(exc), plot_form=form,
+                             errors=[detail_of(exc)])  # fmt: skip
+    return _render(request, page, "coop_confirm.html", what="plot", form=form,
+                   member_name=member.name or f"{member.farmer_id[:10]}…",
+                   action="/coop/plots", back="/coop/members")  # fmt: skip
+
+
+@router.post("/coop/plots", response_class=HTMLResponse)
+def coop_plot_register(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: CoopPage,
+    farmer_id: Annotated[str, Form(max_length=66)],
+    land_reference: PlotForm,
+    area_mu: Annotated[str, Form(max_length=20)],
+    csrf: Csrf,
+    label: Annotated[str, Form(max_length=60)] = "",
+    location: Annotated[str, Form(max_length=500)] = "",
+) -> HTMLResponse:
+    """Step 2: register the plot on chain and here."""
+    check_csrf(page, csrf)
+    form = {"farmer_id": farmer_id, "land_reference": land_reference, "area_mu": area_mu,
+            "label": label, "location": location}  # fmt: skip
+    try:
+        made = members.register_plot(session, chain, settings, page.org, _plot_body(form))
+    except ROOTS as exc:
+        session.rollback()
+        return _members_page(request, session, page, status_of(exc), plot_form=form,
+                             errors=[detail_of(exc)])  # fmt: skip
+    return _members_page(request, session, page, plot_registered=made)

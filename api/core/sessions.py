@@ -46,6 +46,7 @@ HOME_PAGES = {Role.COOPERATIVE: "/coop"}
 NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
     Role.COOPERATIVE: (
         ("/coop", "合作社工作台", "Cooperative desk"),
+        ("/coop/members", "社员", "Members"),
         ("/coop/loans", "社员贷款", "Members' loans"),
     ),
     Role.MERCHANT: (("/merchant/payments", "收款记录", "Payments received"),),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from api.core.models import Role
 from tests._fixtures import needs_node
 from tests.api.browser import browser_page, screenshot, serve
+from tests.api.test_cooperatives import resident_id
 from tests.api.test_cooperatives_loans import _balance, agent  # noqa: F401
 from tests.api.test_lenders import lending  # noqa: F401
 
@@ -101,3 +102,51 @@ def test_clerk_pays_invoices_from_members_loans(lending, agent):  # noqa: F811
         page.wait_for_load_state()
         response = page.goto(f"{base}/coop/loans/{immediate.escrow}")
         assert response is not None and response.status == 403
+
+
+def test_clerk_registers_a_member_and_a_plot(lending):  # noqa: F811
+    coop = lending.world.org(Role.COOPERATIVE, "茶园新村合作社")
+    wallet = lending.world.org(Role.FARMER, "刘小梅的钱包")
+    national_id = resident_id()
+    with serve(lending.world.app) as base, browser_page() as page:
+        page.goto(base + "/login")
+        page.fill("#api_key", coop.key)
+        page.click("#login")
+        page.wait_for_selector("#no-plots")
+        page.click("#no-plots a")
+        page.wait_for_selector("#member-form")
+        assert page.locator("#no-members").is_visible()
+        page.fill("#name", "刘小梅")
+        page.fill("#national_id", national_id)
+        page.select_option("#farmer_org_id", str(wallet.id))
+        page.click("#member-next")
+        page.wait_for_selector("#confirm")
+        assert page.inner_text("#confirm-name") == "刘小梅"
+        assert national_id not in page.inner_text("#confirm")  # masked on screen
+        screenshot(page, "coop-member-confirm")
+        page.click("#confirm-yes")
+        page.wait_for_selector("#member-registered")
+        number = page.locator("#members .member").first.get_attribute("data-member")
+        assert number and number in page.inner_text("#member-registered")
+        page.fill("#land_reference", "鄂恩施-合同-0042")
+        page.fill("#area_mu", "3.5")
+        page.fill("#label", "后山茶园")
+        page.click("#plot-next")
+        page.wait_for_selector("#confirm")
+        assert page.inner_text("#confirm-member") == "刘小梅"
+        page.click("#confirm-yes")
+        page.wait_for_selector("#plot-registered")
+        member = page.inner_text("#members")
+        assert "后山茶园" in member and "3.5 亩" in member and "0x" not in member
+        screenshot(page, "coop-members")
+        page.goto(base + "/coop")
+        page.wait_for_selector("#harvest-form")
+        assert "刘小梅 · 后山茶园" in page.inner_text("#plot_id")
+        # the same person twice: refused with the reason, on the page
+        page.goto(base + "/coop/members")
+        page.fill("#name", "刘小梅")
+        page.fill("#national_id", national_id)
+        page.click("#member-next")
+        page.click("#confirm-yes")
+        page.wait_for_selector("#errors")
+        assert "already registered" in page.inner_text("#errors")
