@@ -24,7 +24,9 @@ def test_clerk_pays_invoices_from_members_loans(lending, agent):  # noqa: F811
         page.fill("#api_key", coop.key)
         page.click("#login")
         page.wait_for_selector("#harvest-form, #no-plots")
-        page.click("text=社员贷款")
+        assert int(page.inner_text("#work-loans")) >= 2  # the home shows the loans' work
+        screenshot(page, "coop-home-work")
+        page.click("#nav >> text=社员贷款")
         page.wait_for_selector("#loans")
         card = page.locator(f"a[data-escrow='{immediate.escrow}']")
         assert "周九" in card.inner_text() and "使用中" in card.inner_text()
