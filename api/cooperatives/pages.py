@@ -230,7 +230,7 @@ def coop_upload_harvests(
     """Record a CSV/JSON harvest file and show each row's fate."""
     check_csrf(page, csrf)
     try:
-        parsed = parse_upload(file.filename or "", file.file.read())
+        parsed = parse_upload(file.filename or "", file.file.read(), session, page.org)
         upload = submit_harvests(session, chain, settings, page.org, parsed)
     except ROOTS as exc:
         return _dashboard(

@@ -136,9 +136,11 @@ def upload_harvests(
     """Record a CSV/JSON file: invalid rows are listed in `errors`, valid rows are recorded.
 
     Columns: farmer, plot, grams, grade, picked_at, and optionally record_ref and data_hash
-    (the format of `tealedger harvest`). Uploading the same file again records nothing twice.
+    (the format of `tealedger harvest`); in a CSV, `farmer` may be the member number and `plot`
+    the plot's name, as the members page shows them. Uploading the same file again records
+    nothing twice.
     """
-    parsed = harvests.parse_upload(file.filename or "", file.file.read())
+    parsed = harvests.parse_upload(file.filename or "", file.file.read(), session, coop)
     return harvests.submit_harvests(session, chain, settings, coop, parsed)
 
 
