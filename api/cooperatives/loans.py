@@ -42,6 +42,9 @@ from lending.loans.history import LoanHistory, OrderLine, days_past_due, loan_hi
 from lending.loans.invoices import invoice_hash
 
 MAX_ORDER_ROWS = 500
+# What provisioning gives an organisation on development chains (api/admin/chain_roles.py).
+DEV_GAS_WEI = 10 * 10**18
+DEV_GAS_FLOOR_WEI = 10**18
 CSV_COLUMNS = ("member", "merchant", "category", "amount_yuan", "invoice")
 _NAMES = {category_id(name): name for name in MERCHANT_CATEGORIES}
 
@@ -293,9 +296,14 @@ def _signer(session: Session, coop: Organisation, member: Farmer, state: LoanSta
 
 
 def _sender(chain: ChainClient, settings: ApiSettings, signer: _Signer):  # noqa: ANN202
-    """A sender signing as the signer; 409 when its wallet has no gas to pay with."""
+    """A sender signing as the signer. On development chains a farmer's wallet gets gas from the
+    platform's account as provisioning would give it; elsewhere a wallet without gas is 409."""
     account = org_account(settings, signer.org)
-    if chain.w3.eth.get_balance(account.address) == 0:
+    balance = chain.w3.eth.get_balance(account.address)
+    if balance < DEV_GAS_FLOOR_WEI and settings.environment != "production":
+        platform = chain.sender(0)
+        platform.transact({"to": account.address, "value": DEV_GAS_WEI}, gas=21_000)
+    elif balance == 0:
         raise Conflict(
             f"the {signer.role}'s wallet {account.address} has no gas: the platform must fund it "
             "(POST /admin/organisations/{id}/provision)"

@@ -44,7 +44,8 @@ def _member_loan(lending: Lending, confirmation: str) -> MemberLoan:  # noqa: F8
     """Offered by the lender, accepted by the farmer's own signature, issued and funded."""
     http = lending.http
     farmer, fid = _member_farmer(lending)
-    _provision(lending, farmer)
+    if confirmation == "merchant":  # the other wallet gets its gas from the service (dev)
+        _provision(lending, farmer)
     decision_id = lending.decision_for(fid).decision_id
     body = {"budgets_fen": {"fertilizer": 300_000, "seedlings": 200_000},
             "confirmation": confirmation}  # fmt: skip
