@@ -10,6 +10,8 @@ only each lot's receipt number (`registry_harvest_ref`), which the chain holds o
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,13 +29,13 @@ from api.core.chain import recording_service
 from api.core.errors import ROOTS, Forbidden, Invalid, NotFound, Restated, detail_of, revert_of
 from api.core.ids import hex32, parse_id
 from api.core.indexed import indexed_block, indexed_read
-from api.core.models import HarvestRef, Organisation
+from api.core.models import Farmer, HarvestRef, Organisation, Plot
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
 from api.core.types import Id32, Int
 from chain.client import ChainClient
 from indexer.models import Harvest, RawEvent
-from traceability.files import RowError, read_harvest_bytes
+from traceability.files import RowError, decode_text, read_harvest_bytes
 from traceability.models import (
     EARLIEST_HARVEST,
     UINT64_MAX,
@@ -125,14 +127,43 @@ def harvests_from_body(items: Sequence[HarvestIn]) -> _Parsed:
     )
 
 
-def parse_upload(filename: str, content: bytes) -> _Parsed:
-    """Rows of an uploaded .csv or .json harvest file (traceability.files rules)."""
+def _names_to_ids(session: Session, coop: Organisation, content: bytes, name: str) -> bytes:
+    """A CSV whose `farmer` cells may be member numbers and `plot` cells plot names (what the
+    clerk sees on the members page), rewritten with the ids; other cells are left as they are."""
+    text = decode_text(content, name)
+    reader = csv.DictReader(io.StringIO(text))
+    fields = list(reader.fieldnames or [])
+    if "farmer" not in fields or "plot" not in fields:
+        return content
+    rows = session.exec(select(Farmer).where(Farmer.cooperative_id == coop.id)).all()
+    members = {str(f.id): f.farmer_id for f in rows}
+    plots = session.exec(select(Plot).where(Plot.cooperative_id == coop.id)).all()
+    labels = {(p.farmer_id, p.label.strip()): p.plot_id for p in plots if p.label}
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in reader:
+        farmer = (row.get("farmer") or "").strip()
+        row["farmer"] = members.get(farmer, farmer)
+        plot = (row.get("plot") or "").strip()
+        row["plot"] = labels.get((row["farmer"].lower(), plot), plot)
+        writer.writerow({k: v for k, v in row.items() if k is not None})
+    return out.getvalue().encode()
+
+
+def parse_upload(
+    filename: str, content: bytes, session: Session | None = None, coop: Organisation | None = None
+) -> _Parsed:
+    """Rows of an uploaded .csv or .json harvest file (traceability.files rules); with the
+    cooperative, a CSV may name farmers by member number and plots by name."""
     suffix = Path(filename or "").suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
         raise Invalid(
             f"harvest files are .csv or .json, not {suffix or 'a file without extension'}"
         )
     name = Path(filename).name or "the uploaded file"
+    if suffix == ".csv" and session is not None and coop is not None:
+        content = _names_to_ids(session, coop, content, name)
     # InvalidRecordError: not text, missing or unknown columns
     rows, errors = read_harvest_bytes(content, suffix, name)
     return _Parsed([r.record for r in rows], [r.where for r in rows], errors)

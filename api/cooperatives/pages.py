@@ -22,6 +22,8 @@ from api.cooperatives.harvests import (
     parse_upload,
     submit_harvests,
 )
+from api.cooperatives.labels import LABELS
+from api.cooperatives.loans import list_member_loans
 from api.core.deps import ChainDep, SessionDep, SettingsDep
 from api.core.errors import ROOTS, detail_of, status_of
 from api.core.links import base_url
@@ -88,7 +90,14 @@ def _dashboard(
         base_url(request, settings.public_base_url),
     )
     now = datetime.now(CHINA).replace(second=0, microsecond=0, tzinfo=None)
+    farmers = session.exec(select(Farmer).where(Farmer.cooperative_id == coop.id)).all()
+    plots = session.exec(select(Plot).where(Plot.cooperative_id == coop.id)).all()
     context = {
+        "members": len(farmers),
+        "farmer_names": {f.farmer_id: f.name for f in farmers if f.name},
+        "plot_labels": {p.plot_id: p.label for p in plots if p.label},
+        "work": _loan_work(session, chain, coop),
+        "L": LABELS,
         "coop": coop,
         "csrf": page.csrf,
         "plots": _plot_choices(session, coop),
@@ -102,6 +111,20 @@ def _dashboard(
         **extra,
     }
     return templates.TemplateResponse(request, "coop_home.html", context, code)
+
+
+def _loan_work(session: Session, chain: ChainClient, coop: Organisation) -> dict[str, int] | None:
+    """Members' open loans at a glance (None where the lending contracts are not deployed)."""
+    try:
+        listed = list_member_loans(session, chain, coop, PageParams(limit=500, offset=0))
+    except ROOTS:
+        return None
+    return {
+        "loans": listed.total,
+        "owed_fen": sum(loan.outstanding_fen for loan in listed.items),
+        "left_fen": sum(loan.available_fen for loan in listed.items),
+        "late": sum(1 for loan in listed.items if loan.days_past_due > 0),
+    }
 
 
 @router.get("/coop", response_class=HTMLResponse)
@@ -207,7 +230,7 @@ def coop_upload_harvests(
     """Record a CSV/JSON harvest file and show each row's fate."""
     check_csrf(page, csrf)
     try:
-        parsed = parse_upload(file.filename or "", file.file.read())
+        parsed = parse_upload(file.filename or "", file.file.read(), session, page.org)
         upload = submit_harvests(session, chain, settings, page.org, parsed)
     except ROOTS as exc:
         return _dashboard(
@@ -220,3 +243,8 @@ def coop_upload_harvests(
             upload_error=detail_of(exc),
         )
     return _dashboard(request, session, chain, settings, page, upload=upload)
+
+
+from api.cooperatives import loan_pages  # noqa: E402 - the loan pages share this router
+
+router.include_router(loan_pages.router)

@@ -11,10 +11,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, File, Query, UploadFile, status
+from fastapi import APIRouter, Body, Depends, File, Path, Query, Response, UploadFile, status
 
-from api.cooperatives import harvests, members
+from api.cooperatives import harvests, loans, members
 from api.cooperatives.harvests import MAX_HARVEST_BATCH, HarvestIn, HarvestLots, HarvestSubmission
+from api.cooperatives.loans import (
+    MemberLoan,
+    MemberLoanDetail,
+    OrderBatch,
+    OrderCreate,
+    OrderPlaced,
+    OrderPublic,
+)
 from api.cooperatives.schemas import (
     FarmerCreate,
     FarmerPublic,
@@ -28,11 +36,14 @@ from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.links import BaseUrlDep
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
-from api.core.types import Id32Path
+from api.core.types import MAX_ROW_ID, Id32Path
 
 router = APIRouter(prefix="/cooperatives", tags=["cooperatives"])
 
 CoopOrg = Annotated[Organisation, Depends(require_role(Role.COOPERATIVE))]
+EscrowPath = Annotated[
+    str, Path(min_length=42, max_length=42, pattern="^0x[0-9a-fA-F]{40}$", description="escrow")
+]
 HarvestBatch = Annotated[
     list[HarvestIn], Body(min_length=1, max_length=MAX_HARVEST_BATCH, description="records")
 ]
@@ -125,9 +136,11 @@ def upload_harvests(
     """Record a CSV/JSON file: invalid rows are listed in `errors`, valid rows are recorded.
 
     Columns: farmer, plot, grams, grade, picked_at, and optionally record_ref and data_hash
-    (the format of `tealedger harvest`). Uploading the same file again records nothing twice.
+    (the format of `tealedger harvest`); in a CSV, `farmer` may be the member number and `plot`
+    the plot's name, as the members page shows them. Uploading the same file again records
+    nothing twice.
     """
-    parsed = harvests.parse_upload(file.filename or "", file.file.read())
+    parsed = harvests.parse_upload(file.filename or "", file.file.read(), session, coop)
     return harvests.submit_harvests(session, chain, settings, coop, parsed)
 
 
@@ -155,3 +168,78 @@ def get_lot(
 ) -> HarvestLotPublic:
     """One of your harvest lots."""
     return harvests.lot_detail(session, chain, settings, coop, lot, base)
+
+
+# ------------------------------------------------------------------------------------ loans
+
+OrderIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the order's number")]
+
+
+@router.get("/loans", response_model=Page[MemberLoan])
+def list_member_loans(
+    session: SessionDep, chain: ChainDep, page: PageDep, coop: CoopOrg
+) -> Page[MemberLoan]:
+    """Your members' open loans: drawn, reserved, left to draw, repaid and what is due."""
+    return loans.list_member_loans(session, chain, coop, page)
+
+
+@router.get("/loans/{escrow}", response_model=MemberLoanDetail)
+def get_member_loan(
+    escrow: EscrowPath, session: SessionDep, chain: ChainDep, coop: CoopOrg
+) -> MemberLoanDetail:
+    """One of your members' loans with its payment orders (403 another cooperative's)."""
+    return loans.loan_detail(session, chain, coop, escrow)
+
+
+@router.post("/loans/{escrow}/orders", response_model=OrderPlaced, status_code=201)
+def order_payment(
+    escrow: EscrowPath,
+    body: OrderCreate,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    coop: CoopOrg,
+) -> OrderPlaced:
+    """Pay an approved merchant's invoice from a member's loan, as the member's agent.
+
+    201 with the new order; 200 with the existing order when this invoice was already ordered
+    (nothing sent). 409 with the contract's reason when it refuses (merchant not approved for
+    the category, over budget, past the draw window, loan not active).
+    """
+    placed = loans.place_order(session, chain, settings, coop, escrow, body)
+    if not placed.created:
+        response.status_code = status.HTTP_200_OK
+    return placed
+
+
+@router.post("/loans/{escrow}/orders/{order_id}/cancel", response_model=OrderPublic)
+def cancel_order(
+    escrow: EscrowPath,
+    order_id: OrderIdPath,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    coop: CoopOrg,
+) -> OrderPublic:
+    """Cancel a reserved order: before the merchant accepted it, or 14 days after (409 else)."""
+    return loans.cancel_order(session, chain, settings, coop, escrow, order_id)
+
+
+@router.post("/orders/upload", response_model=OrderBatch)
+def upload_orders(
+    file: Annotated[
+        UploadFile, File(description="CSV: member,merchant,category,amount_yuan,invoice")
+    ],
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    coop: CoopOrg,
+) -> OrderBatch:
+    """Order a CSV of invoices: each row's outcome (ordered, duplicate, error with the reason).
+
+    `member` is the member number of the members page (or the 0x farmer id); `merchant` the
+    merchant's organisation id, exact name or address; the row's member's open loan pays.
+    Uploading the same file again orders nothing twice (the invoice is the key).
+    """
+    return loans.order_file(session, chain, settings, coop, file.file.read())

@@ -38,6 +38,9 @@ class FarmerPublic(BaseModel):
     """A member as its cooperative sees it (national id masked)."""
 
     farmer_id: str
+    member_number: int = PydField(
+        description="the cooperative's number for the member (order files)"
+    )
     name: str | None
     national_id_masked: str | None
     farmer_org_id: int | None
@@ -50,8 +53,10 @@ class FarmerPublic(BaseModel):
     @classmethod
     def of(cls, row: Farmer) -> FarmerPublic:
         """From the stored row."""
+        assert row.id is not None
         return cls(
             farmer_id=row.farmer_id,
+            member_number=row.id,
             name=row.name,
             national_id_masked=mask_national_id(row.national_id),
             farmer_org_id=row.wallet_org_id,

@@ -44,7 +44,11 @@ HOME_PAGES = {Role.COOPERATIVE: "/coop", Role.FARMER: "/farmer"}
 
 # The pages each organisation can open from the navigation bar (Chinese, English).
 NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
-    Role.COOPERATIVE: (("/coop", "合作社工作台", "Cooperative desk"),),
+    Role.COOPERATIVE: (
+        ("/coop", "合作社工作台", "Cooperative desk"),
+        ("/coop/members", "社员", "Members"),
+        ("/coop/loans", "社员贷款", "Members' loans"),
+    ),
     Role.MERCHANT: (("/merchant/payments", "收款记录", "Payments received"),),
     Role.FARMER: (
         ("/farmer", "我的贷款", "My loans"),

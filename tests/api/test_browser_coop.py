@@ -44,6 +44,7 @@ def test_cooperative_records_a_harvest_and_traces_it(world):  # noqa: F811
         assert row.count() == 1
         lot = row.first.get_attribute("data-lot")
         assert "12.50 kg" in row.first.inner_text() and "特级" in row.first.inner_text()
+        assert "黄大姐 · 后山茶园" in row.first.inner_text()  # names, not pseudonyms
         shot = screenshot(page, "coop-harvest-recorded")
 
         csv = (

@@ -674,6 +674,28 @@ def test_csv_upload_reports_row_errors_and_is_idempotent(world, coop):
     assert world.http.post(url, files=files, headers=processor.headers).status_code == 403
 
 
+def test_csv_upload_names_farmers_by_member_number_and_plots_by_name(world, coop):
+    farmer = world.farmer(coop, name="李四")
+    world.plot(coop, farmer["farmer_id"], label="东坡茶园")
+    number = farmer["member_number"]
+    shown = world.http.get(f"/cooperatives/farmers/{farmer['farmer_id']}", headers=coop.headers)
+    assert shown.json()["member_number"] == number
+    picked = "2026-01-05T08:30:00"
+    content = _csv(
+        f"{number},东坡茶园,4000,2,{picked},N-1",
+        f"{number},西坡茶园,4000,2,{picked},N-2",  # no such plot name: the row says so
+    )
+    files = {"file": ("names.csv", content, "text/csv")}
+    url = "/cooperatives/harvests/upload"
+    report = world.http.post(url, files=files, headers=coop.headers).json()
+    assert report["recorded"] == 1 and report["invalid"] == 1, report
+    assert report["errors"][0]["where"] == "line 3" and report["errors"][0]["field"] == "plot"
+    # another cooperative's member numbers are not its own
+    other = world.org(Role.COOPERATIVE, "Other names cooperative")
+    theirs = world.http.post(url, files=files, headers=other.headers).json()
+    assert theirs["recorded"] == 0 and theirs["invalid"] == 2
+
+
 def test_lots_are_listed_newest_first_with_state_and_trace_links(world, coop):
     world.index()
     before = world.http.get("/cooperatives/lots", headers=coop.headers).json()["total"]

@@ -154,7 +154,11 @@ def _fuzz(operation: APIOperation, world: FuzzWorld, mode: GenerationMode) -> No
     def send(case: schemathesis.Case, pick: int) -> None:
         # Revoking the fuzzer's own keys would turn the rest of the run into 401s.
         assume((case.path_parameters or {}).get("key_id") not in world.key_ids)
-        headers = {**(case.headers or {}), **_key_for(case.path, pick, world)}
+        headers = dict(case.headers or {})
+        # A negative case without the key header is one that tests leaving it out: send it
+        # without (401 expected); every other case gets a key of the path's role.
+        if mode is not GenerationMode.NEGATIVE or "X-API-Key" in headers:
+            headers.update(_key_for(case.path, pick, world))
         case.call_and_validate(headers=headers, excluded_checks=list(EXCLUDED_CHECKS))
 
     send()

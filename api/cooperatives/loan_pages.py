@@ -1,0 +1,416 @@
+"""Cooperative pages for members' loans: what is due, paying merchants, cancelling orders.
+
+Every action is two steps: the form posts to a `.../confirm` page that shows what will be sent
+(member, merchant and category by name, amount in yuan) and a confirm button; only that second
+form sends anything. Errors of the first step come back on the same page with what was typed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import Depends, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from api.cooperatives import loans, members
+from api.cooperatives.labels import LABELS
+from api.cooperatives.loans import MemberLoanDetail, OrderCreate
+from api.cooperatives.schemas import FarmerCreate, FarmerPublic, PlotCreate
+from api.core.deps import ChainDep, SessionDep, SettingsDep
+from api.core.errors import ROOTS, Invalid, detail_of, status_of
+from api.core.ids import hex32
+from api.core.models import Farmer, Organisation, Plot, Role
+from api.core.pages import page_router
+from api.core.pagination import PageParams
+from api.core.sessions import PageSession, check_csrf, page_session
+from api.core.templates import templates
+from api.core.types import mask_national_id
+from chain.client import ChainClient
+from lending.loans.contracts import MERCHANT_CATEGORIES
+
+router = page_router()
+CoopPage = Annotated[PageSession, Depends(page_session(Role.COOPERATIVE))]
+Csrf = Annotated[str, Form(max_length=64)]
+MAX_FILE = 256 * 1024
+
+
+def _render(request: Request, page: PageSession, name: str, code: int = 200, **extra: Any):  # noqa: ANN202
+    """A cooperative page with the labels and the form token."""
+    context = {"coop": page.org, "csrf": page.csrf, "L": LABELS, **extra}
+    return templates.TemplateResponse(request, name, context, code)
+
+
+def _merchants(session: Session) -> list[Organisation]:
+    """Active merchant organisations, by name."""
+    query = select(Organisation).where(Organisation.role == Role.MERCHANT)
+    return sorted((m for m in session.exec(query).all() if m.active), key=lambda m: m.name)
+
+
+# ------------------------------------------------------------------------------------ loans
+
+
+@router.get("/coop/loans", response_class=HTMLResponse)
+def coop_loans(
+    request: Request, session: SessionDep, chain: ChainDep, page: CoopPage
+) -> HTMLResponse:
+    """Members' open loans and what is due, and the order file upload."""
+    listed = loans.list_member_loans(session, chain, page.org, PageParams(limit=500, offset=0))
+    return _render(request, page, "coop_loans.html", loans=listed, batch=None, preview=None)
+
+
+def _loan_page(request: Request, session: Session, chain: ChainClient, page: PageSession,
+               escrow: str, code: int = 200, **extra: Any) -> HTMLResponse:  # fmt: skip
+    """A member's loan with the order form."""
+    loan: MemberLoanDetail = loans.loan_detail(session, chain, page.org, escrow)
+    context = {"loan": loan, "merchants": _merchants(session),
+               "categories": MERCHANT_CATEGORIES, "form": {}, "errors": [], **extra}  # fmt: skip
+    return _render(request, page, "coop_loan.html", code, **context)
+
+
+@router.get("/coop/loans/{escrow}", response_class=HTMLResponse)
+def coop_loan(
+    escrow: str, request: Request, session: SessionDep, chain: ChainDep, page: CoopPage
+) -> HTMLResponse:
+    """One member's loan: budgets, orders, what is due; order a payment, cancel an order."""
+    return _loan_page(request, session, chain, page, escrow)
+
+
+def _order_body(session: Session, form: dict[str, str]) -> OrderCreate:
+    """The order the form describes (Invalid with what is wrong)."""
+    try:
+        return OrderCreate(
+            merchant=form["merchant"],
+            category=form["category"],
+            amount_fen=loans.yuan_to_fen(form["amount_yuan"]),
+            invoice=form["invoice"],
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise Invalid(f"{first['loc'][0]}: {first['msg']}") from exc
+
+
+@router.post("/coop/loans/{escrow}/orders/confirm", response_class=HTMLResponse)
+def coop_order_confirm(
+    escrow: str,
+    request: Request,
+    session: SessionDep,
+    chain: ChainDep,
+    page: CoopPage,
+    merchant: Annotated[str, Form(max_length=120)],
+    category: Annotated[str, Form(max_length=64)],
+    amount_yuan: Annotated[str, Form(max_length=20)],
+    invoice: Annotated[str, Form(max_length=64)],
+    csrf: Csrf,
+) -> HTMLResponse:
+    """Step 1: show the order to be sent, with a confirm button."""
+    check_csrf(page, csrf)
+    form = {"merchant": merchant, "category": category, "amount_yuan": amount_yuan,
+            "invoice": invoice}  # fmt: skip
+    try:
+        body = _order_body(session, form)
+        address = loans.find_merchant(session, body.merchant)
+    except ROOTS as exc:
+        return _loan_page(request, session, chain, page, escrow, status_of(exc), form=form,
+                          errors=[detail_of(exc)])  # fmt: skip
+    loan = loans.loan_detail(session, chain, page.org, escrow)
+    names = {m.chain_address.lower(): m.name for m in _merchants(session)}
+    return _render(request, page, "coop_confirm.html", action=f"/coop/loans/{escrow}/orders",
+                   back=f"/coop/loans/{escrow}", what="order", loan=loan, form=form,
+                   merchant_name=names.get(address.lower(), address),
+                   amount_fen=body.amount_fen)  # fmt: skip
+
+
+@router.post("/coop/loans/{escrow}/orders", response_class=HTMLResponse)
+def coop_order(
+    escrow: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: CoopPage,
+    merchant: Annotated[str, Form(max_length=120)],
+    category: Annotated[str, Form(max_length=64)],
+    amount_yuan: Annotated[str, Form(max_length=20)],
+    invoice: Annotated[str, Form(max_length=64)],
+    csrf: Csrf,
+) -> HTMLResponse:
+    """Step 2: send the confirmed order and show the loan with its result."""
+    check_csrf(page, csrf)
+    form = {"merchant": merchant, "category": category, "amount_yuan": amount_yuan,
+            "invoice": invoice}  # fmt: skip
+    try:
+        body = _order_body(session, form)
+        placed = loans.place_order(session, chain, settings, page.org, escrow, body)
+    except ROOTS as exc:
+        return _loan_page(request, session, chain, page, escrow, status_of(exc), form=form,
+                          errors=[detail_of(exc)])  # fmt: skip
+    return _loan_page(request, session, chain, page, escrow, placed=placed)
+
+
+@router.post("/coop/loans/{escrow}/orders/{order_id}/cancel/confirm", response_class=HTMLResponse)
+def coop_cancel_confirm(
+    escrow: str,
+    order_id: int,
+    request: Request,
+    session: SessionDep,
+    chain: ChainDep,
+    page: CoopPage,
+    csrf: Csrf,
+) -> HTMLResponse:
+    """Step 1 of a cancellation: the order, and a confirm button."""
+    check_csrf(page, csrf)
+    loan = loans.loan_detail(session, chain, page.org, escrow)
+    order = next((o for o in loan.orders if o.order_id == order_id), None)
+    if order is None:
+        return _loan_page(request, session, chain, page, escrow, 404,
+                          errors=[f"没有这笔订单 · loan has no order {order_id}"])  # fmt: skip
+    return _render(request, page, "coop_confirm.html", what="cancel", loan=loan, order=order,
+                   action=f"/coop/loans/{escrow}/orders/{order_id}/cancel",
+                   back=f"/coop/loans/{escrow}", form={})  # fmt: skip
+
+
+@router.post("/coop/loans/{escrow}/orders/{order_id}/cancel", response_class=HTMLResponse)
+def coop_cancel(
+    escrow: str,
+    order_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: CoopPage,
+    csrf: Csrf,
+) -> HTMLResponse:
+    """Step 2: cancel the order (the contract's rules decide) and show the loan."""
+    check_csrf(page, csrf)
+    try:
+        loans.cancel_order(session, chain, settings, page.org, escrow, order_id)
+    except ROOTS as exc:
+        return _loan_page(request, session, chain, page, escrow, status_of(exc),
+                          errors=[detail_of(exc)])  # fmt: skip
+    return _loan_page(request, session, chain, page, escrow, cancelled=order_id)
+
+
+# ------------------------------------------------------------------------------------ files
+
+
+@router.post("/coop/orders/upload", response_class=HTMLResponse)
+def coop_orders_preview(
+    request: Request,
+    session: SessionDep,
+    chain: ChainDep,
+    page: CoopPage,
+    file: Annotated[UploadFile, File()],
+    csrf: Csrf,
+) -> HTMLResponse:
+    """Step 1 of an order file: its rows as the clerk will send them, and a confirm button."""
+    check_csrf(page, csrf)
+    content = file.file.read(MAX_FILE + 1)
+    listed = loans.list_member_loans(session, chain, page.org, PageParams(limit=500, offset=0))
+    try:
+        if len(content) > MAX_FILE:
+            raise Invalid(f"an order file is at most {MAX_FILE // 1024} KiB")
+        rows = loans.preview_rows(session, page.org, content)
+    except ROOTS as exc:
+        return _render(request, page, "coop_loans.html", status_of(exc), loans=listed,
+                       batch=None, preview=None, upload_error=detail_of(exc))  # fmt: skip
+    encoded = base64.b64encode(content).decode()
+    return _render(request, page, "coop_loans.html", loans=listed, batch=None, preview=rows,
+                   content=encoded)  # fmt: skip
+
+
+@router.post("/coop/orders", response_class=HTMLResponse)
+def coop_orders_send(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: CoopPage,
+    content: Annotated[str, Form(max_length=MAX_FILE * 2)],
+    csrf: Csrf,
+) -> HTMLResponse:
+    """Step 2: order every valid row of the confirmed file; each row's outcome."""
+    check_csrf(page, csrf)
+    try:
+        raw = base64.b64decode(content, validate=True)
+        batch = loans.order_file(session, chain, settings, page.org, raw)
+        error = None
+    except (binascii.Error, *ROOTS) as exc:
+        batch, error = None, detail_of(exc) if isinstance(exc, ROOTS) else "bad file content"
+    listed = loans.list_member_loans(session, chain, page.org, PageParams(limit=500, offset=0))
+    return _render(request, page, "coop_loans.html", loans=listed, batch=batch, preview=None,
+                   upload_error=error)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ members
+
+
+def _wallet_choices(session: Session) -> list[Organisation]:
+    """Farmer organisations not yet any member's wallet (the farmer's own login and wallet)."""
+    taken = {f.wallet_org_id for f in session.exec(select(Farmer)).all() if f.wallet_org_id}
+    query = select(Organisation).where(Organisation.role == Role.FARMER)
+    return [o for o in session.exec(query).all() if o.active and o.id not in taken]
+
+
+def _members_page(request: Request, session: Session, page: PageSession, code: int = 200,
+                  **extra: Any) -> HTMLResponse:  # fmt: skip
+    """Members with their member numbers and plots, and the registration forms."""
+    members = session.exec(
+        select(Farmer).where(Farmer.cooperative_id == page.org.id).order_by(col(Farmer.id))
+    ).all()
+    plots = session.exec(select(Plot).where(Plot.cooperative_id == page.org.id)).all()
+    by_farmer: dict[str, list[Plot]] = {}
+    for plot in plots:
+        by_farmer.setdefault(plot.farmer_id, []).append(plot)
+    context = {"members": [FarmerPublic.of(m) for m in members], "plots": by_farmer,
+               "wallets": _wallet_choices(session), "form": {}, "errors": [], **extra}  # fmt: skip
+    return _render(request, page, "coop_members.html", code, **context)
+
+
+@router.get("/coop/members", response_class=HTMLResponse)
+def coop_members(request: Request, session: SessionDep, page: CoopPage) -> HTMLResponse:
+    """Members (number, name, plots); register a member or a plot."""
+    return _members_page(request, session, page)
+
+
+def _farmer_body(form: dict[str, str]) -> FarmerCreate:
+    """The registration the form describes (Invalid with what is wrong)."""
+    try:
+        wallet = int(form["farmer_org_id"]) if form["farmer_org_id"].strip() else None
+        return FarmerCreate(name=form["name"], national_id=form["national_id"],
+                            farmer_org_id=wallet)  # fmt: skip
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise Invalid(f"{first['loc'][0]}: {first['msg']}") from exc
+    except ValueError as exc:
+        raise Invalid("choose the farmer's wallet from the list") from exc
+
+
+FarmerForm = Annotated[str, Form(max_length=120)]
+
+
+@router.post("/coop/members/confirm", response_class=HTMLResponse)
+def coop_member_confirm(
+    request: Request,
+    session: SessionDep,
+    page: CoopPage,
+    name: FarmerForm,
+    national_id: Annotated[str, Form(max_length=40)],
+    csrf: Csrf,
+    farmer_org_id: Annotated[str, Form(max_length=20)] = "",
+) -> HTMLResponse:
+    """Step 1 of a registration: what will be registered, and a confirm button."""
+    check_csrf(page, csrf)
+    form = {"name": name, "national_id": national_id, "farmer_org_id": farmer_org_id}
+    try:
+        body = _farmer_body(form)
+    except ROOTS as exc:
+        return _members_page(request, session, page, status_of(exc), form=form,
+                             errors=[detail_of(exc)])  # fmt: skip
+    wallet = session.get(Organisation, body.farmer_org_id) if body.farmer_org_id else None
+    return _render(request, page, "coop_confirm.html", what="farmer", form=form,
+                   masked=mask_national_id(body.national_id),
+                   wallet_name=wallet.name if wallet else None,
+                   action="/coop/members", back="/coop/members")  # fmt: skip
+
+
+@router.post("/coop/members", response_class=HTMLResponse)
+def coop_member_register(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: CoopPage,
+    name: FarmerForm,
+    national_id: Annotated[str, Form(max_length=40)],
+    csrf: Csrf,
+    farmer_org_id: Annotated[str, Form(max_length=20)] = "",
+) -> HTMLResponse:
+    """Step 2: register the member on chain (pseudonym) and here (name, id)."""
+    check_csrf(page, csrf)
+    form = {"name": name, "national_id": national_id, "farmer_org_id": farmer_org_id}
+    try:
+        made = members.register_farmer(session, chain, settings, page.org, _farmer_body(form))
+    except ROOTS as exc:
+        session.rollback()
+        return _members_page(request, session, page, status_of(exc), form=form,
+                             errors=[detail_of(exc)])  # fmt: skip
+    return _members_page(request, session, page, registered=made)
+
+
+def _plot_body(form: dict[str, str]) -> PlotCreate:
+    """The plot the form describes: area in mu (two decimals)."""
+    try:
+        area = Decimal(form["area_mu"].strip()) * 100
+        if not area.is_finite() or area != area.to_integral_value() or area <= 0:
+            raise InvalidOperation(form["area_mu"])
+        return PlotCreate(farmer_id=form["farmer_id"], land_reference=form["land_reference"],
+                          area_centi_mu=int(area), label=form["label"].strip() or None,
+                          location=form["location"].strip() or None)  # fmt: skip
+    except (InvalidOperation, OverflowError) as exc:
+        raise Invalid("面积以亩计，最多两位小数 · area in mu, at most two decimals") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise Invalid(f"{first['loc'][0]}: {first['msg']}") from exc
+
+
+PlotForm = Annotated[str, Form(max_length=128)]
+
+
+@router.post("/coop/plots/confirm", response_class=HTMLResponse)
+def coop_plot_confirm(
+    request: Request,
+    session: SessionDep,
+    chain: ChainDep,
+    page: CoopPage,
+    farmer_id: Annotated[str, Form(max_length=66)],
+    land_reference: PlotForm,
+    area_mu: Annotated[str, Form(max_length=20)],
+    csrf: Csrf,
+    label: Annotated[str, Form(max_length=60)] = "",
+    location: Annotated[str, Form(max_length=500)] = "",
+) -> HTMLResponse:
+    """Step 1 of a plot registration: what will be registered, and a confirm button."""
+    check_csrf(page, csrf)
+    form = {"farmer_id": farmer_id, "land_reference": land_reference, "area_mu": area_mu,
+            "label": label, "location": location}  # fmt: skip
+    try:
+        body = _plot_body(form)
+        member = members.own_farmer(session, chain, page.org, hex32(body.farmer_id))
+    except ROOTS as exc:
+        return _members_page(request, session, page, status_of(exc), plot_form=form,
+                             errors=[detail_of(exc)])  # fmt: skip
+    return _render(request, page, "coop_confirm.html", what="plot", form=form,
+                   member_name=member.name or f"{member.farmer_id[:10]}…",
+                   action="/coop/plots", back="/coop/members")  # fmt: skip
+
+
+@router.post("/coop/plots", response_class=HTMLResponse)
+def coop_plot_register(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: CoopPage,
+    farmer_id: Annotated[str, Form(max_length=66)],
+    land_reference: PlotForm,
+    area_mu: Annotated[str, Form(max_length=20)],
+    csrf: Csrf,
+    label: Annotated[str, Form(max_length=60)] = "",
+    location: Annotated[str, Form(max_length=500)] = "",
+) -> HTMLResponse:
+    """Step 2: register the plot on chain and here."""
+    check_csrf(page, csrf)
+    form = {"farmer_id": farmer_id, "land_reference": land_reference, "area_mu": area_mu,
+            "label": label, "location": location}  # fmt: skip
+    try:
+        made = members.register_plot(session, chain, settings, page.org, _plot_body(form))
+    except ROOTS as exc:
+        session.rollback()
+        return _members_page(request, session, page, status_of(exc), plot_form=form,
+                             errors=[detail_of(exc)])  # fmt: skip
+    return _members_page(request, session, page, plot_registered=made)

@@ -1,0 +1,213 @@
+"""A cooperative as its members' agent, on SQLite and the session anvil (test_lenders' world).
+
+Members' loans and what is due; payment orders one at a time and from a CSV (per-row errors,
+idempotent by invoice); cancelling a reserved order; 401, 403 (wrong role, another
+cooperative's member), 404 (no escrow, unknown order), 409 (the contract's reasons), 422.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pytest
+from sqlmodel import select
+
+from api.core.models import Farmer, Role
+from lending.loans.contracts import DEV_REGISTRAR
+from lending.loans.invoices import invoice_hash
+from lending.loans.merchants import MerchantDesk
+from tests._fixtures import needs_node
+from tests.api.test_cooperatives import Org
+from tests.api.test_lenders import Lending, _member_farmer, _sign, lending  # noqa: F401
+
+pytestmark = needs_node()
+
+
+@dataclass
+class MemberLoan:
+    """A member of the cooperative with a funded loan, its wallet kept by the service."""
+
+    farmer: Org
+    fid: str
+    number: int
+    escrow: str
+
+
+def _provision(lending: Lending, org: Org) -> None:  # noqa: F811
+    """Gas for a farmer's wallet (development chains): the service signs orders with it."""
+    url = f"/admin/organisations/{org.id}/provision"
+    assert lending.http.post(url, headers=lending.world.admin.headers).status_code == 200
+
+
+def _member_loan(lending: Lending, confirmation: str) -> MemberLoan:  # noqa: F811
+    """Offered by the lender, accepted by the farmer's own signature, issued and funded."""
+    http = lending.http
+    farmer, fid = _member_farmer(lending)
+    if confirmation == "merchant":  # the other wallet gets its gas from the service (dev)
+        _provision(lending, farmer)
+    decision_id = lending.decision_for(fid).decision_id
+    body = {"budgets_fen": {"fertilizer": 300_000, "seedlings": 200_000},
+            "confirmation": confirmation}  # fmt: skip
+    made = http.post(f"/lenders/decisions/{decision_id}/offers", json=body,
+                     headers=lending.lender.headers)  # fmt: skip
+    assert made.status_code == 201, made.text
+    offer_id = made.json()["offer_id"]
+    view = http.get(f"/farmers/me/offers/{offer_id}", headers=farmer.headers).json()
+    typed = view["typed_data"]
+    signed = {"nonce": typed["message"]["nonce"], "deadline": typed["message"]["deadline"],
+              "signature": _sign(lending, farmer, typed)}  # fmt: skip
+    accepted = http.post(f"/farmers/me/offers/{offer_id}/acceptance", json=signed,
+                         headers=farmer.headers)  # fmt: skip
+    assert accepted.status_code == 200, accepted.text
+    issued = http.post(f"/lenders/offers/{offer_id}/loan", headers=lending.lender.headers)
+    assert issued.status_code == 201, issued.text
+    with lending.world.session() as session:
+        row = session.exec(select(Farmer).where(Farmer.farmer_id == fid)).one()
+    assert row.id is not None
+    return MemberLoan(farmer, fid, row.id, issued.json()["escrow"])
+
+
+@pytest.fixture(scope="module")
+def agent(lending) -> tuple[MemberLoan, MemberLoan]:  # noqa: F811
+    """Two member loans: one paid at order (Immediate), one the merchant confirms."""
+    registry = MerchantDesk(lending.world.chain)
+    expires = int(time.time()) + 365 * 86_400
+    registrar = lending.world.chain.sender(DEV_REGISTRAR)
+    registry.approve(lending.merchant.address, "fertilizer", expires, registrar)
+    return _member_loan(lending, "immediate"), _member_loan(lending, "merchant")
+
+
+def _order(lending: Lending, escrow: str, invoice: str, amount: int = 50_000,  # noqa: F811
+           merchant: str | None = None, headers: dict | None = None):  # fmt: skip
+    body = {"merchant": merchant or lending.merchant.name, "category": "fertilizer",
+            "amount_fen": amount, "invoice": invoice}  # fmt: skip
+    url = f"/cooperatives/loans/{escrow}/orders"
+    return lending.http.post(url, json=body, headers=headers or lending.coop.headers)
+
+
+def _balance(lending: Lending, address: str) -> int:  # noqa: F811
+    token = lending.world.chain.contract("PaymentToken").functions
+    return int(token.balanceOf(address).call())
+
+
+def test_members_loans_and_what_is_due(lending, agent):  # noqa: F811
+    http, coop = lending.http, lending.coop
+    immediate, _ = agent
+    listed = http.get("/cooperatives/loans", headers=coop.headers)
+    assert listed.status_code == 200, listed.text
+    page = listed.json()
+    mine = {loan["escrow"]: loan for loan in page["items"]}
+    assert immediate.escrow in mine and page["total"] >= 2
+    loan = mine[immediate.escrow]
+    assert loan["member_number"] == immediate.number and loan["member_name"] == "周九"
+    assert loan["status"] == "active" and loan["principal_fen"] == 500_000
+    assert loan["total_due_fen"] > 500_000 and loan["outstanding_fen"] >= 0
+    assert not loan["agent_is_you"]  # the service's offers name no agent (module doc)
+    one = http.get("/cooperatives/loans?limit=1&offset=1", headers=coop.headers).json()
+    assert len(one["items"]) == 1 and one["total"] == page["total"]
+    detail = http.get(f"/cooperatives/loans/{immediate.escrow}", headers=coop.headers)
+    assert detail.status_code == 200 and detail.json()["farmer_id"] == immediate.fid
+    assert http.get("/cooperatives/loans").status_code == 401
+    assert http.get("/cooperatives/loans", headers=lending.lender.headers).status_code == 403
+
+
+def test_another_cooperatives_member_loan_is_refused(lending, agent):  # noqa: F811
+    http = lending.http
+    immediate, _ = agent
+    other = lending.world.org(Role.COOPERATIVE, "Another Cooperative")
+    url = f"/cooperatives/loans/{immediate.escrow}"
+    assert http.get(url, headers=other.headers).status_code == 403
+    refused = _order(lending, immediate.escrow, "FP-X-1", headers=other.headers)
+    assert refused.status_code == 403
+    assert immediate.escrow not in {
+        loan["escrow"]
+        for loan in http.get("/cooperatives/loans", headers=other.headers).json()["items"]
+    }
+    nowhere = "0x" + "12" * 20
+    assert http.get(f"/cooperatives/loans/{nowhere}", headers=lending.coop.headers).status_code == (
+        404
+    )
+    assert http.get("/cooperatives/loans/0x12", headers=lending.coop.headers).status_code == 422
+
+
+def test_order_pays_the_merchant_once_per_invoice(lending, agent):  # noqa: F811
+    immediate, _ = agent
+    before = _balance(lending, lending.merchant.address)
+    placed = _order(lending, immediate.escrow, "FP-2026-0101", 70_000)
+    assert placed.status_code == 201, placed.text
+    body = placed.json()
+    assert body["created"] and body["paid"] and body["signed_as"] == "farmer"
+    assert body["order"]["merchant_name"] == lending.merchant.name, body
+    assert body["order"]["category"] == "fertilizer" and body["order"]["status"] == "released"
+    key = invoice_hash(lending.merchant.address, "FP-2026-0101")
+    assert body["order"]["invoice_hash"] == "0x" + key.hex()
+    assert _balance(lending, lending.merchant.address) == before + 70_000
+    # the same invoice again (a retry, even with another amount): the same order, nothing paid
+    again = _order(lending, immediate.escrow, " FP-2026-0101 ", 90_000)
+    assert again.status_code == 200, again.text
+    assert (
+        not again.json()["created"]
+        and again.json()["order"]["order_id"] == (body["order"]["order_id"])
+    )
+    assert _balance(lending, lending.merchant.address) == before + 70_000
+    # the contract's refusals, with its reason
+    over = _order(lending, immediate.escrow, "FP-2026-0102", 10**9)
+    assert over.status_code == 409, over.text
+    unapproved = _order(lending, immediate.escrow, "FP-2026-0103",
+                        merchant=lending.coop.address)  # fmt: skip
+    assert unapproved.status_code == 409, unapproved.text
+    assert _order(lending, immediate.escrow, "FP-4", merchant="no such shop").status_code == 422
+    assert _order(lending, immediate.escrow, "FP-4", amount=0).status_code == 422
+
+
+def test_cancel_a_reserved_order(lending, agent):  # noqa: F811
+    http, coop = lending.http, lending.coop
+    _, two_sided = agent
+    placed = _order(lending, two_sided.escrow, "FP-2026-0201", 40_000)
+    assert placed.status_code == 201, placed.text
+    assert not placed.json()["paid"] and placed.json()["order"]["status"] == "pending"
+    order_id = placed.json()["order"]["order_id"]
+    url = f"/cooperatives/loans/{two_sided.escrow}/orders/{order_id}/cancel"
+    other = lending.world.org(Role.COOPERATIVE, "Another Cooperative")
+    assert http.post(url, headers=other.headers).status_code == 403
+    cancelled = http.post(url, headers=coop.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    twice = http.post(url, headers=coop.headers)
+    assert twice.status_code == 409, twice.text
+    missing = f"/cooperatives/loans/{two_sided.escrow}/orders/999/cancel"
+    assert http.post(missing, headers=coop.headers).status_code == 404
+
+
+def test_order_file_rows_by_member_number_idempotent(lending, agent):  # noqa: F811
+    http, coop = lending.http, lending.coop
+    immediate, two_sided = agent
+    before = _balance(lending, lending.merchant.address)
+    name = lending.merchant.name
+    text = (
+        "member,merchant,category,amount_yuan,invoice\n"
+        f"{immediate.number},{name},fertilizer,120.50,FP-CSV-1\n"
+        f"{two_sided.fid},{lending.merchant.id},fertilizer,30,FP-CSV-2\n"
+        f"999999,{name},fertilizer,10,FP-CSV-3\n"
+        f"{immediate.number},{name},fertilizer,1.234,FP-CSV-4\n"
+        f"{immediate.number},{name},fertilizer,999999,FP-CSV-5\n"
+    )
+    files = {"file": ("orders.csv", text.encode(), "text/csv")}
+    sent = http.post("/cooperatives/orders/upload", files=files, headers=coop.headers)
+    assert sent.status_code == 200, sent.text
+    batch = sent.json()
+    assert (batch["ordered"], batch["duplicates"], batch["errors"]) == (2, 0, 3), batch
+    rows = {r["row"]: r for r in batch["rows"]}
+    assert rows[2]["amount_fen"] == 12_050 and rows[2]["escrow"] == immediate.escrow
+    assert rows[3]["escrow"] == two_sided.escrow
+    assert "not a member" in rows[4]["reason"]
+    assert "two decimals" in rows[5]["reason"]
+    assert rows[6]["outcome"] == "error" and rows[6]["reason"]
+    assert _balance(lending, lending.merchant.address) == before + 12_050  # row 3 is reserved
+    again = http.post("/cooperatives/orders/upload", files=files, headers=coop.headers).json()
+    assert (again["ordered"], again["duplicates"]) == (0, 2)
+    assert _balance(lending, lending.merchant.address) == before + 12_050
+    bad = {"file": ("orders.csv", b"member,amount\n1,2\n", "text/csv")}
+    lacking = http.post("/cooperatives/orders/upload", files=bad, headers=coop.headers)
+    assert lacking.status_code == 422 and "lacks columns" in lacking.text
