@@ -149,3 +149,96 @@ def test_payments_page(lending, orders):  # noqa: F811
     lender = TestClient(lending.world.app)
     lender.post("/login", data={"api_key": lending.lender.key}, follow_redirects=False)
     assert lender.get("/merchant/payments").status_code == 403
+
+
+@dataclass
+class Taken:
+    """Two more orders to `lending.merchant` on the two-sided loan: one to take, one to decline."""
+
+    take: int
+    refuse: int
+
+
+@pytest.fixture(scope="module")
+def taken(lending, orders) -> Taken:  # noqa: F811
+    desk, farmer = LoanDesk(lending.world.chain), lending.world.chain.sender(FARMER_WALLET)
+    merchant = lending.merchant.address
+    take = desk.order_payment(
+        orders.two_sided, merchant, "fertilizer", 60_000, document_hash("FP-4"), farmer
+    )
+    refuse = desk.order_payment(
+        orders.two_sided, merchant, "fertilizer", 40_000, document_hash("FP-5"), farmer
+    )
+    return Taken(take.order_id, refuse.order_id)
+
+
+def test_orders_waiting_for_the_merchant(lending, orders, taken):  # noqa: F811
+    http, headers = lending.http, lending.merchant.headers
+    listed = http.get("/merchants/orders", headers=headers)
+    assert listed.status_code == 200, listed.text
+    page = listed.json()
+    ids = [(o["escrow"], o["order_id"]) for o in page["items"]]
+    assert (orders.two_sided, taken.take) in ids and (orders.two_sided, taken.refuse) in ids
+    assert all(o["status"] in ("pending", "accepted") for o in page["items"])
+    first = next(o for o in page["items"] if o["order_id"] == taken.refuse)
+    assert first["amount_fen"] == 40_000 and first["category_name"] == "fertilizer"
+    assert first["farmer"] == lending.fid(0) and first["mode"] == "merchant_confirms"
+    assert first["ordered_at"] > 1_700_000_000
+    assert ids == sorted(ids, key=lambda i: -i[1])  # newest first within one loan
+    theirs = http.get("/merchants/orders?status=all", headers=orders.other.headers).json()
+    assert [o["order_id"] for o in theirs["items"]] == [orders.theirs]  # only their own
+    assert http.get("/merchants/orders").status_code == 401
+    assert http.get("/merchants/orders", headers=lending.lender.headers).status_code == 403
+    assert http.get("/merchants/orders?status=nope", headers=headers).status_code == 422
+    one = http.get("/merchants/orders?limit=1", headers=headers).json()
+    assert one["total"] == page["total"] and len(one["items"]) == 1
+
+
+def test_take_then_confirm_delivery(lending, orders, taken):  # noqa: F811
+    http, headers = lending.http, lending.merchant.headers
+    base = f"/merchants/orders/{orders.two_sided}/{taken.take}"
+    assert http.post(f"{base}/accept", headers=orders.other.headers).status_code == 403
+    assert http.post(f"{base}/accept", headers=lending.lender.headers).status_code == 403
+    took = http.post(f"{base}/accept", headers=headers)
+    assert took.status_code == 200, took.text
+    assert took.json()["status"] == "accepted" and took.json()["amount_fen"] == 60_000
+    again = http.post(f"{base}/accept", headers=headers)
+    assert again.status_code == 409 and "accepted" in again.json()["detail"]
+    accepted = http.get("/merchants/orders?status=accepted", headers=headers).json()
+    assert [o["order_id"] for o in accepted["items"]] == [taken.take]
+    done = http.post(f"{base}/confirm", headers=headers)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "released"
+    assert http.post(f"{base}/confirm", headers=headers).status_code == 409
+    received = http.get("/merchants/received", headers=headers).json()
+    mine = [p for p in received["items"] if p["order_id"] == taken.take]
+    assert len(mine) == 1 and mine[0]["amount_fen"] == 60_000 and mine[0]["paid_at"] > 0
+    assert mine[0]["farmer"] == lending.fid(0)
+
+
+def test_decline_returns_the_amount(lending, orders, taken):  # noqa: F811
+    http, headers = lending.http, lending.merchant.headers
+    base = f"/merchants/orders/{orders.two_sided}/{taken.refuse}"
+    before = http.get(f"/lenders/loans/{orders.two_sided}", headers=lending.lender.headers).json()
+    assert http.post(f"{base}/decline", headers=orders.other.headers).status_code == 403
+    refused = http.post(f"{base}/decline", headers=headers)
+    assert refused.status_code == 200, refused.text
+    assert refused.json()["status"] == "cancelled"
+    after = http.get(f"/lenders/loans/{orders.two_sided}", headers=lending.lender.headers).json()
+    assert after["reserved_fen"] == before["reserved_fen"] - 40_000
+    assert http.post(f"{base}/decline", headers=headers).status_code == 409
+    assert http.post(f"{base}/accept", headers=headers).status_code == 409
+    unknown = f"/merchants/orders/{orders.two_sided}/999/decline"
+    assert http.post(unknown, headers=headers).status_code == 404
+    immediate = f"/merchants/orders/{orders.immediate}/{orders.paid_at_once}/accept"
+    assert http.post(immediate, headers=headers).status_code == 409
+
+
+def test_approvals_per_category(lending, orders):  # noqa: F811
+    http = lending.http
+    listed = http.get("/merchants/approvals", headers=orders.other.headers)
+    assert listed.status_code == 200, listed.text
+    by_name = {a["category_name"]: a for a in listed.json()}
+    assert by_name["fertilizer"]["approved"] and by_name["fertilizer"]["expires_at"] > time.time()
+    assert not by_name["seedlings"]["approved"] and by_name["seedlings"]["expires_at"] is None
+    assert http.get("/merchants/approvals", headers=lending.lender.headers).status_code == 403
