@@ -40,12 +40,15 @@ COOKIE_MAX_AGE = 8 * 3600
 # Most open logins per key: a script logging in in a loop cannot grow the table without bound.
 MAX_LOGINS_PER_KEY = 50
 # Where each organisation lands after logging in (the others: the public home page).
-HOME_PAGES = {Role.COOPERATIVE: "/coop"}
+HOME_PAGES = {Role.COOPERATIVE: "/coop", Role.MERCHANT: "/merchant"}
 
 # The pages each organisation can open from the navigation bar (Chinese, English).
 NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
     Role.COOPERATIVE: (("/coop", "合作社工作台", "Cooperative desk"),),
-    Role.MERCHANT: (("/merchant/payments", "收款记录", "Payments received"),),
+    Role.MERCHANT: (
+        ("/merchant", "商户工作台", "Shop desk"),
+        ("/merchant/payments", "收款记录", "Payments received"),
+    ),
 }
 
 router = page_router()

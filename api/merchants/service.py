@@ -409,3 +409,18 @@ def _action(address: str, order: PaymentOrder, status: str, receipt: TxReceipt) 
         escrow=Web3.to_checksum_address(address), order_id=order.order_id, status=status,
         amount_fen=order.amount_fen, transaction=receipt["transactionHash"].to_0x_hex(),
     )  # fmt: skip
+
+
+def one_order(
+    chain: ChainClient, session: Session, org: Organisation, escrow: str, order_id: int
+) -> MerchantOrder:
+    """One of your orders (404 unknown, 403 another merchant's), as the list shows it."""
+    desk, address, _, order = _my_order(chain, org, escrow, order_id)
+    start = contracts.deployment_block(chain, LOAN_FACTORY)
+    names = MerchantDesk(chain, from_block=start).category_names()
+    reader = EventReader(chain.w3, address, desk.escrow(address).abi, start)
+    placed = reader.events("PaymentOrdered", "orderId", [order_id])
+    if not placed:  # paid at once (Immediate mode): never reserved, nothing to act on
+        raise Conflict(f"order {order_id} was paid at once, it waits for nobody")
+    numbers = invoice_numbers(session, [(address, order_id)])
+    return _order(_Reader(chain, session, desk), names, numbers, placed[0], order)

@@ -145,10 +145,12 @@ def test_payments_page(lending, orders):  # noqa: F811
     page.post("/login", data={"api_key": lending.merchant.key}, follow_redirects=False)
     shown = page.get("/merchant/payments")
     assert shown.status_code == 200 and 'id="payments"' in shown.text
-    assert orders.immediate in shown.text
+    assert "¥700.00" in shown.text and "肥料 fertilizer" in shown.text
+    assert orders.immediate not in shown.text  # no walls of addresses
     lender = TestClient(lending.world.app)
     lender.post("/login", data={"api_key": lending.lender.key}, follow_redirects=False)
     assert lender.get("/merchant/payments").status_code == 403
+    assert lender.get("/merchant").status_code == 403
 
 
 @dataclass
@@ -242,3 +244,35 @@ def test_approvals_per_category(lending, orders):  # noqa: F811
     assert by_name["fertilizer"]["approved"] and by_name["fertilizer"]["expires_at"] > time.time()
     assert not by_name["seedlings"]["approved"] and by_name["seedlings"]["expires_at"] is None
     assert http.get("/merchants/approvals", headers=lending.lender.headers).status_code == 403
+
+
+def test_home_and_confirmation_pages(lending, orders):  # noqa: F811
+    desk, farmer = LoanDesk(lending.world.chain), lending.world.chain.sender(FARMER_WALLET)
+    placed = desk.order_payment(
+        orders.two_sided, lending.merchant.address, "fertilizer", 10_000,
+        document_hash("FP-page"), farmer,
+    )  # fmt: skip
+    page = TestClient(lending.world.app)
+    assert page.get("/merchant", follow_redirects=False).status_code == 303
+    login = page.post("/login", data={"api_key": lending.merchant.key}, follow_redirects=False)
+    assert login.headers["location"] == "/merchant"
+    home = page.get("/merchant")
+    assert home.status_code == 200 and "¥100.00" in home.text and 'id="approvals"' in home.text
+    take = f"/merchant/orders/{orders.two_sided}/{placed.order_id}/accept"
+    assert f'href="{take}"' in home.text
+    asked = page.get(take)
+    assert asked.status_code == 200 and "确认接单" in asked.text and 'name="csrf"' in asked.text
+    csrf = asked.text.split('name="csrf" value="')[1].split('"')[0]
+    assert page.post(take, data={"csrf": "x" * 64}).status_code == 403
+    assert desk.order(orders.two_sided, placed.order_id).status.name == "PENDING"
+    done = page.post(take, data={"csrf": csrf}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/merchant?done=accept"
+    assert desk.order(orders.two_sided, placed.order_id).status.name == "ACCEPTED"
+    again = page.post(take, data={"csrf": csrf})
+    assert again.status_code == 409 and 'id="error"' in again.text
+    decline = f"/merchant/orders/{orders.two_sided}/{placed.order_id}/decline"
+    assert page.post(decline, data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    assert desk.order(orders.two_sided, placed.order_id).status.name == "CANCELLED"
+    theirs = f"/merchant/orders/{orders.two_sided}/{orders.theirs}/decline"
+    assert page.get(theirs).status_code == 403
+    assert page.post(theirs, data={"csrf": csrf}).status_code == 403
