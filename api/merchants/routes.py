@@ -10,10 +10,12 @@ from fastapi import APIRouter, Depends, Path, Query
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
+from api.core.types import Text
 from api.merchants import service
 from api.merchants.service import (
     ApprovalView,
     Confirmed,
+    InvoiceMatch,
     MerchantOrder,
     OrderAction,
     OrderView,
@@ -89,3 +91,14 @@ def received(
 def approvals(chain: ChainDep, org: MerchantOrg) -> list[ApprovalView]:
     """Your approval in every registered category, and when each expires."""
     return service.approvals(chain, org)
+
+
+@router.get("/invoices", response_model=InvoiceMatch)
+def find_invoice(
+    chain: ChainDep,
+    session: SessionDep,
+    org: MerchantOrg,
+    number: Annotated[Text, Query(min_length=1, max_length=64, description="your invoice number")],
+) -> InvoiceMatch:
+    """The orders and payments of one of your invoice numbers (matched by its hash on chain)."""
+    return service.find_invoice(chain, session, org, number)

@@ -33,8 +33,12 @@ from lending.loans.disbursement import (
     OrderStatus,
     PaymentOrder,
 )
+from lending.loans.invoices import invoice_hash
 from lending.loans.merchants import MerchantDesk, escrows_of, payments_received, summarize
 from traceability import contracts
+
+# An invoice is one order per loan; a number reused on many loans lists at most this many.
+MAX_MATCHES = 200
 
 
 class PaymentGroup(BaseModel):
@@ -241,14 +245,22 @@ def _escrow_events(chain: ChainClient, start: int, event: str, merchant: str) ->
 
 
 def orders(
-    chain: ChainClient, session: Session, org: Organisation, view: OrderView, page: PageParams
+    chain: ChainClient,
+    session: Session,
+    org: Organisation,
+    view: OrderView,
+    page: PageParams,
+    invoice: bytes | None = None,
 ) -> Page[MerchantOrder]:
-    """Your reserved orders (not the ones paid at once), newest first, filtered by `view`."""
+    """Your reserved orders (not the ones paid at once), newest first, filtered by `view` (and
+    by invoice hash when `invoice` is given)."""
     start = contracts.deployment_block(chain, LOAN_FACTORY)
     names = MerchantDesk(chain, from_block=start).category_names()
     reader = _Reader(chain, session, loan_desk(chain))
     found: list[tuple[Event, PaymentOrder]] = []
     for e in reversed(_escrow_events(chain, start, "PaymentOrdered", org.chain_address)):
+        if invoice is not None and e.args["invoiceHash"] != invoice:
+            continue
         order = reader.desk.order(e.address, int(e.args["orderId"]))
         if _orders_ok(order.status, view):
             found.append((e, order))
@@ -286,13 +298,18 @@ def _order(
 
 
 def received(
-    chain: ChainClient, session: Session, org: Organisation, page: PageParams
+    chain: ChainClient,
+    session: Session,
+    org: Organisation,
+    page: PageParams,
+    invoice: bytes | None = None,
 ) -> Page[ReceivedPayment]:
-    """Every payment a loan made to you, newest first, with farmer, cooperative and date."""
+    """Every payment a loan made to you, newest first, with farmer, cooperative and date (only
+    those of one invoice hash when `invoice` is given)."""
     start = contracts.deployment_block(chain, LOAN_FACTORY)
     names = MerchantDesk(chain, from_block=start).category_names()
     paid = payments_received(chain, org.chain_address, from_block=start, category_names=names)
-    paid.reverse()
+    paid = [p for p in reversed(paid) if invoice is None or p.invoice_hash == invoice]
     window = paid[page.offset : page.offset + page.limit]
     reader = _Reader(chain, session, loan_desk(chain))
     numbers = invoice_numbers(session, [(p.escrow, p.order_id) for p in window])
@@ -424,3 +441,29 @@ def one_order(
         raise Conflict(f"order {order_id} was paid at once, it waits for nobody")
     numbers = invoice_numbers(session, [(address, order_id)])
     return _order(_Reader(chain, session, desk), names, numbers, placed[0], order)
+
+
+class InvoiceMatch(BaseModel):
+    """What an invoice number of yours was used for: its orders and the payments it brought."""
+
+    number: str
+    invoice_hash: str
+    orders: list[MerchantOrder]
+    payments: list[ReceivedPayment]
+
+
+def find_invoice(
+    chain: ChainClient, session: Session, org: Organisation, number: str
+) -> InvoiceMatch:
+    """Match one of your invoice numbers to the orders and payments that name it (its hash is
+    lending.loans.invoices.invoice_hash of your address and the number)."""
+    key = invoice_hash(org.chain_address, number)
+    everything = PageParams(limit=MAX_MATCHES, offset=0)
+    found = orders(chain, session, org, OrderView.ALL, everything, invoice=key)
+    paid = received(chain, session, org, everything, invoice=key)
+    return InvoiceMatch(
+        number=number.strip(),
+        invoice_hash="0x" + key.hex(),
+        orders=found.items,
+        payments=paid.items,
+    )

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from api.core.models import Role
 from lending.loans.contracts import DEV_REGISTRAR
 from lending.loans.disbursement import LoanDesk, document_hash
+from lending.loans.invoices import invoice_hash
 from lending.loans.merchants import MerchantDesk
 from tests._fixtures import needs_node
 from tests.api.test_cooperatives import Org
@@ -276,3 +277,27 @@ def test_home_and_confirmation_pages(lending, orders):  # noqa: F811
     theirs = f"/merchant/orders/{orders.two_sided}/{orders.theirs}/decline"
     assert page.get(theirs).status_code == 403
     assert page.post(theirs, data={"csrf": csrf}).status_code == 403
+
+
+def test_find_an_invoice_by_its_number(lending, orders):  # noqa: F811
+    desk, farmer = LoanDesk(lending.world.chain), lending.world.chain.sender(FARMER_WALLET)
+    shop = lending.merchant.address
+    key = invoice_hash(shop, "FP-2026-0100")
+    placed = desk.order_payment(orders.two_sided, shop, "fertilizer", 5_000, key, farmer)
+    http, headers = lending.http, lending.merchant.headers
+    found = http.get("/merchants/invoices?number= FP-2026-0100 ", headers=headers)
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert body["number"] == "FP-2026-0100" and body["invoice_hash"] == "0x" + key.hex()
+    assert [o["order_id"] for o in body["orders"]] == [placed.order_id] and body["payments"] == []
+    confirm = f"/merchants/orders/{orders.two_sided}/{placed.order_id}/confirm"
+    assert http.post(confirm, headers=headers).status_code == 200
+    paid = http.get("/merchants/invoices?number=FP-2026-0100", headers=headers).json()
+    assert [p["amount_fen"] for p in paid["payments"]] == [5_000]
+    assert paid["orders"][0]["status"] == "released"
+    # another shop's number FP-2026-0100 is another invoice: nothing of ours
+    theirs = http.get("/merchants/invoices?number=FP-2026-0100", headers=orders.other.headers)
+    assert theirs.json()["orders"] == [] and theirs.json()["payments"] == []
+    assert http.get("/merchants/invoices?number=", headers=headers).status_code == 422
+    assert http.get("/merchants/invoices?number=%00x", headers=headers).status_code == 422
+    assert http.get("/merchants/invoices?number=x").status_code == 401
