@@ -3,6 +3,7 @@ on an order behind a confirmation page (session of /login, CSRF on every form)."
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -14,11 +15,12 @@ from api.core.deps import ChainDep, SessionDep, SettingsDep
 from api.core.errors import ROOTS, detail_of, status_of
 from api.core.models import Role
 from api.core.pages import page_router
-from api.core.pagination import MAX_OFFSET, PageParams
+from api.core.pagination import MAX_OFFSET, Page, PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import templates
+from api.core.types import Text
 from api.merchants import service
-from api.merchants.service import OrderView
+from api.merchants.service import MAX_MATCHES, OrderView
 
 router = page_router()
 ORDERS_ON_HOME = 50
@@ -87,6 +89,7 @@ def merchant_home(
         "waiting": waiting,
         "paid": paid,
         "approvals": service.approvals(chain, org),
+        "now": int(time.time()),
         "done": DONE[done] if done else None,
     }
     return templates.TemplateResponse(request, "merchant_home.html", context)
@@ -169,3 +172,18 @@ def merchant_act(
         order = service.one_order(chain, session, page.org, escrow, order_id)
         return _confirm_page(request, page, order, action, detail_of(exc), status_of(exc))
     return RedirectResponse(f"/merchant?done={action.value}", status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/merchant/invoices", response_class=HTMLResponse)
+def merchant_invoice_page(
+    request: Request,
+    chain: ChainDep,
+    session: SessionDep,
+    page: MerchantPage,
+    number: Annotated[Text, Query(min_length=1, max_length=64)],
+) -> HTMLResponse:
+    """One of the shop's invoice numbers: the orders naming it and the payments it brought."""
+    match = service.find_invoice(chain, session, page.org, number)
+    paid = Page(items=match.payments, total=len(match.payments), limit=MAX_MATCHES, offset=0)
+    context = {"org": page.org, "match": match, "paid": paid}
+    return templates.TemplateResponse(request, "merchant_invoice.html", context)

@@ -147,7 +147,9 @@ class MerchantOrder(BaseModel):
     category_name: str | None
     amount_fen: int
     invoice_hash: str
-    invoice_number: str | None = Field(description="the orderer's invoice number, if recorded")
+    invoice_number: str | None = Field(
+        default=None, description="your invoice number, when you looked it up (/invoices)"
+    )
     farmer: str = Field(description="the farmer's pseudonym (privacy: no name)")
     cooperative: str | None = Field(description="the ordering cooperative's name, if any")
     ordered_at: int = Field(description="unix seconds of the order's block")
@@ -164,7 +166,9 @@ class ReceivedPayment(BaseModel):
     category_name: str | None
     amount_fen: int
     invoice_hash: str
-    invoice_number: str | None
+    invoice_number: str | None = Field(
+        default=None, description="your invoice number, when you looked it up (/invoices)"
+    )
     farmer: str
     cooperative: str | None
     paid_at: int = Field(description="unix seconds of the payment's block")
@@ -265,15 +269,13 @@ def orders(
         if _orders_ok(order.status, view):
             found.append((e, order))
     window = found[page.offset : page.offset + page.limit]
-    numbers = invoice_numbers(session, [(e.address, o.order_id) for e, o in window])
-    items = [_order(reader, names, numbers, e, o) for e, o in window]
+    items = [_order(reader, names, e, o) for e, o in window]
     return Page(items=items, total=len(found), limit=page.limit, offset=page.offset)
 
 
 def _order(
     reader: _Reader,
     names: dict[bytes, str],
-    numbers: dict[tuple[str, int], str],
     e: Event,
     o: PaymentOrder,
 ) -> MerchantOrder:
@@ -289,7 +291,6 @@ def _order(
         category_name=names.get(o.category),
         amount_fen=o.amount_fen,
         invoice_hash="0x" + o.invoice_hash.hex(),
-        invoice_number=numbers.get((e.address, o.order_id)),
         farmer="0x" + state.farmer_id.hex(),
         cooperative=reader.org_name(state.agent),
         ordered_at=reader.time(e.block_number),
@@ -312,7 +313,6 @@ def received(
     paid = [p for p in reversed(paid) if invoice is None or p.invoice_hash == invoice]
     window = paid[page.offset : page.offset + page.limit]
     reader = _Reader(chain, session, loan_desk(chain))
-    numbers = invoice_numbers(session, [(p.escrow, p.order_id) for p in window])
     items = []
     for p in window:
         state = reader.state(p.escrow)
@@ -325,7 +325,6 @@ def received(
                 category_name=p.category_name,
                 amount_fen=p.amount_fen,
                 invoice_hash="0x" + p.invoice_hash.hex(),
-                invoice_number=numbers.get((p.escrow, p.order_id)),
                 farmer="0x" + state.farmer_id.hex(),
                 cooperative=reader.org_name(state.agent),
                 paid_at=reader.time(p.block_number),
@@ -333,11 +332,6 @@ def received(
             )
         )
     return Page(items=items, total=len(paid), limit=page.limit, offset=page.offset)
-
-
-def invoice_numbers(session: Session, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
-    """Readable invoice numbers the orderers recorded off chain, by (escrow, order id)."""
-    return {}
 
 
 def approvals(chain: ChainClient, org: Organisation) -> list[ApprovalView]:
@@ -439,8 +433,7 @@ def one_order(
     placed = reader.events("PaymentOrdered", "orderId", [order_id])
     if not placed:  # paid at once (Immediate mode): never reserved, nothing to act on
         raise Conflict(f"order {order_id} was paid at once, it waits for nobody")
-    numbers = invoice_numbers(session, [(address, order_id)])
-    return _order(_Reader(chain, session, desk), names, numbers, placed[0], order)
+    return _order(_Reader(chain, session, desk), names, placed[0], order)
 
 
 class InvoiceMatch(BaseModel):
@@ -461,9 +454,10 @@ def find_invoice(
     everything = PageParams(limit=MAX_MATCHES, offset=0)
     found = orders(chain, session, org, OrderView.ALL, everything, invoice=key)
     paid = received(chain, session, org, everything, invoice=key)
+    number = number.strip()
     return InvoiceMatch(
-        number=number.strip(),
+        number=number,
         invoice_hash="0x" + key.hex(),
-        orders=found.items,
-        payments=paid.items,
+        orders=[o.model_copy(update={"invoice_number": number}) for o in found.items],
+        payments=[p.model_copy(update={"invoice_number": number}) for p in paid.items],
     )

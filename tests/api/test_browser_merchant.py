@@ -12,7 +12,8 @@ from api.core.chain import org_sender
 from api.core.models import Organisation
 from api.lenders.service import ensure_lender_role
 from lending.loans.contracts import DEV_REGISTRAR
-from lending.loans.disbursement import ConfirmationMode, LoanDesk, document_hash
+from lending.loans.disbursement import ConfirmationMode, LoanDesk
+from lending.loans.invoices import invoice_hash
 from lending.loans.merchants import MerchantDesk
 from lending.loans.offers import OfferStore
 from tests._fixtures import needs_node
@@ -63,8 +64,9 @@ def test_shop_takes_confirms_and_declines_orders(lending):  # noqa: F811
     coop = org_sender(chain, lending.world.settings, _organisation(lending, lending.coop.id))
     shop = lending.merchant.address
     loan = desk.state(escrow).loan_id
-    big = desk.order_payment(escrow, shop, "fertilizer", 120_000, document_hash("FP-01"), coop)
-    small = desk.order_payment(escrow, shop, "fertilizer", 30_000, document_hash("FP-02"), coop)
+    first, second = invoice_hash(shop, "FP-2026-0001"), invoice_hash(shop, "FP-2026-0002")
+    big = desk.order_payment(escrow, shop, "fertilizer", 120_000, first, coop)
+    small = desk.order_payment(escrow, shop, "fertilizer", 30_000, second, coop)
     with serve(lending.world.app) as base, browser_page() as page:
         page.goto(base + "/merchant")
         page.wait_for_selector("#api_key")
@@ -109,6 +111,12 @@ def test_shop_takes_confirms_and_declines_orders(lending):  # noqa: F811
         assert page.inner_text("#waiting-count") == "0" and page.locator("#no-orders").is_visible()
         screenshot(page, "merchant-home-after")
 
+        page.fill("#number", "FP-2026-0001")  # the shop matches its own invoice
+        page.click("#find")
+        page.wait_for_selector(f"#match-{loan}-{big.order_id}")
+        assert "已付款" in page.inner_text(f"#match-{loan}-{big.order_id}")
+        assert "¥1,200.00" in page.inner_text("#payments")
+        screenshot(page, "merchant-invoice")
         page.goto(base + "/merchant/payments")
         page.wait_for_selector("#payments")
         shot = screenshot(page, "merchant-payments")

@@ -294,6 +294,7 @@ def test_find_an_invoice_by_its_number(lending, orders):  # noqa: F811
     assert http.post(confirm, headers=headers).status_code == 200
     paid = http.get("/merchants/invoices?number=FP-2026-0100", headers=headers).json()
     assert [p["amount_fen"] for p in paid["payments"]] == [5_000]
+    assert paid["payments"][0]["invoice_number"] == "FP-2026-0100"
     assert paid["orders"][0]["status"] == "released"
     # another shop's number FP-2026-0100 is another invoice: nothing of ours
     theirs = http.get("/merchants/invoices?number=FP-2026-0100", headers=orders.other.headers)
@@ -301,3 +302,16 @@ def test_find_an_invoice_by_its_number(lending, orders):  # noqa: F811
     assert http.get("/merchants/invoices?number=", headers=headers).status_code == 422
     assert http.get("/merchants/invoices?number=%00x", headers=headers).status_code == 422
     assert http.get("/merchants/invoices?number=x").status_code == 401
+
+
+def test_invoice_page(lending, orders):  # noqa: F811
+    page = TestClient(lending.world.app)
+    page.post("/login", data={"api_key": lending.merchant.key}, follow_redirects=False)
+    home = page.get("/merchant")
+    assert 'id="invoice-search"' in home.text and "days left" in home.text
+    found = page.get("/merchant/invoices?number=FP-2026-0100")
+    assert found.status_code == 200 and "¥50.00" in found.text and "已付款" in found.text
+    assert "发票 invoice FP-2026-0100" in found.text
+    none = page.get("/merchant/invoices?number=NOPE-1")
+    assert none.status_code == 200 and 'id="no-match"' in none.text
+    assert page.get("/merchant/invoices?number=").status_code == 422
