@@ -14,6 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.core.models import Role
+from chain.client import ChainClient
+from chain.config import ChainSettings
+from chain.nodes import free_port
 from lending.loans.contracts import DEV_REGISTRAR
 from lending.loans.disbursement import LoanDesk, document_hash
 from lending.loans.invoices import invoice_hash
@@ -315,3 +318,32 @@ def test_invoice_page(lending, orders):  # noqa: F811
     none = page.get("/merchant/invoices?number=NOPE-1")
     assert none.status_code == 200 and 'id="no-match"' in none.text
     assert page.get("/merchant/invoices?number=").status_code == 422
+
+
+def test_node_down_is_503(lending, orders):  # noqa: F811
+    dead = ChainSettings(backend="rpc", rpc_url=f"http://127.0.0.1:{free_port()}")
+    app, headers = lending.world.app, lending.merchant.headers
+    app.state.chain = ChainClient(dead)  # type: ignore[attr-defined]
+    try:
+        for url in ("/merchants/orders", "/merchants/received", "/merchants/approvals"):
+            assert lending.http.get(url, headers=headers).status_code == 503, url
+        act = f"/merchants/orders/{orders.two_sided}/{orders.theirs}/decline"
+        assert lending.http.post(act, headers=headers).status_code == 503
+    finally:
+        app.state.chain = lending.world.chain  # type: ignore[attr-defined]
+
+
+def test_a_revert_is_409_with_the_contracts_reason(lending, orders):  # noqa: F811
+    # the other shop's approval is revoked after the order: the escrow refuses to pay it
+    chain = lending.world.chain
+    MerchantDesk(chain).revoke(orders.other.address, "fertilizer", chain.sender(DEV_REGISTRAR))
+    url = f"/merchants/orders/{orders.two_sided}/{orders.theirs}/confirm"
+    refused = lending.http.post(url, headers=orders.other.headers)
+    assert refused.status_code == 409, refused.text
+    assert "EscrowMerchantNotApproved" in refused.text
+    approvals = lending.http.get("/merchants/approvals", headers=orders.other.headers).json()
+    fertilizer = next(a for a in approvals if a["category_name"] == "fertilizer")
+    assert fertilizer["revoked"] and not fertilizer["approved"]
+    # declining still works: the amount goes back to the loan
+    declined = lending.http.post(url.replace("/confirm", "/decline"), headers=orders.other.headers)
+    assert declined.status_code == 200, declined.text
