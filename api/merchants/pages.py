@@ -77,11 +77,12 @@ def merchant_home(
     session: SessionDep,
     page: MerchantPage,
     done: Annotated[Action | None, Query()] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
-    """Orders waiting for the shop, the latest payments, its approvals."""
+    """Orders waiting for the shop (ORDERS_ON_HOME a page), the latest payments, approvals."""
     org = page.org
     waiting = service.orders(
-        chain, session, org, OrderView.OPEN, PageParams(limit=ORDERS_ON_HOME, offset=0)
+        chain, session, org, OrderView.OPEN, PageParams(limit=ORDERS_ON_HOME, offset=offset)
     )
     paid = service.received(chain, session, org, PageParams(limit=PAYMENTS_ON_HOME, offset=0))
     context: dict[str, Any] = {

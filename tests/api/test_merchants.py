@@ -347,3 +347,11 @@ def test_a_revert_is_409_with_the_contracts_reason(lending, orders):  # noqa: F8
     # declining still works: the amount goes back to the loan
     declined = lending.http.post(url.replace("/confirm", "/decline"), headers=orders.other.headers)
     assert declined.status_code == 200, declined.text
+
+
+def test_home_pages_through_the_orders(lending, orders, taken):  # noqa: F811
+    page = TestClient(lending.world.app)
+    page.post("/login", data={"api_key": lending.merchant.key}, follow_redirects=False)
+    assert page.get("/merchant?offset=-1").status_code == 422
+    past = page.get("/merchant?offset=1000")
+    assert past.status_code == 200 and 'id="no-orders"' in past.text and "newer" in past.text
