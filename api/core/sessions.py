@@ -40,7 +40,7 @@ COOKIE_MAX_AGE = 8 * 3600
 # Most open logins per key: a script logging in in a loop cannot grow the table without bound.
 MAX_LOGINS_PER_KEY = 50
 # Where each organisation lands after logging in (the others: the public home page).
-HOME_PAGES = {Role.COOPERATIVE: "/coop", Role.FARMER: "/farmer"}
+HOME_PAGES = {Role.COOPERATIVE: "/coop", Role.FARMER: "/farmer", Role.MERCHANT: "/merchant"}
 
 # The pages each organisation can open from the navigation bar (Chinese, English).
 NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
@@ -49,7 +49,10 @@ NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
         ("/coop/members", "社员", "Members"),
         ("/coop/loans", "社员贷款", "Members' loans"),
     ),
-    Role.MERCHANT: (("/merchant/payments", "收款记录", "Payments received"),),
+    Role.MERCHANT: (
+        ("/merchant", "商户工作台", "Shop desk"),
+        ("/merchant/payments", "收款记录", "Payments received"),
+    ),
     Role.FARMER: (
         ("/farmer", "我的贷款", "My loans"),
         ("/farmer/privacy", "授权与查询", "Consents"),

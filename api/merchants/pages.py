@@ -1,31 +1,190 @@
-"""Merchant pages: loan payments received by loan and category (session of /login)."""
+"""Merchant pages: the shop's home (orders waiting, payments received, approvals), every action
+on an order behind a confirmation page (session of /login, CSRF on every form)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import time
+from enum import StrEnum
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, Form, Path, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.core.deps import ChainDep
+import api.core.labels  # noqa: F401  (registers the label filters)
+from api.core.deps import ChainDep, SessionDep, SettingsDep
+from api.core.errors import ROOTS, detail_of, status_of
 from api.core.models import Role
 from api.core.pages import page_router
-from api.core.pagination import PageParams
-from api.core.sessions import PageSession, page_session
+from api.core.pagination import MAX_OFFSET, Page, PageParams
+from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import templates
+from api.core.types import Text
 from api.merchants import service
+from api.merchants.service import MAX_MATCHES, OrderView
 
 router = page_router()
-PAYMENTS_PER_PAGE = 100
+ORDERS_ON_HOME = 50
+PAYMENTS_ON_HOME = 10
+PAYMENTS_PER_PAGE = 50
+MerchantPage = Annotated[PageSession, Depends(page_session(Role.MERCHANT))]
+OrderId = Annotated[int, Path(ge=1, le=2**256 - 1)]
+
+
+class Action(StrEnum):
+    """What a shop can do with an order waiting for it."""
+
+    ACCEPT = "accept"
+    CONFIRM = "confirm"
+    DECLINE = "decline"
+
+
+# (Chinese, English, the question the confirmation page asks, what it means)
+ACTIONS = {
+    Action.ACCEPT: ("接单", "Take the order", "确认接单？ Take this order?",
+                    "接单后农户不能取消，请在送货后确认送达。 Once taken, the farmer cannot "
+                    "cancel it; confirm delivery after you deliver."),
+    Action.CONFIRM: ("确认送达", "Confirm delivery", "确认已送达？ Confirm delivery?",
+                     "确认后贷款立即向您付款。 The loan pays you as soon as you confirm."),
+    Action.DECLINE: ("拒绝", "Decline", "确认拒绝此订单？ Decline this order?",
+                     "订单金额退回农户的贷款预算。 The amount goes back to the farmer's loan "
+                     "budget."),
+}  # fmt: skip
+DONE = {
+    Action.ACCEPT: "已接单 Order taken",
+    Action.CONFIRM: "已确认送达，货款已到账 Delivery confirmed, payment received",
+    Action.DECLINE: "已拒绝订单 Order declined",
+}
+
+
+def _actions_for(order: service.MerchantOrder) -> list[Action]:
+    """The buttons an order shows: take (pending, merchant-confirmed), confirm, decline."""
+    if order.status not in ("pending", "accepted"):
+        return []
+    if order.mode != "merchant_confirms":
+        return [Action.DECLINE]
+    take = [Action.ACCEPT] if order.status == "pending" else []
+    return [*take, Action.CONFIRM, Action.DECLINE]
+
+
+templates.env.globals["merchant_actions"] = _actions_for
+templates.env.globals["merchant_action_names"] = ACTIONS
+
+
+@router.get("/merchant", response_class=HTMLResponse)
+def merchant_home(
+    request: Request,
+    chain: ChainDep,
+    session: SessionDep,
+    page: MerchantPage,
+    done: Annotated[Action | None, Query()] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> HTMLResponse:
+    """Orders waiting for the shop (ORDERS_ON_HOME a page), the latest payments, approvals."""
+    org = page.org
+    waiting = service.orders(
+        chain, session, org, OrderView.OPEN, PageParams(limit=ORDERS_ON_HOME, offset=offset)
+    )
+    paid = service.received(chain, session, org, PageParams(limit=PAYMENTS_ON_HOME, offset=0))
+    context: dict[str, Any] = {
+        "org": org,
+        "waiting": waiting,
+        "paid": paid,
+        "approvals": service.approvals(chain, org),
+        "now": int(time.time()),
+        "done": DONE[done] if done else None,
+    }
+    return templates.TemplateResponse(request, "merchant_home.html", context)
 
 
 @router.get("/merchant/payments", response_class=HTMLResponse)
 def merchant_payments_page(
     request: Request,
     chain: ChainDep,
-    page: Annotated[PageSession, Depends(page_session(Role.MERCHANT))],
+    session: SessionDep,
+    page: MerchantPage,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
-    """Loan payments received, by loan and category."""
-    payments = service.payments(chain, page.org, PageParams(limit=PAYMENTS_PER_PAGE, offset=0))
-    context = {"org": page.org, "page": payments}
+    """Every payment received, newest first, with date, farmer, cooperative and invoice."""
+    paid = service.received(
+        chain, session, page.org, PageParams(limit=PAYMENTS_PER_PAGE, offset=offset)
+    )
+    context = {"org": page.org, "page": paid}
     return templates.TemplateResponse(request, "merchant_payments.html", context)
+
+
+@router.get("/merchant/orders/{escrow}/{order_id}/{action}", response_class=HTMLResponse)
+def merchant_confirm_page(
+    request: Request,
+    escrow: str,
+    order_id: OrderId,
+    action: Action,
+    chain: ChainDep,
+    session: SessionDep,
+    page: MerchantPage,
+) -> HTMLResponse:
+    """The confirmation step of an action: the order, what the action means, yes or back."""
+    order = service.one_order(chain, session, page.org, escrow, order_id)
+    return _confirm_page(request, page, order, action)
+
+
+def _confirm_page(
+    request: Request,
+    page: PageSession,
+    order: service.MerchantOrder,
+    action: Action,
+    error: str | None = None,
+    code: int = 200,
+) -> HTMLResponse:
+    """The confirmation page, with the error of a failed attempt if any."""
+    context = {
+        "org": page.org,
+        "csrf": page.csrf,
+        "order": order,
+        "action": action.value,
+        "names": ACTIONS[action],
+        "allowed": action in _actions_for(order),
+        "error": error,
+    }
+    return templates.TemplateResponse(request, "merchant_confirm.html", context, code)
+
+
+@router.post("/merchant/orders/{escrow}/{order_id}/{action}", response_class=HTMLResponse)
+def merchant_act(
+    request: Request,
+    escrow: str,
+    order_id: OrderId,
+    action: Action,
+    csrf: Annotated[str, Form(max_length=64)],
+    chain: ChainDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: MerchantPage,
+) -> Response:
+    """Do the confirmed action, then back to the home page with what was done."""
+    check_csrf(page, csrf)
+    act = {
+        Action.ACCEPT: service.accept,
+        Action.CONFIRM: service.confirm_order,
+        Action.DECLINE: service.decline,
+    }[action]
+    try:
+        act(chain, settings, page.org, escrow, order_id)
+    except ROOTS as exc:
+        order = service.one_order(chain, session, page.org, escrow, order_id)
+        return _confirm_page(request, page, order, action, detail_of(exc), status_of(exc))
+    return RedirectResponse(f"/merchant?done={action.value}", status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/merchant/invoices", response_class=HTMLResponse)
+def merchant_invoice_page(
+    request: Request,
+    chain: ChainDep,
+    session: SessionDep,
+    page: MerchantPage,
+    number: Annotated[Text, Query(min_length=1, max_length=64)],
+) -> HTMLResponse:
+    """One of the shop's invoice numbers: the orders naming it and the payments it brought."""
+    match = service.find_invoice(chain, session, page.org, number)
+    paid = Page(items=match.payments, total=len(match.payments), limit=MAX_MATCHES, offset=0)
+    context = {"org": page.org, "match": match, "paid": paid}
+    return templates.TemplateResponse(request, "merchant_invoice.html", context)
