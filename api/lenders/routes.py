@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import Response
 
 from api.core.deps import ChainDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import PageDep
 from api.core.types import Id32Path
-from api.lenders import service
+from api.lenders import portfolio, service
+from api.lenders.portfolio import Action, DisbursementReport, Portfolio, StatusFilter
 from api.lenders.service import (
     ConsentingFarmers,
     LoanCreate,
@@ -100,3 +102,50 @@ def issue_loan(
 def loan_state(escrow: str, chain: ChainDep, org: LenderOrg) -> LoanPublic:
     """The state of one of your loans, read from its escrow."""
     return service.own_loan(chain, org, escrow)
+
+
+StatusQuery = Annotated[StatusFilter, Query(description="open: issued, active, overdue, defaulted")]
+
+
+@router.get("/loans", response_model=Portfolio)
+def loans(
+    request: Request,
+    chain: ChainDep,
+    page: PageDep,
+    org: LenderOrg,
+    status: StatusQuery = StatusFilter.ALL,
+) -> Portfolio:
+    """Your loans with status, drawn, outstanding and days past due, newest first."""
+    return portfolio.portfolio(request.app.state.engine, chain, org, status, page)
+
+
+@router.get(
+    "/portfolio.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def portfolio_csv(
+    request: Request, chain: ChainDep, org: LenderOrg, status: StatusQuery = StatusFilter.ALL
+) -> Response:
+    """Your loans passing the filter as CSV (fen; unix times), for a spreadsheet."""
+    rows, _ = portfolio.all_loans(request.app.state.engine, chain, org, status)
+    return Response(
+        portfolio.portfolio_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="portfolio.csv"'},
+    )
+
+
+@router.get("/disbursements", response_model=DisbursementReport)
+def disbursements(request: Request, chain: ChainDep, org: LenderOrg) -> DisbursementReport:
+    """What your loans paid to merchants, by category and merchant."""
+    return portfolio.disbursements(request.app.state.engine, chain, org)
+
+
+@router.post("/loans/{escrow}/{action}", response_model=LoanPublic)
+def service_loan(
+    escrow: str, action: Action, settings: SettingsDep, chain: ChainDep, org: LenderOrg
+) -> LoanPublic:
+    """Service one of your loans: `refresh` its status, `return-unspent` after the draw window,
+    declare `default`, `write-off` a defaulted loan (409 with the contract's reason if not)."""
+    return service.loan_public(portfolio.service_loan(chain, settings, org, escrow, action))
