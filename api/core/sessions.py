@@ -40,12 +40,16 @@ COOKIE_MAX_AGE = 8 * 3600
 # Most open logins per key: a script logging in in a loop cannot grow the table without bound.
 MAX_LOGINS_PER_KEY = 50
 # Where each organisation lands after logging in (the others: the public home page).
-HOME_PAGES = {Role.COOPERATIVE: "/coop"}
+HOME_PAGES = {Role.COOPERATIVE: "/coop", Role.LENDER: "/lender"}
 
 # The pages each organisation can open from the navigation bar (Chinese, English).
 NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
     Role.COOPERATIVE: (("/coop", "合作社工作台", "Cooperative desk"),),
     Role.MERCHANT: (("/merchant/payments", "收款记录", "Payments received"),),
+    Role.LENDER: (
+        ("/lender", "贷款组合", "Portfolio"),
+        ("/lender/disbursements", "放款去向", "Disbursements"),
+    ),
 }
 
 router = page_router()

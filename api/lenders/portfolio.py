@@ -132,7 +132,7 @@ def org_names(engine: Engine, addresses: set[str]) -> dict[str, str]:
     return {o.chain_address.lower(): o.name for o in rows if o.chain_address.lower() in wanted}
 
 
-def _row(state: LoanState, now: int, names: dict[str, str]) -> PortfolioLoan:
+def loan_row(state: LoanState, now: int, names: dict[str, str]) -> PortfolioLoan:
     """A portfolio row from an escrow's state."""
     fid = "0x" + state.farmer_id.hex()
     return PortfolioLoan(
@@ -174,7 +174,7 @@ def all_loans(
     states = [desk.state(e) for e in lender_escrows(desk, org.chain_address)]
     states = [s for s in states if _matches(s.status, wanted)]
     names = farmer_names(engine, ["0x" + s.farmer_id.hex() for s in states])
-    rows = [_row(s, now, names) for s in reversed(states)]
+    rows = [loan_row(s, now, names) for s in reversed(states)]
     return rows, now
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from chain.nodes import ProcessNode
 from lending.loans.contracts import DEV_REGISTRAR
@@ -123,6 +125,55 @@ def test_disbursement_report_by_category_and_merchant(lending, spent):  # noqa: 
     assert none == {"lines": [], "by_category_fen": {}, "total_fen": 0}
     assert http.get("/lenders/disbursements").status_code == 401
     assert http.get("/lenders/disbursements", headers=lending.coop.headers).status_code == 403
+
+
+def _login(lending: Lending, key: str) -> TestClient:  # noqa: F811
+    """A browser-like client logged in with `key`."""
+    page = TestClient(lending.world.app)
+    assert page.post("/login", data={"api_key": key}, follow_redirects=False).status_code == 303
+    return page
+
+
+def _csrf(html: str) -> str:
+    """The form token of a page."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no form on the page"
+    return found.group(1)
+
+
+def test_desk_pages_show_the_portfolio_and_confirm_before_acting(lending, spent):  # noqa: F811
+    page = _login(lending, lending.lender.key)
+    home = page.get("/lender")
+    assert home.status_code == 200, home.text
+    assert f'data-escrow="{spent}"' in home.text and "周九" in home.text
+    assert "正常 active" in home.text and "¥1,500.00" in home.text
+    assert 'id="csv"' in home.text and "0x" + "0" * 64 not in home.text
+    assert "周九" not in page.get("/lender?status=repaid").text
+    assert page.get("/lender?status=nonsense").status_code == 422
+    exported = page.get("/lender/portfolio.csv")
+    assert exported.status_code == 200 and spent in exported.text
+    report = page.get("/lender/disbursements")
+    assert report.status_code == 200 and "Green Leaf Fertilizer" in report.text
+    assert "肥料 fertilizer" in report.text
+    loan = page.get(f"/lender/loans/{spent}")
+    assert loan.status_code == 200, loan.text
+    assert "Green Leaf Fertilizer" in loan.text and 'id="action-refresh"' in loan.text
+    token = _csrf(loan.text)
+    url = f"/lender/loans/{spent}/refresh"
+    asked = page.post(url, data={"csrf": token}, follow_redirects=False)
+    assert asked.status_code == 200 and 'id="confirm"' in asked.text  # nothing sent yet
+    done = page.post(url, data={"csrf": token, "confirm": "yes"}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"].endswith("?done=refresh")
+    refused = page.post(f"/lender/loans/{spent}/return-unspent",
+                        data={"csrf": token, "confirm": "yes"})  # fmt: skip
+    assert refused.status_code == 409 and 'id="error"' in refused.text
+    assert page.post(url, data={"csrf": "forged", "confirm": "yes"}).status_code == 403
+    other = _login(lending, lending.other_lender.key)
+    assert other.get(f"/lender/loans/{spent}").status_code == 403
+    assert "周九" not in other.get("/lender").text
+    coop = _login(lending, lending.coop.key)
+    assert coop.get("/lender").status_code == 403
+    assert TestClient(lending.world.app).get("/lender", follow_redirects=False).status_code == 303
 
 
 def test_servicing_a_loan_through_its_life(lending, spent):  # noqa: F811
