@@ -187,3 +187,13 @@ class HarvestRef(SQLModel, table=True):
     cooperative_id: int = Field(foreign_key="api_organisation.id", index=True)
     record_ref: str = Field(max_length=128)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class OfferDecline(SQLModel, table=True):
+    """A farmer's refusal of a loan offer (the offer itself lives in loan_offer)."""
+
+    __tablename__ = "farmer_offer_decline"
+
+    offer_id: str = Field(max_length=32, primary_key=True)
+    farmer_id: str = Field(max_length=66, index=True)
+    declined_at: datetime = Field(default_factory=utcnow)

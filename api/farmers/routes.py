@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
 from api.core.types import Id32Path, RowIdPath
-from api.farmers import service
+from api.farmers import loans, service
 from api.farmers.service import (
     AcceptanceIn,
     ConsentChanged,
@@ -86,6 +86,104 @@ def accept_offer(
     """Accept an offer with your wallet's signature of its terms (no gas: the lender relays)."""
     engine = request.app.state.engine
     return service.accept_offer(session, engine, chain, org, offer_id, body)
+
+
+@router.get("/me/offer-details", response_model=list[loans.OfferDetail])
+def my_offer_details(
+    request: Request, session: SessionDep, org: FarmerOrg
+) -> list[loans.OfferDetail]:
+    """Offers made to you, newest first: status (declined too), lender's name, and the decision
+    behind each (score, reasons, how the limit was computed)."""
+    return loans.my_offer_details(session, request.app.state.engine, org)
+
+
+@router.get("/me/offers/{offer_id}/detail", response_model=loans.OfferDetail)
+def offer_detail(
+    offer_id: str, request: Request, session: SessionDep, org: FarmerOrg
+) -> loans.OfferDetail:
+    """One offer with the reasons behind it and how its limit was computed."""
+    return loans.offer_detail(session, request.app.state.engine, org, offer_id)
+
+
+@router.get("/me/offers/{offer_id}/quote", response_model=loans.Quote)
+def offer_quote(
+    offer_id: str,
+    request: Request,
+    session: SessionDep,
+    org: FarmerOrg,
+    amount_fen: Annotated[int, Query(ge=1, le=loans.MAX_FEN)],
+    term_months: Annotated[int, Query(ge=1, le=loans.MAX_TERM_MONTHS)],
+) -> loans.Quote:
+    """APR calculator: APR, total cost and schedule of another amount or term at the offer's
+    rate (the offer itself does not change)."""
+    engine = request.app.state.engine
+    return loans.quote(session, engine, org, offer_id, amount_fen, term_months)
+
+
+@router.post("/me/offers/{offer_id}/accept", response_model=loans.OfferDetail)
+def accept_with_my_key(
+    offer_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    org: FarmerOrg,
+) -> loans.OfferDetail:
+    """Accept an offer: the service signs its terms with your organisation's key (EIP-712)
+    and keeps the signature for the lender to relay (no gas for you)."""
+    engine = request.app.state.engine
+    return loans.accept_with_my_key(session, engine, chain, settings, org, offer_id)
+
+
+@router.post("/me/offers/{offer_id}/decline", response_model=loans.OfferDetail)
+def decline_offer(
+    offer_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    org: FarmerOrg,
+) -> loans.OfferDetail:
+    """Decline an offer (a signature you gave for it is voided on chain)."""
+    engine = request.app.state.engine
+    return loans.decline(session, engine, chain, settings, org, offer_id)
+
+
+@router.get("/me/loans", response_model=Page[loans.LoanSummary])
+def my_loans(
+    request: Request, session: SessionDep, chain: ChainDep, page: PageDep, org: FarmerOrg
+) -> Page[loans.LoanSummary]:
+    """Your loans, newest first."""
+    return loans.my_loans(session, request.app.state.engine, chain, org, page)
+
+
+@router.get("/me/loans/{escrow}", response_model=loans.LoanOut)
+def my_loan(
+    escrow: str, request: Request, session: SessionDep, chain: ChainDep, org: FarmerOrg
+) -> loans.LoanOut:
+    """One of your loans: budgets, payments, schedule and next due, repayments, what is left."""
+    return loans.my_loan(session, request.app.state.engine, chain, org, escrow)
+
+
+@router.post("/me/loans/{escrow}/repayments", response_model=loans.RepayOut)
+def repay(
+    escrow: str,
+    body: loans.RepayIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    org: FarmerOrg,
+) -> loans.RepayOut:
+    """Repay from your wallet (signed with your organisation's key)."""
+    return loans.repay(session, chain, settings, org, escrow, body)
+
+
+@router.get("/me/profile-reads", response_model=Page[loans.ProfileRead])
+def profile_reads(
+    request: Request, session: SessionDep, page: PageDep, org: FarmerOrg
+) -> Page[loans.ProfileRead]:
+    """Who asked to read your profile, when, why, and whether your consent allowed it."""
+    return loans.profile_reads(session, request.app.state.engine, org, page)
 
 
 @router.get("/{farmer_id}", response_model=FarmerSelf)
