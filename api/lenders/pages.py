@@ -23,13 +23,10 @@ from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import category_label, templates, yuan
 from api.core.types import MAX_FEN
-from api.lenders import portfolio, service
+from api.lenders import history, portfolio, service
 from api.lenders.portfolio import Action, StatusFilter
 from api.lenders.service import Confirmation, LoanCreate
-from chain.clock import chain_now
-from chain.events import EventReader
 from indexer.profiles import FarmerProfile
-from lending.loans.disbursement import LoanDesk
 from lending.loans.merchants import MerchantDesk
 from lending.loans.offers import OfferStore
 from traceability.models import Grade
@@ -109,13 +106,6 @@ def lender_profile_page(
 LenderPage = Annotated[PageSession, Depends(page_session(Role.LENDER))]
 CsrfField = Annotated[str, Form(max_length=64)]
 ConfirmField = Annotated[str, Form(max_length=8)]
-# Later events of an order overwrite earlier ones' status (same block: this order).
-ORDER_EVENTS = (
-    ("PaymentOrdered", "pending"),
-    ("PaymentAccepted", "accepted"),
-    ("LoanDisbursed", "released"),
-    ("PaymentCancelled", "cancelled"),
-)
 ACTION_TEXT = {
     Action.REFRESH: ("更新状态", "Refresh status",
                      "按链上时间更新贷款状态（例如到期未还转为逾期）。",
@@ -197,43 +187,16 @@ def lender_disbursements(request: Request, chain: ChainDep, page: LenderPage) ->
     return templates.TemplateResponse(request, "lender_disbursements.html", context)
 
 
-def _orders(desk: LoanDesk, escrow: str, categories: dict[bytes, str]) -> list[dict[str, Any]]:
-    """The escrow's payment orders from its events (Immediate ones are never stored), oldest
-    first, with the date each last changed."""
-    contract = desk.escrow(escrow)
-    reader = EventReader(desk.client.w3, contract.address, contract.abi)
-    orders: dict[int, dict[str, Any]] = {}
-    for name, state in ORDER_EVENTS:
-        for e in reader.events(name):
-            row = orders.setdefault(int(e.args["orderId"]), {"order_id": int(e.args["orderId"])})
-            if "category" in e.args:
-                category = e.args["category"]
-                row.update(merchant=e.args["merchant"], amount_fen=int(e.args["amount"]),
-                           category=categories.get(category, "0x" + category.hex()))  # fmt: skip
-            if row.get("block", -1) <= e.block_number:
-                row.update(status=state, block=e.block_number)
-    for row in orders.values():
-        row["at"] = int(desk.client.w3.eth.get_block(row["block"])["timestamp"])
-    return [orders[i] for i in sorted(orders) if "merchant" in orders[i]]
-
-
 @router.get("/lender/loans/{escrow}", response_class=HTMLResponse)
 def lender_loan_page(
     escrow: str, request: Request, chain: ChainDep, page: LenderPage
 ) -> HTMLResponse:
-    """One loan: terms, money, payment orders and the servicing buttons."""
+    """One loan's full history (budgets, orders, repayments, schedule) and the servicing
+    buttons."""
     engine = request.app.state.engine
-    desk, state = portfolio.own_state(chain, page.org, escrow)
-    now = chain_now(chain.w3)
-    names = portfolio.farmer_names(engine, ["0x" + state.farmer_id.hex()])
-    row = portfolio.loan_row(state, now, names)
-    orders = _orders(
-        desk, state.escrow, MerchantDesk(chain, desk.registry_address).category_names()
-    )
-    merchants = portfolio.org_names(engine, {o["merchant"] for o in orders})
-    context = {"org": page.org, "loan": row, "orders": orders, "merchants": merchants,
-               "actions": ACTION_TEXT, "now": now, "csrf": page.csrf,
-               "done": request.query_params.get("done", "")}  # fmt: skip
+    h = history.history_out(engine, history.read_history(engine, chain, page.org, escrow))
+    context = {"org": page.org, "loan": h.loan, "h": h, "actions": ACTION_TEXT,
+               "csrf": page.csrf, "done": request.query_params.get("done", "")}  # fmt: skip
     return templates.TemplateResponse(request, "lender_loan.html", context)
 
 

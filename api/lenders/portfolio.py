@@ -29,9 +29,9 @@ from chain.clock import chain_now
 from chain.events import EventReader
 from lending.loans.contracts import LOAN_ESCROW
 from lending.loans.disbursement import LoanDesk, LoanState, LoanStatus
+from lending.loans.history import days_past_due
 from lending.loans.merchants import MerchantDesk
 
-DAY = 86_400
 OPEN = {LoanStatus.ISSUED, LoanStatus.ACTIVE, LoanStatus.OVERDUE, LoanStatus.DEFAULTED}
 
 
@@ -106,13 +106,6 @@ def lender_escrows(desk: LoanDesk, lender: str) -> list[str]:
     reader = EventReader(desk.client.w3, desk.factory.address, desk.factory.abi)
     issued = [e for e in reader.events("LoanIssued") if same_address(e.args["lender"], lender)]
     return [e.args["escrow"] for e in sorted(issued, key=lambda e: e.args["loanId"])]
-
-
-def days_past_due(state: LoanState, now: int) -> int:
-    """Whole days since the due date while something is still owed (0 otherwise)."""
-    if state.outstanding_fen == 0 or now <= state.due_date:
-        return 0
-    return (now - state.due_date) // DAY + 1
 
 
 def farmer_names(engine: Engine, farmer_ids: list[str]) -> dict[str, str]:

@@ -15,7 +15,8 @@ from api.core.deps import ChainDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import PageDep
 from api.core.types import Id32Path
-from api.lenders import portfolio, service
+from api.lenders import history, portfolio, service
+from api.lenders.history import LoanHistoryOut
 from api.lenders.portfolio import Action, DisbursementReport, Portfolio, StatusFilter
 from api.lenders.service import (
     ConsentingFarmers,
@@ -149,3 +150,10 @@ def service_loan(
     """Service one of your loans: `refresh` its status, `return-unspent` after the draw window,
     declare `default`, `write-off` a defaulted loan (409 with the contract's reason if not)."""
     return service.loan_public(portfolio.service_loan(chain, settings, org, escrow, action))
+
+
+@router.get("/loans/{escrow}/history", response_model=LoanHistoryOut)
+def loan_history(escrow: str, request: Request, chain: ChainDep, org: LenderOrg) -> LoanHistoryOut:
+    """One of your loans in full: budgets, payment orders, repayments, the accepted schedule."""
+    engine = request.app.state.engine
+    return history.history_out(engine, history.read_history(engine, chain, org, escrow))

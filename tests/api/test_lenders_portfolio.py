@@ -127,6 +127,28 @@ def test_disbursement_report_by_category_and_merchant(lending, spent):  # noqa: 
     assert http.get("/lenders/disbursements", headers=lending.coop.headers).status_code == 403
 
 
+def test_a_loans_full_history_is_its_lenders_only(lending, spent):  # noqa: F811
+    http, headers = lending.http, lending.lender.headers
+    url = f"/lenders/loans/{spent}/history"
+    got = http.get(url, headers=headers)
+    assert got.status_code == 200, got.text
+    h = got.json()
+    assert h["loan"]["escrow"] == spent and h["loan"]["drawn_fen"] == 150_000
+    assert h["apr_bps"] > 0 and h["schedule"] and h["schedule_verified"] is True
+    (order,) = h["orders"]
+    assert order["merchant_name"] == "Green Leaf Fertilizer" and order["status"] == "released"
+    assert order["category_name"] == "fertilizer" and order["amount_fen"] == 150_000
+    budgets = {b["category_name"]: b for b in h["budgets"]}
+    assert budgets["fertilizer"]["spent_fen"] == 150_000
+    assert budgets["fertilizer"]["left_fen"] == 250_000
+    assert h["repayments"] == []
+    assert http.get(url, headers=lending.other_lender.headers).status_code == 403
+    assert http.get(url, headers=lending.merchant.headers).status_code == 403
+    assert http.get(url).status_code == 401
+    nobody = "/lenders/loans/0x" + "12" * 20 + "/history"
+    assert http.get(nobody, headers=headers).status_code == 404
+
+
 def _login(lending: Lending, key: str) -> TestClient:  # noqa: F811
     """A browser-like client logged in with `key`."""
     page = TestClient(lending.world.app)
@@ -158,6 +180,7 @@ def test_desk_pages_show_the_portfolio_and_confirm_before_acting(lending, spent)
     loan = page.get(f"/lender/loans/{spent}")
     assert loan.status_code == 200, loan.text
     assert "Green Leaf Fertilizer" in loan.text and 'id="action-refresh"' in loan.text
+    assert "肥料 fertilizer" in loan.text and 'id="schedule"' in loan.text
     token = _csrf(loan.text)
     url = f"/lender/loans/{spent}/refresh"
     asked = page.post(url, data={"csrf": token}, follow_redirects=False)
