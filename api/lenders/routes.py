@@ -6,12 +6,14 @@ or refusal is logged; decisions and loans are visible to the lender that made th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response
 
 from api.core.deps import ChainDep, SettingsDep, require_role
+from api.core.errors import Invalid
 from api.core.models import Organisation, Role
 from api.core.pagination import PageDep
 from api.core.types import Id32Path
@@ -105,10 +107,26 @@ def loan_state(escrow: str, chain: ChainDep, org: LenderOrg) -> LoanPublic:
     return service.own_loan(chain, org, escrow)
 
 
+def only_query(*names: str) -> Callable[[Request], None]:
+    """Dependency: 422 for a query parameter the route does not take (an export with a typo
+    in its filter would otherwise silently export everything)."""
+
+    def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - set(names))
+        if unknown:
+            raise Invalid(f"unknown query parameter(s): {', '.join(unknown)[:200]}")
+
+    return check
+
+
 StatusQuery = Annotated[StatusFilter, Query(description="open: issued, active, overdue, defaulted")]
 
 
-@router.get("/loans", response_model=Portfolio)
+@router.get(
+    "/loans",
+    response_model=Portfolio,
+    dependencies=[Depends(only_query("status", "limit", "offset"))],
+)
 def loans(
     request: Request,
     chain: ChainDep,
@@ -123,6 +141,7 @@ def loans(
 @router.get(
     "/portfolio.csv",
     response_class=Response,
+    dependencies=[Depends(only_query("status"))],
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def portfolio_csv(

@@ -103,6 +103,8 @@ def test_portfolio_csv(lending, spent):  # noqa: F811
     other = http.get("/lenders/portfolio.csv", headers=lending.other_lender.headers)
     assert other.status_code == 200 and other.text.count("\n") == 1  # the header only
     assert http.get("/lenders/portfolio.csv").status_code == 401
+    typo = http.get("/lenders/portfolio.csv?stauts=repaid", headers=headers)  # not everything
+    assert typo.status_code == 422 and "stauts" in typo.text
     assert http.get("/lenders/portfolio.csv", headers=lending.merchant.headers).status_code == 403
 
 
