@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from api.core.sessions import COOKIE, csrf_token
+from api.lenders.service import credit_store
 from chain.nodes import ProcessNode
 from lending.loans.contracts import DEV_REGISTRAR
 from lending.loans.disbursement import LoanDesk, document_hash
@@ -199,6 +201,32 @@ def test_desk_pages_show_the_portfolio_and_confirm_before_acting(lending, spent)
     coop = _login(lending, lending.coop.key)
     assert coop.get("/lender").status_code == 403
     assert TestClient(lending.world.app).get("/lender", follow_redirects=False).status_code == 303
+
+
+def test_farmer_page_scores_and_offers_with_a_confirmation_step(lending):  # noqa: F811
+    page = _login(lending, lending.lender.key)
+    fid = lending.fid(0)
+    profile = page.get(f"/lender/farmers/{fid}")
+    assert profile.status_code == 200 and 'id="decide"' in profile.text
+    assert "POST /lenders" not in profile.text  # buttons, not instructions for developers
+    token = _csrf(profile.text)
+    url = f"/lender/farmers/{fid}/decision"
+    before = len(credit_store(lending.world.app.state.engine).decisions_for(fid))
+    asked = page.post(url, data={"csrf": token}, follow_redirects=False)
+    assert asked.status_code == 200 and 'id="confirm"' in asked.text
+    assert len(credit_store(lending.world.app.state.engine).decisions_for(fid)) == before
+    done = page.post(url, data={"csrf": token, "confirm": "yes"}, follow_redirects=False)
+    assert done.status_code in (303, 409), done.text  # 409: the demo profile cannot be scored
+    decision = lending.approved_decision(0)
+    offer = f"/lender/decisions/{decision}/offer"
+    bad = page.post(offer, data={"csrf": token, "budget:fertilizer": "12.345"})
+    assert bad.status_code == 422 and 'id="error"' in bad.text
+    none = page.post(offer, data={"csrf": token, "budget:fertilizer": ""})
+    assert none.status_code == 422
+    other = _login(lending, lending.other_lender.key)
+    their_token = csrf_token(lending.world.settings, other.cookies[COOKIE])
+    theirs = other.post(offer, data={"csrf": their_token, "budget:fertilizer": "100"})
+    assert theirs.status_code == 403 and "another lender" in theirs.text
 
 
 def test_servicing_a_loan_through_its_life(lending, spent):  # noqa: F811
