@@ -15,18 +15,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.core.chain import loan_desk
 from api.core.deps import ChainDep, SettingsDep
-from api.core.errors import Invalid
+from api.core.errors import Conflict, Invalid
 from api.core.ids import same_address
 from api.core.models import Role
 from api.core.pages import page_router
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
-from api.core.templates import category_label, templates, yuan
+from api.core.templates import category_label, china_date, loan_status_label, templates, yuan
 from api.core.types import MAX_FEN
 from api.lenders import history, portfolio, service
 from api.lenders.portfolio import Action, StatusFilter
 from api.lenders.service import Confirmation, LoanCreate
 from indexer.profiles import FarmerProfile
+from lending.loans.disbursement import LoanStatus
+from lending.loans.errors import EscrowError
 from lending.loans.merchants import MerchantDesk
 from lending.loans.offers import OfferStore
 from traceability.models import Grade
@@ -120,6 +122,34 @@ ACTION_TEXT = {
                        "把已违约的贷款核销（不可撤销）。",
                        "Write the defaulted loan off (cannot be undone)."),
 }  # fmt: skip
+
+
+def refusal_text(exc: EscrowError) -> str:
+    """A servicing refusal as a loan officer reads it: 中文 · English, then the contract's own
+    error name for whoever needs to look further."""
+    v = exc.values
+    draw = china_date(int(v["drawDeadline"])) if "drawDeadline" in v else ""
+    after = china_date(int(v["defaultableAfter"])) if "defaultableAfter" in v else ""
+    status = _status_name(v)
+    texts = {
+        "EscrowDrawWindowOpen": (f"提款期到 {draw} 才结束，之后才能退回未用资金",
+                                 f"unspent funds return after the draw window ends on {draw}"),
+        "EscrowNotYetDefaultable": (f"{after} 之后才能宣告违约",
+                                    f"default may be declared after {after}"),
+        "EscrowNothingToReturn": ("没有可退回的资金", "nothing is left to return"),
+        "EscrowInvalidStatus": (f"贷款当前为“{loan_status_label(status)}”，不允许此操作",
+                                f"the loan is {status}, which does not allow this"),
+    }  # fmt: skip
+    zh, en = texts.get(exc.name, ("合约拒绝了此操作", "the contract refused this"))
+    return f"{zh} · {en} ({exc.name})"
+
+
+def _status_name(values: dict[str, Any]) -> str:
+    """The `status` argument of a refusal as the API names statuses."""
+    try:
+        return LoanStatus(int(values.get("status", 0))).name.lower()
+    except ValueError:
+        return str(values.get("status"))
 
 
 def _confirm_page(
@@ -220,7 +250,10 @@ def lender_loan_action(
         lines = [(f"{zh}：贷款 #{state.loan_id}", f"{en}: loan #{state.loan_id}"),
                  (why_zh, why_en)]  # fmt: skip
         return _confirm_page(request, page, f"{back}/{action.value}", {}, lines, back)
-    portfolio.service_loan(chain, settings, page.org, state.escrow, action)
+    try:
+        portfolio.service_loan(chain, settings, page.org, state.escrow, action)
+    except EscrowError as exc:
+        raise Conflict(refusal_text(exc)) from exc
     return _see(f"{back}?done={action.value}")
 
 

@@ -85,7 +85,8 @@ def test_loan_officer_offers_issues_and_services_a_loan(lending):  # noqa: F811
         page.wait_for_selector("#confirm")
         page.click("#confirm")
         page.wait_for_selector("#error")  # the draw window is still open: the contract says no
-        assert "Escrow" in page.inner_text("#error")  # the contract's named reason
+        assert "提款期到" in page.inner_text("#error")  # said for people, with the date
+        assert "EscrowDrawWindowOpen" in page.inner_text("#error")  # and the contract's name
         screenshot(page, "lender-refused-action")
 
         page.goto(base + "/lender?status=active")

@@ -194,6 +194,7 @@ def test_desk_pages_show_the_portfolio_and_confirm_before_acting(lending, spent)
     refused = page.post(f"/lender/loans/{spent}/return-unspent",
                         data={"csrf": token, "confirm": "yes"})  # fmt: skip
     assert refused.status_code == 409 and 'id="error"' in refused.text
+    assert "提款期到" in refused.text and "EscrowDrawWindowOpen" in refused.text
     assert page.post(url, data={"csrf": "forged", "confirm": "yes"}).status_code == 403
     other = _login(lending, lending.other_lender.key)
     assert other.get(f"/lender/loans/{spent}").status_code == 403
