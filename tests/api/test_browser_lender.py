@@ -96,3 +96,12 @@ def test_loan_officer_offers_issues_and_services_a_loan(lending):  # noqa: F811
         page.goto(base + "/lender/disbursements")
         assert page.locator("#no-disbursements").is_visible()
         screenshot(page, "lender-disbursements")
+
+        page.set_viewport_size({"width": 1280, "height": 900})  # the office's desktop
+        page.goto(base + "/lender")
+        assert page.locator("#loans thead").is_visible()  # a table with headings, not cards
+        screenshot(page, "lender-home-desktop")
+        page.goto(base + "/lender?status=open")
+        page.click("#loans tr[data-escrow] a")
+        page.wait_for_selector("#servicing")
+        screenshot(page, "lender-loan-desktop")
