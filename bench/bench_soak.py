@@ -291,6 +291,9 @@ class Write:
     status: int
     recorded: tuple[bytes, ...] = ()
     other: tuple[str, ...] = ()  # outcomes other than `recorded` (none expected)
+    # Sent, then the node went away before the receipt: the service says the outcome is
+    # unknown (503 with `transactions`); such lots may be on chain, at most once.
+    in_doubt: bool = False
 
 
 @dataclass
@@ -413,7 +416,8 @@ class Worker:
     def written(self, lots: tuple[bytes, ...], reply: httpx.Response | None) -> Write:
         """What the service said of a harvest batch."""
         if reply is None or reply.status_code != 200:
-            return Write(lots, reply.status_code if reply is not None else 0)
+            doubt = reply is not None and reply.status_code == 503 and _in_doubt(reply)
+            return Write(lots, reply.status_code if reply is not None else 0, in_doubt=doubt)
         outcomes = reply.json()["outcomes"]
         recorded = tuple(
             bytes.fromhex(o["lot"][2:]) for o in outcomes if o["outcome"] == "recorded"
@@ -445,6 +449,14 @@ class Worker:
             raise
         finally:
             self.http.close()
+
+
+def _in_doubt(reply: httpx.Response) -> bool:
+    """A 503 that says the transaction was sent and its outcome is unknown."""
+    try:
+        return bool(reply.json().get("transactions"))
+    except ValueError:
+        return False
 
 
 # ------------------------------------------------------------------------------- checks
@@ -500,7 +512,13 @@ class SoakResult:
 
     def refused(self) -> set[bytes]:
         """Lots of writes the service refused (or did not answer)."""
-        return {lot for w in self.tally.writes if w.status != 200 for lot in w.lots}
+        return {
+            lot for w in self.tally.writes if w.status != 200 and not w.in_doubt for lot in w.lots
+        }
+
+    def in_doubt(self) -> set[bytes]:
+        """Lots of writes whose transaction was sent before the node went away."""
+        return {lot for w in self.tally.writes if w.in_doubt for lot in w.lots}
 
     def problems(self) -> list[str]:
         """Everything that breaks the soak's promises (empty: it held)."""
@@ -521,7 +539,7 @@ class SoakResult:
             found.append(f"{len(extra)} indexed lots are not on chain")
         if landed := refused & on_chain:
             found.append(f"{len(landed)} lots of refused writes are on chain")
-        if unacked := on_chain - acked:
+        if unacked := on_chain - acked - self.in_doubt():
             found.append(f"{len(unacked)} lots on chain were never acknowledged")
         if other := Counter(o for w in self.tally.writes for o in w.other):
             found.append(f"write outcomes other than recorded: {dict(other)}")
@@ -645,12 +663,18 @@ def rows(result: SoakResult, workers: int, outage_s: float) -> list[dict[str, An
     served_n = sum(1 for s in samples if s.status)
     classes = result.classes()
     p50, p99 = _quantiles([s.ms for s in samples])
-    writes_503 = sum(1 for w in result.tally.writes if w.status == 503)
+    writes_503 = sum(1 for w in result.tally.writes if w.status == 503 and not w.in_doubt)
+    doubtful = [w for w in result.tally.writes if w.in_doubt]
+    landed = sum(1 for w in doubtful if all(lot in result.chain_lots for lot in w.lots))
     label = (
         f"soak: {workers} clients, {result.seconds:.0f} s, mixed reads/writes/bad requests "
         f"of every audience, node down {outage_s:.0f} s midway"
     )
-    refused = f"  soak 503 during node restart (of which writes: {writes_503}, nothing recorded)"
+    refused = (
+        f"  soak 503 during node restart (of which writes refused: {writes_503}, nothing "
+        f"recorded; writes sent before the node went, outcome unknown: {len(doubtful)}, of which "
+        f"on chain once: {landed})"
+    )
     back = round(result.follower_back_s, 1)
     wrong = classes["4xx on a good request"] + classes["bad request not refused"]
     table = [

@@ -57,6 +57,18 @@ class TransactionTimeoutError(TransactionError):
     """A sent transaction was not mined in time."""
 
 
+class TransactionOutcomeUnknownError(TransactionError):
+    """Sent, then the node stopped answering before the receipt: it may or may not be mined.
+
+    `hashes` are the transactions in doubt. Saying "nothing was written" would be false: a
+    caller checks them (or resends an idempotent request) once the node answers again.
+    """
+
+    def __init__(self, message: str, hashes: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.hashes = hashes
+
+
 class ContractRevertError(TransactionError):
     """A contract call reverted; `name` and `args` hold the decoded custom error.
 

@@ -22,7 +22,12 @@ from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
-from chain.errors import TransactionError, TransactionTimeoutError
+from chain.errors import (
+    ContractRevertError,
+    TransactionError,
+    TransactionOutcomeUnknownError,
+    TransactionTimeoutError,
+)
 from chain.revert import RevertDecoder, revert_data
 
 GAS_MARGIN_PCT = 25  # estimates can fall short when pipelined txs change state first
@@ -167,7 +172,15 @@ class Sender:
     ) -> list[PendingTx]:
         """Submit many transactions back to back (one fee quote), receipts awaited later."""
         fees = self.fees()
-        return [self.send(c, gas=gas, value=value, fees=fees) for c in calls]
+        sent: list[PendingTx] = []
+        for call in calls:
+            try:
+                sent.append(self.send(call, gas=gas, value=value, fees=fees))
+            except (*TRANSIENT, TransactionError) as exc:
+                if sent and not isinstance(exc, ContractRevertError):
+                    raise _in_doubt(sent, "while the next was being sent") from exc
+                raise
+        return sent
 
     def _submit(self, raw: bytes, tx_hash: HexBytes, nonce: int) -> None:
         """eth_sendRawTransaction with bounded retries that never double-send."""
@@ -217,11 +230,13 @@ class Sender:
     def wait(self, pending: Sequence[PendingTx]) -> list[TxReceipt]:
         """Receipts in order; a reverted transaction raises its decoded error."""
         receipts = []
-        for p in pending:
+        for i, p in enumerate(pending):
             try:
                 receipt = self.w3.eth.wait_for_transaction_receipt(
                     p.hash, timeout=self._receipt_timeout, poll_latency=0.02
                 )
+            except TRANSIENT as exc:
+                raise _in_doubt(pending[i:], "before their receipts") from exc
             except TimeExhausted:
                 raise TransactionTimeoutError(
                     f"tx {p.hash.to_0x_hex()} (nonce {p.nonce}) not mined in "
@@ -250,3 +265,13 @@ class Sender:
     def transact(self, call: Call, *, gas: int | None = None, value: int = 0) -> TxReceipt:
         """Send one transaction and wait for its receipt."""
         return self.wait([self.send(call, gas=gas, value=value)])[0]
+
+
+def _in_doubt(pending: Sequence[PendingTx], when: str) -> TransactionOutcomeUnknownError:
+    """The error of transactions sent to a node that then stopped answering."""
+    hashes = tuple(p.hash.to_0x_hex() for p in pending)
+    return TransactionOutcomeUnknownError(
+        f"the chain node stopped answering after {len(hashes)} transaction(s) were sent, "
+        f"{when}: they may or may not be recorded ({', '.join(hashes)})",
+        hashes,
+    )

@@ -38,7 +38,7 @@ contract LoanFactory is AccessControl, ReentrancyGuard, ILoanFactory {
         "LoanAcceptance(bytes32 farmerId,address lender,address farmer,address agent,uint256 principal,"
         "uint256 totalDue,uint16 aprBps,bytes32 disclosureHash,bytes32 scheduleHash,bytes32[] categories,"
         "uint256[] budgets,uint64 drawDeadline,uint64 dueDate,uint16 graceDays,uint16 defaultDays,"
-        "uint8 mode,uint256 nonce,uint256 deadline)"
+        "uint8 mode,uint256 walletEpoch,uint256 nonce,uint256 deadline)"
     );
     bytes32 private constant _DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
@@ -123,13 +123,22 @@ contract LoanFactory is AccessControl, ReentrancyGuard, ILoanFactory {
         view
         returns (bytes32)
     {
-        bytes32 structHash = keccak256(bytes.concat(_encodeParties(p, lender), _encodeTerms(p), abi.encode(nonce, deadline)));
+        // The wallet epoch binds the signature to this wallet assignment: after a wallet change
+        // (even back to the same address) a signature made before it never validates again.
+        uint256 epoch = _TRACE.walletEpoch(p.farmerId);
+        bytes32 structHash =
+            keccak256(bytes.concat(_encodeParties(p, lender), _encodeTerms(p), abi.encode(epoch, nonce, deadline)));
         return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
     }
 
     /// @inheritdoc ILoanFactory
     function domainSeparator() public view returns (bytes32) {
         return block.chainid == _CACHED_CHAIN_ID ? _CACHED_DOMAIN_SEPARATOR : _buildDomainSeparator();
+    }
+
+    /// @inheritdoc ILoanFactory
+    function acceptanceEpoch(bytes32 farmerId) external view returns (uint256) {
+        return _TRACE.walletEpoch(farmerId);
     }
 
     /// @inheritdoc ILoanFactory

@@ -21,7 +21,7 @@ from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
 from chain.client import ChainClient
-from chain.errors import ContractRevertError, TransactionError
+from chain.errors import ContractRevertError, TransactionError, TransactionOutcomeUnknownError
 from chain.events import EventDecoder
 from chain.sender import PendingTx, Sender, bounded
 from traceability import contracts
@@ -504,6 +504,8 @@ class _HarvestSubmission:
             return self._service.sender.wait([pending])[0]
         except ContractRevertError as exc:
             raise domain_error(exc) from exc
+        except TransactionOutcomeUnknownError:
+            raise  # not a refusal to re-check: the batch may be on chain (say so, don't retry)
         except TransactionError as exc:
             raise TraceabilityError(str(exc)) from exc
 

@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from pydantic import Field as PydField
 from starlette import status
 
 from api.core.metrics import ERRORS
@@ -36,6 +37,7 @@ from chain.errors import (
     KeystoreError,
     NodeError,
     TransactionError,
+    TransactionOutcomeUnknownError,
     TransactionTimeoutError,
 )
 from chain.sender import TRANSIENT
@@ -136,6 +138,7 @@ STATUS: dict[type[BaseException], int] = {
     NodeError: status.HTTP_503_SERVICE_UNAVAILABLE,
     TransactionError: status.HTTP_503_SERVICE_UNAVAILABLE,
     TransactionTimeoutError: status.HTTP_504_GATEWAY_TIMEOUT,
+    TransactionOutcomeUnknownError: status.HTTP_503_SERVICE_UNAVAILABLE,
     ContractRevertError: status.HTTP_409_CONFLICT,
     # supply chain
     TraceabilityError: status.HTTP_409_CONFLICT,
@@ -206,6 +209,8 @@ def detail_of(exc: BaseException) -> str:
             f"{exc}: it may still be mined; check before resending "
             "(resending a harvest batch is always safe)"
         )
+    if isinstance(exc, TransactionOutcomeUnknownError):
+        return _IN_DOUBT
     if isinstance(exc, ContractRevertError):
         return str(exc)
     if isinstance(exc, TransactionError):
@@ -217,6 +222,12 @@ def detail_of(exc: BaseException) -> str:
     return scrub(str(exc))
 
 
+_IN_DOUBT = (
+    "the chain node stopped answering after your transaction was sent, so it may or may not "
+    "have been recorded; once the node is back, check (your lot list, the loan) before "
+    "repeating it: resending the same harvest records is always safe, those already recorded "
+    "are reported as duplicates"
+)
 _MISCONFIGURED = (
     "the service cannot sign or reach the chain with its current configuration; "
     "ask the operator to check it (the details are in the service log)"
@@ -241,8 +252,8 @@ def scrub(message: str) -> str:
 
 def _node_failure(exc: BaseException) -> bool:
     """A node that did not answer or take a transaction (its details go to the log only)."""
-    if isinstance(exc, TransactionTimeoutError):
-        return False
+    if isinstance(exc, TransactionTimeoutError | TransactionOutcomeUnknownError):
+        return False  # sent: it may be recorded, so "nothing was written" would be false
     return isinstance(exc, (*TRANSIENT, TransactionError, NodeError))
 
 
@@ -269,6 +280,8 @@ def body_of(exc: BaseException) -> dict[str, Any]:
     if status_of(exc) == status.HTTP_422_UNPROCESSABLE_CONTENT:
         detail = [{"loc": loc_of(exc), "msg": detail, "type": "value_error"}]
     body: dict[str, Any] = {"detail": detail}
+    if isinstance(exc, TransactionOutcomeUnknownError):
+        body["transactions"] = list(exc.hashes)
     revert = revert_of(exc)
     if revert is not None:
         body["error"] = revert.name
@@ -314,6 +327,9 @@ class Problem(BaseModel):
     detail: str
     error: str | None = None
     args: dict[str, Any] | None = None
+    transactions: list[str] | None = PydField(
+        default=None, description="Sent, outcome unknown (node stopped answering): check these"
+    )
 
 
 class ValidationItem(BaseModel):

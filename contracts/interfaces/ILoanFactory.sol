@@ -124,6 +124,11 @@ interface ILoanFactory {
     /// @param farmerId The farmer's pseudonymous id.
     function burnAcceptanceNonce(bytes32 farmerId) external;
 
+    /// @notice The farmer's TeaTrace wallet epoch, which every acceptance signs (walletEpoch).
+    /// @param farmerId The farmer.
+    /// @return The number of wallet changes TeaTrace recorded for the farmer.
+    function acceptanceEpoch(bytes32 farmerId) external view returns (uint256);
+
     /// @notice The nonce the farmer's next acceptance must carry.
     /// @param farmerId The farmer's pseudonymous id.
     function acceptanceNonce(bytes32 farmerId) external view returns (uint256);

@@ -10,9 +10,12 @@ contract MockTeaLedger is ITeaTraceReader {
     mapping(bytes32 id => FarmerInfo) private _farmers;
     mapping(bytes32 id => LotInfo) private _lots;
     mapping(bytes32 id => address) private _buyers;
+    mapping(bytes32 id => uint256) private _epochs;
 
     /// @notice Register or change a farmer.
     function setFarmer(bytes32 id, address cooperative, address wallet) external {
+        // like TeaTrace.setFarmerWallet: a changed wallet of a known farmer starts a new epoch
+        if (_farmers[id].cooperative != address(0) && _farmers[id].wallet != wallet) ++_epochs[id];
         _farmers[id] = FarmerInfo({cooperative: cooperative, wallet: wallet, active: true});
     }
 
@@ -39,6 +42,11 @@ contract MockTeaLedger is ITeaTraceReader {
     /// @inheritdoc ITeaTraceReader
     function lotId(address creator, bytes32 dataHash) external pure returns (bytes32) {
         return keccak256(abi.encode(creator, dataHash));
+    }
+
+    /// @notice TeaTrace.walletEpoch: wallet changes of the farmer so far.
+    function walletEpoch(bytes32 id) external view returns (uint256) {
+        return _epochs[id];
     }
 
     /// @inheritdoc ITeaTraceReader

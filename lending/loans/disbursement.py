@@ -66,6 +66,7 @@ ACCEPTANCE_TYPE: tuple[tuple[str, str], ...] = (
     ("graceDays", "uint16"),
     ("defaultDays", "uint16"),
     ("mode", "uint8"),
+    ("walletEpoch", "uint256"),
     ("nonce", "uint256"),
     ("deadline", "uint256"),
 )
@@ -257,7 +258,7 @@ class EscrowTerms:
             self.apr_bps,
         )
 
-    def acceptance_message(self, nonce: int, deadline: int) -> dict[str, Any]:
+    def acceptance_message(self, nonce: int, deadline: int, epoch: int) -> dict[str, Any]:
         """The EIP-712 LoanAcceptance message the farmer's wallet signs (JSON-friendly)."""
         return {
             "farmerId": "0x" + self.farmer_id.hex(),
@@ -276,6 +277,7 @@ class EscrowTerms:
             "graceDays": self.grace_days,
             "defaultDays": self.default_days,
             "mode": int(self.mode),
+            "walletEpoch": epoch,
             "nonce": nonce,
             "deadline": deadline,
         }
@@ -451,6 +453,11 @@ class LoanDesk:
         """The nonce the farmer's next acceptance must carry."""
         return int(self.factory.functions.acceptanceNonce(farmer_id).call())
 
+    def acceptance_epoch(self, farmer_id: bytes) -> int:
+        """The farmer's wallet epoch in TeaTrace, which the acceptance signs: a signature made
+        before a wallet change never validates after it, even if the old wallet comes back."""
+        return int(self.factory.functions.acceptanceEpoch(farmer_id).call())
+
     def acceptance_deadline(self, ttl: int = ACCEPTANCE_TTL) -> int:
         """A signature deadline `ttl` seconds after the chain's latest block (not the server's)."""
         return chain_now(self.client.w3) + ttl
@@ -476,7 +483,9 @@ class LoanDesk:
                 "chainId": self.client.w3.eth.chain_id,
                 "verifyingContract": self.factory.address,
             },
-            "message": terms.acceptance_message(nonce, deadline),
+            "message": terms.acceptance_message(
+                nonce, deadline, self.acceptance_epoch(terms.farmer_id)
+            ),
         }
 
     def _signable(self, terms: EscrowTerms, nonce: int, deadline: int) -> SignableMessage:

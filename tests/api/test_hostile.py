@@ -238,7 +238,7 @@ def test_non_finite_numbers_get_a_422_that_can_be_read(world: World, number: byt
 
 def test_a_huge_amount_in_a_body_is_422(world: World) -> None:
     body = {"budgets_fen": {"fertilizer": 10**40}}
-    url = f"/lenders/decisions/{'0x' + 'ab' * 32}/loans"
+    url = f"/lenders/decisions/{'0x' + 'ab' * 32}/offers"
     response = world.http.post(url, json=body, headers=world.keys[Role.LENDER])
     assert response.status_code == 422, response.text
 

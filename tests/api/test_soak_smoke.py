@@ -60,6 +60,15 @@ def test_checks_catch_a_refused_write_that_landed_and_a_lost_one() -> None:
     assert "1 lots on chain were never acknowledged" in found
 
 
+def test_a_write_in_doubt_may_land_once_but_not_twice() -> None:
+    # sent, then the node went: the service answered 503 with the transactions in doubt
+    writes = [Write((LOT_A,), 200, (LOT_A,)), Write((LOT_B,), 503, in_doubt=True)]
+    assert _result(writes, [LOT_A, LOT_B], [LOT_A, LOT_B]).problems() == []
+    assert _result(writes, [LOT_A], [LOT_A]).problems() == []
+    twice = _result(writes, [LOT_A, LOT_B, LOT_B], [LOT_A, LOT_B]).problems()
+    assert "1 lots recorded on chain more than once" in twice
+
+
 def test_checks_catch_lots_recorded_twice_or_not_indexed() -> None:
     writes = [Write((LOT_A, LOT_B), 200, (LOT_A, LOT_B))]
     found = _result(writes, [LOT_A, LOT_A, LOT_B], [LOT_A]).problems()

@@ -1,5 +1,6 @@
 """Sender: local nonces, pipelining, retries without double-sends, decoded reverts."""
 
+import io
 import json
 import threading
 import urllib.request
@@ -8,7 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from web3 import HTTPProvider, Web3
 
-from chain.errors import ContractRevertError, TransactionError, revert_class
+from chain.errors import (
+    ContractRevertError,
+    TransactionError,
+    TransactionOutcomeUnknownError,
+    revert_class,
+)
 from chain.sender import Sender
 from tests._fixtures import client_for, needs_node
 from tests.chain.test_nodes import deploy_token
@@ -145,3 +151,49 @@ def test_unreachable_node_gives_up_after_bounded_retries(embedded, tmp_path):
     sender._retries, sender._backoff = 2, 0.001
     with pytest.raises(TransactionError, match="after 3 attempts"):
         sender._submit(b"\x01", embedded.w3.keccak(b"x"), 0)
+
+
+class DyingProxy(FlakyProxy):
+    """Forwards JSON-RPC until it has passed on `eth_sendRawTransaction`, then stops answering
+    (the node going down between a transaction's submission and its receipt)."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream, "none")
+        self.tripped = True  # FlakyProxy loses nothing
+        handler = self.server.RequestHandlerClass
+        forward = handler.do_POST
+        proxy = self
+
+        def do_post(request):
+            if proxy.dead:
+                request.close_connection = True
+                return
+            body = request.rfile.read(int(request.headers["Content-Length"]))
+            request.rfile = io.BytesIO(body)
+            request.headers.replace_header("Content-Length", str(len(body)))
+            forward(request)
+            if json.loads(body).get("method") == "eth_sendRawTransaction":
+                proxy.dead = True
+
+        self.dead = False
+        handler.do_POST = do_post
+
+
+@needs_node()
+def test_a_node_lost_after_the_send_leaves_the_outcome_in_doubt_not_denied(anvil_node, tmp_path):
+    client = client_for(anvil_node, tmp_path)
+    token = deploy_token(client)
+    farmer = client.accounts[7].address
+    proxy = DyingProxy(anvil_node.url)
+    try:
+        w3 = Web3(HTTPProvider(proxy.url, exception_retry_configuration=None))
+        sender = Sender(w3, client.accounts[0], client.decoder, backoff=0.01)
+        with pytest.raises(TransactionOutcomeUnknownError) as exc:
+            sender.transact(token.functions.mint(farmer, 5), gas=MINT_GAS)
+    finally:
+        proxy.close()
+    (tx_hash,) = exc.value.hashes
+    assert "may or may not be recorded" in str(exc.value)
+    # the node did record it: a caller told "nothing was written" would have been misled
+    assert client.w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
+    assert token.functions.balanceOf(farmer).call() == 5

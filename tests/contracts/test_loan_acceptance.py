@@ -23,6 +23,7 @@ from tests.contracts.conftest_loans import (
     FERTILIZER,
     LENDER,
     LOT,
+    LOT_DATA,
     MERCHANT,
     OUTSIDER,
     LoanSystem,
@@ -81,7 +82,7 @@ def test_a_lender_cannot_attach_a_loan_to_someone_elses_farmer(loans: LoanSystem
         issue_raw(loans, terms, forged.__class__(0, forged.deadline, b"\x01" * 65))
     # Nothing binds the victim: the next sale pays the victim's whole share.
     assert loans.desk.active_loan_of(FARMER_ID) is None
-    raw(loans, COOP, loans.settlement.functions.commitShares(LOT, [FARMER_ID], [1]))
+    raw(loans, COOP, loans.settlement.functions.commitShares(LOT, LOT_DATA, [FARMER_ID], [1]))
     raw(loans, DISTRIBUTOR, loans.token.functions.approve(loans.settlement.address, 300_000))
     settle = loans.settlement.functions.settleSale(LOT, 300_000, [FARMER_ID], [1])
     raw(loans, DISTRIBUTOR, settle)
@@ -166,6 +167,21 @@ def test_an_acceptance_is_used_once_expires_and_can_be_burnt(loans: LoanSystem):
         issue_raw(loans, replay, signed)
 
 
+def test_an_old_wallets_acceptance_stays_void_when_the_wallet_is_set_back(loans: LoanSystem):
+    # Without the epoch: a cooperative moves the farmer to a new wallet (a lost phone) and later
+    # back; an acceptance the old wallet signed before the move, never relayed, validated again.
+    terms = loans.terms()
+    signed = loans.accept(terms)
+    assert loans.factory.functions.acceptanceEpoch(FARMER_ID).call() == 0
+    coop, wallet = loans.addr(COOP), loans.addr(FARMER)
+    raw(loans, ADMIN, loans.trace.functions.setFarmer(FARMER_ID, coop, loans.addr(OUTSIDER)))
+    raw(loans, ADMIN, loans.trace.functions.setFarmer(FARMER_ID, coop, wallet))
+    assert loans.factory.functions.acceptanceEpoch(FARMER_ID).call() == 2
+    with reverts("LoanFactoryInvalidAcceptance", farmerId=FARMER_ID, wallet=wallet):
+        issue_raw(loans, terms, signed)
+    issue_raw(loans, terms, loans.accept(terms))  # signed again, in the current epoch
+
+
 def test_only_known_active_farmers_with_their_own_wallet_accept(loans: LoanSystem):
     nobody = keccak(text="nobody")
     terms = loans.terms(farmer_id=nobody)
@@ -187,7 +203,7 @@ def test_a_loan_nobody_drew_costs_nothing_and_interest_is_pro_rata(loans: LoanSy
     loan = loans.issue()
     state = loans.desk.state(loan.escrow)
     assert (state.amount_due_fen, state.outstanding_fen) == (0, 0)
-    raw(loans, COOP, loans.settlement.functions.commitShares(LOT, [FARMER_ID], [1]))
+    raw(loans, COOP, loans.settlement.functions.commitShares(LOT, LOT_DATA, [FARMER_ID], [1]))
     raw(loans, DISTRIBUTOR, loans.token.functions.approve(loans.settlement.address, 10**9))
     settle = loans.settlement.functions.settleSale(LOT, 300_000, [FARMER_ID], [1])
     raw(loans, DISTRIBUTOR, settle)
