@@ -40,7 +40,12 @@ COOKIE_MAX_AGE = 8 * 3600
 # Most open logins per key: a script logging in in a loop cannot grow the table without bound.
 MAX_LOGINS_PER_KEY = 50
 # Where each organisation lands after logging in (the others: the public home page).
-HOME_PAGES = {Role.COOPERATIVE: "/coop", Role.FARMER: "/farmer", Role.MERCHANT: "/merchant"}
+HOME_PAGES = {
+    Role.COOPERATIVE: "/coop",
+    Role.FARMER: "/farmer",
+    Role.MERCHANT: "/merchant",
+    Role.LENDER: "/lender",
+}
 
 # The pages each organisation can open from the navigation bar (Chinese, English).
 NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
@@ -56,6 +61,10 @@ NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
     Role.FARMER: (
         ("/farmer", "我的贷款", "My loans"),
         ("/farmer/privacy", "授权与查询", "Consents"),
+    ),
+    Role.LENDER: (
+        ("/lender", "贷款组合", "Portfolio"),
+        ("/lender/disbursements", "放款去向", "Disbursements"),
     ),
 }
 

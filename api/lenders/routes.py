@@ -6,15 +6,20 @@ or refusal is logged; decisions and loans are visible to the lender that made th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import Response
 
 from api.core.deps import ChainDep, SettingsDep, require_role
+from api.core.errors import Invalid
 from api.core.models import Organisation, Role
 from api.core.pagination import PageDep
 from api.core.types import Id32Path
-from api.lenders import service
+from api.lenders import history, portfolio, service
+from api.lenders.history import LoanHistoryOut
+from api.lenders.portfolio import Action, DisbursementReport, Portfolio, StatusFilter
 from api.lenders.service import (
     ConsentingFarmers,
     LoanCreate,
@@ -100,3 +105,74 @@ def issue_loan(
 def loan_state(escrow: str, chain: ChainDep, org: LenderOrg) -> LoanPublic:
     """The state of one of your loans, read from its escrow."""
     return service.own_loan(chain, org, escrow)
+
+
+def only_query(*names: str) -> Callable[[Request], None]:
+    """Dependency: 422 for a query parameter the route does not take (an export with a typo
+    in its filter would otherwise silently export everything)."""
+
+    def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - set(names))
+        if unknown:
+            raise Invalid(f"unknown query parameter(s): {', '.join(unknown)[:200]}")
+
+    return check
+
+
+StatusQuery = Annotated[StatusFilter, Query(description="open: issued, active, overdue, defaulted")]
+
+
+@router.get(
+    "/loans",
+    response_model=Portfolio,
+    dependencies=[Depends(only_query("status", "limit", "offset"))],
+)
+def loans(
+    request: Request,
+    chain: ChainDep,
+    page: PageDep,
+    org: LenderOrg,
+    status: StatusQuery = StatusFilter.ALL,
+) -> Portfolio:
+    """Your loans with status, drawn, outstanding and days past due, newest first."""
+    return portfolio.portfolio(request.app.state.engine, chain, org, status, page)
+
+
+@router.get(
+    "/portfolio.csv",
+    response_class=Response,
+    dependencies=[Depends(only_query("status"))],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def portfolio_csv(
+    request: Request, chain: ChainDep, org: LenderOrg, status: StatusQuery = StatusFilter.ALL
+) -> Response:
+    """Your loans passing the filter as CSV (fen; unix times), for a spreadsheet."""
+    rows, _ = portfolio.all_loans(request.app.state.engine, chain, org, status)
+    return Response(
+        portfolio.portfolio_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="portfolio.csv"'},
+    )
+
+
+@router.get("/disbursements", response_model=DisbursementReport)
+def disbursements(request: Request, chain: ChainDep, org: LenderOrg) -> DisbursementReport:
+    """What your loans paid to merchants, by category and merchant."""
+    return portfolio.disbursements(request.app.state.engine, chain, org)
+
+
+@router.post("/loans/{escrow}/{action}", response_model=LoanPublic)
+def service_loan(
+    escrow: str, action: Action, settings: SettingsDep, chain: ChainDep, org: LenderOrg
+) -> LoanPublic:
+    """Service one of your loans: `refresh` its status, `return-unspent` after the draw window,
+    declare `default`, `write-off` a defaulted loan (409 with the contract's reason if not)."""
+    return service.loan_public(portfolio.service_loan(chain, settings, org, escrow, action))
+
+
+@router.get("/loans/{escrow}/history", response_model=LoanHistoryOut)
+def loan_history(escrow: str, request: Request, chain: ChainDep, org: LenderOrg) -> LoanHistoryOut:
+    """One of your loans in full: budgets, payment orders, repayments, the accepted schedule."""
+    engine = request.app.state.engine
+    return history.history_out(engine, history.read_history(engine, chain, org, escrow))

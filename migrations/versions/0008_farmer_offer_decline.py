@@ -1,6 +1,6 @@
 """farmer_offer_decline: a farmer's refusal of a loan offer
 
-Revision ID: 0008_farmer
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-06 16:10:00.000000
 
@@ -16,7 +16,7 @@ from alembic import op
 
 from migrations.adopt import create_table
 
-revision = "0008_farmer"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
