@@ -7,15 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from api.core.templates import CATEGORY_LABELS as CATEGORY_ZH
 from api.core.templates import CHINA, templates
-
-# The registry's categories (lending/loans/contracts.py MERCHANT_CATEGORIES) in Chinese.
-CATEGORY_ZH = {
-    "fertilizer": "肥料",
-    "seedlings": "茶苗",
-    "equipment": "农机具",
-    "labour service": "劳务",
-}
 
 # ILoanEscrow.OrderStatus names (lower case) in Chinese, as a shop reads them.
 ORDER_STATUS_ZH = {

@@ -75,6 +75,8 @@ templates.env.filters["yuan"] = yuan
 templates.env.filters["cn_date"] = china_date
 templates.env.filters["short"] = short_id
 
+# The registry's categories (lending/loans/contracts.py MERCHANT_CATEGORIES) in Chinese: the
+# one table every audience's pages label categories from.
 CATEGORY_LABELS = {
     "fertilizer": "肥料",
     "seedlings": "茶苗",

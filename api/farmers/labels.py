@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from api.core.templates import CHINA
+from api.core.templates import CATEGORY_LABELS, CHINA
 
 OFFER_STATUS = {
     "offered": ("待您确认", "waiting for you"),
@@ -30,12 +30,7 @@ ORDER_STATUS = {
     "released": ("已付款", "paid"),
     "cancelled": ("已取消", "cancelled"),
 }
-CATEGORY = {
-    "fertilizer": ("肥料", "fertilizer"),
-    "seedlings": ("茶苗", "seedlings"),
-    "equipment": ("农机具", "equipment"),
-    "labour service": ("劳务", "labour service"),
-}
+CATEGORY = {name: (zh, name) for name, zh in CATEGORY_LABELS.items()}
 READ_OUTCOME = {
     "read": ("已读取", "read"),
     "refused_no_consent": ("未经授权，已拒绝", "refused: no consent"),
