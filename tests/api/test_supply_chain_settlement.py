@@ -199,3 +199,24 @@ def test_node_down_is_503(sold):
         assert pay.status_code == 503
     finally:
         world.app.state.chain = world.chain
+
+
+def test_a_recalled_lot_is_refused_by_the_eth_call_and_leaves_no_allowance(sold):
+    # Last in the module: the recall is for good.
+    world, url = sold.world, f"/cooperatives/lots/{sold.lot}"
+    inspector = world.org(Role.INSPECTOR)
+    recall = {"lot": sold.lot, "reason": "pesticide residue"}
+    assert (
+        world.http.post("/cooperatives/recalls", json=recall, headers=inspector.headers).status_code
+        == 200
+    )
+    _mint(world, sold.distributor.address, 700)
+    refused = world.http.post(
+        f"{url}/settlements", json={"amount_fen": 700}, headers=sold.distributor.headers
+    )
+    assert refused.status_code == 409 and "SettlementLotRecalled" in refused.text
+    token = LoanDesk(world.chain, "LoanFactory").token
+    spender = world.chain.contract("SaleSettlement").address
+    assert token.functions.allowance(sold.distributor.address, spender).call() == 0
+    listed = world.http.get(f"{url}/settlements", headers=sold.distributor.headers).json()
+    assert listed["total"] == 1  # nothing new was settled
