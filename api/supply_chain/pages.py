@@ -10,12 +10,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session, col, select
 
 import api.core.labels  # noqa: F401  (registers the label filters)
-from api.core.deps import ChainDep, SettingsDep
+from api.core.deps import ChainDep, SessionDep, SettingsDep
 from api.core.errors import ROOTS, Invalid, detail_of, status_of
 from api.core.ids import same_address
-from api.core.models import Role
+from api.core.models import Organisation, Role
 from api.core.pages import page_router
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
@@ -30,6 +31,9 @@ SupplyPage = Annotated[
     PageSession, Depends(page_session(Role.PROCESSOR, Role.DISTRIBUTOR, Role.COOPERATIVE))
 ]
 AmountText = Annotated[str, Query(min_length=1, max_length=20, description="yuan, e.g. 1280.50")]
+
+
+PARTIES = ("maker", "holder", "first_buyer")
 
 
 class Done(StrEnum):
@@ -84,11 +88,21 @@ def _lot_context(chain: Any, page: PageSession, lot: str, amount_fen: int | None
     }
 
 
+def org_name(session: Session, address: str | None) -> str | None:
+    """The name of the organisation signing with `address` (None if it is not one of ours)."""
+    if address is None:
+        return None
+    query = select(Organisation).where(col(Organisation.chain_address) == address)
+    found = session.exec(query).first()
+    return None if found is None else found.name
+
+
 @router.get("/supply/lots/{lot}", response_class=HTMLResponse)
 def supply_lot(
     request: Request,
     lot: Id32Path,
     chain: ChainDep,
+    session: SessionDep,
     page: SupplyPage,
     done: Annotated[Done | None, Query()] = None,
 ) -> HTMLResponse:
@@ -97,7 +111,8 @@ def supply_lot(
     sales = settlement.settlements(
         chain, page.org, lot, PageParams(limit=SETTLEMENTS_SHOWN, offset=0)
     )
-    context |= {"sales": sales, "done": DONE[done] if done else None}
+    names = {who: org_name(session, getattr(context["p"], who)) for who in PARTIES}
+    context |= {"sales": sales, "done": DONE[done] if done else None, "names": names}
     return templates.TemplateResponse(request, "supply_lot.html", context)
 
 

@@ -42,6 +42,8 @@ def test_processor_commits_and_distributor_settles(sold: Sold) -> None:  # noqa:
         page.fill("#lot", sold.lot)
         page.click("#find")
         page.wait_for_selector("#settle")
+        assert page.inner_text("#maker") == sold.processor.name
+        assert "本单位" in page.inner_text("#holder")
         page.fill("#amount", "1,280.00")
         page.click("#settle")
         page.wait_for_selector("#yes")
