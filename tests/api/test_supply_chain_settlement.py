@@ -201,6 +201,31 @@ def test_node_down_is_503(sold):
         world.app.state.chain = world.chain
 
 
+def test_pages_check_the_session_the_form_token_and_the_amount(sold):
+    world, lot = sold.world, sold.lot
+    assert world.http.get(f"/supply/lots/{lot}", follow_redirects=False).status_code in (303, 401)
+    browser = _login(world, sold.distributor)
+    assert browser.get(f"/supply/lots/{lot}").status_code == 200
+    for bad in ("abc", "0", "-5", "1.234", "1e30"):
+        page = browser.get(f"/supply/lots/{lot}/settle", params={"amount": bad})
+        assert page.status_code == 422, bad
+    forged = browser.post(f"/supply/lots/{lot}/settle", data={"csrf": "x", "amount_fen": 5})
+    assert forged.status_code == 403 and "form token" in forged.text
+    stranger = _login(world, world.org(Role.DISTRIBUTOR, "Another Distributor"))
+    assert stranger.get(f"/supply/lots/{lot}").status_code == 403
+    assert stranger.get(f"/supply/lots/{UNKNOWN}").status_code == 404
+    farmerless = _login(world, world.org(Role.INSPECTOR))
+    assert farmerless.get("/supply").status_code == 403
+
+
+def _login(world: World, org: Org) -> TestClient:
+    """A browser-like client logged in through the form."""
+    browser = TestClient(world.app)
+    response = browser.post("/login", data={"api_key": org.key}, follow_redirects=False)
+    assert response.status_code == 303
+    return browser
+
+
 def test_a_recalled_lot_is_refused_by_the_eth_call_and_leaves_no_allowance(sold):
     # Last in the module: the recall is for good.
     world, url = sold.world, f"/cooperatives/lots/{sold.lot}"
