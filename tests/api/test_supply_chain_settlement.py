@@ -201,6 +201,21 @@ def test_node_down_is_503(sold):
         world.app.state.chain = world.chain
 
 
+def test_a_harvest_lot_is_made_by_its_cooperative(sold):
+    world, coop = sold.world, sold.coop
+    member = world.member(coop)
+    leaf = world.harvest(coop, member, 12_000)
+    url = f"/cooperatives/lots/{leaf}/shares"
+    preview = world.http.get(url, headers=coop.headers)
+    assert preview.status_code == 200, preview.text
+    body = preview.json()
+    assert body["maker"] == coop.address and body["holder"] == coop.address
+    assert [(f["farmer_id"], f["weight_grams"]) for f in body["farmers"]] == [(member[0], 12_000)]
+    committed = world.http.post(url, headers=coop.headers)
+    assert committed.status_code == 201, committed.text
+    assert world.http.get(url, headers=coop.headers).json()["committed_matches"] is True
+
+
 def test_pages_check_the_session_the_form_token_and_the_amount(sold):
     world, lot = sold.world, sold.lot
     assert world.http.get(f"/supply/lots/{lot}", follow_redirects=False).status_code in (303, 401)
