@@ -30,6 +30,7 @@ from api.merchants import routes as merchant_routes
 from api.ops import routes as ops_routes
 from api.public import pages as public_pages
 from api.public import routes as public_routes
+from api.supply_chain import pages as supply_chain_pages
 from api.supply_chain import routes as supply_chain_routes
 from chain.client import ChainClient
 from indexer.db import migrate
@@ -49,6 +50,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     cooperative_pages.router,
     lender_pages.router,
     merchant_pages.router,
+    supply_chain_pages.router,
     farmer_pages.router,
 )
 DESCRIPTION = """

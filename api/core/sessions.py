@@ -45,6 +45,8 @@ HOME_PAGES = {
     Role.FARMER: "/farmer",
     Role.MERCHANT: "/merchant",
     Role.LENDER: "/lender",
+    Role.PROCESSOR: "/supply",
+    Role.DISTRIBUTOR: "/supply",
 }
 
 # The pages each organisation can open from the navigation bar (Chinese, English).
@@ -62,6 +64,8 @@ NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
         ("/farmer", "我的贷款", "My loans"),
         ("/farmer/privacy", "授权与查询", "Consents"),
     ),
+    Role.PROCESSOR: (("/supply", "茶批结算", "Lot settlement"),),
+    Role.DISTRIBUTOR: (("/supply", "茶批结算", "Lot settlement"),),
     Role.LENDER: (
         ("/lender", "贷款组合", "Portfolio"),
         ("/lender/disbursements", "放款去向", "Disbursements"),

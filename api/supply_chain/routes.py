@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
-from api.supply_chain import service
+from api.core.pagination import Page, PageDep
+from api.core.types import MAX_FEN, Id32Path
+from api.supply_chain import service, settlement
 from api.supply_chain.service import (
     AttestationIn,
     Attested,
@@ -26,6 +28,12 @@ from api.supply_chain.service import (
     ShipmentIn,
     Sold,
 )
+from api.supply_chain.settlement import (
+    SettleIn,
+    SettlementOut,
+    SharesCommittedOut,
+    SharesPreview,
+)
 
 router = APIRouter(prefix="/cooperatives", tags=["supply chain"])
 
@@ -34,6 +42,11 @@ SupplyChainOrg = Annotated[
     Organisation, Depends(require_role(Role.COOPERATIVE, Role.PROCESSOR, Role.DISTRIBUTOR))
 ]
 InspectorOrg = Annotated[Organisation, Depends(require_role(Role.INSPECTOR))]
+# Who may look at a lot's money: its maker, holder or first buyer (checked per lot).
+LotPartyOrg = Annotated[
+    Organisation,
+    Depends(require_role(Role.COOPERATIVE, Role.PROCESSOR, Role.DISTRIBUTOR, Role.MERCHANT)),
+]
 
 
 @router.post("/processing", status_code=status.HTTP_201_CREATED, response_model=Processed)
@@ -86,3 +99,48 @@ def recall_lot(
 ) -> Recalled:
     """Inspectors: recall a lot and every lot made from it."""
     return service.recall(chain, settings, org, body)
+
+
+# ------------------------------------------------------------------------------------ money
+
+
+@router.get("/lots/{lot}/shares", response_model=SharesPreview)
+def preview_shares(
+    lot: Id32Path,
+    chain: ChainDep,
+    org: LotPartyOrg,
+    amount_fen: Annotated[
+        int | None,
+        Query(gt=0, le=MAX_FEN, description="show each farmer's part of this amount (fen)"),
+    ] = None,
+) -> SharesPreview:
+    """A lot's farmer shares computed from its lineage, and what is committed; sends nothing."""
+    return settlement.preview(chain, org, lot, amount_fen)
+
+
+@router.post(
+    "/lots/{lot}/shares", status_code=status.HTTP_201_CREATED, response_model=SharesCommittedOut
+)
+def commit_shares(
+    lot: Id32Path, settings: SettingsDep, chain: ChainDep, org: LotPartyOrg
+) -> SharesCommittedOut:
+    """The lot's maker: commit the shares the preview shows to SaleSettlement."""
+    return settlement.commit(chain, settings, org, lot)
+
+
+@router.post(
+    "/lots/{lot}/settlements", status_code=status.HTTP_201_CREATED, response_model=SettlementOut
+)
+def settle_sale(
+    lot: Id32Path, body: SettleIn, settings: SettingsDep, chain: ChainDep, org: LotPartyOrg
+) -> SettlementOut:
+    """The lot's holder or first buyer: pay for it in eCNY, split among its farmers."""
+    return settlement.settle(chain, settings, org, lot, body)
+
+
+@router.get("/lots/{lot}/settlements", response_model=Page[SettlementOut])
+def list_settlements(
+    lot: Id32Path, chain: ChainDep, org: LotPartyOrg, page: PageDep
+) -> Page[SettlementOut]:
+    """What each settled sale of the lot paid each farmer: to loans, to the farmer, held."""
+    return settlement.settlements(chain, org, lot, page)

@@ -1,0 +1,178 @@
+"""Processor and distributor pages: find a lot, see its farmer shares from lineage, commit them
+(its maker) and pay for it (its holder or first buyer), each behind a confirmation page
+(session of /login, CSRF on every form)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Depends, Form, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session, col, select
+
+import api.core.labels  # noqa: F401  (registers the label filters)
+from api.core.deps import ChainDep, SessionDep, SettingsDep
+from api.core.errors import ROOTS, Invalid, detail_of, status_of
+from api.core.ids import same_address
+from api.core.models import Organisation, Role
+from api.core.pages import page_router
+from api.core.pagination import PageParams
+from api.core.sessions import PageSession, check_csrf, page_session
+from api.core.templates import templates
+from api.core.types import MAX_FEN, Id32Path
+from api.supply_chain import settlement
+from api.supply_chain.settlement import SettleIn
+
+router = page_router()
+SETTLEMENTS_SHOWN = 50
+SupplyPage = Annotated[
+    PageSession, Depends(page_session(Role.PROCESSOR, Role.DISTRIBUTOR, Role.COOPERATIVE))
+]
+AmountText = Annotated[str, Query(min_length=1, max_length=20, description="yuan, e.g. 1280.50")]
+
+
+PARTIES = ("maker", "holder", "first_buyer")
+
+
+class Done(StrEnum):
+    """What the lot page reports after an action."""
+
+    COMMIT = "commit"
+    SETTLE = "settle"
+
+
+DONE = {
+    Done.COMMIT: "份额已提交上链 Shares committed on chain",
+    Done.SETTLE: "货款已结算给农户 Sale settled to the farmers",
+}
+
+
+def fen_of(amount: str) -> int:
+    """Fen from yuan typed by a clerk ("1280", "1280.5", "1,280.50"); 422 otherwise."""
+    try:
+        value = Decimal(amount.replace(",", "").replace("¥", "").strip())
+    except InvalidOperation as exc:
+        raise Invalid(f"金额无效 · not an amount in yuan: {amount!r}") from exc
+    fen = value * 100
+    if not value.is_finite() or fen != fen.to_integral_value() or not 0 < fen <= MAX_FEN:
+        raise Invalid(
+            f"金额须为正数，最多两位小数 · a positive amount, at most 2 decimals: {amount!r}"
+        )
+    return int(fen)
+
+
+@router.get("/supply", response_class=HTMLResponse)
+def supply_home(request: Request, page: SupplyPage) -> HTMLResponse:
+    """Find a lot by its id (from its label or QR code)."""
+    return templates.TemplateResponse(request, "supply_home.html", {"org": page.org})
+
+
+@router.get("/supply/find")
+def supply_find(lot: Annotated[str, Query(max_length=100)], page: SupplyPage) -> Response:
+    """The lot page of the id typed in."""
+    return RedirectResponse(f"/supply/lots/{lot.strip()}", status.HTTP_303_SEE_OTHER)
+
+
+def _lot_context(chain: Any, page: PageSession, lot: str, amount_fen: int | None) -> dict[str, Any]:
+    """What the lot and confirmation pages show."""
+    preview = settlement.preview(chain, page.org, lot, amount_fen)
+    me = page.org.chain_address
+    return {
+        "org": page.org,
+        "csrf": page.csrf,
+        "p": preview,
+        "is_maker": same_address(me, preview.maker),
+        "may_pay": any(same_address(me, x) for x in (preview.holder, preview.first_buyer)),
+    }
+
+
+def org_name(session: Session, address: str | None) -> str | None:
+    """The name of the organisation signing with `address` (None if it is not one of ours)."""
+    if address is None:
+        return None
+    query = select(Organisation).where(col(Organisation.chain_address) == address)
+    found = session.exec(query).first()
+    return None if found is None else found.name
+
+
+@router.get("/supply/lots/{lot}", response_class=HTMLResponse)
+def supply_lot(
+    request: Request,
+    lot: Id32Path,
+    chain: ChainDep,
+    session: SessionDep,
+    page: SupplyPage,
+    done: Annotated[Done | None, Query()] = None,
+) -> HTMLResponse:
+    """A lot's farmer shares, their commitment, the settlements so far and the actions."""
+    context = _lot_context(chain, page, lot, None)
+    sales = settlement.settlements(
+        chain, page.org, lot, PageParams(limit=SETTLEMENTS_SHOWN, offset=0)
+    )
+    names = {who: org_name(session, getattr(context["p"], who)) for who in PARTIES}
+    context |= {"sales": sales, "done": DONE[done] if done else None, "names": names}
+    return templates.TemplateResponse(request, "supply_lot.html", context)
+
+
+@router.get("/supply/lots/{lot}/commit", response_class=HTMLResponse)
+def supply_commit_page(
+    request: Request, lot: Id32Path, chain: ChainDep, page: SupplyPage
+) -> HTMLResponse:
+    """The confirmation step of committing the shares."""
+    context = _lot_context(chain, page, lot, None) | {"action": "commit", "error": None}
+    return templates.TemplateResponse(request, "supply_confirm.html", context)
+
+
+@router.post("/supply/lots/{lot}/commit", response_class=HTMLResponse)
+def supply_commit(
+    request: Request,
+    lot: Id32Path,
+    csrf: Annotated[str, Form(max_length=64)],
+    chain: ChainDep,
+    settings: SettingsDep,
+    page: SupplyPage,
+) -> Response:
+    """Commit the shares, then back to the lot page."""
+    check_csrf(page, csrf)
+    try:
+        settlement.commit(chain, settings, page.org, lot)
+    except ROOTS as exc:
+        context = _lot_context(chain, page, lot, None) | {
+            "action": "commit",
+            "error": detail_of(exc),
+        }
+        return templates.TemplateResponse(request, "supply_confirm.html", context, status_of(exc))
+    return RedirectResponse(f"/supply/lots/{lot}?done=commit", status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/supply/lots/{lot}/settle", response_class=HTMLResponse)
+def supply_settle_page(
+    request: Request, lot: Id32Path, amount: AmountText, chain: ChainDep, page: SupplyPage
+) -> HTMLResponse:
+    """The confirmation step of paying: the amount and each farmer's part of it."""
+    fen = fen_of(amount)
+    context = _lot_context(chain, page, lot, fen) | {"action": "settle", "error": None}
+    return templates.TemplateResponse(request, "supply_confirm.html", context)
+
+
+@router.post("/supply/lots/{lot}/settle", response_class=HTMLResponse)
+def supply_settle(
+    request: Request,
+    lot: Id32Path,
+    csrf: Annotated[str, Form(max_length=64)],
+    amount_fen: Annotated[int, Form(gt=0, le=MAX_FEN)],
+    chain: ChainDep,
+    settings: SettingsDep,
+    page: SupplyPage,
+) -> Response:
+    """Pay for the lot, then back to the lot page."""
+    check_csrf(page, csrf)
+    try:
+        settlement.settle(chain, settings, page.org, lot, SettleIn(amount_fen=amount_fen))
+    except ROOTS as exc:
+        context = _lot_context(chain, page, lot, amount_fen)
+        context |= {"action": "settle", "error": detail_of(exc)}
+        return templates.TemplateResponse(request, "supply_confirm.html", context, status_of(exc))
+    return RedirectResponse(f"/supply/lots/{lot}?done=settle", status.HTTP_303_SEE_OTHER)
