@@ -55,6 +55,7 @@ NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
         ("/coop", "合作社工作台", "Cooperative desk"),
         ("/coop/members", "社员", "Members"),
         ("/coop/loans", "社员贷款", "Members' loans"),
+        ("/supply", "茶批结算", "Lot settlement"),
     ),
     Role.MERCHANT: (
         ("/merchant", "商户工作台", "Shop desk"),
