@@ -16,14 +16,16 @@ from pydantic import BaseModel
 
 from api.core.errors import Invalid
 
-_ALLOWED: dict[int, frozenset[str]] = {}
+_ATTRIBUTE = "tealedger_query_names"
 
 
 def _allowed(route: APIRoute) -> frozenset[str]:
-    """The query parameters a route declares (its dependencies' included), computed once."""
-    known = _ALLOWED.get(id(route))
+    """The query parameters a route declares (its dependencies' included), computed once and
+    kept on the route itself (an id-keyed cache could hand a new route a dead one's names)."""
+    known: frozenset[str] | None = getattr(route, _ATTRIBUTE, None)
     if known is None:
-        known = _ALLOWED[id(route)] = frozenset(_query_names(route.dependant))
+        known = frozenset(_query_names(route.dependant))
+        setattr(route, _ATTRIBUTE, known)
     return known
 
 
