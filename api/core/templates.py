@@ -30,9 +30,30 @@ def grade_label(code: int) -> str:
     return Grade(code).label
 
 
+# TeaTrace's lot states (traceability.models.LotState, lower case) as people read them.
+LOT_STATE_LABELS = {
+    "held": "持有 held",
+    "in_transit": "运输中 in transit",
+    "consumed": "已加工 processed",
+}
+
+
+def lot_state(state: str | None) -> str:
+    """A lot's state in Chinese with English beside."""
+    return LOT_STATE_LABELS.get(state or "", state or "?")
+
+
+def grade_both(code: int) -> str:
+    """A grade in Chinese with English beside: 特级 special."""
+    grade = Grade(code)
+    return f"{grade.label} {grade.name.lower()}"
+
+
 templates.env.filters["kg"] = kg
 templates.env.filters["cst"] = china_time
 templates.env.filters["grade_label"] = grade_label
+templates.env.filters["grade_both"] = grade_both
+templates.env.filters["lot_state"] = lot_state
 
 
 LOAN_STATUS_LABELS = {

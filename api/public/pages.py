@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
+from sqlmodel import Session, col, func, select
 
-from api.core.deps import ChainDep, SettingsDep
+from api.core.deps import ChainDep, SessionDep, SettingsDep
 from api.core.links import base_url
+from api.core.models import Organisation
 from api.core.pages import page_router
 from api.core.templates import templates
 from api.public.trace import parse_lot, public_trace, qr_svg
@@ -22,9 +24,22 @@ def home(request: Request) -> HTMLResponse:
 
 
 @router.get("/trace/{lot}", response_class=HTMLResponse)
-def trace_page(request: Request, lot: str, chain: ChainDep, settings: SettingsDep) -> HTMLResponse:
+def trace_page(
+    request: Request, lot: str, chain: ChainDep, settings: SettingsDep, session: SessionDep
+) -> HTMLResponse:
     """The public trace page a package's QR code opens."""
     trace = public_trace(chain, parse_lot(lot))
     url = f"{base_url(request, settings.public_base_url)}/trace/{trace.lot}"
-    context = {"trace": trace, "qr": Markup(qr_svg(url)), "url": url}
+    names = organisation_names(session, trace.cooperatives)
+    context = {"trace": trace, "qr": Markup(qr_svg(url)), "url": url, "names": names}
     return templates.TemplateResponse(request, "trace.html", context)
+
+
+def organisation_names(session: Session, addresses: list[str]) -> dict[str, str]:
+    """Organisations' names by lower-case chain address (cooperatives are public, not people)."""
+    wanted = {a.lower() for a in addresses}
+    if not wanted:
+        return {}
+    address = func.lower(col(Organisation.chain_address))
+    orgs = session.exec(select(Organisation).where(address.in_(wanted), col(Organisation.active)))
+    return {o.chain_address.lower(): o.name for o in orgs}

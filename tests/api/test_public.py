@@ -4,7 +4,9 @@ from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
+from api.core.models import Organisation, Role
 from api.main import create_app
 from indexer.seasons import season_of
 from tests._fixtures import client_for
@@ -74,6 +76,21 @@ def test_page_has_lineage_and_qr(traced, http):
     assert "茶叶溯源" in page.text and "Tea lot trace" in page.text
     qr = http.get(f"/public/lots/0x{blend.hex()}/qr.svg")
     assert qr.headers["content-type"].startswith("image/svg+xml") and "<svg" in qr.text
+
+
+def test_the_page_names_cooperatives_and_grades_for_people(traced, api_settings):
+    system, blend, _ = traced
+    app = create_app(api_settings, chain=system.client)
+    with Session(app.state.engine) as session:
+        coop = Organisation(name="恩施玉露合作社", role=Role.COOPERATIVE,
+                            chain_address=system.coop.address)  # fmt: skip
+        session.add(coop)
+        session.commit()
+    with TestClient(app) as http:
+        page = http.get(f"/trace/0x{blend.hex()}").text
+    cooperatives = page.split('id="cooperatives"')[1].split("</ul>")[0]
+    assert "恩施玉露合作社" in cooperatives and system.coop.address not in cooperatives
+    assert "grade</span> 1<" not in page and ("特级 special" in page or "一级 first" in page)
 
 
 def test_links_follow_the_address_the_service_is_reached_at(traced, api_settings):
