@@ -89,6 +89,7 @@ class OfferDetail(OfferForFarmer):
     """An offer, whether you declined it, who offers it, and why (the decision behind it)."""
 
     lender_name: str | None
+    agent_name: str | None
     declined: bool
     declined_at: datetime | None
     explanation: LimitExplained | None
@@ -304,9 +305,12 @@ def offer_detail(session: Session, engine: Engine, org: Organisation, offer_id: 
     decline = _decline_of(session, offer.offer_id)
     view = _offer_view(offer).model_dump()
     view["status"] = offer_status(session, offer)
+    agent = offer.terms.agent
+    names = _names(session, {offer.lender, *([agent] if agent else [])})
     return OfferDetail(
         **view,
-        lender_name=_names(session, {offer.lender}).get(offer.lender.lower()),
+        lender_name=names.get(offer.lender.lower()),
+        agent_name=names.get(agent.lower()) if agent else None,
         declined=decline is not None and offer.escrow is None,
         declined_at=decline.declined_at if decline else None,
         explanation=_explained(_decision(engine, offer)),

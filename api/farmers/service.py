@@ -247,6 +247,7 @@ class OfferForFarmer(BaseModel):
     offer_id: str
     status: str
     lender: str
+    agent: str | None = PydField(description="the cooperative that may order payments for you")
     principal_fen: int
     total_due_fen: int
     apr_pct: str
@@ -282,6 +283,7 @@ def _offer_view(offer: StoredOffer) -> OfferForFarmer:
         offer_id=offer.offer_id,
         status=offer.status,
         lender=t.lender,
+        agent=t.agent,
         principal_fen=t.principal_fen,
         total_due_fen=t.total_due_fen,
         apr_pct=str(d.apr_regz_pct),

@@ -319,6 +319,7 @@ async def lender_offer(
             budgets_fen=budgets,
             draw_days=int(form.get("draw_days") or 60),
             confirmation=Confirmation(form.get("confirmation") or "immediate"),
+            cooperative_agent=form.get("agent", "cooperative") != "none",
         )
     except ValueError as exc:  # pydantic's ValidationError is one
         raise Invalid(f"报价无效 · invalid offer: {exc}") from exc
@@ -328,6 +329,8 @@ async def lender_offer(
         days = body.draw_days
         total = f"合计 {yuan(sum(budgets.values()))}，提款期 {days} 天"
         lines.append((total, f"total, draw window {days} days; the farmer signs to accept"))
+        if body.cooperative_agent:
+            lines.append(("农户的合作社可代为下单", "the farmer's cooperative may order payments"))
         return _confirm_page(request, page, f"/lender/decisions/{decision_id}/offer", fields,
                              lines, back)  # fmt: skip
     service.create_offer(engine, chain, page.org, decision_id, body)

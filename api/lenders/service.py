@@ -104,6 +104,11 @@ class LoanCreate(BaseModel):
     ]
     draw_days: Int = Field(default=60, ge=1, le=180)
     confirmation: Confirmation = Confirmation.IMMEDIATE
+    cooperative_agent: bool = Field(
+        default=True,
+        description="the farmer's cooperative (from TeaTrace) orders payments as the farmer's "
+        "agent; false: only the farmer's own wallet orders",
+    )
 
 
 class LoanOfferPublic(BaseModel):
@@ -121,6 +126,7 @@ class LoanOfferPublic(BaseModel):
     draw_deadline: int
     due_date: int
     confirmation: Confirmation
+    agent: str | None = Field(description="the cooperative that orders payments for the farmer")
     disclosure: Disclosure
     escrow: str | None
     loan_id: int | None
@@ -312,6 +318,7 @@ def offer_public(offer: StoredOffer) -> LoanOfferPublic:
         draw_deadline=t.draw_deadline,
         due_date=t.due_date,
         confirmation=_confirmation(t.mode),
+        agent=t.agent,
         disclosure=offer.disclosure,
         escrow=offer.escrow,
         loan_id=offer.loan_id,
@@ -353,12 +360,21 @@ def create_offer(
         mode=mode,
         farmer_wallet=farmer.wallet,
         lender=Web3.to_checksum_address(org.chain_address),
+        agent=_agent(farmer.cooperative, org) if body.cooperative_agent else None,
     )
     try:
         stored = OfferStore(engine).create(record.decision_id, terms, disclosure)
     except OfferExistsError as exc:
         raise Conflict(str(exc)) from exc
     return offer_public(stored)
+
+
+def _agent(cooperative: str | None, lender: Organisation) -> str | None:
+    """The farmer's TeaTrace cooperative as agent, unless it is the lender itself (a lender
+    cannot be the agent of its own loan)."""
+    if cooperative is None or same_address(cooperative, lender.chain_address):
+        return None
+    return cooperative
 
 
 def own_offer(engine: Engine, org: Organisation, offer_id: str) -> StoredOffer:

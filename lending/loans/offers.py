@@ -108,8 +108,10 @@ def escrow_terms(
     mode: ConfirmationMode,
     farmer_wallet: str,
     lender: str,
+    agent: str | None = None,
 ) -> EscrowTerms:
-    """The escrow terms of an offer: the draw window runs `draw_days` from the chain's time."""
+    """The escrow terms of an offer: the draw window runs `draw_days` from the chain's time;
+    `agent` (the farmer's cooperative) may order and receive payments for the farmer."""
     return EscrowTerms.from_disclosure(
         disclosure,
         farmer_id=bytes.fromhex(record.decision.farmer_id[2:]),
@@ -118,6 +120,7 @@ def escrow_terms(
         budgets_fen=dict(budgets_fen),
         draw_deadline=chain_time + draw_days * SECONDS_PER_DAY,
         mode=mode,
+        agent=agent,
     )
 
 

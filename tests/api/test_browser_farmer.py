@@ -92,6 +92,7 @@ def test_farmer_journey_on_a_phone(lending):  # noqa: F811
         assert re.search(r"\d+\.\d+%", page.inner_text("#apr"))
         assert "¥" in page.inner_text("#limit") and page.locator("#reasons, #score").count() >= 1
         assert "肥料" in page.inner_text("#budgets") and "茶苗" in page.inner_text("#budgets")
+        assert "Yulu Cooperative" in page.inner_text("#agent")  # who may order, by name
         screenshot(page, "farmer-offer")
 
         page.fill("#amount_yuan", "2000")

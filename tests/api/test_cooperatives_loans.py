@@ -40,15 +40,16 @@ def _provision(lending: Lending, org: Org) -> None:  # noqa: F811
     assert lending.http.post(url, headers=lending.world.admin.headers).status_code == 200
 
 
-def _member_loan(lending: Lending, confirmation: str) -> MemberLoan:  # noqa: F811
-    """Offered by the lender, accepted by the farmer's own signature, issued and funded."""
+def _member_loan(lending: Lending, confirmation: str, agent: bool) -> MemberLoan:  # noqa: F811
+    """Offered by the lender (naming the cooperative as agent or not), accepted by the farmer's
+    own signature, issued and funded."""
     http = lending.http
     farmer, fid = _member_farmer(lending)
     if confirmation == "merchant":  # the other wallet gets its gas from the service (dev)
         _provision(lending, farmer)
     decision_id = lending.decision_for(fid).decision_id
     body = {"budgets_fen": {"fertilizer": 300_000, "seedlings": 200_000},
-            "confirmation": confirmation}  # fmt: skip
+            "confirmation": confirmation, "cooperative_agent": agent}  # fmt: skip
     made = http.post(f"/lenders/decisions/{decision_id}/offers", json=body,
                      headers=lending.lender.headers)  # fmt: skip
     assert made.status_code == 201, made.text
@@ -60,6 +61,7 @@ def _member_loan(lending: Lending, confirmation: str) -> MemberLoan:  # noqa: F8
     accepted = http.post(f"/farmers/me/offers/{offer_id}/acceptance", json=signed,
                          headers=farmer.headers)  # fmt: skip
     assert accepted.status_code == 200, accepted.text
+    assert view["agent"] == (lending.coop.address if agent else None)
     issued = http.post(f"/lenders/offers/{offer_id}/loan", headers=lending.lender.headers)
     assert issued.status_code == 201, issued.text
     with lending.world.session() as session:
@@ -70,12 +72,13 @@ def _member_loan(lending: Lending, confirmation: str) -> MemberLoan:  # noqa: F8
 
 @pytest.fixture(scope="module")
 def agent(lending) -> tuple[MemberLoan, MemberLoan]:  # noqa: F811
-    """Two member loans: one paid at order (Immediate), one the merchant confirms."""
+    """Two member loans: one paid at order (Immediate) naming the cooperative as agent, one the
+    merchant confirms naming no agent (the service signs with the member's kept wallet)."""
     registry = MerchantDesk(lending.world.chain)
     expires = int(time.time()) + 365 * 86_400
     registrar = lending.world.chain.sender(DEV_REGISTRAR)
     registry.approve(lending.merchant.address, "fertilizer", expires, registrar)
-    return _member_loan(lending, "immediate"), _member_loan(lending, "merchant")
+    return _member_loan(lending, "immediate", True), _member_loan(lending, "merchant", False)
 
 
 def _order(lending: Lending, escrow: str, invoice: str, amount: int = 50_000,  # noqa: F811
@@ -103,7 +106,7 @@ def test_members_loans_and_what_is_due(lending, agent):  # noqa: F811
     assert loan["member_number"] == immediate.number and loan["member_name"] == "周九"
     assert loan["status"] == "active" and loan["principal_fen"] == 500_000
     assert loan["total_due_fen"] > 500_000 and loan["outstanding_fen"] >= 0
-    assert not loan["agent_is_you"]  # the service's offers name no agent (module doc)
+    assert loan["agent_is_you"]  # the offer named the farmer's cooperative
     one = http.get("/cooperatives/loans?limit=1&offset=1", headers=coop.headers).json()
     assert len(one["items"]) == 1 and one["total"] == page["total"]
     detail = http.get(f"/cooperatives/loans/{immediate.escrow}", headers=coop.headers)
@@ -137,7 +140,7 @@ def test_order_pays_the_merchant_once_per_invoice(lending, agent):  # noqa: F811
     placed = _order(lending, immediate.escrow, "FP-2026-0101", 70_000)
     assert placed.status_code == 201, placed.text
     body = placed.json()
-    assert body["created"] and body["paid"] and body["signed_as"] == "farmer"
+    assert body["created"] and body["paid"] and body["signed_as"] == "agent"
     assert body["order"]["merchant_name"] == lending.merchant.name, body
     assert body["order"]["category"] == "fertilizer" and body["order"]["status"] == "released"
     key = invoice_hash(lending.merchant.address, "FP-2026-0101")
@@ -167,6 +170,7 @@ def test_cancel_a_reserved_order(lending, agent):  # noqa: F811
     placed = _order(lending, two_sided.escrow, "FP-2026-0201", 40_000)
     assert placed.status_code == 201, placed.text
     assert not placed.json()["paid"] and placed.json()["order"]["status"] == "pending"
+    assert placed.json()["signed_as"] == "farmer"  # no agent named: the member's kept wallet
     order_id = placed.json()["order"]["order_id"]
     url = f"/cooperatives/loans/{two_sided.escrow}/orders/{order_id}/cancel"
     other = lending.world.org(Role.COOPERATIVE, "Another Cooperative")
