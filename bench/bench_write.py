@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api.core.settings import ApiSettings
+from chain.accounts import dev_accounts
 from chain.client import ChainClient
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
 from chain.nodes import GanacheNode, ProcessNode, free_port
@@ -31,6 +33,7 @@ from simulation.season import generate
 from tealedger.demo.season import (
     COOPERATIVE_ACCOUNTS,
     SeasonSummary,
+    demo_salts,
     latest_full_season,
     region_of,
     register_members,
@@ -108,7 +111,8 @@ def _measure(backend: str, single: int, batched: int) -> dict[str, tuple[int, fl
     """(records, seconds) of each mode on a fresh node of `backend`."""
     year = latest_full_season(datetime.now(UTC))
     farmers = max(10, (2 * single + 2 * batched) * FARMERS_PER_1000_RECORDS // 1000)
-    region = region_of(generate(farmers=farmers, seed=2026, year=year, cooperatives=1))
+    salts = demo_salts([a.address for a in dev_accounts(DEV_MNEMONIC, 2)[1:]], ApiSettings())
+    region = region_of(generate(farmers=farmers, seed=2026, year=year, cooperatives=1), salts)
     records = _records(region)
     if len(records) < 2 * single + 2 * batched:
         raise RuntimeError(f"the season has {len(records)} pickings, fewer than asked")

@@ -10,10 +10,11 @@ factor, so their records are informative for credit, as real ones are.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+
+from traceability.ids import resident_id_check
 
 FLUSHES: dict[str, tuple[tuple[int, int], tuple[int, int], float]] = {
     # name: (first day (month, day), last day, share of the year's leaf)
@@ -116,7 +117,7 @@ def _id_number(rng: random.Random, birth_year: int) -> str:
         f"4228{rng.randint(1, 99):02d}{birth_year}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
     )
     body += f"{rng.randint(0, 999):03d}"
-    return body + "0123456789X"[int(hashlib.sha256(body.encode()).hexdigest(), 16) % 11]
+    return body + resident_id_check(body)
 
 
 def make_farmer(rng: random.Random, index: int, cooperatives: int, taken: set[str]) -> Farmer:

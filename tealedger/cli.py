@@ -131,7 +131,13 @@ def demo(
     from api.core.settings import ApiSettings
     from tealedger.demo.lending import run_lending
     from tealedger.demo.season import run_season
-    from tealedger.demo.service import demo_logins, index_chain, start_service, stop_service
+    from tealedger.demo.service import (
+        adopt_members,
+        demo_logins,
+        index_chain,
+        start_service,
+        stop_service,
+    )
     from tealedger.demo.summary import summary_table
 
     client = ChainClient(settings_from(backend, port))
@@ -142,8 +148,10 @@ def demo(
     # indexes it itself (under the indexer lock) and starts the service again at the end.
     if stop_service(api_settings):
         out.print("stopped the service of the last run; it restarts at the end")
-    region, summary = run_season(client, farmers, seed, out)
+    region, summary = run_season(client, farmers, seed, out, api_settings)
     lending = run_lending(client, region, summary, api_settings.database_url, out)
+    adopted = adopt_members(client, api_settings, region)
+    out.print(f"{adopted:,} members entered in their cooperatives' registers (names, plots)")
     out.print(summary_table(summary, lending))
     _print_clock(lending)
     progress = index_chain(client, api_settings.database_url)

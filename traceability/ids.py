@@ -19,6 +19,17 @@ OUTPUT_HASH_DOMAIN = "tealedger.output.v1"
 MIN_SALT_BYTES = 16
 
 
+# ISO 7064 MOD 11-2 weights and check characters of the PRC resident identity number.
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def resident_id_check(first17: str) -> str:
+    """The check character (ISO 7064 MOD 11-2) of a resident id's first 17 digits."""
+    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11]
+
+
 def _normalize(text: str) -> str:
     """NFKC, trimmed, upper-case: `110101199001011234` and ` 110101199001011234 ` match."""
     return unicodedata.normalize("NFKC", text).strip().upper()

@@ -21,8 +21,13 @@ SALT_LABEL = "tealedger.coop-salt.v1:"
 
 def coop_salt(settings: ApiSettings, coop: Organisation) -> bytes:
     """The cooperative's 32-byte salt."""
+    return salt_of_address(settings, coop.chain_address)
+
+
+def salt_of_address(settings: ApiSettings, address: str) -> bytes:
+    """The 32-byte salt of the cooperative at chain address `address`."""
     secret = settings.pseudonym_secret.get_secret_value().encode()
-    message = (SALT_LABEL + coop.chain_address.lower()).encode()
+    message = (SALT_LABEL + address.lower()).encode()
     return hmac.new(secret, message, hashlib.sha256).digest()
 
 

@@ -83,7 +83,7 @@ def register_farmer(
     if _farmer_row(session, key) is not None:
         raise Conflict(f"this person is already registered as farmer {key}")
     wallet_org = _wallet(session, body)
-    wallet = wallet_org.chain_address if wallet_org else None
+    wallet = wallet_org.chain_address if wallet_org else body.wallet
     service = recording_service(chain, settings, coop)
     on_chain = farmer_record(chain, fid, service.contract)
     registration = FarmerRegistration(farmer=fid, wallet=wallet)

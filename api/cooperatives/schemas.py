@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 from pydantic import Field as PydField
 
 from api.core.models import Farmer, Plot
-from api.core.types import Id32, Int, NationalId, RowId, Text, mask_national_id
+from api.core.types import Address, Id32, Int, NationalId, RowId, Text, mask_national_id
 from traceability.models import UINT16_MAX, UINT32_MAX
 
 # ------------------------------------------------------------------------------------ farmers
@@ -32,6 +32,18 @@ class FarmerCreate(BaseModel):
         description="a farmer organisation whose chain address becomes the farmer's wallet "
         "(for consents and proceeds)",
     )
+    wallet: Address | None = PydField(
+        default=None,
+        description="or: a wallet address the farmer keeps the key of (a wallet app); "
+        "not together with farmer_org_id",
+    )
+
+    @model_validator(mode="after")
+    def _one_wallet(self) -> FarmerCreate:
+        """One wallet: the farmer organisation's or the farmer's own."""
+        if self.farmer_org_id is not None and self.wallet is not None:
+            raise ValueError("give farmer_org_id or wallet, not both")
+        return self
 
 
 class FarmerPublic(BaseModel):

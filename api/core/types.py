@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import AfterValidator, BeforeValidator, Strict, WithJsonSchema
 from pydantic import Field as PydField
+from web3 import Web3
 
+from traceability.ids import resident_id_check
 from traceability.models import Bytes32
 
 # The largest key SQLite (and PostgreSQL's bigint) can store: a bigger id is a 422, never an
@@ -42,10 +44,6 @@ Id32Path = Annotated[
 """A 32-byte id in a path: documented with its pattern, parsed by api.core.ids.parse_id (so the
 422 says what an id looks like)."""
 
-# ISO 7064 MOD 11-2 weights and check characters of the PRC resident identity number.
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-
 
 def normalize_national_id(value: str) -> str:
     """NFKC, no spaces, upper case (the form the pseudonym is computed from)."""
@@ -63,8 +61,7 @@ def _national_id(value: object) -> str:
     text = normalize_national_id(value)
     if len(text) != 18 or not text[:17].isdigit() or not (text[17].isdigit() or text[17] == "X"):
         raise ValueError("a resident id has 17 digits and a check digit or X (18 characters)")
-    total = sum(int(d) * w for d, w in zip(text[:17], _ID_WEIGHTS, strict=True))
-    if _ID_CHECK[total % 11] != text[17]:
+    if resident_id_check(text[:17]) != text[17]:
         raise ValueError("the resident id's check character is wrong: check for a typo")
     return text
 
@@ -104,3 +101,24 @@ TEXT_PATTERN = rf"^[^{_HIDDEN_CLASS}]*[^\s{_HIDDEN_CLASS}][^{_HIDDEN_CLASS}]*$"
 Text = Annotated[str, AfterValidator(_text), PydField(json_schema_extra={"pattern": TEXT_PATTERN})]
 """Human-entered text (names, labels, references): trimmed, non-empty, no control (Cc) or
 format (Cf) characters."""
+
+
+def _address(value: object) -> str:
+    """A 0x account address in checksum form (any case accepted; the zero address is not)."""
+    if not isinstance(value, str) or not Web3.is_address(value):
+        raise ValueError(
+            "must be a 0x address of 40 hex digits (with a valid checksum if mixed-case)"
+        )
+    if int(value, 16) == 0:
+        raise ValueError("the zero address is nobody's wallet")
+    return Web3.to_checksum_address(value)
+
+
+Address = Annotated[
+    str,
+    BeforeValidator(_address),
+    WithJsonSchema(
+        {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$", "example": "0x" + "ab" * 20}
+    ),
+]
+"""An account address in a request body (returned in checksum form)."""

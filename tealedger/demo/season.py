@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from api.cooperatives.identity import salt_of_address
+from api.core.settings import ApiSettings
 from chain.client import ChainClient
 from chain.events import EventReader
 from chain.roles import grant_role_once
@@ -41,9 +43,15 @@ RETAIL_MARGIN_PCT = 120
 BATCH = 100
 
 
-def cooperative_salt(index: int) -> bytes:
-    """Each demo cooperative's pseudonym salt (a real one keeps a random secret)."""
-    return f"demo-cooperative-salt-{index:04d}-enshi".encode()
+def demo_salts(addresses: Sequence[str], settings: ApiSettings) -> list[bytes]:
+    """Each demo cooperative's pseudonym salt: the service's own (api.cooperatives.identity), so
+    the service recomputes the season's ids and the cooperatives' pages show their members."""
+    return [salt_of_address(settings, address) for address in addresses]
+
+
+def cooperative_addresses(client: ChainClient) -> list[str]:
+    """The demo cooperatives' chain addresses, in the season's cooperative order."""
+    return [client.accounts[i].address for i in COOPERATIVE_ACCOUNTS]
 
 
 @dataclass
@@ -103,11 +111,11 @@ def ensure_roles(client: ChainClient) -> None:
         grant_role_once(admin, tea, contracts.COOPERATIVE_ROLE, client.accounts[index].address)
 
 
-def region_of(season: Season) -> Region:
+def region_of(season: Season, salts: Sequence[bytes]) -> Region:
     """Pseudonymous ids of the season's farmers and plots (salted per cooperative)."""
     fids, pids = [], []
     for farmer in season.farmers:
-        salt = cooperative_salt(farmer.cooperative)
+        salt = salts[farmer.cooperative % len(salts)]
         fids.append(farmer_id(salt, farmer.national_id))
         pids.append([plot_id(salt, p.reference) for p in farmer.plots])
     return Region(season, fids, pids)
@@ -326,13 +334,19 @@ def latest_full_season(now: datetime) -> int:
 
 
 def run_season(
-    client: ChainClient, farmers: int, seed: int, console: Console
+    client: ChainClient,
+    farmers: int,
+    seed: int,
+    console: Console,
+    settings: ApiSettings | None = None,
 ) -> tuple[Region, SeasonSummary]:
-    """Generate the season and put it on chain (idempotently)."""
+    """Generate the season and put it on chain (idempotently), with the pseudonyms the service
+    of `settings` (default: the environment's) gives the cooperatives' members."""
     started = time.perf_counter()
     year = latest_full_season(datetime.now(UTC))
     season = generate(farmers=farmers, seed=seed, year=year)
-    region = region_of(season)
+    settings = settings or ApiSettings(data_dir=client.settings.data_dir)
+    region = region_of(season, demo_salts(cooperative_addresses(client), settings))
     summary = SeasonSummary()
     ensure_roles(client)
     with progress_bars(console) as progress:

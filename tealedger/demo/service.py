@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import httpx
 from sqlmodel import Session, select
 
+from api.cooperatives.members import register_farmer, register_plot
+from api.cooperatives.schemas import FarmerCreate, PlotCreate
 from api.core.db import open_database
-from api.core.models import Organisation, OrganisationCreate, Role
+from api.core.models import Farmer, Organisation, OrganisationCreate, Role
 from api.core.organisations import create_organisation
 from api.core.security import mint_key
 from api.core.settings import ApiSettings
@@ -26,6 +28,8 @@ from indexer.db import make_engine
 from indexer.engine import Progress
 from indexer.lock import IndexerLock
 from indexer.runner import index_once
+from tealedger.demo.season import COOPERATIVE_ACCOUNTS, Region
+from traceability.contracts import farmer_record
 
 # Which development account acts for each audience (the season was recorded by these).
 DEMO_ORGS = (
@@ -36,6 +40,8 @@ DEMO_ORGS = (
     (Role.INSPECTOR, "Quality inspector 质检站", 4),
     (Role.LENDER, "Rural commercial bank 农商银行", 5),
     (Role.MERCHANT, "Fertilizer supplier 农资店", 6),
+    (Role.COOPERATIVE, "Xuan'en tea cooperative 宣恩茶叶合作社", 7),
+    (Role.COOPERATIVE, "Hefeng tea cooperative 鹤峰茶叶合作社", 8),
 )
 
 
@@ -59,12 +65,13 @@ def index_chain(client: ChainClient, database_url: str) -> Progress:
         engine.dispose()
 
 
-def demo_logins(client: ChainClient, settings: ApiSettings) -> list[Login]:
-    """Ensure an organisation per audience (on the dev account that acted for it); new keys."""
+def demo_organisations(client: ChainClient, settings: ApiSettings) -> dict[int, Organisation]:
+    """An organisation per audience on the dev account that acted for it (made once), by
+    account index."""
     engine = open_database(settings.database_url)
     password = settings.org_keystore_password.get_secret_value()
-    logins = []
-    with Session(engine) as session:
+    made: dict[int, Organisation] = {}
+    with Session(engine, expire_on_commit=False) as session:
         for role, name, index in DEMO_ORGS:
             account = client.accounts[index]
             org = session.exec(
@@ -72,18 +79,57 @@ def demo_logins(client: ChainClient, settings: ApiSettings) -> list[Login]:
             ).first()
             if org is None:
                 body = OrganisationCreate(name=name, role=role)
-                org, key = create_organisation(
+                org, _ = create_organisation(
                     session, body, settings.keystore_dir, password, bytes(account.key)
                 )
-                secret = key.secret
-            else:
-                assert org.id is not None
-                new = mint_key(org.id)
-                session.add(new.record)
-                session.commit()
-                secret = new.secret
-            logins.append(Login(role.value, name, account.address, secret))
+            made[index] = org
+    return made
+
+
+def demo_logins(client: ChainClient, settings: ApiSettings) -> list[Login]:
+    """Ensure an organisation per audience (on the dev account that acted for it); new keys."""
+    orgs = demo_organisations(client, settings)
+    logins = []
+    with Session(open_database(settings.database_url)) as session:
+        for role, name, index in DEMO_ORGS:
+            org = orgs[index]
+            assert org.id is not None
+            new = mint_key(org.id)
+            session.add(new.record)
+            session.commit()
+            logins.append(Login(role.value, name, org.chain_address, new.secret))
     return logins
+
+
+def adopt_members(client: ChainClient, settings: ApiSettings, region: Region) -> int:
+    """The season's farmers and plots into their cooperatives' member registers, through the
+    cooperatives' own service (api.cooperatives.members): it finds each already on chain under
+    the pseudonym it computes itself and adopts it, sending nothing. Returns how many were new.
+
+    The season registered on chain in batches, under the service's salts (tealedger.demo.season
+    .demo_salts); this keeps the names and plots a cooperative's pages show. Wallets are read
+    from TeaTrace, so run this after the lending stage has linked each member's own wallet.
+    """
+    orgs = demo_organisations(client, settings)
+    coops = [orgs[i] for i in COOPERATIVE_ACCOUNTS]
+    season, adopted = region.season, 0
+    with Session(open_database(settings.database_url)) as session:
+        known = set(session.exec(select(Farmer.farmer_id)).all())
+        for i, farmer in enumerate(season.farmers):
+            fid = region.farmer_ids[i]
+            if "0x" + fid.hex() in known:
+                continue
+            coop = coops[farmer.cooperative % len(coops)]
+            wallet = farmer_record(client, fid).wallet
+            body = FarmerCreate(national_id=farmer.national_id, name=farmer.name, wallet=wallet)
+            register_farmer(session, client, settings, coop, body)
+            for k, plot in enumerate(farmer.plots):
+                register_plot(session, client, settings, coop, PlotCreate(
+                    farmer_id=fid, land_reference=plot.reference, area_centi_mu=plot.area_centi_mu,
+                    variety=plot.variety, label=f"茶园 {k + 1} plot",
+                ))  # fmt: skip
+            adopted += 1
+    return adopted
 
 
 def service_env(settings: ApiSettings, chain: ChainSettings) -> dict[str, str]:

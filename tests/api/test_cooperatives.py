@@ -294,6 +294,28 @@ def test_register_farmer_keeps_personal_data_off_chain(world, coop):
         assert row.cooperative_id == coop.id and row.national_id == nid
 
 
+def test_a_farmer_may_keep_their_own_wallet(world, coop):
+    own = "0x" + "5a" * 20  # a wallet app's address: the service never holds its key
+    body = {"national_id": resident_id(), "name": "钱七", "wallet": own.upper().replace("0X", "0x")}
+    made = world.http.post("/cooperatives/farmers", json=body, headers=coop.headers)
+    assert made.status_code == 201, made.text
+    checksum = world.chain.w3.to_checksum_address(own)
+    assert made.json()["wallet"] == checksum and made.json()["farmer_org_id"] is None
+    tea = world.chain.contract("TeaTrace")
+    fid = bytes.fromhex(made.json()["farmer_id"][2:])
+    assert tea.functions.farmer(fid).call()[1] == checksum
+    farmer_org = world.org(Role.FARMER)
+    for wrong in (
+        {"wallet": "0x" + "00" * 20},  # nobody's
+        {"wallet": "0x12"},
+        {"wallet": checksum.lower()[:-1] + "G"},
+        {"wallet": own, "farmer_org_id": farmer_org.id},  # two wallets
+    ):
+        bad = {"national_id": resident_id(), "name": "孙八", **wrong}
+        refused = world.http.post("/cooperatives/farmers", json=bad, headers=coop.headers)
+        assert refused.status_code == 422, (wrong, refused.text)
+
+
 def test_pseudonyms_differ_per_cooperative_and_a_person_registers_once(world, coop, other_coop):
     nid = resident_id()
     first = world.http.post(

@@ -39,12 +39,22 @@ def test_demo_indexes_gives_logins_and_serves(anvil_node: ProcessNode, tmp_path)
 
     from api.core.settings import ApiSettings
     from chain.nodes import free_port
-    from tealedger.demo.service import demo_logins, index_chain, start_service, stop_service
+    from tealedger.demo.service import (
+        adopt_members,
+        demo_logins,
+        index_chain,
+        start_service,
+        stop_service,
+    )
 
     client = client_for(anvil_node, tmp_path)
     deploy_system(client)
-    _, summary = run_season(client, farmers=3, seed=9, console=Console(quiet=True))
     settings = ApiSettings(data_dir=tmp_path, environment="test")
+    region, summary = run_season(client, 3, seed=9, console=Console(quiet=True), settings=settings)
+    sent = client.w3.eth.block_number
+    assert adopt_members(client, settings, region) == 3
+    assert adopt_members(client, settings, region) == 0  # a re-run adds nobody twice
+    assert client.w3.eth.block_number == sent  # found on chain under its own pseudonyms
     progress = index_chain(client, settings.database_url)
     assert progress.events > summary.harvests
     first, second = demo_logins(client, settings), demo_logins(client, settings)
@@ -54,7 +64,17 @@ def test_demo_indexes_gives_logins_and_serves(anvil_node: ProcessNode, tmp_path)
     try:
         admin = next(x for x in second if x.role == "admin")
         orgs = httpx.get(f"{url}/admin/organisations", headers={"X-API-Key": admin.api_key})
-        assert orgs.json()["total"] == 7
+        assert orgs.json()["total"] == 9
+        # the season's members are in their cooperative's register, by name, with their plots
+        coop = next(x for x in second if x.role == "cooperative")
+        listed = httpx.get(f"{url}/cooperatives/farmers", headers={"X-API-Key": coop.api_key})
+        mine = {f["name"] for f in listed.json()["items"]}
+        expected = {f.name for f in region.season.farmers if f.cooperative == 0}
+        assert mine == expected and mine
+        fid = listed.json()["items"][0]["farmer_id"]
+        plots = httpx.get(f"{url}/cooperatives/plots", params={"farmer_id": fid},
+                          headers={"X-API-Key": coop.api_key})  # fmt: skip
+        assert plots.status_code == 200 and plots.json()["total"] >= 1, plots.text
         lot = "0x" + summary.made_lots[0].hex()
         assert httpx.get(f"{url}/public/lots/{lot}/trace").json()["kind"] == "made_tea"
     finally:
