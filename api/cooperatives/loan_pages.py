@@ -58,7 +58,7 @@ def _merchants(session: Session) -> list[Organisation]:
 def coop_loans(
     request: Request, session: SessionDep, chain: ChainDep, page: CoopPage
 ) -> HTMLResponse:
-    """Members' open loans and what is due, and the order file upload."""
+    """Members' open loans and what is due, and the order file upload (社员贷款)."""
     listed = loans.list_member_loans(session, chain, page.org, PageParams(limit=500, offset=0))
     return _render(request, page, "coop_loans.html", loans=listed, batch=None, preview=None)
 
@@ -76,7 +76,7 @@ def _loan_page(request: Request, session: Session, chain: ChainClient, page: Pag
 def coop_loan(
     escrow: str, request: Request, session: SessionDep, chain: ChainDep, page: CoopPage
 ) -> HTMLResponse:
-    """One member's loan: budgets, orders, what is due; order a payment, cancel an order."""
+    """One member's loan: budgets, orders, what is due; pay, cancel (社员贷款)."""
     return _loan_page(request, session, chain, page, escrow)
 
 
@@ -273,7 +273,7 @@ def _members_page(request: Request, session: Session, page: PageSession, code: i
 
 @router.get("/coop/members", response_class=HTMLResponse)
 def coop_members(request: Request, session: SessionDep, page: CoopPage) -> HTMLResponse:
-    """Members (number, name, plots); register a member or a plot."""
+    """Members (number, name, plots); register a member or a plot (社员)."""
     return _members_page(request, session, page)
 
 

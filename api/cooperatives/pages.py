@@ -136,7 +136,7 @@ def coop_home(
     page: CoopPage,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
-    """Harvest entry, file upload and the cooperative's recent lots."""
+    """Harvest entry, file upload and the cooperative's recent lots (合作社工作台)."""
     return _dashboard(request, session, chain, settings, page, offset)
 
 

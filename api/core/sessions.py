@@ -198,7 +198,7 @@ def _login_page(request: Request, error: str | None, code: int = 200) -> HTMLRes
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
-    """Ask for the API key."""
+    """The login form: an organisation's API key opens a session (登录)."""
     return _login_page(request, None)
 
 

@@ -75,7 +75,7 @@ def _redirect(url: str) -> RedirectResponse:
 def farmer_home(
     request: Request, session: SessionDep, chain: ChainDep, page: FarmerPage
 ) -> Response:
-    """Home: who I am, my loan (next due, what is left), offers waiting for me."""
+    """Home: who I am, my loan (next due, what is left), offers waiting (我的贷款)."""
     engine = request.app.state.engine
     me = service.farmer_self(session, chain, service.my_farmer(session, page.org))
     offers = loans.my_offer_details(
@@ -95,7 +95,7 @@ def farmer_offer(
     amount_yuan: Annotated[str | None, Query(max_length=20)] = None,
     term_months: Annotated[int | None, Query(ge=1, le=MAX_TERM_MONTHS)] = None,
 ) -> Response:
-    """An offer: terms, schedule, why and the limit; the APR calculator; accept or decline."""
+    """An offer: terms, schedule, why, the limit, APR calculator; accept or decline (贷款报价)."""
     engine = request.app.state.engine
     offer = loans.offer_detail(session, engine, page.org, offer_id)
     quote, quote_error = None, None
@@ -125,7 +125,7 @@ def farmer_offer_confirm(
     offer_id: str,
     action: Annotated[str, Query(pattern="^(accept|decline)$")],
 ) -> Response:
-    """Before accepting or declining: the terms once more and one button."""
+    """Before accepting or declining: the terms once more and one button (请确认)."""
     offer = loans.offer_detail(session, request.app.state.engine, page.org, offer_id)
     context = {"offer": offer, "action": action, "csrf": page.csrf}
     return _render(request, "farmer_confirm.html", context)
@@ -169,7 +169,7 @@ def farmer_offer_decline(
 def farmer_loan(
     request: Request, session: SessionDep, chain: ChainDep, page: FarmerPage, escrow: str
 ) -> Response:
-    """My loan: budgets, payments, schedule and next due, repayments, what is left."""
+    """My loan: budgets, payments, schedule and next due, repayments, left (我的贷款)."""
     loan = loans.my_loan(session, request.app.state.engine, chain, page.org, escrow)
     return _render(request, "farmer_loan.html", {"loan": loan, "now": datetime.now(CHINA)})
 
@@ -183,7 +183,7 @@ def farmer_repay_confirm(
     escrow: str,
     amount_yuan: Annotated[str, Query(max_length=20)],
 ) -> Response:
-    """Before repaying: the amount, from which wallet, what will be left."""
+    """Before repaying: the amount, from which wallet, what will be left (请确认)."""
     loan = loans.my_loan(session, request.app.state.engine, chain, page.org, escrow)
     amount = yuan_to_fen(amount_yuan)
     context = {"loan": loan, "amount_fen": amount, "csrf": page.csrf, "action": "repay"}
@@ -210,7 +210,7 @@ def farmer_repay(
 def farmer_privacy(
     request: Request, session: SessionDep, chain: ChainDep, page: FarmerPage
 ) -> Response:
-    """My consents and who read my profile when."""
+    """My consents and who read my profile when (授权与查询)."""
     params = PageParams(limit=LIST_LIMIT, offset=0)
     consents = service.consents(session, chain, page.org, params)
     reads = loans.profile_reads(session, request.app.state.engine, page.org, params)
@@ -224,7 +224,7 @@ def farmer_revoke_confirm(
     page: FarmerPage,
     lender_org_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
 ) -> Response:
-    """Before withdrawing a consent: which lender, and what it means."""
+    """Before withdrawing a consent: which lender, what it means (请确认)."""
     lender = session.get(Organisation, lender_org_id)
     if lender is None or lender.role != Role.LENDER:
         raise NotFound(f"organisation {lender_org_id} is not a lender")

@@ -92,8 +92,7 @@ def accept_offer(
 def my_offer_details(
     request: Request, session: SessionDep, page: PageDep, org: FarmerOrg
 ) -> Page[loans.OfferDetail]:
-    """Offers made to you, newest first: status (declined too), lender's name, and the decision
-    behind each (score, reasons, how the limit was computed)."""
+    """Your offers, newest first (declined too): status, lender, the decision behind each."""
     return loans.my_offer_details(session, request.app.state.engine, org, page)
 
 
@@ -114,8 +113,7 @@ def offer_quote(
     amount_fen: Annotated[int, Query(ge=1, le=loans.MAX_FEN)],
     term_months: Annotated[int, Query(ge=1, le=loans.MAX_TERM_MONTHS)],
 ) -> loans.Quote:
-    """APR calculator: APR, total cost and schedule of another amount or term at the offer's
-    rate (the offer itself does not change)."""
+    """APR calculator: APR, cost and schedule of another amount or term; the offer stays."""
     engine = request.app.state.engine
     return loans.quote(session, engine, org, offer_id, amount_fen, term_months)
 
@@ -129,8 +127,7 @@ def accept_with_my_key(
     chain: ChainDep,
     org: FarmerOrg,
 ) -> loans.OfferDetail:
-    """Accept an offer: the service signs its terms with your organisation's key (EIP-712)
-    and keeps the signature for the lender to relay (no gas for you)."""
+    """Accept an offer: the service signs its terms with your key (EIP-712); no gas for you."""
     engine = request.app.state.engine
     return loans.accept_with_my_key(session, engine, chain, settings, org, offer_id)
 

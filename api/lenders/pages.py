@@ -80,8 +80,7 @@ def lender_profile_page(
     chain: ChainDep,
     page: Annotated[PageSession, Depends(page_session(Role.LENDER))],
 ) -> HTMLResponse:
-    """A consenting farmer's profile: charts, score and reasons, the offer flow's buttons and
-    the farmer's active loan."""
+    """A consenting farmer's profile: charts, score, reasons, offers, open loan (茶农档案)."""
     engine = request.app.state.engine
     profile = service.read_profile(engine, settings, chain, page.org, farmer_id)
     fid = profile.farmer
@@ -179,7 +178,7 @@ def lender_home(
     page: LenderPage,
     status_filter: Annotated[StatusFilter, Query(alias="status")] = StatusFilter.ALL,
 ) -> HTMLResponse:
-    """The lender's desk: the portfolio with filters and totals, and consenting farmers."""
+    """The lender's desk: portfolio with filters and totals, consenting farmers (贷款组合)."""
     engine = request.app.state.engine
     rows, now = portfolio.all_loans(engine, chain, page.org, status_filter)
     farmers = service.list_farmers(settings, page.org, PageParams(limit=100, offset=0))
@@ -211,7 +210,7 @@ def lender_portfolio_csv(
 
 @router.get("/lender/disbursements", response_class=HTMLResponse)
 def lender_disbursements(request: Request, chain: ChainDep, page: LenderPage) -> HTMLResponse:
-    """What the lender's loans paid out, by category and merchant."""
+    """What the lender's loans paid out, by category and merchant (放款去向)."""
     report = portfolio.disbursements(request.app.state.engine, chain, page.org)
     context = {"org": page.org, "report": report}
     return templates.TemplateResponse(request, "lender_disbursements.html", context)
@@ -221,8 +220,7 @@ def lender_disbursements(request: Request, chain: ChainDep, page: LenderPage) ->
 def lender_loan_page(
     escrow: str, request: Request, chain: ChainDep, page: LenderPage
 ) -> HTMLResponse:
-    """One loan's full history (budgets, orders, repayments, schedule) and the servicing
-    buttons."""
+    """One loan in full: budgets, orders, repayments, schedule, servicing buttons (贷款)."""
     engine = request.app.state.engine
     h = history.history_out(engine, history.read_history(engine, chain, page.org, escrow))
     context = {"org": page.org, "loan": h.loan, "h": h, "actions": ACTION_TEXT,

@@ -77,8 +77,7 @@ def get_decision(decision_id: str, request: Request, org: LenderOrg) -> Decision
 def create_offer(
     decision_id: str, body: LoanCreate, request: Request, chain: ChainDep, org: LenderOrg
 ) -> LoanOfferPublic:
-    """Offer the farmer a loan from your approved decision, budgeted by category (one offer,
-    so one loan, per decision: 409 for a second). The farmer signs its terms to accept."""
+    """Offer a loan from your approved decision (one per decision: 409 for a second)."""
     return service.create_offer(request.app.state.engine, chain, org, decision_id, body)
 
 
@@ -166,8 +165,7 @@ def disbursements(request: Request, chain: ChainDep, org: LenderOrg) -> Disburse
 def service_loan(
     escrow: str, action: Action, settings: SettingsDep, chain: ChainDep, org: LenderOrg
 ) -> LoanPublic:
-    """Service one of your loans: `refresh` its status, `return-unspent` after the draw window,
-    declare `default`, `write-off` a defaulted loan (409 with the contract's reason if not)."""
+    """Service a loan: `refresh`, `return-unspent`, `default`, `write-off`; 409 with the reason."""
     return service.loan_public(portfolio.service_loan(chain, settings, org, escrow, action))
 
 

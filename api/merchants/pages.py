@@ -79,7 +79,7 @@ def merchant_home(
     done: Annotated[Action | None, Query()] = None,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
-    """Orders waiting for the shop (ORDERS_ON_HOME a page), the latest payments, approvals."""
+    """Orders waiting for the shop, the latest payments, approvals (商户工作台)."""
     org = page.org
     waiting = service.orders(
         chain, session, org, OrderView.OPEN, PageParams(limit=ORDERS_ON_HOME, offset=offset)
@@ -104,7 +104,7 @@ def merchant_payments_page(
     page: MerchantPage,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
-    """Every payment received, newest first, with date, farmer, cooperative and invoice."""
+    """Every payment received, newest first, with farmer, cooperative, invoice (收款记录)."""
     paid = service.received(
         chain, session, page.org, PageParams(limit=PAYMENTS_PER_PAGE, offset=offset)
     )
@@ -122,7 +122,7 @@ def merchant_confirm_page(
     session: SessionDep,
     page: MerchantPage,
 ) -> HTMLResponse:
-    """The confirmation step of an action: the order, what the action means, yes or back."""
+    """Confirmation step of take, confirm delivery or decline: the order, yes or back (请确认)."""
     order = service.one_order(chain, session, page.org, escrow, order_id)
     return _confirm_page(request, page, order, action)
 
@@ -183,7 +183,7 @@ def merchant_invoice_page(
     page: MerchantPage,
     number: Annotated[Text, Query(min_length=1, max_length=64)],
 ) -> HTMLResponse:
-    """One of the shop's invoice numbers: the orders naming it and the payments it brought."""
+    """One of the shop's invoice numbers: its orders and the payments it brought (发票)."""
     match = service.find_invoice(chain, session, page.org, number)
     paid = Page(items=match.payments, total=len(match.payments), limit=MAX_MATCHES, offset=0)
     context = {"org": page.org, "match": match, "paid": paid}

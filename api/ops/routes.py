@@ -71,5 +71,5 @@ METRICS_TEXT: dict[int | str, dict[str, Any]] = {
 
 @router.get("/metrics", responses=METRICS_TEXT, dependencies=[Depends(metrics_allowed)])
 def metrics() -> PlainTextResponse:
-    """Prometheus exposition format."""
+    """Requests, transactions sent, errors and indexer lag, in Prometheus text format."""
     return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

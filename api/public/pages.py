@@ -19,7 +19,7 @@ router = page_router()
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request) -> HTMLResponse:
-    """Landing page with a lot lookup."""
+    """Landing page with a lot lookup (查询茶叶批次)."""
     return templates.TemplateResponse(request, "home.html", {})
 
 
@@ -27,7 +27,7 @@ def home(request: Request) -> HTMLResponse:
 def trace_page(
     request: Request, lot: str, chain: ChainDep, settings: SettingsDep, session: SessionDep
 ) -> HTMLResponse:
-    """The public trace page a package's QR code opens."""
+    """The public trace page a package's QR code opens (溯源)."""
     trace = public_trace(chain, parse_lot(lot))
     url = f"{base_url(request, settings.public_base_url)}/trace/{trace.lot}"
     names = organisation_names(session, trace.cooperatives)

@@ -65,7 +65,7 @@ def fen_of(amount: str) -> int:
 
 @router.get("/supply", response_class=HTMLResponse)
 def supply_home(request: Request, page: SupplyPage) -> HTMLResponse:
-    """Find a lot by its id (from its label or QR code)."""
+    """Find a lot by its id, from its label or QR code (茶批结算)."""
     return templates.TemplateResponse(request, "supply_home.html", {"org": page.org})
 
 
@@ -106,7 +106,7 @@ def supply_lot(
     page: SupplyPage,
     done: Annotated[Done | None, Query()] = None,
 ) -> HTMLResponse:
-    """A lot's farmer shares, their commitment, the settlements so far and the actions."""
+    """A lot's farmer shares, their commitment, its settlements and the actions (茶批)."""
     context = _lot_context(chain, page, lot, None)
     sales = settlement.settlements(
         chain, page.org, lot, PageParams(limit=SETTLEMENTS_SHOWN, offset=0)
@@ -120,7 +120,7 @@ def supply_lot(
 def supply_commit_page(
     request: Request, lot: Id32Path, chain: ChainDep, page: SupplyPage
 ) -> HTMLResponse:
-    """The confirmation step of committing the shares."""
+    """The confirmation step of committing the shares (确认提交份额)."""
     context = _lot_context(chain, page, lot, None) | {"action": "commit", "error": None}
     return templates.TemplateResponse(request, "supply_confirm.html", context)
 
@@ -151,7 +151,7 @@ def supply_commit(
 def supply_settle_page(
     request: Request, lot: Id32Path, amount: AmountText, chain: ChainDep, page: SupplyPage
 ) -> HTMLResponse:
-    """The confirmation step of paying: the amount and each farmer's part of it."""
+    """The confirmation step of paying: the amount and each farmer's part (确认结算)."""
     fen = fen_of(amount)
     context = _lot_context(chain, page, lot, fen) | {"action": "settle", "error": None}
     return templates.TemplateResponse(request, "supply_confirm.html", context)
