@@ -11,9 +11,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, File, Path, Query, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    File,
+    Path,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 
-from api.cooperatives import harvests, loans, members
+from api.cooperatives import harvests, loans, members, offers
 from api.cooperatives.harvests import MAX_HARVEST_BATCH, HarvestIn, HarvestLots, HarvestSubmission
 from api.cooperatives.loans import (
     MemberLoan,
@@ -23,6 +34,7 @@ from api.cooperatives.loans import (
     OrderPlaced,
     OrderPublic,
 )
+from api.cooperatives.offers import MemberOffer, MemberOfferToSign
 from api.cooperatives.schemas import (
     FarmerCreate,
     FarmerPublic,
@@ -32,6 +44,7 @@ from api.cooperatives.schemas import (
     PlotPublic,
     PlotRegistered,
 )
+from api.core.acceptance import AcceptanceIn
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.links import BaseUrlDep
 from api.core.models import Organisation, Role
@@ -173,6 +186,40 @@ def get_lot(
 # ------------------------------------------------------------------------------------ loans
 
 OrderIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the order's number")]
+
+
+@router.get("/offers", response_model=Page[MemberOffer])
+def list_member_offers(
+    request: Request,
+    session: SessionDep,
+    page: PageDep,
+    coop: CoopOrg,
+    waiting: Annotated[bool, Query(description="only offers not signed yet")] = False,
+) -> Page[MemberOffer]:
+    """Loan offers to your members, newest first (a member signs at your desk)."""
+    return offers.member_offers(session, request.app.state.engine, coop, page, waiting)
+
+
+@router.get("/offers/{offer_id}", response_model=MemberOfferToSign)
+def member_offer_to_sign(
+    offer_id: str, request: Request, session: SessionDep, chain: ChainDep, coop: CoopOrg
+) -> MemberOfferToSign:
+    """A member's offer and the typed data their own wallet app signs to accept it."""
+    return offers.offer_to_sign(session, request.app.state.engine, chain, coop, offer_id)
+
+
+@router.post("/offers/{offer_id}/acceptance", response_model=MemberOffer)
+def relay_member_acceptance(
+    offer_id: str,
+    body: AcceptanceIn,
+    request: Request,
+    session: SessionDep,
+    chain: ChainDep,
+    coop: CoopOrg,
+) -> MemberOffer:
+    """Relay a member's wallet signature accepting an offer (checked; the lender issues)."""
+    engine = request.app.state.engine
+    return offers.relay_acceptance(session, engine, chain, coop, offer_id, body)
 
 
 @router.get("/loans", response_model=Page[MemberLoan])

@@ -23,7 +23,8 @@ from pydantic import BaseModel
 from pydantic import Field as PydField
 from sqlmodel import Session, col, select
 
-from api.core.chain import loan_desk, org_account
+from api.core.acceptance import AcceptanceIn, record_acceptance, typed_data
+from api.core.chain import org_account
 from api.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from api.core.ids import hex32, parse_id, same_address, tx_hex
 from api.core.models import Farmer, Organisation, Role
@@ -32,9 +33,7 @@ from api.core.settings import ApiSettings
 from api.core.types import Int, RowId, mask_national_id
 from chain.client import ChainClient
 from chain.clock import chain_now
-from lending.loans.disbursement import Acceptance
-from lending.loans.errors import LoanTermsError
-from lending.loans.offers import OfferStateError, OfferStore, StoredOffer
+from lending.loans.offers import OfferStore, StoredOffer
 from lending.pricing.disclosure import Disclosure
 from lending.pricing.schedule import Installment
 from traceability.consent import ConsentService
@@ -268,14 +267,6 @@ class OfferToSign(OfferForFarmer):
     typed_data: dict[str, Any]
 
 
-class AcceptanceIn(BaseModel):
-    """The farmer's signature of the typed data, with the nonce and deadline it carries."""
-
-    nonce: int = PydField(ge=0, le=2**63 - 1)
-    deadline: int = PydField(ge=0, le=2**63 - 1)
-    signature: str = PydField(pattern=r"^0x[0-9a-fA-F]{130}$")
-
-
 def _offer_view(offer: StoredOffer) -> OfferForFarmer:
     """What the farmer is shown of an offer."""
     t, d = offer.terms, offer.disclosure
@@ -321,10 +312,7 @@ def offer_to_sign(
 ) -> OfferToSign:
     """The offer and the typed data to sign (your current nonce; a deadline in chain time)."""
     offer = _my_offer(session, engine, org, offer_id)
-    desk = loan_desk(chain)
-    nonce = desk.acceptance_nonce(offer.terms.farmer_id)
-    typed = desk.acceptance_typed_data(offer.terms, nonce, desk.acceptance_deadline())
-    return OfferToSign(**_offer_view(offer).model_dump(), typed_data=typed)
+    return OfferToSign(**_offer_view(offer).model_dump(), typed_data=typed_data(chain, offer))
 
 
 def accept_offer(
@@ -337,15 +325,4 @@ def accept_offer(
 ) -> OfferForFarmer:
     """Check your signature of the offer's terms and keep it for the lender to relay."""
     offer = _my_offer(session, engine, org, offer_id)
-    if offer.escrow is not None:
-        raise Conflict(f"this offer is already loan {offer.escrow}")
-    acceptance = Acceptance(body.nonce, body.deadline, bytes.fromhex(body.signature[2:]))
-    try:
-        loan_desk(chain).check_acceptance(offer.terms, acceptance)
-    except LoanTermsError as exc:
-        raise Invalid(f"the signature does not accept this offer: {exc}") from exc
-    try:
-        stored = OfferStore(engine).record_acceptance(offer.offer_id, acceptance)
-    except OfferStateError as exc:
-        raise Conflict(str(exc)) from exc
-    return _offer_view(stored)
+    return _offer_view(record_acceptance(engine, chain, offer, body))

@@ -262,6 +262,17 @@ class OfferStore:
         with Session(self.engine) as session:
             return [_stored(r) for r in session.exec(stmt).all()]
 
+    def for_farmers(self, farmer_ids: list[str]) -> list[StoredOffer]:
+        """Every offer to any of the farmers, oldest first."""
+        wanted = [f.lower() for f in farmer_ids]
+        stmt = (
+            select(LoanOfferRow)
+            .where(col(LoanOfferRow.farmer_id).in_(wanted))
+            .order_by(col(LoanOfferRow.id))
+        )
+        with Session(self.engine) as session:
+            return [_stored(r) for r in session.exec(stmt).all()] if wanted else []
+
     def record_acceptance(self, offer_id: str, acceptance: Acceptance) -> StoredOffer:
         """Keep the farmer's (checked) signature; refused once the loan is issued."""
         with Session(self.engine) as session:

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
 from sqlmodel import select
 
 from api.core.models import Farmer, Role
@@ -215,3 +217,48 @@ def test_order_file_rows_by_member_number_idempotent(lending, agent):  # noqa: F
     bad = {"file": ("orders.csv", b"member,amount\n1,2\n", "text/csv")}
     lacking = http.post("/cooperatives/orders/upload", files=bad, headers=coop.headers)
     assert lacking.status_code == 422 and "lacks columns" in lacking.text
+
+
+def test_a_member_with_their_own_wallet_signs_an_offer_at_the_cooperative(lending):  # noqa: F811
+    http, coop = lending.http, lending.coop
+    wallet = Account.create()  # the member's wallet app: the service never sees this key
+    record = lending.world.farmer(coop, name="吴十", wallet=wallet.address)
+    fid = record["farmer_id"]
+    decision_id = lending.decision_for(fid).decision_id
+    body = {"budgets_fen": {"fertilizer": 200_000}}
+    made = http.post(f"/lenders/decisions/{decision_id}/offers", json=body,
+                     headers=lending.lender.headers)  # fmt: skip
+    assert made.status_code == 201, made.text
+    offer_id = made.json()["offer_id"]
+
+    waiting = http.get("/cooperatives/offers?waiting=true", headers=coop.headers).json()
+    mine = {o["offer_id"]: o for o in waiting["items"]}
+    assert mine[offer_id]["member_name"] == "吴十" and mine[offer_id]["status"] == "offered"
+    assert mine[offer_id]["lender_name"] == lending.lender.name and mine[offer_id]["agent_is_you"]
+    view = http.get(f"/cooperatives/offers/{offer_id}", headers=coop.headers)
+    assert view.status_code == 200, view.text
+    typed = view.json()["typed_data"]
+    assert typed["message"]["farmer"] == wallet.address
+    signed = {"nonce": typed["message"]["nonce"], "deadline": typed["message"]["deadline"]}
+    url = f"/cooperatives/offers/{offer_id}/acceptance"
+    # a signature by anyone but the member's wallet (the clerk's, say) accepts nothing
+    forged = Account.create().sign_message(encode_typed_data(full_message=typed))
+    refused = http.post(url, json={**signed, "signature": "0x" + forged.signature.hex()},
+                        headers=coop.headers)  # fmt: skip
+    assert refused.status_code == 422 and "not by the farmer's wallet" in refused.text
+    other = lending.world.org(Role.COOPERATIVE, "Another Cooperative")
+    assert http.get(f"/cooperatives/offers/{offer_id}", headers=other.headers).status_code == 403
+    own = wallet.sign_message(encode_typed_data(full_message=typed))
+    body = {**signed, "signature": "0x" + own.signature.hex()}
+    assert http.post(url, json=body, headers=other.headers).status_code == 403
+    accepted = http.post(url, json=body, headers=coop.headers)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "accepted"
+    waiting = http.get("/cooperatives/offers?waiting=true", headers=coop.headers).json()
+    assert offer_id not in {o["offer_id"] for o in waiting["items"]}
+    issued = http.post(f"/lenders/offers/{offer_id}/loan", headers=lending.lender.headers)
+    assert issued.status_code == 201, issued.text
+    again = http.post(url, json=body, headers=coop.headers)
+    assert again.status_code == 409
+    assert http.get("/cooperatives/offers/" + "0" * 32, headers=coop.headers).status_code == 404
+    assert http.get("/cooperatives/offers", headers=lending.lender.headers).status_code == 403
