@@ -120,20 +120,24 @@ def _deploy(data_dir: Path, node: ProcessNode) -> dict[str, str]:
 def test_a_whole_loan_over_http(anvil, tmp_path):
     """Score, lend, spend, settle and repay one member's loan through the HTTP API only.
 
-    The history the cooperative records is the cheapest realistic one that the real indexed
-    profile scores "approve" with a limit above the product minimum (1,000 yuan): one 4.00 mu
-    garden and one weighed-in flush in each of the three seasons before the current one
-    (backdated pickings: the cooperative enters its weighing books when it joins, so the
-    node's clock need not move), each sold on to the distributor on chain: 600 kg special grade
-    for 18,000 yuan, 500 kg second grade for 4,000 yuan, 400 kg first grade for 8,000 yuan.
-    Scorecard v2 then gives income 30,000 yuan >= 25,000 (65 points), 1,500 kg >= 1,400 (58),
-    premium share 67% >= 40% (65), 375 kg/mu >= 360 (61), seasonal income spread 0.89 (52);
-    with no loans yet, no incidents and a new member (tenure 0 months: 45; loans repaid 0: 37;
-    no trend without a prior year: 47) the score is 644, band A (>= 630). Fewer flushes or
-    less leaf per mu lose band A quickly (one flush alone is 631 and needs 1.4 t picked at
-    once), and the limit is 40% of verified income: 12,000 yuan. Only the loan's closing needs
-    the clock: an escrow closes as repaid by a repayment after its draw window (1 day), so
-    anvil moves a day on before this season's leaf is sold.
+    The history: one 4.00 mu garden and, in each of the three seasons before the current one,
+    the flush the cooperative weighed in and sold on to the distributor on chain: 600 kg of
+    special grade for 18,000 yuan, 500 kg of second grade for 4,000 yuan, 400 kg of first grade
+    for 8,000 yuan. The pickings are backdated (a cooperative enters its weighing books when it
+    joins), so one harvest batch and three sales build a year and the node's clock need not
+    move for the profile. Scorecard v2 on the indexed profile: verified income 30,000 yuan
+    >= 25,000 (65 points), 1,500 kg of leaf >= 1,400 (58), premium grades 67% >= 40% (65),
+    375 kg/mu >= 360 (61), seasonal income spread 0.89 (52); a new member with no loans, no
+    incidents and no prior year gets the fixed rest (tenure 45, loans repaid 37, trend 47,
+    quality 56, recalls 50, days past due 54, exposure 54): 644, band A (>= 630), limit 40% of
+    the verified income, 12,000 yuan. Why this one: it is the least on chain that is still a
+    plausible year (100-150 kg/mu a flush) and approves with a margin. The same leaf in a
+    single flush is 631 (the concentrated income loses 13 points, one point above A) and needs
+    375 kg/mu picked at once; the first two flushes alone are 609 (band B, limit 7,000 yuan);
+    the same leaf from 6 mu (250 kg/mu) loses 12 yield points (632).
+
+    The clock moves once, for the loan: an escrow closes as repaid by a repayment after its
+    draw window (1 day), so anvil moves a day on before this season's leaf is sold.
     """
     data_dir = tmp_path / "svc"
     data_dir.mkdir()
@@ -157,6 +161,7 @@ def test_a_whole_loan_over_http(anvil, tmp_path):
         for name, org in (("lender", lender), ("merchant", merchant), ("distributor", distributor),
                           ("farmer", farmer)):  # fmt: skip
             ledger.watch(name, org.address)
+        ledger.watch("settlement", addresses["SaleSettlement"])  # holds nothing for anyone
         ledger.check("the organisations were made")
 
         # The cooperative: the member, their garden, three seasons' flushes weighed in and sold.
@@ -167,7 +172,9 @@ def test_a_whole_loan_over_http(anvil, tmp_path):
         plot = api.post("/cooperatives/plots", coop.key, {
             "farmer_id": fid, "land_reference": "鄂恩施-芭蕉-0107", "area_centi_mu": PLOT_CENTI_MU,
             "label": "芭蕉 upper terrace"})["plot_id"]  # fmt: skip
-        picked = _previous_seasons(datetime.now(UTC), len(FLUSHES))
+        # Seasons before the one of a quarter of an hour from now: should a season turn while
+        # the test runs, the flushes are still the last three before the profile's season.
+        picked = _previous_seasons(datetime.now(UTC) + timedelta(minutes=15), len(FLUSHES))
         records = [
             {"farmer": fid, "plot": plot, "grams": grams, "grade": grade, "picked_at": at,
              "record_ref": f"weigh-in {n}"}
@@ -258,6 +265,10 @@ def test_a_whole_loan_over_http(anvil, tmp_path):
         # The lot's maker commits its shares; the distributor pays, which repays part of the loan.
         shares = api.post(f"/cooperatives/lots/{lot}/shares", coop.key)
         assert [(f["farmer_id"], f["weight_grams"]) for f in shares["farmers"]] == [(fid, 150_000)]
+        preview = api.read(
+            f"/cooperatives/lots/{lot}/shares?amount_fen={SALE_FEN}", distributor.key
+        )
+        assert preview["committed_matches"] and preview["farmers"][0]["share_fen"] == SALE_FEN
         ledger.mint("distributor", DISTRIBUTOR_MINT_FEN)
         ledger.check("the distributor was paid in eCNY")
         settled = api.post(f"/cooperatives/lots/{lot}/settlements", distributor.key,
