@@ -304,3 +304,14 @@ def test_a_whole_loan_over_http(anvil, tmp_path):
             FERTILIZER_FEN, total_due, 0)  # fmt: skip
         assert book["outstanding_fen"] == 0
         ledger.check("the loan closed")
+
+        # The indexed credit history has the loan, repaid on time; the next decision counts it.
+        api.indexed(w3.eth.block_number)
+        credit = api.read(f"/lenders/farmers/{fid}/profile", lender.key)["credit"]
+        assert (credit["loans"], credit["open_loans"], credit["outstanding_fen"]) == (1, 0, 0)
+        assert (credit["repaid_fen"], credit["late_repayments"]) == (total_due, 0)
+        assert credit["sale_proceeds_to_loans_fen"] == SALE_FEN
+        again = api.post(f"/lenders/farmers/{fid}/decisions", lender.key)["decision"]
+        assert again["features"]["loans_repaid_on_time"] == 1
+        assert again["features"]["current_exposure_fen"] == 0
+        assert again["score"] > decision["score"]
