@@ -2,9 +2,10 @@
 
 Outside HTTP only the outside world acts: the operator deploys (`tealedger deploy`) and creates
 the platform admin (as `tealedger admin create-org`), the digital-yuan operator (the token
-admin, dev account 0) mints eCNY, and the node's clock moves. Every eCNY balance is read from
-the chain with plain web3 (`balanceOf` on the PaymentToken of the deployment registry), never
-through the service.
+admin, dev account 0) mints eCNY, and the node's clock moves; the published LPR fixings are
+the suite's table (tests/conftest.py), which the service inherits. Every eCNY balance is read
+from the chain with plain web3 (`balanceOf` on the PaymentToken of the deployment registry),
+never through the service.
 """
 
 from __future__ import annotations
@@ -108,12 +109,12 @@ class Ledger:
         self.move(fen, None, name)
 
 
-def _deploy(data_dir: Path, node: ProcessNode) -> dict[str, str]:
+def _deploy(data_dir: Path, node: ProcessNode, chain_id: int) -> dict[str, str]:
     """`tealedger deploy` as an operator runs it; the registry's addresses by contract name."""
     cmd = [sys.executable, "-m", "tealedger.cli", "deploy"]
     done = subprocess.run(cmd, env=cli_env(data_dir, node), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    registry = json.loads((data_dir / "deployments" / "31337.json").read_text())
+    registry = json.loads((data_dir / "deployments" / f"{chain_id}.json").read_text())
     return {name: entry["address"] for name, entry in registry["contracts"].items()}
 
 
@@ -141,8 +142,8 @@ def test_a_whole_loan_over_http(anvil, tmp_path):
     """
     data_dir = tmp_path / "svc"
     data_dir.mkdir()
-    addresses = _deploy(data_dir, anvil)
     w3 = Web3(HTTPProvider(anvil.url))
+    addresses = _deploy(data_dir, anvil, w3.eth.chain_id)
     ledger = Ledger(w3, addresses["PaymentToken"])
     url = f"sqlite:///{data_dir / 'svc.db'}"
     admin = admin_key(data_dir, url)
