@@ -58,8 +58,10 @@ def _merchants(session: Session) -> list[Organisation]:
 def coop_loans(
     request: Request, session: SessionDep, chain: ChainDep, page: CoopPage
 ) -> HTMLResponse:
-    """Members' open loans and what is due, and the order file upload (社员贷款)."""
-    listed = loans.list_member_loans(session, chain, page.org, PageParams(limit=500, offset=0))
+    """Members' loans and what is due, and the order file upload (社员贷款)."""
+    listed = loans.list_member_loans(
+        session, chain, page.org, PageParams(limit=500, offset=0), request.app.state.engine
+    )
     return _render(request, page, "coop_loans.html", loans=listed, batch=None, preview=None)
 
 

@@ -24,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 
 from pydantic import BaseModel
 from pydantic import Field as PydField
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from web3 import Web3
 
@@ -40,6 +41,7 @@ from lending.loans.contracts import MERCHANT_CATEGORIES
 from lending.loans.disbursement import LoanDesk, LoanState, OrderStatus, category_id
 from lending.loans.history import LoanHistory, OrderLine, days_past_due, loan_history
 from lending.loans.invoices import invoice_hash
+from lending.loans.offers import OfferStore
 
 MAX_ORDER_ROWS = 500
 # What provisioning gives an organisation on development chains (api/admin/chain_roles.py).
@@ -192,16 +194,30 @@ def member_loan(coop: Organisation, member: Farmer, state: LoanState, now: int) 
 
 
 def list_member_loans(
-    session: Session, chain: ChainClient, coop: Organisation, page: PageParams
+    session: Session,
+    chain: ChainClient,
+    coop: Organisation,
+    page: PageParams,
+    closed_from: Engine | None = None,
 ) -> Page[MemberLoan]:
-    """Members' open loans (one per farmer on chain), in member order."""
+    """Members' open loans (one per farmer on chain), in member order; with `closed_from` (the
+    service's database) also their closed loans issued through this service (repaid, defaulted,
+    cancelled), newest first per member."""
     desk = loan_desk(chain)
     now = chain_now(chain.w3)
+    members = _members(session, coop)
+    issued: dict[str, list[str]] = {}
+    if closed_from is not None:
+        for offer in OfferStore(closed_from).for_farmers([m.farmer_id for m in members]):
+            if offer.escrow:
+                issued.setdefault(offer.farmer_id.lower(), []).insert(0, offer.escrow)
     found: list[MemberLoan] = []
-    for member in _members(session, coop):
-        escrow = desk.active_loan_of(bytes.fromhex(member.farmer_id[2:]))
-        if escrow is not None:
-            found.append(member_loan(coop, member, desk.state(escrow), now))
+    for member in members:
+        escrows = list(issued.get(member.farmer_id.lower(), []))
+        active = desk.active_loan_of(bytes.fromhex(member.farmer_id[2:]))
+        if active is not None and not any(same_address(active, e) for e in escrows):
+            escrows.insert(0, active)
+        found += [member_loan(coop, member, desk.state(e), now) for e in escrows]
     items = found[page.offset : page.offset + page.limit]
     return Page(items=items, total=len(found), limit=page.limit, offset=page.offset)
 

@@ -245,6 +245,7 @@ def coop_upload_harvests(
     return _dashboard(request, session, chain, settings, page, upload=upload)
 
 
-from api.cooperatives import loan_pages  # noqa: E402 - the loan pages share this router
+from api.cooperatives import loan_pages, offer_pages  # noqa: E402 - they share this router
 
 router.include_router(loan_pages.router)
+router.include_router(offer_pages.router)

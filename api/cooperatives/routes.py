@@ -224,10 +224,16 @@ def relay_member_acceptance(
 
 @router.get("/loans", response_model=Page[MemberLoan])
 def list_member_loans(
-    session: SessionDep, chain: ChainDep, page: PageDep, coop: CoopOrg
+    request: Request,
+    session: SessionDep,
+    chain: ChainDep,
+    page: PageDep,
+    coop: CoopOrg,
+    closed: Annotated[bool, Query(description="also repaid, defaulted, cancelled loans")] = False,
 ) -> Page[MemberLoan]:
     """Your members' open loans: drawn, reserved, left to draw, repaid and what is due."""
-    return loans.list_member_loans(session, chain, coop, page)
+    engine = request.app.state.engine if closed else None
+    return loans.list_member_loans(session, chain, coop, page, engine)
 
 
 @router.get("/loans/{escrow}", response_model=MemberLoanDetail)

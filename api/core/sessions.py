@@ -54,6 +54,7 @@ NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
     Role.COOPERATIVE: (
         ("/coop", "合作社工作台", "Cooperative desk"),
         ("/coop/members", "社员", "Members"),
+        ("/coop/offers", "社员报价", "Members' offers"),
         ("/coop/loans", "社员贷款", "Members' loans"),
         ("/supply", "茶批结算", "Lot settlement"),
     ),
