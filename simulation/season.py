@@ -120,6 +120,18 @@ def _id_number(rng: random.Random, birth_year: int) -> str:
     return body + resident_id_check(body)
 
 
+# Surnames common in Enshi (Tujia and Miao families among them) and given-name characters.
+SURNAMES = "向田谭黄张李王刘陈杨覃彭龙吴周邓冉谢胡滕"
+GIVEN = "春秋兰梅桂芳明华国建军平英秀云德福林山茶玉红丽文"
+
+
+def farmer_name(national_id: str) -> str:
+    """A synthetic Chinese name, seeded by the id so it never disturbs the season's draws."""
+    rng = random.Random(f"name:{national_id}")
+    given = "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2, 2))))
+    return rng.choice(SURNAMES) + given
+
+
 def make_farmer(rng: random.Random, index: int, cooperatives: int, taken: set[str]) -> Farmer:
     """One farmer with 1-3 plots and an id number no other farmer has."""
     birth_year = rng.randint(1955, 2000)
@@ -137,7 +149,7 @@ def make_farmer(rng: random.Random, index: int, cooperatives: int, taken: set[st
     )
     return Farmer(
         national_id=national_id,
-        name=f"farmer-{index:06d}",
+        name=farmer_name(national_id),
         cooperative=index % cooperatives,
         village=f"village-{rng.randint(1, 40):02d}",
         gender=rng.choice(GENDERS),

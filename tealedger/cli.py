@@ -131,13 +131,7 @@ def demo(
     from api.core.settings import ApiSettings
     from tealedger.demo.lending import run_lending
     from tealedger.demo.season import run_season
-    from tealedger.demo.service import (
-        adopt_members,
-        demo_logins,
-        index_chain,
-        start_service,
-        stop_service,
-    )
+    from tealedger.demo.service import demo_logins, index_chain, start_service, stop_service
     from tealedger.demo.summary import summary_table
 
     client = ChainClient(settings_from(backend, port))
@@ -149,9 +143,7 @@ def demo(
     if stop_service(api_settings):
         out.print("stopped the service of the last run; it restarts at the end")
     region, summary = run_season(client, farmers, seed, out, api_settings)
-    lending = run_lending(client, region, summary, api_settings.database_url, out)
-    adopted = adopt_members(client, api_settings, region)
-    out.print(f"{adopted:,} members entered in their cooperatives' registers (names, plots)")
+    lending = run_lending(client, region, summary, api_settings, out)
     out.print(summary_table(summary, lending))
     _print_clock(lending)
     progress = index_chain(client, api_settings.database_url)

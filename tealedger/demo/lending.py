@@ -1,62 +1,69 @@
 """`tealedger demo`, lending stage: the season's credit, from consent to repayment or default.
 
 After the season (tealedger.demo.season) a seeded share of farmers applies for a purpose-bound
-inputs loan (winter base fertilizer, seedlings, pruning crews, machines). Each applicant gets a
-wallet of its own, grants the lender consent by a relayed EIP-712 signature, and is scored on
-the indexed profile; approved farmers borrow what their input plan needs (up to the limit) into
-an escrow that pays approved merchants only. The distributor still owes the lots of the autumn
-flush's last two weeks (45-day payment terms); it pays them through SaleSettlement, where each
-farmer's share repays the loan first. What the proceeds leave outstanding the farmer repays
-from its wallet: most before the due date, a few only after the grace period (late payers), and
-some never (the lender declares default). Escrows run on block time, so on development chains
-the stage moves the chain's clock forward (evm_increaseTime + evm_mine) to each date it needs;
-see docs/demo.md.
+inputs loan (winter base fertilizer, seedlings, pruning crews, machines). Every step a member of
+the service can take goes through the service's own functions, the ones its routes call, so
+what the demo shows is what the product does: the cooperatives enter their members in their
+registers (api.cooperatives.members), the lender scores each applicant on the indexed profile
+(api.lenders.service.make_decision), offers its input plan naming the member's cooperative as
+agent (create_offer), the member signs the offer in their wallet app at the cooperative, which
+relays the signature (api.cooperatives.offers), the lender issues and funds it (issue_loan), the
+platform approves merchants (api.admin.chain_roles), the cooperative orders the invoices
+(api.cooperatives.loans.place_order), the lender takes back what was not spent and later marks
+loans overdue or in default (api.lenders.portfolio.service_loan), and the processor and the
+distributor commit and settle the owed lots through SaleSettlement (api.supply_chain.settlement),
+where each farmer's share repays the loan first. What only the outside world does stays outside:
+the members' wallet apps sign (consents, acceptances, repayments: the service never holds these
+members' keys), the digital-yuan operator mints eCNY, and the development chain's clock moves
+(evm_increaseTime + evm_mine) to the dates the escrows need; see docs/demo.md.
 
-Every step first asks the chain or the database what is done (deterministic wallets, invoice
-hashes and CREATE2 escrow addresses; one decision per farmer, lender and season in the credit
-store), so re-running continues where the last run stopped and never duplicates anything.
+Every step first asks the chain or the database what is done (deterministic wallets and invoice
+numbers; one decision per farmer, lender and season in the credit store; one offer per decision),
+so re-running continues where the last run stopped and never duplicates anything.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from rich.console import Console
 from rich.progress import Progress
-from web3.types import TxReceipt
+from sqlmodel import Session
 
+from api.admin.chain_roles import MerchantApprovalRequest, approve_merchant
+from api.cooperatives import loans as coop_loans
+from api.cooperatives import offers as coop_offers
+from api.cooperatives.loans import OrderCreate
+from api.core.acceptance import AcceptanceIn
+from api.core.db import open_database
+from api.core.models import Organisation, Role
+from api.core.settings import ApiSettings
+from api.lenders import portfolio
+from api.lenders import service as lenders
+from api.lenders.portfolio import Action
+from api.lenders.service import LoanCreate
+from api.supply_chain import settlement
 from chain.client import ChainClient
 from chain.errors import ChainError
 from chain.sender import PendingTx, Sender
-from indexer.db import make_engine
-from lending.credit.decision import DecisionRecord, decide
+from lending.credit.decision import DecisionRecord
 from lending.credit.features import CHINA_TZ
 from lending.credit.policy import Outcome
-from lending.credit.profiles import IndexedConsentChecker, IndexedProfileReader
-from lending.credit.scorecard import load_model
 from lending.credit.store import CreditStore
 from lending.loans.contracts import DEV_LENDER, DEV_REGISTRAR
-from lending.loans.disbursement import (
-    ORDER_GAS,
-    EscrowTerms,
-    LoanDesk,
-    LoanState,
-    LoanStatus,
-    document_hash,
-)
-from lending.loans.errors import LoanTermsError
-from lending.loans.gas import RETURN_UNSPENT_GAS, commit_gas, issue_gas, settle_gas
+from lending.loans.disbursement import EscrowTerms, LoanDesk, LoanState, LoanStatus
+from lending.loans.invoices import invoice_hash
 from lending.loans.merchants import MerchantDesk
+from lending.loans.offers import OfferStore
 from lending.loans.settlement import (
     FarmerShare,
     SettlementDesk,
@@ -64,9 +71,8 @@ from lending.loans.settlement import (
     shares_hash,
     split_amount,
 )
-from lending.pricing.disclosure import Disclosure, disclose
-from lending.pricing.lpr import LprTable, load_lpr_table
-from lending.pricing.schedule import ScheduleTerms
+from lending.pricing.disclosure import Disclosure
+from lending.pricing.lpr import LprTable, load_lpr_table, save_lpr_table, user_table_path
 from simulation.season import FLUSHES, Farmer
 from tealedger.demo.season import (
     BATCH,
@@ -76,13 +82,19 @@ from tealedger.demo.season import (
     PROCESSOR,
     Region,
     SeasonSummary,
+    demo_key,
+    farmer_wallet,
     latest_full_season,
     progress_bars,
 )
-from tealedger.demo.service import index_chain
+from tealedger.demo.service import (
+    adopt_members,
+    demo_organisations,
+    ensure_organisation,
+    index_chain,
+)
 from traceability import contracts
 from traceability.consent import ConsentService
-from traceability.lineage import LineageReader
 from traceability.service import RecordingService
 from traceability.weights import LeafFlow, LeafLot, MassStep
 
@@ -90,8 +102,6 @@ ADMIN = 0  # holds PaymentToken's minter role on development chains
 DAY = 86_400
 APPLY_SHARE = 0.35
 DRAW_DAYS = 30
-GRACE_DAYS = 15
-DEFAULT_DAYS = 60
 OWED_DAYS = 14
 """The distributor still owes the lots of the autumn flush's last 14 days (45-day terms)."""
 SETTLE_AFTER_DRAW_DAYS = 15
@@ -139,12 +149,13 @@ MERCHANTS = (
 
 @dataclass(frozen=True)
 class Invoice:
-    """A merchant's invoice paid from a loan (its hash is the escrow's idempotency key)."""
+    """A merchant's invoice paid from a loan (its number, hashed with the merchant, is the
+    escrow's idempotency key: lending.loans.invoices)."""
 
     category: str
     merchant: str
     amount_fen: int
-    invoice_hash: bytes
+    reference: str
 
 
 @dataclass
@@ -157,7 +168,7 @@ class Loan:
     agent: int
     needs_fen: dict[str, int]
     record: DecisionRecord | None = None
-    disclosure: Disclosure | None = None
+    offer_id: str | None = None
     terms: EscrowTerms | None = None
     escrow: str | None = None
     invoices: list[Invoice] = field(default_factory=list)
@@ -241,12 +252,13 @@ def _day(timestamp: int) -> str:
 
 @dataclass
 class LendingRun:
-    """Handles shared by the steps: chain, desks, credit store, the season and the tally."""
+    """Handles shared by the steps: chain, service settings and organisations, the season and
+    the tally."""
 
     client: ChainClient
     region: Region
     made_lots: list[bytes]
-    database_url: str
+    settings: ApiSettings
     progress: Progress
     summary: LendingSummary = field(default_factory=LendingSummary)
     loans: list[Loan] = field(default_factory=list)
@@ -257,45 +269,52 @@ class LendingRun:
         from_block = contracts.deployment_block(self.client)
         self.trace_block = from_block
         self.sales = SettlementDesk(self.client, from_block=from_block)
-        self.store = CreditStore(make_engine(self.database_url, snapshots=False))
-        self.lender = self.client.sender(DEV_LENDER)
+        self.engine = open_database(self.settings.database_url)
+        self.store = CreditStore(self.engine)
+        self.offers = OfferStore(self.engine)
+        self.orgs = demo_organisations(self.client, self.settings)
+        self.lender = self.orgs[DEV_LENDER]
+        self.merchants = merchant_organisations(self.client, self.settings)
+        self.year = self.region.season.year
 
     @property
     def issued(self) -> list[Loan]:
         """Loans that exist on chain."""
         return [loan for loan in self.loans if loan.escrow is not None]
 
-    def mined(self, receipts: Sequence[TxReceipt]) -> list[TxReceipt]:
-        """Account for mined transactions."""
-        self.summary.gas_used += sum(r["gasUsed"] for r in receipts)
-        self.summary.new_transactions += len(receipts)
-        return list(receipts)
+    def coop(self, account: int) -> Organisation:
+        """The organisation of the cooperative on dev account `account`."""
+        return self.orgs[account]
 
-    def send(
-        self,
-        sender: Sender,
-        calls: Sequence[Any],
-        task: Any = None,
-        gas: Sequence[int | None] | None = None,
-    ) -> list[TxReceipt]:
-        """Pipeline independent calls of one sender in batches (with measured gas limits where
-        given, else estimated), then wait for them."""
-        limits = list(gas) if gas is not None else [None] * len(calls)
-        receipts: list[TxReceipt] = []
+    def merchant(self, merchant: Merchant) -> Organisation:
+        """A demo merchant's organisation."""
+        return self.merchants[merchant.name]
+
+    def service_loan(self, escrow: str, action: Action) -> None:
+        """The lender services one of its loans through its service."""
+        portfolio.service_loan(self.client, self.settings, self.lender, escrow, action)
+
+    def disclosure(self, loan: Loan) -> Disclosure:
+        """The disclosure the farmer signed (kept with the offer)."""
+        assert loan.offer_id is not None
+        stored = self.offers.get(loan.offer_id)
+        assert stored is not None
+        return stored.disclosure
+
+    def send(self, sender: Sender, calls: Sequence[Any], task: Any = None) -> None:
+        """Pipeline independent calls of one sender in batches, then wait for them."""
         for start in range(0, len(calls), BATCH):
-            chunk = zip(calls[start : start + BATCH], limits[start : start + BATCH], strict=True)
             fees = sender.fees()
-            pending = [sender.send(call, gas=limit, fees=fees) for call, limit in chunk]
-            receipts += self.mined(sender.wait(pending))
+            pending = [sender.send(call, fees=fees) for call in calls[start : start + BATCH]]
+            sender.wait(pending)
             if task is not None:
                 self.progress.advance(task, len(pending))
-        return receipts
 
     def send_each(self, pairs: Sequence[tuple[Sender, Any]], task: Any = None) -> None:
         """Pipeline calls of many senders (each sender's in order), then wait for all."""
         pending: list[tuple[Sender, PendingTx]] = [(s, s.send(call)) for s, call in pairs]
         for sender, tx in pending:
-            self.mined(sender.wait([tx]))
+            sender.wait([tx])
             if task is not None:
                 self.progress.advance(task)
 
@@ -312,16 +331,30 @@ def run_lending(
     client: ChainClient,
     region: Region,
     season: SeasonSummary,
-    database_url: str,
+    settings: ApiSettings,
     console: Console,
 ) -> LendingSummary:
-    """Run the season's lending on chain (idempotently); returns the tally read from chain."""
+    """Run the season's lending through the service's functions (idempotently); returns the
+    tally read from chain."""
     started = time.perf_counter()
+    first_block = client.w3.eth.block_number
     with progress_bars(console) as progress:
-        run = LendingRun(client, region, season.made_lots, database_url, progress)
+        run = LendingRun(client, region, season.made_lots, settings, progress)
         _steps(run)
+    run.summary.new_transactions, run.summary.gas_used = _sent_since(client, first_block)
     run.summary.seconds = time.perf_counter() - started
     return run.summary
+
+
+def _sent_since(client: ChainClient, block: int) -> tuple[int, int]:
+    """Transactions and gas in the blocks mined after `block` (what this run sent, read back
+    from the chain whoever signed it)."""
+    count = gas = 0
+    for number in range(block + 1, client.w3.eth.block_number + 1):
+        mined = client.w3.eth.get_block(number)
+        count += len(mined["transactions"])
+        gas += int(mined["gasUsed"])
+    return count, gas
 
 
 def _steps(run: LendingRun) -> None:
@@ -329,9 +362,13 @@ def _steps(run: LendingRun) -> None:
     client, region = run.client, run.region
     run.loans = applications(region)
     run.summary.applicants = len(run.loans)
-    link_wallets(run)
+    adopted = adopt_members(client, run.settings, region)
+    if adopted:
+        run.progress.console.print(f"{adopted:,} members entered in their cooperatives' registers")
     grant_consents(run)
     score_applications(run)
+    make_offers(run)
+    accept_offers(run)
     issue_loans(run)
     pay_merchants(run)
     close_draw_window(run)
@@ -394,21 +431,25 @@ def _rpc(client: ChainClient, method: str, params: list[Any]) -> Any:
 # ---------------------------------------------------------------------------------- plans
 
 
-def demo_key(label: str) -> LocalAccount:
-    """A development key derived from public text (demo wallets and merchants: never real funds)."""
-    return Account.from_key(keccak(text=f"tealedger-demo:{label}"))
-
-
-def farmer_wallet(farmer_id: bytes) -> LocalAccount:
-    """The wallet a demo farmer opens (its own e-CNY wallet)."""
-    return demo_key(f"wallet:{farmer_id.hex()}")
-
-
 def merchant_address(client: ChainClient, merchant: Merchant) -> str:
     """Where a merchant is paid."""
+    return str(_merchant_account(client, merchant).address)
+
+
+def _merchant_account(client: ChainClient, merchant: Merchant) -> LocalAccount:
+    """A merchant's key: a dev account, or one derived from its name (never real funds)."""
     if merchant.account is not None:
-        return str(client.accounts[merchant.account].address)
-    return str(demo_key(f"merchant:{merchant.name}").address)
+        return client.accounts[merchant.account]
+    return demo_key(f"merchant:{merchant.name}")
+
+
+def merchant_organisations(client: ChainClient, settings: ApiSettings) -> dict[str, Organisation]:
+    """Each demo merchant as an organisation of the service (made once), so it can log in and
+    confirm its orders; by name."""
+    return {
+        m.name: ensure_organisation(settings, Role.MERCHANT, m.name, _merchant_account(client, m))
+        for m in MERCHANTS
+    }
 
 
 def input_needs(rng: random.Random, farmer: Farmer) -> dict[str, int]:
@@ -438,6 +479,11 @@ def applications(region: Region) -> list[Loan]:
     return loans
 
 
+def _cooperative(coop: int) -> int:
+    """The dev account of a demo cooperative (which registered its members)."""
+    return COOPERATIVE_ACCOUNTS[coop % len(COOPERATIVE_ACCOUNTS)]
+
+
 def scale_budgets(needs: dict[str, int], principal: int) -> dict[str, int]:
     """Budgets adding up to exactly `principal`, in proportion to the needs (whole fen)."""
     total = sum(needs.values())
@@ -447,52 +493,22 @@ def scale_budgets(needs: dict[str, int], principal: int) -> dict[str, int]:
     return {k: v for k, v in budgets.items() if v > 0}
 
 
-def spending(client: ChainClient, loan: Loan, budgets: dict[str, int], year: int) -> list[Invoice]:
+def spending(
+    client: ChainClient, loan: Loan, budgets: Mapping[Any, int], year: int
+) -> list[Invoice]:
     """The invoices the farmer's cooperative pays from the loan: 85-100% of each budget."""
     rng = random.Random(f"{year}:lending:invoices:{loan.farmer_id.hex()}")
     invoices = []
-    for category in sorted(budgets):
+    for category in sorted(str(c) for c in budgets):
         sellers = [m for m in MERCHANTS if m.category == category]
         spend = budgets[category] * rng.randint(85, 100) // 100
         parts = 2 if category == "fertilizer" and spend >= 200_000 else 1
         for k in range(parts):
             amount = spend // parts + (spend % parts if k == 0 else 0)
             merchant = merchant_address(client, rng.choice(sellers))
-            reference = f"INV-{year}-{loan.farmer_id.hex()[:12]}-{category}-{k}"
-            digest = document_hash({"invoice": reference, "merchant": merchant, "fen": amount})
-            invoices.append(Invoice(category, merchant, amount, digest))
+            reference = f"INV-{year}-{loan.farmer_id.hex()[:12]}-{category[:4]}-{k}"
+            invoices.append(Invoice(category, merchant, amount, reference))
     return [i for i in invoices if i.amount_fen > 0]
-
-
-def offer(record: DecisionRecord, needs: dict[str, int]) -> Disclosure:
-    """The disclosure of what the farmer borrows: its needs, within the limit and minimum."""
-    d = record.decision
-    product = d.policy.product
-    principal = min(max(sum(needs.values()), product.min_limit_fen), d.limit_fen)
-    rate = d.pricing.offered_rate_bps if d.pricing else None
-    if rate is None:
-        raise LoanTermsError(f"decision {record.decision_id} has no offered rate to lend at")
-    terms = ScheduleTerms(
-        principal_fen=principal,
-        annual_rate=rate,
-        term_months=product.term_months,
-        kind=product.kind,
-        start=d.contract_date,
-        upfront_fee_fen=principal * product.upfront_fee_bps // 10_000,
-        grace_months=product.grace_months,
-        penalty_rate_bps=product.penalty_rate_bps,
-    )
-    return disclose(terms, d.policy.cap_policy(), demo_lpr_table(d.contract_date))
-
-
-def demo_lpr_table(on: date) -> LprTable:
-    """The LPR table, assumed unchanged through `on` if it ends before: the demo only.
-
-    The demo prices on its chain's date (today, or later once it moved the clock); real
-    pricing refuses a table that ends before the contract date. The assumption is named in the
-    table's version, so every disclosure priced with it says so, and it is written nowhere.
-    """
-    return load_lpr_table().assuming_unchanged_through(on)
 
 
 def season_of_contract(day: date) -> int:
@@ -503,38 +519,11 @@ def season_of_contract(day: date) -> int:
 # ---------------------------------------------------------------------------------- steps
 
 
-def link_wallets(run: LendingRun) -> None:
-    """Each cooperative points its members' TeaTrace wallets at wallets of their own.
-
-    The season registered every farmer with one of two shared development accounts (the
-    lender's and a merchant's); proceeds and consent must be the farmer's own.
-    """
-    season, ids = run.region.season, run.region.farmer_ids
-    services = [RecordingService(run.client, _cooperative(c)) for c in range(season.cooperatives)]
-    reader = services[0]
-    todo = [
-        i for i, fid in enumerate(ids) if reader.farmer(fid).wallet != farmer_wallet(fid).address
-    ]
-    task = run.progress.add_task("farmer wallets", total=len(ids))
-    run.progress.advance(task, len(ids) - len(todo))
-    for coop, service in enumerate(services):
-        calls = [
-            service.set_farmer_wallet_call(ids[i], farmer_wallet(ids[i]).address)
-            for i in todo
-            if season.farmers[i].cooperative == coop
-        ]
-        run.send(service.sender, calls, task)
-
-
-def _cooperative(coop: int) -> int:
-    """The dev account of a demo cooperative (which registered its members)."""
-    return COOPERATIVE_ACCOUNTS[coop % len(COOPERATIVE_ACCOUNTS)]
-
-
 def grant_consents(run: LendingRun) -> None:
-    """Applicants sign consent for the lender; their cooperative relays it (EIP-712)."""
+    """Applicants sign consent for the lender in their wallet apps; their cooperative relays it
+    (EIP-712: the farmer pays no gas)."""
     service = ConsentService(run.client)
-    lender = run.lender.address
+    lender = run.lender.chain_address
     now = chain_now(run.client)
     todo = [loan for loan in run.loans if service.expiry(loan.farmer_id, lender) <= now]
     task = run.progress.add_task("consents to the lender", total=len(run.loans))
@@ -553,24 +542,14 @@ def grant_consents(run: LendingRun) -> None:
 
 
 def score_applications(run: LendingRun) -> None:
-    """Index the chain, then score every applicant once per season and store the decision."""
+    """Index the chain, then the lender scores every applicant once per season through the
+    lenders' service (consent checked on chain, the read logged, the decision stored)."""
     task = run.progress.add_task("index, then credit decisions", total=len(run.loans) + 1)
-    index_chain(run.client, run.database_url)
+    index_chain(run.client, run.settings.database_url)
     run.progress.advance(task)
-    reader = IndexedProfileReader(run.database_url)
-    consent = IndexedConsentChecker(run.database_url)
-    model = load_model()
-    lender = run.lender.address.lower()
     at = datetime.fromtimestamp(chain_now(run.client), UTC)
-    table = demo_lpr_table(at.astimezone(CHINA_TZ).date())
-    if table.assumed:
-        run.progress.console.print(
-            f"[yellow]assumption:[/] the LPR table ends on {load_lpr_table().covers_through}; "
-            f"the demo prices as if the 1-year LPR stayed {table.fixings[-1].rate_pct}% through "
-            f"{table.covers_through} (table {table.version}). Real pricing refuses this: record "
-            "the published fixings with `tealedger lpr update`",
-            highlight=False,
-        )
+    price_on(run, max(at, datetime.now(UTC)).astimezone(CHINA_TZ).date())
+    lender = run.lender.chain_address.lower()
     year = run.region.season.year
     for loan in run.loans:
         fid = "0x" + loan.farmer_id.hex()
@@ -579,9 +558,8 @@ def score_applications(run: LendingRun) -> None:
             for r in run.store.decisions_for(fid)
             if r.lender == lender and season_of_contract(r.decision.contract_date) == year
         ]
-        loan.record = earlier[-1] if earlier else decide(
-            fid, lender, profiles=reader, consent=consent, access_log=run.store, model=model,
-            store=run.store, now=at, lpr_table=table,
+        loan.record = earlier[-1] if earlier else lenders.make_decision(
+            run.engine, run.settings, run.client, run.lender, fid
         )  # fmt: skip
         run.progress.advance(task)
     outcomes = [loan.record.decision.outcome for loan in run.loans if loan.record]
@@ -590,118 +568,151 @@ def score_applications(run: LendingRun) -> None:
     run.summary.declined = outcomes.count(Outcome.DECLINE)
 
 
-def _plan_loan(run: LendingRun, loan: Loan) -> None:
-    """The loan's disclosure, escrow terms and invoices (deterministic from the decision).
+def price_on(run: LendingRun, day: date) -> None:
+    """Make the LPR table the service prices with cover `day`, saying so if it had to assume."""
+    table = assume_lpr_through(day)
+    if table is not None:
+        last = table.fixings[-1]
+        run.progress.console.print(
+            f"[yellow]assumption:[/] the LPR table ended before {day}; the demo prices as if "
+            f"the 1-year LPR stayed {last.rate_pct}% (fixed {last.date}) through {day} (table "
+            f"{table.version}, written to {user_table_path()}). Real pricing refuses this: "
+            "record the published fixings with `tealedger lpr update`",
+            highlight=False,
+        )
 
-    The draw window runs DRAW_DAYS from the decision, which is also how long the offer stands.
+
+def assume_lpr_through(day: date) -> LprTable | None:
+    """If the LPR table ends before `day`, record (as `tealedger lpr update` would) one that
+    assumes its last fixing unchanged through `day`, and return it; else None. The demo only.
+
+    The demo prices on its chain's date (today, or later once it moved the clock), and the
+    service refuses a table that ends before the contract date. The version names the
+    assumption, so every disclosure priced with it says so; real fixings replace it.
     """
-    assert loan.record is not None
-    draw_deadline = int(loan.record.decided_at.timestamp()) + DRAW_DAYS * DAY
-    loan.disclosure = offer(loan.record, loan.needs_fen)
-    budgets = scale_budgets(loan.needs_fen, loan.disclosure.amount_financed_fen)
-    loan.terms = EscrowTerms.from_disclosure(
-        loan.disclosure,
-        farmer_id=loan.farmer_id,
-        farmer=loan.wallet.address,
-        lender=run.lender.address,
-        budgets_fen=budgets,
-        draw_deadline=draw_deadline,
-        grace_days=GRACE_DAYS,
-        default_days=DEFAULT_DAYS,
-        agent=run.client.accounts[loan.agent].address,
-    )
-    loan.invoices = spending(run.client, loan, budgets, run.region.season.year)
+    table = load_lpr_table()
+    if table.covers_through >= day:
+        return None
+    assumed = table.assuming_unchanged_through(day)
+    save_lpr_table(assumed, user_table_path())
+    return assumed
+
+
+def _principal(record: DecisionRecord, needs: dict[str, int]) -> int:
+    """What the farmer borrows: its needs, within the product's minimum and the limit."""
+    d = record.decision
+    return min(max(sum(needs.values()), d.policy.product.min_limit_fen), d.limit_fen)
+
+
+def make_offers(run: LendingRun) -> None:
+    """The lender offers each approved applicant its input plan (the lenders' service: one offer
+    per decision), naming the applicant's cooperative as the loan's agent."""
+    approved = [x for x in run.loans if x.record and x.record.decision.outcome is Outcome.APPROVE]
+    task = run.progress.add_task("offers made", total=len(approved))
+    for loan in approved:
+        assert loan.record is not None
+        made = [o for o in run.offers.for_farmer("0x" + loan.farmer_id.hex())
+                if o.decision_id == loan.record.decision_id]  # fmt: skip
+        if made:
+            loan.offer_id = made[-1].offer_id
+        else:
+            budgets = scale_budgets(loan.needs_fen, _principal(loan.record, loan.needs_fen))
+            body = LoanCreate(budgets_fen=budgets, draw_days=DRAW_DAYS)
+            created = lenders.create_offer(
+                run.engine, run.client, run.lender, loan.record.decision_id, body
+            )
+            loan.offer_id = created.offer_id
+        run.progress.advance(task)
+
+
+def accept_offers(run: LendingRun) -> None:
+    """Each applicant reads its offer at the cooperative and signs it in its own wallet app;
+    the clerk relays the signature (the cooperatives' service checks it against the terms)."""
+    offered = [x for x in run.loans if x.offer_id is not None]
+    task = run.progress.add_task("offers signed by farmers", total=len(offered))
+    for loan in offered:
+        assert loan.offer_id is not None
+        stored = run.offers.get(loan.offer_id)
+        assert stored is not None
+        if stored.acceptance is None and stored.escrow is None:
+            coop = run.coop(loan.agent)
+            with Session(run.engine) as session:
+                view = coop_offers.offer_to_sign(session, run.engine, run.client, coop,
+                                                 loan.offer_id)  # fmt: skip
+                typed = view.typed_data
+                # DEMO ONLY: the member's wallet app signs; a real member signs on their phone.
+                signed = loan.wallet.sign_message(encode_typed_data(full_message=typed))
+                body = AcceptanceIn(
+                    nonce=typed["message"]["nonce"],
+                    deadline=typed["message"]["deadline"],
+                    signature="0x" + signed.signature.hex(),
+                )
+                coop_offers.relay_acceptance(session, run.engine, run.client, coop,
+                                             loan.offer_id, body)  # fmt: skip
+        run.progress.advance(task)
 
 
 def issue_loans(run: LendingRun) -> None:
-    """Approved applicants' loans, accepted by each farmer's (demo) wallet signature, then
-    issued and funded in one transaction each."""
+    """The lender issues and funds each accepted offer through its service (checks and an
+    eth_call first; development eCNY minted for it), while the offer still stands."""
+    offered = [x for x in run.loans if x.offer_id is not None]
+    task = run.progress.add_task("loans issued", total=len(offered))
     now = chain_now(run.client)
-    approved = [x for x in run.loans if x.record and x.record.decision.outcome is Outcome.APPROVE]
-    todo = []
-    for loan in approved:
-        _plan_loan(run, loan)
-        assert loan.terms is not None and loan.record is not None
-        escrow = run.desk.predict_escrow(loan.terms)
-        if run.client.w3.eth.get_code(escrow):
-            loan.escrow = escrow
-        elif _may_issue(run, loan, now):
-            todo.append(loan)
-    task = run.progress.add_task("loans issued", total=len(approved))
-    run.progress.advance(task, len(approved) - len(todo))
-    if not todo:
-        return
-    total = sum(loan.terms.principal_fen for loan in todo if loan.terms)
-    _fund(run, run.lender, total, run.desk.factory.address)
-    terms = [x.terms for x in todo if x.terms]
-    # DEMO ONLY: each farmer accepts the disclosed terms with its own development wallet,
-    # signed here for it; a real farmer signs the typed data in their own wallet app
-    # (GET /farmers/me/offers/{id}, then POST .../acceptance). No gas: the lender relays.
-    deadline = run.desk.acceptance_deadline()
-    accepted = [
-        run.desk.sign_acceptance(x.terms, x.wallet, deadline=deadline) for x in todo if x.terms
-    ]
-    calls = [run.desk.issue_call(t, a) for t, a in zip(terms, accepted, strict=True)]
-    run.send(run.lender, calls, task, gas=[issue_gas(len(t.budgets_fen)) for t in terms])
-    for loan in todo:
-        assert loan.terms is not None
-        loan.escrow = run.desk.predict_escrow(loan.terms)
+    for loan in offered:
+        assert loan.offer_id is not None
+        stored = run.offers.get(loan.offer_id)
+        assert stored is not None
+        loan.terms = stored.terms
+        if stored.escrow is None and _may_issue(run, stored.terms, now):
+            stored = run.offers.get(lenders.issue_loan(
+                run.engine, run.settings, run.client, run.lender, loan.offer_id
+            ).offer_id) or stored  # fmt: skip
+        loan.escrow = stored.escrow
+        if loan.escrow is not None:
+            loan.invoices = spending(run.client, loan, stored.terms.budgets_fen, run.year)
+        run.progress.advance(task)
 
 
-def _may_issue(run: LendingRun, loan: Loan, now: int) -> bool:
+def _may_issue(run: LendingRun, terms: EscrowTerms, now: int) -> bool:
     """An offer still standing (a day of its draw window left), no other open loan."""
-    assert loan.terms is not None
-    fresh = now + DAY < loan.terms.draw_deadline
-    return fresh and run.desk.active_loan_of(loan.farmer_id) is None
-
-
-def _fund(run: LendingRun, holder: Sender, amount: int, spender: str) -> None:
-    """Mint the holder's shortfall of `amount` (development eCNY) and approve `spender` for it."""
-    desk = run.desk
-    balance = desk.balance_of(holder.address)
-    admin = run.client.sender(ADMIN)
-    if balance < amount:
-        run.mined([admin.transact(desk.mint_call(holder.address, amount - balance))])
-    if desk.allowance(holder.address, spender) < amount:
-        run.mined([holder.transact(desk.approve_call(spender, amount))])
+    fresh = now + DAY < terms.draw_deadline
+    return fresh and run.desk.active_loan_of(terms.farmer_id) is None
 
 
 def pay_merchants(run: LendingRun) -> None:
-    """Approve the merchants per category, then each cooperative pays its members' invoices."""
+    """The platform approves the merchants per category, then each cooperative orders its
+    members' invoices through its service (idempotent by invoice: a re-run orders nothing)."""
     approve_merchants(run)
     now = chain_now(run.client)
+    orders = [(loan, invoice) for loan in run.issued for invoice in loan.invoices]
+    task = run.progress.add_task("merchant payments", total=len(orders))
     states = run.states(run.issued)
-    pairs = []
-    done = 0
-    for loan in run.issued:
+    for loan, invoice in orders:
         state = states[loan.index]
-        for invoice in loan.invoices:
-            if run.desk.invoice_used(state.escrow, invoice.invoice_hash):
-                done += 1
-            elif state.status is LoanStatus.ACTIVE and now <= state.draw_deadline:
-                fn = run.desk.order_call(
-                    state.escrow, invoice.merchant, invoice.category, invoice.amount_fen,
-                    invoice.invoice_hash,
-                )  # fmt: skip
-                pairs.append((run.client.sender(loan.agent), fn))
-    task = run.progress.add_task("merchant payments", total=done + len(pairs))
-    run.progress.advance(task, done)
-    for agent in sorted({s.address for s, _ in pairs}):
-        mine = [call for s, call in pairs if s.address == agent]
-        sender = next(s for s, _ in pairs if s.address == agent)
-        run.send(sender, mine, task, gas=[ORDER_GAS] * len(mine))
+        open_ = state.status is LoanStatus.ACTIVE and now <= state.draw_deadline
+        key = invoice_hash(invoice.merchant, invoice.reference)
+        if open_ and not run.desk.invoice_used(state.escrow, key):
+            body = OrderCreate(
+                merchant=invoice.merchant,
+                category=invoice.category,
+                amount_fen=invoice.amount_fen,
+                invoice=invoice.reference,
+            )
+            with Session(run.engine) as session:
+                coop_loans.place_order(session, run.client, run.settings, run.coop(loan.agent),
+                                       state.escrow, body)  # fmt: skip
+        run.progress.advance(task)
 
 
 def approve_merchants(run: LendingRun) -> None:
-    """The registrar approves each demo merchant for its category (two years)."""
+    """The platform's registrar approves each demo merchant for its category (two years)."""
     registry = MerchantDesk(run.client)
     until = chain_now(run.client) + APPROVAL_DAYS * DAY
-    calls = [
-        registry.approve_call(address, m.category, until)
-        for m in MERCHANTS
-        if not registry.is_approved(address := merchant_address(run.client, m), m.category)
-    ]
-    run.send(run.client.sender(DEV_REGISTRAR), calls)
+    for merchant in MERCHANTS:
+        org = run.merchant(merchant)
+        if not registry.is_approved(org.chain_address, merchant.category):
+            body = MerchantApprovalRequest(categories=[merchant.category], valid_until=until)
+            approve_merchant(run.client, org, body)
 
 
 def close_draw_window(run: LendingRun) -> None:
@@ -712,8 +723,9 @@ def close_draw_window(run: LendingRun) -> None:
     if not todo:
         return
     run.advance_to(max(s.draw_deadline for s in todo) + 1)
-    calls = [run.desk.return_unspent_call(s.escrow) for s in todo]
-    run.send(run.lender, calls, task, gas=[RETURN_UNSPENT_GAS] * len(calls))
+    for state in todo:
+        run.service_loan(state.escrow, Action.RETURN_UNSPENT)
+        run.progress.advance(task)
 
 
 # ---------------------------------------------------------------------------------- sales
@@ -803,10 +815,11 @@ def _remainder(loan: Loan, proceeds: int) -> int:
 
 
 def settle_sales(run: LendingRun) -> None:
-    """The processor commits each owed lot's shares; the distributor pays the lots."""
+    """The processor commits each owed lot's shares and the distributor pays the lots, both
+    through the supply chain's service (shares from lineage on chain, checked by eth_call)."""
     status = {o.lot: run.sales.commitment(o.lot) for o in run.owed}
     settle = [o for o in run.owed if status[o.lot].sales == 0]
-    commit = [o for o in settle if status[o.lot].shares_hash != _hash(o)]
+    commit = [o for o in settle if status[o.lot].shares_hash != shares_hash(o.shares)]
     task = run.progress.add_task("sales settled", total=len(run.owed) + len(commit))
     run.progress.advance(task, len(run.owed) - len(settle))
     if not settle:
@@ -814,28 +827,23 @@ def settle_sales(run: LendingRun) -> None:
     if run.issued:  # the distributor pays on 45-day terms: after the draw window
         deadline = max(run.desk.state(x.escrow).draw_deadline for x in run.issued if x.escrow)
         run.advance_to(deadline + SETTLE_AFTER_DRAW_DAYS * DAY)
-    committer = run.client.sender(PROCESSOR)
-    made = run.region.made_data  # the processor made the lots: it proves so with their data
-    commits = [run.sales.commit_shares_call(o.lot, made[o.lot], o.shares) for o in commit]
-    run.send(committer, commits, task, gas=[commit_gas(len(o.shares)) for o in commit])
-    check = settle[0].lot  # one lot's lineage read back from TeaTrace's events, as anyone can
-    weights = LineageReader.from_client(run.client).farmer_weights(check)
-    if not run.sales.verify_committed(check, weights):
-        raise ChainError(f"lot 0x{check.hex()}: committed shares differ from lineage")
-    distributor = run.client.sender(DISTRIBUTOR)
-    _fund(run, distributor, sum(o.amount_fen for o in settle), run.sales.contract.address)
-    calls = [run.sales.settle_sale_call(o.lot, o.amount_fen, o.shares) for o in settle]
-    # Open loans of any season (a defaulted one stays open) take the costlier repaying path.
-    farmers = {s.farmer_id for o in settle for s in o.shares}
-    borrowers = {f for f in farmers if run.desk.active_loan_of(f) is not None}
-    owing = [sum(s.farmer_id in borrowers for s in o.shares) for o in settle]
-    limits = [settle_gas(len(o.shares), n) for o, n in zip(settle, owing, strict=True)]
-    run.send(distributor, calls, task, gas=limits)
+    processor, distributor = run.orgs[PROCESSOR], run.orgs[DISTRIBUTOR]
+    for owed in commit:
+        settlement.commit(run.client, run.settings, processor, "0x" + owed.lot.hex())
+        run.progress.advance(task)
+    # The distributor's bank pays it eCNY for the lots it owes (the outside world: a mint).
+    _mint(run, distributor.chain_address, sum(o.amount_fen for o in settle))
+    for owed in settle:
+        body = settlement.SettleIn(amount_fen=owed.amount_fen)
+        settlement.settle(run.client, run.settings, distributor, "0x" + owed.lot.hex(), body)
+        run.progress.advance(task)
 
 
-def _hash(lot: OwedLot) -> bytes:
-    """The shares hash SaleSettlement stores for the lot."""
-    return shares_hash(lot.shares)
+def _mint(run: LendingRun, holder: str, amount: int) -> None:
+    """Mint the holder's shortfall of `amount` (development eCNY: the bank's side)."""
+    short = amount - run.desk.balance_of(holder)
+    if short > 0:
+        run.client.sender(ADMIN).transact(run.desk.mint_call(holder, short))
 
 
 # ---------------------------------------------------------------------------------- repayment
@@ -854,7 +862,8 @@ def _open(run: LendingRun, behaviours: set[Behaviour]) -> list[tuple[Loan, LoanS
 
 
 def _repay_from_wallets(run: LendingRun, todo: list[tuple[Loan, LoanState]], task: Any) -> None:
-    """Farmers top up their wallets (bank -> eCNY: a mint here) and repay what is outstanding."""
+    """Farmers top up their wallets (bank -> eCNY: a mint here) and repay what is outstanding
+    from their wallet apps (the service never holds these members' keys)."""
     desk = run.desk
     calls: list[Any] = []
     for loan, state in todo:
@@ -881,26 +890,29 @@ def repay_on_time(run: LendingRun) -> None:
     task = run.progress.add_task("repaid by farmers on time", total=len(todo))
     if not todo:
         return
-    firsts = [loan.disclosure.installments[0].due for loan, _ in todo if loan.disclosure]
+    firsts = [run.disclosure(loan).installments[0].due for loan, _ in todo]
     run.advance_to(max(_noon(d) for d in firsts))
     _repay_from_wallets(run, todo, task)
 
 
-def _overdue_after(state: LoanState) -> int:
+def _overdue_after(loan: Loan, state: LoanState) -> int:
     """The first second a loan can be overdue (its grace period over)."""
-    return state.due_date + GRACE_DAYS * DAY + 1
+    assert loan.terms is not None
+    return state.due_date + loan.terms.grace_days * DAY + 1
 
 
 def mark_overdue(run: LendingRun) -> None:
-    """After the grace period the lender's status check marks unpaid loans overdue."""
+    """After the grace period the lender's status check (its service) marks unpaid loans
+    overdue."""
     todo = [(x, s) for x, s in _open(run, {Behaviour.LATE, Behaviour.DEFAULT})
             if s.status is LoanStatus.ACTIVE]  # fmt: skip
     task = run.progress.add_task("marked overdue", total=len(todo))
     if not todo:
         return
-    run.advance_to(max(_overdue_after(s) for _, s in todo))
-    calls = [run.desk.refresh_status_call(s.escrow) for _, s in todo]
-    run.send(run.lender, calls, task)
+    run.advance_to(max(_overdue_after(x, s) for x, s in todo))
+    for _, state in todo:
+        run.service_loan(state.escrow, Action.REFRESH)
+        run.progress.advance(task)
 
 
 def repay_late(run: LendingRun) -> None:
@@ -909,19 +921,26 @@ def repay_late(run: LendingRun) -> None:
     task = run.progress.add_task("repaid late", total=len(todo))
     if not todo:
         return
-    run.advance_to(max(_overdue_after(s) + LATE_DAYS * DAY for _, s in todo))
+    run.advance_to(max(_overdue_after(x, s) + LATE_DAYS * DAY for x, s in todo))
     _repay_from_wallets(run, todo, task)
 
 
 def declare_defaults(run: LendingRun) -> None:
-    """DEFAULT_DAYS after the grace period the lender declares the rest in default."""
+    """Once its terms allow, the lender declares the rest in default through its service."""
     todo = _open(run, {Behaviour.DEFAULT})
     task = run.progress.add_task("declared in default", total=len(todo))
     if not todo:
         return
-    run.advance_to(max(_overdue_after(s) + DEFAULT_DAYS * DAY for _, s in todo))
-    calls = [run.desk.declare_default_call(s.escrow) for _, s in todo]
-    run.send(run.lender, calls, task)
+    run.advance_to(max(_default_after(x, s) for x, s in todo))
+    for _, state in todo:
+        run.service_loan(state.escrow, Action.DEFAULT)
+        run.progress.advance(task)
+
+
+def _default_after(loan: Loan, state: LoanState) -> int:
+    """The first second the lender may declare the loan in default."""
+    assert loan.terms is not None
+    return _overdue_after(loan, state) + loan.terms.default_days * DAY
 
 
 # ---------------------------------------------------------------------------------- tally

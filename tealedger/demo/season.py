@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -47,6 +50,16 @@ def demo_salts(addresses: Sequence[str], settings: ApiSettings) -> list[bytes]:
     """Each demo cooperative's pseudonym salt: the service's own (api.cooperatives.identity), so
     the service recomputes the season's ids and the cooperatives' pages show their members."""
     return [salt_of_address(settings, address) for address in addresses]
+
+
+def demo_key(label: str) -> LocalAccount:
+    """A development key derived from public text (demo wallets and merchants: never real funds)."""
+    return Account.from_key(keccak(text=f"tealedger-demo:{label}"))
+
+
+def farmer_wallet(farmer_id: bytes) -> LocalAccount:
+    """The wallet a demo farmer keeps in its own e-CNY wallet app."""
+    return demo_key(f"wallet:{farmer_id.hex()}")
 
 
 def cooperative_addresses(client: ChainClient) -> list[str]:
@@ -132,7 +145,7 @@ def register_members(client: ChainClient, region: Region, summary: SeasonSummary
     for coop in range(season.cooperatives):
         service = _coop(client, coop)
         members = [i for i, f in enumerate(season.farmers) if f.cooperative == coop]
-        wallets = {i: client.accounts[5 + i % 2].address for i in members}
+        wallets = {i: farmer_wallet(region.farmer_ids[i]).address for i in members}
         new = [i for i in members if not service.farmer(region.farmer_ids[i]).registered]
         farmers = [FarmerRegistration(farmer=region.farmer_ids[i], wallet=wallets[i]) for i in new]
         _gas(service.register_farmers(farmers), summary)

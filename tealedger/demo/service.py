@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 import httpx
+from eth_account.signers.local import LocalAccount
 from sqlmodel import Session, select
 
 from api.cooperatives.members import register_farmer, register_plot
@@ -68,22 +69,28 @@ def index_chain(client: ChainClient, database_url: str) -> Progress:
 def demo_organisations(client: ChainClient, settings: ApiSettings) -> dict[int, Organisation]:
     """An organisation per audience on the dev account that acted for it (made once), by
     account index."""
+    return {
+        index: ensure_organisation(settings, role, name, client.accounts[index])
+        for role, name, index in DEMO_ORGS
+    }
+
+
+def ensure_organisation(
+    settings: ApiSettings, role: Role, name: str, account: LocalAccount
+) -> Organisation:
+    """The organisation on `account`'s address, created with that key if there is none."""
     engine = open_database(settings.database_url)
-    password = settings.org_keystore_password.get_secret_value()
-    made: dict[int, Organisation] = {}
     with Session(engine, expire_on_commit=False) as session:
-        for role, name, index in DEMO_ORGS:
-            account = client.accounts[index]
-            org = session.exec(
-                select(Organisation).where(Organisation.chain_address == account.address)
-            ).first()
-            if org is None:
-                body = OrganisationCreate(name=name, role=role)
-                org, _ = create_organisation(
-                    session, body, settings.keystore_dir, password, bytes(account.key)
-                )
-            made[index] = org
-    return made
+        org = session.exec(
+            select(Organisation).where(Organisation.chain_address == account.address)
+        ).first()
+        if org is None:
+            password = settings.org_keystore_password.get_secret_value()
+            body = OrganisationCreate(name=name, role=role)
+            org, _ = create_organisation(
+                session, body, settings.keystore_dir, password, bytes(account.key)
+            )
+        return org
 
 
 def demo_logins(client: ChainClient, settings: ApiSettings) -> list[Login]:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eth_account.signers.local import LocalAccount
 
 from chain.client import ChainClient
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
@@ -38,6 +39,17 @@ def client_for(node_or_backend: ProcessNode | str, data_dir: Path) -> ChainClien
     node = node_or_backend
     settings = make_settings(data_dir, node.backend, node.port)
     return ChainClient(settings, node)
+
+
+def demo_wallet(client: ChainClient, farmer_id: bytes) -> LocalAccount:
+    """A demo farmer's own wallet (tealedger.demo.season.farmer_wallet), with gas from dev
+    account 0 so it can send its own transactions (consents, repayments)."""
+    from tealedger.demo.season import farmer_wallet
+
+    wallet = farmer_wallet(farmer_id)
+    if client.w3.eth.get_balance(wallet.address) < 10**16:
+        client.sender(0).transact({"to": wallet.address, "value": 10**17}, gas=21_000)
+    return wallet
 
 
 def start_node(backend: str, data_dir: Path) -> ProcessNode:

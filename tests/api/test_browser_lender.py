@@ -11,7 +11,7 @@ import pytest
 from chain.nodes import ProcessNode
 from lending.loans.disbursement import LoanDesk
 from lending.loans.offers import OfferStore
-from tests._fixtures import needs_node, start_node
+from tests._fixtures import demo_wallet, needs_node, start_node
 from tests.api.browser import browser_page, screenshot, serve
 from tests.api.test_lenders import Lending, lending  # noqa: F401
 
@@ -31,7 +31,9 @@ def _farmer_signs(lending: Lending) -> None:  # noqa: F811
     store = OfferStore(lending.world.app.state.engine)  # type: ignore[attr-defined]
     (offer,) = [o for o in store.for_farmer(lending.fid(0)) if o.status == "offered"]
     chain = lending.world.chain
-    signed = LoanDesk(chain).sign_acceptance(offer.terms, chain.accounts[5])
+    signed = LoanDesk(chain).sign_acceptance(
+        offer.terms, demo_wallet(chain, lending.region.farmer_ids[0])
+    )
     store.record_acceptance(offer.offer_id, signed)
 
 

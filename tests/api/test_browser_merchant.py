@@ -16,7 +16,7 @@ from lending.loans.disbursement import ConfirmationMode, LoanDesk
 from lending.loans.invoices import invoice_hash
 from lending.loans.merchants import MerchantDesk
 from lending.loans.offers import OfferStore
-from tests._fixtures import needs_node
+from tests._fixtures import demo_wallet, needs_node
 from tests.api.browser import browser_page, screenshot, serve
 from tests.api.test_lenders import Lending, lending  # noqa: F401 - shared module fixture
 
@@ -45,7 +45,7 @@ def _agent_loan(lending: Lending) -> str:  # noqa: F811
         offer.terms, agent=lending.coop.address, mode=ConfirmationMode.MERCHANT_CONFIRMS
     )
     desk = LoanDesk(chain)
-    acceptance = desk.sign_acceptance(terms, chain.accounts[5])
+    acceptance = desk.sign_acceptance(terms, demo_wallet(chain, lending.region.farmer_ids[0]))
     lender = _organisation(lending, lending.lender.id)
     ensure_lender_role(chain, lender, mint_fen=terms.principal_fen)
     sender = org_sender(chain, lending.world.settings, lender)

@@ -35,7 +35,7 @@ from api.main import create_app
 from indexer.runner import index_once
 from tealedger.demo.season import run_season
 from tealedger.system import deploy_system
-from tests._fixtures import client_for, needs_node
+from tests._fixtures import client_for, demo_wallet, needs_node
 from tests.api.conftest import PASSWORD
 from tests.api.test_cooperatives import resident_id
 from traceability.consent import ConsentService
@@ -123,9 +123,10 @@ def fuzz_world(anvil_node, tmp_path_factory) -> FuzzWorld:
         farmer = {"X-API-Key": keys[Role.FARMER]}
         assert http.post("/farmers/me/consents", json=consent, headers=farmer).status_code == 201
     expires = int(time.time()) + 90 * 86_400
-    # The demo gives its farmer 0 dev account 5 as wallet: a season-backed profile to read.
+    # The demo farmer 0's own wallet consents: a season-backed profile to read.
     lender = addresses[Role.LENDER]
-    ConsentService(chain).grant(chain.accounts[5], region.farmer_ids[0], lender, expires)
+    wallet = demo_wallet(chain, region.farmer_ids[0])
+    ConsentService(chain).grant(wallet, region.farmer_ids[0], lender, expires)
     index_once(chain, settings_.database_url)
     assert admin.id is not None
     return FuzzWorld(app, keys, key_ids)

@@ -24,6 +24,7 @@ from api.core.organisations import create_organisation
 from api.core.settings import ApiSettings
 from api.lenders.service import credit_store
 from api.main import create_app
+from chain.sender import Sender
 from indexer.runner import index_once
 from lending.credit.access import MappingProfileReader, MemoryAccessLog, StaticConsent
 from lending.credit.decision import DecisionRecord, decide
@@ -31,9 +32,9 @@ from lending.credit.policy import Outcome
 from lending.credit.scorecard import load_model
 from lending.loans.disbursement import LoanDesk
 from lending.loans.offers import OfferStore
-from tealedger.demo.season import Region, run_season
+from tealedger.demo.season import Region, farmer_wallet, run_season
 from tealedger.system import deploy_system
-from tests._fixtures import client_for, needs_node
+from tests._fixtures import client_for, demo_wallet, needs_node
 from tests.api.conftest import PASSWORD
 from tests.api.test_cooperatives import Org, World
 from traceability.consent import ConsentService
@@ -61,6 +62,11 @@ class Lending:
     def fid(self, index: int) -> str:
         return "0x" + self.region.farmer_ids[index].hex()
 
+    def wallet(self, index: int) -> Sender:
+        """Demo farmer `index`'s own wallet (with gas), as a sender."""
+        chain = self.world.chain
+        return chain.sender_for(demo_wallet(chain, self.region.farmer_ids[index]))
+
     def index(self) -> None:
         index_once(self.world.chain, self.world.settings.database_url)  # type: ignore[arg-type]
 
@@ -71,7 +77,7 @@ class Lending:
         return record
 
     def demo_loan(self, index: int, budgets: dict, confirmation: str) -> str:
-        """A loan to demo farmer `index` (wallet: dev account 5): offered through the API,
+        """A loan to demo farmer `index` (its own demo wallet): offered through the API,
         accepted with that wallet's signature (kept as the farmer route keeps it), issued
         through the API; returns the escrow."""
         http, headers = self.http, self.lender.headers
@@ -84,7 +90,9 @@ class Lending:
         offer = store.get(offer_id)
         assert offer is not None
         chain = self.world.chain
-        signed = LoanDesk(chain).sign_acceptance(offer.terms, chain.accounts[5])
+        signed = LoanDesk(chain).sign_acceptance(
+            offer.terms, farmer_wallet(self.region.farmer_ids[index])
+        )
         store.record_acceptance(offer_id, signed)
         issued = http.post(f"/lenders/offers/{offer_id}/loan", headers=headers)
         assert issued.status_code == 201, issued.text
@@ -190,7 +198,7 @@ def lending(anvil_node, tmp_path_factory) -> Lending:
             world.org(Role.COOPERATIVE, "Yulu Cooperative"),
             world.org(Role.MERCHANT, "Green Leaf Fertilizer"),
         )
-        wallet = chain.accounts[5]  # the demo gives farmer 0 dev account 5 as its wallet
+        wallet = demo_wallet(chain, region.farmer_ids[0])  # the demo farmer's own wallet
         expires = int(time.time()) + 90 * 86_400
         ConsentService(chain).grant(wallet, region.farmer_ids[0], made.lender.address, expires)
         made.index()

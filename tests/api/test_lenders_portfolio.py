@@ -28,7 +28,6 @@ from tests.api.test_lenders import Lending, _issued_escrow, lending  # noqa: F40
 pytestmark = needs_node()
 
 DAY = 86_400
-FARMER_WALLET = 5  # the demo's wallet of farmer 0
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +53,7 @@ def spent(lending: Lending) -> str:  # noqa: F811
         "fertilizer",
         150_000,
         document_hash("FP-2026-0001"),
-        chain.sender(FARMER_WALLET),
+        lending.wallet(0),
     )
     assert paid.paid
     return escrow

@@ -27,7 +27,6 @@ from tests.api.test_lenders import Lending, lending  # noqa: F401
 
 pytestmark = needs_node()
 
-FARMER_WALLET = 5  # the demo's wallet of farmers 0 and 2
 
 
 @dataclass
@@ -59,7 +58,7 @@ def orders(lending) -> Orders:  # noqa: F811
     for merchant in (lending.merchant, other):
         registry.approve(merchant.address, "fertilizer", expires, registrar)
     desk = LoanDesk(chain)
-    farmer = chain.sender(FARMER_WALLET)
+    farmer = lending.wallet(0)
     two_sided = _loan(lending, 0, "merchant")
     invoice = document_hash({"invoice": "FP-2026-0001", "items": "compound fertilizer 15-15-15"})
     mine = desk.order_payment(
@@ -71,7 +70,8 @@ def orders(lending) -> Orders:  # noqa: F811
     assert not mine.paid and not theirs.paid
     immediate = _loan(lending, 2, "immediate")
     paid = desk.order_payment(
-        immediate, lending.merchant.address, "fertilizer", 70_000, document_hash("FP-3"), farmer
+        immediate, lending.merchant.address, "fertilizer", 70_000, document_hash("FP-3"),
+        lending.wallet(2),
     )
     assert paid.paid
     return Orders(two_sided, mine.order_id, theirs.order_id, immediate, paid.order_id,
@@ -167,7 +167,7 @@ class Taken:
 
 @pytest.fixture(scope="module")
 def taken(lending, orders) -> Taken:  # noqa: F811
-    desk, farmer = LoanDesk(lending.world.chain), lending.world.chain.sender(FARMER_WALLET)
+    desk, farmer = LoanDesk(lending.world.chain), lending.wallet(0)
     merchant = lending.merchant.address
     take = desk.order_payment(
         orders.two_sided, merchant, "fertilizer", 60_000, document_hash("FP-4"), farmer
@@ -251,7 +251,7 @@ def test_approvals_per_category(lending, orders):  # noqa: F811
 
 
 def test_home_and_confirmation_pages(lending, orders):  # noqa: F811
-    desk, farmer = LoanDesk(lending.world.chain), lending.world.chain.sender(FARMER_WALLET)
+    desk, farmer = LoanDesk(lending.world.chain), lending.wallet(0)
     placed = desk.order_payment(
         orders.two_sided, lending.merchant.address, "fertilizer", 10_000,
         document_hash("FP-page"), farmer,
@@ -283,7 +283,7 @@ def test_home_and_confirmation_pages(lending, orders):  # noqa: F811
 
 
 def test_find_an_invoice_by_its_number(lending, orders):  # noqa: F811
-    desk, farmer = LoanDesk(lending.world.chain), lending.world.chain.sender(FARMER_WALLET)
+    desk, farmer = LoanDesk(lending.world.chain), lending.wallet(0)
     shop = lending.merchant.address
     key = invoice_hash(shop, "FP-2026-0100")
     placed = desk.order_payment(orders.two_sided, shop, "fertilizer", 5_000, key, farmer)

@@ -27,6 +27,7 @@ from lending.pricing.caps import CapPolicy, check_rate_cap
 from lending.pricing.cli import register
 from lending.pricing.disclosure import disclose
 from lending.pricing.lpr import (
+    DEFAULT_TABLE,
     SHIPPED_TABLE,
     TABLE_ENV,
     load_lpr_table,
@@ -234,15 +235,20 @@ def shipped_only(tmp_path, monkeypatch):
     monkeypatch.setenv("TEALEDGER_DATA_DIR", str(tmp_path))
 
 
-def test_the_demo_prices_today_on_a_labelled_assumption(shipped_only):
-    from tealedger.demo.lending import demo_lpr_table
+def test_the_demo_prices_today_on_a_labelled_assumption(shipped_only, tmp_path):
+    from tealedger.demo.lending import assume_lpr_through
 
     today = date(2026, 12, 6)
-    table = demo_lpr_table(today)
-    assert table.assumed and table.covers_through == today and table.fixings == SHIPPED.fixings
-    assert demo_lpr_table(LAST_VALID) == SHIPPED
     with pytest.raises(StaleLprTableError):
-        disclose(terms(today))  # everything but the demo refuses
+        disclose(terms(today))  # a fresh checkout refuses to price today
+    assert assume_lpr_through(LAST_VALID) is None  # covered: nothing written
+    assert not (tmp_path / DEFAULT_TABLE).exists()
+    table = assume_lpr_through(today)
+    assert table is not None and table.assumed and table.covers_through == today
+    assert table.fixings == SHIPPED.fixings and "assum" in table.version
+    assert load_lpr_table() == table  # the demo's data dir now prices with it, and says so
+    assert disclose(terms(today)).rate_cap.lpr.table_version == table.version
+    assert assume_lpr_through(today) is None
 
 
 def test_a_decision_priced_on_an_assumed_table_replays(shipped_only):

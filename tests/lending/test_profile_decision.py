@@ -30,7 +30,7 @@ from lending.errors import (
 )
 from tealedger.demo.season import run_season
 from tealedger.system import deploy_system
-from tests._fixtures import client_for, needs_node, start_node
+from tests._fixtures import client_for, demo_wallet, needs_node, start_node
 from traceability.consent import ConsentService
 
 pytestmark = needs_node()
@@ -58,7 +58,7 @@ def _record_and_index(node, tmp):
     lender = client.accounts[LENDER_INDEX].address
     farmer = region.farmer_ids[0]
     now = client.w3.eth.get_block("latest")["timestamp"]
-    ConsentService(client).grant(client.accounts[5], farmer, lender, now + 90 * DAY)
+    ConsentService(client).grant(demo_wallet(client, farmer), farmer, lender, now + 90 * DAY)
     url = f"sqlite:///{tmp / 'index.db'}"
     index_once(client, url)
     return {

@@ -14,15 +14,16 @@ from decimal import Decimal
 import pytest
 from rich.console import Console
 
+from api.core.settings import ApiSettings
 from chain.client import ChainClient
+from indexer.db import make_engine
 from lending.credit.store import CreditStore
 from lending.loans.contracts import DEV_LENDER
 from lending.loans.disbursement import LoanDesk, LoanState, LoanStatus
 from lending.loans.merchants import escrows_of, payments_received
+from lending.loans.offers import OfferStore
 from lending.loans.settlement import SettlementDesk
 from tealedger.demo.lending import (
-    DEFAULT_DAYS,
-    GRACE_DAYS,
     MERCHANTS,
     LendingSummary,
     chain_now,
@@ -49,7 +50,7 @@ class Lent:
     client: ChainClient
     region: Region
     season: SeasonSummary
-    database_url: str
+    settings: ApiSettings
     first: LendingSummary
 
     def states(self) -> list[LoanState]:
@@ -69,10 +70,12 @@ def lent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lent]:
         client.settings.data_dir.mkdir(parents=True, exist_ok=True)
         deploy_system(client)
         quiet = Console(quiet=True)
-        region, season = run_season(client, farmers=FARMERS, seed=SEED, console=quiet)
-        url = f"sqlite:///{tmp / 'api.core.db'}"
-        first = run_lending(client, region, season, url, quiet)
-        yield Lent(client, region, season, url, first)
+        settings = ApiSettings(
+            environment="test", data_dir=tmp, database_url=f"sqlite:///{tmp / 'api.core.db'}"
+        )
+        region, season = run_season(client, FARMERS, SEED, quiet, settings)
+        first = run_lending(client, region, season, settings, quiet)
+        yield Lent(client, region, season, settings, first)
     finally:
         node.stop()
 
@@ -123,16 +126,18 @@ def test_late_payers_and_a_default_follow_the_escrow_clock(lent: Lent):
     assert s.late_payers == len(late) >= 1 and s.defaults == len(defaulted) >= 1
     assert {x.status for x in states} <= {LoanStatus.REPAID, LoanStatus.DEFAULTED}
     assert s.outstanding_fen == sum(x.outstanding_fen for x in defaulted) > 0
+    offers = OfferStore(make_engine(lent.settings.database_url))
+    terms = {o.escrow: o.terms for f in lent.region.farmer_ids
+             for o in offers.for_farmer("0x" + f.hex()) if o.escrow}  # fmt: skip
     assert chain_now(lent.client) > max(
-        x.due_date + (GRACE_DAYS + DEFAULT_DAYS) * DAY for x in defaulted
+        x.due_date + (terms[x.escrow].grace_days + terms[x.escrow].default_days) * DAY
+        for x in defaulted
     )
     assert s.default_rate == (Decimal(100 * len(defaulted)) / len(states)).quantize(Decimal("0.01"))
 
 
 def test_decisions_are_stored_once_per_applicant(lent: Lent):
-    from indexer.db import make_engine
-
-    store = CreditStore(make_engine(lent.database_url))
+    store = CreditStore(make_engine(lent.settings.database_url))
     lender = lent.client.accounts[DEV_LENDER].address.lower()
     decided = [r for f in lent.region.farmer_ids for r in store.decisions_for("0x" + f.hex())]
     assert len(decided) == lent.first.applicants and {r.lender for r in decided} == {lender}
@@ -140,9 +145,7 @@ def test_decisions_are_stored_once_per_applicant(lent: Lent):
 
 def test_a_second_run_sends_nothing_and_changes_nothing(lent: Lent):
     block = lent.client.w3.eth.block_number
-    again = run_lending(
-        lent.client, lent.region, lent.season, lent.database_url, Console(quiet=True)
-    )
+    again = run_lending(lent.client, lent.region, lent.season, lent.settings, Console(quiet=True))
     assert lent.client.w3.eth.block_number == block
     assert (again.new_transactions, again.gas_used, again.days_advanced) == (0, 0, 0)
     volatile = {"new_transactions", "gas_used", "days_advanced", "seconds"}
@@ -150,3 +153,43 @@ def test_a_second_run_sends_nothing_and_changes_nothing(lent: Lent):
     assert {k: v for k, v in dataclasses.asdict(again).items() if k not in volatile} == first
     table = summary_table(lent.season, again)  # the season's rows, the lending's, the totals
     assert table.row_count == 10 + len(again.rows()) + 3
+
+
+def test_what_the_demo_did_is_in_the_service_for_each_audience(lent: Lent):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from tealedger.demo.service import demo_logins
+
+    keys = {x.name: {"X-API-Key": x.api_key} for x in demo_logins(lent.client, lent.settings)}
+    coop = keys["Enshi tea cooperative 恩施茶叶合作社"]
+    states = lent.states()
+    with TestClient(create_app(lent.settings, chain=lent.client)) as http:
+        members = http.get("/cooperatives/farmers?limit=200", headers=coop).json()
+        season = lent.region.season
+        assert {m["name"] for m in members["items"]} == {
+            f.name for f in season.farmers if f.cooperative == 0
+        }
+        offers = http.get("/cooperatives/offers?limit=200", headers=coop).json()["items"]
+        mine = {m["farmer_id"] for m in members["items"]}
+        issued = [x for x in states if "0x" + x.farmer_id.hex() in mine]
+        assert {o["escrow"] for o in offers if o["status"] == "issued"} == {
+            x.escrow for x in issued
+        }
+        assert all(o["agent_is_you"] for o in offers)  # the cooperative orders as agent
+        books = http.get("/cooperatives/loans?closed=true&limit=200", headers=coop).json()
+        assert {x["escrow"] for x in books["items"]} == {x.escrow for x in issued}
+        assert {x["member_name"] for x in books["items"]} <= {m["name"] for m in members["items"]}
+        open_now = http.get("/cooperatives/loans?limit=200", headers=coop).json()["items"]
+        assert {x["status"] for x in open_now} <= {"active", "overdue", "defaulted"}
+        lender = keys["Rural commercial bank 农商银行"]
+        book = http.get("/lenders/loans?limit=200", headers=lender).json()
+        assert book["total"] == lent.first.loans == len(states)
+        assert {r["escrow"] for r in book["items"]} == {x.escrow for x in states}
+        report = http.get("/lenders/disbursements", headers=lender).json()
+        assert report["total_fen"] == lent.first.paid_to_merchants_fen
+        shop = keys["Fertilizer supplier 农资店"]
+        received = http.get("/merchants/received?limit=200", headers=shop)
+        assert received.status_code == 200, received.text
+        address = merchant_address(lent.client, MERCHANTS[0])
+        assert sum(p["amount_fen"] for p in received.json()["items"]) == lent.balance(address)
