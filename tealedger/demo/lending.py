@@ -664,9 +664,8 @@ def issue_loans(run: LendingRun) -> None:
         assert stored is not None
         loan.terms = stored.terms
         if stored.escrow is None and _may_issue(run, stored.terms, now):
-            stored = run.offers.get(lenders.issue_loan(
-                run.engine, run.settings, run.client, run.lender, loan.offer_id
-            ).offer_id) or stored  # fmt: skip
+            lenders.issue_loan(run.engine, run.settings, run.client, run.lender, loan.offer_id)
+            stored = run.offers.get(loan.offer_id) or stored
         loan.escrow = stored.escrow
         if loan.escrow is not None:
             loan.invoices = spending(run.client, loan, stored.terms.budgets_fen, run.year)
