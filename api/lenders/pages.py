@@ -181,7 +181,7 @@ def lender_home(
     """The lender's desk: portfolio with filters and totals, consenting farmers (贷款组合)."""
     engine = request.app.state.engine
     rows, now = portfolio.all_loans(engine, chain, page.org, status_filter)
-    farmers = service.list_farmers(settings, page.org, PageParams(limit=100, offset=0))
+    farmers = service.list_farmers(settings, chain, page.org, PageParams(limit=100, offset=0))
     names = portfolio.farmer_names(engine, [f.farmer_id for f in farmers.items])
     context = {
         "org": page.org, "loans": rows, "now": now, "status": status_filter.value,

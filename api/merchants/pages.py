@@ -3,7 +3,6 @@ on an order behind a confirmation page (session of /login, CSRF on every form)."
 
 from __future__ import annotations
 
-import time
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from api.core.templates import templates
 from api.core.types import Text
 from api.merchants import service
 from api.merchants.service import MAX_MATCHES, OrderView
+from chain.clock import chain_now
 
 router = page_router()
 ORDERS_ON_HOME = 50
@@ -90,7 +90,7 @@ def merchant_home(
         "waiting": waiting,
         "paid": paid,
         "approvals": service.approvals(chain, org),
-        "now": int(time.time()),
+        "now": chain_now(chain.w3),  # approvals expire by the chain's clock
         "done": DONE[done] if done else None,
     }
     return templates.TemplateResponse(request, "merchant_home.html", context)
