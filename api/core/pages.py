@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
+import api.core.labels  # noqa: F401  (registers the label filters every page's templates use)
 from api.core.errors import ROOTS, detail_of, status_of
 from api.core.templates import templates
 

@@ -17,11 +17,12 @@ from api.core.chain import loan_desk
 from api.core.deps import ChainDep, SettingsDep
 from api.core.errors import Conflict, Invalid
 from api.core.ids import same_address
+from api.core.labels import category_label, loan_status_label, yuan
 from api.core.models import Role
 from api.core.pages import page_router
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
-from api.core.templates import category_label, china_date, loan_status_label, templates, yuan
+from api.core.templates import china_date, templates
 from api.core.types import MAX_FEN
 from api.lenders import history, portfolio, service
 from api.lenders.portfolio import Action, StatusFilter
