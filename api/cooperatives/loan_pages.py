@@ -111,6 +111,20 @@ def _order_body(session: Session, form: dict[str, str]) -> OrderCreate:
         raise Invalid(f"{first['loc'][0]}: {first['msg']}") from exc
 
 
+def _order_form(
+    merchant: Annotated[str, Form(max_length=120)],
+    category: Annotated[str, Form(max_length=64)],
+    amount_yuan: Annotated[str, Form(max_length=20)],
+    invoice: Annotated[str, Form(max_length=64)],
+) -> dict[str, str]:
+    """The order form as typed (both steps take it: the confirm page passes it on)."""
+    return {"merchant": merchant, "category": category, "amount_yuan": amount_yuan,
+            "invoice": invoice}  # fmt: skip
+
+
+OrderForm = Annotated[dict[str, str], Depends(_order_form)]
+
+
 @router.post("/coop/loans/{escrow}/orders/confirm", response_class=HTMLResponse)
 def coop_order_confirm(
     escrow: str,
@@ -118,16 +132,11 @@ def coop_order_confirm(
     session: SessionDep,
     chain: ChainDep,
     page: CoopPage,
-    merchant: Annotated[str, Form(max_length=120)],
-    category: Annotated[str, Form(max_length=64)],
-    amount_yuan: Annotated[str, Form(max_length=20)],
-    invoice: Annotated[str, Form(max_length=64)],
+    form: OrderForm,
     csrf: Csrf,
 ) -> Response:
     """Step 1: show the order to be sent, with a confirm button."""
     check_csrf(page, csrf)
-    form = {"merchant": merchant, "category": category, "amount_yuan": amount_yuan,
-            "invoice": invoice}  # fmt: skip
 
     def checked() -> tuple[OrderCreate, str]:
         body = _order_body(session, form)
@@ -153,16 +162,11 @@ def coop_order(
     settings: SettingsDep,
     chain: ChainDep,
     page: CoopPage,
-    merchant: Annotated[str, Form(max_length=120)],
-    category: Annotated[str, Form(max_length=64)],
-    amount_yuan: Annotated[str, Form(max_length=20)],
-    invoice: Annotated[str, Form(max_length=64)],
+    form: OrderForm,
     csrf: Csrf,
 ) -> Response:
     """Step 2: send the confirmed order and show the loan with its result."""
     check_csrf(page, csrf)
-    form = {"merchant": merchant, "category": category, "amount_yuan": amount_yuan,
-            "invoice": invoice}  # fmt: skip
 
     def place() -> OrderPlaced:
         body = _order_body(session, form)
@@ -322,7 +326,16 @@ def _farmer_body(form: dict[str, str]) -> FarmerCreate:
         raise Invalid("choose the farmer's wallet from the list") from exc
 
 
-FarmerForm = Annotated[str, Form(max_length=120)]
+def _farmer_form(
+    name: Annotated[str, Form(max_length=120)],
+    national_id: Annotated[str, Form(max_length=40)],
+    farmer_org_id: Annotated[str, Form(max_length=20)] = "",
+) -> dict[str, str]:
+    """The registration form as typed."""
+    return {"name": name, "national_id": national_id, "farmer_org_id": farmer_org_id}
+
+
+FarmerForm = Annotated[dict[str, str], Depends(_farmer_form)]
 
 
 @router.post("/coop/members/confirm", response_class=HTMLResponse)
@@ -330,14 +343,11 @@ def coop_member_confirm(
     request: Request,
     session: SessionDep,
     page: CoopPage,
-    name: FarmerForm,
-    national_id: Annotated[str, Form(max_length=40)],
+    form: FarmerForm,
     csrf: Csrf,
-    farmer_org_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Step 1 of a registration: what will be registered, and a confirm button."""
     check_csrf(page, csrf)
-    form = {"name": name, "national_id": national_id, "farmer_org_id": farmer_org_id}
 
     def confirm(body: FarmerCreate) -> HTMLResponse:
         wallet = session.get(Organisation, body.farmer_org_id) if body.farmer_org_id else None
@@ -357,14 +367,11 @@ def coop_member_register(
     settings: SettingsDep,
     chain: ChainDep,
     page: CoopPage,
-    name: FarmerForm,
-    national_id: Annotated[str, Form(max_length=40)],
+    form: FarmerForm,
     csrf: Csrf,
-    farmer_org_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Step 2: register the member on chain (pseudonym) and here (name, id)."""
     check_csrf(page, csrf)
-    form = {"name": name, "national_id": national_id, "farmer_org_id": farmer_org_id}
     return answer(
         lambda: members.register_farmer(session, chain, settings, page.org, _farmer_body(form)),
         lambda made: _members_page(request, session, page, registered=made),
@@ -389,7 +396,19 @@ def _plot_body(form: dict[str, str]) -> PlotCreate:
         raise Invalid(f"{first['loc'][0]}: {first['msg']}") from exc
 
 
-PlotForm = Annotated[str, Form(max_length=128)]
+def _plot_form(
+    farmer_id: Annotated[str, Form(max_length=66)],
+    land_reference: Annotated[str, Form(max_length=128)],
+    area_mu: Annotated[str, Form(max_length=20)],
+    label: Annotated[str, Form(max_length=60)] = "",
+    location: Annotated[str, Form(max_length=500)] = "",
+) -> dict[str, str]:
+    """The plot form as typed."""
+    return {"farmer_id": farmer_id, "land_reference": land_reference, "area_mu": area_mu,
+            "label": label, "location": location}  # fmt: skip
+
+
+PlotForm = Annotated[dict[str, str], Depends(_plot_form)]
 
 
 @router.post("/coop/plots/confirm", response_class=HTMLResponse)
@@ -398,17 +417,11 @@ def coop_plot_confirm(
     session: SessionDep,
     chain: ChainDep,
     page: CoopPage,
-    farmer_id: Annotated[str, Form(max_length=66)],
-    land_reference: PlotForm,
-    area_mu: Annotated[str, Form(max_length=20)],
+    form: PlotForm,
     csrf: Csrf,
-    label: Annotated[str, Form(max_length=60)] = "",
-    location: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Step 1 of a plot registration: what will be registered, and a confirm button."""
     check_csrf(page, csrf)
-    form = {"farmer_id": farmer_id, "land_reference": land_reference, "area_mu": area_mu,
-            "label": label, "location": location}  # fmt: skip
 
     def member() -> Farmer:
         return members.own_farmer(session, chain, page.org, hex32(_plot_body(form).farmer_id))
@@ -428,17 +441,11 @@ def coop_plot_register(
     settings: SettingsDep,
     chain: ChainDep,
     page: CoopPage,
-    farmer_id: Annotated[str, Form(max_length=66)],
-    land_reference: PlotForm,
-    area_mu: Annotated[str, Form(max_length=20)],
+    form: PlotForm,
     csrf: Csrf,
-    label: Annotated[str, Form(max_length=60)] = "",
-    location: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Step 2: register the plot on chain and here."""
     check_csrf(page, csrf)
-    form = {"farmer_id": farmer_id, "land_reference": land_reference, "area_mu": area_mu,
-            "label": label, "location": location}  # fmt: skip
     return answer(
         lambda: members.register_plot(session, chain, settings, page.org, _plot_body(form)),
         lambda made: _members_page(request, session, page, plot_registered=made),
