@@ -55,6 +55,11 @@ OFFER_STATUS_FOR_FARMER: dict[str, Label] = {
     "accepted": ("已接受，待放款", "accepted, awaiting the loan"),
     "issued": ("已放款", "loan issued"),
 }
+# The cooperative's clerk has the member sign at the desk.
+OFFER_STATUS_FOR_COOPERATIVE: dict[str, Label] = {
+    "offered": ("待社员签字", "waiting for the member's signature"),
+    "accepted": ("社员已签字，待放款", "signed; the lender issues it"),
+}
 
 # The registry's categories (lending/loans/contracts.py MERCHANT_CATEGORIES).
 CATEGORY: dict[str, Label] = {
