@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import Depends, File, Form, Request, UploadFile
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from api.cooperatives import loans, members
 from api.cooperatives.labels import LABELS
-from api.cooperatives.loans import MemberLoanDetail, OrderCreate
+from api.cooperatives.loans import MemberLoanDetail, OrderCreate, OrderPlaced, PreviewRow
 from api.cooperatives.schemas import FarmerCreate, FarmerPublic, PlotCreate
 from api.core.deps import ChainDep, SessionDep, SettingsDep
-from api.core.errors import ROOTS, Invalid, detail_of, status_of
+from api.core.errors import ROOTS, Invalid, detail_of
 from api.core.ids import hex32
 from api.core.models import Farmer, Organisation, Plot, Role
-from api.core.pages import page_router
+from api.core.pages import answer, page_router
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import templates
@@ -74,6 +75,20 @@ def _loan_page(request: Request, session: Session, chain: ChainClient, page: Pag
     return _render(request, page, "coop_loan.html", code, **context)
 
 
+def _loan_failed(
+    request: Request,
+    session: Session,
+    chain: ChainClient,
+    page: PageSession,
+    escrow: str,
+    form: dict[str, str],
+) -> Callable[[str, int], HTMLResponse]:
+    """The loan page again, with the error and what was typed."""
+    return lambda error, code: _loan_page(
+        request, session, chain, page, escrow, code, form=form, errors=[error]
+    )
+
+
 @router.get("/coop/loans/{escrow}", response_class=HTMLResponse)
 def coop_loan(
     escrow: str, request: Request, session: SessionDep, chain: ChainDep, page: CoopPage
@@ -96,6 +111,20 @@ def _order_body(session: Session, form: dict[str, str]) -> OrderCreate:
         raise Invalid(f"{first['loc'][0]}: {first['msg']}") from exc
 
 
+def _order_form(
+    merchant: Annotated[str, Form(max_length=120)],
+    category: Annotated[str, Form(max_length=64)],
+    amount_yuan: Annotated[str, Form(max_length=20)],
+    invoice: Annotated[str, Form(max_length=64)],
+) -> dict[str, str]:
+    """The order form as typed (both steps take it: the confirm page passes it on)."""
+    return {"merchant": merchant, "category": category, "amount_yuan": amount_yuan,
+            "invoice": invoice}  # fmt: skip
+
+
+OrderForm = Annotated[dict[str, str], Depends(_order_form)]
+
+
 @router.post("/coop/loans/{escrow}/orders/confirm", response_class=HTMLResponse)
 def coop_order_confirm(
     escrow: str,
@@ -103,28 +132,26 @@ def coop_order_confirm(
     session: SessionDep,
     chain: ChainDep,
     page: CoopPage,
-    merchant: Annotated[str, Form(max_length=120)],
-    category: Annotated[str, Form(max_length=64)],
-    amount_yuan: Annotated[str, Form(max_length=20)],
-    invoice: Annotated[str, Form(max_length=64)],
+    form: OrderForm,
     csrf: Csrf,
-) -> HTMLResponse:
+) -> Response:
     """Step 1: show the order to be sent, with a confirm button."""
     check_csrf(page, csrf)
-    form = {"merchant": merchant, "category": category, "amount_yuan": amount_yuan,
-            "invoice": invoice}  # fmt: skip
-    try:
+
+    def checked() -> tuple[OrderCreate, str]:
         body = _order_body(session, form)
-        address = loans.find_merchant(session, body.merchant)
-    except ROOTS as exc:
-        return _loan_page(request, session, chain, page, escrow, status_of(exc), form=form,
-                          errors=[detail_of(exc)])  # fmt: skip
-    loan = loans.loan_detail(session, chain, page.org, escrow)
-    names = {m.chain_address.lower(): m.name for m in _merchants(session)}
-    return _render(request, page, "coop_confirm.html", action=f"/coop/loans/{escrow}/orders",
-                   back=f"/coop/loans/{escrow}", what="order", loan=loan, form=form,
-                   merchant_name=names.get(address.lower(), address),
-                   amount_fen=body.amount_fen)  # fmt: skip
+        return body, loans.find_merchant(session, body.merchant)
+
+    def confirm(order: tuple[OrderCreate, str]) -> HTMLResponse:
+        body, address = order
+        loan = loans.loan_detail(session, chain, page.org, escrow)
+        names = {m.chain_address.lower(): m.name for m in _merchants(session)}
+        return _render(request, page, "coop_confirm.html", action=f"/coop/loans/{escrow}/orders",
+                       back=f"/coop/loans/{escrow}", what="order", loan=loan, form=form,
+                       merchant_name=names.get(address.lower(), address),
+                       amount_fen=body.amount_fen)  # fmt: skip
+
+    return answer(checked, confirm, _loan_failed(request, session, chain, page, escrow, form))
 
 
 @router.post("/coop/loans/{escrow}/orders", response_class=HTMLResponse)
@@ -135,23 +162,21 @@ def coop_order(
     settings: SettingsDep,
     chain: ChainDep,
     page: CoopPage,
-    merchant: Annotated[str, Form(max_length=120)],
-    category: Annotated[str, Form(max_length=64)],
-    amount_yuan: Annotated[str, Form(max_length=20)],
-    invoice: Annotated[str, Form(max_length=64)],
+    form: OrderForm,
     csrf: Csrf,
-) -> HTMLResponse:
+) -> Response:
     """Step 2: send the confirmed order and show the loan with its result."""
     check_csrf(page, csrf)
-    form = {"merchant": merchant, "category": category, "amount_yuan": amount_yuan,
-            "invoice": invoice}  # fmt: skip
-    try:
+
+    def place() -> OrderPlaced:
         body = _order_body(session, form)
-        placed = loans.place_order(session, chain, settings, page.org, escrow, body)
-    except ROOTS as exc:
-        return _loan_page(request, session, chain, page, escrow, status_of(exc), form=form,
-                          errors=[detail_of(exc)])  # fmt: skip
-    return _loan_page(request, session, chain, page, escrow, placed=placed)
+        return loans.place_order(session, chain, settings, page.org, escrow, body)
+
+    return answer(
+        place,
+        lambda placed: _loan_page(request, session, chain, page, escrow, placed=placed),
+        _loan_failed(request, session, chain, page, escrow, form),
+    )
 
 
 @router.post("/coop/loans/{escrow}/orders/{order_id}/cancel/confirm", response_class=HTMLResponse)
@@ -186,15 +211,14 @@ def coop_cancel(
     chain: ChainDep,
     page: CoopPage,
     csrf: Csrf,
-) -> HTMLResponse:
+) -> Response:
     """Step 2: cancel the order (the contract's rules decide) and show the loan."""
     check_csrf(page, csrf)
-    try:
-        loans.cancel_order(session, chain, settings, page.org, escrow, order_id)
-    except ROOTS as exc:
-        return _loan_page(request, session, chain, page, escrow, status_of(exc),
-                          errors=[detail_of(exc)])  # fmt: skip
-    return _loan_page(request, session, chain, page, escrow, cancelled=order_id)
+    return answer(
+        lambda: loans.cancel_order(session, chain, settings, page.org, escrow, order_id),
+        lambda _: _loan_page(request, session, chain, page, escrow, cancelled=order_id),
+        _loan_failed(request, session, chain, page, escrow, {}),
+    )
 
 
 # ------------------------------------------------------------------------------------ files
@@ -208,21 +232,24 @@ def coop_orders_preview(
     page: CoopPage,
     file: Annotated[UploadFile, File()],
     csrf: Csrf,
-) -> HTMLResponse:
+) -> Response:
     """Step 1 of an order file: its rows as the clerk will send them, and a confirm button."""
     check_csrf(page, csrf)
     content = file.file.read(MAX_FILE + 1)
     listed = loans.list_member_loans(session, chain, page.org, PageParams(limit=500, offset=0))
-    try:
+
+    def rows() -> list[PreviewRow]:
         if len(content) > MAX_FILE:
             raise Invalid(f"an order file is at most {MAX_FILE // 1024} KiB")
-        rows = loans.preview_rows(session, page.org, content)
-    except ROOTS as exc:
-        return _render(request, page, "coop_loans.html", status_of(exc), loans=listed,
-                       batch=None, preview=None, upload_error=detail_of(exc))  # fmt: skip
-    encoded = base64.b64encode(content).decode()
-    return _render(request, page, "coop_loans.html", loans=listed, batch=None, preview=rows,
-                   content=encoded)  # fmt: skip
+        return loans.preview_rows(session, page.org, content)
+
+    return answer(
+        rows,
+        lambda rows: _render(request, page, "coop_loans.html", loans=listed, batch=None,
+                             preview=rows, content=base64.b64encode(content).decode()),
+        lambda error, code: _render(request, page, "coop_loans.html", code, loans=listed,
+                                    batch=None, preview=None, upload_error=error),
+    )  # fmt: skip
 
 
 @router.post("/coop/orders", response_class=HTMLResponse)
@@ -273,6 +300,13 @@ def _members_page(request: Request, session: Session, page: PageSession, code: i
     return _render(request, page, "coop_members.html", code, **context)
 
 
+def _members_failed(
+    request: Request, session: Session, page: PageSession, **typed: dict[str, str]
+) -> Callable[[str, int], HTMLResponse]:
+    """The members page again, with the error and what was typed (`form` or `plot_form`)."""
+    return lambda error, code: _members_page(request, session, page, code, errors=[error], **typed)
+
+
 @router.get("/coop/members", response_class=HTMLResponse)
 def coop_members(request: Request, session: SessionDep, page: CoopPage) -> HTMLResponse:
     """Members (number, name, plots); register a member or a plot (社员)."""
@@ -292,7 +326,16 @@ def _farmer_body(form: dict[str, str]) -> FarmerCreate:
         raise Invalid("choose the farmer's wallet from the list") from exc
 
 
-FarmerForm = Annotated[str, Form(max_length=120)]
+def _farmer_form(
+    name: Annotated[str, Form(max_length=120)],
+    national_id: Annotated[str, Form(max_length=40)],
+    farmer_org_id: Annotated[str, Form(max_length=20)] = "",
+) -> dict[str, str]:
+    """The registration form as typed."""
+    return {"name": name, "national_id": national_id, "farmer_org_id": farmer_org_id}
+
+
+FarmerForm = Annotated[dict[str, str], Depends(_farmer_form)]
 
 
 @router.post("/coop/members/confirm", response_class=HTMLResponse)
@@ -300,24 +343,21 @@ def coop_member_confirm(
     request: Request,
     session: SessionDep,
     page: CoopPage,
-    name: FarmerForm,
-    national_id: Annotated[str, Form(max_length=40)],
+    form: FarmerForm,
     csrf: Csrf,
-    farmer_org_id: Annotated[str, Form(max_length=20)] = "",
-) -> HTMLResponse:
+) -> Response:
     """Step 1 of a registration: what will be registered, and a confirm button."""
     check_csrf(page, csrf)
-    form = {"name": name, "national_id": national_id, "farmer_org_id": farmer_org_id}
-    try:
-        body = _farmer_body(form)
-    except ROOTS as exc:
-        return _members_page(request, session, page, status_of(exc), form=form,
-                             errors=[detail_of(exc)])  # fmt: skip
-    wallet = session.get(Organisation, body.farmer_org_id) if body.farmer_org_id else None
-    return _render(request, page, "coop_confirm.html", what="farmer", form=form,
-                   masked=mask_national_id(body.national_id),
-                   wallet_name=wallet.name if wallet else None,
-                   action="/coop/members", back="/coop/members")  # fmt: skip
+
+    def confirm(body: FarmerCreate) -> HTMLResponse:
+        wallet = session.get(Organisation, body.farmer_org_id) if body.farmer_org_id else None
+        return _render(request, page, "coop_confirm.html", what="farmer", form=form,
+                       masked=mask_national_id(body.national_id),
+                       wallet_name=wallet.name if wallet else None,
+                       action="/coop/members", back="/coop/members")  # fmt: skip
+
+    failed = _members_failed(request, session, page, form=form)
+    return answer(lambda: _farmer_body(form), confirm, failed)
 
 
 @router.post("/coop/members", response_class=HTMLResponse)
@@ -327,21 +367,17 @@ def coop_member_register(
     settings: SettingsDep,
     chain: ChainDep,
     page: CoopPage,
-    name: FarmerForm,
-    national_id: Annotated[str, Form(max_length=40)],
+    form: FarmerForm,
     csrf: Csrf,
-    farmer_org_id: Annotated[str, Form(max_length=20)] = "",
-) -> HTMLResponse:
+) -> Response:
     """Step 2: register the member on chain (pseudonym) and here (name, id)."""
     check_csrf(page, csrf)
-    form = {"name": name, "national_id": national_id, "farmer_org_id": farmer_org_id}
-    try:
-        made = members.register_farmer(session, chain, settings, page.org, _farmer_body(form))
-    except ROOTS as exc:
-        session.rollback()
-        return _members_page(request, session, page, status_of(exc), form=form,
-                             errors=[detail_of(exc)])  # fmt: skip
-    return _members_page(request, session, page, registered=made)
+    return answer(
+        lambda: members.register_farmer(session, chain, settings, page.org, _farmer_body(form)),
+        lambda made: _members_page(request, session, page, registered=made),
+        _members_failed(request, session, page, form=form),
+        rollback=session,
+    )
 
 
 def _plot_body(form: dict[str, str]) -> PlotCreate:
@@ -360,7 +396,19 @@ def _plot_body(form: dict[str, str]) -> PlotCreate:
         raise Invalid(f"{first['loc'][0]}: {first['msg']}") from exc
 
 
-PlotForm = Annotated[str, Form(max_length=128)]
+def _plot_form(
+    farmer_id: Annotated[str, Form(max_length=66)],
+    land_reference: Annotated[str, Form(max_length=128)],
+    area_mu: Annotated[str, Form(max_length=20)],
+    label: Annotated[str, Form(max_length=60)] = "",
+    location: Annotated[str, Form(max_length=500)] = "",
+) -> dict[str, str]:
+    """The plot form as typed."""
+    return {"farmer_id": farmer_id, "land_reference": land_reference, "area_mu": area_mu,
+            "label": label, "location": location}  # fmt: skip
+
+
+PlotForm = Annotated[dict[str, str], Depends(_plot_form)]
 
 
 @router.post("/coop/plots/confirm", response_class=HTMLResponse)
@@ -369,26 +417,21 @@ def coop_plot_confirm(
     session: SessionDep,
     chain: ChainDep,
     page: CoopPage,
-    farmer_id: Annotated[str, Form(max_length=66)],
-    land_reference: PlotForm,
-    area_mu: Annotated[str, Form(max_length=20)],
+    form: PlotForm,
     csrf: Csrf,
-    label: Annotated[str, Form(max_length=60)] = "",
-    location: Annotated[str, Form(max_length=500)] = "",
-) -> HTMLResponse:
+) -> Response:
     """Step 1 of a plot registration: what will be registered, and a confirm button."""
     check_csrf(page, csrf)
-    form = {"farmer_id": farmer_id, "land_reference": land_reference, "area_mu": area_mu,
-            "label": label, "location": location}  # fmt: skip
-    try:
-        body = _plot_body(form)
-        member = members.own_farmer(session, chain, page.org, hex32(body.farmer_id))
-    except ROOTS as exc:
-        return _members_page(request, session, page, status_of(exc), plot_form=form,
-                             errors=[detail_of(exc)])  # fmt: skip
-    return _render(request, page, "coop_confirm.html", what="plot", form=form,
-                   member_name=member.name or f"{member.farmer_id[:10]}…",
-                   action="/coop/plots", back="/coop/members")  # fmt: skip
+
+    def member() -> Farmer:
+        return members.own_farmer(session, chain, page.org, hex32(_plot_body(form).farmer_id))
+
+    def confirm(member: Farmer) -> HTMLResponse:
+        return _render(request, page, "coop_confirm.html", what="plot", form=form,
+                       member_name=member.name or f"{member.farmer_id[:10]}…",
+                       action="/coop/plots", back="/coop/members")  # fmt: skip
+
+    return answer(member, confirm, _members_failed(request, session, page, plot_form=form))
 
 
 @router.post("/coop/plots", response_class=HTMLResponse)
@@ -398,21 +441,14 @@ def coop_plot_register(
     settings: SettingsDep,
     chain: ChainDep,
     page: CoopPage,
-    farmer_id: Annotated[str, Form(max_length=66)],
-    land_reference: PlotForm,
-    area_mu: Annotated[str, Form(max_length=20)],
+    form: PlotForm,
     csrf: Csrf,
-    label: Annotated[str, Form(max_length=60)] = "",
-    location: Annotated[str, Form(max_length=500)] = "",
-) -> HTMLResponse:
+) -> Response:
     """Step 2: register the plot on chain and here."""
     check_csrf(page, csrf)
-    form = {"farmer_id": farmer_id, "land_reference": land_reference, "area_mu": area_mu,
-            "label": label, "location": location}  # fmt: skip
-    try:
-        made = members.register_plot(session, chain, settings, page.org, _plot_body(form))
-    except ROOTS as exc:
-        session.rollback()
-        return _members_page(request, session, page, status_of(exc), plot_form=form,
-                             errors=[detail_of(exc)])  # fmt: skip
-    return _members_page(request, session, page, plot_registered=made)
+    return answer(
+        lambda: members.register_plot(session, chain, settings, page.org, _plot_body(form)),
+        lambda made: _members_page(request, session, page, plot_registered=made),
+        _members_failed(request, session, page, plot_form=form),
+        rollback=session,
+    )

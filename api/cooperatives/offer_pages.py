@@ -19,6 +19,7 @@ from api.cooperatives.labels import LABELS
 from api.core.acceptance import AcceptanceIn
 from api.core.deps import ChainDep, SessionDep
 from api.core.errors import ROOTS, detail_of, status_of
+from api.core.labels import OFFER_STATUS, OFFER_STATUS_FOR_COOPERATIVE
 from api.core.models import Role
 from api.core.pages import page_router
 from api.core.pagination import PageParams
@@ -28,16 +29,13 @@ from api.core.templates import templates
 router = page_router()
 CoopPage = Annotated[PageSession, Depends(page_session(Role.COOPERATIVE))]
 Csrf = Annotated[str, Form(max_length=64)]
-OFFER_STATUS = {
-    "offered": ("待社员签字", "waiting for the member's signature"),
-    "accepted": ("社员已签字，待放款", "signed; the lender issues it"),
-    "issued": ("已放款", "issued"),
-}
+# An offer's status as the clerk reads it: (中文, English) by status, for the templates' `S`.
+OFFER_STATUS_HERE = OFFER_STATUS | OFFER_STATUS_FOR_COOPERATIVE
 
 
 def _render(request: Request, page: PageSession, name: str, code: int = 200, **extra: Any):  # noqa: ANN202
     """A cooperative offers page with the labels and the form token."""
-    context = {"coop": page.org, "csrf": page.csrf, "L": LABELS, "S": OFFER_STATUS, **extra}
+    context = {"coop": page.org, "csrf": page.csrf, "L": LABELS, "S": OFFER_STATUS_HERE, **extra}
     return templates.TemplateResponse(request, name, context, code)
 
 

@@ -11,12 +11,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from api.cooperatives.harvests import (
     HarvestIn,
+    HarvestSubmission,
     harvests_from_body,
     list_lots,
     parse_upload,
@@ -25,10 +26,10 @@ from api.cooperatives.harvests import (
 from api.cooperatives.labels import LABELS
 from api.cooperatives.loans import list_member_loans
 from api.core.deps import ChainDep, SessionDep, SettingsDep
-from api.core.errors import ROOTS, detail_of, status_of
+from api.core.errors import ROOTS
 from api.core.links import base_url
 from api.core.models import Farmer, Organisation, Plot, Role
-from api.core.pages import page_router
+from api.core.pages import answer, page_router
 from api.core.pagination import MAX_OFFSET, PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.settings import ApiSettings
@@ -185,7 +186,7 @@ def coop_record_harvest(
     picked_at: Annotated[str, Form(max_length=30)],
     csrf: Annotated[str, Form(max_length=64)],
     record_ref: Annotated[str, Form(max_length=128)] = "",
-) -> HTMLResponse:
+) -> Response:
     """Record one picking from the form."""
     check_csrf(page, csrf)
     form = {
@@ -200,21 +201,16 @@ def coop_record_harvest(
         return _dashboard(
             request, session, chain, settings, page, code=422, form=form, form_errors=errors
         )
-    try:
-        parsed = harvests_from_body([record])
-        submission = submit_harvests(session, chain, settings, page.org, parsed)
-    except ROOTS as exc:  # node down: say so on the page, keep what was typed
-        return _dashboard(
-            request,
-            session,
-            chain,
-            settings,
-            page,
-            code=status_of(exc),
-            form=form,
-            form_errors=[detail_of(exc)],
-        )
-    return _dashboard(request, session, chain, settings, page, submission=submission)
+    return answer(
+        lambda: submit_harvests(session, chain, settings, page.org, harvests_from_body([record])),
+        lambda submission: _dashboard(
+            request, session, chain, settings, page, submission=submission
+        ),
+        # node down: say so on the page, keep what was typed
+        lambda error, code: _dashboard(
+            request, session, chain, settings, page, code=code, form=form, form_errors=[error]
+        ),
+    )
 
 
 @router.post("/coop/harvests/upload", response_class=HTMLResponse)
@@ -226,23 +222,21 @@ def coop_upload_harvests(
     page: CoopPage,
     file: Annotated[UploadFile, File()],
     csrf: Annotated[str, Form(max_length=64)],
-) -> HTMLResponse:
+) -> Response:
     """Record a CSV/JSON harvest file and show each row's fate."""
     check_csrf(page, csrf)
-    try:
+
+    def upload() -> HarvestSubmission:
         parsed = parse_upload(file.filename or "", file.file.read(), session, page.org)
-        upload = submit_harvests(session, chain, settings, page.org, parsed)
-    except ROOTS as exc:
-        return _dashboard(
-            request,
-            session,
-            chain,
-            settings,
-            page,
-            code=status_of(exc),
-            upload_error=detail_of(exc),
-        )
-    return _dashboard(request, session, chain, settings, page, upload=upload)
+        return submit_harvests(session, chain, settings, page.org, parsed)
+
+    return answer(
+        upload,
+        lambda made: _dashboard(request, session, chain, settings, page, upload=made),
+        lambda error, code: _dashboard(
+            request, session, chain, settings, page, code=code, upload_error=error
+        ),
+    )
 
 
 from api.cooperatives import loan_pages, offer_pages  # noqa: E402 - they share this router

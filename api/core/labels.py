@@ -1,42 +1,135 @@
-"""Chinese-first labels of the values pages show (categories, order statuses), money and dates.
+"""Chinese-first labels of the values pages show (statuses, outcomes, categories), money and dates.
 
-One function per kind of value; English stays beside the Chinese on every page.
+One table per fact, each row (中文, English), for every audience's pages: the lender's and the
+shop's as Jinja filters, the cooperative's and the farmer's through their own `L` helpers. Where
+one audience reads a status from its own side (the farmer's offer is "waiting for you", the shop
+"takes" an order), the few rows it words differently stand in an override beside the table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
-from api.core.templates import CATEGORY_LABELS as CATEGORY_ZH
 from api.core.templates import CHINA, templates
 
-# ILoanEscrow.OrderStatus names (lower case) in Chinese, as a shop reads them.
-ORDER_STATUS_ZH = {
-    "pending": "待接单",
-    "accepted": "已接单，待送达",
-    "released": "已付款",
-    "cancelled": "已取消",
+Label = tuple[str, str]
+
+# ILoanEscrow.LoanStatus names (lower case); "none" is a farmer without a loan.
+LOAN_STATUS: dict[str, Label] = {
+    "none": ("无", "none"),
+    "issued": ("待放款", "issued"),
+    "active": ("使用中", "active"),
+    "overdue": ("逾期", "overdue"),
+    "defaulted": ("违约", "defaulted"),
+    "repaid": ("已还清", "repaid"),
+    "written_off": ("已核销", "written off"),
+    "cancelled": ("已取消", "cancelled"),
 }
+# A lender reads an active loan as performing.
+LOAN_STATUS_FOR_LENDER: dict[str, Label] = {"active": ("正常", "active")}
+
+# ILoanEscrow.OrderStatus names (lower case), as the farmer and the cooperative read them.
+ORDER_STATUS: dict[str, Label] = {
+    "pending": ("待商户确认", "waiting for the merchant"),
+    "accepted": ("商户已接单", "accepted by the merchant"),
+    "released": ("已付款", "paid"),
+    "cancelled": ("已取消", "cancelled"),
+}
+# The shop is the one to take and deliver an order.
+ORDER_STATUS_FOR_MERCHANT: dict[str, Label] = {
+    "pending": ("待接单", "pending"),
+    "accepted": ("已接单，待送达", "accepted"),
+}
+
+# Stored loan offers (lending.loans.offers), as the lender reads them.
+OFFER_STATUS: dict[str, Label] = {
+    "offered": ("待农户确认", "offered"),
+    "accepted": ("农户已签署", "accepted"),
+    "issued": ("已放款", "issued"),
+    "declined": ("已拒绝", "declined"),
+}
+# The farmer is the one to confirm an offer.
+OFFER_STATUS_FOR_FARMER: dict[str, Label] = {
+    "offered": ("待您确认", "waiting for you"),
+    "accepted": ("已接受，待放款", "accepted, awaiting the loan"),
+    "issued": ("已放款", "loan issued"),
+}
+# The cooperative's clerk has the member sign at the desk.
+OFFER_STATUS_FOR_COOPERATIVE: dict[str, Label] = {
+    "offered": ("待社员签字", "waiting for the member's signature"),
+    "accepted": ("社员已签字，待放款", "signed; the lender issues it"),
+}
+
+# The registry's categories (lending/loans/contracts.py MERCHANT_CATEGORIES).
+CATEGORY: dict[str, Label] = {
+    "fertilizer": ("肥料", "fertilizer"),
+    "seedlings": ("茶苗", "seedlings"),
+    "equipment": ("农机具", "equipment"),
+    "labour service": ("劳务", "labour service"),
+}
+# Cooperatives' clerks order fertilizer as 化肥.
+CATEGORY_FOR_COOPERATIVE: dict[str, Label] = {"fertilizer": ("化肥", "fertilizer")}
+
+# What became of a row of a cooperative's order file (api/cooperatives/loans.py).
+ROW_OUTCOME: dict[str, Label] = {
+    "ordered": ("已下单", "ordered"),
+    "duplicate": ("已下过单", "already ordered"),
+    "error": ("未下单", "not ordered"),
+}
+# Whether a lender's read of a farmer's profile was allowed (the access log).
+READ_OUTCOME: dict[str, Label] = {
+    "read": ("已读取", "read"),
+    "refused_no_consent": ("未经授权，已拒绝", "refused: no consent"),
+}
+# Why a lender read a farmer's profile (the access log).
+READ_PURPOSE: dict[str, Label] = {
+    "profile_view": ("查看档案", "viewed the profile"),
+    "credit_decision": ("信用审批", "credit decision"),
+}
+
+
+def pair(
+    table: Mapping[str, Label], value: object, wording: Mapping[str, Label] | None = None
+) -> Label:
+    """(中文, English) of `value` (an enum by its value), an audience's wording first; an
+    unknown value stands for itself in both."""
+    key = str(getattr(value, "value", value))
+    return (wording or {}).get(key) or table.get(key) or (key, key)
+
+
+def both(
+    table: Mapping[str, Label], value: object, wording: Mapping[str, Label] | None = None
+) -> str:
+    """'中文 English' of `value`; an unknown value once, as it is."""
+    zh, en = pair(table, value, wording)
+    return zh if zh == en else f"{zh} {en}"
 
 
 def category_label(name: str | None) -> str:
     """肥料 fertilizer; an unregistered category shows as its name or 未知类别."""
-    if not name:
-        return "未知类别 unknown category"
-    zh = CATEGORY_ZH.get(name)
-    return f"{zh} {name}" if zh else name
+    return both(CATEGORY, name) if name else "未知类别 unknown category"
 
 
 def order_status_label(status: str) -> str:
-    """待接单 pending, 已付款 released, ..."""
-    zh = ORDER_STATUS_ZH.get(status)
-    return f"{zh} {status}" if zh else status
+    """An order's status as the shop reads it: 待接单 pending, 已付款 paid, ..."""
+    return both(ORDER_STATUS, status, ORDER_STATUS_FOR_MERCHANT)
+
+
+def loan_status_label(status: str) -> str:
+    """A loan status as the lender reads it (e.g. 逾期 overdue)."""
+    return both(LOAN_STATUS, status, LOAN_STATUS_FOR_LENDER)
+
+
+def offer_status_label(status: str) -> str:
+    """A loan offer's status as the lender reads it."""
+    return both(OFFER_STATUS, status)
 
 
 def yuan(fen: int) -> str:
     """Fen as ¥1,234.56 (integer arithmetic, no float)."""
     sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
+    whole, cents = divmod(abs(int(fen)), 100)
     return f"{sign}¥{whole:,}.{cents:02d}"
 
 
@@ -56,3 +149,6 @@ templates.env.filters["order_status_label"] = order_status_label
 templates.env.filters["yuan"] = yuan
 templates.env.filters["china_date"] = china_date
 templates.env.filters["short_id"] = short_id
+templates.env.filters["loan_status"] = loan_status_label
+templates.env.filters["category"] = category_label
+templates.env.filters["offer_status"] = offer_status_label

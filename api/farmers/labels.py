@@ -7,87 +7,49 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from api.core.templates import CATEGORY_LABELS, CHINA
-
-OFFER_STATUS = {
-    "offered": ("待您确认", "waiting for you"),
-    "accepted": ("已接受，待放款", "accepted, awaiting the loan"),
-    "issued": ("已放款", "loan issued"),
-    "declined": ("已拒绝", "declined"),
-}
-LOAN_STATUS = {
-    "issued": ("待放款", "awaiting funding"),
-    "active": ("使用中", "active"),
-    "overdue": ("已逾期", "overdue"),
-    "defaulted": ("已违约", "defaulted"),
-    "repaid": ("已还清", "repaid"),
-    "written_off": ("已核销", "written off"),
-    "cancelled": ("已取消", "cancelled"),
-}
-ORDER_STATUS = {
-    "pending": ("待确认", "waiting for confirmation"),
-    "accepted": ("商家已接单", "taken by the merchant"),
-    "released": ("已付款", "paid"),
-    "cancelled": ("已取消", "cancelled"),
-}
-CATEGORY = {name: (zh, name) for name, zh in CATEGORY_LABELS.items()}
-READ_OUTCOME = {
-    "read": ("已读取", "read"),
-    "refused_no_consent": ("未经授权，已拒绝", "refused: no consent"),
-}
-PURPOSE = {
-    "profile_view": ("查看档案", "viewed the profile"),
-    "credit_decision": ("信用审批", "credit decision"),
-}
-BAND = {
-    "A": ("优", "A"),
-    "B": ("良", "B"),
-    "C": ("中", "C"),
-    "D": ("差", "D"),
-}
+from api.core.labels import (
+    CATEGORY,
+    LOAN_STATUS,
+    OFFER_STATUS,
+    OFFER_STATUS_FOR_FARMER,
+    ORDER_STATUS,
+    READ_OUTCOME,
+    READ_PURPOSE,
+    Label,
+    pair,
+)
+from api.core.labels import yuan as yuan  # the templates' L.yuan
+from api.core.templates import CHINA
 
 
-def _pick(table: dict[str, tuple[str, str]], value: object) -> tuple[str, str]:
-    """The label pair of `value`, or the value itself twice."""
-    key = str(getattr(value, "value", value))
-    return table.get(key, (key, key))
+def offer_status(value: str) -> Label:
+    """An offer's status, as the farmer reads it."""
+    return pair(OFFER_STATUS, value, OFFER_STATUS_FOR_FARMER)
 
 
-def offer_status(value: str) -> tuple[str, str]:
-    """An offer's status."""
-    return _pick(OFFER_STATUS, value)
-
-
-def loan_status(value: str) -> tuple[str, str]:
+def loan_status(value: str) -> Label:
     """A loan's status."""
-    return _pick(LOAN_STATUS, value)
+    return pair(LOAN_STATUS, value)
 
 
-def order_status(value: str) -> tuple[str, str]:
+def order_status(value: str) -> Label:
     """A payment order's status."""
-    return _pick(ORDER_STATUS, value)
+    return pair(ORDER_STATUS, value)
 
 
-def category(value: str | None) -> tuple[str, str]:
+def category(value: str | None) -> Label:
     """A merchant category."""
-    return _pick(CATEGORY, value or "—")
+    return pair(CATEGORY, value or "—")
 
 
-def read_outcome(value: str) -> tuple[str, str]:
+def read_outcome(value: str) -> Label:
     """Whether a profile read was allowed."""
-    return _pick(READ_OUTCOME, value)
+    return pair(READ_OUTCOME, value)
 
 
-def purpose(value: str) -> tuple[str, str]:
+def purpose(value: str) -> Label:
     """Why a lender read the profile."""
-    return _pick(PURPOSE, value)
-
-
-def yuan(fen: int) -> str:
-    """Fen as ¥ yuan with two decimals, computed on integers."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(int(fen)), 100)
-    return f"{sign}¥{whole:,}.{cents:02d}"
+    return pair(READ_PURPOSE, value)
 
 
 def bps_pct(bps: int) -> str:

@@ -13,13 +13,13 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import Depends, Form, Path, Query, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import Depends, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
 
 from api.core.deps import ChainDep, SessionDep, SettingsDep
 from api.core.errors import Invalid, NotFound
 from api.core.models import Organisation, Role
-from api.core.pages import page_router
+from api.core.pages import page_router, see_other
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import CHINA, templates
@@ -64,11 +64,6 @@ def yuan_to_fen(text: str) -> int:
     if fen != fen.to_integral_value():
         raise Invalid("金额最多两位小数 · at most two decimals (fen)")
     return int(fen)
-
-
-def _redirect(url: str) -> RedirectResponse:
-    """After a successful form: back to a page (POST-redirect-GET)."""
-    return RedirectResponse(url, status.HTTP_303_SEE_OTHER)
 
 
 @router.get("/farmer", response_class=HTMLResponse)
@@ -145,7 +140,7 @@ def farmer_offer_accept(
     check_csrf(page, csrf)
     engine = request.app.state.engine
     loans.accept_with_my_key(session, engine, chain, settings, page.org, offer_id)
-    return _redirect(f"/farmer/offers/{offer_id}?done=accepted")
+    return see_other(f"/farmer/offers/{offer_id}?done=accepted")
 
 
 @router.post("/farmer/offers/{offer_id}/decline", response_class=HTMLResponse)
@@ -162,7 +157,7 @@ def farmer_offer_decline(
     check_csrf(page, csrf)
     engine = request.app.state.engine
     loans.decline(session, engine, chain, settings, page.org, offer_id)
-    return _redirect(f"/farmer/offers/{offer_id}?done=declined")
+    return see_other(f"/farmer/offers/{offer_id}?done=declined")
 
 
 @router.get("/farmer/loans/{escrow}", response_class=HTMLResponse)
@@ -203,7 +198,7 @@ def farmer_repay(
     """Repay from my wallet."""
     check_csrf(page, csrf)
     loans.repay(session, chain, settings, page.org, escrow, loans.RepayIn(amount_fen=amount_fen))
-    return _redirect(f"/farmer/loans/{escrow}?done=repaid")
+    return see_other(f"/farmer/loans/{escrow}?done=repaid")
 
 
 @router.get("/farmer/privacy", response_class=HTMLResponse)
@@ -244,4 +239,4 @@ def farmer_revoke(
     """Withdraw a lender's consent at once (signed with my key, relayed)."""
     check_csrf(page, csrf)
     service.revoke(session, chain, settings, page.org, lender_org_id)
-    return _redirect("/farmer/privacy?done=revoked")
+    return see_other("/farmer/privacy?done=revoked")

@@ -133,27 +133,13 @@ def categories(desk: LoanDesk) -> dict[bytes, str]:
 
 
 def history_out(engine: Engine, h: LoanHistory) -> LoanHistoryOut:
-    """The API view of a loan's history."""
+    """The API view of a loan's history: the read model's own fields as they are, the loan as
+    its portfolio row and merchants also by organisation name."""
     fid = "0x" + h.state.farmer_id.hex()
     merchants = org_names(engine, {o.merchant for o in h.orders})
     orders = [
         OrderLineOut(**plain(o), merchant_name=merchants.get(o.merchant.lower())) for o in h.orders
     ]
-    body = plain(h)
-    return LoanHistoryOut(
-        loan=loan_row(h.state, h.chain_time, farmer_names(engine, [fid])),
-        apr_bps=h.apr_bps,
-        disclosure_hash=body["disclosure_hash"],
-        acceptance_digest=body["acceptance_digest"],
-        grace_days=h.grace_days,
-        default_days=h.default_days,
-        issued_at=h.issued_at,
-        chain_time=h.chain_time,
-        budgets=[BudgetLineOut(**b) for b in body["budgets"]],
-        orders=orders,
-        repayments=[RepaymentLineOut(**r) for r in body["repayments"]],
-        schedule=[ScheduleLineOut(**s) for s in body["schedule"]],
-        schedule_verified=h.schedule_verified,
-        next_due=NextDueOut(**body["next_due"]) if h.next_due else None,
-        offer_id=h.offer_id,
-    )
+    loan = loan_row(h.state, h.chain_time, farmer_names(engine, [fid]))
+    # The read model's fields the view does not list (state, days_past_due, ...) are ignored.
+    return LoanHistoryOut.model_validate(plain(h) | {"loan": loan, "orders": orders})

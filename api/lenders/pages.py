@@ -10,18 +10,19 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import Depends, Form, Query, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
 
 from api.core.chain import loan_desk
 from api.core.deps import ChainDep, SettingsDep
 from api.core.errors import Conflict, Invalid
 from api.core.ids import same_address
+from api.core.labels import category_label, loan_status_label, yuan
 from api.core.models import Role
-from api.core.pages import page_router
+from api.core.pages import page_router, see_other
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
-from api.core.templates import category_label, china_date, loan_status_label, templates, yuan
+from api.core.templates import china_date, templates
 from api.core.types import MAX_FEN
 from api.lenders import history, portfolio, service
 from api.lenders.portfolio import Action, StatusFilter
@@ -165,11 +166,6 @@ def _confirm_page(
     return templates.TemplateResponse(request, "lender_confirm.html", context)
 
 
-def _see(url: str) -> RedirectResponse:
-    """After a done action, the page that shows its result."""
-    return RedirectResponse(url, status.HTTP_303_SEE_OTHER)
-
-
 @router.get("/lender", response_class=HTMLResponse)
 def lender_home(
     request: Request,
@@ -181,7 +177,7 @@ def lender_home(
     """The lender's desk: portfolio with filters and totals, consenting farmers (贷款组合)."""
     engine = request.app.state.engine
     rows, now = portfolio.all_loans(engine, chain, page.org, status_filter)
-    farmers = service.list_farmers(settings, page.org, PageParams(limit=100, offset=0))
+    farmers = service.list_farmers(settings, chain, page.org, PageParams(limit=100, offset=0))
     names = portfolio.farmer_names(engine, [f.farmer_id for f in farmers.items])
     context = {
         "org": page.org, "loans": rows, "now": now, "status": status_filter.value,
@@ -252,7 +248,7 @@ def lender_loan_action(
         portfolio.service_loan(chain, settings, page.org, state.escrow, action)
     except EscrowError as exc:
         raise Conflict(refusal_text(exc)) from exc
-    return _see(f"{back}?done={action.value}")
+    return see_other(f"{back}?done={action.value}")
 
 
 @router.post("/lender/farmers/{farmer_id}/decision", response_class=HTMLResponse)
@@ -274,7 +270,7 @@ def lender_decide(
         return _confirm_page(request, page, back + "/decision", {}, lines, back)
     engine = request.app.state.engine
     service.make_decision(engine, settings, chain, page.org, farmer_id)
-    return _see(back)
+    return see_other(back)
 
 
 def _budgets(form: dict[str, str]) -> dict[str, int]:
@@ -332,7 +328,7 @@ async def lender_offer(
         return _confirm_page(request, page, f"/lender/decisions/{decision_id}/offer", fields,
                              lines, back)  # fmt: skip
     service.create_offer(engine, chain, page.org, decision_id, body)
-    return _see(back)
+    return see_other(back)
 
 
 @router.post("/lender/offers/{offer_id}/issue", response_class=HTMLResponse)
@@ -355,4 +351,4 @@ def lender_issue(
                   "Issue the loan and fund its escrow from your account.")]  # fmt: skip
         return _confirm_page(request, page, f"/lender/offers/{offer_id}/issue", {}, lines, back)
     issued = service.issue_loan(engine, settings, chain, page.org, offer_id)
-    return _see(f"/lender/loans/{issued.escrow}")
+    return see_other(f"/lender/loans/{issued.escrow}")

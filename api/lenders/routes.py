@@ -36,9 +36,11 @@ LenderOrg = Annotated[Organisation, Depends(require_role(Role.LENDER))]
 
 
 @router.get("/farmers", response_model=ConsentingFarmers)
-def consenting_farmers(settings: SettingsDep, page: PageDep, org: LenderOrg) -> ConsentingFarmers:
+def consenting_farmers(
+    settings: SettingsDep, chain: ChainDep, page: PageDep, org: LenderOrg
+) -> ConsentingFarmers:
     """Farmers whose consent for you is active, as indexed (by farmer id)."""
-    return service.list_farmers(settings, org, page)
+    return service.list_farmers(settings, chain, org, page)
 
 
 @router.get("/farmers/{farmer_id}/profile", response_model=FarmerProfile)

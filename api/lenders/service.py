@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -216,11 +215,13 @@ class _Read:
 # --------------------------------------------------------------------------- farmers
 
 
-def list_farmers(settings: ApiSettings, org: Organisation, page: PageParams) -> ConsentingFarmers:
-    """Farmers whose latest indexed consent for you is active now."""
+def list_farmers(
+    settings: ApiSettings, chain: ChainClient, org: Organisation, page: PageParams
+) -> ConsentingFarmers:
+    """Farmers whose latest indexed consent for you is active at the chain's time."""
     with indexed_read(settings.database_url) as conn:
         rows, total = consenting_farmers(
-            conn, org.chain_address, int(time.time()), page.limit, page.offset
+            conn, org.chain_address, chain_now(chain.w3), page.limit, page.offset
         )
         block = indexed_block(conn)
     items = [ConsentingFarmer(farmer_id="0x" + f.hex(), cooperative=Web3.to_checksum_address(c),

@@ -3,24 +3,23 @@ on an order behind a confirmation page (session of /login, CSRF on every form)."
 
 from __future__ import annotations
 
-import time
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import Depends, Form, Path, Query, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import Depends, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
 
 import api.core.labels  # noqa: F401  (registers the label filters)
 from api.core.deps import ChainDep, SessionDep, SettingsDep
-from api.core.errors import ROOTS, detail_of, status_of
 from api.core.models import Role
-from api.core.pages import page_router
+from api.core.pages import answer, page_router
 from api.core.pagination import MAX_OFFSET, Page, PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import templates
 from api.core.types import Text
 from api.merchants import service
 from api.merchants.service import MAX_MATCHES, OrderView
+from chain.clock import chain_now
 
 router = page_router()
 ORDERS_ON_HOME = 50
@@ -90,7 +89,7 @@ def merchant_home(
         "waiting": waiting,
         "paid": paid,
         "approvals": service.approvals(chain, org),
-        "now": int(time.time()),
+        "now": chain_now(chain.w3),  # approvals expire by the chain's clock
         "done": DONE[done] if done else None,
     }
     return templates.TemplateResponse(request, "merchant_home.html", context)
@@ -167,12 +166,16 @@ def merchant_act(
         Action.CONFIRM: service.confirm_order,
         Action.DECLINE: service.decline,
     }[action]
-    try:
-        act(chain, settings, page.org, escrow, order_id)
-    except ROOTS as exc:
+
+    def failed(error: str, code: int) -> HTMLResponse:
         order = service.one_order(chain, session, page.org, escrow, order_id)
-        return _confirm_page(request, page, order, action, detail_of(exc), status_of(exc))
-    return RedirectResponse(f"/merchant?done={action.value}", status.HTTP_303_SEE_OTHER)
+        return _confirm_page(request, page, order, action, error, code)
+
+    return answer(
+        lambda: act(chain, settings, page.org, escrow, order_id),
+        f"/merchant?done={action.value}",
+        failed,
+    )
 
 
 @router.get("/merchant/invoices", response_class=HTMLResponse)

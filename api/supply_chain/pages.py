@@ -8,16 +8,16 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import Depends, Form, Query, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, select
 
 import api.core.labels  # noqa: F401  (registers the label filters)
 from api.core.deps import ChainDep, SessionDep, SettingsDep
-from api.core.errors import ROOTS, Invalid, detail_of, status_of
+from api.core.errors import Invalid
 from api.core.ids import same_address
 from api.core.models import Organisation, Role
-from api.core.pages import page_router
+from api.core.pages import answer, page_router, see_other
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import templates
@@ -72,7 +72,7 @@ def supply_home(request: Request, page: SupplyPage) -> HTMLResponse:
 @router.get("/supply/find")
 def supply_find(lot: Annotated[str, Query(max_length=100)], page: SupplyPage) -> Response:
     """The lot page of the id typed in."""
-    return RedirectResponse(f"/supply/lots/{lot.strip()}", status.HTTP_303_SEE_OTHER)
+    return see_other(f"/supply/lots/{lot.strip()}")
 
 
 def _lot_context(chain: Any, page: PageSession, lot: str, amount_fen: int | None) -> dict[str, Any]:
@@ -116,13 +116,27 @@ def supply_lot(
     return templates.TemplateResponse(request, "supply_lot.html", context)
 
 
+def _confirm_page(
+    request: Request,
+    chain: Any,
+    page: PageSession,
+    lot: str,
+    action: Done,
+    amount_fen: int | None = None,
+    error: str | None = None,
+    code: int = 200,
+) -> HTMLResponse:
+    """The confirmation page of an action on the lot, with the error of a failed attempt."""
+    context = _lot_context(chain, page, lot, amount_fen) | {"action": action.value, "error": error}
+    return templates.TemplateResponse(request, "supply_confirm.html", context, code)
+
+
 @router.get("/supply/lots/{lot}/commit", response_class=HTMLResponse)
 def supply_commit_page(
     request: Request, lot: Id32Path, chain: ChainDep, page: SupplyPage
 ) -> HTMLResponse:
     """The confirmation step of committing the shares (确认提交份额)."""
-    context = _lot_context(chain, page, lot, None) | {"action": "commit", "error": None}
-    return templates.TemplateResponse(request, "supply_confirm.html", context)
+    return _confirm_page(request, chain, page, lot, Done.COMMIT)
 
 
 @router.post("/supply/lots/{lot}/commit", response_class=HTMLResponse)
@@ -136,15 +150,13 @@ def supply_commit(
 ) -> Response:
     """Commit the shares, then back to the lot page."""
     check_csrf(page, csrf)
-    try:
-        settlement.commit(chain, settings, page.org, lot)
-    except ROOTS as exc:
-        context = _lot_context(chain, page, lot, None) | {
-            "action": "commit",
-            "error": detail_of(exc),
-        }
-        return templates.TemplateResponse(request, "supply_confirm.html", context, status_of(exc))
-    return RedirectResponse(f"/supply/lots/{lot}?done=commit", status.HTTP_303_SEE_OTHER)
+    return answer(
+        lambda: settlement.commit(chain, settings, page.org, lot),
+        f"/supply/lots/{lot}?done=commit",
+        lambda error, code: _confirm_page(
+            request, chain, page, lot, Done.COMMIT, None, error, code
+        ),
+    )
 
 
 @router.get("/supply/lots/{lot}/settle", response_class=HTMLResponse)
@@ -152,9 +164,7 @@ def supply_settle_page(
     request: Request, lot: Id32Path, amount: AmountText, chain: ChainDep, page: SupplyPage
 ) -> HTMLResponse:
     """The confirmation step of paying: the amount and each farmer's part (确认结算)."""
-    fen = fen_of(amount)
-    context = _lot_context(chain, page, lot, fen) | {"action": "settle", "error": None}
-    return templates.TemplateResponse(request, "supply_confirm.html", context)
+    return _confirm_page(request, chain, page, lot, Done.SETTLE, fen_of(amount))
 
 
 @router.post("/supply/lots/{lot}/settle", response_class=HTMLResponse)
@@ -169,10 +179,10 @@ def supply_settle(
 ) -> Response:
     """Pay for the lot, then back to the lot page."""
     check_csrf(page, csrf)
-    try:
-        settlement.settle(chain, settings, page.org, lot, SettleIn(amount_fen=amount_fen))
-    except ROOTS as exc:
-        context = _lot_context(chain, page, lot, amount_fen)
-        context |= {"action": "settle", "error": detail_of(exc)}
-        return templates.TemplateResponse(request, "supply_confirm.html", context, status_of(exc))
-    return RedirectResponse(f"/supply/lots/{lot}?done=settle", status.HTTP_303_SEE_OTHER)
+    return answer(
+        lambda: settlement.settle(chain, settings, page.org, lot, SettleIn(amount_fen=amount_fen)),
+        f"/supply/lots/{lot}?done=settle",
+        lambda error, code: _confirm_page(
+            request, chain, page, lot, Done.SETTLE, amount_fen, error, code
+        ),
+    )
