@@ -10,9 +10,10 @@ agent (create_offer), the member signs the offer in their wallet app at the coop
 relays the signature (api.cooperatives.offers), the lender issues and funds it (issue_loan), the
 platform approves merchants (api.admin.chain_roles), the cooperative orders the invoices
 (api.cooperatives.loans.place_order), the lender takes back what was not spent and later marks
-loans overdue or in default (api.lenders.portfolio.service_loan), and the processor and the
-distributor commit and settle the owed lots through SaleSettlement (api.supply_chain.settlement),
-where each farmer's share repays the loan first. What only the outside world does stays outside:
+loans overdue or in default (api.lenders.portfolio.service_loan). The processor and the
+distributor commit and settle the owed lots through SaleSettlement, where each farmer's share
+repays the loan first: the one step done in pipelined batches through the desk, for speed
+(`settle_sales` says why). What only the outside world does stays outside:
 the members' wallet apps sign (consents, acceptances, repayments: the service never holds these
 members' keys), the digital-yuan operator mints eCNY, and the development chain's clock moves
 (evm_increaseTime + evm_mine) to the dates the escrows need; see docs/demo.md.
