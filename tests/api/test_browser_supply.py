@@ -3,6 +3,7 @@ distributor pays for the lot and sees where each farmer's part went."""
 
 from __future__ import annotations
 
+from indexer.runner import index_once
 from tests._fixtures import needs_node
 from tests.api.browser import browser_page, screenshot, serve
 from tests.api.test_supply_chain_settlement import Sold, _mint, sold, world  # noqa: F401
@@ -20,11 +21,14 @@ def _login(page: object, base: str, key: str) -> None:
 
 def test_processor_commits_and_distributor_settles(sold: Sold) -> None:  # noqa: F811
     _mint(sold.world, sold.distributor.address, 128_000)
+    index_once(sold.world.chain, sold.world.settings.database_url)
     with serve(sold.world.app) as base, browser_page() as page:
         _login(page, base, sold.processor.key)
         assert page.url.endswith("/supply")
-        page.fill("#lot", sold.lot)
-        page.click("#find")
+        made = page.locator(f"#made a[data-lot='{sold.lot}']")  # its lots, not a hex box
+        assert "13.0 公斤" in made.inner_text() and page.locator("#bought").count() == 0
+        screenshot(page, "supply-home-maker")
+        made.click()
         page.wait_for_selector("#farmers")
         assert "未提交" in page.inner_text("#commitment")
         assert "40.00 kg" in page.inner_text("#farmers")

@@ -193,3 +193,21 @@ def test_what_the_demo_did_is_in_the_service_for_each_audience(lent: Lent):
         assert received.status_code == 200, received.text
         address = merchant_address(lent.client, MERCHANTS[0])
         assert sum(p["amount_fen"] for p in received.json()["items"]) == lent.balance(address)
+
+
+def test_the_distributor_and_processor_see_their_lots(lent: Lent):
+    from api.supply_chain.lots import my_lots
+    from tealedger.demo.season import DISTRIBUTOR, PROCESSOR
+    from tealedger.demo.service import demo_organisations
+
+    orgs = demo_organisations(lent.client, lent.settings)
+    bought = my_lots(lent.settings, orgs[DISTRIBUTOR], limit=10_000).bought
+    made = my_lots(lent.settings, orgs[PROCESSOR], limit=10_000).made
+    assert (
+        len(made) == lent.season.made_tea_lots
+        and not my_lots(lent.settings, orgs[PROCESSOR]).bought
+    )
+    assert (
+        len(bought) == lent.season.lots_sold
+        and sum(b.price_fen for b in bought) == lent.season.sales_fen
+    )
