@@ -14,7 +14,7 @@ from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
 from api.core.types import MAX_FEN, Id32Path
-from api.supply_chain import service, settlement
+from api.supply_chain import batch, service, settlement
 from api.supply_chain.service import (
     AttestationIn,
     Attested,
@@ -136,6 +136,22 @@ def settle_sale(
 ) -> SettlementOut:
     """The lot's holder or first buyer: pay for it in eCNY, split among its farmers."""
     return settlement.settle(chain, settings, org, lot, body)
+
+
+@router.post("/shares", response_model=batch.BatchOut)
+def commit_many(
+    body: batch.LotsIn, settings: SettingsDep, chain: ChainDep, org: SupplyChainOrg
+) -> batch.BatchOut:
+    """Commit the lineage shares of many lots you made; each lot's own outcome."""
+    return batch.commit_lots(chain, settings, org, body)
+
+
+@router.post("/settlements", response_model=batch.BatchOut)
+def settle_many(
+    body: batch.SalesIn, settings: SettingsDep, chain: ChainDep, org: SupplyChainOrg
+) -> batch.BatchOut:
+    """Pay for many lots you hold or bought first; each lot's own outcome."""
+    return batch.settle_lots(chain, settings, org, body)
 
 
 @router.get("/lots/{lot}/settlements", response_model=Page[SettlementOut])

@@ -189,7 +189,7 @@ def _involved(parties: LotParties, org: Organisation) -> None:
         )
 
 
-def _check(chain: ChainClient, fn: ContractFunction, sender: str) -> None:
+def check_call(chain: ChainClient, fn: ContractFunction, sender: str) -> None:
     """eth_call `fn` from `sender`: the contract's named error (409) if it would be refused."""
     with translate_reverts():
         try:
@@ -263,7 +263,7 @@ def commit(
     desk = settlement_desk(chain)
     shares = lineage_shares(chain, parties.lot)
     fn = desk.commit_shares_call(parties.lot, parties.data_hash, shares)
-    _check(chain, fn, org.chain_address)
+    check_call(chain, fn, org.chain_address)
     with translate_reverts():
         receipt = org_sender(chain, settings, org).transact(fn)
     return SharesCommittedOut(
@@ -296,7 +296,7 @@ def settle(
     approve = desk.token.functions.approve
     sender.transact(approve(desk.contract.address, body.amount_fen))
     try:
-        _check(chain, fn, org.chain_address)
+        check_call(chain, fn, org.chain_address)
         with translate_reverts():
             receipt = sender.transact(fn)
     except Exception:

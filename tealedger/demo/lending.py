@@ -10,10 +10,10 @@ agent (create_offer), the member signs the offer in their wallet app at the coop
 relays the signature (api.cooperatives.offers), the lender issues and funds it (issue_loan), the
 platform approves merchants (api.admin.chain_roles), the cooperative orders the invoices
 (api.cooperatives.loans.place_order), the lender takes back what was not spent and later marks
-loans overdue or in default (api.lenders.portfolio.service_loan). The processor and the
-distributor commit and settle the owed lots through SaleSettlement, where each farmer's share
-repays the loan first: the one step done in pipelined batches through the desk, for speed
-(`settle_sales` says why). What only the outside world does stays outside:
+loans overdue or in default (api.lenders.portfolio.service_loan), and the processor and the
+distributor commit and settle the owed lots through SaleSettlement with the supply chain's batch
+service (api.supply_chain.batch), where each farmer's share repays the loan first. What only the
+outside world does stays outside:
 the members' wallet apps sign (consents, acceptances, repayments: the service never holds these
 members' keys), the digital-yuan operator mints eCNY, and the development chain's clock moves
 (evm_increaseTime + evm_mine) to the dates the escrows need; see docs/demo.md.
@@ -52,7 +52,7 @@ from api.lenders import portfolio
 from api.lenders import service as lenders
 from api.lenders.portfolio import Action
 from api.lenders.service import LoanCreate
-from api.supply_chain import settlement
+from api.supply_chain import batch as lot_batch
 from chain.client import ChainClient
 from chain.errors import ChainError
 from chain.sender import PendingTx, Sender
@@ -62,7 +62,6 @@ from lending.credit.policy import Outcome
 from lending.credit.store import CreditStore
 from lending.loans.contracts import DEV_LENDER, DEV_REGISTRAR
 from lending.loans.disbursement import EscrowTerms, LoanDesk, LoanState, LoanStatus
-from lending.loans.gas import commit_gas, settle_gas
 from lending.loans.invoices import invoice_hash
 from lending.loans.merchants import MerchantDesk
 from lending.loans.offers import OfferStore
@@ -70,7 +69,6 @@ from lending.loans.settlement import (
     FarmerShare,
     SettlementDesk,
     normalize_shares,
-    shares_hash,
     split_amount,
 )
 from lending.pricing.disclosure import Disclosure
@@ -825,45 +823,38 @@ def _remainder(loan: Loan, proceeds: int) -> int:
 
 
 def settle_sales(run: LendingRun) -> None:
-    """The processor commits each owed lot's shares; the distributor pays the lots.
-
-    The one lending step that does not go through the service's functions, for speed: the
-    service settles a lot at a time and walks its lineage from the chain's logs for each (about
-    2.5 s a lot on ganache, half an hour for the default season's ~600 lots). Here the shares
-    come from the season's lineage in memory, one lot is re-checked against the chain's own
-    lineage (as the service computes it), and the commits and settlements are pipelined with
-    measured gas limits. The contract checks the same rules either way (maker commits, holder
-    or first buyer pays). Next: a batch settlement in the service reading the indexed lineage.
-    """
+    """The processor commits the owed lots' shares and the distributor pays the lots, both
+    through the supply chain's batch service (lineage from the index, each lot checked by
+    eth_call, sent back to back): a factory's and a distributor's day of lots per request."""
     status = {o.lot: run.sales.commitment(o.lot) for o in run.owed}
     settle = [o for o in run.owed if status[o.lot].sales == 0]
-    commit = [o for o in settle if status[o.lot].shares_hash != shares_hash(o.shares)]
-    task = run.progress.add_task("sales settled", total=len(run.owed) + len(commit))
+    task = run.progress.add_task("sales settled", total=len(run.owed))
     run.progress.advance(task, len(run.owed) - len(settle))
     if not settle:
         return
     if run.issued:  # the distributor pays on 45-day terms: after the draw window
         deadline = max(run.desk.state(x.escrow).draw_deadline for x in run.issued if x.escrow)
         run.advance_to(deadline + SETTLE_AFTER_DRAW_DAYS * DAY)
-    committer = run.client.sender(PROCESSOR)
-    made = run.region.made_data  # the processor made the lots: it proves so with their data
-    commits = [run.sales.commit_shares_call(o.lot, made[o.lot], o.shares) for o in commit]
-    run.send(committer, commits, task, gas=[commit_gas(len(o.shares)) for o in commit])
-    check = settle[0].lot
-    if settlement.lineage_shares(run.client, check) != settle[0].shares:
-        raise ChainError(f"lot 0x{check.hex()}: the season's shares differ from its lineage")
-    distributor = run.client.sender(DISTRIBUTOR)
+    index_chain(run.client, run.settings.database_url)  # what the service's follower does
+    processor, distributor = run.orgs[PROCESSOR], run.orgs[DISTRIBUTOR]
     # The distributor's bank pays it eCNY for the lots it owes (the outside world: a mint).
-    _mint(run, distributor.address, sum(o.amount_fen for o in settle))
-    approve = run.desk.approve_call(run.sales.contract.address, sum(o.amount_fen for o in settle))
-    run.send(distributor, [approve])
-    calls = [run.sales.settle_sale_call(o.lot, o.amount_fen, o.shares) for o in settle]
-    # Open loans of any season (a defaulted one stays open) take the costlier repaying path.
-    farmers = {s.farmer_id for o in settle for s in o.shares}
-    borrowers = {f for f in farmers if run.desk.active_loan_of(f) is not None}
-    owing = [sum(s.farmer_id in borrowers for s in o.shares) for o in settle]
-    limits = [settle_gas(len(o.shares), n) for o, n in zip(settle, owing, strict=True)]
-    run.send(distributor, calls, task, gas=limits)
+    _mint(run, distributor.chain_address, sum(o.amount_fen for o in settle))
+    for start in range(0, len(settle), lot_batch.MAX_LOTS):
+        chunk = settle[start : start + lot_batch.MAX_LOTS]
+        lots = lot_batch.LotsIn(lots=[o.lot for o in chunk])
+        _all_done(lot_batch.commit_lots(run.client, run.settings, processor, lots), "commit")
+        sales = lot_batch.SalesIn(
+            sales=[lot_batch.SaleLine(lot=o.lot, amount_fen=o.amount_fen) for o in chunk]
+        )
+        _all_done(lot_batch.settle_lots(run.client, run.settings, distributor, sales), "settle")
+        run.progress.advance(task, len(chunk))
+
+
+def _all_done(out: lot_batch.BatchOut, what: str) -> None:
+    """Stop the demo if the service refused any lot (the season is the demo's own)."""
+    refused = [x for x in out.lots if x.outcome is lot_batch.Outcome.REFUSED]
+    if refused:
+        raise ChainError(f"the service refused to {what} lot {refused[0].lot}: {refused[0].reason}")
 
 
 def _mint(run: LendingRun, holder: str, amount: int) -> None:

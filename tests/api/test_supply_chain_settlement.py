@@ -16,9 +16,12 @@ from api.core.models import OrganisationCreate, Role
 from api.core.organisations import create_organisation
 from api.core.settings import ApiSettings
 from api.main import create_app
+from api.supply_chain.batch import indexed_lots
+from api.supply_chain.settlement import lineage_shares
 from chain.client import ChainClient
 from chain.config import ChainSettings
 from chain.nodes import free_port
+from indexer.runner import index_once
 from lending.loans.disbursement import LoanDesk
 from lending.loans.settlement import split_amount
 from tealedger.system import deploy_system
@@ -72,12 +75,22 @@ def world(anvil_node, tmp_path_factory) -> World:
 @pytest.fixture(scope="module")
 def sold(world) -> Sold:
     """Two members' leaves processed into tea and shipped to the distributor."""
-    coop = world.org(Role.COOPERATIVE, "Enshi Yulu Cooperative")
-    processor = world.org(Role.PROCESSOR)
-    distributor = world.org(Role.DISTRIBUTOR)
+    return make_sold(world)
+
+
+def make_sold(
+    world: World,
+    coop: Org | None = None,
+    processor: Org | None = None,
+    distributor: Org | None = None,
+    grams: tuple[int, int] = (40_000, 25_000),
+) -> Sold:
+    """Two members' leaves of `coop`, made into tea by `processor`, shipped to `distributor`."""
+    coop = coop or world.org(Role.COOPERATIVE, "Enshi Yulu Cooperative")
+    processor = processor or world.org(Role.PROCESSOR)
+    distributor = distributor or world.org(Role.DISTRIBUTOR)
     post = world.http.post
     members = [world.member(coop) for _ in range(2)]
-    grams = (40_000, 25_000)
     leaves = [world.harvest(coop, m, g) for m, g in zip(members, grams, strict=True)]
     ship = {"lots": leaves, "to_org_id": processor.id}
     assert post("/cooperatives/shipments", json=ship, headers=coop.headers).status_code == 201
@@ -85,7 +98,12 @@ def sold(world) -> Sold:
     assert (
         post("/cooperatives/receipts", json=receipt, headers=processor.headers).status_code == 200
     )
-    run = {"inputs": leaves, "outputs": [{"grams": 13_000}], "process_ref": "P-settle"}
+    tea_grams = sum(grams) // 5  # a 20% yield
+    run = {
+        "inputs": leaves,
+        "outputs": [{"grams": tea_grams}],
+        "process_ref": f"P-{leaves[0][:10]}",
+    }
     made = post("/cooperatives/processing", json=run, headers=processor.headers)
     assert made.status_code == 201, made.text
     tea = made.json()["outputs"][0]["lot"]
@@ -260,3 +278,59 @@ def test_a_recalled_lot_is_refused_by_the_eth_call_and_leaves_no_allowance(sold)
     assert token.functions.allowance(sold.distributor.address, spender).call() == 0
     listed = world.http.get(f"{url}/settlements", headers=sold.distributor.headers).json()
     assert listed["total"] == 1  # nothing new was settled
+
+
+def test_many_lots_committed_and_settled_in_one_request_each(sold):
+    world = sold.world
+    lots = [make_sold(world, sold.coop, sold.processor, sold.distributor, (g, 10_000))
+            for g in (30_000, 21_000)]  # fmt: skip
+    ids = [x.lot for x in lots]
+    index_once(world.chain, world.settings.database_url)
+    found = indexed_lots(world.settings, [bytes.fromhex(i[2:]) for i in ids])
+    for lot in ids:  # the index splits lineage exactly as the chain's own lineage walk does
+        raw = bytes.fromhex(lot[2:])
+        assert found[raw].shares == lineage_shares(world.chain, raw)
+    http = world.http
+    body = {"lots": [*ids, UNKNOWN]}
+    assert (
+        http.post("/cooperatives/shares", json=body, headers=sold.distributor.headers).json()[
+            "refused"
+        ]
+        == 3
+    )  # only the maker commits
+    committed = http.post("/cooperatives/shares", json=body, headers=sold.processor.headers)
+    assert committed.status_code == 200, committed.text
+    out = committed.json()
+    assert (out["done"], out["already"], out["refused"]) == (2, 0, 1)
+    assert "has not read this lot" in out["lots"][2]["reason"]
+    again = http.post("/cooperatives/shares", json=body, headers=sold.processor.headers).json()
+    assert (again["done"], again["already"]) == (0, 2)  # nothing sent twice
+    for lot in ids:
+        preview = http.get(f"/cooperatives/lots/{lot}/shares", headers=sold.processor.headers)
+        assert preview.json()["committed_matches"] is True  # what the one-lot route computes
+
+    sales = {
+        "sales": [{"lot": ids[0], "amount_fen": 40_000}, {"lot": ids[1], "amount_fen": 31_001}]
+    }
+    url = "/cooperatives/settlements"
+    poor = http.post(url, json=sales, headers=sold.distributor.headers)
+    assert poor.status_code == 409 and "balance" in poor.json()["detail"]
+    _mint(world, sold.distributor.address, 71_001)
+    token = LoanDesk(world.chain, "LoanFactory").token
+    before = int(token.functions.balanceOf(sold.distributor.address).call())
+    paid = http.post(url, json=sales, headers=sold.distributor.headers)
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["done"] == 2 and all(x["transaction"] for x in paid.json()["lots"])
+    after = int(token.functions.balanceOf(sold.distributor.address).call())
+    assert before - after == 71_001
+    spender = world.chain.contract("SaleSettlement").address
+    assert token.functions.allowance(sold.distributor.address, spender).call() == 0
+    twice = http.post(url, json=sales, headers=sold.distributor.headers).json()
+    assert (twice["done"], twice["already"]) == (0, 2)
+    assert int(token.functions.balanceOf(sold.distributor.address).call()) == after
+    listed = http.get(f"/cooperatives/lots/{ids[1]}/settlements", headers=sold.distributor.headers)
+    assert listed.json()["items"][0]["amount_fen"] == 31_001
+    dup = {"sales": [sales["sales"][0], sales["sales"][0]]}
+    assert http.post(url, json=dup, headers=sold.distributor.headers).status_code == 409
+    assert http.post(url, json={"sales": []}, headers=sold.distributor.headers).status_code == 422
+    assert http.post(url, json=sales, headers=sold.coop.headers).json()["refused"] == 2
