@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from api.core.acceptance import AcceptanceIn, record_acceptance, typed_data
@@ -77,8 +77,10 @@ def _view(
 def _lender_names(session: Session, offers: list[StoredOffer]) -> dict[str, str]:
     """Lenders' names by lower-case address."""
     wanted = {o.lender.lower() for o in offers}
-    rows = session.exec(select(Organisation)).all() if wanted else []
-    return {r.chain_address.lower(): r.name for r in rows if r.chain_address.lower() in wanted}
+    if not wanted:
+        return {}
+    query = select(Organisation).where(func.lower(Organisation.chain_address).in_(wanted))
+    return {r.chain_address.lower(): r.name for r in session.exec(query).all()}
 
 
 def member_offers(
