@@ -38,7 +38,13 @@ from api.core.types import MAX_FEN, Int, Text
 from chain.client import ChainClient
 from chain.clock import chain_now
 from lending.loans.contracts import MERCHANT_CATEGORIES
-from lending.loans.disbursement import LoanDesk, LoanState, OrderStatus, category_id
+from lending.loans.disbursement import (
+    LoanDesk,
+    LoanState,
+    OrderResult,
+    OrderStatus,
+    category_id,
+)
 from lending.loans.history import LoanHistory, OrderLine, days_past_due, loan_history
 from lending.loans.invoices import invoice_hash
 from lending.loans.offers import OfferStore
@@ -346,6 +352,26 @@ def find_merchant(session: Session, text: str) -> str:
     return Web3.to_checksum_address(found.chain_address)
 
 
+def _placed(session: Session, desk: LoanDesk, result: OrderResult, category: str,
+            key: bytes) -> OrderPublic:  # fmt: skip
+    """The order just placed, from its receipt's event (an Immediate order is paid and never
+    stored by the escrow; the loan's whole history is a log scan the answer does not need)."""
+    w3 = desk.client.w3
+    block = w3.eth.get_transaction_receipt(result.tx_hash)["blockNumber"]  # type: ignore[arg-type]
+    status = OrderStatus.RELEASED if result.paid else OrderStatus.PENDING
+    return OrderPublic(
+        order_id=result.order_id,
+        merchant=result.merchant,
+        merchant_name=_merchant_names(session).get(result.merchant.lower()),
+        category=category,
+        amount_fen=result.amount_fen,
+        status=status.name.lower(),
+        invoice_hash="0x" + key.hex(),
+        created_at=int(w3.eth.get_block(block)["timestamp"]),
+        tx_hash=result.tx_hash,
+    )
+
+
 def _existing(session: Session, desk: LoanDesk, escrow: str, key: bytes) -> OrderPublic:
     """The order already placed for an invoice."""
     for order in reversed(_orders(session, desk, escrow)):
@@ -376,7 +402,7 @@ def place_order(
     result = desk.order_payment(
         state.escrow, merchant, body.category.strip(), body.amount_fen, key, sender
     )
-    order = next(o for o in _orders(session, desk, state.escrow) if o.order_id == result.order_id)
+    order = _placed(session, desk, result, body.category.strip(), key)
     return OrderPlaced(created=True, escrow=state.escrow, order=order, paid=result.paid,
                        transaction=result.tx_hash, signed_as=signer.role)  # fmt: skip
 
