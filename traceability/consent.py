@@ -94,27 +94,45 @@ class ConsentService:
 
     def _typed(self, primary: str, fields: list[dict[str, str]], message: dict[str, Any]) -> Any:
         """The EIP-712 message for this registry on this chain."""
-        return encode_typed_data(
-            full_message={
-                "types": {
-                    "EIP712Domain": [
-                        {"name": "name", "type": "string"},
-                        {"name": "version", "type": "string"},
-                        {"name": "chainId", "type": "uint256"},
-                        {"name": "verifyingContract", "type": "address"},
-                    ],
-                    primary: fields,
-                },
-                "primaryType": primary,
-                "domain": {
-                    "name": DOMAIN_NAME,
-                    "version": DOMAIN_VERSION,
-                    "chainId": self.client.w3.eth.chain_id,
-                    "verifyingContract": self.contract.address,
-                },
-                "message": message,
-            }
-        )
+        return encode_typed_data(full_message=self._full(primary, fields, message))
+
+    def _full(
+        self, primary: str, fields: list[dict[str, str]], message: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The full typed data (eth_signTypedData_v4) for this registry on this chain."""
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                primary: fields,
+            },
+            "primaryType": primary,
+            "domain": {
+                "name": DOMAIN_NAME,
+                "version": DOMAIN_VERSION,
+                "chainId": self.client.w3.eth.chain_id,
+                "verifyingContract": self.contract.address,
+            },
+            "message": message,
+        }
+
+    def consent_typed_data(
+        self, wallet: str, farmer: bytes | str, lender: str, expires_at: int, deadline: int
+    ) -> dict[str, Any]:
+        """A Consent as JSON typed data for a wallet app to sign (ids as 0x hex)."""
+        message = {
+            "farmer": "0x" + _BYTES32.validate_python(farmer).hex(),
+            "lender": _ADDRESS.validate_python(lender),
+            "expiresAt": expires_at,
+            "walletEpoch": self.wallet_epoch(farmer),
+            "nonce": self.nonce(wallet),
+            "deadline": deadline,
+        }
+        return self._full("Consent", _CONSENT_TYPE, message)
 
     def nonce(self, wallet: str) -> int:
         """The wallet's next signature nonce."""

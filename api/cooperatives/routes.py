@@ -24,7 +24,8 @@ from fastapi import (
     status,
 )
 
-from api.cooperatives import harvests, loans, members, offers
+from api.cooperatives import consents, harvests, loans, members, offers
+from api.cooperatives.consents import ConsentRequest, SignedConsent
 from api.cooperatives.harvests import MAX_HARVEST_BATCH, HarvestIn, HarvestLots, HarvestSubmission
 from api.cooperatives.loans import (
     MemberLoan,
@@ -45,6 +46,7 @@ from api.cooperatives.schemas import (
     PlotRegistered,
 )
 from api.core.acceptance import AcceptanceIn
+from api.core.consent import MAX_CONSENT_DAYS, ConsentChanged, ConsentIn
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.links import BaseUrlDep
 from api.core.models import Organisation, Role
@@ -97,6 +99,36 @@ def erase_farmer_personal_data(
     """Erase a member's name, national id and plot labels on request; the pseudonym stays."""
     row = members.own_farmer(session, chain, coop, farmer_id)
     return members.erase_personal_data(session, row)
+
+
+@router.get("/farmers/{farmer_id}/consent-request", response_model=ConsentRequest)
+def member_consent_request(
+    farmer_id: Id32Path,
+    session: SessionDep,
+    chain: ChainDep,
+    coop: CoopOrg,
+    lender_org_id: Annotated[int, Query(ge=1, le=MAX_ROW_ID, description="the lender")],
+    days: Annotated[int, Query(ge=1, le=MAX_CONSENT_DAYS, description="how long")] = 365,
+) -> ConsentRequest:
+    """What a member's own wallet app signs to let a lender read their profile."""
+    body = ConsentIn(lender_org_id=lender_org_id, days=days)
+    return consents.consent_request(session, chain, coop, farmer_id, body)
+
+
+@router.post(
+    "/farmers/{farmer_id}/consents", status_code=status.HTTP_201_CREATED,
+    response_model=ConsentChanged,
+)  # fmt: skip
+def relay_member_consent(
+    farmer_id: Id32Path,
+    body: SignedConsent,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    coop: CoopOrg,
+) -> ConsentChanged:
+    """Relay a member's wallet-signed consent for a lender (you pay the gas)."""
+    return consents.relay_consent(session, chain, settings, coop, farmer_id, body)
 
 
 # ------------------------------------------------------------------------------------ plots

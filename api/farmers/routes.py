@@ -7,14 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from api.core.acceptance import AcceptanceIn
+from api.core.consent import ConsentChanged, ConsentIn
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
 from api.core.types import Id32Path, RowIdPath
 from api.farmers import loans, service
 from api.farmers.service import (
-    ConsentChanged,
-    ConsentIn,
     ConsentPublic,
     FarmerSelf,
     OfferForFarmer,

@@ -25,12 +25,13 @@ from sqlmodel import Session, col, select
 
 from api.core.acceptance import AcceptanceIn, record_acceptance, typed_data
 from api.core.chain import org_account
+from api.core.consent import ConsentChanged, ConsentIn
 from api.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from api.core.ids import hex32, parse_id, same_address, tx_hex
 from api.core.models import Farmer, Organisation, Role
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
-from api.core.types import Int, RowId, mask_national_id
+from api.core.types import mask_national_id
 from chain.client import ChainClient
 from chain.clock import chain_now
 from lending.loans.offers import OfferStore, StoredOffer
@@ -40,7 +41,6 @@ from traceability.consent import ConsentService
 from traceability.contracts import farmer_record
 
 DAY = 86_400
-MAX_CONSENT_DAYS = 720  # the registry allows 730 days from the block time: keep a margin
 
 
 class FarmerSelf(BaseModel):
@@ -55,23 +55,6 @@ class FarmerSelf(BaseModel):
     national_id_masked: str | None
     personal_data_erased: bool
     active: bool
-
-
-class ConsentIn(BaseModel):
-    """Let a lender read your profile for a number of days."""
-
-    lender_org_id: RowId
-    days: Int = PydField(default=365, ge=1, le=MAX_CONSENT_DAYS)
-
-
-class ConsentChanged(BaseModel):
-    """A consent granted (expires_at in unix seconds) or revoked (expires_at 0)."""
-
-    farmer_id: str
-    lender_org_id: int
-    lender_address: str
-    expires_at: int
-    transaction: str
 
 
 class ConsentPublic(BaseModel):

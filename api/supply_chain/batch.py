@@ -23,14 +23,14 @@ from pydantic import Field as PydField
 from sqlalchemy import select
 from web3.contract.contract import ContractFunction
 
-from api.core.chain import loan_desk, org_sender
+from api.core.chain import check_call, loan_desk, org_sender
 from api.core.errors import ROOTS, Conflict, detail_of
 from api.core.ids import hex32, same_address, tx_hex
 from api.core.indexed import indexed_read
 from api.core.models import Organisation
 from api.core.settings import ApiSettings
 from api.core.types import MAX_FEN, Id32, Int
-from api.supply_chain.settlement import check_call, settlement_desk
+from api.supply_chain.settlement import settlement_desk
 from chain.client import ChainClient
 from chain.errors import ContractRevertError
 from chain.sender import PendingTx, Sender

@@ -22,9 +22,8 @@ from eth_utils import to_checksum_address
 from pydantic import BaseModel
 from pydantic import Field as PydField
 from web3.contract import Contract
-from web3.contract.contract import ContractFunction
 
-from api.core.chain import org_sender
+from api.core.chain import check_call, org_sender
 from api.core.errors import Conflict, Forbidden, NotFound, Unavailable
 from api.core.ids import hex32, parse_id, same_address
 from api.core.models import Organisation
@@ -34,7 +33,6 @@ from api.core.types import MAX_FEN, Int
 from chain.client import ChainClient
 from chain.errors import ChainError
 from chain.events import EventReader
-from chain.revert import revert_data
 from chain.sender import TRANSIENT
 from lending.loans.contracts import SALE_SETTLEMENT
 from lending.loans.disbursement import events_of
@@ -187,18 +185,6 @@ def _involved(parties: LotParties, org: Organisation) -> None:
             f"lot {hex32(parties.lot)} was not made, held or first bought by you "
             f"({org.chain_address})"
         )
-
-
-def check_call(chain: ChainClient, fn: ContractFunction, sender: str) -> None:
-    """eth_call `fn` from `sender`: the contract's named error (409) if it would be refused."""
-    with translate_reverts():
-        try:
-            fn.call({"from": to_checksum_address(sender)})
-        except Exception as exc:  # each backend raises its own type; the data names the error
-            data = revert_data(exc)
-            if data is None:
-                raise
-            raise chain.decoder.decode(data) from exc
 
 
 def _shares_out(shares: tuple[FarmerShare, ...], amount_fen: int | None) -> list[ShareOut]:

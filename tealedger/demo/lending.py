@@ -12,11 +12,12 @@ platform approves merchants (api.admin.chain_roles), the cooperative orders the 
 (api.cooperatives.loans.place_order), the lender takes back what was not spent and later marks
 loans overdue or in default (api.lenders.portfolio.service_loan), and the processor and the
 distributor commit and settle the owed lots through SaleSettlement with the supply chain's batch
-service (api.supply_chain.batch), where each farmer's share repays the loan first. What only the
-outside world does stays outside:
-the members' wallet apps sign (consents, acceptances, repayments: the service never holds these
-members' keys), the digital-yuan operator mints eCNY, and the development chain's clock moves
-(evm_increaseTime + evm_mine) to the dates the escrows need; see docs/demo.md.
+service (api.supply_chain.batch), where each farmer's share repays the loan first. Members
+consent at their cooperative too (api.cooperatives.consents). What only the outside world does
+stays outside: the members' wallet apps sign consents, acceptances and repayments (the service
+never holds these members' keys), the digital-yuan operator mints eCNY, and the development
+chain's clock moves (evm_increaseTime + evm_mine) to the dates the escrows need; see
+docs/demo.md.
 
 Every step first asks the chain or the database what is done (deterministic wallets and invoice
 numbers; one decision per farmer, lender and season in the credit store; one offer per decision),
@@ -41,10 +42,12 @@ from rich.progress import Progress
 from sqlmodel import Session
 
 from api.admin.chain_roles import MerchantApprovalRequest, approve_merchant
+from api.cooperatives import consents as coop_consents
 from api.cooperatives import loans as coop_loans
 from api.cooperatives import offers as coop_offers
 from api.cooperatives.loans import OrderCreate
 from api.core.acceptance import AcceptanceIn
+from api.core.consent import ConsentIn
 from api.core.db import open_database
 from api.core.models import Organisation, Role
 from api.core.settings import ApiSettings
@@ -529,25 +532,31 @@ def season_of_contract(day: date) -> int:
 
 
 def grant_consents(run: LendingRun) -> None:
-    """Applicants sign consent for the lender in their wallet apps; their cooperative relays it
-    (EIP-712: the farmer pays no gas)."""
+    """Applicants consent for the lender at their cooperative: the clerk asks the service for
+    the consent's typed data, the member's wallet app signs it, the cooperative relays it
+    (api.cooperatives.consents; the farmer needs no gas). Consent runs CONSENT_DAYS."""
     service = ConsentService(run.client)
     lender = run.lender.chain_address
     now = chain_now(run.client)
     todo = [loan for loan in run.loans if service.expiry(loan.farmer_id, lender) <= now]
     task = run.progress.add_task("consents to the lender", total=len(run.loans))
     run.progress.advance(task, len(run.loans) - len(todo))
-    expires = now + CONSENT_DAYS * DAY
-    for agent in sorted({loan.agent for loan in todo}):
-        calls = []
-        for loan in (x for x in todo if x.agent == agent):
-            deadline, signature = service.sign_grant(
-                loan.wallet, loan.farmer_id, lender, expires, deadline=now + 3_600
+    assert run.lender.id is not None
+    asked = ConsentIn(lender_org_id=run.lender.id, days=CONSENT_DAYS)
+    with Session(run.engine) as session:
+        for loan in todo:
+            coop, fid = run.coop(loan.agent), "0x" + loan.farmer_id.hex()
+            request = coop_consents.consent_request(session, run.client, coop, fid, asked)
+            # DEMO ONLY: the member's wallet app signs; a real member signs on their phone.
+            signed = loan.wallet.sign_message(encode_typed_data(full_message=request.typed_data))
+            body = coop_consents.SignedConsent(
+                lender_org_id=run.lender.id,
+                expires_at=request.expires_at,
+                deadline=request.deadline,
+                signature="0x" + signed.signature.hex(),
             )
-            calls.append(
-                service.relay_grant_call(loan.farmer_id, lender, expires, deadline, signature)
-            )
-        run.send(run.client.sender(agent), calls, task)
+            coop_consents.relay_consent(session, run.client, run.settings, coop, fid, body)
+            run.progress.advance(task)
 
 
 def score_applications(run: LendingRun) -> None:

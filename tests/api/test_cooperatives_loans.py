@@ -22,6 +22,7 @@ from lending.loans.merchants import MerchantDesk
 from tests._fixtures import needs_node
 from tests.api.test_cooperatives import Org
 from tests.api.test_lenders import Lending, _member_farmer, _sign, lending  # noqa: F401
+from traceability.consent import ConsentService
 
 pytestmark = needs_node()
 
@@ -262,3 +263,41 @@ def test_a_member_with_their_own_wallet_signs_an_offer_at_the_cooperative(lendin
     assert again.status_code == 409
     assert http.get("/cooperatives/offers/" + "0" * 32, headers=coop.headers).status_code == 404
     assert http.get("/cooperatives/offers", headers=lending.lender.headers).status_code == 403
+
+
+def test_a_member_with_their_own_wallet_consents_at_the_cooperative(lending):  # noqa: F811
+    http, coop = lending.http, lending.coop
+    wallet = Account.create()
+    fid = lending.world.farmer(coop, name="彭桂英", wallet=wallet.address)["farmer_id"]
+    url = f"/cooperatives/farmers/{fid}/consent-request"
+    params = {"lender_org_id": lending.lender.id, "days": 90}
+    asked = http.get(url, params=params, headers=coop.headers)
+    assert asked.status_code == 200, asked.text
+    request = asked.json()
+    assert request["wallet"] == wallet.address and request["lender_name"] == lending.lender.name
+    typed = request["typed_data"]
+    signed = {"lender_org_id": lending.lender.id, "expires_at": request["expires_at"],
+              "deadline": request["deadline"]}  # fmt: skip
+    relay = f"/cooperatives/farmers/{fid}/consents"
+    forged = Account.create().sign_message(encode_typed_data(full_message=typed))
+    refused = http.post(relay, json={**signed, "signature": "0x" + forged.signature.hex()},
+                        headers=coop.headers)  # fmt: skip
+    assert refused.status_code == 409, refused.text  # checked by eth_call: nothing was sent
+    consent = ConsentService(lending.world.chain)
+    lender = lending.lender.address
+    assert not consent.has_consent(bytes.fromhex(fid[2:]), lender)
+    own = wallet.sign_message(encode_typed_data(full_message=typed))
+    body = {**signed, "signature": "0x" + own.signature.hex()}
+    other = lending.world.org(Role.COOPERATIVE, "Another Cooperative")
+    assert http.post(relay, json=body, headers=other.headers).status_code == 403
+    granted = http.post(relay, json=body, headers=coop.headers)
+    assert granted.status_code == 201, granted.text
+    assert granted.json()["expires_at"] == request["expires_at"]
+    assert consent.expiry(bytes.fromhex(fid[2:]), lender) == request["expires_at"]
+    again = http.post(relay, json=body, headers=coop.headers)
+    assert again.status_code == 409  # the nonce is spent: a signature relays once
+    nobody = {**params, "lender_org_id": coop.id}
+    assert http.get(url, params=nobody, headers=coop.headers).status_code == 422
+    bare = lending.world.farmer(coop, name="无钱包")["farmer_id"]
+    assert http.get(f"/cooperatives/farmers/{bare}/consent-request", params=params,
+                    headers=coop.headers).status_code == 409  # fmt: skip
