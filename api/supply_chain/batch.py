@@ -21,6 +21,7 @@ from typing import Annotated
 from pydantic import BaseModel
 from pydantic import Field as PydField
 from sqlalchemy import select
+from sqlmodel import col
 from web3.contract.contract import ContractFunction
 
 from api.core.chain import check_call, loan_desk, org_sender
@@ -103,16 +104,16 @@ def indexed_lots(settings: ApiSettings, lots: Sequence[bytes]) -> dict[bytes, _I
     wanted = list(dict.fromkeys(lots))
     with indexed_read(settings.database_url) as conn:
         made = select(LotProduced.lot, LotProduced.processor, LotProduced.data_hash)
-        for lot, maker, data_hash in conn.execute(made.where(LotProduced.lot.in_(wanted))):  # type: ignore[attr-defined]
+        for lot, maker, data_hash in conn.execute(made.where(col(LotProduced.lot).in_(wanted))):
             makers[bytes(lot)] = (bytes(maker), bytes(data_hash))
         source = select(LotSource.lot, LotSource.farmer, LotSource.grams)
-        for lot, farmer, grams in conn.execute(source.where(LotSource.lot.in_(wanted))):  # type: ignore[attr-defined]
+        for lot, farmer, grams in conn.execute(source.where(col(LotSource.lot).in_(wanted))):
             weights[bytes(lot)][bytes(farmer)] += int(grams)
         leaf = select(Harvest.lot, Harvest.cooperative, Harvest.data_hash, Harvest.farmer,
                       Harvest.grams)  # fmt: skip
         for lot, coop, data_hash, farmer, grams in conn.execute(
-            leaf.where(Harvest.lot.in_(wanted))
-        ):  # type: ignore[attr-defined]
+            leaf.where(col(Harvest.lot).in_(wanted))
+        ):
             makers[bytes(lot)] = (bytes(coop), bytes(data_hash))
             weights[bytes(lot)][bytes(farmer)] += int(grams)
     return {

@@ -3,6 +3,8 @@ first (the sales whose proceeds it settles to the farmers), newest first."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -10,7 +12,17 @@ from api.core.ids import hex32
 from api.core.indexed import indexed_read
 from api.core.models import Organisation
 from api.core.settings import ApiSettings
+from api.supply_chain.settlement import settlement_desk
+from chain.client import ChainClient
 from indexer.models import LotProduced, Sale
+
+
+class Settlement(StrEnum):
+    """Where a lot stands in SaleSettlement."""
+
+    OPEN = "open"  # no shares committed yet
+    COMMITTED = "committed"  # shares committed, no sale settled
+    SETTLED = "settled"  # at least one sale settled
 
 
 class MadeLot(BaseModel):
@@ -19,6 +31,7 @@ class MadeLot(BaseModel):
     lot: str
     grams: int
     block: int
+    settlement: Settlement | None = None
 
 
 class BoughtLot(BaseModel):
@@ -27,6 +40,7 @@ class BoughtLot(BaseModel):
     lot: str
     price_fen: int
     bought_at: int
+    settlement: Settlement | None = None
 
 
 class MyLots(BaseModel):
@@ -58,3 +72,16 @@ def my_lots(settings: ApiSettings, org: Organisation, limit: int = 50) -> MyLots
             for r in conn.execute(bought_q)
         ]
     return MyLots(made=made, bought=bought)
+
+
+def with_settlement(chain: ChainClient, lots: MyLots) -> MyLots:
+    """The lots with their SaleSettlement state (one read per lot shown)."""
+    desk = settlement_desk(chain)
+    for item in [*lots.made, *lots.bought]:
+        stored = desk.commitment(bytes.fromhex(item.lot[2:]))
+        item.settlement = (
+            Settlement.SETTLED if stored.sales
+            else Settlement.COMMITTED if stored.shares_hash != bytes(32)
+            else Settlement.OPEN
+        )  # fmt: skip
+    return lots

@@ -23,7 +23,7 @@ from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import templates
 from api.core.types import MAX_FEN, Id32Path
 from api.supply_chain import settlement
-from api.supply_chain.lots import my_lots
+from api.supply_chain.lots import my_lots, with_settlement
 from api.supply_chain.settlement import SettleIn
 
 router = page_router()
@@ -65,9 +65,11 @@ def fen_of(amount: str) -> int:
 
 
 @router.get("/supply", response_class=HTMLResponse)
-def supply_home(request: Request, settings: SettingsDep, page: SupplyPage) -> HTMLResponse:
+def supply_home(
+    request: Request, settings: SettingsDep, chain: ChainDep, page: SupplyPage
+) -> HTMLResponse:
     """Your lots to settle (made, bought first), or find one by its id (茶批结算)."""
-    lots = my_lots(settings, page.org)
+    lots = with_settlement(chain, my_lots(settings, page.org))
     return templates.TemplateResponse(request, "supply_home.html", {"org": page.org, "lots": lots})
 
 

@@ -27,6 +27,7 @@ def test_processor_commits_and_distributor_settles(sold: Sold) -> None:  # noqa:
         assert page.url.endswith("/supply")
         made = page.locator(f"#made a[data-lot='{sold.lot}']")  # its lots, not a hex box
         assert "13.0 公斤" in made.inner_text() and page.locator("#bought").count() == 0
+        assert "待提交份额" in made.inner_text()  # its state in SaleSettlement
         screenshot(page, "supply-home-maker")
         made.click()
         page.wait_for_selector("#farmers")
@@ -39,6 +40,8 @@ def test_processor_commits_and_distributor_settles(sold: Sold) -> None:  # noqa:
         page.wait_for_selector("#done")
         assert "与溯源一致" in page.inner_text("#commitment")
         assert page.locator("#commit").count() == 0 and page.locator("#settle").count() == 0
+        page.goto(base + "/supply")
+        assert "待结算" in page.locator(f"#made a[data-lot='{sold.lot}']").inner_text()
         page.click("#logout")
         page.wait_for_selector("#api_key")
 
