@@ -10,7 +10,10 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import requests
@@ -33,6 +36,7 @@ from api.core.security import hash_key, revoke
 from api.core.sessions import MAX_LOGINS_PER_KEY
 from api.core.settings import ApiSettings
 from api.main import create_app
+from chain.client import ChainClient
 from chain.config import ChainSettings
 from chain.nodes import free_port
 from indexer.runner import index_once
@@ -161,9 +165,17 @@ def world(anvil_node, tmp_path_factory, world_database_url):
     chain = client_for(anvil_node, tmp / "chain")
     chain.settings.data_dir.mkdir(parents=True, exist_ok=True)
     deploy_traceability(chain)
+    with served_world(chain, tmp, world_database_url) as world:
+        yield world
+
+
+@contextmanager
+def served_world(chain: ChainClient, tmp: Path, database_url: str) -> Iterator[World]:
+    """The app on `chain` and `database_url` (test settings, data in `tmp`), a platform admin
+    and an HTTP client on it."""
     settings = ApiSettings(
         environment="test",
-        database_url=world_database_url,
+        database_url=database_url,
         data_dir=tmp,
         org_keystore_password=PASSWORD,
         pseudonym_secret="test-pseudonym-secret-0123456789abcdef",

@@ -16,14 +16,10 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 from fastapi.testclient import TestClient
 from rich.console import Console
-from sqlmodel import Session
 
 from api.core.chain import org_account
-from api.core.models import Organisation, OrganisationCreate, Role
-from api.core.organisations import create_organisation
-from api.core.settings import ApiSettings
+from api.core.models import Organisation, Role
 from api.lenders.service import credit_store
-from api.main import create_app
 from chain.sender import Sender
 from indexer.runner import index_once
 from lending.credit.access import MappingProfileReader, MemoryAccessLog, StaticConsent
@@ -35,8 +31,7 @@ from lending.loans.offers import OfferStore
 from tealedger.demo.season import Region, farmer_wallet, run_season
 from tealedger.system import deploy_system
 from tests._fixtures import client_for, demo_wallet, needs_node
-from tests.api.conftest import PASSWORD
-from tests.api.test_cooperatives import Org, World
+from tests.api.test_cooperatives import Org, World, served_world
 from traceability.consent import ConsentService
 
 pytestmark = needs_node()
@@ -171,25 +166,7 @@ def lending(anvil_node, tmp_path_factory) -> Lending:
     chain.settings.data_dir.mkdir(parents=True, exist_ok=True)
     deploy_system(chain)
     region, _ = run_season(chain, farmers=4, seed=3, console=Console(quiet=True))
-    settings = ApiSettings(
-        environment="test",
-        database_url=f"sqlite:///{tmp / 'api.core.db'}",
-        data_dir=tmp,
-        org_keystore_password=PASSWORD,
-        pseudonym_secret="test-pseudonym-secret-0123456789abcdef",
-        rate_limit_per_minute=100_000,
-    )
-    app = create_app(settings, chain=chain)
-    with Session(app.state.engine) as session:
-        org, key = create_organisation(
-            session,
-            OrganisationCreate(name="platform", role=Role.ADMIN),
-            settings.keystore_dir,
-            PASSWORD,
-        )
-        admin = Org(org.id, Role.ADMIN, key.secret, org.chain_address, org.name)
-    with TestClient(app) as http:
-        world = World(app, http, chain, settings, admin)
+    with served_world(chain, tmp, f"sqlite:///{tmp / 'api.core.db'}") as world:
         made = Lending(
             world,
             region,

@@ -10,12 +10,8 @@ from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
-from api.core.models import OrganisationCreate, Role
-from api.core.organisations import create_organisation
-from api.core.settings import ApiSettings
-from api.main import create_app
+from api.core.models import Role
 from api.supply_chain.batch import indexed_lots
 from api.supply_chain.settlement import lineage_shares
 from chain.client import ChainClient
@@ -26,8 +22,7 @@ from lending.loans.disbursement import LoanDesk
 from lending.loans.settlement import split_amount
 from tealedger.system import deploy_system
 from tests._fixtures import client_for
-from tests.api.conftest import PASSWORD
-from tests.api.test_cooperatives import Org, World
+from tests.api.test_cooperatives import Org, World, served_world
 
 UNKNOWN = "0x" + "ab" * 32
 
@@ -51,25 +46,8 @@ def world(anvil_node, tmp_path_factory) -> World:
     chain = client_for(anvil_node, tmp / "chain")
     chain.settings.data_dir.mkdir(parents=True, exist_ok=True)
     deploy_system(chain)
-    settings = ApiSettings(
-        environment="test",
-        database_url=f"sqlite:///{tmp / 'api.db'}",
-        data_dir=tmp,
-        org_keystore_password=PASSWORD,
-        pseudonym_secret="test-pseudonym-secret-0123456789abcdef",
-        rate_limit_per_minute=100_000,
-    )
-    app = create_app(settings, chain=chain)
-    with Session(app.state.engine) as session:
-        org, key = create_organisation(
-            session,
-            OrganisationCreate(name="platform", role=Role.ADMIN),
-            settings.keystore_dir,
-            PASSWORD,
-        )
-        admin = Org(org.id, Role.ADMIN, key.secret, org.chain_address, org.name)
-    with TestClient(app) as http:
-        yield World(app, http, chain, settings, admin)
+    with served_world(chain, tmp, f"sqlite:///{tmp / 'api.db'}") as world:
+        yield world
 
 
 @pytest.fixture(scope="module")
