@@ -1,0 +1,1 @@
+"""The risk monitor: money followed wallet to wallet, named rules over the indexed chain, alerts."""
