@@ -399,6 +399,36 @@ class FarmerSettlement(IndexerTable, table=True):
     held_fen: int = _big()
 
 
+class TokenTransfer(IndexerTable, table=True):
+    """Transfer of the payment token (eCNY): money followed wallet to wallet; mint from 0x0."""
+
+    __tablename__ = "token_transfer"
+
+    block_number: int = _big(primary_key=True)
+    log_index: int = Field(primary_key=True)
+    token: bytes = _bytes()
+    sender: bytes = _bytes(index=True)
+    recipient: bytes = _bytes(index=True)
+    amount_fen: int = _big()
+    tx_hash: bytes = _bytes(index=True)
+    block_timestamp: int = _big()
+
+
+class MerchantApproval(IndexerTable, table=True):
+    """MerchantApproved / MerchantRevoked: when a merchant may be paid for a category."""
+
+    __tablename__ = "merchant_approval"
+
+    block_number: int = _big(primary_key=True)
+    log_index: int = Field(primary_key=True)
+    merchant: bytes = _bytes(index=True)
+    category: bytes = _bytes()
+    registrar: bytes = _bytes()
+    approved: bool
+    expires_at: int = _big()  # 0 when revoked
+    block_timestamp: int = _big()
+
+
 class CoopSeason(IndexerTable, table=True):
     """Per cooperative and season: what its sold leaf earned (for "price vs. cooperative")."""
 
@@ -442,6 +472,8 @@ DERIVED_TABLES: tuple[type[IndexerTable], ...] = (
     IndexedLoanTerms,
     LoanEvent,
     FarmerSettlement,
+    TokenTransfer,
+    MerchantApproval,
     Anomaly,
 )
 AGGREGATE_TABLES: tuple[type[IndexerTable], ...] = (CoopSeason,)

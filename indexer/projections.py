@@ -38,11 +38,13 @@ from indexer.models import (
     LotMovement,
     LotProduced,
     LotSource,
+    MerchantApproval,
     Plot,
     Quality,
     Recall,
     Sale,
     SaleShare,
+    TokenTransfer,
 )
 from indexer.seasons import CHINA, allocate, season_of
 
@@ -611,4 +613,36 @@ def _share_settled(p: Projector, log: RawLog, a: dict[str, Any]) -> None:
         FarmerSettlement,
         (log.block_number, log.log_index, _i64(a["saleId"]), a["farmerId"], a["escrow"],
          _i64(a["share"]), _i64(a["repaid"]), _i64(a["paidOut"]), _i64(a["held"])),
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------ money and merchants
+# IPaymentToken (an ERC-20: every movement of eCNY, the escrow and settlement events above say
+# why) and IMerchantRegistry (when a merchant became payable, for the risk monitor).
+
+
+@handles("Transfer")
+def _token_transfer(p: Projector, log: RawLog, a: dict[str, Any]) -> None:
+    p.writer.add(
+        TokenTransfer,
+        (log.block_number, log.log_index, log.address, a["from"], a["to"], _i64(a["value"]),
+         log.tx_hash, log.block_timestamp),
+    )  # fmt: skip
+
+
+@handles("MerchantApproved")
+def _merchant_approved(p: Projector, log: RawLog, a: dict[str, Any]) -> None:
+    p.writer.add(
+        MerchantApproval,
+        (log.block_number, log.log_index, a["merchant"], a["category"], a["registrar"], True,
+         min(a["expiresAt"], INT64_MAX), log.block_timestamp),  # uint256 max: never expires
+    )  # fmt: skip
+
+
+@handles("MerchantRevoked")
+def _merchant_revoked(p: Projector, log: RawLog, a: dict[str, Any]) -> None:
+    p.writer.add(
+        MerchantApproval,
+        (log.block_number, log.log_index, a["merchant"], a["category"], a["registrar"], False, 0,
+         log.block_timestamp),
     )  # fmt: skip

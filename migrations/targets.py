@@ -1,5 +1,5 @@
 """The models the one Alembic history describes: the indexer's, the service's, the credit
-store's."""
+store's, the risk monitor's."""
 
 from __future__ import annotations
 
@@ -14,5 +14,6 @@ def schema_metadata() -> list[MetaData]:
     import api.core.models  # noqa: F401
     import lending.credit.models
     import lending.loans.models  # noqa: F401
+    import risk.models  # noqa: F401
 
     return [indexer_metadata, SQLModel.metadata]

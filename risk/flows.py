@@ -1,0 +1,188 @@
+"""Money followed wallet to wallet: indexed token transfers, who is behind each wallet, the graph.
+
+Every eCNY movement is a `token_transfer` row (indexer); the escrow and settlement events say why
+it moved. A wallet is known when the indexer saw it as a farmer's wallet, a loan's escrow, lender,
+borrower or agent, an approved merchant, or when the caller names it (the service passes its
+organisations; the deployment registry names the contracts). Everything else is "unknown".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import networkx as nx
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from indexer.models import Farmer, FarmerChange, Loan, MerchantApproval, TokenTransfer
+
+ZERO = bytes(20)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One indexed token transfer (amount in fen, time in chain seconds)."""
+
+    block_number: int
+    log_index: int
+    sender: bytes
+    recipient: bytes
+    amount_fen: int
+    tx_hash: bytes
+    at: int
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """Chain order."""
+        return (self.block_number, self.log_index)
+
+
+@dataclass(frozen=True)
+class WalletLabel:
+    """Who is behind a wallet, as far as the chain (and the caller) says."""
+
+    kind: str
+    """farmer, escrow, lender, merchant, agent, organisation, contract, mint or unknown."""
+    name: str
+    farmers: tuple[bytes, ...] = ()
+    loans: tuple[int, ...] = ()
+
+
+@dataclass
+class WalletDirectory:
+    """Wallet -> label, and the links between wallets that the chain records."""
+
+    labels: dict[bytes, WalletLabel] = field(default_factory=dict)
+    farmers_of: dict[bytes, set[bytes]] = field(default_factory=lambda: defaultdict(set))
+    """Wallet -> every farmer id it has been the registered wallet of."""
+    wallets_of: dict[bytes, set[bytes]] = field(default_factory=lambda: defaultdict(set))
+    """Farmer id -> every wallet it has had."""
+    escrows: dict[bytes, int] = field(default_factory=dict)
+    """Escrow address -> loan id."""
+    merchants: set[bytes] = field(default_factory=set)
+
+    def label(self, wallet: bytes) -> WalletLabel:
+        """The label of a wallet (unknown when nobody named it)."""
+        if wallet == ZERO:
+            return WalletLabel("mint", "铸造 mint")
+        return self.labels.get(wallet) or WalletLabel("unknown", "0x" + wallet.hex())
+
+    def is_contract(self, wallet: bytes) -> bool:
+        """Escrows, the mint and named contracts: money there moves only by contract rules."""
+        return wallet == ZERO or wallet in self.escrows or self.label(wallet).kind == "contract"
+
+
+def load_transfers(conn: Connection, since: int | None = None) -> list[Transfer]:
+    """Indexed transfers in chain order (from chain time `since`, when given)."""
+    query = select(
+        TokenTransfer.block_number, TokenTransfer.log_index, TokenTransfer.sender,
+        TokenTransfer.recipient, TokenTransfer.amount_fen, TokenTransfer.tx_hash,
+        TokenTransfer.block_timestamp,
+    ).order_by(TokenTransfer.block_number, TokenTransfer.log_index)  # fmt: skip
+    if since is not None:
+        query = query.where(TokenTransfer.block_timestamp >= since)
+    return [
+        Transfer(b, i, bytes(s), bytes(r), a, bytes(t), at)
+        for b, i, s, r, a, t, at in conn.execute(query)
+    ]
+
+
+def load_directory(conn: Connection, named: Mapping[bytes, WalletLabel] = {}) -> WalletDirectory:
+    """Every wallet the indexer can name, then the caller's names (organisations, contracts)."""
+    found = WalletDirectory()
+    for farmer, wallet in _farmer_wallets(conn):
+        found.farmers_of[wallet].add(farmer)
+        found.wallets_of[farmer].add(wallet)
+    for wallet, farmers in found.farmers_of.items():
+        found.labels[wallet] = WalletLabel("farmer", _farmer_name(farmers), tuple(sorted(farmers)))
+    _add_loans(conn, found)
+    for (merchant,) in conn.execute(select(MerchantApproval.merchant).distinct()):
+        found.merchants.add(bytes(merchant))
+        found.labels.setdefault(bytes(merchant), WalletLabel("merchant", "商户 merchant"))
+    for wallet, label in named.items():
+        old = found.labels.get(wallet)
+        keep = old.farmers if old else ()
+        found.labels[wallet] = WalletLabel(label.kind, label.name, keep or label.farmers,
+                                           old.loans if old else label.loans)  # fmt: skip
+    return found
+
+
+def _farmer_wallets(conn: Connection) -> Iterator[tuple[bytes, bytes]]:
+    """(farmer, wallet) for every wallet a farmer has had."""
+    for farmer, wallet in conn.execute(select(Farmer.farmer, Farmer.wallet)):
+        if wallet is not None and bytes(wallet) != ZERO:
+            yield bytes(farmer), bytes(wallet)
+    changes = select(FarmerChange.farmer, FarmerChange.wallet).where(
+        FarmerChange.wallet.is_not(None)  # type: ignore[union-attr]
+    )
+    for farmer, wallet in conn.execute(changes):
+        if bytes(wallet) != ZERO:
+            yield bytes(farmer), bytes(wallet)
+
+
+def _farmer_name(farmers: Iterable[bytes]) -> str:
+    """A farmer wallet's label: the pseudonymous ids, shortened."""
+    return "茶农 farmer " + ", ".join("0x" + f.hex()[:8] for f in sorted(farmers))
+
+
+def _add_loans(conn: Connection, found: WalletDirectory) -> None:
+    """Escrows, lenders and agents from LoanIssued."""
+    rows = conn.execute(select(Loan.loan_id, Loan.escrow, Loan.lender, Loan.agent, Loan.farmer))
+    for loan_id, escrow, lender, agent, farmer in rows:
+        escrow, lender, agent = bytes(escrow), bytes(lender), bytes(agent)
+        found.escrows[escrow] = loan_id
+        found.labels[escrow] = WalletLabel("escrow", f"贷款托管 escrow #{loan_id}",
+                                           (bytes(farmer),), (loan_id,))  # fmt: skip
+        found.labels.setdefault(lender, WalletLabel("lender", "贷款机构 lender"))
+        if agent != ZERO:
+            found.labels.setdefault(agent, WalletLabel("agent", "代理 agent"))
+
+
+def flow_graph(transfers: Iterable[Transfer]) -> nx.MultiDiGraph:
+    """Wallets as nodes, each transfer an edge (key: chain order) carrying amount, time, tx."""
+    graph = nx.MultiDiGraph()
+    for t in transfers:
+        graph.add_edge(t.sender, t.recipient, key=t.key, transfer=t)
+    return graph
+
+
+def window(graph: nx.MultiDiGraph, start: int, end: int) -> nx.MultiDiGraph:
+    """The transfers made between chain times start and end (inclusive), as a graph view."""
+    return nx.subgraph_view(
+        graph, filter_edge=lambda u, v, k: start <= graph[u][v][k]["transfer"].at <= end
+    )
+
+
+def onward_paths(
+    graph: nx.MultiDiGraph,
+    first: Transfer,
+    targets: set[bytes],
+    within: int,
+    max_hops: int,
+    skip: set[bytes] = frozenset(),  # type: ignore[assignment]
+) -> list[list[Transfer]]:
+    """Paths of transfers that start with `first` and reach a target within `within` seconds,
+    each hop no earlier than the one before (money cannot leave before it arrives)."""
+    if first.recipient in targets:
+        return [[first]]
+    if max_hops < 2:
+        return []
+    view = window(graph, first.at, first.at + within)
+    view = nx.subgraph_view(view, filter_node=lambda n: n not in skip or n == first.recipient)
+    found: list[list[Transfer]] = []
+    reachable = targets & set(view.nodes)
+    if first.recipient not in view or not reachable:
+        return []
+    for edges in nx.all_simple_edge_paths(view, first.recipient, reachable, cutoff=max_hops - 1):
+        path = [view[u][v][k]["transfer"] for u, v, k in edges]
+        if _time_respecting([first, *path]):
+            found.append([first, *path])
+    return found
+
+
+def _time_respecting(path: list[Transfer]) -> bool:
+    """Each transfer at or after the previous one in chain order."""
+    return all(a.key < b.key for a, b in pairwise(path))
