@@ -79,11 +79,14 @@ class ScanContext:
     """What every rule may read: the indexer database, the flows, who is who, chain time."""
 
     conn: Connection
+    """The indexer's database."""
+    service: Connection | None
+    """The service's database (credit decisions, loan offers), when the scan has one."""
     directory: WalletDirectory
     transfers: list[Transfer]
     graph: nx.MultiDiGraph
     now: int
-    """The chain's latest block time (never the server's clock)."""
+    """The latest indexed block's time (never the server's clock)."""
     extra: dict[str, object] = field(default_factory=dict)
     """Off-chain facts a rule may need, given by the caller (e.g. the LPR table)."""
 

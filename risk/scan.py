@@ -38,12 +38,15 @@ def chain_time(conn: Connection) -> int:
 
 
 def context(
-    conn: Connection, named: Mapping[bytes, WalletLabel] = {}, extra: Mapping[str, object] = {}
+    conn: Connection,
+    service: Connection | None = None,
+    named: Mapping[bytes, WalletLabel] = {},
+    extra: Mapping[str, object] = {},
 ) -> ScanContext:
     """Everything a rule reads, loaded once per scan."""
     transfers = load_transfers(conn)
     return ScanContext(
-        conn=conn, directory=load_directory(conn, named), transfers=transfers,
+        conn=conn, service=service, directory=load_directory(conn, named), transfers=transfers,
         graph=flow_graph(transfers), now=chain_time(conn), extra=dict(extra),
     )  # fmt: skip
 
@@ -64,9 +67,10 @@ def scan(
     extra: Mapping[str, object] = {},
     names: Iterable[str] | None = None,
 ) -> ScanResult:
-    """Run the rules over the indexed chain and keep their findings as alerts."""
-    with indexer.connect() as conn:
-        ctx = context(conn, named, extra)
+    """Run the rules over the indexed chain and keep their findings as alerts (`alerts` is the
+    service's database: its decisions and offers are read from it too)."""
+    with indexer.connect() as conn, alerts.connect() as service:
+        ctx = context(conn, service, named, extra)
         findings = find(ctx, names)
     summary = record_findings(alerts, findings)
     chosen = tuple(RULES) if names is None else tuple(names)

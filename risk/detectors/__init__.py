@@ -1,3 +1,7 @@
-"""The rules, one module per family; importing this package registers them all."""
+"""The rules, one module per family; importing this package registers every module's rules."""
 
-from risk.detectors import cash_out  # noqa: F401
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
