@@ -162,7 +162,7 @@ def onward_paths(
     targets: set[bytes],
     within: int,
     max_hops: int,
-    skip: set[bytes] = frozenset(),  # type: ignore[assignment]
+    skip: frozenset[bytes] = frozenset(),
 ) -> list[list[Transfer]]:
     """Paths of transfers that start with `first` and reach a target within `within` seconds,
     each hop no earlier than the one before (money cannot leave before it arrives)."""

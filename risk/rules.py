@@ -9,8 +9,10 @@ one alert, not a new one each time.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 import networkx as nx
@@ -89,6 +91,21 @@ class ScanContext:
     """The latest indexed block's time (never the server's clock)."""
     extra: dict[str, object] = field(default_factory=dict)
     """Off-chain facts a rule may need, given by the caller (e.g. the LPR table)."""
+
+    @cached_property
+    def by_wallet(self) -> dict[bytes, list[Transfer]]:
+        """Every wallet's transfers, in and out, in chain order."""
+        found: dict[bytes, list[Transfer]] = defaultdict(list)
+        for t in self.transfers:
+            found[t.sender].append(t)
+            if t.recipient != t.sender:
+                found[t.recipient].append(t)
+        return found
+
+    @cached_property
+    def contracts(self) -> frozenset[bytes]:
+        """Wallets that are contracts (escrows, the mint, named ones): never a hop of a path."""
+        return frozenset(w for w in self.graph.nodes if self.directory.is_contract(w))
 
     def hop(self, t: Transfer) -> Hop:
         """A transfer as evidence, with names."""

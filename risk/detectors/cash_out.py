@@ -75,7 +75,7 @@ class CashOutThroughMerchant:
         own = set(ctx.directory.wallets_of.get(parties.farmer, ())) | {parties.borrower}
         side = own | ({parties.agent} if parties.agent != bytes(20) else set())
         start = parties.issued_at - self.link
-        for t in ctx.transfers:
+        for t in (t for w in own for t in ctx.by_wallet.get(w, ())):
             if not start <= t.at <= parties.issued_at:
                 continue
             other = t.recipient if t.sender in own else t.sender if t.recipient in own else None
@@ -93,8 +93,7 @@ class CashOutThroughMerchant:
         self, ctx: ScanContext, first: Transfer, targets: set[bytes]
     ) -> list[Transfer] | None:
         """The path back carrying the most money (its narrowest hop), if any is large enough."""
-        contracts = {w for w in ctx.graph.nodes if ctx.directory.is_contract(w)}
-        paths = onward_paths(ctx.graph, first, targets, self.within, self.max_hops, contracts)
+        paths = onward_paths(ctx.graph, first, targets, self.within, self.max_hops, ctx.contracts)
         best = max(paths, key=lambda p: (min(h.amount_fen for h in p[1:]), -len(p)), default=None)
         if best is None or min(h.amount_fen for h in best[1:]) < self.min_share * first.amount_fen:
             return None
