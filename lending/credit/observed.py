@@ -459,11 +459,12 @@ def parse_groups(text: str, name: str = "groups file") -> OperatorGroups:
     attributes = _attributes(lines[0][1], name)
     values: dict[str, dict[str, str]] = {}
     seen: dict[str, int] = {}
-    for line, cells in lines[1:]:
-        if len(cells) != len(attributes) + 1:
-            raise GroupsFileError(
-                f"{name} line {line}: {len(cells)} cells, the header has {len(attributes) + 1}"
-            )
+    width = len(attributes) + 1
+    for line, row in lines[1:]:
+        # Spreadsheets pad rows with empty cells; only non-empty cells must fit the header.
+        cells = row[:width] if not any(row[width:]) else row
+        if len(cells) != width:
+            raise GroupsFileError(f"{name} line {line}: {len(cells)} cells, the header has {width}")
         farmer = cells[0].lower()
         if not _FARMER_ID.fullmatch(farmer):
             raise GroupsFileError(
@@ -485,6 +486,8 @@ def parse_groups(text: str, name: str = "groups file") -> OperatorGroups:
 def _attributes(header: list[str], name: str) -> tuple[str, ...]:
     """The attribute columns of a header that starts with (or holds) farmer_id."""
     header = [h.lstrip("\ufeff").strip() for h in header]
+    while header and not header[-1]:  # a spreadsheet's empty trailing columns
+        header.pop()
     if "farmer_id" not in (h.lower() for h in header):
         raise GroupsFileError(
             f"{name}: no farmer_id column in the header {','.join(header)[:200]!r}; expected "
@@ -506,8 +509,10 @@ def _column_problem(column: str, columns: Sequence[str]) -> str:
     """What is wrong with an attribute column's name ('' if nothing)."""
     if not column:
         return "an attribute column has no name"
-    if column.lower() in (COOPERATIVE, "farmer_id"):
+    if column.lower() == COOPERATIVE:
         return f"{column!r} is reserved (the cooperative is read from the chain)"
+    if column.lower() == "farmer_id":
+        return "farmer_id is repeated"
     if JOIN in column:
         return f"{column!r} must not contain {JOIN!r} (it joins intersections)"
     if columns.count(column) > 1:
@@ -845,7 +850,7 @@ def render_observed(report: ObservedFairnessReport) -> str:
         f"{report.decisions_stored:,} stored",
         f"  Counted: {report.selection}",
         f"  Approved {report.approved:,}, referred {report.referred:,}, declined "
-        f"{report.declined:,} (approval rate {report.approval_rate}; refer is not approved)",
+        f"{report.declined:,} (approval rate {report.approval_rate or '-'}; refer is not approved)",
         f"  Models: {', '.join(v[:12] for v in report.model_versions) or '-'}",
         f"  Thresholds: approval ratio >= {t.approval_ratio_min}; mean-limit ratio >= "
         f"{t.limit_ratio_min} within band and income bucket ({t.income_buckets} per band); "

@@ -350,6 +350,12 @@ def test_groups_file_in_gbk(tmp_path):
     assert groups.values[fid(2)] == {"性别": "男"}
 
 
+def test_spreadsheet_padding_is_tolerated():
+    groups = parse_groups(f"farmer_id,gender,,\n{fid(4)},f,,\n\n{fid(5)},,\n")
+    assert groups.attributes == ("gender",)
+    assert groups.values == {fid(4): {"gender": "f"}, fid(5): {}}
+
+
 def test_groups_file_with_a_bom(tmp_path):
     path = tmp_path / "groups.csv"
     path.write_bytes(f"farmer_id,village\r\n{fid(3)},v1\r\n".encode("utf-8-sig"))
@@ -366,7 +372,10 @@ def test_groups_file_with_a_bom(tmp_path):
         (f"farmer_id,gender\n{fid(1)},f\n{fid(1)},m\n", "already on line 2"),
         (f"farmer_id,gender\n{fid(1)},f,extra\n", "3 cells, the header has 2"),
         (f"farmer_id,cooperative\n{fid(1)},x\n", "reserved"),
-        (f"farmer_id,gender,gender\n{fid(1)},f,f\n", "repeated"),
+        (f"farmer_id,gender,gender\n{fid(1)},f,f\n", "'gender' is repeated"),
+        (f"farmer_id,farmer_id\n{fid(1)},{fid(1)}\n", "farmer_id is repeated"),
+        (f"farmer_id,a×b\n{fid(1)},x\n", "must not contain"),
+        (f"farmer_id,,gender\n{fid(1)},x,f\n", "has no name"),
         (f"farmer_id\n{fid(1)}\n", "no attribute columns"),
         ("farmer_id,gender\n", "no farmers"),
         ("", "is empty"),
@@ -546,6 +555,13 @@ def test_cli_from_store_bad_input_exits_2(app, world, url, tmp_path, args):
     ]
     result = run(app, "--from-store", "--db", url, *args)
     assert result.exit_code == ExitCode.USAGE, result.output
+
+
+def test_cli_empty_store_is_not_enough_data(app, world, url):
+    result = run(app, "--from-store", "--db", url)
+    assert result.exit_code == 0, result.output
+    assert "0 decisions counted of 0 stored" in result.output
+    assert "NOT ENOUGH DATA to judge: cooperative" in result.output
 
 
 def test_cli_unreadable_database_exits_2(app, tmp_path):
