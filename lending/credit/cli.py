@@ -156,7 +156,8 @@ def fairness(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Approval-rate and within-band limit ratios across protected groups; fails loudly."""
+    """Approval-rate and within-band limit ratios across groups of a simulated population, or
+    with --from-store of the stored decisions (docs/model-card.md); fails loudly (exit 3)."""
     # --db is left out: $TEALEDGER_CREDIT_DB may set it for explain in every mode.
     store_only = {
         "--indexer-db": indexer_db,

@@ -2,10 +2,14 @@
 and loans inserted as the indexer writes them, and `tealedger credit fairness --from-store`."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import typer
@@ -568,6 +572,19 @@ def test_cli_unreadable_database_exits_2(app, tmp_path):
     result = run(app, "--from-store", "--db", f"sqlite:///{tmp_path / 'empty.db'}")
     assert result.exit_code == ExitCode.USAGE
     assert "cannot read decisions" in result.output
+
+
+def test_the_tealedger_command_exits_3_on_a_failed_ratio(world, url):
+    world.farmers(COOP_A, approved=20, total=40)
+    world.farmers(COOP_B, approved=36, total=40)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-m", "tealedger.cli", "credit", "fairness", "--from-store", "--db", url],
+        capture_output=True, text=True, env=env, cwd=root, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == ExitCode.FAIRNESS_FAILED, done.stderr
+    assert "FAILED: 1 ratio(s)" in done.stdout and "FairnessThresholdError" in done.stderr
 
 
 def test_cli_store_options_need_from_store(app, tmp_path):
