@@ -173,7 +173,7 @@ class DefaultGroup(BaseModel):
     """At least min_group_size loans with an outcome."""
 
 
-class _RatioVerdict(BaseModel):
+class RatioVerdict(BaseModel):
     """A lowest / highest ratio across the judged groups and its verdict."""
 
     model_config = ConfigDict(frozen=True)
@@ -207,7 +207,7 @@ class _RatioVerdict(BaseModel):
         )
 
 
-class ApprovalCheck(_RatioVerdict):
+class ApprovalCheck(RatioVerdict):
     """Four-fifths check of approval rates across one attribute's groups."""
 
     groups: tuple[ApprovalGroup, ...]
@@ -216,7 +216,7 @@ class ApprovalCheck(_RatioVerdict):
     """Decisions of farmers with no value for the attribute."""
 
 
-class LimitCheck(_RatioVerdict):
+class LimitCheck(RatioVerdict):
     """Mean-limit ratio across one attribute's groups within one band and income bucket."""
 
     band: str
@@ -283,7 +283,7 @@ class ObservedFairnessReport(BaseModel):
     be judged; else passed."""
 
     @property
-    def failures(self) -> tuple[_RatioVerdict, ...]:
+    def failures(self) -> tuple[RatioVerdict, ...]:
         """Checks below their threshold."""
         return tuple(c for c in (*self.approval, *self.limits) if c.verdict is Verdict.FAILED)
 
@@ -889,7 +889,7 @@ def render_observed(report: ObservedFairnessReport) -> str:
     return "\n".join(lines)
 
 
-def _verdict_line(c: _RatioVerdict) -> str:
+def _verdict_line(c: RatioVerdict) -> str:
     """One check's ratio, interval and verdict."""
     where = f" band {c.band} income {c.income_bucket}" if isinstance(c, LimitCheck) else ""
     name = f"{c.attribute}{where}"

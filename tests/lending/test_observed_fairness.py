@@ -4,6 +4,7 @@ and loans inserted as the indexer writes them, and `tealedger credit fairness --
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -286,6 +287,13 @@ def test_small_groups_are_listed_with_counts_never_dropped(world):
     assert check.verdict is Verdict.PASSED
 
 
+def test_farmers_the_indexer_does_not_know_have_no_cooperative(world):
+    world.farmers(COOP_A, approved=30, total=40)
+    world.decide(fid(999), Outcome.APPROVE)
+    check = world.report().approval[0]
+    assert check.unassigned == 1 and sum(g.decisions for g in check.groups) == 40
+
+
 def test_one_judgeable_group_is_not_enough_data_not_a_pass(world):
     world.farmers(COOP_A, approved=30, total=40)
     world.farmers(COOP_B, approved=0, total=10)
@@ -303,9 +311,13 @@ def test_only_the_latest_decision_per_farmer_and_lender_counts(world):
     for farmer in farmers:
         world.decide(farmer, Outcome.APPROVE, at=later)
     world.decide(farmers[0], Outcome.DECLINE, lender=OTHER_LENDER)  # another pair: counted
+    world.decide(farmers[1], Outcome.DECLINE, lender=OTHER_LENDER, at=later)
+    world.decide(
+        farmers[1], Outcome.APPROVE, lender=OTHER_LENDER, at=later
+    )  # same time: stored last
     report = world.report()
-    assert report.decisions_stored == 121 and report.decisions == 81
-    assert report.approval[0].ratio == Decimal("0.9756")  # 40/41 over 40/40
+    assert report.decisions_stored == 123 and report.decisions == 82
+    assert report.approval[0].ratio == Decimal("0.9761")  # 41/42 over 40/40
     assert "latest decision per (farmer, lender)" in report.selection
 
 
@@ -566,6 +578,16 @@ def test_cli_empty_store_is_not_enough_data(app, world, url):
     assert result.exit_code == 0, result.output
     assert "0 decisions counted of 0 stored" in result.output
     assert "NOT ENOUGH DATA to judge: cooperative" in result.output
+
+
+def test_cli_tampered_decision_exits_2(app, world, url, tmp_path):
+    world.farmers(COOP_A, approved=1, total=1)
+    with sqlite3.connect(tmp_path / "tealedger.db") as conn:  # behind tealedger's back
+        conn.execute("DROP TRIGGER credit_decision_no_update")
+        conn.execute("UPDATE credit_decision SET record_json = record_json || ' '")
+    result = run(app, "--from-store", "--db", url)
+    assert result.exit_code == ExitCode.USAGE
+    assert "RecordTamperedError" in result.output
 
 
 def test_cli_unreadable_database_exits_2(app, tmp_path):
