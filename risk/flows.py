@@ -9,15 +9,25 @@ organisations; the deployment registry names the contracts). Everything else is 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Any
 
 import networkx as nx
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from indexer.models import Farmer, FarmerChange, Loan, MerchantApproval, TokenTransfer
+from indexer.models import (
+    Farmer,
+    FarmerChange,
+    FarmerSettlement,
+    Loan,
+    LoanEvent,
+    MerchantApproval,
+    RawEvent,
+    TokenTransfer,
+)
 
 ZERO = bytes(20)
 
@@ -186,3 +196,125 @@ def onward_paths(
 def _time_respecting(path: list[Transfer]) -> bool:
     """Each transfer at or after the previous one in chain order."""
     return all(a.key < b.key for a, b in pairwise(path))
+
+
+@dataclass(frozen=True)
+class Why:
+    """Why a transfer happened, from the contract events of its transaction."""
+
+    kind: str
+    """minted, funded, disbursed, returned, repaid, sale_in, share_out, share_repaid, claimed,
+    or direct (no contract event explains it: a plain wallet-to-wallet payment)."""
+    zh: str
+    en: str
+    loan_id: int | None = None
+
+
+WHY: dict[str, tuple[str, str]] = {
+    "minted": ("数字人民币发行", "minted"),
+    "funded": ("放款入托管", "loan funded into its escrow"),
+    "disbursed": ("定向支付给商户", "directed payment to a merchant"),
+    "returned": ("未用资金退回", "unspent money returned to the lender"),
+    "repaid": ("还款", "loan repayment"),
+    "sale_in": ("销售货款入分账合约", "sale proceeds paid in for settlement"),
+    "share_out": ("销售分账给茶农", "farmer's share of a sale paid out"),
+    "share_repaid": ("销售分账还款", "farmer's share of a sale repaying a loan"),
+    "claimed": ("领取暂存货款", "held proceeds claimed"),
+    "direct": ("直接转账", "direct transfer"),
+}
+_LOAN_KINDS = ("funded", "disbursed", "returned", "repaid")
+
+
+def why_moved(conn: Connection, transfers: Sequence[Transfer]) -> dict[tuple[int, int], Why]:
+    """Each transfer's reason: the contract event of its transaction with its amount and party."""
+    events = _tx_events(conn, {t.tx_hash for t in transfers})
+    found: dict[tuple[int, int], Why] = {}
+    for t in transfers:
+        kind, loan_id = _match(t, events.get(t.tx_hash, []))
+        found[t.key] = Why(kind, *WHY[kind], loan_id=loan_id)
+    return found
+
+
+@dataclass
+class _TxEvent:
+    """A non-Transfer event of a transaction, with what its indexed row says."""
+
+    name: str
+    emitter: bytes
+    kind: str | None = None
+    amount: int | None = None
+    party: bytes | None = None
+    loan_id: int | None = None
+    repaid: int | None = None
+    used: set[str] = field(default_factory=set)
+    """Kinds already explained: a sale share explains its repayment and its payout, once each;
+    any other event explains one transfer."""
+
+
+def _tx_events(conn: Connection, txs: set[bytes]) -> dict[bytes, list[_TxEvent]]:
+    """The explaining events of these transactions, with their loan and settlement rows."""
+    if not txs:
+        return {}
+    raw = conn.execute(
+        select(RawEvent.tx_hash, RawEvent.block_number, RawEvent.log_index, RawEvent.event,
+               RawEvent.address)
+        .where(RawEvent.tx_hash.in_(list(txs)), RawEvent.event != "Transfer")  # type: ignore[attr-defined]
+        .order_by(RawEvent.block_number, RawEvent.log_index)
+    ).all()  # fmt: skip
+    keys = [(b, i) for _t, b, i, _e, _a in raw]
+    loans = _by_key(conn, LoanEvent, keys, LoanEvent.kind, LoanEvent.amount_fen, LoanEvent.party,
+                    LoanEvent.loan_id)  # fmt: skip
+    shares = _by_key(conn, FarmerSettlement, keys, FarmerSettlement.paid_out_fen,
+                     FarmerSettlement.repaid_fen)  # fmt: skip
+    found: dict[bytes, list[_TxEvent]] = defaultdict(list)
+    for tx, block, index, name, emitter in raw:
+        event = _TxEvent(name or "", bytes(emitter))
+        if (row := loans.get((block, index))) is not None and row[0] in _LOAN_KINDS:
+            event.kind, event.amount, event.loan_id = row[0], row[1], row[3]
+            event.party = bytes(row[2]) if row[2] is not None else None
+        elif (row := shares.get((block, index))) is not None:
+            event.kind, event.amount, event.repaid = "share", row[0], row[1]
+        found[bytes(tx)].append(event)
+    return found
+
+
+def _by_key(
+    conn: Connection, table: Any, keys: list[tuple[int, int]], *columns: Any
+) -> dict[tuple[int, int], tuple[Any, ...]]:
+    """Rows of a table keyed by (block_number, log_index), for the given keys."""
+    if not keys:
+        return {}
+    blocks = sorted({b for b, _ in keys})
+    rows = conn.execute(
+        select(table.block_number, table.log_index, *columns).where(table.block_number.in_(blocks))
+    )
+    wanted = set(keys)
+    return {(r[0], r[1]): tuple(r[2:]) for r in rows if (r[0], r[1]) in wanted}
+
+
+def _match(t: Transfer, events: list[_TxEvent]) -> tuple[str, int | None]:
+    """The first unused event of the transaction that accounts for this transfer."""
+    for e in events:
+        kind = _accounts_for(t, e)
+        if kind is not None and kind not in e.used and "*" not in e.used:
+            e.used.add(kind if e.kind == "share" else "*")
+            return kind, e.loan_id
+    return "direct", None
+
+
+def _accounts_for(t: Transfer, e: _TxEvent) -> str | None:
+    """The reason kind when event `e` explains transfer `t`."""
+    if e.name == "PaymentTokenMinted" and t.sender == ZERO:
+        return "minted"
+    if e.kind in _LOAN_KINDS and e.amount == t.amount_fen and e.party in (t.sender, t.recipient):
+        return e.kind
+    if e.kind == "share" and t.sender == e.emitter:
+        if e.amount == t.amount_fen:
+            return "share_out"
+        if e.repaid == t.amount_fen:
+            return "share_repaid"
+    if e.name == "SaleSettled" and t.recipient == e.emitter:
+        return "sale_in"
+    if e.name == "HeldProceedsClaimed" and t.sender == e.emitter:
+        return "claimed"
+    return None

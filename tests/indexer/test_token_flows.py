@@ -10,9 +10,10 @@ from alembic import command
 from sqlalchemy import func, select
 
 from indexer.db import make_engine, migrate
-from indexer.models import MerchantApproval, TokenTransfer
+from indexer.models import LoanEvent, MerchantApproval, TokenTransfer
 from indexer.runner import index_once
 from lending.loans.contracts import MERCHANT_REGISTRY, PAYMENT_TOKEN
+from risk.flows import load_transfers, why_moved
 from tests.indexer._support import IndexedChain, dump
 from tests.indexer.test_index_migrations import _move_to
 
@@ -64,3 +65,25 @@ def test_0009_projects_the_raw_events_an_older_database_kept(
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(TokenTransfer)).scalar_one() > 0
     assert dump(engine) == before
+
+
+def test_every_transfer_of_a_season_has_its_contract_reason(
+    region_chain: IndexedChain, db_url: str
+) -> None:
+    index_once(region_chain.client, db_url)
+    with make_engine(db_url).connect() as conn:
+        transfers = load_transfers(conn)
+        reasons = why_moved(conn, transfers)
+        loan_kinds = Counter(
+            k for (k,) in conn.execute(select(LoanEvent.kind).where(
+                LoanEvent.kind.in_(("funded", "disbursed", "returned", "repaid"))  # type: ignore[attr-defined]
+            ))
+        )  # fmt: skip
+    kinds = Counter(r.kind for r in reasons.values())
+    assert set(reasons) == {t.key for t in transfers}
+    assert kinds["direct"] == 0 and kinds["minted"] >= 1
+    assert {k: kinds[k] for k in loan_kinds} == dict(loan_kinds)
+    by_key = {t.key: t for t in transfers}
+    for key, why in reasons.items():
+        if why.kind == "disbursed":
+            assert why.loan_id is not None and by_key[key].amount_fen > 0

@@ -7,6 +7,7 @@ escrows, the merchants' balances and the events, and a second run must send noth
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -211,3 +212,19 @@ def test_the_distributor_and_processor_see_their_lots(lent: Lent):
         len(bought) == lent.season.lots_sold
         and sum(b.price_fen for b in bought) == lent.season.sales_fen
     )
+
+
+def test_every_payment_of_the_season_has_its_reason_and_no_rule_fires(lent: Lent):
+    from risk.flows import load_transfers, why_moved
+    from risk.scan import context, find
+    from tealedger.demo.service import index_chain
+
+    index_chain(lent.client, lent.settings.database_url)
+    engine = make_engine(lent.settings.database_url)
+    with engine.connect() as conn:
+        transfers = load_transfers(conn)
+        kinds = Counter(w.kind for w in why_moved(conn, transfers).values())
+        findings = find(context(conn, conn))
+    assert kinds["disbursed"] > 0 and kinds["share_repaid"] > 0 and kinds["sale_in"] > 0
+    assert kinds["direct"] == 0, kinds  # the honest season pays only through its contracts
+    assert findings == []  # an honest season raises no alert
