@@ -129,7 +129,10 @@ class SharedWallet:
         paid = [t for ts in f.paid.values() for t in ts]
         paths = [p for ps in f.derived.values() for p in ps]
         moved = {t.key: t for t in [*paid, *(t for p in paths for t in p)]}
-        derived_fen = sum(narrowest(p[1:]) for p in paths)
+        into: dict[tuple[int, int], int] = {}
+        for p in paths:  # per transfer into the wallet: one payment counted once
+            into[p[-1].key] = max(into.get(p[-1].key, 0), narrowest(p[1:]))
+        derived_fen = sum(into.values())
         severe = bool(f.derived) or len(borrowers_with_loans) >= 2
         registered_at = _registered_at(ctx, f.registered)
         w = hexid(wallet)

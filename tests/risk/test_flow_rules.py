@@ -281,6 +281,9 @@ def test_a_wallet_registered_for_two_borrowers_is_reported(world: World) -> None
     assert list(found.evidence.loans) == loans
     assert found.severity == "high"
     assert [f.key for f in world.find("shared_wallet")] == [found.key]
+    world.farmer("four", shared)  # the evidence grows, the alert stays one
+    (again,) = world.find("shared_wallet")
+    assert again.key == found.key and len(again.evidence.farmers) == 3
 
 
 def test_a_family_wallet_without_loans_is_medium(world: World) -> None:
@@ -329,6 +332,8 @@ def test_loan_money_of_several_borrowers_into_one_wallet(
     assert found.subject == f"wallet:0x{broker.hex()}"
     assert len(found.evidence.loans) == borrowers
     assert found.evidence.figures["borrowers_reached"] == str(borrowers)
+    passed_on = sum((3_000 + 1_111 * i) * YUAN * share[0] // share[1] for i in range(borrowers))
+    assert found.evidence.amounts_fen["loan_money_reached"] == passed_on
     assert found.severity == "high"
 
 
@@ -350,13 +355,16 @@ def test_small_or_late_kickbacks_are_not_reported(
 # ------------------------------------------------------------------- merchant concentration
 
 
-def lender_book(w: World, lender: bytes, loans: int, favourite_share: tuple[int, int],
-                alternatives: int, start: int = T0) -> bytes:  # fmt: skip
+def lender_book(
+    w: World, lender: bytes, loans: int, favourite_share: tuple[int, int], alternatives: int,
+    start: int = T0, their_category: bytes = FERTILISER,
+) -> bytes:  # fmt: skip
     """A lender's loans, each paying the favourite merchant its share and the rest elsewhere."""
     favourite = addr("favourite")
     others = [addr(f"other-{k}") for k in range(alternatives)]
-    for m in [favourite, *others]:
-        w.approve(m, start - 100 * DAY)
+    w.approve(favourite, start - 100 * DAY)
+    for m in others:
+        w.approve(m, start - 100 * DAY, their_category)
     for i in range(loans):
         fid = w.farmer(f"{lender.hex()}-{i}")
         _, escrow = w.loan(fid, lender, start + i * DAY)
@@ -404,6 +412,11 @@ def test_concentration_near_misses(
     world: World, loans: int, share: tuple[int, int], alternatives: int
 ) -> None:
     lender_book(world, addr("bank"), loans, share, alternatives)
+    assert world.find("merchant_concentration") == []
+
+
+def test_a_merchant_alone_in_its_category_is_a_blind_spot(world: World) -> None:
+    lender_book(world, addr("bank"), 14, (4, 5), alternatives=3, their_category=TOOLS)
     assert world.find("merchant_concentration") == []
 
 
