@@ -1,0 +1,141 @@
+"""Helpers the money-flow rules share (candidates for risk.flows once a second family needs them).
+
+No rule is registered here: disbursements (escrow -> merchant transfers with their loan), the
+indexed loans, money followed forward from a wallet, and exact ratios as decimal strings.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from fractions import Fraction
+
+from sqlalchemy import select
+
+from indexer.models import Loan
+from risk.flows import Transfer
+from risk.rules import ScanContext
+
+PLAIN_KINDS = frozenset({"unknown", "farmer", "agent"})
+"""Wallets the chain does not tie to a contract, a lender, a merchant or a named organisation."""
+
+
+@dataclass(frozen=True)
+class LoanRow:
+    """What the rules need of one indexed loan."""
+
+    loan_id: int
+    escrow: bytes
+    farmer: bytes
+    lender: bytes
+    agent: bytes
+    issued_at: int
+
+
+@dataclass(frozen=True)
+class Disbursement:
+    """Loan money paid by a loan's escrow to an approved merchant."""
+
+    loan: LoanRow
+    transfer: Transfer
+
+
+def loans(ctx: ScanContext) -> dict[int, LoanRow]:
+    """Every indexed loan by id."""
+    rows = ctx.conn.execute(
+        select(Loan.loan_id, Loan.escrow, Loan.farmer, Loan.lender, Loan.agent,
+               Loan.block_timestamp)
+    )  # fmt: skip
+    return {
+        i: LoanRow(i, bytes(e), bytes(f), bytes(le), bytes(a), at) for i, e, f, le, a, at in rows
+    }
+
+
+def disbursements(ctx: ScanContext, by_id: Mapping[int, LoanRow]) -> list[Disbursement]:
+    """Escrow -> merchant transfers in chain order (repayments and returns are not merchants)."""
+    found: list[Disbursement] = []
+    for t in ctx.transfers:
+        loan_id = ctx.directory.escrows.get(t.sender)
+        if loan_id is None or loan_id not in by_id or t.recipient not in ctx.directory.merchants:
+            continue
+        found.append(Disbursement(by_id[loan_id], t))
+    return found
+
+
+def is_plain(ctx: ScanContext, wallet: bytes) -> bool:
+    """An ordinary wallet: no contract, lender, merchant or named organisation behind it."""
+    d = ctx.directory
+    return (
+        not d.is_contract(wallet)
+        and wallet not in d.merchants
+        and d.label(wallet).kind in PLAIN_KINDS
+    )
+
+
+def outgoing(transfers: Iterable[Transfer]) -> dict[bytes, list[Transfer]]:
+    """Sender -> its transfers in chain order."""
+    found: dict[bytes, list[Transfer]] = defaultdict(list)
+    for t in transfers:
+        found[t.sender].append(t)
+    return found
+
+
+def reached(
+    ctx: ScanContext,
+    out: Mapping[bytes, list[Transfer]],
+    first: Transfer,
+    within: int,
+    max_hops: int,
+    cap: int,
+) -> dict[bytes, dict[tuple[int, int], list[Transfer]]]:
+    """Wallets money from `first` reached onward: for each, by each last transfer into it, the
+    path carrying the most (its narrowest hop). Paths are time-respecting, within `within`
+    seconds, never through a contract, and no onward transfer is larger than `cap`."""
+    best: dict[bytes, dict[tuple[int, int], list[Transfer]]] = defaultdict(dict)
+
+    def walk(path: list[Transfer]) -> None:
+        last = path[-1]
+        if len(path) > 1:
+            old = best[last.recipient].get(last.key)
+            if old is None or narrowest(path[1:]) > narrowest(old[1:]):
+                best[last.recipient][last.key] = list(path)
+        if len(path) >= max_hops or ctx.directory.is_contract(last.recipient):
+            return
+        seen = {t.sender for t in path}
+        onward = out.get(last.recipient, [])
+        for t in onward[bisect_right(onward, last.key, key=lambda x: x.key) :]:
+            if t.recipient in seen or t.amount_fen > cap:
+                continue
+            if t.at > first.at + within:
+                break
+            walk([*path, t])
+
+    walk([first])
+    return best
+
+
+def narrowest(path: Iterable[Transfer]) -> int:
+    """The amount that went all the way along a path (its smallest transfer)."""
+    return min(t.amount_fen for t in path)
+
+
+def decimal_text(value: Fraction, places: int = 4) -> str:
+    """A ratio as a decimal string (banker's rounding to `places`; never through float)."""
+    with localcontext() as c:
+        c.prec = 50
+        exact = Decimal(value.numerator) / Decimal(value.denominator)
+        return str(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN))
+
+
+def median(values: Iterable[int]) -> Fraction:
+    """The median of integers, exact (the mean of the middle two for an even count)."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("median of nothing")
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return Fraction(ordered[mid])
+    return Fraction(ordered[mid - 1] + ordered[mid], 2)

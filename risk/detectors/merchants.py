@@ -1,0 +1,248 @@
+"""Merchants that take too much of the loan money: one lender's favourite, a new merchant's surge.
+
+Directed payment only says the escrow pays an approved merchant; it does not say which. A
+lender (or its agent) steering borrowers to one merchant, or a merchant approved just to
+collect a season's loans (a front), shows in where the disbursements (escrow -> merchant
+transfers, joined with the loan's lender) go:
+- `merchant_concentration`: one merchant took more than `max_share` of a lender's disbursed
+  fen, over at least `min_loans` of its loans, while at least `min_alternatives` other
+  merchants were approved in a category the merchant is approved for (the lender had a choice).
+- `new_merchant_surge`: in its first `within_days` days after its first approval a merchant
+  received more than `factor` times the median inflow of the established merchants (approved at
+  least `within_days` before it, with inflow) over the same days, and at least `min_fen`; at
+  least `min_established` established merchants make the baseline.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from sqlalchemy import select
+
+from indexer.models import MerchantApproval
+from lending.pricing.units import format_fen
+from risk.detectors._money import Disbursement, decimal_text, disbursements, loans, median
+from risk.rules import DAY, Evidence, Finding, ScanContext, hexid, rule
+
+MAX_EVIDENCE = 50
+"""Transfers listed in a finding (the latest); the figures count them all."""
+
+
+@dataclass
+class Approvals:
+    """When merchants were first approved, and for which categories."""
+
+    first: dict[bytes, int] = field(default_factory=dict)
+    categories: dict[bytes, set[bytes]] = field(default_factory=lambda: defaultdict(set))
+    approved_in: dict[bytes, set[bytes]] = field(default_factory=lambda: defaultdict(set))
+
+
+def _approvals(ctx: ScanContext) -> Approvals:
+    """Every approval the registry emitted (revocations do not undo a past choice)."""
+    found = Approvals()
+    rows = ctx.conn.execute(
+        select(MerchantApproval.merchant, MerchantApproval.category,
+               MerchantApproval.block_timestamp).where(MerchantApproval.approved)
+    )  # fmt: skip
+    for merchant, category, at in rows:
+        m, c = bytes(merchant), bytes(category)
+        found.first[m] = min(at, found.first.get(m, at))
+        found.categories[m].add(c)
+        found.approved_in[c].add(m)
+    return found
+
+
+@dataclass
+class LenderBook:
+    """One lender's disbursements, by merchant."""
+
+    loans: set[int] = field(default_factory=set)
+    total: int = 0
+    by_merchant: dict[bytes, list[Disbursement]] = field(default_factory=lambda: defaultdict(list))
+
+
+@rule
+class MerchantConcentration:
+    """One merchant took most of one lender's disbursements, though others were approved."""
+
+    name = "merchant_concentration"
+    title_zh = "放款集中于单一商户"
+    title_en = "One merchant takes most of a lender's loans"
+    explanation = __doc__ or ""
+
+    def __init__(
+        self, max_share: Fraction = Fraction(3, 5), min_loans: int = 10, min_alternatives: int = 2
+    ) -> None:
+        self.max_share = max_share
+        self.min_loans = min_loans
+        self.min_alternatives = min_alternatives
+
+    def detect(self, ctx: ScanContext) -> Sequence[Finding]:
+        """At most one finding per lender: its top merchant."""
+        books: dict[bytes, LenderBook] = defaultdict(LenderBook)
+        for d in disbursements(ctx, loans(ctx)):
+            book = books[d.loan.lender]
+            book.loans.add(d.loan.loan_id)
+            book.total += d.transfer.amount_fen
+            book.by_merchant[d.transfer.recipient].append(d)
+        approvals = _approvals(ctx)
+        found: list[Finding] = []
+        for lender, book in sorted(books.items()):
+            if len(book.loans) < self.min_loans or not book.total:
+                continue
+            top = max(sorted(book.by_merchant), key=lambda m: _fen(book.by_merchant[m]))
+            share = Fraction(_fen(book.by_merchant[top]), book.total)
+            others = {m for c in approvals.categories[top] for m in approvals.approved_in[c]}
+            others.discard(top)
+            if share <= self.max_share or len(others) < self.min_alternatives:
+                continue
+            found.append(self._finding(ctx, lender, top, share, others, books))
+        return found
+
+    def _finding(
+        self, ctx: ScanContext, lender: bytes, merchant: bytes, share: Fraction,
+        others: set[bytes], books: dict[bytes, LenderBook],
+    ) -> Finding:  # fmt: skip
+        """The finding, with the merchant's share elsewhere for comparison."""
+        book = books[lender]
+        paid = book.by_merchant[merchant]
+        elsewhere_total = sum(b.total for le, b in books.items() if le != lender)
+        elsewhere_fen = sum(_fen(b.by_merchant.get(merchant, [])) for le, b in books.items()
+                            if le != lender)  # fmt: skip
+        elsewhere = Fraction(elsewhere_fen, elsewhere_total) if elsewhere_total else None
+        severe = elsewhere is not None and elsewhere * 2 < share
+        pct = decimal_text(share * 100, 2)
+        at_others = f"{decimal_text(elsewhere * 100, 2)}%" if elsewhere is not None else "n/a"
+        name, lname = ctx.directory.label(merchant).name, ctx.directory.label(lender).name
+        loan_ids = sorted({d.loan.loan_id for d in paid})
+        figures = {
+            "share": decimal_text(share),
+            "loans": str(len(book.loans)),
+            "loans_paying_merchant": str(len(loan_ids)),
+            "merchants_used": str(len(book.by_merchant)),
+            "approved_alternatives": str(len(others)),
+        }
+        if elsewhere is not None:
+            figures["share_at_other_lenders"] = decimal_text(elsewhere)
+        return Finding(
+            rule=self.name,
+            key=f"{self.name}:{hexid(lender)}:{hexid(merchant)}",
+            subject=f"wallet:{hexid(lender)}",
+            severity="high" if severe else "medium",
+            explanation_zh=(
+                f"{lname} {hexid(lender)} 的 {len(book.loans)} 笔贷款共放款 "
+                f"¥{format_fen(book.total)}，其中 {pct}% 付给了同一{name} {hexid(merchant)}"
+                f"（另有 {len(others)} 家同类商户获批；其他贷款机构付给它的比例：{at_others}）。"
+            ),
+            explanation_en=(
+                f"Of the ¥{format_fen(book.total)} disbursed over {len(book.loans)} loans of "
+                f"{lname} {hexid(lender)}, {pct}% went to one merchant {hexid(merchant)} "
+                f"({len(others)} other merchants were approved for its categories; its share at "
+                f"other lenders: {at_others})."
+            ),
+            evidence=Evidence(
+                transfers=tuple(ctx.hop(d.transfer) for d in paid[-MAX_EVIDENCE:]),
+                farmers=tuple(sorted({hexid(d.loan.farmer) for d in paid})),
+                loans=tuple(loan_ids),
+                wallets=(hexid(lender), hexid(merchant)),
+                amounts_fen={"lender_disbursed": book.total, "merchant_received": _fen(paid)},
+                figures=figures,
+            ),
+            observed_at=max(d.transfer.at for d in paid),
+        )
+
+
+@rule
+class NewMerchantSurge:
+    """A newly approved merchant's first weeks bring far more loan money than usual."""
+
+    name = "new_merchant_surge"
+    title_zh = "新商户放款激增"
+    title_en = "New merchant's surge of loan money"
+    explanation = __doc__ or ""
+
+    def __init__(
+        self, within_days: int = 30, factor: int = 3, min_fen: int = 5_000_000,
+        min_established: int = 3,
+    ) -> None:  # fmt: skip
+        self.within = within_days * DAY
+        self.factor = factor
+        self.min_fen = min_fen
+        self.min_established = min_established
+
+    def detect(self, ctx: ScanContext) -> Sequence[Finding]:
+        """One finding per merchant whose first window stands out."""
+        inflow: dict[bytes, list[Disbursement]] = defaultdict(list)
+        for d in disbursements(ctx, loans(ctx)):
+            inflow[d.transfer.recipient].append(d)
+        first = _approvals(ctx).first
+        found: list[Finding] = []
+        for merchant, approved_at in sorted(first.items()):
+            start, end = approved_at, approved_at + self.within
+            mine = [d for d in inflow[merchant] if start <= d.transfer.at <= end]
+            fen = _fen(mine)
+            if fen < self.min_fen:
+                continue
+            baseline = [
+                _fen([d for d in inflow[m] if start <= d.transfer.at <= end])
+                for m, at in first.items()
+                if m != merchant and at <= approved_at - self.within
+            ]
+            baseline = [b for b in baseline if b > 0]
+            if len(baseline) < self.min_established:
+                continue
+            typical = median(baseline)
+            if fen > self.factor * typical:
+                found.append(self._finding(ctx, merchant, mine, typical, len(baseline)))
+        return found
+
+    def _finding(
+        self, ctx: ScanContext, merchant: bytes, mine: list[Disbursement], typical: Fraction,
+        established: int,
+    ) -> Finding:  # fmt: skip
+        """The finding: the first window's disbursements against the established median."""
+        fen = _fen(mine)
+        ratio = Fraction(fen) / typical
+        days = self.within // DAY
+        m = hexid(merchant)
+        loan_ids = sorted({d.loan.loan_id for d in mine})
+        lenders = sorted({hexid(d.loan.lender) for d in mine})
+        return Finding(
+            rule=self.name,
+            key=f"{self.name}:{m}",
+            subject=f"wallet:{m}",
+            severity="high" if ratio > 2 * self.factor else "medium",
+            explanation_zh=(
+                f"商户 {m} 获批后 {days} 天内收到 {len(loan_ids)} 笔贷款的放款 ¥{format_fen(fen)}，"
+                f"是同期 {established} 家老商户中位数（¥{format_fen(int(typical))}）的 "
+                f"{decimal_text(ratio, 2)} 倍。"
+            ),
+            explanation_en=(
+                f"Merchant {m} received ¥{format_fen(fen)} from {len(loan_ids)} loan(s) in its "
+                f"first {days} days after approval, {decimal_text(ratio, 2)} times the median "
+                f"of {established} established merchants over the same days "
+                f"(¥{format_fen(int(typical))})."
+            ),
+            evidence=Evidence(
+                transfers=tuple(ctx.hop(d.transfer) for d in mine[-MAX_EVIDENCE:]),
+                farmers=tuple(sorted({hexid(d.loan.farmer) for d in mine})),
+                loans=tuple(loan_ids),
+                wallets=(m, *lenders),
+                amounts_fen={"first_window_inflow": fen, "established_median": int(typical)},
+                figures={
+                    "ratio_to_median": decimal_text(ratio),
+                    "established_median_fen": decimal_text(typical, 1),
+                    "established_merchants": str(established),
+                    "window_days": str(days),
+                },
+            ),
+            observed_at=max(d.transfer.at for d in mine),
+        )
+
+
+def _fen(paid: Sequence[Disbursement]) -> int:
+    """The fen paid by these disbursements."""
+    return sum(d.transfer.amount_fen for d in paid)
