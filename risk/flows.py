@@ -2,7 +2,8 @@
 
 Every eCNY movement is a `token_transfer` row (indexer); the escrow and settlement events say why
 it moved. A wallet is known when the indexer saw it as a farmer's wallet, a loan's escrow, lender,
-borrower or agent, an approved merchant, or when the caller names it (the service passes its
+borrower or agent, an approved merchant, a contract it follows (the token, SaleSettlement...),
+or when the caller names it (the service passes its
 organisations; the deployment registry names the contracts). Everything else is "unknown".
 """
 
@@ -22,6 +23,7 @@ from indexer.models import (
     Farmer,
     FarmerChange,
     FarmerSettlement,
+    IndexedContract,
     Loan,
     LoanEvent,
     MerchantApproval,
@@ -109,6 +111,9 @@ def load_directory(conn: Connection, named: Mapping[bytes, WalletLabel] = {}) ->
     for wallet, farmers in found.farmers_of.items():
         found.labels[wallet] = WalletLabel("farmer", _farmer_name(farmers), tuple(sorted(farmers)))
     _add_loans(conn, found)
+    for address, name in conn.execute(select(IndexedContract.address, IndexedContract.name)):
+        if bytes(address) not in found.escrows:  # escrows keep their loan's label
+            found.labels[bytes(address)] = WalletLabel("contract", f"合约 contract {name}")
     for (merchant,) in conn.execute(select(MerchantApproval.merchant).distinct()):
         found.merchants.add(bytes(merchant))
         found.labels.setdefault(bytes(merchant), WalletLabel("merchant", "商户 merchant"))

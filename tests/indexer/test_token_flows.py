@@ -13,7 +13,7 @@ from indexer.db import make_engine, migrate
 from indexer.models import LoanEvent, MerchantApproval, TokenTransfer
 from indexer.runner import index_once
 from lending.loans.contracts import MERCHANT_REGISTRY, PAYMENT_TOKEN
-from risk.flows import load_transfers, why_moved
+from risk.flows import load_directory, load_transfers, why_moved
 from tests.indexer._support import IndexedChain, dump
 from tests.indexer.test_index_migrations import _move_to
 
@@ -87,3 +87,17 @@ def test_every_transfer_of_a_season_has_its_contract_reason(
     for key, why in reasons.items():
         if why.kind == "disbursed":
             assert why.loan_id is not None and by_key[key].amount_fen > 0
+
+
+def test_the_directory_names_followed_contracts_and_farmers(
+    region_chain: IndexedChain, db_url: str
+) -> None:
+    index_once(region_chain.client, db_url)
+    with make_engine(db_url).connect() as conn:
+        directory = load_directory(conn)
+    token = bytes.fromhex(region_chain.client.contract(PAYMENT_TOKEN).address[2:])
+    assert directory.label(token).kind == "contract" and directory.is_contract(token)
+    assert all(directory.label(e).kind == "escrow" for e in directory.escrows)
+    farmer = next(f for f in region_chain.region.farmers if f.wallet is not None)
+    (own,) = directory.wallets_of[farmer.farmer]
+    assert directory.label(own).kind == "farmer" and not directory.is_contract(own)
