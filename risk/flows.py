@@ -174,27 +174,36 @@ def window(graph: nx.MultiDiGraph, start: int, end: int) -> nx.MultiDiGraph:
 def onward_paths(
     graph: nx.MultiDiGraph,
     first: Transfer,
-    targets: set[bytes],
+    targets: set[bytes] | None,
     within: int,
     max_hops: int,
     skip: frozenset[bytes] = frozenset(),
+    cap: int | None = None,
 ) -> list[list[Transfer]]:
-    """Paths of transfers that start with `first` and reach a target within `within` seconds,
-    each hop no earlier than the one before (money cannot leave before it arrives)."""
-    if first.recipient in targets:
+    """Paths of transfers that start with `first` and reach a target (any wallet when None)
+    within `within` seconds and `max_hops` transfers, each hop after the one before (money
+    cannot leave before it arrives), never through a wallet in `skip`, no hop above `cap`."""
+    if targets is not None and first.recipient in targets:
         return [[first]]
-    if max_hops < 2:
+    start, end = first.recipient, first.at + within
+
+    def keep(u: bytes, v: bytes, k: tuple[int, int]) -> bool:
+        t: Transfer = graph[u][v][k]["transfer"]
+        return first.key < t.key and t.at <= end and (cap is None or t.amount_fen <= cap)
+
+    if max_hops < 2 or start not in graph:
         return []
-    view = window(graph, first.at, first.at + within)
-    view = nx.subgraph_view(view, filter_node=lambda n: n not in skip or n == first.recipient)
+    view = nx.subgraph_view(graph, filter_node=lambda n: n not in skip or n == start,
+                            filter_edge=keep)  # fmt: skip
+    near = set(nx.dfs_preorder_nodes(view, start, depth_limit=max_hops - 1)) - {start}
+    ends = near if targets is None else near & targets
+    if not ends:
+        return []
     found: list[list[Transfer]] = []
-    reachable = targets & set(view.nodes)
-    if first.recipient not in view or not reachable:
-        return []
-    for edges in nx.all_simple_edge_paths(view, first.recipient, reachable, cutoff=max_hops - 1):
-        path = [view[u][v][k]["transfer"] for u, v, k in edges]
-        if _time_respecting([first, *path]):
-            found.append([first, *path])
+    for edges in nx.all_simple_edge_paths(view, start, ends, cutoff=max_hops - 1):
+        path = [first, *(view[u][v][k]["transfer"] for u, v, k in edges)]
+        if _time_respecting(path):
+            found.append(path)
     return found
 
 

@@ -12,27 +12,13 @@ count: money that trickles back in small unrelated payments is not a cash-out.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from sqlalchemy import select
-
-from indexer.models import Loan
 from lending.pricing.units import format_fen
 from risk.flows import Transfer, onward_paths
+from risk.money import LoanRow, is_plain, loans
 from risk.rules import DAY, Evidence, Finding, ScanContext, hexid, rule
-
-
-@dataclass(frozen=True)
-class LoanParties:
-    """A loan's borrower side."""
-
-    loan_id: int
-    farmer: bytes
-    borrower: bytes
-    agent: bytes
-    issued_at: int
 
 
 @rule
@@ -55,13 +41,13 @@ class CashOutThroughMerchant:
 
     def detect(self, ctx: ScanContext) -> Sequence[Finding]:
         """One finding per disbursement whose money reached the borrower's side."""
-        loans = _loans(ctx)
+        by_id = loans(ctx)
         found: list[Finding] = []
         for t in ctx.transfers:
             loan_id = ctx.directory.escrows.get(t.sender)
-            if loan_id is None or loan_id not in loans or ctx.directory.is_contract(t.recipient):
+            if loan_id is None or loan_id not in by_id or ctx.directory.is_contract(t.recipient):
                 continue
-            parties = loans[loan_id]
+            parties = by_id[loan_id]
             targets = self._borrower_side(ctx, parties)
             if t.recipient in targets:
                 continue  # a disbursement to the borrower's side is another rule's business
@@ -70,7 +56,7 @@ class CashOutThroughMerchant:
                 found.append(self._finding(ctx, parties, path))
         return found
 
-    def _borrower_side(self, ctx: ScanContext, parties: LoanParties) -> set[bytes]:
+    def _borrower_side(self, ctx: ScanContext, parties: LoanRow) -> set[bytes]:
         """The farmer's wallets, the agent, and wallets that dealt with the farmer's wallets."""
         own = set(ctx.directory.wallets_of.get(parties.farmer, ())) | {parties.borrower}
         side = own | ({parties.agent} if parties.agent != bytes(20) else set())
@@ -79,15 +65,9 @@ class CashOutThroughMerchant:
             if not start <= t.at <= parties.issued_at:
                 continue
             other = t.recipient if t.sender in own else t.sender if t.recipient in own else None
-            if other is not None and self._plain(ctx, other):
+            if other is not None and is_plain(ctx, other):
                 side.add(other)
         return side
-
-    @staticmethod
-    def _plain(ctx: ScanContext, wallet: bytes) -> bool:
-        """An ordinary wallet: not a contract, merchant, lender or named organisation."""
-        kind = ctx.directory.label(wallet).kind
-        return kind in ("unknown", "farmer") and wallet not in ctx.directory.merchants
 
     def _best_path(
         self, ctx: ScanContext, first: Transfer, targets: set[bytes]
@@ -99,7 +79,7 @@ class CashOutThroughMerchant:
             return None
         return best
 
-    def _finding(self, ctx: ScanContext, parties: LoanParties, path: list[Transfer]) -> Finding:
+    def _finding(self, ctx: ScanContext, parties: LoanRow, path: list[Transfer]) -> Finding:
         """The finding, with the path as evidence."""
         first, last = path[0], path[-1]
         back = min(h.amount_fen for h in path[1:])
@@ -131,11 +111,3 @@ class CashOutThroughMerchant:
             ),
             observed_at=last.at,
         )
-
-
-def _loans(ctx: ScanContext) -> dict[int, LoanParties]:
-    """Every indexed loan's borrower side."""
-    rows = ctx.conn.execute(
-        select(Loan.loan_id, Loan.farmer, Loan.borrower, Loan.agent, Loan.block_timestamp)
-    )
-    return {i: LoanParties(i, bytes(f), bytes(b), bytes(a), at) for i, f, b, a, at in rows}

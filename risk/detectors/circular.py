@@ -25,8 +25,8 @@ from itertools import pairwise
 import networkx as nx
 
 from lending.pricing.units import format_fen
-from risk.detectors._money import LoanRow, loans, narrowest
 from risk.flows import Transfer
+from risk.money import LoanRow, loans, narrowest
 from risk.rules import DAY, Evidence, Finding, ScanContext, hexid, rule
 
 Ring = list[Transfer]

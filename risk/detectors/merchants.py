@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from indexer.models import MerchantApproval
 from lending.pricing.units import format_fen
-from risk.detectors._money import Disbursement, decimal_text, disbursements, loans, median
+from risk.money import Disbursement, decimal_text, disbursements, loans, median
 from risk.rules import DAY, Evidence, Finding, ScanContext, hexid, rule
 
 MAX_EVIDENCE = 50

@@ -28,17 +28,16 @@ from sqlalchemy import select
 
 from indexer.models import Farmer, FarmerSettlement
 from lending.pricing.units import format_fen
-from risk.detectors._money import (
+from risk.flows import Transfer
+from risk.money import (
     Disbursement,
     LoanRow,
     disbursements,
     is_plain,
     loans,
     narrowest,
-    outgoing,
     reached,
 )
-from risk.flows import Transfer
 from risk.rules import DAY, Evidence, Finding, ScanContext, hexid, rule
 
 
@@ -92,13 +91,12 @@ class SharedWallet:
         self, ctx: ScanContext, by_id: dict[int, LoanRow]
     ) -> list[tuple[Disbursement, bytes, list[Transfer]]]:
         """(disbursement, wallet, path) for every ordinary wallet its money reached."""
-        out = outgoing(ctx.transfers)
         found: list[tuple[Disbursement, bytes, list[Transfer]]] = []
         for d in disbursements(ctx, by_id):
             pay = d.transfer
             # No onward transfer larger than the payment: that is not this loan's money alone
             # (a merchant restocking from its supplier pays for many loans at once).
-            ends = reached(ctx, out, pay, self.within, self.max_hops, pay.amount_fen)
+            ends = reached(ctx, pay, self.within, self.max_hops, pay.amount_fen)
             for wallet, paths in ends.items():
                 if not is_plain(ctx, wallet):
                     continue

@@ -1,12 +1,9 @@
-"""Helpers the money-flow rules share (candidates for risk.flows once a second family needs them).
-
-No rule is registered here: disbursements (escrow -> merchant transfers with their loan), the
-indexed loans, money followed forward from a wallet, and exact ratios as decimal strings.
+"""What the money rules share: indexed loans, disbursements (escrow -> merchant transfers with
+their loan), the ordinary-wallet test, money followed forward, exact medians and ratio strings.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,7 +13,7 @@ from fractions import Fraction
 from sqlalchemy import select
 
 from indexer.models import Loan
-from risk.flows import Transfer
+from risk.flows import Transfer, onward_paths
 from risk.rules import ScanContext
 
 PLAIN_KINDS = frozenset({"unknown", "farmer", "agent"})
@@ -31,6 +28,7 @@ class LoanRow:
     escrow: bytes
     farmer: bytes
     lender: bytes
+    borrower: bytes
     agent: bytes
     issued_at: int
 
@@ -46,11 +44,12 @@ class Disbursement:
 def loans(ctx: ScanContext) -> dict[int, LoanRow]:
     """Every indexed loan by id."""
     rows = ctx.conn.execute(
-        select(Loan.loan_id, Loan.escrow, Loan.farmer, Loan.lender, Loan.agent,
+        select(Loan.loan_id, Loan.escrow, Loan.farmer, Loan.lender, Loan.borrower, Loan.agent,
                Loan.block_timestamp)
     )  # fmt: skip
     return {
-        i: LoanRow(i, bytes(e), bytes(f), bytes(le), bytes(a), at) for i, e, f, le, a, at in rows
+        i: LoanRow(i, bytes(e), bytes(f), bytes(le), bytes(b), bytes(a), at)
+        for i, e, f, le, b, a, at in rows
     }
 
 
@@ -75,45 +74,18 @@ def is_plain(ctx: ScanContext, wallet: bytes) -> bool:
     )
 
 
-def outgoing(transfers: Iterable[Transfer]) -> dict[bytes, list[Transfer]]:
-    """Sender -> its transfers in chain order."""
-    found: dict[bytes, list[Transfer]] = defaultdict(list)
-    for t in transfers:
-        found[t.sender].append(t)
-    return found
-
-
 def reached(
-    ctx: ScanContext,
-    out: Mapping[bytes, list[Transfer]],
-    first: Transfer,
-    within: int,
-    max_hops: int,
-    cap: int,
+    ctx: ScanContext, first: Transfer, within: int, max_hops: int, cap: int
 ) -> dict[bytes, dict[tuple[int, int], list[Transfer]]]:
     """Wallets money from `first` reached onward: for each, by each last transfer into it, the
     path carrying the most (its narrowest hop). Paths are time-respecting, within `within`
     seconds, never through a contract, and no onward transfer is larger than `cap`."""
     best: dict[bytes, dict[tuple[int, int], list[Transfer]]] = defaultdict(dict)
-
-    def walk(path: list[Transfer]) -> None:
+    for path in onward_paths(ctx.graph, first, None, within, max_hops, ctx.contracts, cap):
         last = path[-1]
-        if len(path) > 1:
-            old = best[last.recipient].get(last.key)
-            if old is None or narrowest(path[1:]) > narrowest(old[1:]):
-                best[last.recipient][last.key] = list(path)
-        if len(path) >= max_hops or ctx.directory.is_contract(last.recipient):
-            return
-        seen = {t.sender for t in path}
-        onward = out.get(last.recipient, [])
-        for t in onward[bisect_right(onward, last.key, key=lambda x: x.key) :]:
-            if t.recipient in seen or t.amount_fen > cap:
-                continue
-            if t.at > first.at + within:
-                break
-            walk([*path, t])
-
-    walk([first])
+        old = best[last.recipient].get(last.key)
+        if old is None or narrowest(path[1:]) > narrowest(old[1:]):
+            best[last.recipient][last.key] = path
     return best
 
 
