@@ -66,7 +66,8 @@ class AprAboveCap:
         """One finding per loan above the cap; loans that cannot be judged are counted."""
         table = _table(ctx)
         policy = ctx.extra.get("cap_policy", DEFAULT_POLICY)
-        assert isinstance(policy, CapPolicy)
+        if not isinstance(policy, CapPolicy):
+            raise TypeError("extra['cap_policy'] must be a lending.pricing.CapPolicy")
         offers = _offers(ctx)
         skipped = {"stale_lpr": 0, "unpriced": 0}
         found: list[Finding] = []
@@ -85,8 +86,8 @@ class AprAboveCap:
             if not check.within_cap:
                 found.append(self._finding(loan, priced, check))
         counts = ctx.extra.setdefault("skipped", {})
-        assert isinstance(counts, dict)
-        counts[self.name] = skipped
+        if isinstance(counts, dict):
+            counts[self.name] = skipped
         return found
 
     def _finding(self, loan: LoanRecord, priced: Priced, check: CapCheck) -> Finding:
@@ -136,7 +137,8 @@ def _table(ctx: ScanContext) -> LprTable:
     given = ctx.extra.get("lpr")
     if given is None:
         return load_lpr_table()
-    assert isinstance(given, LprTable), "ctx.extra['lpr'] must be a lending.pricing LprTable"
+    if not isinstance(given, LprTable):
+        raise TypeError("extra['lpr'] must be a lending.pricing.LprTable")
     return given
 
 

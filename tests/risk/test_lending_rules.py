@@ -507,6 +507,20 @@ def test_reborrowing_near_misses(
     assert scan(world.engine, "rapid_reborrow") == []
 
 
+def test_a_repayment_closes_a_loan_before_its_status_is_refreshed(world: World) -> None:
+    # Loan 1: repaid in full after its draw window, nobody refreshed the status.
+    world.loan(1, F[6], L[1], 420_000, T0, total_due=453_600, draw_days=20,
+               drawn=[(T0 + DAY, 420_000)], repaid=[(T0 + 60 * DAY, 453_600)])  # fmt: skip
+    world.loan(2, F[6], L[2], 400_000, T0 + 66 * DAY, drawn=[(T0 + 67 * DAY, 390_000)])
+    # Loan 3: paid down to nothing inside its draw window: it could still be drawn, not repaid.
+    world.loan(3, F[7], L[1], 420_000, T0, total_due=453_600, draw_days=90,
+               drawn=[(T0 + DAY, 420_000)], repaid=[(T0 + 30 * DAY, 453_600)])  # fmt: skip
+    world.loan(4, F[7], L[2], 400_000, T0 + 36 * DAY, drawn=[(T0 + 37 * DAY, 390_000)])
+    world.now(T0 + 100 * DAY)
+    assert keys(scan(world.engine, "rapid_reborrow")) == ["rapid_reborrow:2"]
+    assert keys(scan(world.engine, "loan_stacking")) == ["loan_stacking:overlap:4"]
+
+
 def test_a_farmer_borrowing_once_a_season_is_not_reborrowing(world: World) -> None:
     for farmer in range(6):
         at = T0 + farmer * 7 * DAY
