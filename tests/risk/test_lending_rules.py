@@ -38,6 +38,7 @@ from lending.pricing.lpr import LprFixing, LprTable
 from lending.pricing.schedule import ScheduleKind, ScheduleTerms
 from risk.rules import DAY, Finding
 from risk.scan import context, find
+from risk.scan import scan as run_scan
 
 T0 = int(datetime(2025, 3, 3, tzinfo=UTC).timestamp())
 SEASON = "2025-spring"
@@ -867,3 +868,20 @@ def test_without_a_table_the_default_one_is_used(world: World) -> None:
     found = scan(world.engine, "apr_above_cap", extra={})
     assert keys(found) == ["apr_above_cap:1"]
     assert found[0].evidence.figures["cap_pct"] == "12.00"
+
+
+def test_a_second_scan_sees_the_same_alerts_again(world: World) -> None:
+    world.loan(1, F[1], L[1], 500_000, T0, drawn=[(T0 + DAY, 480_000)])
+    world.loan(2, F[1], L[2], 320_000, T0 + 41 * DAY)
+    world.decision(1, F[2], L[1], T0, "approve")
+    world.decision(2, F[2], L[2], T0 + 2 * DAY, "approve")
+    at = unix(date(2025, 4, 1))
+    world.loan(3, F[3], L[1], 200_000, at, total_due=bullet_total(200_000, 2400, 200),
+               due=at + 200 * DAY)  # fmt: skip
+    world.now(T0 + 60 * DAY)
+    names = ["loan_stacking", "rapid_reborrow", "harvest_implausible", "apr_above_cap"]
+    first = run_scan(world.engine, world.engine, extra={"lpr": TABLE}, names=names)
+    again = run_scan(world.engine, world.engine, extra={"lpr": TABLE}, names=names)
+    assert (first.summary.new, first.summary.seen_again) == (3, 0)
+    assert (again.summary.new, again.summary.seen_again) == (0, 3)
+    assert again.summary.by_rule == {"loan_stacking": 2, "apr_above_cap": 1}
