@@ -1,19 +1,14 @@
-"""What the money rules share: indexed loans, disbursements (escrow -> merchant transfers with
-their loan), the ordinary-wallet test, money followed forward, exact medians and ratio strings.
-"""
+"""What the money rules share: disbursements (escrow -> merchant transfers with their loan), the
+ordinary-wallet test, money followed forward."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-from fractions import Fraction
 
-from sqlalchemy import select
-
-from indexer.models import Loan
 from risk.flows import Transfer, onward_paths
+from risk.ledger import LoanRecord
 from risk.rules import ScanContext
 
 PLAIN_KINDS = frozenset({"unknown", "farmer", "agent"})
@@ -21,39 +16,14 @@ PLAIN_KINDS = frozenset({"unknown", "farmer", "agent"})
 
 
 @dataclass(frozen=True)
-class LoanRow:
-    """What the rules need of one indexed loan."""
-
-    loan_id: int
-    escrow: bytes
-    farmer: bytes
-    lender: bytes
-    borrower: bytes
-    agent: bytes
-    issued_at: int
-
-
-@dataclass(frozen=True)
 class Disbursement:
     """Loan money paid by a loan's escrow to an approved merchant."""
 
-    loan: LoanRow
+    loan: LoanRecord
     transfer: Transfer
 
 
-def loans(ctx: ScanContext) -> dict[int, LoanRow]:
-    """Every indexed loan by id."""
-    rows = ctx.conn.execute(
-        select(Loan.loan_id, Loan.escrow, Loan.farmer, Loan.lender, Loan.borrower, Loan.agent,
-               Loan.block_timestamp)
-    )  # fmt: skip
-    return {
-        i: LoanRow(i, bytes(e), bytes(f), bytes(le), bytes(b), bytes(a), at)
-        for i, e, f, le, b, a, at in rows
-    }
-
-
-def disbursements(ctx: ScanContext, by_id: Mapping[int, LoanRow]) -> list[Disbursement]:
+def disbursements(ctx: ScanContext, by_id: Mapping[int, LoanRecord]) -> list[Disbursement]:
     """Escrow -> merchant transfers in chain order (repayments and returns are not merchants)."""
     found: list[Disbursement] = []
     for t in ctx.transfers:
@@ -92,22 +62,3 @@ def reached(
 def narrowest(path: Iterable[Transfer]) -> int:
     """The amount that went all the way along a path (its smallest transfer)."""
     return min(t.amount_fen for t in path)
-
-
-def decimal_text(value: Fraction, places: int = 4) -> str:
-    """A ratio as a decimal string (banker's rounding to `places`; never through float)."""
-    with localcontext() as c:
-        c.prec = 50
-        exact = Decimal(value.numerator) / Decimal(value.denominator)
-        return str(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN))
-
-
-def median(values: Iterable[int]) -> Fraction:
-    """The median of integers, exact (the mean of the middle two for an even count)."""
-    ordered = sorted(values)
-    if not ordered:
-        raise ValueError("median of nothing")
-    mid = len(ordered) // 2
-    if len(ordered) % 2:
-        return Fraction(ordered[mid])
-    return Fraction(ordered[mid - 1] + ordered[mid], 2)

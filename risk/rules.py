@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Connection
 
 from risk.flows import Transfer, WalletDirectory
+from risk.ledger import LoanRecord, load_loans
 
 DAY = 86_400
 
@@ -91,6 +92,11 @@ class ScanContext:
     """The latest indexed block's time (never the server's clock)."""
     extra: dict[str, object] = field(default_factory=dict)
     """Off-chain facts a rule may need, given by the caller (e.g. the LPR table)."""
+
+    @cached_property
+    def loans(self) -> dict[int, LoanRecord]:
+        """Every indexed loan with its terms and events (read once per scan)."""
+        return load_loans(self.conn)
 
     @cached_property
     def by_wallet(self) -> dict[bytes, list[Transfer]]:

@@ -17,7 +17,8 @@ from fractions import Fraction
 
 from lending.pricing.units import format_fen
 from risk.flows import Transfer, onward_paths
-from risk.money import LoanRow, is_plain, loans
+from risk.ledger import LoanRecord
+from risk.money import is_plain
 from risk.rules import DAY, Evidence, Finding, ScanContext, hexid, rule
 
 
@@ -41,7 +42,7 @@ class CashOutThroughMerchant:
 
     def detect(self, ctx: ScanContext) -> Sequence[Finding]:
         """One finding per disbursement whose money reached the borrower's side."""
-        by_id = loans(ctx)
+        by_id = ctx.loans
         found: list[Finding] = []
         for t in ctx.transfers:
             loan_id = ctx.directory.escrows.get(t.sender)
@@ -56,7 +57,7 @@ class CashOutThroughMerchant:
                 found.append(self._finding(ctx, parties, path))
         return found
 
-    def _borrower_side(self, ctx: ScanContext, parties: LoanRow) -> set[bytes]:
+    def _borrower_side(self, ctx: ScanContext, parties: LoanRecord) -> set[bytes]:
         """The farmer's wallets, the agent, and wallets that dealt with the farmer's wallets."""
         own = set(ctx.directory.wallets_of.get(parties.farmer, ())) | {parties.borrower}
         side = own | ({parties.agent} if parties.agent != bytes(20) else set())
@@ -79,7 +80,7 @@ class CashOutThroughMerchant:
             return None
         return best
 
-    def _finding(self, ctx: ScanContext, parties: LoanRow, path: list[Transfer]) -> Finding:
+    def _finding(self, ctx: ScanContext, parties: LoanRecord, path: list[Transfer]) -> Finding:
         """The finding, with the path as evidence."""
         first, last = path[0], path[-1]
         back = min(h.amount_fen for h in path[1:])

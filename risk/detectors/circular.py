@@ -26,7 +26,8 @@ import networkx as nx
 
 from lending.pricing.units import format_fen
 from risk.flows import Transfer
-from risk.money import LoanRow, loans, narrowest
+from risk.ledger import LoanRecord
+from risk.money import narrowest
 from risk.rules import DAY, Evidence, Finding, ScanContext, hexid, rule
 
 Ring = list[Transfer]
@@ -55,7 +56,7 @@ class CircularPayments:
         """One finding per ring occurrence."""
         edges = self._edges(ctx)
         graph = nx.DiGraph(list(edges))
-        by_id = loans(ctx)
+        by_id = ctx.loans
         found: list[Finding] = []
         for cycle in nx.simple_cycles(graph, length_bound=self.max_len):
             if len(cycle) < self.min_len:
@@ -121,7 +122,7 @@ class CircularPayments:
             ring.append(nxt)
         return ring
 
-    def _finding(self, ctx: ScanContext, ring: Ring, by_id: dict[int, LoanRow]) -> Finding:
+    def _finding(self, ctx: ScanContext, ring: Ring, by_id: dict[int, LoanRecord]) -> Finding:
         """The finding, the ring's transfers as its path."""
         first, last = ring[0], ring[-1]
         wallets = [t.sender for t in ring]

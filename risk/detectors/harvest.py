@@ -41,8 +41,7 @@ from indexer.models import (
     Sale,
 )
 from lending.pricing.units import format_fen
-from risk.detectors._figures import decimal_str, median
-from risk.detectors._ledger import load_loans
+from risk.figures import decimal_str, median
 from risk.rules import Evidence, Finding, ScanContext, hexid, rule
 from traceability.contracts import DEFAULT_MAX_YIELD_BPS
 
@@ -405,7 +404,7 @@ def _debts(ctx: ScanContext) -> tuple[dict[bytes, int], dict[bytes, list[int]]]:
     """Each farmer's outstanding fen on open loans now, and those loans."""
     debts: dict[bytes, int] = defaultdict(int)
     loans_of: dict[bytes, list[int]] = defaultdict(list)
-    for rec in load_loans(ctx.conn).values():
+    for rec in ctx.loans.values():
         owed = rec.owed_by(ctx.now) if rec.open_at(ctx.now) else 0
         if owed > 0:
             debts[rec.farmer] += owed

@@ -26,8 +26,8 @@ from sqlalchemy import select
 from lending.credit.models import CreditDecisionRow
 from lending.credit.policy import Outcome
 from lending.pricing.units import format_fen
-from risk.detectors._figures import days_str, decimal_str
-from risk.detectors._ledger import LoanRecord, by_farmer, load_loans
+from risk.figures import days_str, decimal_str
+from risk.ledger import LoanRecord, by_farmer
 from risk.rules import DAY, Evidence, Finding, ScanContext, hexid, rule
 
 
@@ -67,7 +67,7 @@ class LoanStacking:
     def _overlaps(self, ctx: ScanContext) -> list[Finding]:
         """One finding per loan issued while the farmer had another loan open."""
         found: list[Finding] = []
-        for farmer, loans in by_farmer(load_loans(ctx.conn)).items():
+        for farmer, loans in by_farmer(ctx.loans).items():
             funded = [r for r in loans if r.ever_funded()]
             for i, new in enumerate(funded):
                 earlier = [r for r in funded[:i] if r.open_at(new.issued_at)]
@@ -223,7 +223,7 @@ class RapidReborrow:
     def detect(self, ctx: ScanContext) -> Sequence[Finding]:
         """One finding per loan that matches all three conditions."""
         found: list[Finding] = []
-        for farmer, loans in by_farmer(load_loans(ctx.conn)).items():
+        for farmer, loans in by_farmer(ctx.loans).items():
             for new in loans:
                 prev = _previous_repaid(loans, new)
                 if prev is not None and self._matches(prev[0], prev[1], new):

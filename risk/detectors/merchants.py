@@ -24,7 +24,8 @@ from sqlalchemy import select
 
 from indexer.models import MerchantApproval
 from lending.pricing.units import format_fen
-from risk.money import Disbursement, decimal_text, disbursements, loans, median
+from risk.figures import decimal_str, median
+from risk.money import Disbursement, disbursements
 from risk.rules import DAY, Evidence, Finding, ScanContext, hexid, rule
 
 MAX_EVIDENCE = 50
@@ -83,7 +84,7 @@ class MerchantConcentration:
     def detect(self, ctx: ScanContext) -> Sequence[Finding]:
         """At most one finding per lender: its top merchant."""
         books: dict[bytes, LenderBook] = defaultdict(LenderBook)
-        for d in disbursements(ctx, loans(ctx)):
+        for d in disbursements(ctx, ctx.loans):
             book = books[d.loan.lender]
             book.loans.add(d.loan.loan_id)
             book.total += d.transfer.amount_fen
@@ -114,19 +115,19 @@ class MerchantConcentration:
                             if le != lender)  # fmt: skip
         elsewhere = Fraction(elsewhere_fen, elsewhere_total) if elsewhere_total else None
         severe = elsewhere is not None and elsewhere * 2 < share
-        pct = decimal_text(share * 100, 2)
-        at_others = f"{decimal_text(elsewhere * 100, 2)}%" if elsewhere is not None else "n/a"
+        pct = decimal_str(share * 100, 2)
+        at_others = f"{decimal_str(elsewhere * 100, 2)}%" if elsewhere is not None else "n/a"
         name, lname = ctx.directory.label(merchant).name, ctx.directory.label(lender).name
         loan_ids = sorted({d.loan.loan_id for d in paid})
         figures = {
-            "share": decimal_text(share),
+            "share": decimal_str(share),
             "loans": str(len(book.loans)),
             "loans_paying_merchant": str(len(loan_ids)),
             "merchants_used": str(len(book.by_merchant)),
             "approved_alternatives": str(len(others)),
         }
         if elsewhere is not None:
-            figures["share_at_other_lenders"] = decimal_text(elsewhere)
+            figures["share_at_other_lenders"] = decimal_str(elsewhere)
         return Finding(
             rule=self.name,
             key=f"{self.name}:{hexid(lender)}:{hexid(merchant)}",
@@ -176,7 +177,7 @@ class NewMerchantSurge:
     def detect(self, ctx: ScanContext) -> Sequence[Finding]:
         """One finding per merchant whose first window stands out."""
         inflow: dict[bytes, list[Disbursement]] = defaultdict(list)
-        for d in disbursements(ctx, loans(ctx)):
+        for d in disbursements(ctx, ctx.loans):
             inflow[d.transfer.recipient].append(d)
         first = _approvals(ctx).first
         found: list[Finding] = []
@@ -218,11 +219,11 @@ class NewMerchantSurge:
             explanation_zh=(
                 f"商户 {m} 获批后 {days} 天内收到 {len(loan_ids)} 笔贷款的放款 ¥{format_fen(fen)}，"
                 f"是同期 {established} 家老商户中位数（¥{format_fen(int(typical))}）的 "
-                f"{decimal_text(ratio, 2)} 倍。"
+                f"{decimal_str(ratio, 2)} 倍。"
             ),
             explanation_en=(
                 f"Merchant {m} received ¥{format_fen(fen)} from {len(loan_ids)} loan(s) in its "
-                f"first {days} days after approval, {decimal_text(ratio, 2)} times the median "
+                f"first {days} days after approval, {decimal_str(ratio, 2)} times the median "
                 f"of {established} established merchants over the same days "
                 f"(¥{format_fen(int(typical))})."
             ),
@@ -233,8 +234,8 @@ class NewMerchantSurge:
                 wallets=(m, *lenders),
                 amounts_fen={"first_window_inflow": fen, "established_median": int(typical)},
                 figures={
-                    "ratio_to_median": decimal_text(ratio),
-                    "established_median_fen": decimal_text(typical, 1),
+                    "ratio_to_median": decimal_str(ratio),
+                    "established_median_fen": decimal_str(typical, 1),
                     "established_merchants": str(established),
                     "window_days": str(days),
                 },

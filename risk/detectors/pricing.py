@@ -35,7 +35,7 @@ from lending.pricing.disclosure import Disclosure
 from lending.pricing.lpr import LprTable, load_lpr_table
 from lending.pricing.regz_dates import actuarial_apr_dated
 from lending.pricing.units import format_fen
-from risk.detectors._ledger import LoanRecord, load_loans
+from risk.ledger import LoanRecord
 from risk.rules import Evidence, Finding, ScanContext, hexid, rule
 
 
@@ -71,7 +71,7 @@ class AprAboveCap:
         offers = _offers(ctx)
         skipped = {"stale_lpr": 0, "unpriced": 0}
         found: list[Finding] = []
-        for loan in sorted(load_loans(ctx.conn).values(), key=lambda r: r.loan_id):
+        for loan in sorted(ctx.loans.values(), key=lambda r: r.loan_id):
             priced = _priced(loan, offers, policy)
             if priced is None:
                 skipped["unpriced"] += 1

@@ -29,12 +29,11 @@ from sqlalchemy import select
 from indexer.models import Farmer, FarmerSettlement
 from lending.pricing.units import format_fen
 from risk.flows import Transfer
+from risk.ledger import LoanRecord
 from risk.money import (
     Disbursement,
-    LoanRow,
     disbursements,
     is_plain,
-    loans,
     narrowest,
     reached,
 )
@@ -72,7 +71,7 @@ class SharedWallet:
 
     def detect(self, ctx: ScanContext) -> Sequence[Finding]:
         """One finding per wallet (its key stays while its evidence grows)."""
-        by_id = loans(ctx)
+        by_id = ctx.loans
         facts: dict[bytes, WalletFacts] = defaultdict(WalletFacts)
         for wallet, farmers in ctx.directory.farmers_of.items():
             facts[wallet].registered |= farmers
@@ -88,7 +87,7 @@ class SharedWallet:
         return sorted(found, key=lambda f: f.key)
 
     def _derived(
-        self, ctx: ScanContext, by_id: dict[int, LoanRow]
+        self, ctx: ScanContext, by_id: dict[int, LoanRecord]
     ) -> list[tuple[Disbursement, bytes, list[Transfer]]]:
         """(disbursement, wallet, path) for every ordinary wallet its money reached."""
         found: list[tuple[Disbursement, bytes, list[Transfer]]] = []
@@ -107,7 +106,7 @@ class SharedWallet:
         return found
 
     def _matches(
-        self, ctx: ScanContext, wallet: bytes, f: WalletFacts, by_id: dict[int, LoanRow]
+        self, ctx: ScanContext, wallet: bytes, f: WalletFacts, by_id: dict[int, LoanRecord]
     ) -> bool:
         """Registered or paid for enough farmers, or fed by enough borrowers' loans."""
         if len(f.registered | set(f.paid)) >= self.min_farmers:
@@ -118,7 +117,7 @@ class SharedWallet:
         return len(borrowers) >= 2 and _tied(ctx, wallet, borrowers, by_id)
 
     def _finding(
-        self, ctx: ScanContext, wallet: bytes, f: WalletFacts, by_id: dict[int, LoanRow]
+        self, ctx: ScanContext, wallet: bytes, f: WalletFacts, by_id: dict[int, LoanRecord]
     ) -> Finding:
         """The finding: the farmers, their loans, the payouts and the paths of loan money."""
         farmers = sorted(f.registered | set(f.paid) | set(f.derived))
@@ -186,7 +185,7 @@ def _separately_paid(derived: dict[bytes, list[list[Transfer]]]) -> set[bytes]:
 
 
 def _tied(
-    ctx: ScanContext, wallet: bytes, borrowers: set[bytes], by_id: dict[int, LoanRow]
+    ctx: ScanContext, wallet: bytes, borrowers: set[bytes], by_id: dict[int, LoanRecord]
 ) -> bool:
     """A farmer's or agent's wallet, or one that paid the borrowers' wallets or escrows."""
     if ctx.directory.label(wallet).kind in ("farmer", "agent"):

@@ -1,6 +1,6 @@
 """The loan book as the lending rules read it: each indexed loan's terms, money and status times.
 
-A helper of the lending, harvest and pricing rules (it registers no rule). Everything comes from
+Every rule reads loans from here (`ScanContext.loans`, loaded once per scan). Everything comes from
 the indexer's `loan`, `loan_terms` and `loan_event` tables; statuses are ILoanEscrow.LoanStatus
 (lending.loans.disbursement.LoanStatus), never bare numbers.
 """
@@ -30,6 +30,8 @@ class LoanRecord:
     principal_fen: int
     issued_at: int
     escrow: bytes = b""
+    borrower: bytes = b""
+    agent: bytes = b""
     total_due_fen: int | None = None
     due_date: int | None = None
     draw_deadline: int | None = None
@@ -107,12 +109,19 @@ def load_loans(conn: Connection) -> dict[int, LoanRecord]:
     rows = conn.execute(
         select(
             Loan.loan_id, Loan.farmer, Loan.lender, Loan.principal_fen, Loan.block_timestamp,
-            Loan.escrow,
+            Loan.escrow, Loan.borrower, Loan.agent,
         )
     )  # fmt: skip
-    for loan_id, farmer, lender, principal, at, escrow in rows:
+    for loan_id, farmer, lender, principal, at, escrow, borrower, agent in rows:
         loans[loan_id] = LoanRecord(
-            loan_id, bytes(farmer), bytes(lender), principal, at, bytes(escrow)
+            loan_id,
+            bytes(farmer),
+            bytes(lender),
+            principal,
+            at,
+            bytes(escrow),
+            bytes(borrower),
+            bytes(agent),
         )
     terms = conn.execute(
         select(

@@ -1,8 +1,8 @@
-"""Exact figures for evidence: ratios as decimal strings, medians of fractions (no floats)."""
+"""Exact figures for evidence: ratios and days as decimal strings, exact medians (no floats)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from fractions import Fraction
 
 from risk.rules import DAY
@@ -22,8 +22,10 @@ def days_str(seconds: int) -> str:
     return decimal_str(Fraction(seconds, DAY), 2)
 
 
-def median(values: Sequence[Fraction]) -> Fraction:
-    """The median (mean of the two middle values for an even count); values must not be empty."""
-    ordered = sorted(values)
+def median(values: Iterable[Fraction | int]) -> Fraction:
+    """The exact median (mean of the two middle values for an even count)."""
+    ordered = sorted(Fraction(v) for v in values)
+    if not ordered:
+        raise ValueError("median of nothing")
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
