@@ -3,12 +3,9 @@ with its reasons and trail."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import Engine
 
-from indexer.db import make_engine, migrate
 from risk.alerts import (
     AlertNotFoundError,
     AlertStatus,
@@ -29,13 +26,6 @@ def _finding(key: str, observed_at: int = 100, returned: int = 5_000) -> Finding
         explanation_en="came back", observed_at=observed_at,
         evidence=Evidence(loans=(1,), amounts_fen={"returned": returned}),
     )  # fmt: skip
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    engine = make_engine(f"sqlite:///{tmp_path / 'alerts.db'}")
-    migrate(engine)
-    return engine
 
 
 def test_a_finding_seen_again_is_one_alert_with_fresh_evidence(engine: Engine) -> None:

@@ -3,13 +3,12 @@ side, found through ordinary wallets in time order; legitimate spending is not."
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from sqlalchemy import Engine
 
 from risk.rules import DAY
 from risk.scan import context, find
-from tests.risk.world import World, new_world, wallet
+from tests.risk.world import World, wallet
 
 LENDER, MERCHANT, OTHER_MERCHANT, COOP = wallet(1), wallet(2), wallet(3), wallet(4)
 OWN, RELATIVE, FRONT_1, FRONT_2, STRANGER = (
@@ -44,9 +43,9 @@ def _cash_outs(world: World) -> list:
      ((STRANGER, FRONT_1, COOP), 2, 25)],
 )  # fmt: skip
 def test_money_back_to_the_borrower_side_is_found(
-    tmp_path: Path, hops: tuple[bytes, ...], share: int, delay_days: int
+    engine: Engine, hops: tuple[bytes, ...], share: int, delay_days: int
 ) -> None:
-    world = new_world(tmp_path)
+    world = World(engine)
     _season(world)
     amount = 80_000 * share // 10
     previous = MERCHANT
@@ -60,8 +59,8 @@ def test_money_back_to_the_borrower_side_is_found(
     assert "贷款 #1" in found.explanation_zh and "loan #1" in found.explanation_en
 
 
-def test_legitimate_spending_and_near_misses_are_not(tmp_path: Path) -> None:
-    world = new_world(tmp_path)
+def test_legitimate_spending_and_near_misses_are_not(engine: Engine) -> None:
+    world = World(engine)
     escrow = _season(world)
     world.pay(MERCHANT, OTHER_MERCHANT, 60_000)  # the merchant buys stock
     world.pay(OWN, escrow, 30_000)  # the farmer repays
@@ -78,8 +77,8 @@ def test_legitimate_spending_and_near_misses_are_not(tmp_path: Path) -> None:
     assert _cash_outs(world) == []
 
 
-def test_money_cannot_leave_before_it_arrived(tmp_path: Path) -> None:
-    world = new_world(tmp_path)
+def test_money_cannot_leave_before_it_arrived(engine: Engine) -> None:
+    world = World(engine)
     world.merchant(MERCHANT)
     farmer = world.farmer(1, OWN)
     escrow = world.loan(1, farmer, OWN, LENDER)
@@ -89,8 +88,8 @@ def test_money_cannot_leave_before_it_arrived(tmp_path: Path) -> None:
     assert _cash_outs(world) == []
 
 
-def test_a_later_scan_finds_the_same_key(tmp_path: Path) -> None:
-    world = new_world(tmp_path)
+def test_a_later_scan_finds_the_same_key(engine: Engine) -> None:
+    world = World(engine)
     _season(world)
     world.pay(MERCHANT, OWN, 40_000)
     first = _cash_outs(world)

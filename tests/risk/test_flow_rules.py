@@ -5,15 +5,11 @@ merchant's surge; and a legitimate season that none of them reports."""
 from __future__ import annotations
 
 import hashlib
-import shutil
-from collections.abc import Iterator
 from decimal import ROUND_HALF_EVEN, Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, insert
 
-from indexer.db import make_engine, migrate
 from indexer.models import (
     Farmer,
     FarmerChange,
@@ -106,24 +102,10 @@ class World:
             return find(context(conn, named=self.named), list(names) or FLOW_RULES)
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, migrated indexer database, copied by every test (migrating once is faster)."""
-    path = tmp_path_factory.mktemp("template") / "index.db"
-    engine = make_engine(f"sqlite:///{path}")
-    migrate(engine)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
-def world(template: Path, tmp_path: Path) -> Iterator[World]:
+def world(engine: Engine) -> World:
     """A world of its own for the test."""
-    path = tmp_path / "index.db"
-    shutil.copy(template, path)
-    engine = make_engine(f"sqlite:///{path}")
-    yield World(engine)
-    engine.dispose()
+    return World(engine)
 
 
 def season(w: World, lender: bytes, farmers: int, merchants: list[bytes], start: int) -> None:

@@ -5,17 +5,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert
 
-from indexer.db import make_engine, migrate
 from indexer.models import (
     CoopSeason,
     Harvest,
@@ -64,26 +61,6 @@ def addr(kind: str, n: int) -> bytes:
 def hx(value: bytes) -> str:
     """0x-hex."""
     return "0x" + value.hex()
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated database (indexer and service tables), copied by every test."""
-    path = tmp_path_factory.mktemp("risk") / "template.db"
-    engine = make_engine(f"sqlite:///{path}")
-    migrate(engine)
-    engine.dispose()
-    return path
-
-
-@pytest.fixture
-def engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
-    """A fresh copy of the migrated database."""
-    path = tmp_path / "world.db"
-    shutil.copy(template, path)
-    engine = make_engine(f"sqlite:///{path}")
-    yield engine
-    engine.dispose()
 
 
 class World:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import Engine, insert
 
-from indexer.db import make_engine, migrate
 from indexer.models import Farmer, Loan, MerchantApproval, TokenTransfer, WindowBlock
 from risk.rules import DAY
 
@@ -93,10 +91,3 @@ class World:
                 insert(WindowBlock).values(number=self.block, hash=b"\x01" * 32,
                                            parent_hash=b"\x00" * 32, timestamp=self.at)
             )  # fmt: skip
-
-
-def new_world(tmp_path: Path) -> World:
-    """An empty, migrated SQLite database (indexer and service tables in one)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'risk.db'}")
-    migrate(engine)
-    return World(engine)
