@@ -1,0 +1,76 @@
+"""The risk monitor's ground truth: a seeded plan that varies its cases, and one case of every
+registered rule's pattern injected on a small demo world and found there (none on the clean
+world)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from risk.rules import RULES
+from simulation.risk_cases import DAY, HOUR, PATTERNS, Case, plan, typical
+from tealedger.demo.risk_injection import ground_truth, registered
+from tests._fixtures import needs_node
+
+FARMERS, SEED = 24, 41
+
+
+def _of(cases: list[Case], pattern: str) -> list[Case]:
+    return [c for c in cases if c.pattern == pattern]
+
+
+def test_the_plan_is_the_same_for_a_seed_and_differs_between_seeds():
+    assert plan(7, 6) == plan(7, 6)
+    assert plan(7, 6) != plan(8, 6)
+    assert len(plan(7, 6)) == 6 * len(PATTERNS)
+    assert len({c.case_id for c in plan(7, 6)}) == 6 * len(PATTERNS)
+
+
+def test_a_pattern_s_cases_do_not_depend_on_the_other_patterns():
+    alone = plan(7, 4, ("cash_out",))
+    assert alone == _of(plan(7, 4), "cash_out")
+
+
+def test_the_plan_varies_amounts_delays_hops_cycles_factors_and_aprs():
+    cases = plan(11, 40)
+    cash = _of(cases, "cash_out")
+    assert {c.hops for c in cash} == {1, 2, 3, 4}
+    assert all(Fraction(1, 5) <= c.share <= Fraction(9, 10) for c in cash)
+    assert len({c.share for c in cash}) > 15 and len({c.principal_yuan for c in cash}) > 15
+    assert all(2 * HOUR <= c.delay_s <= 20 * DAY for c in cash)
+    assert min(c.delay_s for c in cash) < DAY < 5 * DAY < max(c.delay_s for c in cash)
+    assert {c.hops for c in _of(cases, "circular")} == {2, 3, 4, 5}
+    factors = [c.factor for c in _of(cases, "harvest_implausible")]
+    assert min(factors) < 3 < 4 < max(factors) and all(2 <= f <= 5 for f in factors)
+    excess = {c.apr_excess_bps for c in _of(cases, "apr_above_cap")}
+    assert excess <= set(range(100, 1001, 100)) and len(excess) >= 6
+    assert {c.variant for c in _of(cases, "shared_wallet")} == {
+        "registered", "changed", "other_cooperative",
+    }  # fmt: skip
+    assert len({c.count for c in _of(cases, "new_merchant_surge")}) >= 3
+    assert len({c.delay_s for c in _of(cases, "rapid_reborrow")}) == 40
+
+
+def test_unknown_patterns_are_refused():
+    with pytest.raises(ValueError, match="unknown pattern"):
+        plan(1, 1, ("cash_out", "laundering"))
+    with pytest.raises(ValueError, match="unknown pattern"):
+        typical("laundering")
+
+
+@needs_node()
+@pytest.mark.node
+def test_each_registered_rule_finds_its_injected_case_and_nothing_on_the_clean_world(
+    tmp_path: Path,
+):
+    rules = registered(PATTERNS)
+    assert "cash_out" in rules and set(rules) <= set(RULES)
+    cases = [typical(p) for p in rules]
+    gt = ground_truth(tmp_path, FARMERS, SEED, cases, rules)
+    assert [x.skipped for x in gt.labels] == [None] * len(cases)
+    assert [f for f in gt.clean if f.rule in rules] == []
+    for s in gt.scores:
+        assert (s.pattern, s.injected, s.detected) == (s.pattern, 1, 1)
+        assert s.true_findings >= 1
