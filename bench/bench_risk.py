@@ -2,8 +2,8 @@
 (precision), and alerts on an honest season (issue #20).
 
 On a throw-away anvil the demo's honest season and lending run (`BENCH_RISK_FARMERS` farmers,
-default 120, seed `BENCH_RISK_SEED`, default 2026); every registered rule scans it (the clean
-line); then `simulation.risk_cases.plan` (`BENCH_RISK_CASES` cases per pattern, default 5, with
+default 150, seed `BENCH_RISK_SEED`, default 2026); every registered rule scans it (the clean
+line); then `simulation.risk_cases.plan` (`BENCH_RISK_CASES` cases per pattern, default 6, with
 amounts, delays, hop counts, cycle lengths, spreads, harvest factors and APR excesses drawn per
 case) is played on it by `tealedger.demo.risk_injection` and the rules scan again.
 """
@@ -16,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from bench.report import table
-from simulation.risk_cases import plan
+from simulation.risk_cases import Case, plan
 from tealedger.demo.risk_injection import GroundTruth, PatternScore, ground_truth
 
 NOT_REGISTERED = "rule not registered"
@@ -39,8 +39,38 @@ def pattern_table(gt: GroundTruth) -> str:
     ]
     for s in gt.scores:
         lines.append("| " + " | ".join(_cells(s)) + " |")
-    lines += ["", clean_line(gt)]
+    lines += ["", clean_line(gt), *missed(gt)]
     return "\n".join(lines) + "\n"
+
+
+def missed(gt: GroundTruth) -> list[str]:
+    """The cases a registered rule did not find, with the parameters they were drawn with (what
+    a detector's author needs to see its blind spot)."""
+    rules = set(gt.rules)
+    found = {x.case.case_id for x in gt.labels
+             if any(x.matches(f) for f in gt.findings if f.rule == x.pattern)}  # fmt: skip
+    out = []
+    for x in gt.labels:
+        if x.pattern in rules and x.skipped is None and x.case.case_id not in found:
+            out.append(f"- missed {x.case.case_id} ({x.subject}): {describe(x.case)}")
+        elif x.pattern in rules and x.skipped is not None:
+            out.append(f"- not played {x.case.case_id}: {x.skipped}")
+    return ["", *out] if out else []
+
+
+def describe(case: Case) -> str:
+    """A case's drawn parameters in words."""
+    parts = {
+        "principal": f"¥{case.principal_yuan:,}" if case.principal_yuan else "",
+        "share": f"{float(case.share):.2f}" if case.share else "",
+        "delay": f"{case.delay_s / 86_400:.2f} days" if case.delay_s else "",
+        "hops": str(case.hops) if case.hops else "",
+        "count": str(case.count) if case.count else "",
+        "factor": f"{float(case.factor):.1f}x" if case.factor else "",
+        "APR excess": f"{case.apr_excess_bps} bps" if case.apr_excess_bps else "",
+        "variant": case.variant,
+    }
+    return ", ".join(f"{k} {v}" for k, v in parts.items() if v)
 
 
 def _cells(s: PatternScore) -> list[str]:
@@ -80,8 +110,8 @@ def rows(gt: GroundTruth) -> list[dict[str, object]]:
 
 def run() -> list[dict[str, object]]:
     """Build, inject, scan, score; print the pattern table and return the summary rows."""
-    farmers = int(os.environ.get("BENCH_RISK_FARMERS", "120"))
-    per_pattern = int(os.environ.get("BENCH_RISK_CASES", "5"))
+    farmers = int(os.environ.get("BENCH_RISK_FARMERS", "150"))
+    per_pattern = int(os.environ.get("BENCH_RISK_CASES", "6"))
     seed = int(os.environ.get("BENCH_RISK_SEED", "2026"))
     with tempfile.TemporaryDirectory(prefix="bench-risk-", ignore_cleanup_errors=True) as tmp:
         gt = ground_truth(Path(tmp), farmers, seed, plan(seed, per_pattern))

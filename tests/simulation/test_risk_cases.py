@@ -14,7 +14,7 @@ from simulation.risk_cases import DAY, HOUR, PATTERNS, Case, plan, typical
 from tealedger.demo.risk_injection import ground_truth, registered
 from tests._fixtures import needs_node
 
-FARMERS, SEED = 24, 41
+FARMERS, SEED = 30, 41
 
 
 def _of(cases: list[Case], pattern: str) -> list[Case]:
