@@ -8,10 +8,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
+from risk.flows import load_directory, load_transfers
 from risk.rules import RULES
 from simulation.risk_cases import DAY, HOUR, PATTERNS, Case, plan, typical
-from tealedger.demo.risk_injection import ground_truth, registered
+from tealedger.demo.risk_injection import Label, ground_truth, registered
 from tests._fixtures import needs_node
 
 FARMERS, SEED = 30, 41
@@ -67,10 +69,32 @@ def test_each_registered_rule_finds_its_injected_case_and_nothing_on_the_clean_w
 ):
     rules = registered(PATTERNS)
     assert "cash_out" in rules and set(rules) <= set(RULES)
-    cases = [typical(p) for p in rules]
+    cases = [typical(p) for p in PATTERNS]  # every pattern is played; registered ones scored
     gt = ground_truth(tmp_path, FARMERS, SEED, cases, rules)
     assert [x.skipped for x in gt.labels] == [None] * len(cases)
     assert [f for f in gt.clean if f.rule in rules] == []
     for s in gt.scores:
         assert (s.pattern, s.injected, s.detected) == (s.pattern, 1, 1)
         assert s.true_findings >= 1
+    _the_world_holds_what_the_labels_say(tmp_path / "service.db", gt.labels)
+
+
+def _the_world_holds_what_the_labels_say(db: Path, labels: list[Label]) -> None:
+    """What the executor claims to have injected is in the indexed chain and the service."""
+    by = {x.pattern: x for x in labels}
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        directory = load_directory(conn)
+        (wallet,) = by["shared_wallet"].wallets
+        assert len(directory.farmers_of[bytes.fromhex(wallet[2:])]) == 2
+        (farmer,) = by["loan_stacking"].farmers
+        deciders = conn.execute(
+            text("SELECT DISTINCT lender FROM credit_decision WHERE farmer_id = :f"), {"f": farmer}
+        ).all()
+        assert len(deciders) == 2
+        for pattern in ("merchant_concentration", "new_merchant_surge"):
+            assert len(by[pattern].loans) == 4
+        ring = {bytes.fromhex(w[2:]) for w in by["circular"].wallets}
+        moves = [t for t in load_transfers(conn) if t.sender in ring and t.recipient in ring]
+        assert len(moves) == 3
+    engine.dispose()
