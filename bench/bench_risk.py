@@ -5,7 +5,8 @@ On a throw-away anvil the demo's honest season and lending run (`BENCH_RISK_FARM
 default 150, seed `BENCH_RISK_SEED`, default 2026); every registered rule scans it (the clean
 line); then `simulation.risk_cases.plan` (`BENCH_RISK_CASES` cases per pattern, default 6, with
 amounts, delays, hop counts, cycle lengths, spreads, harvest factors and APR excesses drawn per
-case) is played on it by `tealedger.demo.risk_injection` and the rules scan again.
+case; `BENCH_RISK_PATTERNS`, comma-separated, plays only those) is played on it by
+`tealedger.demo.risk_injection` and the rules scan again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from bench.report import table
-from simulation.risk_cases import Case, plan
+from simulation.risk_cases import PATTERNS, Case, plan
 from tealedger.demo.risk_injection import GroundTruth, PatternScore, ground_truth
 
 NOT_REGISTERED = "rule not registered"
@@ -113,8 +114,11 @@ def run() -> list[dict[str, object]]:
     farmers = int(os.environ.get("BENCH_RISK_FARMERS", "150"))
     per_pattern = int(os.environ.get("BENCH_RISK_CASES", "6"))
     seed = int(os.environ.get("BENCH_RISK_SEED", "2026"))
+    named = os.environ.get("BENCH_RISK_PATTERNS", "")
+    patterns = tuple(p.strip() for p in named.split(",") if p.strip()) or PATTERNS
     with tempfile.TemporaryDirectory(prefix="bench-risk-", ignore_cleanup_errors=True) as tmp:
-        gt = ground_truth(Path(tmp), farmers, seed, plan(seed, per_pattern))
+        cases = plan(seed, per_pattern, patterns)
+        gt = ground_truth(Path(tmp), farmers, seed, cases, patterns)
     print(pattern_table(gt))
     return rows(gt)
 

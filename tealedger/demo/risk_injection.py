@@ -472,9 +472,8 @@ class Injector:
 def _coop_grams_per_centi_mu(region: Region, cooperative: int) -> Fraction:
     """The cooperative's season: fresh leaf per centi-mu over its members' plots."""
     season = region.season
-    members = [i for i, f in enumerate(season.farmers) if f.cooperative == cooperative]
-    grams = sum(h.grams for h in season.harvests if season.farmers[h.farmer].cooperative
-                == cooperative)  # fmt: skip
+    members = {i for i, f in enumerate(season.farmers) if f.cooperative == cooperative}
+    grams = sum(h.grams for h in season.harvests if h.farmer in members)
     area = sum(season.farmers[i].area_centi_mu for i in members)
     return Fraction(grams, max(1, area))
 
