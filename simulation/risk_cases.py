@@ -79,7 +79,7 @@ def _draw(rng: random.Random, pattern: str, case_id: str) -> Case:
         return Case(pattern, case_id, delay_s=_delay(rng), variant=variant)
     if pattern in ("merchant_concentration", "new_merchant_surge"):
         return Case(pattern, case_id, principal, share=_share(rng, 60, 100),
-                    delay_s=_delay(rng, 6 * HOUR, 10 * DAY), count=rng.randint(3, 6))  # fmt: skip
+                    delay_s=_delay(rng, 6 * HOUR, 10 * DAY), count=rng.randint(5, 15))  # fmt: skip
     if pattern == "loan_stacking":
         return Case(pattern, case_id, delay_s=_delay(rng, HOUR, 10 * DAY), count=rng.randint(2, 3))
     if pattern == "rapid_reborrow":
@@ -112,9 +112,9 @@ def typical(pattern: str, case_id: str = "") -> Case:
                          hops=3, count=1),
         "shared_wallet": Case("shared_wallet", "", delay_s=DAY, variant="registered"),
         "merchant_concentration": Case("merchant_concentration", "", 3_000,
-                                       share=Fraction(9, 10), delay_s=2 * DAY, count=4),
-        "new_merchant_surge": Case("new_merchant_surge", "", 3_000, share=Fraction(9, 10),
-                                   delay_s=2 * DAY, count=4),
+                                       share=Fraction(9, 10), delay_s=2 * DAY, count=12),
+        "new_merchant_surge": Case("new_merchant_surge", "", 6_000, share=Fraction(9, 10),
+                                   delay_s=2 * DAY, count=12),
         "loan_stacking": Case("loan_stacking", "", delay_s=DAY, count=2),
         "rapid_reborrow": Case("rapid_reborrow", "", 3_000, share=Fraction(1), delay_s=DAY),
         "harvest_implausible": Case("harvest_implausible", "", factor=Fraction(3)),

@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -40,12 +40,14 @@ from chain.client import ChainClient
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
 from chain.errors import ChainError
 from chain.nodes import AnvilNode, free_port
+from chain.roles import grant_role_once
 from indexer.db import make_engine
 from lending.errors import LendingError
-from lending.loans.contracts import DEV_LENDER, DEV_REGISTRAR
+from lending.loans.contracts import DEV_LENDER, DEV_REGISTRAR, LENDER_ROLE
 from lending.loans.disbursement import EscrowTerms, LoanDesk
 from lending.loans.merchants import MerchantDesk
 from lending.pricing.caps import DEFAULT_POLICY, binding_cap
+from lending.pricing.lpr import LprTable, load_lpr_table
 from risk import scan as risk_scan
 from risk.rules import RULES, Finding
 from simulation.risk_cases import DAY, HOUR, PATTERNS, Case
@@ -76,6 +78,9 @@ LOAN_DAYS = 180
 CATEGORY = "fertilizer"
 HONEST_APR_BPS = 800
 """Carrier loans (the loans a case needs to exist) are priced like the demo's: 8%."""
+BACKGROUND_DAYS = 30
+BASELINE_PATTERNS = {"new_merchant_surge", "merchant_concentration"}
+"""Patterns judged against other merchants' inflow at the time: honest spending runs beside."""
 SECOND_LENDERS = ("Hubei rural credit union 湖北农信", "Enshi village bank 恩施村镇银行")
 
 
@@ -142,24 +147,35 @@ class Injector:
         self.registry = MerchantDesk(client)
         self.engine: Engine = open_database(settings.database_url)
         self.lender = client.sender(DEV_LENDER)
-        self.pool = self._fresh_farmers()
+        self.pool, self.repaid = self._free_farmers()
         self.invoices = 0
 
     # ------------------------------------------------------------------ the world
 
-    def _fresh_farmers(self) -> list[int]:
-        """Farmers (season indices) who never borrowed, in a seeded order: carriers of cases."""
+    def _free_farmers(self) -> tuple[list[int], list[int]]:
+        """Farmers (season indices) who never borrowed, and those whose loans are all closed,
+        each in a seeded order: the carriers of cases."""
         factory = self.desk.factory.functions
-        never = [i for i, fid in enumerate(self.region.farmer_ids)
-                 if int(factory.latestLoanOf(fid).call(), 16) == 0]  # fmt: skip
+        never, closed = [], []
+        for i, fid in enumerate(self.region.farmer_ids):
+            if int(factory.latestLoanOf(fid).call(), 16) == 0:
+                never.append(i)
+            elif int(factory.activeLoanOf(fid).call(), 16) == 0:
+                closed.append(i)
         random.Random(f"{self.seed}:risk:carriers").shuffle(never)
-        return never
+        random.Random(f"{self.seed}:risk:borrowers").shuffle(closed)
+        return never, closed
 
     def farmer(self) -> int:
-        """A farmer no other case uses."""
+        """A farmer who never borrowed and no other case uses."""
         if not self.pool:
             raise InjectionError("no farmer left who never borrowed: run a larger season")
         return self.pool.pop()
+
+    def borrower(self) -> int:
+        """A farmer free to borrow (its earlier loans repaid months ago, else one who never
+        borrowed) that no other case uses: loans that only carry money to a merchant."""
+        return self.repaid.pop() if self.repaid else self.farmer()
 
     def fid(self, index: int) -> bytes:
         """A farmer's pseudonymous id."""
@@ -194,33 +210,45 @@ class Injector:
     # ------------------------------------------------------------------ loans
 
     def issue(
-        self, index: int, principal: int, apr_bps: int = HONEST_APR_BPS, draw_days: int = 30
-    ) -> tuple[int, str]:
+        self, index: int, principal: int, apr_bps: int = HONEST_APR_BPS, draw_days: int = 30,
+        lender: LocalAccount | None = None, category: str = CATEGORY,
+    ) -> tuple[int, str]:  # fmt: skip
         """Issue and fund a loan through the LoanFactory (the lender's own transaction), signed
         by the farmer's wallet; total due follows the APR (simple interest over LOAN_DAYS)."""
         fid, wallet, now = self.fid(index), farmer_wallet(self.fid(index)), chain_now(self.client)
+        sender = self.lender if lender is None else self.client.sender_for(lender)
         self.invoices += 1
         interest = principal * apr_bps * LOAN_DAYS // (10_000 * 365)
         terms = EscrowTerms(
-            farmer_id=fid, farmer=wallet.address, lender=self.lender.address,
-            principal_fen=principal, budgets_fen={CATEGORY: principal},
+            farmer_id=fid, farmer=wallet.address, lender=sender.address,
+            principal_fen=principal, budgets_fen={category: principal},
             schedule_hash=keccak(text=f"risk:{self.seed}:schedule:{self.invoices}"),
             disclosure_hash=keccak(text=f"risk:{self.seed}:disclosure:{self.invoices}"),
             draw_deadline=now + draw_days * DAY, total_due_fen=principal + interest,
             due_date=now + LOAN_DAYS * DAY, grace_days=10, default_days=30,
             agent=self.client.accounts[self.coop_account(index)].address, apr_bps=apr_bps,
         )  # fmt: skip
-        self.mint(self.lender.address, principal)
-        self.desk.approve_factory(self.lender, principal)
-        issued = self.desk.issue(terms, self.lender, self.desk.sign_acceptance(terms, wallet))
+        self.mint(sender.address, principal)
+        self.desk.approve_factory(sender, principal)
+        issued = self.desk.issue(terms, sender, self.desk.sign_acceptance(terms, wallet))
         return issued.loan_id, issued.escrow
 
-    def order(self, index: int, escrow: str, merchant: str, fen: int) -> None:
+    def order(
+        self, index: int, escrow: str, merchant: str, fen: int, category: str = CATEGORY
+    ) -> None:
         """The farmer's cooperative (the loan's agent) orders a payment to a merchant."""
         self.invoices += 1
         invoice = keccak(text=f"risk:{self.seed}:invoice:{self.invoices}")
         agent = self.client.sender(self.coop_account(index))
-        self.desk.order_payment(escrow, merchant, CATEGORY, fen, invoice, agent)
+        self.desk.order_payment(escrow, merchant, category, fen, invoice, agent)
+
+    def new_lender(self, case: Case) -> LocalAccount:
+        """A small lender of the case's own (the factory's lender role, gas)."""
+        lender = self.key(case, "lender")
+        factory = self.desk.factory
+        grant_role_once(self.client.sender(ADMIN), factory, LENDER_ROLE, lender.address)
+        self.gas(lender.address)
+        return lender
 
     def repay_all(self, index: int, escrow: str) -> None:
         """The farmer tops up its wallet and repays everything outstanding."""
@@ -314,45 +342,63 @@ class Injector:
         label.subject = f"wallet:{hx(wallet)}"
         label.farmers, label.wallets = {hx(self.fid(index)), hx(second)}, {hx(wallet)}
 
-    def _merchant_loans(self, case: Case, label: Label, new: bool) -> Steps:
-        """A fresh merchant is approved; `count` members of one cooperative borrow and each
-        pays it `share` of the loan, spread over `delay_s` (right after approval when `new`,
-        else after the approval is weeks old)."""
-        merchant = self.key(case, "merchant")
-        registrar = self.client.sender(DEV_REGISTRAR)
-        self.registry.approve(merchant.address, CATEGORY, chain_now(self.client) + 730 * DAY,
-                              registrar)  # fmt: skip
-        label.subject, label.wallets = f"wallet:{hx(merchant.address)}", {hx(merchant.address)}
-        carriers = self._same_cooperative(case.count)
-        if not new:
-            yield 35 * DAY
-        for index in carriers:
+    def merchant_concentration(self, case: Case, label: Label) -> Steps:
+        """A small lender's favourite: a merchant approved weeks before (so not new) takes
+        `share` of each of the lender's `count` loans, the rest going to another approved
+        merchant, the loans spread over `delay_s`."""
+        lender, merchant = self.new_lender(case), self.key(case, "merchant")
+        self.approve(merchant.address)
+        label.subject = f"wallet:{hx(lender.address)}"
+        label.wallets = {hx(lender.address), hx(merchant.address)}
+        other = self.merchant_key(0).address
+        yield 35 * DAY
+        for _ in range(case.count):
+            index = self.borrower()
+            principal = case.principal_yuan * 100
+            loan, escrow = self.issue(index, principal, lender=lender)
+            favoured = int(principal * case.share)
+            self.order(index, escrow, merchant.address, favoured)
+            if principal > favoured:
+                self.order(index, escrow, other, principal - favoured)
+            label.loans.add(loan)
+            label.farmers.add(hx(self.fid(index)))
             yield max(60, case.delay_s // case.count)
+
+    def new_merchant_surge(self, case: Case, label: Label) -> Steps:
+        """A merchant approved today takes `share` of `count` loans within `delay_s`."""
+        merchant = self.key(case, "merchant")
+        self.approve(merchant.address)
+        label.subject, label.wallets = f"wallet:{hx(merchant.address)}", {hx(merchant.address)}
+        for _ in range(case.count):
+            yield max(60, case.delay_s // case.count)
+            index = self.borrower()
             principal = case.principal_yuan * 100
             loan, escrow = self.issue(index, principal)
             self.order(index, escrow, merchant.address, int(principal * case.share))
             label.loans.add(loan)
             label.farmers.add(hx(self.fid(index)))
 
-    def _same_cooperative(self, count: int) -> list[int]:
-        """`count` fresh farmers of one cooperative (the one with most left)."""
-        by_coop: dict[int, list[int]] = {}
-        for i in self.pool:
-            by_coop.setdefault(self.region.season.farmers[i].cooperative, []).append(i)
-        best = max(by_coop.values(), key=len, default=[])
-        if len(best) < count:
-            raise InjectionError(f"fewer than {count} fresh farmers in any cooperative")
-        chosen = best[-count:]
-        self.pool = [i for i in self.pool if i not in chosen]
-        return chosen
+    def approve(self, merchant: str) -> None:
+        """The platform's registrar approves a merchant for fertilizer (two years)."""
+        until = chain_now(self.client) + 730 * DAY
+        self.registry.approve(merchant, CATEGORY, until, self.client.sender(DEV_REGISTRAR))
 
-    def merchant_concentration(self, case: Case, label: Label) -> Steps:
-        """Loans of one cooperative steered to one (established) merchant."""
-        return self._merchant_loans(case, label, new=False)
-
-    def new_merchant_surge(self, case: Case, label: Label) -> Steps:
-        """A newly approved merchant paid by many loans at once."""
-        return self._merchant_loans(case, label, new=True)
+    def background(self, days: int, per_merchant: int = 2) -> Steps:
+        """Honest spending while the plan runs: every demo merchant is paid from ordinary loans
+        now and then (a season does not stop for the cases), `per_merchant` loans each over
+        `days` days; most of each loan's budget is spent."""
+        rng = random.Random(f"{self.seed}:risk:background")
+        plan = sorted((rng.randrange(days * DAY), k, m) for k in range(per_merchant)
+                      for m in range(len(MERCHANTS)))  # fmt: skip
+        now = 0
+        for at, _, position in plan:
+            yield at - now
+            now = at
+            m = MERCHANTS[position]
+            index, principal = self.borrower(), rng.randint(10, 50) * 10_000
+            _, escrow = self.issue(index, principal, category=m.category)
+            spent = principal * rng.randint(85, 100) // 100
+            self.order(index, escrow, merchant_address(self.client, m), spent, m.category)
 
     def loan_stacking(self, case: Case, label: Label) -> Steps:
         """The farmer consents to `count` lenders, which all decide on it (the service's own
@@ -423,7 +469,8 @@ class Injector:
             for k in range(picks)
         ]  # fmt: skip
         report = RecordingService(self.client, self.coop_account(index)).record_harvests(records)
-        label.subject, label.farmers = f"farmer:{hx(self.fid(index))}", {hx(self.fid(index))}
+        label.subject = f"plot:{hx(self.region.plot_ids[index][plot])}"
+        label.farmers = {hx(self.fid(index))}
         label.lots = {hx(o.lot) for o in report.outcomes if o.lot}
         yield 0
 
@@ -432,10 +479,7 @@ class Injector:
         LoanFactory directly (the service refuses such terms)."""
         index = self.farmer()
         day = datetime.fromtimestamp(chain_now(self.client), UTC).date()
-        try:
-            _, cap_pct, _, _ = binding_cap(day, DEFAULT_POLICY)
-        except LendingError:  # the LPR table ends before the chain's date: the hard cap binds
-            cap_pct = DEFAULT_POLICY.hard_cap_pct
+        _, cap_pct, _, _ = binding_cap(day, DEFAULT_POLICY, lpr_through(day))
         apr = int(Decimal(cap_pct) * 100) + case.apr_excess_bps
         loan, _ = self.issue(index, case.principal_yuan * 100, apr_bps=apr)
         label.subject, label.loans = f"loan:{loan}", {loan}
@@ -451,6 +495,8 @@ class Injector:
         labels = [Label(c) for c in cases]
         start = chain_now(self.client)
         queue: list[tuple[int, int, Steps]] = []
+        if any(c.pattern in BASELINE_PATTERNS for c in cases):
+            queue.append((start, -1, self.background(BACKGROUND_DAYS)))
         for n, label in enumerate(labels):
             steps: Callable[[Case, Label], Steps] = getattr(self, label.case.pattern)
             queue.append((start + n * stagger_s, n, steps(label.case, label)))
@@ -463,10 +509,20 @@ class Injector:
             except StopIteration:
                 continue
             except (ChainError, LendingError, TraceabilityError, InjectionError) as exc:
+                if n < 0:  # the background stops (no farmer left): the cases go on
+                    continue
                 labels[n].skipped = f"{type(exc).__name__}: {exc}"
                 continue
             heapq.heappush(queue, (chain_now(self.client) + wait, n, steps))
         return labels
+
+
+def lpr_through(day: date) -> LprTable:
+    """The LPR table the service prices with, assumed unchanged through `day` if it ends before
+    (the demo's own assumption, tealedger.demo.lending.assume_lpr_through: its clock runs ahead
+    of the published fixings)."""
+    table = load_lpr_table()
+    return table if table.covers_through >= day else table.assuming_unchanged_through(day)
 
 
 def _coop_grams_per_centi_mu(region: Region, cooperative: int) -> Fraction:
@@ -607,11 +663,16 @@ def ground_truth(
                                database_url=f"sqlite:///{workdir / 'service.db'}")  # fmt: skip
         region = honest_world(client, farmers, seed, settings)
         rules = registered(patterns)
-        clean = scan_findings(client, settings, rules)
+        clean = scan_findings(client, settings, rules, _extra(client))
         labels = Injector(client, region, settings, seed).play(cases)
-        found = scan_findings(client, settings, rules)
+        found = scan_findings(client, settings, rules, _extra(client))
     finally:
         node.stop()
     scores = score(patterns, labels, found, clean)
     return GroundTruth(farmers, seed, rules, clean, labels, found, scores,
                        time.perf_counter() - started)  # fmt: skip
+
+
+def _extra(client: ChainClient) -> dict[str, Any]:
+    """What the scan is given besides the chain: the LPR table through the chain's date."""
+    return {"lpr": lpr_through(datetime.fromtimestamp(chain_now(client), UTC).date())}
