@@ -2,8 +2,8 @@
 (precision), and alerts on an honest season (issue #20).
 
 On a throw-away anvil the demo's honest season and lending run (`BENCH_RISK_FARMERS` farmers,
-default 150, seed `BENCH_RISK_SEED`, default 2026); every registered rule scans it (the clean
-line); then `simulation.risk_cases.plan` (`BENCH_RISK_CASES` cases per pattern, default 6, with
+default 200, seed `BENCH_RISK_SEED`, default 2026); every registered rule scans it (the clean
+line); then `simulation.risk_cases.plan` (`BENCH_RISK_CASES` cases per pattern, default 5, with
 amounts, delays, hop counts, cycle lengths, spreads, harvest factors and APR excesses drawn per
 case; `BENCH_RISK_PATTERNS`, comma-separated, plays only those) is played on it by
 `tealedger.demo.risk_injection` and the rules scan again.
@@ -46,8 +46,8 @@ def pattern_table(gt: GroundTruth) -> str:
 
 def missed(gt: GroundTruth) -> list[str]:
     """The cases a registered rule did not find, with the parameters they were drawn with (what
-    a detector's author needs to see its blind spot)."""
-    rules = set(gt.rules)
+    a detector's author needs to see its blind spot), and its new findings about no case."""
+    rules, clean = set(gt.rules), {f.key for f in gt.clean}
     found = {x.case.case_id for x in gt.labels
              if any(x.matches(f) for f in gt.findings if f.rule == x.pattern)}  # fmt: skip
     out = []
@@ -56,6 +56,13 @@ def missed(gt: GroundTruth) -> list[str]:
             out.append(f"- missed {x.case.case_id} ({x.subject}): {describe(x.case)}")
         elif x.pattern in rules and x.skipped is not None:
             out.append(f"- not played {x.case.case_id}: {x.skipped}")
+    for f in gt.findings:
+        if (
+            f.rule in rules
+            and f.key not in clean
+            and not any(x.matches(f) for x in gt.labels if x.pattern == f.rule)
+        ):
+            out.append(f"- finding about no {f.rule} case: {f.subject}: {f.explanation_en}")
     return ["", *out] if out else []
 
 
@@ -111,8 +118,8 @@ def rows(gt: GroundTruth) -> list[dict[str, object]]:
 
 def run() -> list[dict[str, object]]:
     """Build, inject, scan, score; print the pattern table and return the summary rows."""
-    farmers = int(os.environ.get("BENCH_RISK_FARMERS", "150"))
-    per_pattern = int(os.environ.get("BENCH_RISK_CASES", "6"))
+    farmers = int(os.environ.get("BENCH_RISK_FARMERS", "200"))
+    per_pattern = int(os.environ.get("BENCH_RISK_CASES", "5"))
     seed = int(os.environ.get("BENCH_RISK_SEED", "2026"))
     named = os.environ.get("BENCH_RISK_PATTERNS", "")
     patterns = tuple(p.strip() for p in named.split(",") if p.strip()) or PATTERNS

@@ -76,6 +76,8 @@ from traceability.service import RecordingService
 GAS_WEI = 10**18
 LOAN_DAYS = 180
 CATEGORY = "fertilizer"
+FLUSH = "autumn"
+"""Implausible harvests are booked in the last flush (a flush is a season of its own)."""
 HONEST_APR_BPS = 800
 """Carrier loans (the loans a case needs to exist) are priced like the demo's: 8%."""
 BACKGROUND_DAYS = 30
@@ -326,8 +328,8 @@ class Injector:
         wallet = farmer_wallet(self.fid(index)).address
         yield case.delay_s
         if case.variant == "changed":
-            other = self.farmer()
-            RecordingService(self.client, self.coop_account(index)).set_farmer_wallet(
+            other = self.farmer()  # its own cooperative changes its wallet (any cooperative)
+            RecordingService(self.client, self.coop_account(other)).set_farmer_wallet(
                 self.fid(other), wallet
             )  # fmt: skip
             second = self.fid(other)
@@ -448,15 +450,16 @@ class Injector:
         label.farmers = {hx(self.fid(index))}
 
     def harvest_implausible(self, case: Case, label: Label) -> Steps:
-        """Extra pickings on one plot until its season is `factor` times its cooperative's
-        season yield per mu (picked in the past season, as a backdated record would be)."""
+        """Extra pickings on one plot until its autumn flush is `factor` times its cooperative's
+        autumn yield per mu (picked in the past season, as a backdated record would be)."""
         index = self.farmer()
         season = self.region.season
         farmer = season.farmers[index]
         plot = max(range(len(farmer.plots)), key=lambda k: farmer.plots[k].area_centi_mu)
         area = farmer.plots[plot].area_centi_mu
-        typical = _coop_grams_per_centi_mu(self.region, farmer.cooperative)
-        have = sum(h.grams for h in season.harvests if h.farmer == index and h.plot == plot)
+        typical = _coop_grams_per_centi_mu(self.region, farmer.cooperative, FLUSH)
+        have = sum(h.grams for h in season.harvests
+                   if h.farmer == index and h.plot == plot and h.flush == FLUSH)  # fmt: skip
         extra = int(case.factor * typical * area) - have
         picks = 3
         base = datetime(season.year, 9, 10, 9, tzinfo=UTC)
@@ -525,11 +528,11 @@ def lpr_through(day: date) -> LprTable:
     return table if table.covers_through >= day else table.assuming_unchanged_through(day)
 
 
-def _coop_grams_per_centi_mu(region: Region, cooperative: int) -> Fraction:
-    """The cooperative's season: fresh leaf per centi-mu over its members' plots."""
+def _coop_grams_per_centi_mu(region: Region, cooperative: int, flush: str) -> Fraction:
+    """The cooperative's flush: fresh leaf per centi-mu over its members' plots."""
     season = region.season
     members = {i for i, f in enumerate(season.farmers) if f.cooperative == cooperative}
-    grams = sum(h.grams for h in season.harvests if h.farmer in members)
+    grams = sum(h.grams for h in season.harvests if h.farmer in members and h.flush == flush)
     area = sum(season.farmers[i].area_centi_mu for i in members)
     return Fraction(grams, max(1, area))
 
