@@ -32,7 +32,7 @@ class CashOutThroughMerchant:
     explanation = __doc__ or ""
 
     def __init__(
-        self, within_days: int = 30, max_hops: int = 4, min_share: Fraction = Fraction(1, 10),
+        self, within_days: int = 30, max_hops: int = 5, min_share: Fraction = Fraction(1, 10),
         link_days: int = 180,
     ) -> None:  # fmt: skip
         self.within = within_days * DAY

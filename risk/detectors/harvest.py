@@ -14,10 +14,11 @@ force is reported: made tea booked at the ceiling, not weighed.
 (c) Over-pledged lot: for each lot still held (neither sold nor consumed by a later step), its
 plausible value is the fresh leaf in it (lot_source; a fresh lot is its own source) priced at its
 cooperative-season's average (coop_season income_fen / fresh_grams). Each farmer with leaf in it
-owes what the escrows say is outstanding on their open loans (drawn x total due / principal,
-less repayments); that debt is spread over the farmer's held lots by value. A lot whose share of
-debts exceeds `max_pledge_ratio` x its value is reported. A lot with leaf of a cooperative-season
-that has sold nothing yet cannot be priced and is skipped.
+owes what the escrows say is outstanding on their open loans falling due within
+`pledge_horizon_days` (drawn x total due / principal, less repayments: a loan due later is
+repaid from tea not yet picked); that debt is spread over the farmer's held lots by value. A lot
+whose share of debts exceeds `max_pledge_ratio` x its value is reported. A lot with leaf of a
+cooperative-season that has sold nothing yet cannot be priced and is skipped.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from indexer.models import (
 )
 from lending.pricing.units import format_fen
 from risk.figures import decimal_str, median
-from risk.rules import Evidence, Finding, ScanContext, hexid, rule
+from risk.rules import DAY, Evidence, Finding, ScanContext, hexid, rule
 from traceability.contracts import DEFAULT_MAX_YIELD_BPS
 
 BPS = 10_000
@@ -85,6 +86,7 @@ class HarvestImplausible:
         self, min_plots: int = 6, mad_k: int = 5, min_yield_ratio: Fraction = Fraction(2),
         min_steps: int = 5, min_pinned_share: Fraction = Fraction(4, 5),
         bound_tolerance: Fraction = Fraction(1, 100), max_pledge_ratio: Fraction = Fraction(3),
+        pledge_horizon_days: int = 180,
     ) -> None:  # fmt: skip
         self.min_plots = min_plots
         self.mad_k = mad_k
@@ -93,6 +95,7 @@ class HarvestImplausible:
         self.min_pinned_share = min_pinned_share
         self.bound_tolerance = bound_tolerance
         self.max_pledge_ratio = max_pledge_ratio
+        self.pledge_horizon = pledge_horizon_days * DAY
 
     def detect(self, ctx: ScanContext) -> Sequence[Finding]:
         """Findings of the three checks."""
@@ -239,7 +242,7 @@ class HarvestImplausible:
     def _lots(self, ctx: ScanContext) -> list[Finding]:
         """Held lots carrying debts beyond `max_pledge_ratio` x their plausible value."""
         values = _held_lot_values(ctx.conn)
-        debts, loans_of = _debts(ctx)
+        debts, loans_of = _debts(ctx, ctx.now + self.pledge_horizon)
         per_farmer: dict[bytes, Fraction] = defaultdict(Fraction)
         for shares in values.values():
             for farmer, value in shares.items():
@@ -400,11 +403,14 @@ def _held_lot_values(conn: Connection) -> dict[bytes, dict[bytes, Fraction]]:
     return values
 
 
-def _debts(ctx: ScanContext) -> tuple[dict[bytes, int], dict[bytes, list[int]]]:
-    """Each farmer's outstanding fen on open loans now, and those loans."""
+def _debts(ctx: ScanContext, due_by: int) -> tuple[dict[bytes, int], dict[bytes, list[int]]]:
+    """Each farmer's outstanding fen on open loans falling due by `due_by`, and those loans (a
+    loan due later is repaid from tea not yet picked, not from the lots held now)."""
     debts: dict[bytes, int] = defaultdict(int)
     loans_of: dict[bytes, list[int]] = defaultdict(list)
     for rec in ctx.loans.values():
+        if rec.due_date is None or rec.due_date > due_by:
+            continue
         owed = rec.owed_by(ctx.now) if rec.open_at(ctx.now) else 0
         if owed > 0:
             debts[rec.farmer] += owed

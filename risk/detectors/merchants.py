@@ -5,12 +5,18 @@ lender (or its agent) steering borrowers to one merchant, or a merchant approved
 collect a season's loans (a front), shows in where the disbursements (escrow -> merchant
 transfers, joined with the loan's lender) go:
 - `merchant_concentration`: one merchant took more than `max_share` of a lender's disbursed
-  fen, over at least `min_loans` of its loans, while at least `min_alternatives` other
-  merchants were approved in a category the merchant is approved for (the lender had a choice).
+  fen while at least `min_alternatives` other merchants were approved in a category the
+  merchant is approved for (the lender had a choice), and so many of the lender's loans paid it
+  that chance cannot explain it: under the null of each loan choosing uniformly among the
+  approved merchants, the exact binomial tail of that many loans or more giving it most of
+  their money, times the number of
+  merchants that could have been the favourite (Bonferroni), is below `alpha`. A small lender is
+  judged too, once its loans are many enough to be significant (5 of 5 with 2 alternatives).
 - `new_merchant_surge`: in its first `within_days` days after its first approval a merchant
   received more than `factor` times the median inflow of the established merchants (approved at
-  least `within_days` before it, with inflow) over the same days, and at least `min_fen`; at
-  least `min_established` established merchants make the baseline.
+  least `within_days` before it, with inflow) over the same days, from at least `min_loans`
+  loans (one large order is not a surge); at least `min_established` established merchants
+  make the baseline. No fixed amount: the baseline is the region's own.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from sqlalchemy import select
 
 from indexer.models import MerchantApproval
 from lending.pricing.units import format_fen
-from risk.figures import decimal_str, median
+from risk.figures import binomial_tail, decimal_str, median
 from risk.money import Disbursement, disbursements
 from risk.rules import DAY, Evidence, Finding, ScanContext, hexid, rule
 
@@ -65,6 +71,18 @@ class LenderBook:
     by_merchant: dict[bytes, list[Disbursement]] = field(default_factory=lambda: defaultdict(list))
 
 
+def _favouring(book: LenderBook, merchant: bytes) -> int:
+    """How many of the lender's loans paid this merchant more than half of what they paid."""
+    per_loan: dict[int, int] = defaultdict(int)
+    for ds in book.by_merchant.values():
+        for d in ds:
+            per_loan[d.loan.loan_id] += d.transfer.amount_fen
+    mine: dict[int, int] = defaultdict(int)
+    for d in book.by_merchant[merchant]:
+        mine[d.loan.loan_id] += d.transfer.amount_fen
+    return sum(1 for loan, fen in mine.items() if 2 * fen > per_loan[loan])
+
+
 @rule
 class MerchantConcentration:
     """One merchant took most of one lender's disbursements, though others were approved."""
@@ -75,10 +93,11 @@ class MerchantConcentration:
     explanation = __doc__ or ""
 
     def __init__(
-        self, max_share: Fraction = Fraction(3, 5), min_loans: int = 10, min_alternatives: int = 2
-    ) -> None:
+        self, max_share: Fraction = Fraction(3, 5), alpha: Fraction = Fraction(1, 20),
+        min_alternatives: int = 2,
+    ) -> None:  # fmt: skip
         self.max_share = max_share
-        self.min_loans = min_loans
+        self.alpha = alpha
         self.min_alternatives = min_alternatives
 
     def detect(self, ctx: ScanContext) -> Sequence[Finding]:
@@ -92,7 +111,7 @@ class MerchantConcentration:
         approvals = _approvals(ctx)
         found: list[Finding] = []
         for lender, book in sorted(books.items()):
-            if len(book.loans) < self.min_loans or not book.total:
+            if not book.total:
                 continue
             top = max(sorted(book.by_merchant), key=lambda m: _fen(book.by_merchant[m]))
             share = Fraction(_fen(book.by_merchant[top]), book.total)
@@ -100,6 +119,13 @@ class MerchantConcentration:
             others.discard(top)
             if share <= self.max_share or len(others) < self.min_alternatives:
                 continue
+            choices = len(others) + 1
+            favoured = _favouring(book, top)
+            if (
+                choices * binomial_tail(favoured, len(book.loans), Fraction(1, choices))
+                >= self.alpha
+            ):
+                continue  # so few loans that one merchant's lead may be chance
             found.append(self._finding(ctx, lender, top, share, others, books))
         return found
 
@@ -166,12 +192,11 @@ class NewMerchantSurge:
     explanation = __doc__ or ""
 
     def __init__(
-        self, within_days: int = 30, factor: int = 3, min_fen: int = 5_000_000,
-        min_established: int = 3,
+        self, within_days: int = 30, factor: int = 3, min_loans: int = 3, min_established: int = 3,
     ) -> None:  # fmt: skip
         self.within = within_days * DAY
         self.factor = factor
-        self.min_fen = min_fen
+        self.min_loans = min_loans
         self.min_established = min_established
 
     def detect(self, ctx: ScanContext) -> Sequence[Finding]:
@@ -185,7 +210,7 @@ class NewMerchantSurge:
             start, end = approved_at, approved_at + self.within
             mine = [d for d in inflow[merchant] if start <= d.transfer.at <= end]
             fen = _fen(mine)
-            if fen < self.min_fen:
+            if len({d.loan.loan_id for d in mine}) < self.min_loans:
                 continue
             baseline = [
                 _fen([d for d in inflow[m] if start <= d.transfer.at <= end])

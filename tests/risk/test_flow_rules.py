@@ -359,7 +359,7 @@ def lender_book(
     return favourite
 
 
-@pytest.mark.parametrize(("loans", "share"), [(10, (2, 3)), (24, (9, 10))])
+@pytest.mark.parametrize(("loans", "share"), [(5, (9, 10)), (10, (2, 3)), (24, (9, 10))])
 def test_one_merchant_taking_most_of_a_lender_is_reported(
     world: World, loans: int, share: tuple[int, int]
 ) -> None:
@@ -388,7 +388,14 @@ def test_concentration_is_high_when_other_lenders_use_the_merchant_little(world:
 
 @pytest.mark.parametrize(
     ("loans", "share", "alternatives"),
-    [(9, (9, 10), 2), (15, (3, 5), 2), (15, (1, 2), 3), (15, (1, 1), 1), (15, (9, 10), 0)],
+    [
+        (3, (9, 10), 2),
+        (3, (1, 1), 3),
+        (15, (3, 5), 2),
+        (15, (1, 2), 3),
+        (15, (1, 1), 1),
+        (15, (9, 10), 0),
+    ],  # 3 loans: chance could give one merchant all of them
 )
 def test_concentration_near_misses(
     world: World, loans: int, share: tuple[int, int], alternatives: int
@@ -430,7 +437,8 @@ def newcomer(w: World, inflow: list[int], approved: int, delay: int = DAY) -> by
 @pytest.mark.parametrize(
     ("established", "inflow"),
     [
-        ([20_000 * YUAN, 25_000 * YUAN, 30_000 * YUAN], [40_000 * YUAN, 50_000 * YUAN]),
+        ([20_000 * YUAN, 25_000 * YUAN, 30_000 * YUAN], [30_000 * YUAN] * 3),
+        ([500 * YUAN, 800 * YUAN, 1_000 * YUAN], [1_000 * YUAN, 900 * YUAN, 700 * YUAN]),
         ([5_000 * YUAN, 9_000 * YUAN, 12_000 * YUAN, 200_000 * YUAN], [18_000 * YUAN] * 3),
     ],
 )
@@ -450,7 +458,7 @@ def test_a_new_merchant_far_above_the_established_is_reported(
     ("established", "inflow", "delay"),
     [
         ([20_000 * YUAN, 25_000 * YUAN, 30_000 * YUAN], [35_000 * YUAN, 35_000 * YUAN], DAY),
-        ([500 * YUAN, 800 * YUAN, 1_000 * YUAN], [10_000 * YUAN, 9_000 * YUAN], DAY),  # floor
+        ([500 * YUAN, 800 * YUAN, 1_000 * YUAN], [10_000 * YUAN, 9_000 * YUAN], DAY),  # 2 orders
         ([20_000 * YUAN, 25_000 * YUAN], [400_000 * YUAN], DAY),  # too few to compare with
         ([20_000 * YUAN, 25_000 * YUAN, 30_000 * YUAN], [400_000 * YUAN], 31 * DAY),  # later
     ],

@@ -645,13 +645,28 @@ def priced_season(world: World, coop: int, fresh_grams: int, income_fen: int) ->
     )
 
 
+@pytest.mark.parametrize("due_in_days", [200, 330])
+def test_a_loan_for_next_season_is_not_pledged_on_this_seasons_lots(
+    world: World, due_in_days: int
+) -> None:
+    priced_season(world, 0, 1_000_000, 2_400_000)
+    world.harvest(ident("held", 1), F[1], ident("plot", 1), COOP[0], 50_000)  # ¥1,200 held
+    world.loan(
+        1, F[1], L[1], 500_000, T0, total_due=540_000, due=T0 + due_in_days * DAY,
+        drawn=[(T0 + DAY, 500_000)],
+    )  # fmt: skip
+    world.now(T0 + 10 * DAY)
+    assert scan(world.engine, "harvest_implausible") == []
+
+
 def test_a_lot_pledged_beyond_what_it_can_earn(world: World) -> None:
     priced_season(world, 0, 1_000_000, 2_400_000)  # 2.4 fen a gram of fresh leaf
     # Farmer 1: 50 kg of leaf held (¥1,200), ¥5,400 owed: over four times the value.
     world.harvest(ident("held", 1), F[1], ident("plot", 1), COOP[0], 50_000)
     world.loan(
-        1, F[1], L[1], 500_000, T0 - 40 * DAY, total_due=540_000, drawn=[(T0 - 39 * DAY, 500_000)]
-    )
+        1, F[1], L[1], 500_000, T0 - 40 * DAY, total_due=540_000, due=T0 + 60 * DAY,
+        drawn=[(T0 - 39 * DAY, 500_000)],
+    )  # fmt: skip
     # Farmer 2: 400 kg held (¥9,600) in a made-tea lot shared with farmer 1's leaf, ¥3,240 owed.
     world.harvest(ident("h", 2), F[2], ident("plot", 2), COOP[0], 400_000)
     world.harvest(ident("h", 3), F[1], ident("plot", 1), COOP[0], 20_000)
@@ -677,8 +692,9 @@ def test_a_lot_pledged_beyond_what_it_can_earn(world: World) -> None:
         ],
     )
     world.loan(
-        2, F[2], L[2], 300_000, T0 - 20 * DAY, total_due=324_000, drawn=[(T0 - 19 * DAY, 300_000)]
-    )
+        2, F[2], L[2], 300_000, T0 - 20 * DAY, total_due=324_000, due=T0 + 90 * DAY,
+        drawn=[(T0 - 19 * DAY, 300_000)],
+    )  # fmt: skip
     world.now(T0 + 10 * DAY)
     found = scan(world.engine, "harvest_implausible")
     assert keys(found) == [f"harvest_implausible:lot:{hx(ident('held', 1))}"]
