@@ -53,7 +53,7 @@ class CircularPayments:
         self.min_share = min_share
 
     def detect(self, ctx: ScanContext) -> Sequence[Finding]:
-        """One finding per ring occurrence."""
+        """One finding per ring and episode (rounds starting within the window of the first)."""
         edges = self._edges(ctx)
         graph = nx.DiGraph(list(edges))
         by_id = ctx.loans
@@ -61,8 +61,8 @@ class CircularPayments:
         for cycle in nx.simple_cycles(graph, length_bound=self.max_len):
             if len(cycle) < self.min_len:
                 continue
-            for ring in self._occurrences(cycle, edges):
-                found.append(self._finding(ctx, ring, by_id))
+            for episode in self._episodes(self._occurrences(cycle, edges)):
+                found.append(self._finding(ctx, episode, by_id))
         return sorted(found, key=lambda f: f.key)
 
     def _edges(self, ctx: ScanContext) -> dict[tuple[bytes, bytes], list[Transfer]]:
@@ -101,6 +101,17 @@ class CircularPayments:
             kept.append(ring)
         return kept
 
+    def _episodes(self, rings: list[Ring]) -> list[list[Ring]]:
+        """Rounds of one ring grouped: a round starting within the window of an episode's first
+        round belongs to it (money spun round three times is one alert, not three)."""
+        episodes: list[list[Ring]] = []
+        for ring in sorted(rings, key=lambda r: r[0].key):
+            if episodes and ring[0].at <= episodes[-1][0][0].at + self.within:
+                episodes[-1].append(ring)
+            else:
+                episodes.append([ring])
+        return episodes
+
     def _complete(
         self,
         first: Transfer,
@@ -122,17 +133,23 @@ class CircularPayments:
             ring.append(nxt)
         return ring
 
-    def _finding(self, ctx: ScanContext, ring: Ring, by_id: dict[int, LoanRecord]) -> Finding:
-        """The finding, the ring's transfers as its path."""
-        first, last = ring[0], ring[-1]
+    def _finding(
+        self, ctx: ScanContext, episode: list[Ring], by_id: dict[int, LoanRecord]
+    ) -> Finding:
+        """The finding: the first round's transfers as its path, later rounds beside it."""
+        ring, rounds = episode[0], len(episode)
+        first, last = ring[0], episode[-1][-1]
         wallets = [t.sender for t in ring]
         circulated = narrowest(ring)
+        total = sum(narrowest(r) for r in episode)
         days = Decimal(last.at - first.at) / DAY
         digest = hashlib.sha256(b"".join(sorted(wallets))).hexdigest()[:16]
         farmers = sorted({f for w in wallets for f in ctx.directory.farmers_of.get(w, ())})
         loan_ids = sorted(i for i, row in by_id.items() if row.farmer in set(farmers))
         merchant = any(w in ctx.directory.merchants for w in wallets)
         names = " -> ".join(ctx.directory.label(w).name for w in [*wallets, first.sender])
+        times_zh = f"，共 {rounds} 圈" if rounds > 1 else ""
+        times_en = f", {rounds} times round" if rounds > 1 else ""
         return Finding(
             rule=self.name,
             key=f"{self.name}:{digest}:{first.block_number}:{first.log_index}",
@@ -140,20 +157,25 @@ class CircularPayments:
             severity="high" if merchant else "medium",
             explanation_zh=(
                 f"{len(wallets)} 个普通钱包在 {days:.1f} 天内经 {len(ring)} 次转账，"
-                f"把至少 ¥{format_fen(circulated)} 转了一圈回到起点：{names}。"
+                f"把至少 ¥{format_fen(circulated)} 转了一圈回到起点{times_zh}：{names}。"
             ),
             explanation_en=(
                 f"At least ¥{format_fen(circulated)} went round {len(wallets)} ordinary wallets "
-                f"in {len(ring)} transfers within {days:.1f} days, back to where it started: "
-                f"{names}."
+                f"in {len(ring)} transfers{times_en} within {days:.1f} days, back to where it "
+                f"started: {names}."
             ),
             evidence=Evidence(
                 path=tuple(ctx.hop(t) for t in ring),
+                transfers=tuple(ctx.hop(t) for r in episode[1:] for t in r),
                 farmers=tuple(hexid(f) for f in farmers),
                 loans=tuple(loan_ids),
                 wallets=tuple(hexid(w) for w in wallets),
-                amounts_fen={"first": first.amount_fen, "circulated": circulated},
-                figures={"days": f"{days:.2f}", "hops": str(len(ring))},
+                amounts_fen={
+                    "first": first.amount_fen,
+                    "circulated": circulated,
+                    "circulated_all_rounds": total,
+                },
+                figures={"days": f"{days:.2f}", "hops": str(len(ring)), "rounds": str(rounds)},
             ),
             observed_at=last.at,
         )

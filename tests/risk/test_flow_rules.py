@@ -194,10 +194,15 @@ def test_a_ring_is_reported_once_whichever_wallet_it_starts_from(world: World) -
     assert len(first) == 1
     world.pay(b, c, 4_500 * YUAN, T0 + 4 * DAY)
     assert [f.key for f in world.find("circular")] == [first[0].key]
-    world.pay(c, a, 4_400 * YUAN, T0 + 5 * DAY)  # a second round of transfers of its own
-    second = world.find("circular")
-    assert first[0].key in {f.key for f in second}
-    assert len(second) == 2
+    world.pay(c, a, 4_400 * YUAN, T0 + 5 * DAY)  # a second round within the window
+    (again,) = world.find("circular")
+    assert again.key == first[0].key and again.evidence.figures["rounds"] == "2"
+    assert len(again.evidence.transfers) == 3
+    world.pay(a, b, 4_300 * YUAN, T0 + 20 * DAY)  # weeks later: another episode of the ring
+    world.pay(b, c, 4_200 * YUAN, T0 + 21 * DAY)
+    world.pay(c, a, 4_100 * YUAN, T0 + 22 * DAY)
+    later = world.find("circular")
+    assert len(later) == 2 and first[0].key in {f.key for f in later}
 
 
 @pytest.mark.parametrize("days", [15, 40])
