@@ -14,11 +14,12 @@ force is reported: made tea booked at the ceiling, not weighed.
 (c) Over-pledged lot: for each lot still held (neither sold nor consumed by a later step), its
 plausible value is the fresh leaf in it (lot_source; a fresh lot is its own source) priced at its
 cooperative-season's average (coop_season income_fen / fresh_grams). Each farmer with leaf in it
-owes what the escrows say is outstanding on their open loans falling due within
-`pledge_horizon_days` (drawn x total due / principal, less repayments: a loan due later is
-repaid from tea not yet picked); that debt is spread over the farmer's held lots by value. A lot
-whose share of debts exceeds `max_pledge_ratio` x its value is reported. A lot with leaf of a
-cooperative-season that has sold nothing yet cannot be priced and is skipped.
+owes what the escrows say is outstanding on their open loans overdue or falling due within
+`pledge_horizon_days` (drawn x total due / principal, less repayments: what the held tea must
+pay now; a loan due later is repaid from tea not yet picked); that debt is spread over the
+farmer's held lots by value. A lot whose share of debts exceeds `max_pledge_ratio` x its value
+is reported. A lot with leaf of a cooperative-season that has sold nothing yet cannot be priced
+and is skipped.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class HarvestImplausible:
         self, min_plots: int = 6, mad_k: int = 5, min_yield_ratio: Fraction = Fraction(2),
         min_steps: int = 5, min_pinned_share: Fraction = Fraction(4, 5),
         bound_tolerance: Fraction = Fraction(1, 100), max_pledge_ratio: Fraction = Fraction(3),
-        pledge_horizon_days: int = 180,
+        pledge_horizon_days: int = 30,
     ) -> None:  # fmt: skip
         self.min_plots = min_plots
         self.mad_k = mad_k

@@ -14,8 +14,9 @@ transfers, joined with the loan's lender) go:
   judged too, once its loans are many enough to be significant (5 of 5 with 2 alternatives).
 - `new_merchant_surge`: in its first `within_days` days after its first approval a merchant
   received more than `factor` times the median inflow of the established merchants (approved at
-  least `within_days` before it, with inflow) over the same days, from at least `min_loans`
-  loans (one large order is not a surge); at least `min_established` established merchants
+  least `within_days` before it, with inflow) over the same days, in money or in number of
+  loans (a front collecting many small loans), from at least `min_loans` loans (one large order
+  is not a surge); at least `min_established` established merchants
   make the baseline. No fixed amount: the baseline is the region's own.
 """
 
@@ -209,64 +210,82 @@ class NewMerchantSurge:
         for merchant, approved_at in sorted(first.items()):
             start, end = approved_at, approved_at + self.within
             mine = [d for d in inflow[merchant] if start <= d.transfer.at <= end]
-            fen = _fen(mine)
-            if len({d.loan.loan_id for d in mine}) < self.min_loans:
+            fen, count = _fen(mine), _loan_count(mine)
+            if count < self.min_loans:
                 continue
-            baseline = [
-                _fen([d for d in inflow[m] if start <= d.transfer.at <= end])
+            window = [
+                [d for d in inflow[m] if start <= d.transfer.at <= end]
                 for m, at in first.items()
                 if m != merchant and at <= approved_at - self.within
             ]
-            baseline = [b for b in baseline if b > 0]
+            baseline = [w for w in window if w]
             if len(baseline) < self.min_established:
                 continue
-            typical = median(baseline)
-            if fen > self.factor * typical:
-                found.append(self._finding(ctx, merchant, mine, typical, len(baseline)))
+            typical = Typical(median(_fen(w) for w in baseline),
+                              median(_loan_count(w) for w in baseline), len(baseline))  # fmt: skip
+            if fen > self.factor * typical.fen or count > self.factor * typical.loans:
+                found.append(self._finding(ctx, merchant, mine, typical))
         return found
 
     def _finding(
-        self, ctx: ScanContext, merchant: bytes, mine: list[Disbursement], typical: Fraction,
-        established: int,
-    ) -> Finding:  # fmt: skip
-        """The finding: the first window's disbursements against the established median."""
-        fen = _fen(mine)
-        ratio = Fraction(fen) / typical
+        self, ctx: ScanContext, merchant: bytes, mine: list[Disbursement], typical: Typical
+    ) -> Finding:
+        """The finding: the first window's money and loans against the established medians."""
+        fen, count = _fen(mine), _loan_count(mine)
+        ratio = Fraction(fen) / typical.fen
+        loans_ratio = Fraction(count) / typical.loans
         days = self.within // DAY
         m = hexid(merchant)
         loan_ids = sorted({d.loan.loan_id for d in mine})
         lenders = sorted({hexid(d.loan.lender) for d in mine})
+        usual = f"¥{format_fen(int(typical.fen))}, {decimal_str(typical.loans, 1)}"
         return Finding(
             rule=self.name,
             key=f"{self.name}:{m}",
             subject=f"wallet:{m}",
-            severity="high" if ratio > 2 * self.factor else "medium",
+            severity="high" if max(ratio, loans_ratio) > 2 * self.factor else "medium",
             explanation_zh=(
-                f"商户 {m} 获批后 {days} 天内收到 {len(loan_ids)} 笔贷款的放款 ¥{format_fen(fen)}，"
-                f"是同期 {established} 家老商户中位数（¥{format_fen(int(typical))}）的 "
-                f"{decimal_str(ratio, 2)} 倍。"
+                f"商户 {m} 获批后 {days} 天内收到 {count} 笔贷款的放款 ¥{format_fen(fen)}，"
+                f"金额是同期 {typical.merchants} 家老商户中位数的 {decimal_str(ratio, 2)} 倍，"
+                f"笔数是中位数的 {decimal_str(loans_ratio, 2)} 倍（中位数 {usual} 笔）。"
             ),
             explanation_en=(
-                f"Merchant {m} received ¥{format_fen(fen)} from {len(loan_ids)} loan(s) in its "
-                f"first {days} days after approval, {decimal_str(ratio, 2)} times the median "
-                f"of {established} established merchants over the same days "
-                f"(¥{format_fen(int(typical))})."
+                f"Merchant {m} received ¥{format_fen(fen)} from {count} loan(s) in its first "
+                f"{days} days after approval: {decimal_str(ratio, 2)} times the median money and "
+                f"{decimal_str(loans_ratio, 2)} times the median number of loans of "
+                f"{typical.merchants} established merchants over the same days ({usual} loans)."
             ),
             evidence=Evidence(
                 transfers=tuple(ctx.hop(d.transfer) for d in mine[-MAX_EVIDENCE:]),
                 farmers=tuple(sorted({hexid(d.loan.farmer) for d in mine})),
                 loans=tuple(loan_ids),
                 wallets=(m, *lenders),
-                amounts_fen={"first_window_inflow": fen, "established_median": int(typical)},
+                amounts_fen={"first_window_inflow": fen, "established_median": int(typical.fen)},
                 figures={
                     "ratio_to_median": decimal_str(ratio),
-                    "established_median_fen": decimal_str(typical, 1),
-                    "established_merchants": str(established),
+                    "loans_ratio_to_median": decimal_str(loans_ratio),
+                    "established_median_fen": decimal_str(typical.fen, 1),
+                    "established_median_loans": decimal_str(typical.loans, 1),
+                    "established_merchants": str(typical.merchants),
                     "window_days": str(days),
                 },
             ),
             observed_at=max(d.transfer.at for d in mine),
         )
+
+
+@dataclass(frozen=True)
+class Typical:
+    """The established merchants' medians over the same days: money and number of loans."""
+
+    fen: Fraction
+    loans: Fraction
+    merchants: int
+
+
+def _loan_count(paid: Sequence[Disbursement]) -> int:
+    """How many loans these disbursements came from."""
+    return len({d.loan.loan_id for d in paid})
 
 
 def _fen(paid: Sequence[Disbursement]) -> int:

@@ -443,6 +443,7 @@ def newcomer(w: World, inflow: list[int], approved: int, delay: int = DAY) -> by
     ("established", "inflow"),
     [
         ([20_000 * YUAN, 25_000 * YUAN, 30_000 * YUAN], [30_000 * YUAN] * 3),
+        ([20_000 * YUAN, 25_000 * YUAN, 30_000 * YUAN], [1_000 * YUAN] * 4),  # many small loans
         ([500 * YUAN, 800 * YUAN, 1_000 * YUAN], [1_000 * YUAN, 900 * YUAN, 700 * YUAN]),
         ([5_000 * YUAN, 9_000 * YUAN, 12_000 * YUAN, 200_000 * YUAN], [18_000 * YUAN] * 3),
     ],

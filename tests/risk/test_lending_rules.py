@@ -645,7 +645,7 @@ def priced_season(world: World, coop: int, fresh_grams: int, income_fen: int) ->
     )
 
 
-@pytest.mark.parametrize("due_in_days", [200, 330])
+@pytest.mark.parametrize("due_in_days", [45, 200, 330])
 def test_a_loan_for_next_season_is_not_pledged_on_this_seasons_lots(
     world: World, due_in_days: int
 ) -> None:
@@ -664,7 +664,7 @@ def test_a_lot_pledged_beyond_what_it_can_earn(world: World) -> None:
     # Farmer 1: 50 kg of leaf held (¥1,200), ¥5,400 owed: over four times the value.
     world.harvest(ident("held", 1), F[1], ident("plot", 1), COOP[0], 50_000)
     world.loan(
-        1, F[1], L[1], 500_000, T0 - 40 * DAY, total_due=540_000, due=T0 + 60 * DAY,
+        1, F[1], L[1], 500_000, T0 - 40 * DAY, total_due=540_000, due=T0 + 30 * DAY,
         drawn=[(T0 - 39 * DAY, 500_000)],
     )  # fmt: skip
     # Farmer 2: 400 kg held (¥9,600) in a made-tea lot shared with farmer 1's leaf, ¥3,240 owed.
@@ -692,7 +692,7 @@ def test_a_lot_pledged_beyond_what_it_can_earn(world: World) -> None:
         ],
     )
     world.loan(
-        2, F[2], L[2], 300_000, T0 - 20 * DAY, total_due=324_000, due=T0 + 90 * DAY,
+        2, F[2], L[2], 300_000, T0 - 20 * DAY, total_due=324_000, due=T0 + 35 * DAY,
         drawn=[(T0 - 19 * DAY, 300_000)],
     )  # fmt: skip
     world.now(T0 + 10 * DAY)
