@@ -15,6 +15,7 @@ from html import unescape
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.core.models import Organisation, OrganisationCreate, Role
@@ -85,16 +86,16 @@ def _raw(address: str) -> bytes:
     return bytes.fromhex(address[2:])
 
 
-def _index_cash_out(reg: Reg) -> None:
-    """A loan whose merchant payment came back to the borrower through a front wallet."""
-    lender, merchant = _raw(reg.lender.address), _raw(reg.merchant.address)
+def index_cash_out(engine: Engine, lender: bytes, merchant: bytes) -> None:
+    """A loan whose merchant payment came back to the borrower through a front wallet, as the
+    indexer writes it."""
     moves = [
         (lender, ESCROW, 500_000, T0 + 100),
         (ESCROW, merchant, 300_000, T0 + 2 * DAY),
         (merchant, FRONT, 280_000, T0 + 3 * DAY),
         (FRONT, BORROWER, 270_000, T0 + 4 * DAY),
     ]
-    with Session(reg.engine) as session:
+    with Session(engine) as session:
         session.add(Loan(
             loan_id=7, escrow=ESCROW, farmer=FARMER_ID, lender=lender, borrower=BORROWER,
             agent=bytes(20), principal_fen=500_000, block_number=10, log_index=0,
@@ -145,7 +146,7 @@ def _status(reg: Reg, alert_id: int, status: str, reason: str | None):
 
 
 def test_a_scan_finds_the_cash_out_and_names_the_wallets(reg):
-    _index_cash_out(reg)
+    index_cash_out(reg.engine, _raw(reg.lender.address), _raw(reg.merchant.address))
     headers = reg.regulator.headers
     first = reg.http.post("/regulator/scans", headers=headers)
     assert first.status_code == 200, first.text
