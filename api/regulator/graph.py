@@ -24,6 +24,8 @@ TOP = 24
 SIDE = 60
 RADIUS = 9
 NAME_CHARS = 26
+LABEL = 130
+"""Room an edge's label needs beside it (¥1,234,567.89 · 2026-01-05 at 11 px)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,15 @@ class Node:
     name: str
     x: float
     y: float
+
+
+def wallet_name(address: str, name: str, names: Mapping[str, str] = {}) -> str:
+    """What to call a wallet: the service's name for it, else the evidence's, shortened when
+    that is only its address."""
+    chosen = names.get(address) or name
+    if chosen.startswith("0x") and len(chosen) == 42:
+        return f"{chosen[:8]}…{chosen[-4:]}"
+    return chosen
 
 
 def hops_of(evidence: Evidence) -> list[Hop]:
@@ -95,14 +106,18 @@ def _edge(hop: Hop, a: Node, b: Node, bend: int) -> str:
     sx, sy = _towards(a, mx, my, RADIUS)
     ex, ey = _towards(b, mx, my, RADIUS + 3)
     label = f"{yuan(hop.amount_fen)} · {china_date(hop.at)}"
-    lx = min(max(mx + 8, 4), WIDTH - 4)
-    anchor = "end" if lx > WIDTH - 150 else "start"
+    # the label sits beside the curve's middle, on the side it bends to
+    qx, qy = (sx + 2 * mx + ex) / 4, (sy + 2 * my + ey) / 4
+    if bend < 0 or qx + 8 > WIDTH - LABEL:
+        lx, anchor = max(qx - 8, LABEL), "end"
+    else:
+        lx, anchor = qx + 8, "start"
     title = escape(f"{hop.sender_name} → {hop.recipient_name}: {label} (tx {hop.tx})")
     return (
         f'<g class="edge"><title>{title}</title>'
         f'<path d="M{sx:.1f},{sy:.1f} Q{mx:.1f},{my:.1f} {ex:.1f},{ey:.1f}" fill="none" '
         f'stroke="#4f7942" stroke-width="2" marker-end="url(#arrow)"/>'
-        f'<text x="{lx:.1f}" y="{my + 4:.1f}" text-anchor="{anchor}" font-size="11" '
+        f'<text x="{lx:.1f}" y="{qy + 4:.1f}" text-anchor="{anchor}" font-size="11" '
         f'fill="#1f3d2b">{escape(label)}</text></g>'
     )
 
@@ -132,7 +147,7 @@ def money_graph(evidence: Evidence, names: Mapping[str, str] = {}) -> Markup | N
     if not hops:
         return None
     known = {h.sender: h.sender_name for h in hops} | {h.recipient: h.recipient_name for h in hops}
-    known |= {a: n for a, n in names.items() if a in known}
+    known = {a: wallet_name(a, n, names) for a, n in known.items()}
     nodes = place(hops, known)
     height = max(n.y for n in nodes.values()) + 40
     drawn: dict[tuple[str, str], int] = {}
@@ -155,4 +170,4 @@ def money_graph(evidence: Evidence, names: Mapping[str, str] = {}) -> Markup | N
 
 def _reverse(nodes: Mapping[str, Node], hop: Hop) -> int:
     """Money going back up (a circle) bends out to the left, clear of the way down."""
-    return -70 if nodes[hop.recipient].y < nodes[hop.sender].y else 0
+    return -120 if nodes[hop.recipient].y < nodes[hop.sender].y else 0

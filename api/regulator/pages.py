@@ -21,7 +21,7 @@ from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import templates
 from api.core.types import RowIdPath
 from api.regulator import service
-from api.regulator.graph import hops_of, money_graph
+from api.regulator.graph import hops_of, money_graph, wallet_name
 from risk.alerts import AlertStatus
 
 router = page_router()
@@ -136,6 +136,8 @@ def _alert_page(
     names = {
         "0x" + address.hex(): label.name for address, label in service.wallet_names(engine).items()
     }
+    hops = hops_of(detail.evidence)
+    known = {h.sender: h.sender_name for h in hops} | {h.recipient: h.recipient_name for h in hops}
     steps = [
         (s.value, *(REOPEN if s == AlertStatus.REVIEWED and _closed(detail) else STEP_NAMES[s]))
         for s in detail.allowed
@@ -145,8 +147,11 @@ def _alert_page(
         "csrf": page.csrf,
         "a": detail.alert,
         "evidence": detail.evidence,
-        "hops": hops_of(detail.evidence),
+        "hops": hops,
         "names": names,
+        "wallet": lambda address, name="": wallet_name(
+            address, name or known.get(address, address), names
+        ),
         "graph": money_graph(detail.evidence, names),
         "changes": detail.changes,
         "steps": steps,

@@ -23,7 +23,7 @@ from api.core.organisations import create_organisation
 from api.core.settings import ApiSettings
 from api.main import create_app
 from api.regulator.graph import money_graph
-from indexer.models import Loan, TokenTransfer
+from indexer.models import Farmer, Loan, TokenTransfer
 from risk.alerts import record_findings
 from risk.rules import Evidence, Finding, Hop
 from tests.api.conftest import PASSWORD
@@ -96,6 +96,8 @@ def index_cash_out(engine: Engine, lender: bytes, merchant: bytes) -> None:
         (FRONT, BORROWER, 270_000, T0 + 4 * DAY),
     ]
     with Session(engine) as session:
+        session.add(Farmer(farmer=FARMER_ID, cooperative=bytes(20), wallet=BORROWER,
+                           block_number=5, log_index=0, block_timestamp=T0 - 90 * DAY))  # fmt: skip
         session.add(Loan(
             loan_id=7, escrow=ESCROW, farmer=FARMER_ID, lender=lender, borrower=BORROWER,
             agent=bytes(20), principal_fen=500_000, block_number=10, log_index=0,
