@@ -14,19 +14,24 @@ from dataclasses import dataclass
 from html import unescape
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from api.core.db import open_database
 from api.core.models import Organisation, OrganisationCreate, Role
 from api.core.organisations import create_organisation
 from api.core.settings import ApiSettings
 from api.main import create_app
 from api.regulator.graph import money_graph
+from indexer.db import MIGRATIONS, migrate
 from indexer.models import Farmer, Loan, TokenTransfer
 from risk.alerts import record_findings
 from risk.rules import Evidence, Finding, Hop
-from tests.api.conftest import PASSWORD
+from tests.api.conftest import DATABASES, PASSWORD, database_for
 from tests.api.test_cooperatives import Org
 
 DAY = 86_400
@@ -350,3 +355,23 @@ def test_a_regulator_organisation_is_made_like_any_other(reg):
 def _admin(reg: Reg) -> Org:
     settings = reg.app.state.settings  # type: ignore[attr-defined]
     return _org(reg.app, settings, Role.ADMIN, "platform")
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_0011_teaches_the_role_enum_and_goes_back(kind, tmp_path, pg_databases):
+    engine = open_database(database_for(kind, tmp_path, pg_databases))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0010")
+    regulator = Organisation(name="监管", role=Role.REGULATOR, chain_address="0x" + "11" * 20)
+    if kind == "postgresql":  # SQLite keeps the name as text: nothing to teach it
+        with Session(engine) as session, pytest.raises(DBAPIError):
+            session.add(regulator.model_copy())
+            session.commit()
+    migrate(engine)
+    with Session(engine) as session:
+        session.add(regulator)
+        session.commit()
+        assert session.get(Organisation, regulator.id).role is Role.REGULATOR  # type: ignore[union-attr]
