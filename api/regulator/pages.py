@@ -35,6 +35,50 @@ STEP_NAMES: dict[AlertStatus, tuple[str, str]] = {
     AlertStatus.CONFIRMED: ("确认风险", "Confirm"),
 }
 REOPEN = ("重新打开", "Reopen")
+# What an alert is about ("loan:7", "farmer:0x..") and the evidence's named amounts and
+# figures, as people read them (中文 English); a name not listed shows as it is.
+SUBJECTS = {
+    "loan": ("贷款", "loan"),
+    "farmer": ("茶农", "farmer"),
+    "wallet": ("钱包", "wallet"),
+    "lot": ("茶批", "lot"),
+    "merchant": ("商户", "merchant"),
+    "lender": ("贷款机构", "lender"),
+    "cooperative": ("合作社", "cooperative"),
+}
+EVIDENCE_NAMES = {
+    "disbursed": ("放款", "disbursed"),
+    "returned": ("回流", "returned"),
+    "days": ("天数", "days"),
+    "hops": ("转账次数", "hops"),
+    "circulated": ("循环金额", "circulated"),
+    "first": ("首笔", "first"),
+    "open_loans": ("未结贷款", "open loans"),
+    "lender_disbursed": ("贷款机构放款", "lender disbursed"),
+    "merchant_received": ("商户收款", "merchant received"),
+    "established_median": ("既往中位数", "established median"),
+    "first_window_inflow": ("首期流入", "first-window inflow"),
+}
+
+
+def subject_label(subject: str) -> str:
+    """'loan:7' as 贷款 loan #7, 'farmer:0x..' as 茶农 farmer 0x1234…abcd."""
+    kind, _, value = subject.partition(":")
+    if kind not in SUBJECTS:
+        return subject
+    zh, en = SUBJECTS[kind]
+    shown = f"{value[:8]}…{value[-4:]}" if value.startswith("0x") and len(value) > 14 else value
+    return f"{zh} {en} {'#' if value.isdigit() else ''}{shown}".strip()
+
+
+def evidence_label(name: str) -> str:
+    """An evidence figure's name: 回流 returned (the name itself when not listed)."""
+    zh, en = EVIDENCE_NAMES.get(name, (name, name))
+    return zh if zh == en else f"{zh} {en}"
+
+
+templates.env.filters["alert_subject"] = subject_label
+templates.env.filters["evidence_label"] = evidence_label
 DONE = {
     "scan": "扫描完成 Scan finished",
     "status": "状态已更新 Status changed",

@@ -27,6 +27,7 @@ from api.core.organisations import create_organisation
 from api.core.settings import ApiSettings
 from api.main import create_app
 from api.regulator.graph import money_graph
+from api.regulator.pages import evidence_label, subject_label
 from indexer.db import MIGRATIONS, migrate
 from indexer.models import Farmer, Loan, TokenTransfer
 from risk.alerts import record_findings
@@ -375,3 +376,10 @@ def test_0011_teaches_the_role_enum_and_goes_back(kind, tmp_path, pg_databases):
         session.add(regulator)
         session.commit()
         assert session.get(Organisation, regulator.id).role is Role.REGULATOR  # type: ignore[union-attr]
+
+
+def test_subjects_and_evidence_names_are_read_in_chinese_first():
+    assert subject_label("loan:7") == "贷款 loan #7"
+    assert subject_label("farmer:0x" + "ab" * 32) == "茶农 farmer 0xababab…abab"
+    assert subject_label("odd") == "odd"
+    assert evidence_label("returned") == "回流 returned" and evidence_label("x_y") == "x_y"

@@ -46,3 +46,11 @@ def test_an_unknown_rule_is_a_usage_error(database):
     assert "unknown rule nope" in result.output and "cash_out" in result.output
     _, total = list_alerts(open_database(database))
     assert total == 0  # nothing was scanned
+
+
+def test_the_admin_creates_a_regulator_from_the_command_line(database):
+    result = CliRunner().invoke(
+        app, ["admin", "create-org", "--name", "恩施金融监管分局", "--role", "regulator"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "(regulator)" in result.output and "API key (shown once)" in result.output
