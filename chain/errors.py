@@ -13,6 +13,10 @@ class ConfigError(ChainError):
     """Settings are missing or contradict each other."""
 
 
+class NotTextError(ChainError):
+    """A file meant to be text is binary or in an encoding not accepted (chain.text)."""
+
+
 class CompileError(ChainError):
     """Solidity sources did not compile; the message carries solc's file:line diagnostics."""
 

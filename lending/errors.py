@@ -206,6 +206,10 @@ class FairnessPopulationTooSmallError(CreditError):
     """The simulated population is too small for the fairness ratios to mean anything."""
 
 
+class GroupsFileError(CreditError):
+    """An operator's groups file (farmer_id plus attributes) that cannot be used as it is."""
+
+
 class FairnessThresholdError(CreditError):
     """A fairness ratio is below its configured threshold."""
 

@@ -5,14 +5,14 @@ cooperative's own receipt number) and data_hash. Farmer and plot are the pseudon
 names, phone numbers or national ids must never appear in these files, so unknown columns are
 refused rather than ignored.
 
-Files are decoded in one place (`decode_text`): UTF-8 with or without BOM, UTF-16 by its BOM, else
-GB18030 (a superset of GBK, what Chinese spreadsheet software saves by default); binary files
-are refused with the encodings accepted.
+Files are decoded in one place (`decode_text`, which is chain.text's, shared with every file
+read above the chain): UTF-8 with or without BOM, UTF-16 by its BOM, else GB18030 (a superset
+of GBK, what Chinese spreadsheet software saves by default); binary files are refused with the
+encodings accepted.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import json
@@ -23,6 +23,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from chain.errors import NotTextError
+from chain.text import decode_text as chain_decode_text
 from traceability.errors import InvalidRecordError
 from traceability.models import HarvestRecord
 
@@ -47,41 +49,12 @@ class HarvestRow:
     record: HarvestRecord
 
 
-ENCODINGS = "UTF-8 (with or without BOM), UTF-16 (with BOM) or GBK/GB18030"
-# Tab, line feed and carriage return are the only control characters a text file has.
-_TEXT_CONTROLS = frozenset("\t\n\r")
-
-
 def decode_text(content: bytes, name: str) -> str:
-    """The text of a harvest file: UTF-8 (BOM or not), UTF-16 by its BOM, else GB18030 (which
-    includes GBK, the default of Chinese spreadsheet software); binary is refused."""
-    if content.startswith(codecs.BOM_UTF8):
-        text = _decode(content, "utf-8-sig")
-    elif content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = _decode(content, "utf-16")
-    elif b"\x00" in content:
-        text = None
-    else:
-        text = _decode(content, "utf-8")
-        if text is None:
-            text = _decode(content, "gb18030")
-    if text is None or any(c in _CONTROLS and c not in _TEXT_CONTROLS for c in text):
-        raise InvalidRecordError(
-            f"{name} is not a text file in an accepted encoding: save it as CSV or JSON in "
-            f"{ENCODINGS}"
-        )
-    return text
-
-
-def _decode(content: bytes, encoding: str) -> str | None:
-    """`content` decoded, or None if it is not valid in `encoding`."""
+    """The text of a harvest file (chain.text.decode_text); binary is InvalidRecordError."""
     try:
-        return content.decode(encoding)
-    except UnicodeDecodeError:
-        return None
-
-
-_CONTROLS = frozenset(chr(c) for c in (*range(0x20), 0x7F))
+        return chain_decode_text(content, name, "CSV or JSON")
+    except NotTextError as exc:
+        raise InvalidRecordError(str(exc)) from None
 
 
 def _check_columns(columns: list[str], name: str) -> None:

@@ -1,4 +1,5 @@
-"""`tealedger credit`: explain (replay) a stored decision, and the fairness report.
+"""`tealedger credit`: explain (replay) a stored decision, and the fairness report (of a
+simulated population, or with --from-store of the stored decisions: lending.credit.observed).
 
 Exit codes (lending.errors.ExitCode): 0 success; 2 bad input (unknown decision, unreadable
 database or file, bad option, a population too small to compare); 3 a fairness ratio is below
@@ -15,7 +16,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
-from indexer.db import default_database_url
+from indexer.db import default_database_url, make_engine
 from lending.credit.decision import DecisionRecord
 from lending.credit.fairness import (
     DEFAULT_N,
@@ -24,6 +25,12 @@ from lending.credit.fairness import (
     FairnessReport,
     FairnessThresholds,
     run_fairness,
+)
+from lending.credit.observed import (
+    ObservedThresholds,
+    observed_fairness,
+    read_groups_file,
+    render_observed,
 )
 from lending.credit.replay import ReplayResult, replay
 from lending.credit.scorecard import load_model
@@ -53,6 +60,7 @@ DbOpt = Annotated[
     str | None,
     typer.Option(
         "--db",
+        "--database",
         envvar="TEALEDGER_CREDIT_DB",
         help="Decision database URL (default: the service's, $DATABASE_URL or tealedger.db in "
         "the data dir).",
@@ -111,28 +119,105 @@ def fairness(
     limit_threshold: Annotated[
         str, typer.Option(help="Lowest mean-limit ratio within a score band.")
     ] = "0.80",
-    min_group_size: Annotated[int, typer.Option(help="Smaller groups are left out.")] = 50,
+    min_group_size: Annotated[
+        int | None,
+        typer.Option(
+            "--min-group-size",
+            "--min-group",
+            help="Smaller groups are not judged (default 50 simulated, 30 with --from-store).",
+        ),
+    ] = None,
     proxy_bias: Annotated[
         bool,
         typer.Option("--proxy-bias", help="Score with the biased canary variant (must fail)."),
     ] = False,
+    from_store: Annotated[
+        bool,
+        typer.Option("--from-store", help="Judge the stored decisions, not a simulation."),
+    ] = False,
+    db: DbOpt = None,
+    indexer_db: Annotated[
+        str | None,
+        typer.Option(
+            "--indexer-db",
+            help="Indexer database URL with farmers and loans (default: the decision database).",
+        ),
+    ] = None,
+    groups: Annotated[
+        Path | None,
+        typer.Option(
+            "--groups",
+            help="With --from-store: CSV farmer_id,<attribute>,... of off-chain groups.",
+        ),
+    ] = None,
+    income_buckets: Annotated[
+        int | None,
+        typer.Option(help="With --from-store: income quantile buckets per score band (3)."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Approval-rate and within-band limit ratios across protected groups; fails loudly."""
+    """Approval-rate and within-band limit ratios across groups of a simulated population, or
+    with --from-store of the stored decisions (docs/model-card.md); fails loudly (exit 3)."""
+    # --db is left out: $TEALEDGER_CREDIT_DB may set it for explain in every mode.
+    store_only = {
+        "--indexer-db": indexer_db,
+        "--groups": groups,
+        "--income-buckets": income_buckets,
+    }
     try:
-        thresholds = FairnessThresholds(
-            approval_ratio_min=_ratio(approval_threshold, "approval-threshold"),
-            limit_ratio_min=_ratio(limit_threshold, "limit-threshold"),
-            min_group_size=min_group_size,
-        )
+        if from_store and proxy_bias:
+            raise ValueError("--proxy-bias is a simulated variant: not with --from-store")
+        given = [flag for flag, value in store_only.items() if value is not None]
+        if given and not from_store:
+            raise ValueError(f"{', '.join(given)} only with --from-store")
+        if from_store:
+            observed_thresholds = ObservedThresholds(
+                approval_ratio_min=_ratio(approval_threshold, "approval-threshold"),
+                limit_ratio_min=_ratio(limit_threshold, "limit-threshold"),
+                min_group_size=30 if min_group_size is None else min_group_size,
+                income_buckets=3 if income_buckets is None else income_buckets,
+            )
+        else:
+            thresholds = FairnessThresholds(
+                approval_ratio_min=_ratio(approval_threshold, "approval-threshold"),
+                limit_ratio_min=_ratio(limit_threshold, "limit-threshold"),
+                min_group_size=50 if min_group_size is None else min_group_size,
+            )
     except (ValueError, ValidationError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(ExitCode.USAGE) from None
+    if from_store:
+        _fairness_from_store(db, indexer_db, groups, observed_thresholds, json_out)
+        return
     try:
         report = run_fairness(seed=seed, n=n, thresholds=thresholds, proxy_bias=proxy_bias)
     except LendingError as exc:
         _fail(exc)
     typer.echo(report.model_dump_json(indent=2) if json_out else render_fairness(report))
+    if not report.passed:
+        _fail(FairnessThresholdError(report.failures))
+
+
+def _fairness_from_store(
+    db: str | None,
+    indexer_db: str | None,
+    groups_file: Path | None,
+    thresholds: ObservedThresholds,
+    json_out: bool,
+) -> None:
+    """The fairness report over the stored decisions (exit 3 when a ratio fails)."""
+    url = db or default_database_url()
+    try:
+        groups = read_groups_file(groups_file) if groups_file else None
+        credit = make_engine(url)
+        indexed = make_engine(indexer_db) if indexer_db and indexer_db != url else credit
+        report = observed_fairness(credit, indexed, groups, thresholds)
+    except LendingError as exc:
+        _fail(exc)
+    except Exception as exc:  # a database that cannot be opened or read
+        typer.echo(f"error: cannot read decisions, farmers or loans from {url}: {exc}", err=True)
+        raise typer.Exit(ExitCode.USAGE) from None
+    typer.echo(report.model_dump_json(indent=2) if json_out else render_observed(report))
     if not report.passed:
         _fail(FairnessThresholdError(report.failures))
 

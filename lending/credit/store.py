@@ -18,7 +18,7 @@ import json
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, text
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, SQLModel, col, func, select
 
 from lending.credit.access import AccessOutcome, ProfileAccess
 from lending.credit.decision import DecisionRecord
@@ -27,6 +27,7 @@ from lending.credit.models import CreditDecisionRow, ProfileAccessRow
 from lending.errors import DecisionNotFoundError, DecisionStoreError, RecordTamperedError
 
 INSERT_ONLY_TABLES = ("credit_decision", "profile_access_log")
+_CHUNK = 500
 
 
 def trigger_ddl(dialect: str) -> list[str]:
@@ -124,6 +125,35 @@ class CreditStore:
         )
         with Session(self.engine) as session:
             return [_verified(r) for r in session.exec(stmt).all()]
+
+    def decision_count(self) -> int:
+        """How many decisions are stored."""
+        with Session(self.engine) as session:
+            return session.exec(select(func.count()).select_from(CreditDecisionRow)).one()
+
+    def latest_decisions(self) -> list[DecisionRecord]:
+        """The latest decision (by decided_at, then order stored) of every (farmer, lender)
+        pair, hash verified, oldest first."""
+        keys = select(
+            CreditDecisionRow.id, CreditDecisionRow.farmer_id, CreditDecisionRow.lender,
+            CreditDecisionRow.decided_at,
+        )  # fmt: skip
+        latest: dict[tuple[str, str], tuple[datetime, int]] = {}
+        with Session(self.engine) as session:
+            for row_id, farmer, lender, at in session.exec(keys).all():
+                mark = (_utc(at), row_id or 0)
+                if latest.get((farmer, lender), mark) <= mark:
+                    latest[(farmer, lender)] = mark
+            ids = sorted(row_id for _, row_id in latest.values())
+            rows: list[CreditDecisionRow] = []
+            # Bounded IN lists: SQLite caps the bound values of one statement.
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                rows += session.exec(
+                    select(CreditDecisionRow).where(col(CreditDecisionRow.id).in_(chunk))
+                ).all()
+        rows.sort(key=lambda r: (_utc(r.decided_at), r.id or 0))
+        return [_verified(r) for r in rows]
 
     def record_access(self, entry: ProfileAccess) -> None:
         """Append one profile access entry (its time normalized to UTC before hashing)."""
