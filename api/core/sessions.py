@@ -76,6 +76,7 @@ NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
     Role.REGULATOR: (
         ("/reg", "风险总览", "Risk overview"),
         ("/reg/alerts", "预警", "Alerts"),
+        ("/reg/fairness", "信贷公平性", "Lending fairness"),
     ),
 }
 

@@ -20,7 +20,7 @@ from api.core.pagination import MAX_OFFSET, PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import templates
 from api.core.types import RowIdPath
-from api.regulator import service
+from api.regulator import fairness, service
 from api.regulator.graph import hops_of, money_graph, wallet_name
 from risk.alerts import AlertStatus
 
@@ -241,3 +241,19 @@ def regulator_change_status(
         return _alert_page(request, page, alert_id, error, code, reason=reason)
 
     return answer(change, f"/reg/alerts/{alert_id}?done=status", failed)
+
+
+@router.get("/reg/fairness", response_class=HTMLResponse)
+def regulator_fairness(
+    request: Request, settings: SettingsDep, page: RegulatorPage
+) -> HTMLResponse:
+    """Approval and default rates per group with intervals, limit ratios, four-fifths (公平性)."""
+    engine = request.app.state.engine
+    found = fairness.report(engine, settings.database_url)
+    context: dict[str, Any] = {
+        "org": page.org,
+        "report": found,
+        "verdict": fairness.verdict_label(found.verdict),
+        "charts": fairness.charts(found, fairness.group_names(engine)),
+    }
+    return templates.TemplateResponse(request, "reg_fairness.html", context)

@@ -15,7 +15,7 @@ from api.core.deps import SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
 from api.core.types import RowIdPath
-from api.regulator import service
+from api.regulator import fairness, service
 from api.regulator.service import (
     AlertCounts,
     AlertDetail,
@@ -24,6 +24,7 @@ from api.regulator.service import (
     ScanReport,
     StatusChange,
 )
+from lending.credit.observed import ObservedFairnessReport
 from risk.alerts import AlertStatus
 
 router = APIRouter(prefix="/regulator", tags=["regulator"])
@@ -90,3 +91,11 @@ def alert_counts(request: Request, org: RegulatorOrg) -> AlertCounts:
 def rules(org: RegulatorOrg) -> list[RuleView]:
     """Every rule the monitor runs: name, titles (中文, English) and what it looks for."""
     return service.rules()
+
+
+@router.get("/fairness", response_model=ObservedFairnessReport)
+def fairness_report(
+    request: Request, settings: SettingsDep, org: RegulatorOrg
+) -> ObservedFairnessReport:
+    """Fairness of the stored credit decisions: approval, limit and default rates by group."""
+    return fairness.report(request.app.state.engine, settings.database_url)
