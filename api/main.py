@@ -18,7 +18,7 @@ from api.core import errors, sessions
 from api.core.db import service_engine
 from api.core.follower import Follower
 from api.core.limits import BodyGuard, RateLimiter, RateLimitMiddleware
-from api.core.metrics import HTTP_REQUESTS, count_transactions
+from api.core.metrics import HTTP_REQUESTS, count_alerts, count_transactions
 from api.core.query import reject_unknown_query
 from api.core.settings import ApiSettings, get_settings
 from api.farmers import pages as farmer_pages
@@ -30,6 +30,8 @@ from api.merchants import routes as merchant_routes
 from api.ops import routes as ops_routes
 from api.public import pages as public_pages
 from api.public import routes as public_routes
+from api.regulator import pages as regulator_pages
+from api.regulator import routes as regulator_routes
 from api.supply_chain import pages as supply_chain_pages
 from api.supply_chain import routes as supply_chain_routes
 from chain.client import ChainClient
@@ -45,6 +47,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     farmer_routes.router,
     lender_routes.router,
     merchant_routes.router,
+    regulator_routes.router,
     sessions.router,
     public_pages.router,
     cooperative_pages.router,
@@ -52,6 +55,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     merchant_pages.router,
     supply_chain_pages.router,
     farmer_pages.router,
+    regulator_pages.router,
 )
 DESCRIPTION = """
 Supply-chain lending for tea cooperatives. Every organisation calls with its `X-API-Key`.
@@ -85,6 +89,7 @@ def create_app(
     app.state.follower = follower
     if chain is not None:
         count_transactions(chain.w3)
+    count_alerts(engine)
     errors.install(app)
     # The last added runs first: a caller out of tokens is refused before its body is read.
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)

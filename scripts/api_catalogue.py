@@ -36,6 +36,7 @@ AUDIENCES = {
     "farmers": "Farmers (`api/farmers`)",
     "lenders": "Lenders (`api/lenders`)",
     "merchants": "Merchants (`api/merchants`)",
+    "regulator": "Regulator: the risk monitor's alerts and their review (`api/regulator`)",
     "public": "Public (`api/public`)",
     "core": "Log in and out, every organisation (`api/core/sessions.py`)",
     "ops": "Operations: health and metrics (`api/ops`)",

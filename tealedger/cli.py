@@ -37,6 +37,8 @@ app = typer.Typer(
 )
 node_app = typer.Typer(help="Start, stop and check the local chain node.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
+risk_app = typer.Typer(help="The risk monitor: rules over the indexed chain.", no_args_is_help=True)
+app.add_typer(risk_app, name="risk")
 api_cli.register(app)
 lending_cli.register(app)
 credit_cli.register(app)
@@ -176,6 +178,55 @@ def stop(backend: BackendOpt = None, port: PortOpt = None) -> None:
         out.print("service stopped")
     client.node.stop()
     out.print(f"{client.node.backend} node stopped")
+
+
+@risk_app.command("scan")
+def risk_scan(
+    rule: Annotated[
+        list[str] | None,
+        typer.Option("--rule", help="Run only this rule (repeat for more; default: every rule)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="Default: $DATABASE_URL, else the data dir's file."),
+    ] = None,
+) -> None:
+    """Run the risk rules over the indexed chain and keep their findings as alerts."""
+    from api.core.db import open_database
+    from api.core.errors import ApiError
+    from api.core.settings import ApiSettings
+    from api.regulator.service import scan_database
+    from risk.scan import UnknownRuleError
+
+    settings = ApiSettings(**({"database_url": database_url} if database_url else {}))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = open_database(settings.database_url)
+    try:
+        report = scan_database(settings.database_url, engine, rule or None)
+    except UnknownRuleError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(code=ExitCode.USAGE) from None
+    except ApiError as exc:
+        err.print(f"[bold red]error:[/] {exc.detail}", highlight=False)
+        raise typer.Exit(code=ExitCode.ERROR) from None
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    out.print(
+        f"scanned with {', '.join(report.rules) or 'no rules'} up to chain time "
+        f"{report.chain_time}: {report.findings} finding(s), {report.new} new alert(s), "
+        f"{report.seen_again} seen again",
+        highlight=False,
+    )
+    table = Table(title="findings per rule")
+    table.add_column("rule")
+    table.add_column("findings", justify="right")
+    for name in report.rules:
+        table.add_row(name, str(report.by_rule.get(name, 0)))
+    out.print(table)
 
 
 def _print_logins(url: str, logins: list) -> None:

@@ -2,11 +2,11 @@
 
 Routes and the services they call raise errors of their domain: the chain layer's
 (`ChainError`), the supply chain's (`TraceabilityError`), lending's (`LendingError`), the
-indexer's (`IndexerError`), or the service's own object-level refusals (`ApiError`: not found,
-forbidden, conflict). Each root gets one handler, registered once; `status_of` finds the status
-of an exception by walking its class's MRO through `STATUS`, so a new subclass inherits the
-status of its family unless it is listed. Pages render the same status and message through
-`status_of` and `detail_of`.
+indexer's (`IndexerError`), the risk monitor's (`AlertError`, `UnknownRuleError`), or the
+service's own object-level refusals (`ApiError`: not found, forbidden, conflict). Each root
+gets one handler, registered once; `status_of` finds the status of an exception by walking its
+class's MRO through `STATUS`, so a new subclass inherits the status of its family unless it is
+listed. Pages render the same status and message through `status_of` and `detail_of`.
 
 A refused transaction is 409 with the contract's decoded error (`error`, `args`), a node that
 cannot be reached 503 with nothing written, a transaction the node took but did not mine in
@@ -57,6 +57,8 @@ from lending.errors import (
     StaleLprTableError,
 )
 from lending.loans.errors import ContractRuleError, LoanTermsError, OrderNotExecutedError
+from risk.alerts import AlertError, AlertNotFoundError, AlertTransitionError
+from risk.scan import UnknownRuleError
 from traceability.errors import (
     ChainRejectedError,
     InvalidRecordError,
@@ -166,6 +168,11 @@ STATUS: dict[type[BaseException], int] = {
     BudgetsNotFinancedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     # indexer
     IndexerError: status.HTTP_503_SERVICE_UNAVAILABLE,
+    # risk monitor: a refused status change (wrong step, no reason) conflicts with the alert
+    AlertError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    AlertNotFoundError: status.HTTP_404_NOT_FOUND,
+    AlertTransitionError: status.HTTP_409_CONFLICT,
+    UnknownRuleError: status.HTTP_422_UNPROCESSABLE_CONTENT,
 }
 
 
@@ -315,6 +322,8 @@ ROOTS: tuple[type[BaseException], ...] = (
     TraceabilityError,
     LendingError,
     IndexerError,
+    AlertError,
+    UnknownRuleError,
     *TRANSIENT,
 )
 """Every exception root the service answers for; pages catch exactly these."""

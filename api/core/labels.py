@@ -87,6 +87,19 @@ READ_PURPOSE: dict[str, Label] = {
     "profile_view": ("查看档案", "viewed the profile"),
     "credit_decision": ("信用审批", "credit decision"),
 }
+# The risk monitor: an alert's place in the regulator's review (risk.alerts.AlertStatus) and
+# how serious its rule judges it.
+ALERT_STATUS: dict[str, Label] = {
+    "open": ("待处理", "open"),
+    "reviewed": ("已审阅", "reviewed"),
+    "dismissed": ("已排除", "dismissed"),
+    "confirmed": ("已确认", "confirmed"),
+}
+SEVERITY: dict[str, Label] = {
+    "high": ("高", "high"),
+    "medium": ("中", "medium"),
+    "low": ("低", "low"),
+}
 
 
 def pair(
@@ -144,6 +157,16 @@ def short_id(value: str, keep: int = 6) -> str:
     return value if len(value) <= 2 * keep + 2 else f"{value[: keep + 2]}…{value[-4:]}"
 
 
+def alert_status_label(status: str) -> str:
+    """An alert's status: 待处理 open, 已排除 dismissed, ..."""
+    return both(ALERT_STATUS, status)
+
+
+def severity_label(severity: str) -> str:
+    """A finding's severity: 高 high, 中 medium, 低 low."""
+    return both(SEVERITY, severity)
+
+
 templates.env.filters["category_label"] = category_label
 templates.env.filters["order_status_label"] = order_status_label
 templates.env.filters["yuan"] = yuan
@@ -152,3 +175,5 @@ templates.env.filters["short_id"] = short_id
 templates.env.filters["loan_status"] = loan_status_label
 templates.env.filters["category"] = category_label
 templates.env.filters["offer_status"] = offer_status_label
+templates.env.filters["alert_status"] = alert_status_label
+templates.env.filters["severity"] = severity_label

@@ -29,6 +29,7 @@ class Role(StrEnum):
     LENDER = "lender"
     MERCHANT = "merchant"
     FARMER = "farmer"
+    REGULATOR = "regulator"
 
     @property
     def label_zh(self) -> str:
@@ -45,6 +46,7 @@ ROLE_NAMES_ZH = {
     Role.LENDER: "贷款机构",
     Role.MERCHANT: "商户",
     Role.FARMER: "茶农",
+    Role.REGULATOR: "监管机构",
 }
 
 

@@ -47,6 +47,7 @@ HOME_PAGES = {
     Role.LENDER: "/lender",
     Role.PROCESSOR: "/supply",
     Role.DISTRIBUTOR: "/supply",
+    Role.REGULATOR: "/reg",
 }
 
 # The pages each organisation can open from the navigation bar (Chinese, English).
@@ -71,6 +72,11 @@ NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
     Role.LENDER: (
         ("/lender", "贷款组合", "Portfolio"),
         ("/lender/disbursements", "放款去向", "Disbursements"),
+    ),
+    Role.REGULATOR: (
+        ("/reg", "风险总览", "Risk overview"),
+        ("/reg/alerts", "预警", "Alerts"),
+        ("/reg/fairness", "信贷公平性", "Lending fairness"),
     ),
 }
 

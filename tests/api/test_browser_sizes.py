@@ -27,7 +27,8 @@ def _farmer(lending) -> Org:  # noqa: F811
 def test_every_navigation_page_fits_a_phone_and_a_desktop(lending):  # noqa: F811
     world = lending.world
     people = [lending.coop, lending.lender, lending.merchant, _farmer(lending),
-              world.org(Role.PROCESSOR, "恩施玉露茶厂")]  # fmt: skip
+              world.org(Role.PROCESSOR, "恩施玉露茶厂"),
+              world.org(Role.REGULATOR, "恩施金融监管分局")]  # fmt: skip
     opened = 0
     with serve(world.app) as base, browser_page() as page:
         for org in people:

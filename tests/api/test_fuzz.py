@@ -51,6 +51,7 @@ ROLE_OF_PREFIX = {
     "/farmers": (Role.FARMER,),
     "/lenders": (Role.LENDER,),
     "/merchants": (Role.MERCHANT,),
+    "/regulator": (Role.REGULATOR,),
 }
 
 
