@@ -8,7 +8,8 @@ transfers, joined with the loan's lender) go:
   fen while at least `min_alternatives` other merchants were approved in a category the
   merchant is approved for (the lender had a choice), and so many of the lender's loans paid it
   that chance cannot explain it: under the null of each loan choosing uniformly among the
-  approved merchants, the exact binomial tail of that many loans or more giving it most of
+  approved merchants (at most `reachable` of them: a farmer reaches a few shops, not every one
+  the registry approves), the exact binomial tail of that many loans or more giving it most of
   their money, times the number of
   merchants that could have been the favourite (Bonferroni), is below `alpha`. A small lender is
   judged too, once its loans are many enough to be significant (5 of 5 with 2 alternatives).
@@ -95,11 +96,12 @@ class MerchantConcentration:
 
     def __init__(
         self, max_share: Fraction = Fraction(3, 5), alpha: Fraction = Fraction(1, 20),
-        min_alternatives: int = 2,
+        min_alternatives: int = 2, reachable: int = 3,
     ) -> None:  # fmt: skip
         self.max_share = max_share
         self.alpha = alpha
         self.min_alternatives = min_alternatives
+        self.reachable = reachable
 
     def detect(self, ctx: ScanContext) -> Sequence[Finding]:
         """At most one finding per lender: its top merchant."""
@@ -120,12 +122,12 @@ class MerchantConcentration:
             others.discard(top)
             if share <= self.max_share or len(others) < self.min_alternatives:
                 continue
-            choices = len(others) + 1
-            favoured = _favouring(book, top)
-            if (
-                choices * binomial_tail(favoured, len(book.loans), Fraction(1, choices))
-                >= self.alpha
-            ):
+            # Farmers reach few shops whatever the registry approves: more choices than
+            # `reachable` would make any lead look significant.
+            choices = min(len(others) + 1, self.reachable)
+            chance = choices * binomial_tail(_favouring(book, top), len(book.loans),
+                                             Fraction(1, choices))  # fmt: skip
+            if chance >= self.alpha:
                 continue  # so few loans that one merchant's lead may be chance
             found.append(self._finding(ctx, lender, top, share, others, books))
         return found

@@ -396,6 +396,7 @@ def test_concentration_is_high_when_other_lenders_use_the_merchant_little(world:
     [
         (3, (9, 10), 2),
         (3, (1, 1), 3),
+        (3, (1, 1), 10),  # many approved shops do not make 3 loans significant
         (15, (3, 5), 2),
         (15, (1, 2), 3),
         (15, (1, 1), 1),
