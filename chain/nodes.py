@@ -390,6 +390,12 @@ class GanacheNode(ProcessNode):
         ]  # fmt: skip
 
 
+PRUNED_STATES = 128
+"""Block states anvil keeps in memory: deeper than the indexer's reorg window (64) and the
+reorg tests' 50-block anvil_rollback; eth_call at older blocks fails (revert replay reads the
+block before a failed transaction's, always among them)."""
+
+
 class AnvilNode(ProcessNode):
     """anvil (foundry), state saved to a file on exit and every few seconds."""
 
@@ -410,6 +416,10 @@ class AnvilNode(ProcessNode):
             "--gas-limit", str(BLOCK_GAS_LIMIT),
             "--state", str(self.home / "state.json"),
             "--state-interval", "5",
+            # Keep a few block states in memory and none on disk: by default anvil spills old
+            # states to ~/.foundry/anvil/tmp and leaves them there when it is killed (a long
+            # benchmark's chain once filled 77 GB); nothing here reads state blocks back.
+            "--prune-history", str(PRUNED_STATES),
             "--silent",
         ]  # fmt: skip
 
