@@ -4,7 +4,7 @@ bootstrap organisations."""
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from api.core.db import open_database
 from api.core.models import OrganisationCreate, Role
 from api.core.organisations import create_organisation
 from api.core.settings import get_settings
+
+if TYPE_CHECKING:
+    from api.regulator.watch import RiskWatch
 
 admin_app = typer.Typer(help="Organisations and API keys.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -35,6 +38,15 @@ def create_org(
         )
     out.print(f"organisation {org.id} ({org.role}) at {org.chain_address}")
     out.print(f"API key (shown once): {key.secret}")
+
+
+def risk_watch(database_url: str, every_seconds: int) -> RiskWatch | None:
+    """The risk monitor's scans after indexing (None when turned off with 0 seconds)."""
+    from api.regulator.watch import RiskWatch  # the rules load only where the service runs
+
+    if every_seconds == 0:
+        return None
+    return RiskWatch(database_url, open_database(database_url), every_seconds)
 
 
 def serve(
@@ -67,7 +79,8 @@ def serve(
     follower = None
     if not no_indexer:
         config = IndexerConfig(confirmations=confirmations, poll_interval=poll, reader="inline")
-        follower = Follower(settings.database_url, ChainSettings(), config)
+        watch = risk_watch(settings.database_url, settings.risk_scan_seconds)
+        follower = Follower(settings.database_url, ChainSettings(), config, after_progress=watch)
     app = create_app(settings, follower=follower)
     # uvicorn turns SIGTERM and SIGINT into a graceful shutdown: the app's lifespan then stops
     # the follower between two batches before the process exits.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from enum import StrEnum
 
 from pydantic import BaseModel
@@ -70,6 +71,7 @@ class Follower:
         config: IndexerConfig | None = None,
         retry_seconds: float = 2.0,
         max_retry_seconds: float = 60.0,
+        after_progress: Callable[[Progress], None] | None = None,
     ) -> None:
         self.database_url = database_url
         self.chain = chain
@@ -78,6 +80,9 @@ class Follower:
         self.config = config or IndexerConfig(reader="inline")
         self.retry_seconds = retry_seconds
         self.max_retry_seconds = max_retry_seconds
+        # Work that follows the index (the risk monitor's scans), run in this thread so it
+        # runs only where the indexer lock is held: one replica, never two at once.
+        self.after_progress = after_progress
         self._status = FollowerStatus(state=FollowerState.STARTING)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -182,6 +187,16 @@ class Follower:
             log.info("indexer follower at block %d (lag %d)", progress.checkpoint, progress.lag)
         if self._stop.is_set():
             raise _Stopped
+        if self.after_progress is not None:
+            self._after(progress)
+
+    def _after(self, progress: Progress) -> None:
+        """Run the follow-up work; its failure is logged and counted, never stops indexing."""
+        try:
+            self.after_progress(progress)  # type: ignore[misc]
+        except Exception as exc:
+            ERRORS.labels("after_indexing").inc()
+            log.error("work after indexing failed: %s: %s", type(exc).__name__, exc)
 
     def _standby(self, reason: str) -> None:
         """Another indexer writes this database: serve its results, retry the lock later."""

@@ -38,6 +38,9 @@ class ApiSettings(BaseSettings):
     # Bearer token for GET /metrics; unset, only loopback clients that no proxy forwarded may
     # scrape (api/ops/routes.py).
     metrics_key: SecretStr | None = None
+    # The risk monitor's rules run after the follower indexes new blocks, at most this often
+    # (api/regulator/watch.py); 0 leaves scans to `tealedger risk scan` and the regulator's page.
+    risk_scan_seconds: int = Field(default=60, ge=0, le=86_400)
 
     @model_validator(mode="after")
     def _database_in_data_dir(self) -> ApiSettings:
