@@ -16,7 +16,7 @@ from itertools import pairwise
 from typing import Any
 
 import networkx as nx
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Connection
 
 from indexer.models import (
@@ -332,3 +332,33 @@ def _accounts_for(t: Transfer, e: _TxEvent) -> str | None:
     if e.name == "HeldProceedsClaimed" and t.sender == e.emitter:
         return "claimed"
     return None
+
+
+@dataclass(frozen=True)
+class WalletPage:
+    """A page of one wallet's transfers (newest first) and its totals over all of them."""
+
+    transfers: list[Transfer]
+    total: int
+    in_fen: int
+    out_fen: int
+
+
+def wallet_transfers(conn: Connection, wallet: bytes, offset: int, limit: int) -> WalletPage:
+    """One wallet's transfers in and out, newest first, with its totals."""
+    t = TokenTransfer
+    mine = or_(t.sender == wallet, t.recipient == wallet)
+    rows = conn.execute(
+        select(t.block_number, t.log_index, t.sender, t.recipient, t.amount_fen, t.tx_hash,
+               t.block_timestamp)
+        .where(mine)
+        .order_by(t.block_number.desc(), t.log_index.desc())  # type: ignore[attr-defined]
+        .offset(offset).limit(limit)
+    )  # fmt: skip
+    page = [Transfer(b, i, bytes(s), bytes(r), a, bytes(h), at) for b, i, s, r, a, h, at in rows]
+    total = conn.execute(select(func.count()).select_from(t).where(mine)).scalar_one()
+    fen_in = conn.execute(select(func.coalesce(func.sum(t.amount_fen), 0))
+                          .where(t.recipient == wallet)).scalar_one()  # fmt: skip
+    fen_out = conn.execute(select(func.coalesce(func.sum(t.amount_fen), 0))
+                           .where(t.sender == wallet)).scalar_one()  # fmt: skip
+    return WalletPage(page, total, int(fen_in), int(fen_out))

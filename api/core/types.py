@@ -43,6 +43,15 @@ Id32Path = Annotated[
 ]
 """A 32-byte id in a path: documented with its pattern, parsed by api.core.ids.parse_id (so the
 422 says what an id looks like)."""
+AddressPath = Annotated[
+    str,
+    Path(
+        description="0x followed by 40 hex digits",
+        pattern=r"^0x[0-9a-fA-F]{40}$",
+        json_schema_extra={"example": "0x" + "ab" * 20},
+    ),
+]
+"""A wallet address in a path (any case; the zero address is the mint's)."""
 
 
 def normalize_national_id(value: str) -> str:

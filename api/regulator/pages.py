@@ -19,7 +19,7 @@ from api.core.pages import answer, page_router, see_other
 from api.core.pagination import MAX_OFFSET, PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import templates
-from api.core.types import RowIdPath
+from api.core.types import AddressPath, RowIdPath
 from api.regulator import fairness, service
 from api.regulator.graph import hops_of, money_graph, wallet_name
 from risk.alerts import AlertStatus
@@ -35,6 +35,18 @@ STEP_NAMES: dict[AlertStatus, tuple[str, str]] = {
     AlertStatus.CONFIRMED: ("确认风险", "Confirm"),
 }
 REOPEN = ("重新打开", "Reopen")
+# Who is behind a wallet (risk.flows.WalletLabel.kind), as people read it.
+WALLET_KINDS = {
+    "farmer": ("茶农", "farmer"),
+    "escrow": ("贷款托管", "loan escrow"),
+    "lender": ("贷款机构", "lender"),
+    "merchant": ("商户", "merchant"),
+    "agent": ("代理", "agent"),
+    "organisation": ("机构", "organisation"),
+    "contract": ("合约", "contract"),
+    "mint": ("发行", "mint"),
+    "unknown": ("未知", "unknown"),
+}
 # What an alert is about ("loan:7", "farmer:0x..") and the evidence's named amounts and
 # figures, as people read them (中文 English); a name not listed shows as it is.
 SUBJECTS = {
@@ -241,6 +253,21 @@ def regulator_change_status(
         return _alert_page(request, page, alert_id, error, code, reason=reason)
 
     return answer(change, f"/reg/alerts/{alert_id}?done=status", failed)
+
+
+@router.get("/reg/wallets/{address}", response_class=HTMLResponse)
+def regulator_wallet(
+    request: Request,
+    address: AddressPath,
+    page: RegulatorPage,
+    settings: SettingsDep,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> HTMLResponse:
+    """Follow a wallet's money: who is behind it, each transfer in and out and why (资金流向)."""
+    flows = service.wallet_flows(settings.database_url, request.app.state.engine, address,
+                                 PageParams(limit=PER_PAGE, offset=offset))  # fmt: skip
+    context = {"org": page.org, "flows": flows, "short": wallet_name, "kinds": WALLET_KINDS}
+    return templates.TemplateResponse(request, "reg_wallet.html", context)
 
 
 @router.get("/reg/fairness", response_class=HTMLResponse)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from api.core.deps import SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
-from api.core.types import RowIdPath
+from api.core.types import AddressPath, RowIdPath
 from api.regulator import fairness, service
 from api.regulator.service import (
     AlertCounts,
@@ -23,6 +23,7 @@ from api.regulator.service import (
     RuleView,
     ScanReport,
     StatusChange,
+    WalletFlows,
 )
 from lending.credit.observed import ObservedFairnessReport
 from risk.alerts import AlertStatus
@@ -79,6 +80,18 @@ def run_scan(
     """Run the rules over the indexed chain now: new alerts, ones seen again, per rule."""
     names = body.rules if body is not None else None
     return service.scan_database(settings.database_url, request.app.state.engine, names)
+
+
+@router.get("/wallets/{address}/flows", response_model=WalletFlows)
+def wallet_flows(
+    request: Request, address: AddressPath, page: PageDep, settings: SettingsDep,
+    org: RegulatorOrg,
+) -> WalletFlows:  # fmt: skip
+    """Follow a wallet's money: who is behind it and each transfer in and out, newest first.
+
+    Each transfer names the other side and why it moved: the escrow, settlement or mint event of
+    its transaction that explains it, else a direct transfer."""
+    return service.wallet_flows(settings.database_url, request.app.state.engine, address, page)
 
 
 @router.get("/counts", response_model=AlertCounts)

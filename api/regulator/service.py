@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from sqlalchemy import Engine
@@ -30,7 +30,15 @@ from risk.alerts import (
     get_alert,
     list_alerts,
 )
-from risk.flows import WalletLabel
+from risk.flows import (
+    Transfer,
+    WalletDirectory,
+    WalletLabel,
+    Why,
+    load_directory,
+    wallet_transfers,
+    why_moved,
+)
 from risk.models import RiskAlert, RiskAlertChange
 from risk.rules import RULES, Evidence
 from risk.scan import UnknownRuleError, scan
@@ -274,3 +282,65 @@ def reason_text(value: str) -> str:
     except ValidationError as exc:
         problem = exc.errors()[0]["msg"] if exc.errors() else "invalid"
         raise Invalid(f"理由 reason: {problem}", loc=("body", "reason")) from None
+
+
+class FlowView(BaseModel):
+    """One transfer into or out of a wallet, with the other side's name and why it moved."""
+
+    tx: str
+    block: int
+    at: int
+    direction: Literal["in", "out"]
+    counterparty: str
+    counterparty_name: str
+    counterparty_kind: str
+    amount_fen: int
+    why: str = Field(description="minted, funded, disbursed, returned, repaid, sale_in, "
+                     "share_out, share_repaid, claimed or direct")  # fmt: skip
+    why_zh: str
+    why_en: str
+    loan_id: int | None
+
+
+class WalletFlows(BaseModel):
+    """A wallet's money, followed: who is behind it, totals, a page of its transfers."""
+
+    wallet: str
+    name: str
+    kind: str
+    farmers: list[str]
+    in_fen: int
+    out_fen: int
+    total: int
+    offset: int
+    limit: int
+    items: list[FlowView]
+
+
+def wallet_flows(database_url: str, service: Engine, wallet: str, page: PageParams) -> WalletFlows:
+    """Follow a wallet's money: each transfer in and out, the other side, and why it moved."""
+    raw = bytes.fromhex(wallet[2:])
+    with index_ready(), indexer_engine(database_url).connect() as conn:
+        directory = load_directory(conn, wallet_names(service))
+        found = wallet_transfers(conn, raw, page.offset, page.limit)
+        why = why_moved(conn, found.transfers)
+    label = directory.label(raw)
+    return WalletFlows(
+        wallet="0x" + raw.hex(), name=label.name, kind=label.kind,
+        farmers=["0x" + f.hex() for f in sorted(directory.farmers_of.get(raw, ()))],
+        in_fen=found.in_fen, out_fen=found.out_fen, total=found.total, offset=page.offset,
+        limit=page.limit, items=[_flow(t, raw, directory, why[t.key]) for t in found.transfers],
+    )  # fmt: skip
+
+
+def _flow(t: Transfer, wallet: bytes, directory: WalletDirectory, why: Why) -> FlowView:
+    """One transfer as seen from `wallet`."""
+    out = t.sender == wallet
+    other = t.recipient if out else t.sender
+    label = directory.label(other)
+    return FlowView(
+        tx="0x" + t.tx_hash.hex(), block=t.block_number, at=t.at,
+        direction="out" if out else "in", counterparty="0x" + other.hex(),
+        counterparty_name=label.name, counterparty_kind=label.kind, amount_fen=t.amount_fen,
+        why=why.kind, why_zh=why.zh, why_en=why.en, loan_id=why.loan_id,
+    )  # fmt: skip

@@ -82,6 +82,15 @@ def test_regulator_reviews_a_cash_out_in_the_browser(api_settings):
         assert page.locator("#step-reviewed").is_visible()  # reopen
         screenshot(page, "regulator-alert-dismissed")
 
+        page.click("#evidence a:has-text('Green Leaf Fertilizer')")  # follow the merchant's money
+        page.wait_for_selector("#flows")
+        assert "Green Leaf Fertilizer" in page.inner_text("#wallet-name")
+        assert "商户 merchant" in page.inner_text("#wallet-kind")
+        assert page.locator("#flows tr.flow-in").count() >= 1
+        assert page.locator("#flows tr.flow-out").count() >= 1
+        screenshot(page, "regulator-wallet")
+        page.go_back()
+
         page.goto(base + "/reg/alerts?rule=round_trip")
         page.click("#alerts .item h3 a")  # money that went round in a circle
         page.wait_for_selector("#money-graph")

@@ -383,3 +383,40 @@ def test_subjects_and_evidence_names_are_read_in_chinese_first():
     assert subject_label("farmer:0x" + "ab" * 32) == "茶农 farmer 0xababab…abab"
     assert subject_label("odd") == "odd"
     assert evidence_label("returned") == "回流 returned" and evidence_label("x_y") == "x_y"
+
+
+def test_a_wallets_money_is_followed_with_names_and_reasons(reg):
+    wallet, onward = bytes.fromhex("d1" * 20), bytes.fromhex("d2" * 20)
+    shop = _raw(reg.merchant.address)
+    with Session(reg.engine) as session:
+        for i, (sender, recipient, fen) in enumerate(((shop, wallet, 50_000),
+                                                      (wallet, onward, 45_000))):  # fmt: skip
+            session.add(TokenTransfer(
+                block_number=500 + i, log_index=0, token=bytes(20), sender=sender,
+                recipient=recipient, amount_fen=fen, tx_hash=bytes([0xD0 + i]) * 32,
+                block_timestamp=T0 + (10 + i) * DAY,
+            ))  # fmt: skip
+        session.commit()
+    url = "/regulator/wallets/0x" + wallet.hex() + "/flows"
+    flows = reg.http.get(url, headers=reg.regulator.headers)
+    assert flows.status_code == 200, flows.text
+    body = flows.json()
+    assert (body["total"], body["in_fen"], body["out_fen"]) == (2, 50_000, 45_000)
+    out, came = body["items"]  # newest first
+    assert (out["direction"], out["counterparty"], out["amount_fen"]) == (
+        "out",
+        "0x" + onward.hex(),
+        45_000,
+    )
+    assert came["counterparty_name"] == "Green Leaf Fertilizer" and came["why"] == "direct"
+    assert came["why_zh"] == "直接转账"
+    paged = reg.http.get(url + "?limit=1&offset=1", headers=reg.regulator.headers).json()
+    assert [i["direction"] for i in paged["items"]] == ["in"] and paged["total"] == 2
+    assert reg.http.get("/regulator/wallets/0x12/flows", headers=reg.regulator.headers
+                        ).status_code == 422  # fmt: skip
+    assert reg.http.get(url, headers=reg.lender.headers).status_code == 403
+    with _login(reg, reg.regulator) as browser:
+        page = browser.get("/reg/wallets/0x" + wallet.hex())
+        assert page.status_code == 200
+        assert "Green Leaf Fertilizer" in page.text and "直接转账" in page.text
+        assert f'href="/reg/wallets/0x{shop.hex()}"' in page.text  # follow it onward
