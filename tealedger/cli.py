@@ -27,6 +27,7 @@ from traceability import cli as traceability_cli
 from traceability.errors import TraceabilityError
 
 if TYPE_CHECKING:
+    from api.regulator.service import ScanReport
     from tealedger.demo.lending import LendingSummary
 
 app = typer.Typer(
@@ -130,7 +131,9 @@ def demo(
     serve_port: Annotated[int, typer.Option(help="Port of the HTTP service")] = 8000,
 ) -> None:
     """Start the local node, deploy, run a tea season and its lending, index it and serve."""
+    from api.core.db import open_database
     from api.core.settings import ApiSettings
+    from api.regulator.service import scan_database
     from tealedger.demo.lending import run_lending
     from tealedger.demo.season import run_season
     from tealedger.demo.service import demo_logins, index_chain, start_service, stop_service
@@ -150,9 +153,19 @@ def demo(
     _print_clock(lending)
     progress = index_chain(client, api_settings.database_url)
     out.print(f"indexed {progress.events:,} events to block {progress.checkpoint:,}")
+    _print_scan(scan_database(api_settings.database_url, open_database(api_settings.database_url)))
     url = start_service(api_settings, client.settings, serve_port)
     _print_logins(url, demo_logins(client, api_settings))
     out.print(f"node at {client.node.url}; stop it with `tealedger node stop`")
+
+
+def _print_scan(report: ScanReport) -> None:
+    """What the regulator's risk monitor found in the season (the same scan as its page)."""
+    found = ", ".join(f"{rule} {n}" for rule, n in sorted(report.by_rule.items())) or "none"
+    out.print(
+        f"risk monitor: {len(report.rules)} rules over the indexed chain, {report.findings} "
+        f"finding(s) ({found}), {report.new} new alert(s); the regulator sees them at /reg"
+    )
 
 
 def _print_clock(lending: LendingSummary) -> None:

@@ -43,6 +43,8 @@ DEMO_ORGS = (
     (Role.MERCHANT, "Fertilizer supplier 农资店", 6),
     (Role.COOPERATIVE, "Xuan'en tea cooperative 宣恩茶叶合作社", 7),
     (Role.COOPERATIVE, "Hefeng tea cooperative 鹤峰茶叶合作社", 8),
+    # The regulator sends nothing; its dev account only gives its organisation an address.
+    (Role.REGULATOR, "Enshi financial regulator 恩施金融监管分局", 9),
 )
 
 

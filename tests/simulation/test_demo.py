@@ -64,7 +64,10 @@ def test_demo_indexes_gives_logins_and_serves(anvil_node: ProcessNode, tmp_path)
     try:
         admin = next(x for x in second if x.role == "admin")
         orgs = httpx.get(f"{url}/admin/organisations", headers={"X-API-Key": admin.api_key})
-        assert orgs.json()["total"] == 9
+        assert orgs.json()["total"] == 10
+        regulator = next(x for x in second if x.role == "regulator")
+        scan = httpx.post(f"{url}/regulator/scans", headers={"X-API-Key": regulator.api_key})
+        assert scan.status_code == 200 and scan.json()["findings"] == 0, scan.text  # honest
         # the season's members are in their cooperative's register, by name, with their plots
         coop = next(x for x in second if x.role == "cooperative")
         listed = httpx.get(f"{url}/cooperatives/farmers", headers={"X-API-Key": coop.api_key})
