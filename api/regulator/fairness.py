@@ -24,6 +24,7 @@ from lending.credit.observed import (
     DefaultRates,
     LimitCheck,
     ObservedFairnessReport,
+    OperatorGroups,
     Verdict,
     observed_fairness,
 )
@@ -37,10 +38,13 @@ TOO_FEW = " · 样本不足 too few to judge"
 ATTRIBUTES = {"cooperative": ("合作社", "cooperative")}
 
 
-def report(service: Engine, database_url: str) -> ObservedFairnessReport:
-    """The fairness report over the stored decisions (the latest per farmer and lender)."""
+def report(
+    service: Engine, database_url: str, groups: OperatorGroups | None = None
+) -> ObservedFairnessReport:
+    """The fairness report over the stored decisions (the latest per farmer and lender), by
+    cooperative and by the attributes of an operator's groups file when one is given."""
     with index_ready():
-        return observed_fairness(service, indexer_engine(database_url))
+        return observed_fairness(service, indexer_engine(database_url), groups)
 
 
 def group_names(service: Engine) -> dict[str, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Form, Query, Request
+from fastapi import Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 import api.core.labels  # noqa: F401  (registers the label filters)
@@ -22,6 +22,7 @@ from api.core.templates import templates
 from api.core.types import AddressPath, RowIdPath
 from api.regulator import fairness, service
 from api.regulator.graph import hops_of, money_graph, wallet_name
+from lending.credit.observed import OperatorGroups, groups_from_bytes
 from risk.alerts import AlertStatus
 
 router = page_router()
@@ -275,12 +276,43 @@ def regulator_fairness(
     request: Request, settings: SettingsDep, page: RegulatorPage
 ) -> HTMLResponse:
     """Approval and default rates per group with intervals, limit ratios, four-fifths (公平性)."""
+    return _fairness_page(request, settings.database_url, page)
+
+
+@router.post("/reg/fairness", response_class=HTMLResponse)
+def regulator_fairness_by_groups(
+    request: Request,
+    settings: SettingsDep,
+    page: RegulatorPage,
+    groups: Annotated[UploadFile, File()],
+    csrf: CsrfField,
+) -> Response:
+    """The same report also grouped by the attributes of an operator's groups file (CSV)."""
+    check_csrf(page, csrf)
+    return answer(
+        lambda: groups_from_bytes(groups.file.read(), groups.filename or "groups file"),
+        lambda found: _fairness_page(request, settings.database_url, page, found,
+                                     groups.filename or ""),
+        lambda message, status: _fairness_page(request, settings.database_url, page,
+                                               error=message, status=status),
+    )  # fmt: skip
+
+
+def _fairness_page(
+    request: Request, database_url: str, page: PageSession,
+    groups: OperatorGroups | None = None, groups_name: str = "", error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:  # fmt: skip
+    """The fairness page: by cooperative, and by the operator's attributes when given."""
     engine = request.app.state.engine
-    found = fairness.report(engine, settings.database_url)
+    found = fairness.report(engine, database_url, groups)
     context: dict[str, Any] = {
         "org": page.org,
         "report": found,
         "verdict": fairness.verdict_label(found.verdict),
         "charts": fairness.charts(found, fairness.group_names(engine)),
+        "csrf": page.csrf,
+        "groups_name": groups_name,
+        "error": error,
     }
-    return templates.TemplateResponse(request, "reg_fairness.html", context)
+    return templates.TemplateResponse(request, "reg_fairness.html", context, status_code=status)

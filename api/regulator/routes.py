@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, status
 from pydantic import BaseModel, Field
 
 from api.core.deps import SettingsDep, require_role
@@ -25,7 +25,7 @@ from api.regulator.service import (
     StatusChange,
     WalletFlows,
 )
-from lending.credit.observed import ObservedFairnessReport
+from lending.credit.observed import ObservedFairnessReport, groups_from_bytes
 from risk.alerts import AlertStatus
 
 router = APIRouter(prefix="/regulator", tags=["regulator"])
@@ -112,3 +112,18 @@ def fairness_report(
 ) -> ObservedFairnessReport:
     """Fairness of the stored credit decisions: approval, limit and default rates by group."""
     return fairness.report(request.app.state.engine, settings.database_url)
+
+
+@router.post("/fairness", response_model=ObservedFairnessReport)
+def fairness_report_by_groups(
+    request: Request,
+    settings: SettingsDep,
+    org: RegulatorOrg,
+    groups: Annotated[UploadFile, File(description="CSV: farmer_id,<attribute>,... (UTF-8/GBK)")],
+) -> ObservedFairnessReport:
+    """The fairness report also grouped by an operator's attributes, uploaded as a CSV file.
+
+    The file is read for this report only and not kept: farmer ids and the operator's own
+    attributes (gender, village...), intersections included."""
+    found = groups_from_bytes(groups.file.read(), groups.filename or "groups file")
+    return fairness.report(request.app.state.engine, settings.database_url, found)

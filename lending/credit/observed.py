@@ -438,11 +438,16 @@ def read_groups_file(path: Path) -> OperatorGroups:
         content = path.read_bytes()
     except OSError as exc:
         raise GroupsFileError(f"cannot read groups file {path}: {exc.strerror}") from None
+    return groups_from_bytes(content, str(path))
+
+
+def groups_from_bytes(content: bytes, name: str) -> OperatorGroups:
+    """A groups file's bytes (a path's or an upload's), decoded and validated."""
     try:
-        text = decode_text(content, str(path))
+        text = decode_text(content, name)
     except NotTextError as exc:
         raise GroupsFileError(str(exc)) from None
-    return parse_groups(text, str(path))
+    return parse_groups(text, name)
 
 
 def parse_groups(text: str, name: str = "groups file") -> OperatorGroups:

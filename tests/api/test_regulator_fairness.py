@@ -139,3 +139,41 @@ def test_the_page_fits_a_phone(fair):
         screenshot(page, "regulator-fairness")
         page.set_viewport_size({"width": 1280, "height": 900})
         screenshot(page, "regulator-fairness-desktop")
+
+
+def test_an_operators_groups_file_adds_its_attributes(fair):
+    app, _, regulator, _ = fair
+    rows = ["farmer_id,性别"] + [
+        f"0x{k:064x},{'女' if k % 2 else '男'}" for k in (*range(1, 41), *range(1000, 1040))
+    ]
+    gbk = ("\n".join(rows) + "\n").encode("gbk")  # what a Chinese spreadsheet saves
+    with TestClient(app, client=LOCAL) as browser:
+        browser.post("/login", data={"api_key": regulator.key})
+        token = re.search(
+            r'name="csrf" value="([0-9a-f]+)"', browser.get("/reg/fairness").text
+        ).group(1)  # type: ignore[union-attr]
+        page = browser.post("/reg/fairness", data={"csrf": token},
+                            files={"groups": ("性别.csv", gbk, "text/csv")})  # fmt: skip
+        assert page.status_code == 200, page.text
+        assert 'id="groups-used"' in page.text and "性别" in page.text
+        assert "性别 × cooperative" in page.text or "cooperative × 性别" in page.text
+        binary = {"groups": ("x.csv", b"\x00\x01\x02" * 50, "text/csv")}
+        bad = browser.post("/reg/fairness", data={"csrf": token}, files=binary)
+        assert bad.status_code == 422 and 'id="error"' in bad.text
+        forged = browser.post("/reg/fairness", data={"csrf": "0" * 64},
+                              files={"groups": ("性别.csv", gbk, "text/csv")})  # fmt: skip
+        assert forged.status_code == 403
+
+
+def test_the_api_takes_a_groups_file_too(fair):
+    _, http, regulator, _ = fair
+    csv = "farmer_id,village\n" + "".join(f"0x{k:064x},{'A' if k < 20 else 'B'}\n"
+                                          for k in range(1, 41))  # fmt: skip
+    found = http.post("/regulator/fairness", headers=regulator.headers,
+                      files={"groups": ("villages.csv", csv.encode(), "text/csv")})  # fmt: skip
+    assert found.status_code == 200, found.text
+    attributes = {c["attribute"] for c in found.json()["approval"]}
+    assert {"cooperative", "village"} <= attributes
+    bad = http.post("/regulator/fairness", headers=regulator.headers,
+                    files={"groups": ("x.csv", b"id,village\n1,A\n", "text/csv")})  # fmt: skip
+    assert bad.status_code == 422 and "farmer_id" in bad.text
