@@ -39,19 +39,20 @@ class Case:
     principal_yuan: int = 0
     """The carrier loan's principal (or a circulated amount), whole yuan."""
     share: Fraction = Fraction(0)
-    """Share of the disbursement sent back (cash-out) or kept per hop (circular)."""
+    """Share of the disbursement sent back (cash-out), kept per hop (circular), or of the
+    mass-balance bound booked as made tea (pinned yields: 99.1%-100%)."""
     delay_s: int = 0
     """Total delay the pattern is spread over (seconds of chain time)."""
     hops: int = 0
     """Transfers on the way back (cash-out), or wallets in the cycle (circular)."""
     count: int = 0
-    """Loans paid to the merchant, lenders deciding, or rounds of the cycle."""
+    """Loans paid to the merchant, lenders deciding, rounds of the cycle, or processing steps."""
     factor: Fraction = Fraction(0)
     """Harvest: how many times its cooperative's season kg/mu the plot is made to yield."""
     apr_excess_bps: int = 0
     """APR above the cap in force, in bps."""
     variant: str = ""
-    """A qualitative choice (e.g. how the shared wallet arises)."""
+    """A qualitative choice (how the shared wallet arises; a plot's or a processor's harvest)."""
 
 
 def _share(rng: random.Random, low: int, high: int) -> Fraction:
@@ -86,7 +87,11 @@ def _draw(rng: random.Random, pattern: str, case_id: str) -> Case:
         return Case(pattern, case_id, principal, share=_share(rng, 80, 120),
                     delay_s=_delay(rng, HOUR, 7 * DAY))  # fmt: skip
     if pattern == "harvest_implausible":
-        return Case(pattern, case_id, factor=Fraction(rng.randint(20, 50), 10))
+        # a plot yielding several times its cooperative's season, or a new processor booking
+        # its made tea at the mass-balance ceiling, step after step
+        factor, variant = Fraction(rng.randint(20, 50), 10), rng.choice(("plot", "yields"))
+        return Case(pattern, case_id, factor=factor, count=rng.randint(5, 9),
+                    share=_share(rng, 991, 1000) / 10, variant=variant)  # fmt: skip
     if pattern == "apr_above_cap":
         return Case(pattern, case_id, principal, apr_excess_bps=rng.randint(1, 10) * 100)
     raise ValueError(f"unknown pattern {pattern!r}; patterns are {', '.join(PATTERNS)}")
@@ -117,7 +122,7 @@ def typical(pattern: str, case_id: str = "") -> Case:
                                    delay_s=2 * DAY, count=12),
         "loan_stacking": Case("loan_stacking", "", delay_s=DAY, count=2),
         "rapid_reborrow": Case("rapid_reborrow", "", 3_000, share=Fraction(1), delay_s=DAY),
-        "harvest_implausible": Case("harvest_implausible", "", factor=Fraction(3)),
+        "harvest_implausible": Case("harvest_implausible", "", factor=Fraction(3), variant="plot"),
         "apr_above_cap": Case("apr_above_cap", "", 3_000, apr_excess_bps=500),
     }  # fmt: skip
     if pattern not in cases:

@@ -69,8 +69,9 @@ from tealedger.demo.season import (
 from tealedger.demo.service import ensure_organisation, index_chain
 from tealedger.system import deploy_system
 from traceability.consent import ConsentService
+from traceability.contracts import PROCESSOR_ROLE, tea_trace
 from traceability.errors import TraceabilityError
-from traceability.models import FarmerRegistration, HarvestRecord
+from traceability.models import FarmerRegistration, HarvestRecord, ProcessOutput
 from traceability.service import RecordingService
 
 GAS_WEI = 10**18
@@ -450,6 +451,46 @@ class Injector:
         label.farmers = {hx(self.fid(index))}
 
     def harvest_implausible(self, case: Case, label: Label) -> Steps:
+        """A plot yielding `factor` times its cooperative's season, or (variant "yields") a new
+        processor booking made tea at the mass-balance bound."""
+        if case.variant == "yields":
+            return self._pinned_yields(case, label)
+        return self._plot_yield(case, label)
+
+    def _pinned_yields(self, case: Case, label: Label) -> Steps:
+        """A processor (a fresh wallet given the role) takes `count` small lots of one farmer's
+        leaf and books each step's made tea at `share` of the TeaTrace yield bound."""
+        index = self.farmer()
+        plant = self.key(case, "processor")
+        self.gas(plant.address)
+        tea = tea_trace(self.client)
+        self.client.sender(ADMIN).transact(tea.functions.grantRole(PROCESSOR_ROLE, plant.address))
+        bound = int(tea.functions.maxYieldBps().call())
+        picked = int(datetime(self.region.season.year, 9, 20, 9, tzinfo=UTC).timestamp())
+        records = [
+            HarvestRecord(
+                farmer=self.fid(index), plot=self.region.plot_ids[index][0],
+                grams=2_000 + 250 * k, grade=3, picked_at=picked + k * HOUR,
+                record_ref=f"{case.case_id}-leaf-{k}",
+            )
+            for k in range(case.count)
+        ]  # fmt: skip
+        coop = RecordingService(self.client, self.coop_account(index))
+        lots = [o.lot for o in coop.record_harvests(records).outcomes if o.lot]
+        coop.ship_many(lots, plant.address)
+        factory = RecordingService(self.client, plant)
+        factory.receive_many(lots)
+        for k, (lot, record) in enumerate(zip(lots, records, strict=True)):
+            made = int(record.grams * bound * case.share) // 10_000
+            data = keccak(text=f"{case.case_id}:made:{k}")
+            factory.process([lot], [ProcessOutput(grams=made, data_hash=data)])
+            yield HOUR
+        label.subject = f"wallet:{hx(plant.address)}"
+        label.wallets = {hx(plant.address)}
+        label.farmers = {hx(self.fid(index))}
+        label.lots = {hx(lot) for lot in lots}
+
+    def _plot_yield(self, case: Case, label: Label) -> Steps:
         """Extra pickings on one plot until its autumn flush is `factor` times its cooperative's
         autumn yield per mu (picked in the past season, as a backdated record would be)."""
         index = self.farmer()

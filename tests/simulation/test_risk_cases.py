@@ -4,6 +4,7 @@ world)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -70,11 +71,14 @@ def test_each_registered_rule_finds_its_injected_case_and_nothing_on_the_clean_w
     rules = registered(PATTERNS)
     assert "cash_out" in rules and set(rules) <= set(RULES)
     cases = [typical(p) for p in PATTERNS]  # every pattern is played; registered ones scored
-    gt = ground_truth(tmp_path, FARMERS, SEED, cases, rules)
-    assert [x.skipped for x in gt.labels] == [None] * len(cases)
+    pinned = replace(typical("harvest_implausible", "pinned-yields"), variant="yields", count=6,
+                     share=Fraction(997, 1000))  # fmt: skip
+    gt = ground_truth(tmp_path, FARMERS, SEED, [*cases, pinned], rules)
+    assert [x.skipped for x in gt.labels] == [None] * (len(cases) + 1)
     assert [f for f in gt.clean if f.rule in rules] == []
     for s in gt.scores:
-        assert (s.pattern, s.injected, s.detected) == (s.pattern, 1, 1)
+        played = 2 if s.pattern == "harvest_implausible" else 1
+        assert (s.pattern, s.injected, s.detected) == (s.pattern, played, played)
         assert s.true_findings >= 1
     _the_world_holds_what_the_labels_say(tmp_path / "service.db", gt.labels)
 
@@ -97,4 +101,10 @@ def _the_world_holds_what_the_labels_say(db: Path, labels: list[Label]) -> None:
         ring = {bytes.fromhex(w[2:]) for w in by["circular"].wallets}
         moves = [t for t in load_transfers(conn) if t.sender in ring and t.recipient in ring]
         assert len(moves) == 3
+        (plant,) = next(x for x in labels if x.case.variant == "yields").wallets
+        steps = conn.execute(
+            text("SELECT COUNT(DISTINCT process_id) FROM lot_produced WHERE processor = :p"),
+            {"p": bytes.fromhex(plant[2:])},
+        ).scalar_one()
+        assert steps == 6  # the new processor's six steps, each at the bound
     engine.dispose()
