@@ -87,15 +87,13 @@ class WalletDirectory:
         return wallet == ZERO or wallet in self.escrows or self.label(wallet).kind == "contract"
 
 
-def load_transfers(conn: Connection, since: int | None = None) -> list[Transfer]:
-    """Indexed transfers in chain order (from chain time `since`, when given)."""
+def load_transfers(conn: Connection) -> list[Transfer]:
+    """Every indexed transfer, in chain order."""
     query = select(
         TokenTransfer.block_number, TokenTransfer.log_index, TokenTransfer.sender,
         TokenTransfer.recipient, TokenTransfer.amount_fen, TokenTransfer.tx_hash,
         TokenTransfer.block_timestamp,
     ).order_by(TokenTransfer.block_number, TokenTransfer.log_index)  # fmt: skip
-    if since is not None:
-        query = query.where(TokenTransfer.block_timestamp >= since)
     return [
         Transfer(b, i, bytes(s), bytes(r), a, bytes(t), at)
         for b, i, s, r, a, t, at in conn.execute(query)
@@ -162,13 +160,6 @@ def flow_graph(transfers: Iterable[Transfer]) -> nx.MultiDiGraph:
     for t in transfers:
         graph.add_edge(t.sender, t.recipient, key=t.key, transfer=t)
     return graph
-
-
-def window(graph: nx.MultiDiGraph, start: int, end: int) -> nx.MultiDiGraph:
-    """The transfers made between chain times start and end (inclusive), as a graph view."""
-    return nx.subgraph_view(
-        graph, filter_edge=lambda u, v, k: start <= graph[u][v][k]["transfer"].at <= end
-    )
 
 
 def onward_paths(
