@@ -95,6 +95,18 @@ ALERT_STATUS: dict[str, Label] = {
     "dismissed": ("已排除", "dismissed"),
     "confirmed": ("已确认", "confirmed"),
 }
+# Who is behind a wallet (risk.flows.WalletLabel.kind).
+WALLET_KIND: dict[str, Label] = {
+    "farmer": ("茶农", "farmer"),
+    "escrow": ("贷款托管", "loan escrow"),
+    "lender": ("贷款机构", "lender"),
+    "merchant": ("商户", "merchant"),
+    "agent": ("代理", "agent"),
+    "organisation": ("机构", "organisation"),
+    "contract": ("合约", "contract"),
+    "mint": ("发行", "mint"),
+    "unknown": ("未知", "unknown"),
+}
 SEVERITY: dict[str, Label] = {
     "high": ("高", "high"),
     "medium": ("中", "medium"),
@@ -162,6 +174,11 @@ def alert_status_label(status: str) -> str:
     return both(ALERT_STATUS, status)
 
 
+def wallet_kind_label(kind: str) -> str:
+    """Who is behind a wallet: 商户 merchant, 贷款托管 loan escrow, ..."""
+    return both(WALLET_KIND, kind)
+
+
 def severity_label(severity: str) -> str:
     """A finding's severity: 高 high, 中 medium, 低 low."""
     return both(SEVERITY, severity)
@@ -177,3 +194,4 @@ templates.env.filters["category"] = category_label
 templates.env.filters["offer_status"] = offer_status_label
 templates.env.filters["alert_status"] = alert_status_label
 templates.env.filters["severity"] = severity_label
+templates.env.filters["wallet_kind"] = wallet_kind_label

@@ -36,18 +36,6 @@ STEP_NAMES: dict[AlertStatus, tuple[str, str]] = {
     AlertStatus.CONFIRMED: ("确认风险", "Confirm"),
 }
 REOPEN = ("重新打开", "Reopen")
-# Who is behind a wallet (risk.flows.WalletLabel.kind), as people read it.
-WALLET_KINDS = {
-    "farmer": ("茶农", "farmer"),
-    "escrow": ("贷款托管", "loan escrow"),
-    "lender": ("贷款机构", "lender"),
-    "merchant": ("商户", "merchant"),
-    "agent": ("代理", "agent"),
-    "organisation": ("机构", "organisation"),
-    "contract": ("合约", "contract"),
-    "mint": ("发行", "mint"),
-    "unknown": ("未知", "unknown"),
-}
 # What an alert is about ("loan:7", "farmer:0x..") and the evidence's named amounts and
 # figures, as people read them (中文 English); a name not listed shows as it is.
 SUBJECTS = {
@@ -267,7 +255,7 @@ def regulator_wallet(
     """Follow a wallet's money: who is behind it, each transfer in and out and why (资金流向)."""
     flows = service.wallet_flows(settings.database_url, request.app.state.engine, address,
                                  PageParams(limit=PER_PAGE, offset=offset))  # fmt: skip
-    context = {"org": page.org, "flows": flows, "short": wallet_name, "kinds": WALLET_KINDS}
+    context = {"org": page.org, "flows": flows, "short": wallet_name}
     return templates.TemplateResponse(request, "reg_wallet.html", context)
 
 
