@@ -8,6 +8,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 
 from chain.accounts import dev_accounts, load_keystore
 from chain.compiler import Artifacts, compile_contracts
@@ -15,7 +16,7 @@ from chain.config import ChainSettings
 from chain.deploy import Deployment, DeploymentRegistry, deploy
 from chain.errors import KeystoreError
 from chain.nodes import Node, make_node
-from chain.revert import RevertDecoder
+from chain.revert import RevertDecoder, revert_data
 from chain.sender import Sender
 
 
@@ -98,3 +99,14 @@ class ChainClient:
         return self.w3.eth.contract(
             address=Web3.to_checksum_address(address), abi=self.artifacts[contract].abi
         )
+
+    def check_call(self, fn: ContractFunction, sender: str) -> None:
+        """eth_call `fn` from `sender`: the contract's decoded error (ContractRevertError) if the
+        chain would refuse it, before anything is sent."""
+        try:
+            fn.call({"from": Web3.to_checksum_address(sender)})
+        except Exception as exc:  # each backend raises its own type; the data names the error
+            data = revert_data(exc)
+            if data is None:
+                raise
+            raise self.decoder.decode(data) from exc

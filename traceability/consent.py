@@ -21,6 +21,7 @@ from web3.types import TxReceipt
 
 from chain.client import ChainClient
 from chain.clock import chain_now
+from chain.eip712 import typed_data
 from chain.errors import ContractRevertError
 from chain.events import EventReader
 from chain.rpc import RpcError
@@ -100,25 +101,8 @@ class ConsentService:
         self, primary: str, fields: list[dict[str, str]], message: dict[str, Any]
     ) -> dict[str, Any]:
         """The full typed data (eth_signTypedData_v4) for this registry on this chain."""
-        return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                primary: fields,
-            },
-            "primaryType": primary,
-            "domain": {
-                "name": DOMAIN_NAME,
-                "version": DOMAIN_VERSION,
-                "chainId": self.client.w3.eth.chain_id,
-                "verifyingContract": self.contract.address,
-            },
-            "message": message,
-        }
+        domain = (DOMAIN_NAME, DOMAIN_VERSION, self.client.w3.eth.chain_id, self.contract.address)
+        return typed_data(domain, primary, fields, message)
 
     def consent_typed_data(
         self, wallet: str, farmer: bytes | str, lender: str, expires_at: int, deadline: int

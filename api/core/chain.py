@@ -14,7 +14,6 @@ reached is 503, a contract that is not deployed 503.
 from __future__ import annotations
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -28,7 +27,6 @@ from api.core.settings import ApiSettings
 from chain.accounts import load_keystore
 from chain.client import ChainClient
 from chain.errors import ChainError, ContractRevertError
-from chain.revert import revert_data
 from chain.sender import TRANSIENT, Sender
 from lending.loans.disbursement import LoanDesk
 from lending.loans.errors import translate_reverts
@@ -104,10 +102,4 @@ def factory_escrow(chain: ChainClient, escrow: str) -> tuple[LoanDesk, Contract,
 def check_call(chain: ChainClient, fn: ContractFunction, sender: str) -> None:
     """eth_call `fn` from `sender`: the contract's named error (409) if it would be refused."""
     with translate_reverts():
-        try:
-            fn.call({"from": to_checksum_address(sender)})
-        except Exception as exc:  # each backend raises its own type; the data names the error
-            data = revert_data(exc)
-            if data is None:
-                raise
-            raise chain.decoder.decode(data) from exc
+        chain.check_call(fn, sender)

@@ -33,8 +33,8 @@ from web3.types import TxReceipt
 
 from chain.client import ChainClient
 from chain.clock import chain_now
+from chain.eip712 import typed_data
 from chain.events import EventReader
-from chain.revert import revert_data
 from chain.sender import PendingTx, Sender
 from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, PAYMENT_TOKEN
 from lending.loans.errors import LoanTermsError, OrderNotExecutedError, translate_reverts
@@ -466,27 +466,10 @@ class LoanDesk:
         self, terms: EscrowTerms, nonce: int, deadline: int
     ) -> dict[str, Any]:
         """The full EIP-712 typed data (eth_signTypedData_v4) of the farmer's acceptance."""
-        return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "LoanAcceptance": [{"name": n, "type": t} for n, t in ACCEPTANCE_TYPE],
-            },
-            "primaryType": "LoanAcceptance",
-            "domain": {
-                "name": DOMAIN_NAME,
-                "version": DOMAIN_VERSION,
-                "chainId": self.client.w3.eth.chain_id,
-                "verifyingContract": self.factory.address,
-            },
-            "message": terms.acceptance_message(
-                nonce, deadline, self.acceptance_epoch(terms.farmer_id)
-            ),
-        }
+        domain = (DOMAIN_NAME, DOMAIN_VERSION, self.client.w3.eth.chain_id, self.factory.address)
+        fields = [{"name": n, "type": t} for n, t in ACCEPTANCE_TYPE]
+        message = terms.acceptance_message(nonce, deadline, self.acceptance_epoch(terms.farmer_id))
+        return typed_data(domain, "LoanAcceptance", fields, message)
 
     def _signable(self, terms: EscrowTerms, nonce: int, deadline: int) -> SignableMessage:
         """The EIP-712 message as eth_account signs it."""
@@ -592,15 +575,8 @@ class LoanDesk:
     ) -> None:
         """eth_call the issue from `lender`: the named error if the chain would refuse it.
         Unfunded by default, so it checks everything but the lender's allowance."""
-        fn = self.issue_call(terms, acceptance, fund=fund)
         with translate_reverts():
-            try:
-                fn.call({"from": to_checksum_address(lender)})
-            except Exception as exc:  # each backend raises its own type; the data names the error
-                data = revert_data(exc)
-                if data is None:
-                    raise
-                raise self.client.decoder.decode(data) from exc
+            self.client.check_call(self.issue_call(terms, acceptance, fund=fund), lender)
 
     def send_issue(
         self, terms: EscrowTerms, lender: Sender, acceptance: Acceptance, *, fund: bool = True
