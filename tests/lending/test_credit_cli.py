@@ -13,6 +13,7 @@ from lending.credit.decision import decide
 from lending.credit.simulation import simulate_population
 from lending.credit.store import CreditStore, store_for_url
 from lending.errors import ExitCode
+from tests.lending.cli_root import cli_root
 
 LENDER = "0x" + "3c" * 20
 FARMERS = simulate_population(6, 20, "fairness").farmers
@@ -20,14 +21,7 @@ FARMERS = simulate_population(6, 20, "fairness").farmers
 
 @pytest.fixture
 def app() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def main() -> None:
-        """Root stands in for the tealedger app (a callback keeps subcommands)."""
-
-    register(root)
-    return root
+    return cli_root(register)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from lending.errors import ExitCode
 from lending.pricing.cli import register
+from tests.lending.cli_root import cli_root
 
 LOAN = [
     "apr",
@@ -25,14 +26,7 @@ LOAN = [
 
 @pytest.fixture
 def app() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def main() -> None:
-        """Root stands in for the tealedger app (a callback keeps subcommands)."""
-
-    register(root)
-    return root
+    return cli_root(register)
 
 
 def run(app, args):
@@ -207,13 +201,7 @@ _OPTIONS = {
     flags=st.lists(st.sampled_from(["--allow-over-cap", "--no-lpr-cap", "--json"]), unique=True),
 )
 def test_no_input_to_the_apr_command_ends_in_a_traceback(options, flags):
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """Root."""
-
-    register(app)
+    app = cli_root(register)
     args = ["apr", *[x for k, v in options.items() for x in (k, v)], *flags]
     result = CliRunner().invoke(app, args)
     assert result.exception is None or isinstance(result.exception, SystemExit), (

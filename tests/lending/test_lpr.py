@@ -38,6 +38,7 @@ from lending.pricing.lpr import (
 )
 from lending.pricing.schedule import ScheduleKind, ScheduleTerms
 from tests.conftest import LPR_TEST_TABLE
+from tests.lending.cli_root import cli_root
 
 SHIPPED = shipped_lpr_table()
 LAST_VALID = SHIPPED.covers_through  # 2025-10-20
@@ -51,14 +52,7 @@ def terms(start: date) -> ScheduleTerms:
 
 @pytest.fixture
 def app() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def main() -> None:
-        """Root stands in for the tealedger app."""
-
-    register(root)
-    return root
+    return cli_root(register)
 
 
 @pytest.fixture

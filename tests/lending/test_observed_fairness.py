@@ -42,6 +42,7 @@ from lending.credit.scorecard import load_model
 from lending.credit.simulation import simulate_population
 from lending.credit.store import store_for_url
 from lending.errors import ExitCode, FairnessThresholdError, GroupsFileError
+from tests.lending.cli_root import cli_root
 
 LENDER = "0x" + "3c" * 20
 OTHER_LENDER = "0x" + "4d" * 20
@@ -506,14 +507,7 @@ def test_report_is_json_for_the_web(world):
 
 @pytest.fixture
 def app() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def main() -> None:
-        """Root stands in for the tealedger app (a callback keeps subcommands)."""
-
-    register(root)
-    return root
+    return cli_root(register)
 
 
 def run(app, *args):
