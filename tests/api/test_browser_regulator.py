@@ -10,7 +10,7 @@ from api.core.models import OrganisationCreate, Role
 from api.core.organisations import create_organisation
 from api.main import create_app
 from risk.alerts import record_findings
-from tests.api.browser import browser_page, screenshot, serve
+from tests.api.browser import PHONE_WIDTH, browser_page, screenshot, serve
 from tests.api.conftest import PASSWORD
 from tests.api.test_regulator import _finding, index_cash_out
 
@@ -89,6 +89,9 @@ def test_regulator_reviews_a_cash_out_in_the_browser(api_settings):
         assert page.locator("#flows tr.flow-in").count() >= 1
         assert page.locator("#flows tr.flow-out").count() >= 1
         screenshot(page, "regulator-wallet")
+        page.set_viewport_size({"width": 1280, "height": 900})
+        screenshot(page, "regulator-wallet-desktop")
+        page.set_viewport_size({"width": PHONE_WIDTH, "height": 900})
         page.go_back()
 
         page.goto(base + "/reg/alerts?rule=round_trip")
