@@ -60,7 +60,7 @@ def missed(gt: GroundTruth) -> list[str]:
         if (
             f.rule in rules
             and f.key not in clean
-            and not any(x.matches(f) for x in gt.labels if x.pattern == f.rule)
+            and not any(x.matches(f) for x in gt.labels if x.shows(f.rule))
         ):
             out.append(f"- finding about no {f.rule} case: {f.subject}: {f.explanation_en}")
     return ["", *out] if out else []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import networkx as nx
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
@@ -173,3 +174,25 @@ def by_farmer(loans: dict[int, LoanRecord]) -> dict[bytes, list[LoanRecord]]:
     for rec in sorted(loans.values(), key=lambda r: (r.issued_at, r.loan_id)):
         grouped[rec.farmer].append(rec)
     return dict(grouped)
+
+
+def by_person(loans: dict[int, LoanRecord]) -> list[list[LoanRecord]]:
+    """Loans grouped by the person behind them, each group in order of issue: farmer ids that
+    borrowed into one wallet are one person (the LoanFactory's one-open-loan rule holds per
+    farmer id, so a second id on the same wallet is how one person holds two loans at once)."""
+    graph: nx.Graph = nx.Graph()
+    for rec in loans.values():
+        graph.add_node(("farmer", rec.farmer))
+        if any(rec.borrower):
+            graph.add_edge(("farmer", rec.farmer), ("wallet", rec.borrower))
+    ordered = sorted(loans.values(), key=lambda r: (r.issued_at, r.loan_id))
+    person = {
+        node[1]: n
+        for n, component in enumerate(nx.connected_components(graph))
+        for node in component
+        if node[0] == "farmer"
+    }
+    grouped: dict[int, list[LoanRecord]] = defaultdict(list)
+    for rec in ordered:
+        grouped[person[rec.farmer]].append(rec)
+    return sorted(grouped.values(), key=lambda g: (g[0].issued_at, g[0].loan_id))

@@ -39,8 +39,9 @@ class Case:
     principal_yuan: int = 0
     """The carrier loan's principal (or a circulated amount), whole yuan."""
     share: Fraction = Fraction(0)
-    """Share of the disbursement sent back (cash-out), kept per hop (circular), or of the
-    mass-balance bound booked as made tea (pinned yields: 99.1%-100%)."""
+    """Share of the disbursement sent back (cash-out), kept per hop (circular), spent at once
+    (stacked or over-pledged loans), or of the mass-balance bound booked as made tea (pinned
+    yields: 99.1%-100%)."""
     delay_s: int = 0
     """Total delay the pattern is spread over (seconds of chain time)."""
     hops: int = 0
@@ -48,11 +49,13 @@ class Case:
     count: int = 0
     """Loans paid to the merchant, lenders deciding, rounds of the cycle, or processing steps."""
     factor: Fraction = Fraction(0)
-    """Harvest: how many times its cooperative's season kg/mu the plot is made to yield."""
+    """Harvest: how many times its cooperative's season kg/mu the plot is made to yield, or
+    (pledged) how many times all its leaf is worth the farmer borrows."""
     apr_excess_bps: int = 0
     """APR above the cap in force, in bps."""
     variant: str = ""
-    """A qualitative choice (how the shared wallet arises; a plot's or a processor's harvest)."""
+    """A qualitative choice (how the shared wallet arises; applications or a second identity;
+    a plot's or a processor's harvest, or an over-pledged lot)."""
 
 
 def _share(rng: random.Random, low: int, high: int) -> Fraction:
@@ -65,8 +68,20 @@ def _delay(rng: random.Random, low_s: int = 2 * HOUR, high_s: int = 20 * DAY) ->
     return int(low_s * (high_s / low_s) ** rng.random())
 
 
-def _draw(rng: random.Random, pattern: str, case_id: str) -> Case:
-    """One case of `pattern` with freshly drawn parameters."""
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "shared_wallet": ("registered", "changed", "other_cooperative"),
+    "loan_stacking": ("applications", "identity"),
+    "harvest_implausible": ("plot", "yields", "pledged"),
+}
+"""A pattern's qualitative variants, taken in turn (stratified): every variant is played as
+soon as a pattern has as many cases, whatever the seed."""
+
+
+def _draw(rng: random.Random, pattern: str, k: int) -> Case:
+    """Case `k` of `pattern` with freshly drawn parameters."""
+    case_id = f"{pattern}-{k}"
+    kinds = VARIANTS.get(pattern, ("",))
+    variant = kinds[k % len(kinds)]
     principal = rng.randint(10, 80) * 100  # whole yuan, the size of the demo's input loans
     if pattern == "cash_out":
         return Case(pattern, case_id, principal, share=_share(rng, 20, 90),
@@ -76,20 +91,28 @@ def _draw(rng: random.Random, pattern: str, case_id: str) -> Case:
         return Case(pattern, case_id, amount, share=share, delay_s=_delay(rng),
                     hops=rng.randint(2, 5), count=rng.randint(1, 3))  # fmt: skip
     if pattern == "shared_wallet":
-        variant = rng.choice(("registered", "changed", "other_cooperative"))
         return Case(pattern, case_id, delay_s=_delay(rng), variant=variant)
     if pattern in ("merchant_concentration", "new_merchant_surge"):
         return Case(pattern, case_id, principal, share=_share(rng, 60, 100),
                     delay_s=_delay(rng, 6 * HOUR, 10 * DAY), count=rng.randint(5, 15))  # fmt: skip
     if pattern == "loan_stacking":
-        return Case(pattern, case_id, delay_s=_delay(rng, HOUR, 10 * DAY), count=rng.randint(2, 3))
+        # applications at several lenders, or a second farmer id on the wallet borrowing while
+        # the first id's loan is open (the LoanFactory allows one open loan per id)
+        return Case(pattern, case_id, principal, share=_share(rng, 50, 100),
+                    delay_s=_delay(rng, HOUR, 10 * DAY), count=rng.randint(2, 3),
+                    variant=variant)  # fmt: skip
     if pattern == "rapid_reborrow":
         return Case(pattern, case_id, principal, share=_share(rng, 80, 120),
                     delay_s=_delay(rng, HOUR, 7 * DAY))  # fmt: skip
     if pattern == "harvest_implausible":
-        # a plot yielding several times its cooperative's season, or a new processor booking
-        # its made tea at the mass-balance ceiling, step after step
-        factor, variant = Fraction(rng.randint(20, 50), 10), rng.choice(("plot", "yields"))
+        # a plot yielding several times its cooperative's season, a new processor booking its
+        # made tea at the mass-balance ceiling step after step, or a loan several times what
+        # all the farmer's leaf is worth, due within weeks, spent at once
+        if variant == "pledged":
+            return Case(pattern, case_id, factor=Fraction(rng.randint(50, 120), 10),
+                        share=_share(rng, 70, 100), delay_s=_delay(rng, 2 * DAY, 25 * DAY),
+                        variant=variant)  # fmt: skip
+        factor = Fraction(rng.randint(20, 50), 10)
         return Case(pattern, case_id, factor=factor, count=rng.randint(5, 9),
                     share=_share(rng, 991, 1000) / 10, variant=variant)  # fmt: skip
     if pattern == "apr_above_cap":
@@ -105,7 +128,7 @@ def plan(seed: int, per_pattern: int = 6, patterns: tuple[str, ...] = PATTERNS) 
     for pattern in patterns:
         # One stream per pattern: adding or dropping a pattern leaves the others' cases alone.
         rng = random.Random(f"{seed}:risk:{pattern}")
-        out += [_draw(rng, pattern, f"{pattern}-{k}") for k in range(per_pattern)]
+        out += [_draw(rng, pattern, k) for k in range(per_pattern)]
     return out
 
 
@@ -120,7 +143,8 @@ def typical(pattern: str, case_id: str = "") -> Case:
                                        share=Fraction(9, 10), delay_s=2 * DAY, count=12),
         "new_merchant_surge": Case("new_merchant_surge", "", 6_000, share=Fraction(9, 10),
                                    delay_s=2 * DAY, count=12),
-        "loan_stacking": Case("loan_stacking", "", delay_s=DAY, count=2),
+        "loan_stacking": Case("loan_stacking", "", 3_000, share=Fraction(9, 10), delay_s=DAY,
+                              count=2, variant="applications"),
         "rapid_reborrow": Case("rapid_reborrow", "", 3_000, share=Fraction(1), delay_s=DAY),
         "harvest_implausible": Case("harvest_implausible", "", factor=Fraction(3), variant="plot"),
         "apr_above_cap": Case("apr_above_cap", "", 3_000, apr_excess_bps=500),

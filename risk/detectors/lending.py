@@ -1,12 +1,15 @@
 """Lending patterns: stacked loans and applications (`loan_stacking`), quick re-borrowing
 (`rapid_reborrow`).
 
-`loan_stacking` reports (a) a loan issued while another loan of the same farmer was still open
-(issued, not closed, and not merely waiting for a status refresh: past its draw deadline with
-nothing owed and nothing reserved), high when the loans come from different lenders; loans never
-funded are left out (they carried no money); and (b) credit decisions for one farmer by at least
-`min_lenders` different lenders within `window_days` (the service's `credit_decision` table;
-every outcome counts, a refusal is an application too), grouped into one finding per episode.
+`loan_stacking` reports (a) a loan issued while another loan of the same borrower was still
+open (issued, not closed, and not merely waiting for a status refresh: past its draw deadline
+with nothing owed and nothing reserved), high when the loans come from different lenders or
+farmer ids; loans never funded are left out (they carried no money). A borrower is a farmer id,
+or several ids whose loans paid into one wallet: the LoanFactory allows one open loan per farmer
+id, so two ids on one wallet is how one person holds two loans at once; and (b) credit
+decisions for one farmer by at least `min_lenders` different lenders within `window_days`
+(the service's `credit_decision` table; every outcome counts, a refusal is an application too),
+grouped into one finding per episode.
 
 `rapid_reborrow` reports a loan issued within `within_days` of the farmer's previous loan being
 repaid, whose principal is at least `min_principal_ratio` of that loan's and of which at least
@@ -27,7 +30,7 @@ from lending.credit.models import CreditDecisionRow
 from lending.credit.policy import Outcome
 from lending.pricing.units import format_fen
 from risk.figures import days_str, decimal_str
-from risk.ledger import LoanRecord, by_farmer
+from risk.ledger import LoanRecord, by_farmer, by_person
 from risk.rules import DAY, Evidence, Finding, ScanContext, hexid, rule
 
 
@@ -65,51 +68,63 @@ class LoanStacking:
     # ------------------------------------------------------------------------ overlapping loans
 
     def _overlaps(self, ctx: ScanContext) -> list[Finding]:
-        """One finding per loan issued while the farmer had another loan open."""
+        """One finding per loan issued while the same person (farmer id, or ids sharing a
+        borrowing wallet) had another loan open."""
         found: list[Finding] = []
-        for farmer, loans in by_farmer(ctx.loans).items():
+        for loans in by_person(ctx.loans):
             funded = [r for r in loans if r.ever_funded()]
             for i, new in enumerate(funded):
                 earlier = [r for r in funded[:i] if r.open_at(new.issued_at)]
                 if earlier:
-                    found.append(self._overlap(farmer, earlier, new))
+                    found.append(self._overlap(earlier, new))
         return found
 
-    def _overlap(self, farmer: bytes, earlier: list[LoanRecord], new: LoanRecord) -> Finding:
+    def _overlap(self, earlier: list[LoanRecord], new: LoanRecord) -> Finding:
         """The finding for `new`, issued while `earlier` were open."""
         lenders = {r.lender for r in earlier} | {new.lender}
         other = any(r.lender != new.lender for r in earlier)
         owed = sum(r.owed_by(new.issued_at) for r in earlier)
         exposure = sum(r.principal_fen for r in earlier) + new.principal_fen
         ids = ", ".join(f"#{r.loan_id}" for r in earlier)
+        farmers = sorted({hexid(r.farmer) for r in (*earlier, new)})
+        wallets = {r.borrower for r in (*earlier, new) if any(r.borrower)}
         where_zh = f"来自 {len(lenders)} 家放贷机构" if other else "来自同一放贷机构"
         where_en = f"from {len(lenders)} lenders" if other else "from the same lender"
+        who_zh = f"（{len(farmers)} 个农户编号共用一个收款钱包）" if len(farmers) > 1 else ""
+        who_en = (
+            f" ({len(farmers)} farmer ids borrowing into one wallet)" if len(farmers) > 1 else ""
+        )
         return Finding(
             rule=self.name,
             key=f"{self.name}:overlap:{new.loan_id}",
-            subject=f"farmer:{hexid(farmer)}",
-            severity="high" if other else "medium",
+            subject=f"farmer:{hexid(new.farmer)}",
+            severity="high" if other or len(farmers) > 1 else "medium",
             explanation_zh=(
                 f"农户在贷款 {ids} 尚未结清时又获得贷款 #{new.loan_id}"
-                f"（¥{format_fen(new.principal_fen)}），{where_zh}；"
+                f"（¥{format_fen(new.principal_fen)}），{where_zh}{who_zh}；"
                 f"同时在贷本金合计 ¥{format_fen(exposure)}，放款时旧贷欠款 ¥{format_fen(owed)}。"
             ),
             explanation_en=(
                 f"Loan #{new.loan_id} (¥{format_fen(new.principal_fen)}) was issued while loan(s) "
-                f"{ids} of the same farmer were still open, {where_en}; principal open at once "
-                f"¥{format_fen(exposure)}, ¥{format_fen(owed)} owed on the earlier loan(s) then."
+                f"{ids} of the same borrower were still open, {where_en}{who_en}; principal open "
+                f"at once ¥{format_fen(exposure)}, ¥{format_fen(owed)} owed on the earlier "
+                f"loan(s) then."
             ),
             evidence=Evidence(
-                farmers=(hexid(farmer),),
+                farmers=tuple(farmers),
                 loans=(*(r.loan_id for r in earlier), new.loan_id),
-                wallets=tuple(sorted(hexid(x) for x in lenders)),
+                wallets=tuple(sorted(hexid(x) for x in lenders | wallets)),
                 amounts_fen={
                     "new_principal": new.principal_fen,
                     "open_principal": exposure - new.principal_fen,
                     "owed_at_issue": owed,
                     "total_principal": exposure,
                 },
-                figures={"open_loans": str(len(earlier)), "lenders": str(len(lenders))},
+                figures={
+                    "open_loans": str(len(earlier)),
+                    "lenders": str(len(lenders)),
+                    "farmer_ids": str(len(farmers)),
+                },
             ),
             observed_at=new.issued_at,
         )

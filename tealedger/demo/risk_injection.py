@@ -17,6 +17,7 @@ about an injected case. Keys for the wallets a case makes are derived from publi
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,7 +31,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from rich.console import Console
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from api.core.db import open_database
 from api.core.models import Organisation, Role
@@ -42,6 +43,7 @@ from chain.errors import ChainError
 from chain.nodes import AnvilNode, free_port
 from chain.roles import grant_role_once
 from indexer.db import make_engine
+from indexer.models import CoopSeason, Harvest
 from lending.errors import LendingError
 from lending.loans.contracts import DEV_LENDER, DEV_REGISTRAR, LENDER_ROLE
 from lending.loans.disbursement import EscrowTerms, LoanDesk
@@ -103,11 +105,20 @@ class Label:
     lots: set[str] = field(default_factory=set)
     skipped: str | None = None
     """Why the case could not be played (it then counts nowhere)."""
+    also: set[str] = field(default_factory=set)
+    """Other patterns the case is made of (a second farmer id on one wallet is also a shared
+    wallet): their rules' findings about it are right, though it counts in no recall but its
+    own."""
 
     @property
     def pattern(self) -> str:
         """The rule that should find it."""
         return self.case.pattern
+
+    def shows(self, pattern: str) -> bool:
+        """True if a finding of `pattern`'s rule about this case is right: a played case of
+        that pattern, or one made of it too (`also`)."""
+        return self.skipped is None and (pattern == self.pattern or pattern in self.also)
 
     def matches(self, finding: Finding) -> bool:
         """True if the finding is about this case: its subject, or a loan, farmer, wallet or
@@ -214,22 +225,36 @@ class Injector:
 
     def issue(
         self, index: int, principal: int, apr_bps: int = HONEST_APR_BPS, draw_days: int = 30,
-        lender: LocalAccount | None = None, category: str = CATEGORY,
+        lender: LocalAccount | None = None, category: str = CATEGORY, due_days: int = LOAN_DAYS,
+    ) -> tuple[int, str]:  # fmt: skip
+        """Issue and fund a loan to a farmer of the season (its own wallet, its cooperative as
+        agent)."""
+        return self.issue_to(
+            self.fid(index), self.coop_account(index), principal, apr_bps=apr_bps,
+            draw_days=draw_days, lender=lender, category=category, due_days=due_days,
+        )  # fmt: skip
+
+    def issue_to(
+        self, fid: bytes, agent: int, principal: int, *, apr_bps: int = HONEST_APR_BPS,
+        draw_days: int = 30, lender: LocalAccount | None = None, category: str = CATEGORY,
+        due_days: int = LOAN_DAYS, wallet: LocalAccount | None = None,
     ) -> tuple[int, str]:  # fmt: skip
         """Issue and fund a loan through the LoanFactory (the lender's own transaction), signed
-        by the farmer's wallet; total due follows the APR (simple interest over LOAN_DAYS)."""
-        fid, wallet, now = self.fid(index), farmer_wallet(self.fid(index)), chain_now(self.client)
+        by the farmer's wallet (`farmer_wallet` unless given), the dev account `agent` its
+        agent; total due follows the APR (simple interest over `due_days`)."""
+        wallet = wallet or farmer_wallet(fid)
+        now = chain_now(self.client)
         sender = self.lender if lender is None else self.client.sender_for(lender)
         self.invoices += 1
-        interest = principal * apr_bps * LOAN_DAYS // (10_000 * 365)
+        interest = principal * apr_bps * due_days // (10_000 * 365)
         terms = EscrowTerms(
             farmer_id=fid, farmer=wallet.address, lender=sender.address,
             principal_fen=principal, budgets_fen={category: principal},
             schedule_hash=keccak(text=f"risk:{self.seed}:schedule:{self.invoices}"),
             disclosure_hash=keccak(text=f"risk:{self.seed}:disclosure:{self.invoices}"),
             draw_deadline=now + draw_days * DAY, total_due_fen=principal + interest,
-            due_date=now + LOAN_DAYS * DAY, grace_days=10, default_days=30,
-            agent=self.client.accounts[self.coop_account(index)].address, apr_bps=apr_bps,
+            due_date=now + due_days * DAY, grace_days=10, default_days=30,
+            agent=self.client.accounts[agent].address, apr_bps=apr_bps,
         )  # fmt: skip
         self.mint(sender.address, principal)
         self.desk.approve_factory(sender, principal)
@@ -237,13 +262,15 @@ class Injector:
         return issued.loan_id, issued.escrow
 
     def order(
-        self, index: int, escrow: str, merchant: str, fen: int, category: str = CATEGORY
-    ) -> None:
-        """The farmer's cooperative (the loan's agent) orders a payment to a merchant."""
+        self, index: int, escrow: str, merchant: str, fen: int, category: str = CATEGORY,
+        agent: int | None = None,
+    ) -> None:  # fmt: skip
+        """The loan's agent (the farmer's cooperative unless `agent` names another dev account)
+        orders a payment to a merchant."""
         self.invoices += 1
         invoice = keccak(text=f"risk:{self.seed}:invoice:{self.invoices}")
-        agent = self.client.sender(self.coop_account(index))
-        self.desk.order_payment(escrow, merchant, category, fen, invoice, agent)
+        sender = self.client.sender(self.coop_account(index) if agent is None else agent)
+        self.desk.order_payment(escrow, merchant, category, fen, invoice, sender)
 
     def new_lender(self, case: Case) -> LocalAccount:
         """A small lender of the case's own (the factory's lender role, gas)."""
@@ -404,6 +431,36 @@ class Injector:
             self.order(index, escrow, merchant_address(self.client, m), spent, m.category)
 
     def loan_stacking(self, case: Case, label: Label) -> Steps:
+        """Applications at several lenders, or (variant "identity") a second farmer id on the
+        farmer's wallet borrowing while the first id's loan is open."""
+        if case.variant == "identity":
+            return self._second_identity(case, label)
+        return self._applications(case, label)
+
+    def _second_identity(self, case: Case, label: Label) -> Steps:
+        """The farmer borrows and spends `share` of it; `delay_s` later another cooperative
+        registers a second farmer id on the same wallet and a second lender lends to that id
+        (the LoanFactory's one open loan per id does not see it)."""
+        index = self.farmer()
+        fid, wallet = self.fid(index), farmer_wallet(self.fid(index))
+        principal = case.principal_yuan * 100
+        merchant = self.merchant_key(random.Random(case.case_id).choice((0, 1))).address
+        loan1, escrow1 = self.issue(index, principal)
+        self.order(index, escrow1, merchant, int(principal * case.share))
+        yield case.delay_s
+        second = keccak(text=f"risk:{self.seed}:{case.case_id}:farmer")
+        other = next(a for a in COOPERATIVE_ACCOUNTS if a != self.coop_account(index))
+        RecordingService(self.client, other).register_farmers(
+            [FarmerRegistration(farmer=second, wallet=wallet.address)]
+        )
+        loan2, escrow2 = self.issue_to(second, other, principal, lender=self.new_lender(case),
+                                       wallet=wallet)  # fmt: skip
+        self.order(index, escrow2, merchant, int(principal * case.share), agent=other)
+        label.subject, label.loans = f"loan:{loan2}", {loan1, loan2}
+        label.farmers, label.wallets = {hx(fid), hx(second)}, {hx(wallet.address)}
+        label.also = {"shared_wallet"}
+
+    def _applications(self, case: Case, label: Label) -> Steps:
         """The farmer consents to `count` lenders, which all decide on it (the service's own
         decision function) within `delay_s`."""
         index = self.farmer()
@@ -451,11 +508,41 @@ class Injector:
         label.farmers = {hx(self.fid(index))}
 
     def harvest_implausible(self, case: Case, label: Label) -> Steps:
-        """A plot yielding `factor` times its cooperative's season, or (variant "yields") a new
-        processor booking made tea at the mass-balance bound."""
+        """A plot yielding `factor` times its cooperative's season, (variant "yields") a new
+        processor booking made tea at the mass-balance bound, or (variant "pledged") a farmer
+        borrowing `factor` times all its leaf is worth, due within weeks."""
         if case.variant == "yields":
             return self._pinned_yields(case, label)
+        if case.variant == "pledged":
+            return self._over_pledged(case, label)
         return self._plot_yield(case, label)
+
+    def _over_pledged(self, case: Case, label: Label) -> Steps:
+        """The farmer keeps back one more picking of its latest priced season (a lot it holds),
+        then borrows `factor` times what all its leaf of the year is worth at its cooperative's
+        prices, due in `delay_s`, and spends `share` of it at once: whatever it holds is
+        pledged several times over."""
+        index = self.farmer()
+        fid = self.fid(index)
+        index_chain(self.client, self.settings.database_url)
+        picked, _ = _leaf_worth(self.settings.database_url, fid)
+        if picked is None:
+            raise InjectionError("the farmer has no leaf in a season that sold anything")
+        kept = HarvestRecord(farmer=fid, plot=self.region.plot_ids[index][0], grams=3_000,
+                             grade=3, picked_at=picked + HOUR,
+                             record_ref=f"{case.case_id}-kept")  # fmt: skip
+        coop = RecordingService(self.client, self.coop_account(index))
+        lots = [o.lot for o in coop.record_harvests([kept]).outcomes if o.lot]
+        index_chain(self.client, self.settings.database_url)
+        _, worth = _leaf_worth(self.settings.database_url, fid)
+        principal = math.ceil(worth * case.factor / 100) * 100  # whole yuan, rounded up
+        loan, escrow = self.issue(index, principal, draw_days=1,
+                                  due_days=max(2, case.delay_s // DAY))  # fmt: skip
+        merchant = self.merchant_key(random.Random(case.case_id).choice((0, 1))).address
+        self.order(index, escrow, merchant, int(principal * case.share))
+        label.subject, label.loans = f"lot:{hx(lots[0])}", {loan}
+        label.farmers, label.lots = {hx(fid)}, {hx(lot) for lot in lots}
+        yield 0
 
     def _pinned_yields(self, case: Case, label: Label) -> Steps:
         """A processor (a fresh wallet given the role) takes `count` small lots of one farmer's
@@ -578,6 +665,26 @@ def _coop_grams_per_centi_mu(region: Region, cooperative: int, flush: str) -> Fr
     return Fraction(grams, max(1, area))
 
 
+def _leaf_worth(database_url: str, fid: bytes) -> tuple[int | None, Fraction]:
+    """The picking time of the farmer's latest harvest in a cooperative-season that sold
+    something (None if none did), and all the farmer's leaf at its cooperative-seasons' average
+    prices (fen, exact; unpriced seasons are worth nothing yet)."""
+    season = (CoopSeason.cooperative, CoopSeason.season, CoopSeason.fresh_grams,
+              CoopSeason.income_fen)  # fmt: skip
+    leaf = (Harvest.cooperative, Harvest.season, Harvest.grams, Harvest.picked_at)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            seasons = conn.execute(select(*season)).all()
+            rows = conn.execute(select(*leaf).where(Harvest.farmer == fid)).all()
+    finally:
+        engine.dispose()
+    prices = {(bytes(c), s): Fraction(inc, g) for c, s, g, inc in seasons if g > 0 and inc > 0}
+    priced = [(bytes(c), s, g, at) for c, s, g, at in rows if (bytes(c), s) in prices]
+    worth = sum((g * prices[(c, s)] for c, s, g, _ in priced), Fraction(0))
+    return (max(at for *_, at in priced) if priced else None), worth
+
+
 # ---------------------------------------------------------------------------------- scanning
 
 
@@ -633,7 +740,7 @@ def score(
     clean: Sequence[Finding],
 ) -> list[PatternScore]:
     """Per pattern: cases detected, and findings (those not already on the clean run) that
-    are about a case of the pattern."""
+    are about a case of the pattern or a case made of it too (`Label.also`)."""
     before = {f.key for f in clean}
     out = []
     for pattern in patterns:
@@ -644,7 +751,7 @@ def score(
             out.append(PatternScore(pattern, len(played), 0, 0, 0, skipped, registered=False))
             continue
         new = [f for f in findings if f.rule == pattern and f.key not in before]
-        true = [f for f in new if any(x.matches(f) for x in played)]
+        true = [f for f in new if any(x.matches(f) for x in labels if x.shows(pattern))]
         detected = [x for x in played if any(x.matches(f) for f in new)]
         out.append(PatternScore(pattern, len(played), len(detected), len(new), len(true), skipped))
     return out

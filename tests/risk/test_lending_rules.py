@@ -99,8 +99,10 @@ class World:
         drawn: Sequence[tuple[int, int]] = (),
         repaid: Sequence[tuple[int, int]] = (),
         statuses: Sequence[tuple[int, LoanStatus]] = (),
+        borrower: bytes | None = None,
     ) -> None:
-        """A loan with its terms and escrow events (drawn/repaid: (time, fen))."""
+        """A loan with its terms and escrow events (drawn/repaid: (time, fen)); its borrowing
+        wallet is its own unless `borrower` is given."""
         total = total_due if total_due is not None else principal * 108 // 100
         block = next(self.blocks)
         self.add(
@@ -111,7 +113,7 @@ class World:
                     escrow=addr("escrow", loan_id),
                     farmer=farmer,
                     lender=lender,
-                    borrower=addr("wallet", loan_id),
+                    borrower=borrower or addr("wallet", loan_id),
                     agent=bytes(20),
                     principal_fen=principal,
                     block_number=block,
@@ -354,6 +356,23 @@ def test_overlapping_loans_from_other_lenders_are_high(world: World) -> None:
     assert high.evidence.amounts_fen["owed_at_issue"] == 480_000 * 108 // 100
     assert high.explanation_zh.startswith("农户") and "lenders" in high.explanation_en
     assert medium.severity == "medium" and medium.evidence.loans == (3, 4)
+
+
+def test_two_farmer_ids_borrowing_into_one_wallet_are_one_borrower(world: World) -> None:
+    shared = addr("wallet", 90)
+    world.loan(1, F[5], L[1], 400_000, T0, drawn=[(T0 + DAY, 400_000)], borrower=shared)
+    world.loan(2, F[6], L[2], 350_000, T0 + 9 * DAY, drawn=[(T0 + 10 * DAY, 300_000)],
+               borrower=shared)  # fmt: skip
+    world.loan(3, F[7], L[1], 200_000, T0 + 3 * DAY, drawn=[(T0 + 4 * DAY, 200_000)])
+    world.loan(4, F[8], L[2], 200_000, T0 + 5 * DAY, drawn=[(T0 + 6 * DAY, 200_000)])
+    world.now(T0 + 60 * DAY)
+    (found,) = scan(world.engine, "loan_stacking")
+    assert (found.key, found.subject) == ("loan_stacking:overlap:2", f"farmer:{hx(F[6])}")
+    assert found.severity == "high" and found.evidence.loans == (1, 2)
+    assert found.evidence.farmers == tuple(sorted((hx(F[5]), hx(F[6]))))
+    assert hx(shared) in found.evidence.wallets and found.evidence.figures["farmer_ids"] == "2"
+    assert "2 farmer ids borrowing into one wallet" in found.explanation_en
+    assert "共用一个收款钱包" in found.explanation_zh
 
 
 def test_loans_one_after_another_are_not_stacked(world: World) -> None:
