@@ -17,7 +17,7 @@ from api.cooperatives import routes as cooperative_routes
 from api.core import errors, sessions
 from api.core.db import service_engine
 from api.core.follower import Follower
-from api.core.limits import BodyGuard, RateLimiter, RateLimitMiddleware
+from api.core.limits import BodyGuard, RateLimitMiddleware, make_limiter
 from api.core.metrics import HTTP_REQUESTS, count_alerts, count_transactions
 from api.core.query import reject_unknown_query
 from api.core.settings import ApiSettings, get_settings
@@ -93,7 +93,8 @@ def create_app(
     errors.install(app)
     # The last added runs first: a caller out of tokens is refused before its body is read.
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limit_per_minute))
+    limiter = make_limiter(engine, settings.rate_limit_per_minute)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.middleware("http")(_count_requests)
     for router in ROUTERS:
         app.include_router(router)

@@ -58,8 +58,29 @@ class PendingTx:
     tx: dict[str, Any] = field(repr=False)
 
 
+NONCE_RETRIES = 5
+"""How often a send is signed again after another process took its nonce."""
+NONCE_TAKEN = (
+    "nonce too low",
+    "replacement transaction underpriced",
+    "nonce has already been used",
+)
+"""What nodes (anvil, ganache, geth) say when a nonce is used by another transaction."""
+
+
+class NonceTakenError(TransactionError):
+    """The node refused the transaction: its nonce is used by another (not this one)."""
+
+
+def _nonce_taken(exc: BaseException) -> bool:
+    """True if the node's refusal says the nonce is used already."""
+    text = str(exc).lower()
+    return any(phrase in text for phrase in NONCE_TAKEN)
+
+
 class Sender:
-    """Sends transactions for one local account."""
+    """Sends transactions for one local account. Several processes may sign with one key:
+    a nonce another took first is taken again from the node (`NONCE_RETRIES` times)."""
 
     def __init__(
         self,
@@ -157,15 +178,24 @@ class Sender:
         tx["gas"] = gas if gas is not None else self.estimate_gas(tx)
         tx.update(fees or self.fees())
         tx["chainId"] = self._chain_id
-        tx["nonce"] = self._next_nonce()
-        signed = self._account.sign_transaction(tx)
-        try:
-            self._submit(signed.raw_transaction, HexBytes(signed.hash), tx["nonce"])
-        except Exception:
-            # The nonce may now be a gap: resync from the node on the next send.
-            self.reset_nonce()
-            raise
-        return PendingTx(HexBytes(signed.hash), tx["nonce"], tx)
+        for attempt in range(NONCE_RETRIES + 1):
+            tx["nonce"] = self._next_nonce()
+            signed = self._account.sign_transaction(tx)
+            try:
+                self._submit(signed.raw_transaction, HexBytes(signed.hash), tx["nonce"])
+            except NonceTakenError:
+                # Another process signing with this key used the nonce first; this transaction
+                # was refused, so it can never run: sign it again with the node's next nonce.
+                self.reset_nonce()
+                if attempt == NONCE_RETRIES:
+                    raise
+                continue
+            except Exception:
+                # The nonce may now be a gap: resync from the node on the next send.
+                self.reset_nonce()
+                raise
+            return PendingTx(HexBytes(signed.hash), tx["nonce"], tx)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def send_many(
         self, calls: Iterable[Call], *, gas: int | None = None, value: int = 0
@@ -201,6 +231,8 @@ class Sender:
                 if self._benign_duplicate(exc, tx_hash):
                     return
                 self._raise_decoded(exc)
+                if _nonce_taken(exc):
+                    raise NonceTakenError(f"nonce {nonce} already used: {exc}") from exc
                 raise TransactionError(f"node rejected tx (nonce {nonce}): {exc}") from exc
 
     def _benign_duplicate(self, exc: BaseException, tx_hash: HexBytes) -> bool:

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
@@ -160,6 +161,71 @@ class RateLimiter:
             return False, (1 - bucket.tokens) / self.rate
 
 
+SWEEP_EVERY = 1024
+"""A shared limiter forgets full buckets after this many charges (per process)."""
+
+# One statement charges a caller: the bucket is refilled for the time since its last charge
+# (by the database's clock), then one token is taken if there is one. The row lock of the
+# upsert serialises concurrent charges of one caller across every process.
+_REFILL = "LEAST(:capacity, b.tokens + GREATEST(0, EXCLUDED.updated_at - b.updated_at) * :rate)"
+_CHARGE = text(f"""
+INSERT INTO api_rate_bucket AS b (caller, tokens, updated_at, allowed)
+VALUES (:caller, :capacity - 1, EXTRACT(EPOCH FROM clock_timestamp())::float8, true)
+ON CONFLICT (caller) DO UPDATE SET
+    tokens = {_REFILL} - CASE WHEN {_REFILL} >= 1 THEN 1 ELSE 0 END,
+    allowed = {_REFILL} >= 1,
+    updated_at = EXCLUDED.updated_at
+RETURNING allowed, tokens
+""")
+_SWEEP = text(
+    "DELETE FROM api_rate_bucket "
+    "WHERE updated_at < EXTRACT(EPOCH FROM clock_timestamp())::float8 - :full_after"
+)
+
+
+class SharedRateLimiter:
+    """The token bucket of `RateLimiter`, kept in PostgreSQL's `api_rate_bucket`, so every
+    `tealedger serve` on the database charges the same buckets: two processes do not give a
+    caller twice the limit. Buckets that would be full again are swept now and then."""
+
+    def __init__(self, engine: Engine, per_minute: int, sweep_every: int = SWEEP_EVERY) -> None:
+        if engine.dialect.name != "postgresql":
+            raise ValueError(
+                "a shared rate limiter needs PostgreSQL; SQLite keeps buckets in memory"
+            )
+        self.engine = engine
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.sweep_every = sweep_every
+        self._charges = 0
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> tuple[bool, float]:
+        """(allowed, seconds until the next token)."""
+        params = {"caller": key[:80], "capacity": self.capacity, "rate": self.rate}
+        with self.engine.begin() as conn:
+            allowed, tokens = conn.execute(_CHARGE, params).one()
+            if self._sweep_due():
+                conn.execute(_SWEEP, {"full_after": self.capacity / self.rate + 1})
+        return bool(allowed), 0.0 if allowed else (1 - tokens) / self.rate
+
+    def _sweep_due(self) -> bool:
+        """Every `sweep_every`-th charge of this process."""
+        with self._lock:
+            self._charges += 1
+            return self._charges % self.sweep_every == 0
+
+
+Limiter = RateLimiter | SharedRateLimiter
+
+
+def make_limiter(engine: Engine, per_minute: int) -> Limiter:
+    """The shared limiter on PostgreSQL (several processes may serve it), else in memory."""
+    if engine.dialect.name == "postgresql":
+        return SharedRateLimiter(engine, per_minute)
+    return RateLimiter(per_minute)
+
+
 class ValidKeys:
     """Which API key digests belong to an active key, remembered for a short while (bounded)."""
 
@@ -207,14 +273,18 @@ class RateLimitMiddleware(BaseHTTPMiddleware):
     without one, or with a key that is not valid, spends its client address's tokens, so
     random keys do not get fresh buckets."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, keys: ValidKeys | None = None) -> None:
+    def __init__(self, app: ASGIApp, limiter: Limiter, keys: ValidKeys | None = None) -> None:
         super().__init__(app)
         self.limiter = limiter
         self.keys = keys or ValidKeys()
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         """Charge one token to the caller."""
-        allowed, wait = self.limiter.allow(await self._caller(request))
+        caller = await self._caller(request)
+        if isinstance(self.limiter, SharedRateLimiter):
+            allowed, wait = await run_in_threadpool(self.limiter.allow, caller)
+        else:
+            allowed, wait = self.limiter.allow(caller)
         if not allowed:
             return JSONResponse(
                 {"detail": "too many requests; wait a little and try again"},

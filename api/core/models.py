@@ -101,6 +101,19 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
+class RateBucket(SQLModel, table=True):
+    """A caller's token bucket shared by every service process on a PostgreSQL database
+    (`api.core.limits.SharedRateLimiter`): tokens left, when last charged (unix seconds by the
+    database's clock, so processes on several hosts agree) and whether that charge passed."""
+
+    __tablename__ = "api_rate_bucket"
+
+    caller: str = Field(primary_key=True, max_length=80)
+    tokens: float
+    updated_at: float = Field(index=True)
+    allowed: bool
+
+
 class PageLogin(SQLModel, table=True):
     """A browser's login: the cookie holds a random token, only its SHA-256 is stored here.
 

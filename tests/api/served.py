@@ -101,9 +101,10 @@ class Made(NamedTuple):
 class Service:
     """A running `tealedger serve` and an HTTP client on it."""
 
-    def __init__(self, base: str, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
         self.base = base
         self.proc = proc
+        self.log = log
         self.http = httpx.Client(base_url=base, timeout=60)
 
     def post(self, path: str, key: str, body: dict | list | None = None) -> dict:
@@ -131,11 +132,12 @@ class Service:
         return Made(org["id"], made["api_key"]["key"], org["chain_address"])
 
     def health(self) -> dict | None:
-        """/healthz, or None while nothing answers."""
+        """/healthz, or None while nothing answers (or it is refused: out of tokens)."""
         try:
-            return self.http.get("/healthz", timeout=2).json()
+            response = self.http.get("/healthz", timeout=2)
         except httpx.TransportError:
             return None
+        return response.json() if response.status_code == 200 else None
 
     def indexed(self, block: int) -> dict:
         """Wait until the follower has indexed `block`; the health report then."""
@@ -149,34 +151,61 @@ class Service:
 def served(data_dir: Path, node: ProcessNode, database_url: str) -> Iterator[Service]:
     """`tealedger serve` on a free loopback port, following `node`; ready once its follower is
     following. On exit: SIGTERM, and the checks that it shut down cleanly and left nothing."""
-    env = cli_env(
-        data_dir, node, TEALEDGER_ORG_KEYSTORE_PASSWORD=PASSWORD, DATABASE_URL=database_url
-    )
+    service = start_service(data_dir, node, database_url)
+    try:
+        yield service
+    finally:
+        stop_service(service)
+
+
+def start_service(
+    data_dir: Path, node: ProcessNode, database_url: str, name: str = "serve",
+    ready: tuple[str, ...] = ("following",), **env: str,
+) -> Service:  # fmt: skip
+    """Start `tealedger serve` (log `<data_dir>/<name>.log`, `env` added to the operator's
+    environment) and wait until /healthz shows its follower in one of the `ready` states."""
+    env = cli_env(data_dir, node, TEALEDGER_ORG_KEYSTORE_PASSWORD=PASSWORD,
+                  DATABASE_URL=database_url, **env)  # fmt: skip
     port = free_port()
-    log_path = data_dir / "serve.log"
     cmd = [sys.executable, "-m", "tealedger.cli", "serve", "--port", str(port), "--poll", "0.1"]
-    with log_path.open("wb") as log:
+    with (data_dir / f"{name}.log").open("wb") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
-        service = Service(f"http://127.0.0.1:{port}", proc)
-        try:
-            ready = until(
-                lambda: (h := service.health()) and h["indexer"]["state"] == "following" and h,
-                "the follower to reach the head",
-            )
-            assert isinstance(ready, dict) and ready["status"] == "ok", ready
-            yield service
-        finally:
-            service.http.close()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # our own process group only
-                raise
-    output = log_path.read_text()
+    service = Service(f"http://127.0.0.1:{port}", proc, data_dir / f"{name}.log")
+    try:
+        up = until(
+            lambda: (h := service.health()) and h["indexer"]["state"] in ready and h,
+            f"the follower to be {'/'.join(ready)}",
+        )
+        assert isinstance(up, dict) and up["status"] == "ok", up
+    except BaseException:
+        kill_service(service)
+        raise
+    return service
+
+
+def stop_service(service: Service) -> None:
+    """SIGTERM, then the checks that it shut down cleanly and left no process behind."""
+    service.http.close()
+    proc = service.proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # our own process group only
+        proc.wait(timeout=30)
+        raise
+    output = service.log.read_text()
     # uvicorn shuts down gracefully, then re-raises the signal it caught (exit by SIGTERM)
     assert code in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output, output
     assert "indexer follower stopped" in output, output
     assert not group_alive(proc.pid), "SIGTERM left a process of the service behind"
+
+
+def kill_service(service: Service) -> None:
+    """SIGKILL to the service's process group (a crash: nothing runs its shutdown)."""
+    service.http.close()
+    if group_alive(service.proc.pid):
+        os.killpg(service.proc.pid, signal.SIGKILL)  # our own process group only
+    service.proc.wait(timeout=30)

@@ -197,3 +197,22 @@ def test_a_node_lost_after_the_send_leaves_the_outcome_in_doubt_not_denied(anvil
     # the node did record it: a caller told "nothing was written" would have been misled
     assert client.w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
     assert token.functions.balanceOf(farmer).call() == 5
+
+
+@needs_node()
+def test_two_senders_on_one_key_take_fresh_nonces(anvil_node, tmp_path):
+    """Two processes signing with one key (two services): the one whose nonce was taken
+    signs again with the node's next nonce instead of failing."""
+    client = client_for(anvil_node, tmp_path)
+    token = deploy_token(client)
+    account, farmer = client.accounts[0], client.accounts[7].address
+    first = Sender(client.w3, account, client.decoder)
+    second = Sender(Web3(HTTPProvider(anvil_node.url)), account, client.decoder)
+    before = client.w3.eth.get_transaction_count(account.address)
+    first.transact(token.functions.mint(farmer, 1), gas=MINT_GAS)
+    second.transact(token.functions.mint(farmer, 2), gas=MINT_GAS)  # caches the next nonce
+    for _ in range(3):  # each now holds a nonce the other used: every send must retry
+        first.transact(token.functions.mint(farmer, 10), gas=MINT_GAS)
+        second.transact(token.functions.mint(farmer, 20), gas=MINT_GAS)
+    assert token.functions.balanceOf(farmer).call() == 3 + 3 * 30, "each mint ran exactly once"
+    assert client.w3.eth.get_transaction_count(account.address) == before + 8
