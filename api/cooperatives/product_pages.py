@@ -74,7 +74,7 @@ def _page(
 def coop_products(
     request: Request, session: SessionDep, settings: SettingsDep, page: CoopPage
 ) -> HTMLResponse:
-    """Products with their GTINs and the lots packed as them (产品与条码)."""
+    """Products with their GTINs and the lots packed as them (产品条码)."""
     return _page(request, session, settings, page)
 
 

@@ -165,7 +165,7 @@ def _resolve(request: Request, session: Session, base: str, wanted: str | None) 
     return _redirect(targets.get(kind or DEFAULT_LINK, trace), anchor)
 
 
-@router.get("/01/{rest:path}", response_class=HTMLResponse)
+@router.get("/01/{identifiers:path}", response_class=HTMLResponse)
 def resolve(
     request: Request, session: SessionDep, base: BaseUrlDep, wanted: LinkType = None
 ) -> Response:

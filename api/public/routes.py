@@ -21,7 +21,10 @@ def trace_lot(lot: Id32Path, chain: ChainDep) -> PublicTrace:
 
 @router.get("/lots/{lot}/qr.svg", response_class=Response)
 def lot_qr(lot: Id32Path, base: BaseUrlDep, session: SessionDep) -> Response:
-    """The QR code printed on the lot's packages: its GS1 Digital Link once the lot is packed
-    as a product, else its trace page."""
+    """The QR code printed on the lot's packages: its Digital Link once packed, else its trace.
+
+    A lot packed as a product (a GTIN and a lot code) carries `{base}/01/{gtin}/10/{lot code}`
+    (api/public/resolver.py); any other lot its trace page's address.
+    """
     svg = qr_svg(package_url(session, base, parse_lot(lot)))
     return Response(svg, media_type="image/svg+xml")
