@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.core.deps import SessionDep
 from api.core.errors import ROOTS, NotFound, body_of, status_of
@@ -63,14 +63,23 @@ def epcis_document_path(lot: str) -> str:
     return f"/epcis/lots/{lot}/document"
 
 
+def packed_as(session: Session, lot: bytes) -> tuple[ProductLot, Product] | None:
+    """The product a lot is packed as, with its lot code (None: not packed)."""
+    row = session.exec(
+        select(ProductLot, Product)
+        .join(Product, col(Product.gtin) == col(ProductLot.gtin))
+        .where(ProductLot.lot == "0x" + lot.hex())
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 def package_url(session: Session, base: str, lot: bytes) -> str:
     """What a lot's QR code carries: its Digital Link once packed as a product, else the trace
     page (the one choice every QR code of a lot goes through)."""
-    lot_hex = "0x" + lot.hex()
-    packed = session.exec(select(ProductLot).where(ProductLot.lot == lot_hex)).first()
+    packed = packed_as(session, lot)
     if packed is None:
-        return f"{base}/trace/{lot_hex}"
-    return digital_link(base, packed.gtin, packed.lot_code)
+        return f"{base}/trace/0x{lot.hex()}"
+    return digital_link(base, packed[0].gtin, packed[0].lot_code)
 
 
 def _wants_machine(request: Request) -> bool:

@@ -176,6 +176,9 @@ def test_the_trace_page_shows_the_digital_link(world, packed):  # noqa: F811
     page = world.http.get(f"/trace/{packed['lot']}")
     assert page.status_code == 200
     assert f"http://testserver/01/{GTIN14}/10/{packed['packed']['lot_code']}" in page.text
+    named = page.text.split('id="product"')[1].split("</p>")[0]
+    assert "恩施玉露" in named and "Enshi Yulu" in named and packed["packed"]["lot_code"] in named
+    assert 'id="product"' not in world.http.get(f"/trace/{packed['spare']}").text
 
 
 # ------------------------------------------------------------------------------------ resolver
