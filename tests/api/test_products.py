@@ -11,7 +11,7 @@ import html
 import pytest
 
 from api.core.models import Role
-from tests.api.test_cooperatives import Org, World, world  # noqa: F401 - shared module fixture
+from tests.api.test_cooperatives import Org, World, _login, world  # noqa: F401 - shared module fixture
 from traceability.digital_link import lot_code_for
 
 GTIN13 = "4006381333931"
@@ -150,6 +150,36 @@ def test_a_lot_code_names_one_lot_of_a_product(world, packed):  # noqa: F811
     coop = packed["coop"]
     taken = _pack(world, coop, packed["spare"], GTIN13, packed["packed"]["lot_code"])
     assert taken.status_code == 409 and "another lot" in taken.json()["detail"]
+
+
+# ------------------------------------------------------------------------------------ page
+
+
+def test_the_products_page_forms_refuse_with_the_reason(world, packed):  # noqa: F811
+    coop, other = packed["coop"], packed["other"]
+    browser = _login(world, coop)
+    home = browser.get("/coop/products")
+    assert home.status_code == 200 and f'data-gtin="{GTIN14}"' in home.text
+    assert f'data-lot="{packed["lot"]}"' in home.text and packed["spare"] in home.text
+    assert packed["others_lot"] not in home.text, "only the cooperative's own lots to pack"
+    csrf = home.text.split('name="csrf" value="')[1].split('"')[0]
+    product = {"gtin": "4006381333932", "name_zh": "茶", "name_en": "tea", "csrf": csrf}
+    bad = browser.post("/coop/products", data=product)
+    assert bad.status_code == 422 and "check digit" in html.unescape(bad.text)
+    blank = browser.post("/coop/products", data={**product, "gtin": "96385074", "name_zh": " "})
+    assert blank.status_code == 422 and 'id="errors"' in blank.text
+    pack = {"lot": packed["others_lot"], "gtin": GTIN14, "lot_code": "", "csrf": csrf}
+    foreign = browser.post("/coop/products/lots", data=pack)
+    assert foreign.status_code == 403 and "not made by your cooperative" in foreign.text
+    for lot, code in (("0x12", ""), ("\x00" * 60, ""), (packed["spare"], "批次")):
+        hostile = browser.post("/coop/products/lots", data={**pack, "lot": lot, "lot_code": code})
+        assert hostile.status_code in (400, 422), hostile.text[:200]
+    forged = browser.post("/coop/products", data={**product, "csrf": "0" * 64})
+    assert forged.status_code == 403
+    theirs = _login(world, other)
+    other_csrf = theirs.get("/coop/products").text.split('name="csrf" value="')[1].split('"')[0]
+    retire = theirs.post(f"/coop/products/{GTIN14}/retire", data={"csrf": other_csrf})
+    assert retire.status_code == 403
 
 
 # ------------------------------------------------------------------------------------ QR code
