@@ -47,6 +47,8 @@ router = page_router()
 LINKSET = "application/linkset+json"
 # What a machine asks for in Accept; a browser's Accept names text/html.
 _MACHINE = ("application/linkset+json", "application/json", "application/ld+json")
+# Public answers any web app may read (GS1 resolver standard 1.1: resolvers allow every origin).
+_SHARED = {"Vary": "Accept", "Access-Control-Allow-Origin": "*"}
 LinkType = Annotated[
     str | None,
     Query(alias="linkType", max_length=200, description="gs1:traceability, gs1:pip, all, ..."),
@@ -97,13 +99,13 @@ def _linkset(anchor: str, links: dict[str, dict[str, Any]]) -> JSONResponse:
     """The RFC 9264 linkset of `anchor` (relations named by their GS1 vocabulary URIs)."""
     context = {GS1_VOC + rel: [target] for rel, target in links.items()}
     body = {"linkset": [{"anchor": anchor, **context}]}
-    return JSONResponse(body, media_type=LINKSET, headers={"Vary": "Accept"})
+    return JSONResponse(body, media_type=LINKSET, headers=_SHARED)
 
 
 def _redirect(url: str, anchor: str) -> RedirectResponse:
     """307 to a link, naming the linkset of everything the identifier has (GS1 resolver 1.1)."""
     linkset = f'<{anchor}?linkType=all>; rel="linkset"; type="{LINKSET}"'
-    return RedirectResponse(url, 307, headers={"Link": linkset, "Vary": "Accept"})
+    return RedirectResponse(url, 307, headers={"Link": linkset, **_SHARED})
 
 
 def _product(session: Session, gtin: str) -> Product:

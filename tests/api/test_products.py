@@ -224,6 +224,7 @@ def test_a_browser_is_sent_to_the_trace_page(world, packed):  # noqa: F811
         assert sent.status_code == 307, sent.text
         assert sent.headers["location"] == f"http://testserver/trace/{lot}"
         assert 'rel="linkset"' in sent.headers["link"]
+        assert sent.headers["access-control-allow-origin"] == "*"
 
 
 @pytest.mark.parametrize("link_type", ["gs1:traceability", "https://gs1.org/voc/traceability"])
@@ -258,6 +259,7 @@ def test_machines_get_the_linkset(world, packed, params, accept):  # noqa: F811
     code, lot = packed["packed"]["lot_code"], packed["lot"]
     got = world.http.get(f"/01/{GTIN14}/10/{code}", params=params, headers={"Accept": accept})
     assert got.status_code == 200 and got.headers["content-type"].startswith(LINKSET)
+    assert got.headers["vary"] == "Accept" and got.headers["access-control-allow-origin"] == "*"
     (links,) = got.json()["linkset"]
     assert links["anchor"] == f"http://testserver/01/{GTIN14}/10/{code}"
     trail = links["https://gs1.org/voc/traceability"][0]
