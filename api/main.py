@@ -29,6 +29,7 @@ from api.merchants import pages as merchant_pages
 from api.merchants import routes as merchant_routes
 from api.ops import routes as ops_routes
 from api.public import pages as public_pages
+from api.public import resolver as public_resolver
 from api.public import routes as public_routes
 from api.regulator import pages as regulator_pages
 from api.regulator import routes as regulator_routes
@@ -50,6 +51,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     regulator_routes.router,
     sessions.router,
     public_pages.router,
+    public_resolver.router,
     cooperative_pages.router,
     lender_pages.router,
     merchant_pages.router,

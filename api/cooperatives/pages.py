@@ -239,7 +239,8 @@ def coop_upload_harvests(
     )
 
 
-from api.cooperatives import loan_pages, offer_pages  # noqa: E402 - they share this router
+from api.cooperatives import loan_pages, offer_pages, product_pages  # noqa: E402 - they share this router
 
 router.include_router(loan_pages.router)
 router.include_router(offer_pages.router)
+router.include_router(product_pages.router)

@@ -24,7 +24,7 @@ from fastapi import (
     status,
 )
 
-from api.cooperatives import consents, harvests, loans, members, offers
+from api.cooperatives import consents, harvests, loans, members, offers, products
 from api.cooperatives.consents import ConsentRequest, SignedConsent
 from api.cooperatives.harvests import MAX_HARVEST_BATCH, HarvestIn, HarvestLots, HarvestSubmission
 from api.cooperatives.loans import (
@@ -36,6 +36,13 @@ from api.cooperatives.loans import (
     OrderPublic,
 )
 from api.cooperatives.offers import MemberOffer, MemberOfferToSign
+from api.cooperatives.products import (
+    GtinPath,
+    ProductCreate,
+    ProductLotIn,
+    ProductLotPublic,
+    ProductPublic,
+)
 from api.cooperatives.schemas import (
     FarmerCreate,
     FarmerPublic,
@@ -213,6 +220,58 @@ def get_lot(
 ) -> HarvestLotPublic:
     """One of your harvest lots."""
     return harvests.lot_detail(session, chain, settings, coop, lot, base)
+
+
+# ------------------------------------------------------------------------------------ products
+
+
+@router.post("/products", status_code=status.HTTP_201_CREATED, response_model=ProductPublic)
+def create_product(
+    body: ProductCreate, session: SessionDep, coop: CoopOrg, base: BaseUrlDep
+) -> ProductPublic:
+    """Register a product by its GTIN (check digit verified; 409 if registered already)."""
+    return products.create_product(session, coop, body, base)
+
+
+@router.get("/products", response_model=Page[ProductPublic])
+def list_products(
+    session: SessionDep,
+    page: PageDep,
+    coop: CoopOrg,
+    base: BaseUrlDep,
+    retired: Annotated[bool, Query(description="retired products too")] = False,
+) -> Page[ProductPublic]:
+    """Your products, newest first, with their Digital Link and how many lots they packed."""
+    return products.list_products(session, coop, page, base, retired)
+
+
+@router.post("/products/{gtin}/retire", response_model=ProductPublic)
+def retire_product(
+    gtin: GtinPath, session: SessionDep, coop: CoopOrg, base: BaseUrlDep
+) -> ProductPublic:
+    """Retire a product: no new lots are packed as it; its packed lots keep resolving."""
+    return products.retire_product(session, coop, gtin, base)
+
+
+@router.get("/products/{gtin}/lots", response_model=list[ProductLotPublic])
+def product_lots(
+    gtin: GtinPath, session: SessionDep, coop: CoopOrg, base: BaseUrlDep
+) -> list[ProductLotPublic]:
+    """The lots packed as one of your products (the newest 100), with their Digital Links."""
+    return products.product_lots(session, coop, gtin, base)
+
+
+@router.put("/lots/{lot}/product", response_model=ProductLotPublic)
+def assign_product(
+    lot: Id32Path,
+    body: ProductLotIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    coop: CoopOrg,
+    base: BaseUrlDep,
+) -> ProductLotPublic:
+    """Pack a lot you made as one of your products, with a lot code for its QR code."""
+    return products.assign_lot(session, settings, coop, lot, body, base)
 
 
 # ------------------------------------------------------------------------------------ loans

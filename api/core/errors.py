@@ -59,6 +59,7 @@ from lending.errors import (
 from lending.loans.errors import ContractRuleError, LoanTermsError, OrderNotExecutedError
 from risk.alerts import AlertError, AlertNotFoundError, AlertTransitionError
 from risk.scan import UnknownRuleError
+from traceability.digital_link import DigitalLinkError
 from traceability.errors import (
     ChainRejectedError,
     InvalidRecordError,
@@ -148,6 +149,7 @@ STATUS: dict[type[BaseException], int] = {
     InvalidRecordError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     NotDeployedError: status.HTTP_503_SERVICE_UNAVAILABLE,
     LotNotFoundError: status.HTTP_404_NOT_FOUND,
+    DigitalLinkError: status.HTTP_400_BAD_REQUEST,  # a GTIN's check digit, a lot code's syntax
     # lending
     LendingError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     ContractRuleError: status.HTTP_409_CONFLICT,

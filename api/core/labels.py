@@ -107,6 +107,14 @@ WALLET_KIND: dict[str, Label] = {
     "mint": ("发行", "mint"),
     "unknown": ("未知", "unknown"),
 }
+# The flush a product's leaf was picked in (api/cooperatives/products.py).
+FLUSH: dict[str, Label] = {
+    "spring": ("春茶", "spring flush"),
+    "summer": ("夏茶", "summer flush"),
+    "autumn": ("秋茶", "autumn flush"),
+    "winter": ("冬茶", "winter"),
+}
+
 SEVERITY: dict[str, Label] = {
     "high": ("高", "high"),
     "medium": ("中", "medium"),
@@ -179,6 +187,11 @@ def wallet_kind_label(kind: str) -> str:
     return both(WALLET_KIND, kind)
 
 
+def flush_label(flush: str) -> str:
+    """A product's flush: 春茶 spring flush, ..."""
+    return both(FLUSH, flush)
+
+
 def severity_label(severity: str) -> str:
     """A finding's severity: 高 high, 中 medium, 低 low."""
     return both(SEVERITY, severity)
@@ -194,4 +207,5 @@ templates.env.filters["category"] = category_label
 templates.env.filters["offer_status"] = offer_status_label
 templates.env.filters["alert_status"] = alert_status_label
 templates.env.filters["severity"] = severity_label
+templates.env.filters["flush"] = flush_label
 templates.env.filters["wallet_kind"] = wallet_kind_label

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 from pydantic import Field as PydField
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from api.core.types import Text
@@ -212,3 +213,40 @@ class OfferDecline(SQLModel, table=True):
     offer_id: str = Field(max_length=32, primary_key=True)
     farmer_id: str = Field(max_length=66, index=True)
     declined_at: datetime = Field(default_factory=utcnow)
+
+
+# ------------------------------------------------------------------------------------ products
+
+
+class Product(SQLModel, table=True):
+    """A cooperative's packaged product: its GTIN (14 digits, check digit verified) and names.
+
+    Master data, not chain data: a GTIN names what is in a package, the lot code which lot it
+    came from (`product_lot`). A retired product keeps its row, so old packages still resolve.
+    """
+
+    __tablename__ = "product"
+
+    id: int | None = Field(default=None, primary_key=True)
+    gtin: str = Field(max_length=14, unique=True)
+    cooperative_id: int = Field(foreign_key="api_organisation.id", index=True)
+    name_zh: str = Field(max_length=120)
+    name_en: str = Field(max_length=120)
+    grade: int | None = None
+    flush: str | None = Field(default=None, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    retired_at: datetime | None = None
+
+
+class ProductLot(SQLModel, table=True):
+    """A lot packed as a product: (GTIN, lot code) is what AI (01) and AI (10) carry."""
+
+    __tablename__ = "product_lot"
+    __table_args__ = (UniqueConstraint("gtin", "lot_code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    lot: str = Field(max_length=66, unique=True, description="0x lot id on chain")
+    gtin: str = Field(max_length=14, foreign_key="product.gtin", index=True)
+    lot_code: str = Field(max_length=20)
+    cooperative_id: int = Field(foreign_key="api_organisation.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -57,6 +57,7 @@ NAV_LINKS: dict[Role, tuple[tuple[str, str, str], ...]] = {
         ("/coop/members", "社员", "Members"),
         ("/coop/offers", "社员报价", "Members' offers"),
         ("/coop/loans", "社员贷款", "Members' loans"),
+        ("/coop/products", "产品条码", "Products"),
         ("/supply", "茶批结算", "Lot settlement"),
     ),
     Role.MERCHANT: (

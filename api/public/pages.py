@@ -12,6 +12,7 @@ from api.core.links import base_url
 from api.core.models import Organisation
 from api.core.pages import page_router
 from api.core.templates import templates
+from api.public.resolver import package_url, packed_as
 from api.public.trace import parse_lot, public_trace, qr_svg
 
 router = page_router()
@@ -28,10 +29,19 @@ def trace_page(
     request: Request, lot: str, chain: ChainDep, settings: SettingsDep, session: SessionDep
 ) -> HTMLResponse:
     """The public trace page a package's QR code opens (溯源)."""
-    trace = public_trace(chain, parse_lot(lot))
-    url = f"{base_url(request, settings.public_base_url)}/trace/{trace.lot}"
+    key = parse_lot(lot)
+    trace = public_trace(chain, key)
+    url = package_url(session, base_url(request, settings.public_base_url), key)
     names = organisation_names(session, trace.cooperatives)
-    context = {"trace": trace, "qr": Markup(qr_svg(url)), "url": url, "names": names}
+    packed = packed_as(session, key)
+    context = {
+        "trace": trace,
+        "qr": Markup(qr_svg(url)),
+        "url": url,
+        "names": names,
+        "product": packed[1] if packed else None,
+        "lot_code": packed[0].lot_code if packed else None,
+    }
     return templates.TemplateResponse(request, "trace.html", context)
 
 

@@ -394,3 +394,13 @@ def test_bulk_writer_splits_rows_over_statements(
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT * FROM raw_event ORDER BY log_index")).all()
     assert [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in stored] == rows
+
+
+def test_0012_products_go_back_and_come_again(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    assert {"product", "product_lot"} <= _tables(engine)
+    _move_to(engine, "0011", command.downgrade)
+    assert not {"product", "product_lot"} & _tables(engine)
+    _move_to(engine, "head")
+    assert {"product", "product_lot"} <= _tables(engine) and _diff(engine) == []
