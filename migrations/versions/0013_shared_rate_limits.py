@@ -1,7 +1,7 @@
 """api_rate_bucket: rate-limit buckets shared by every service process on one database
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07 00:10:00.000000
 
 Two `tealedger serve` processes on one PostgreSQL database must charge one bucket per caller,
@@ -17,8 +17,8 @@ from alembic import op
 
 from migrations.adopt import create_table
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
