@@ -1,0 +1,220 @@
+"""The EPCIS 2.0 common query parameters over the indexed events (a SimpleEventQuery subset).
+
+Supported: eventType, GE_eventTime, LT_eventTime, EQ_action, EQ_bizStep, EQ_disposition,
+MATCH_anyEPC, MATCH_epcClass, MATCH_anyEPCClass, EQ_transformationID, perPage,
+nextPageToken. Lists are pipe-delimited (the REST binding's `style: pipeDelimited`). URIs
+match exactly. Lots are classes (quantity lists), so MATCH_anyEPC, which looks only at
+instance-level EPC lists, never matches an event written here. Anything else is a
+QueryParameterError naming the parameter.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Connection
+
+from traceability.epcis.events import EpcisEvent, Scope, read_events
+from traceability.epcis.ids import GlnLookup
+
+DEFAULT_PER_PAGE = 30
+MAX_PER_PAGE = 1000
+MAX_VALUES = 100
+EVENT_TYPES = frozenset(
+    {
+        "ObjectEvent",
+        "AggregationEvent",
+        "TransactionEvent",
+        "TransformationEvent",
+        "AssociationEvent",
+    }
+)
+ACTIONS = frozenset({"ADD", "OBSERVE", "DELETE"})
+LIST_PARAMETERS = (
+    "eventType",
+    "EQ_action",
+    "EQ_bizStep",
+    "EQ_disposition",
+    "MATCH_anyEPC",
+    "MATCH_epcClass",
+    "MATCH_anyEPCClass",
+    "EQ_transformationID",
+)
+PARAMETERS = frozenset(
+    {*LIST_PARAMETERS, "GE_eventTime", "LT_eventTime", "perPage", "nextPageToken"}
+)
+_TOKEN = re.compile(r"([0-9]{1,19}):([0-9]{1,9})")
+
+
+class QueryParameterError(ValueError):
+    """A query parameter the query cannot use (EPCIS QueryParameterException)."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """A parsed query: each filter None when absent."""
+
+    event_types: frozenset[str] | None = None
+    ge_time: int | None = None
+    lt_time: int | None = None
+    actions: frozenset[str] | None = None
+    biz_steps: frozenset[str] | None = None
+    dispositions: frozenset[str] | None = None
+    any_epc: frozenset[str] | None = None
+    epc_classes: frozenset[str] | None = None
+    any_epc_classes: frozenset[str] | None = None
+    transformation_ids: frozenset[str] | None = None
+    per_page: int = DEFAULT_PER_PAGE
+    after: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of events and the token of the next (None on the last page)."""
+
+    events: list[EpcisEvent]
+    next_page_token: str | None
+
+
+def _values(name: str, text: str) -> frozenset[str]:
+    """A pipe-delimited list of non-empty values."""
+    values = text.split("|")
+    if len(values) > MAX_VALUES:
+        raise QueryParameterError(name, f"at most {MAX_VALUES} values")
+    if any(not v.strip() or len(v) > 300 for v in values):
+        raise QueryParameterError(name, "empty or overlong value in the |-separated list")
+    return frozenset(values)
+
+
+def _time(name: str, text: str) -> int:
+    """An ISO 8601 time with an offset (or Z), as Unix seconds."""
+    try:
+        moment = datetime.fromisoformat(text)
+        moment.timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise QueryParameterError(name, "not an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        raise QueryParameterError(name, "the time needs an offset, e.g. Z or +08:00")
+    # A fraction of a second still counts: GE rounds up, LT rounds up (blocks have whole seconds).
+    whole = int(moment.timestamp())
+    return whole + (1 if moment.timestamp() > whole else 0)
+
+
+def _per_page(text: str) -> int:
+    """A page size 1..MAX_PER_PAGE."""
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text[:6]) <= MAX_PER_PAGE:
+        raise QueryParameterError("perPage", f"a whole number from 1 to {MAX_PER_PAGE}")
+    return int(text)
+
+
+def page_token(key: tuple[int, int]) -> str:
+    """The opaque token of the page after the event at `key`."""
+    return base64.urlsafe_b64encode(f"{key[0]}:{key[1]}".encode()).decode().rstrip("=")
+
+
+def _after(text: str) -> tuple[int, int]:
+    """The chain position a nextPageToken resumes after."""
+    try:
+        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        decoded = ""
+    match = _TOKEN.fullmatch(decoded)
+    if len(text) > 64 or match is None:
+        raise QueryParameterError("nextPageToken", "not a token this service issued")
+    return int(match[1]), int(match[2])
+
+
+def _checked(query: EventQuery) -> EventQuery:
+    """Reject unknown event types and actions."""
+    if query.event_types is not None and not query.event_types <= EVENT_TYPES:
+        raise QueryParameterError("eventType", f"one of {', '.join(sorted(EVENT_TYPES))}")
+    if query.actions is not None and not query.actions <= ACTIONS:
+        raise QueryParameterError("EQ_action", "ADD, OBSERVE or DELETE")
+    return query
+
+
+def parse_query(params: Mapping[str, str] | Sequence[tuple[str, str]]) -> EventQuery:
+    """Parse query parameters; a repeated, unknown or malformed one is a QueryParameterError."""
+    pairs = list(params.items()) if isinstance(params, Mapping) else list(params)
+    seen: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in PARAMETERS:
+            raise QueryParameterError(name[:40], "not a query parameter supported here")
+        if name in seen:
+            raise QueryParameterError(name, "given twice; separate values with |")
+        seen[name] = value
+    lists = {n: _values(n, seen[n]) for n in LIST_PARAMETERS if n in seen}
+    return _checked(
+        EventQuery(
+            event_types=lists.get("eventType"),
+            ge_time=_time("GE_eventTime", seen["GE_eventTime"]) if "GE_eventTime" in seen else None,
+            lt_time=_time("LT_eventTime", seen["LT_eventTime"]) if "LT_eventTime" in seen else None,
+            actions=lists.get("EQ_action"),
+            biz_steps=lists.get("EQ_bizStep"),
+            dispositions=lists.get("EQ_disposition"),
+            any_epc=lists.get("MATCH_anyEPC"),
+            epc_classes=lists.get("MATCH_epcClass"),
+            any_epc_classes=lists.get("MATCH_anyEPCClass"),
+            transformation_ids=lists.get("EQ_transformationID"),
+            per_page=_per_page(seen["perPage"]) if "perPage" in seen else DEFAULT_PER_PAGE,
+            after=_after(seen["nextPageToken"]) if "nextPageToken" in seen else None,
+        )
+    )
+
+
+def _field_in(event: EpcisEvent, field: str, wanted: frozenset[str] | None) -> bool:
+    """No filter, or the event's field is one of the wanted values."""
+    return wanted is None or event.body.get(field) in wanted
+
+
+def matches(event: EpcisEvent, query: EventQuery) -> bool:
+    """Whether the event passes every filter of the query (time and paging aside)."""
+    if query.event_types is not None and event.event_type not in query.event_types:
+        return False
+    if query.any_epc is not None:
+        return False  # no event here has an EPC list, parent or child EPCs
+    if query.epc_classes is not None and not event.classes("quantityList") & query.epc_classes:
+        return False
+    every = ("quantityList", "inputQuantityList", "outputQuantityList")
+    if query.any_epc_classes is not None and not event.classes(*every) & query.any_epc_classes:
+        return False
+    return (
+        _field_in(event, "action", query.actions)
+        and _field_in(event, "bizStep", query.biz_steps)
+        and _field_in(event, "disposition", query.dispositions)
+        and _field_in(event, "transformationID", query.transformation_ids)
+    )
+
+
+def _bound(pick: Callable[[list[int]], int], *limits: int | None) -> int | None:
+    """The tightest of the given limits, None when there is none."""
+    given = [x for x in limits if x is not None]
+    return pick(given) if given else None
+
+
+def run_query(
+    conn: Connection,
+    query: EventQuery,
+    scope: Scope | None = None,
+    gln_of: GlnLookup | None = None,
+) -> EventPage:
+    """One page of the events (of `scope`, default all) matching the query, in chain order."""
+    base = scope or Scope()
+    since = _bound(max, base.since, query.ge_time)
+    until = _bound(min, base.until, query.lt_time)
+    events = read_events(conn, Scope(base.lots, since, until), gln_of)
+    chosen = [
+        e for e in events if (query.after is None or e.key > query.after) and matches(e, query)
+    ]
+    page = chosen[: query.per_page]
+    more = len(chosen) > query.per_page
+    return EventPage(page, page_token(page[-1].key) if more else None)
