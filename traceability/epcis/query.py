@@ -95,7 +95,7 @@ def _values(name: str, text: str) -> frozenset[str]:
     return frozenset(values)
 
 
-def _time(name: str, text: str) -> int:
+def parse_time(name: str, text: str) -> int:
     """An ISO 8601 time with an offset (or Z), as Unix seconds."""
     try:
         moment = datetime.fromisoformat(text)
@@ -156,8 +156,12 @@ def parse_query(params: Mapping[str, str] | Sequence[tuple[str, str]]) -> EventQ
     return _checked(
         EventQuery(
             event_types=lists.get("eventType"),
-            ge_time=_time("GE_eventTime", seen["GE_eventTime"]) if "GE_eventTime" in seen else None,
-            lt_time=_time("LT_eventTime", seen["LT_eventTime"]) if "LT_eventTime" in seen else None,
+            ge_time=parse_time("GE_eventTime", seen["GE_eventTime"])
+            if "GE_eventTime" in seen
+            else None,
+            lt_time=parse_time("LT_eventTime", seen["LT_eventTime"])
+            if "LT_eventTime" in seen
+            else None,
             actions=lists.get("EQ_action"),
             biz_steps=lists.get("EQ_bizStep"),
             dispositions=lists.get("EQ_disposition"),
