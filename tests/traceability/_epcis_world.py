@@ -34,9 +34,10 @@ class EpcisWorld:
     blend: bytes  # from made[0]: shipped to the distributor, received, sold, attested
 
 
-def build_world(node: ProcessNode, data_dir: Path) -> EpcisWorld:
+def build_world(node: ProcessNode, data_dir: Path, database_url: str | None = None) -> EpcisWorld:
     """On a node (the indexer reads logs over JSON-RPC): play harvest, shipping, receiving,
-    processing, blending, sale, quality and recall, then index the chain."""
+    processing, blending, sale, quality and recall, then index the chain (into
+    `database_url`, by default a new SQLite file)."""
     client = client_for(node, data_dir / "chain")
     client.settings.data_dir.mkdir(parents=True, exist_ok=True)
     system = build_system(client)
@@ -54,6 +55,6 @@ def build_world(node: ProcessNode, data_dir: Path) -> EpcisWorld:
     inspector.transact(tt.functions.attestQuality((blend, 2, True, b"\x11" * 32)), gas=TX_GAS)
     inspector.transact(tt.functions.attestQuality((made[1], 4, False, b"\x12" * 32)), gas=TX_GAS)
     inspector.transact(tt.functions.recall(made[1], b"\x22" * 32), gas=TX_GAS)
-    url = f"sqlite:///{data_dir / 'index.db'}"
+    url = database_url or f"sqlite:///{data_dir / 'index.db'}"
     index_once(system.client, url)
     return EpcisWorld(system, url, make_engine(url), leaves, lone, made, blend)

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.engine import Connection
 
+from tests.api.conftest import DATABASES, database_for
 from tests.traceability._epcis_world import (
     BLEND_GRAMS,
     LEAF_GRAMS,
@@ -28,10 +29,11 @@ from traceability.epcis.export import (
 from traceability.epcis.validate import validate_text
 
 
-@pytest.fixture(scope="module")
-def world(anvil_node, tmp_path_factory) -> EpcisWorld:
-    """Every trace event once, indexed."""
-    return build_world(anvil_node, tmp_path_factory.mktemp("epcis"))
+@pytest.fixture(scope="module", params=DATABASES)
+def world(request, anvil_node, tmp_path_factory, pg_databases) -> EpcisWorld:
+    """Every trace event once, indexed into SQLite and into PostgreSQL."""
+    directory = tmp_path_factory.mktemp("epcis")
+    return build_world(anvil_node, directory, database_for(request.param, directory, pg_databases))
 
 
 @pytest.fixture

@@ -7,15 +7,18 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import Connection
 
+from tests.api.conftest import DATABASES, database_for
 from tests.traceability._epcis_world import EpcisWorld, build_world
 from traceability.epcis import ids
 from traceability.epcis.events import Scope, read_events
 from traceability.epcis.query import QueryParameterError, page_token, parse_query, run_query
 
 
-@pytest.fixture(scope="module")
-def world(anvil_node, tmp_path_factory) -> EpcisWorld:
-    return build_world(anvil_node, tmp_path_factory.mktemp("epcis-query"))
+@pytest.fixture(scope="module", params=DATABASES)
+def world(request, anvil_node, tmp_path_factory, pg_databases) -> EpcisWorld:
+    """Every trace event once, indexed into SQLite and into PostgreSQL."""
+    directory = tmp_path_factory.mktemp("epcis-query")
+    return build_world(anvil_node, directory, database_for(request.param, directory, pg_databases))
 
 
 @pytest.fixture
@@ -109,3 +112,77 @@ def test_bad_parameters_are_named(params, name) -> None:
 def test_a_repeated_parameter_is_refused() -> None:
     with pytest.raises(QueryParameterError):
         parse_query([("EQ_bizStep", "shipping"), ("EQ_bizStep", "receiving")])
+
+
+def _reference(event, query) -> bool:
+    """The standard's semantics, applied to a built event (what SQL must reproduce)."""
+    body = event.body
+
+    def field_in(name, wanted):
+        return wanted is None or body.get(name) in wanted
+
+    every = ("quantityList", "inputQuantityList", "outputQuantityList")
+    return (
+        (query.event_types is None or event.event_type in query.event_types)
+        and query.any_epc is None
+        and (query.epc_classes is None or bool(event.classes("quantityList") & query.epc_classes))
+        and (query.any_epc_classes is None or bool(event.classes(*every) & query.any_epc_classes))
+        and (query.ge_time is None or event.timestamp >= query.ge_time)
+        and (query.lt_time is None or event.timestamp < query.lt_time)
+        and field_in("action", query.actions)
+        and field_in("bizStep", query.biz_steps)
+        and field_in("disposition", query.dispositions)
+        and field_in("transformationID", query.transformation_ids)
+    )
+
+
+def _queries(world: EpcisWorld, every) -> list[dict[str, str]]:
+    blend, made, leaf = (ids.lot_uri(x) for x in (world.blend, world.made[1], world.leaves[0]))
+    step = next(e.body["transformationID"] for e in every if "transformationID" in e.body)
+    middle = every[len(every) // 2].body["eventTime"]
+    return [
+        {},
+        {"eventType": "ObjectEvent"},
+        {"eventType": "TransformationEvent|ObjectEvent"},
+        {"EQ_action": "OBSERVE"},
+        {"EQ_action": "ADD", "eventType": "TransformationEvent"},
+        {"EQ_bizStep": "commissioning"},
+        {"EQ_bizStep": "inspecting", "EQ_disposition": "non_conformant"},
+        {"EQ_disposition": "active|recalled"},
+        {"EQ_bizStep": ids.BIZSTEP_SELLING},
+        {"MATCH_epcClass": blend},
+        {"MATCH_epcClass": f"{blend}|{made}"},
+        {"MATCH_anyEPCClass": leaf},
+        {"MATCH_anyEPCClass": made, "MATCH_epcClass": made},
+        {"MATCH_anyEPCClass": "urn:example:not-ours"},
+        {"MATCH_anyEPC": blend},
+        {"EQ_transformationID": step},
+        {"EQ_transformationID": "urn:tealedger:process:0x" + "00" * 32},
+        {"GE_eventTime": middle},
+        {"LT_eventTime": middle, "EQ_bizStep": "shipping|receiving"},
+    ]
+
+
+def test_sql_filters_agree_with_the_standards_semantics(world, conn) -> None:
+    every = read_events(conn, Scope())
+    for params in _queries(world, every):
+        query = parse_query(params | {"perPage": "1000"})
+        got = [e.key for e in run_query(conn, query).events]
+        expected = [e.key for e in every if _reference(e, query)]
+        assert got == expected, params
+
+
+@pytest.mark.parametrize("per_page", ["1", "2", "5"])
+def test_filtered_paging_agrees_too(world, conn, per_page) -> None:
+    every = read_events(conn, Scope())
+    for params in _queries(world, every)[:12]:
+        expected = [e.key for e in every if _reference(e, parse_query(params))]
+        seen, token = [], None
+        while True:
+            extra = {"nextPageToken": token} if token else {}
+            page = run_query(conn, parse_query(params | {"perPage": per_page} | extra))
+            seen += [e.key for e in page.events]
+            token = page.next_page_token
+            if token is None:
+                break
+        assert seen == expected, params

@@ -8,14 +8,13 @@ events happen in China (+08:00, the zone seasons are computed in, indexer/season
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, select, union
+from sqlalchemy import Select, and_, func, or_, select, union
 from sqlalchemy.engine import Connection, RowMapping
 
 from indexer.models import (
@@ -44,11 +43,15 @@ LotSet = Collection[bytes] | Select[tuple[bytes]]
 
 @dataclass(frozen=True)
 class Scope:
-    """Which events to read: of these lots (None: all) in [since, until) (Unix seconds)."""
+    """Which events to read: touching these lots (None: all) in [since, until) (Unix
+    seconds), after the chain position `after`, at most `limit` per source (None: all)."""
 
     lots: LotSet | None = None
     since: int | None = None
     until: int | None = None
+    after: tuple[int, int] | None = None
+    limit: int | None = None
+    process_ids: Collection[bytes] | None = None  # only these processing steps
 
 
 @dataclass(frozen=True)
@@ -123,24 +126,6 @@ def _with_raw(table: Any) -> Select[Any]:
         raw,
         and_(raw.c.block_number == table.c.block_number, raw.c.log_index == table.c.log_index),
     )
-
-
-def _scoped(stmt: Select[Any], lot_column: Any, scope: Scope) -> Select[Any]:
-    """Restrict to the scope's lots and time range."""
-    raw = RawEvent.__table__  # type: ignore[attr-defined]
-    if scope.lots is not None:
-        stmt = stmt.where(lot_column.in_(scope.lots))
-    if scope.since is not None:
-        stmt = stmt.where(raw.c.block_timestamp >= scope.since)
-    if scope.until is not None:
-        stmt = stmt.where(raw.c.block_timestamp < scope.until)
-    return stmt
-
-
-def _rows(conn: Connection, model: Any, scope: Scope) -> list[RowMapping]:
-    """Rows of a per-lot event table within the scope."""
-    table = model.__table__
-    return list(conn.execute(_scoped(_with_raw(table), table.c.lot, scope)).mappings())
 
 
 # ------------------------------------------------------------------------------ one per table
@@ -266,34 +251,126 @@ def _transformation(
 # ----------------------------------------------------------------------------------- reading
 
 
-def _process_ids(scope: Scope) -> Select[Any]:
-    """Steps that consumed or produced a lot of the scope."""
-    assert scope.lots is not None
-    return union(
-        select(LotConsumed.process_id).where(LotConsumed.lot.in_(scope.lots)),  # type: ignore[attr-defined]
-        select(LotProduced.process_id).where(LotProduced.lot.in_(scope.lots)),  # type: ignore[attr-defined]
-    )  # type: ignore[return-value]
+@dataclass(frozen=True)
+class Source:
+    """Rows of one table (one kind of row) that become one kind of EPCIS event: what the
+    events of this source say, so a query picks sources before it reads anything."""
+
+    name: str
+    event_type: str
+    action: str | None
+    biz_step: str
+    disposition: str | None
 
 
-def _step_rows(conn: Connection, model: Any, scope: Scope) -> list[RowMapping]:
-    """LotConsumed or LotProduced rows of the scope's steps, in its time range."""
+HARVESTED = Source("harvest", "ObjectEvent", "ADD", BizStep.COMMISSIONING, Disposition.ACTIVE)
+SHIPPED = Source("shipped", "ObjectEvent", "OBSERVE", BizStep.SHIPPING, Disposition.IN_TRANSIT)
+RECEIVED = Source("received", "ObjectEvent", "OBSERVE", BizStep.RECEIVING, Disposition.IN_PROGRESS)
+SOLD = Source("sold", "ObjectEvent", "OBSERVE", ids.BIZSTEP_SELLING, None)
+PASSED = Source("passed", "ObjectEvent", "OBSERVE", BizStep.INSPECTING, Disposition.CONFORMANT)
+FAILED = Source("failed", "ObjectEvent", "OBSERVE", BizStep.INSPECTING, Disposition.NON_CONFORMANT)
+RECALLED = Source("recalled", "ObjectEvent", "OBSERVE", BizStep.HOLDING, Disposition.RECALLED)
+TRANSFORMED = Source(
+    "transformed", "TransformationEvent", None, BizStep.COMMISSIONING, Disposition.ACTIVE
+)
+SOURCES = (HARVESTED, SHIPPED, RECEIVED, SOLD, PASSED, FAILED, RECALLED, TRANSFORMED)
+OBJECT_SOURCES = SOURCES[:-1]
+
+# Per object source: its table and the condition selecting its rows.
+_TABLES: dict[Source, tuple[Any, Any]] = {
+    HARVESTED: (Harvest, None),
+    SHIPPED: (LotMovement, LotMovement.kind == "shipped"),
+    RECEIVED: (LotMovement, LotMovement.kind == "received"),
+    SOLD: (Sale, None),
+    PASSED: (Quality, Quality.passed.is_(True)),  # type: ignore[attr-defined]
+    FAILED: (Quality, Quality.passed.is_(False)),  # type: ignore[attr-defined]
+    RECALLED: (Recall, None),
+}
+_RAW = RawEvent.__table__  # type: ignore[attr-defined]
+
+
+def _after(table: Any, after: tuple[int, int]) -> Any:
+    """Rows strictly after a chain position (portable row-value comparison)."""
+    block, log = after
+    return or_(
+        table.c.block_number > block,
+        and_(table.c.block_number == block, table.c.log_index > log),
+    )
+
+
+def _restricted(stmt: Select[Any], table: Any, scope: Scope, lot_column: Any) -> Select[Any]:
+    """The scope's lots, time range and position."""
+    if scope.lots is not None and lot_column is not None:
+        stmt = stmt.where(lot_column.in_(scope.lots))
+    if scope.since is not None:
+        stmt = stmt.where(_RAW.c.block_timestamp >= scope.since)
+    if scope.until is not None:
+        stmt = stmt.where(_RAW.c.block_timestamp < scope.until)
+    if scope.after is not None:
+        stmt = stmt.where(_after(table, scope.after))
+    return stmt
+
+
+def _object_rows(conn: Connection, source: Source, scope: Scope) -> list[RowMapping]:
+    """Rows of an object source within the scope, in chain order, limited."""
+    model, condition = _TABLES[source]
     table = model.__table__
-    stmt = _scoped(_with_raw(table), table.c.lot, Scope(None, scope.since, scope.until))
-    if scope.lots is not None:
-        stmt = stmt.where(table.c.process_id.in_(_process_ids(scope)))
+    stmt = _restricted(_with_raw(table), table, scope, table.c.lot)
+    if condition is not None:
+        stmt = stmt.where(condition)
+    stmt = stmt.order_by(table.c.block_number, table.c.log_index).limit(scope.limit)
     return list(conn.execute(stmt).mappings())
 
 
-def _transformations(conn: Connection, scope: Scope, ctx: _Context) -> Iterator[EpcisEvent]:
-    """One TransformationEvent per processing step."""
-    steps: dict[bytes, tuple[list[RowMapping], list[RowMapping]]] = defaultdict(lambda: ([], []))
-    for row in _step_rows(conn, LotConsumed, scope):
-        steps[bytes(row["process_id"])][0].append(row)
-    for row in _step_rows(conn, LotProduced, scope):
-        steps[bytes(row["process_id"])][1].append(row)
-    for consumed, produced in steps.values():
-        if consumed and produced:  # both halves are in one transaction, so one block
-            yield _transformation(consumed, produced, ctx)
+def _process_ids(lots: LotSet) -> Any:
+    """Steps that consumed or produced one of the lots."""
+    return union(
+        select(LotConsumed.process_id).where(LotConsumed.lot.in_(lots)),  # type: ignore[attr-defined]
+        select(LotProduced.process_id).where(LotProduced.lot.in_(lots)),  # type: ignore[attr-defined]
+    )
+
+
+def _step_ids(conn: Connection, scope: Scope) -> list[bytes]:
+    """Processing steps of the scope in chain order (a step sits at its first input's log:
+    its logs are contiguous in one transaction, inputs first)."""
+    c = LotConsumed.__table__  # type: ignore[attr-defined]
+    first = func.min(c.c.log_index)
+    stmt = select(c.c.process_id, c.c.block_number, first).join(
+        _RAW, and_(_RAW.c.block_number == c.c.block_number, _RAW.c.log_index == c.c.log_index)
+    )
+    stmt = _restricted(stmt, c, Scope(None, scope.since, scope.until), None)
+    if scope.after is not None:  # on the step's first log: its later inputs are after it too
+        block, log = scope.after
+        stmt = stmt.having(
+            or_(c.c.block_number > block, and_(c.c.block_number == block, first > log))
+        )
+    if scope.lots is not None:
+        stmt = stmt.where(c.c.process_id.in_(_process_ids(scope.lots)))
+    if scope.process_ids is not None:
+        stmt = stmt.where(c.c.process_id.in_(list(scope.process_ids)))
+    stmt = stmt.group_by(c.c.process_id, c.c.block_number).order_by(c.c.block_number, first)
+    return [bytes(r[0]) for r in conn.execute(stmt.limit(scope.limit))]
+
+
+def _step_rows(conn: Connection, model: Any, steps: list[bytes]) -> list[RowMapping]:
+    """All LotConsumed or LotProduced rows of these steps."""
+    table = model.__table__
+    rows: list[RowMapping] = []
+    for start in range(0, len(steps), 500):
+        stmt = _with_raw(table).where(table.c.process_id.in_(steps[start : start + 500]))
+        rows += conn.execute(stmt.order_by(table.c.block_number, table.c.log_index)).mappings()
+    return rows
+
+
+def _transformations(conn: Connection, scope: Scope, ctx: _Context) -> list[EpcisEvent]:
+    """One TransformationEvent per processing step of the scope."""
+    steps = _step_ids(conn, scope)
+    grouped: dict[bytes, tuple[list[RowMapping], list[RowMapping]]] = {s: ([], []) for s in steps}
+    for row in _step_rows(conn, LotConsumed, steps):
+        grouped[bytes(row["process_id"])][0].append(row)
+    for row in _step_rows(conn, LotProduced, steps):
+        grouped[bytes(row["process_id"])][1].append(row)
+    return [_transformation(i, o, ctx) for i, o in grouped.values() if i and o]
 
 
 def lot_grams(conn: Connection, lots: Iterable[bytes]) -> dict[bytes, int]:
@@ -313,17 +390,32 @@ def chain_id(conn: Connection) -> int:
     return int(conn.execute(select(Checkpoint.chain_id)).scalar() or 0)
 
 
+_BUILDERS = {
+    SHIPPED: _movement,
+    RECEIVED: _movement,
+    SOLD: _sale,
+    PASSED: _quality,
+    FAILED: _quality,
+    RECALLED: _recall,
+}
+
+
 def read_events(
-    conn: Connection, scope: Scope, gln_of: GlnLookup | None = None
+    conn: Connection,
+    scope: Scope,
+    gln_of: GlnLookup | None = None,
+    sources: Iterable[Source] = SOURCES,
 ) -> list[EpcisEvent]:
-    """Every event of the scope, in chain order."""
+    """The events of these sources within the scope, in chain order. With a limit, each
+    source gives its first `limit`, so the first `limit` of the merged list are exact."""
     ctx = _Context(chain_id(conn), gln_of)
-    observed = {model: _rows(conn, model, scope) for model in (LotMovement, Sale, Quality, Recall)}
-    grams = lot_grams(conn, (bytes(r["lot"]) for rows in observed.values() for r in rows))
-    events = [_harvest(r, ctx) for r in _rows(conn, Harvest, scope)]
-    events += [_movement(r, grams, ctx) for r in observed[LotMovement]]
-    events += [_sale(r, grams, ctx) for r in observed[Sale]]
-    events += [_quality(r, grams, ctx) for r in observed[Quality]]
-    events += [_recall(r, grams, ctx) for r in observed[Recall]]
-    events += _transformations(conn, scope, ctx)
+    chosen = set(sources)
+    rows = {s: _object_rows(conn, s, scope) for s in OBJECT_SOURCES if s in chosen}
+    lots = (bytes(r["lot"]) for s, found in rows.items() if s is not HARVESTED for r in found)
+    grams = lot_grams(conn, lots)
+    events = [_harvest(r, ctx) for r in rows.get(HARVESTED, [])]
+    for source, builder in _BUILDERS.items():
+        events += [builder(r, grams, ctx) for r in rows.get(source, [])]
+    if TRANSFORMED in chosen:
+        events += _transformations(conn, scope, ctx)
     return sorted(events, key=lambda e: e.key)

@@ -4,8 +4,9 @@ Supported: eventType, GE_eventTime, LT_eventTime, EQ_action, EQ_bizStep, EQ_disp
 MATCH_anyEPC, MATCH_epcClass, MATCH_anyEPCClass, EQ_transformationID, perPage,
 nextPageToken. Lists are pipe-delimited (the REST binding's `style: pipeDelimited`). URIs
 match exactly. Lots are classes (quantity lists), so MATCH_anyEPC, which looks only at
-instance-level EPC lists, never matches an event written here. Anything else is a
-QueryParameterError naming the parameter.
+instance-level EPC lists, never matches an event written here; a URI that is not a
+tealedger lot (or step) matches nothing. Anything else is a QueryParameterError naming the
+parameter.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
-from traceability.epcis.events import EpcisEvent, Scope, read_events
-from traceability.epcis.ids import GlnLookup
+from traceability.epcis.events import SOURCES, TRANSFORMED, EpcisEvent, Scope, Source, read_events
+from traceability.epcis.ids import GlnLookup, IdentifierError, IdKind, parse_urn32
 
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 1000
@@ -175,50 +176,60 @@ def parse_query(params: Mapping[str, str] | Sequence[tuple[str, str]]) -> EventQ
     )
 
 
-def _field_in(event: EpcisEvent, field: str, wanted: frozenset[str] | None) -> bool:
-    """No filter, or the event's field is one of the wanted values."""
-    return wanted is None or event.body.get(field) in wanted
-
-
-def matches(event: EpcisEvent, query: EventQuery) -> bool:
-    """Whether the event passes every filter of the query (time and paging aside)."""
-    if query.event_types is not None and event.event_type not in query.event_types:
-        return False
+def _sources(query: EventQuery) -> list[Source]:
+    """The sources whose events can pass the query's event type, action, step, disposition
+    and identifier filters (each source says all of these for every event it gives)."""
     if query.any_epc is not None:
-        return False  # no event here has an EPC list, parent or child EPCs
-    if query.epc_classes is not None and not event.classes("quantityList") & query.epc_classes:
-        return False
-    every = ("quantityList", "inputQuantityList", "outputQuantityList")
-    if query.any_epc_classes is not None and not event.classes(*every) & query.any_epc_classes:
-        return False
-    return (
-        _field_in(event, "action", query.actions)
-        and _field_in(event, "bizStep", query.biz_steps)
-        and _field_in(event, "disposition", query.dispositions)
-        and _field_in(event, "transformationID", query.transformation_ids)
+        return []  # no event here has an EPC list, a parent or child EPCs
+
+    def fits(source: Source) -> bool:
+        return (
+            (query.event_types is None or source.event_type in query.event_types)
+            and (query.actions is None or source.action in query.actions)
+            and (query.biz_steps is None or source.biz_step in query.biz_steps)
+            and (query.dispositions is None or source.disposition in query.dispositions)
+            and (query.epc_classes is None or source is not TRANSFORMED)
+            and (query.transformation_ids is None or source is TRANSFORMED)
+        )
+
+    return [s for s in SOURCES if fits(s)]
+
+
+def _ids(uris: frozenset[str], kind: IdKind) -> set[bytes]:
+    """The ids of the URIs that are tealedger URIs of `kind` (others match nothing)."""
+    found = set()
+    for uri in uris:
+        try:
+            found.add(parse_urn32(uri, kind))
+        except IdentifierError:
+            continue
+    return found
+
+
+def _lots(query: EventQuery) -> frozenset[bytes] | None:
+    """The lots the MATCH_*EPCClass parameters allow (both given: both must hold)."""
+    given = [q for q in (query.epc_classes, query.any_epc_classes) if q is not None]
+    if not given:
+        return None
+    return frozenset(set.intersection(*(_ids(uris, IdKind.LOT) for uris in given)))
+
+
+def run_query(conn: Connection, query: EventQuery, gln_of: GlnLookup | None = None) -> EventPage:
+    """One page of the events matching the query, in chain order.
+
+    Every filter runs in SQL, and each source reads at most perPage + 1 rows after the
+    page token, so a page costs the same wherever it is in the history.
+    """
+    steps = query.transformation_ids
+    scope = Scope(
+        lots=_lots(query),
+        since=query.ge_time,
+        until=query.lt_time,
+        after=query.after,
+        limit=query.per_page + 1,
+        process_ids=_ids(steps, IdKind.PROCESS) if steps is not None else None,
     )
-
-
-def _bound(pick: Callable[[list[int]], int], *limits: int | None) -> int | None:
-    """The tightest of the given limits, None when there is none."""
-    given = [x for x in limits if x is not None]
-    return pick(given) if given else None
-
-
-def run_query(
-    conn: Connection,
-    query: EventQuery,
-    scope: Scope | None = None,
-    gln_of: GlnLookup | None = None,
-) -> EventPage:
-    """One page of the events (of `scope`, default all) matching the query, in chain order."""
-    base = scope or Scope()
-    since = _bound(max, base.since, query.ge_time)
-    until = _bound(min, base.until, query.lt_time)
-    events = read_events(conn, Scope(base.lots, since, until), gln_of)
-    chosen = [
-        e for e in events if (query.after is None or e.key > query.after) and matches(e, query)
-    ]
-    page = chosen[: query.per_page]
-    more = len(chosen) > query.per_page
+    events = read_events(conn, scope, gln_of, _sources(query))
+    page = events[: query.per_page]
+    more = len(events) > query.per_page
     return EventPage(page, page_token(page[-1].key) if more else None)
