@@ -131,9 +131,16 @@ def _with_raw(table: Any) -> Select[Any]:
 # ------------------------------------------------------------------------------ one per table
 
 
+def _grade_name(grade: int) -> Json:
+    """`tl:gradeName` of a known grade code (the contract allows only those, but a document
+    must not fail on a code a later contract adds)."""
+    known = Grade._value2member_map_.get(grade)
+    return {ids.ext("gradeName"): known.name.lower()} if isinstance(known, Grade) else {}
+
+
 def _harvest(row: RowMapping, ctx: _Context) -> EpcisEvent:
     """HarvestRecorded: the lot comes into being on its plot (ADD, commissioning)."""
-    grade = Grade(row["grade"])
+    grade = int(row["grade"])
     body = _head("ObjectEvent", row, ctx) | {
         "action": "ADD",
         "quantityList": [_quantity(row["lot"], row["grams"])],
@@ -145,8 +152,8 @@ def _harvest(row: RowMapping, ctx: _Context) -> EpcisEvent:
             ids.ext("plot"): ids.plot_uri(bytes(row["plot"])),
             ids.ext("pickedAt"): iso_time(row["picked_at"]),
             ids.ext("season"): season_of(row["picked_at"]),
-            ids.ext("grade"): int(grade),
-            ids.ext("gradeName"): grade.name.lower(),
+            ids.ext("grade"): grade,
+            **_grade_name(grade),
         },
     }
     return _wrap(row, body)
