@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from api.core.models import Organisation, Role
+from api.core.models import Farmer, Organisation, Plot, Role
 from api.core.settings import ApiSettings
 from api.main import create_app
 from tests.api.conftest import PASSWORD
@@ -46,6 +46,11 @@ def http(app):
 
 def _org(app, role: Role, address: str) -> dict[str, str]:
     """An organisation of `role` acting from `address` (the chain account the world used)."""
+    return _org_with_id(app, role, address)[1]
+
+
+def _org_with_id(app, role: Role, address: str) -> tuple[int, dict[str, str]]:
+    """(id, key headers) of a new organisation of `role` acting from `address`."""
     from api.core.models import OrganisationCreate
     from api.core.organisations import create_organisation
 
@@ -61,7 +66,7 @@ def _org(app, role: Role, address: str) -> dict[str, str]:
         stored.chain_address = address
         session.add(stored)
         session.commit()
-        return {"X-API-Key": key.secret}
+        return org.id, {"X-API-Key": key.secret}
 
 
 def _events(response) -> list[dict]:
@@ -165,3 +170,37 @@ def test_a_cooperative_exports_its_own_lots(world, app, http) -> None:
     assert _events(empty) == []
     bad = http.get("/epcis/cooperative/document?GE_eventTime=soon", headers=coop)
     assert bad.status_code == 400
+
+
+def test_members_personal_data_never_appears(world, app, http) -> None:
+    """Names, national ids and plot labels the cooperative keeps are in no EPCIS answer."""
+    coop_id, coop = _org_with_id(app, Role.COOPERATIVE, world.system.coop.address)
+    personal = []
+    with Session(app.state.engine) as session:
+        for i, (farmer, plot) in enumerate(
+            zip(world.system.farmers, world.system.plots, strict=True)
+        ):
+            name, national, label = f"王小茶{i}", f"11010119900101{i:03d}X", f"东坡茶园{i}"
+            personal += [name, national, label]
+            session.add(
+                Farmer(farmer_id="0x" + farmer.hex(), cooperative_id=coop_id, name=name,
+                       national_id=national)
+            )  # fmt: skip
+            session.add(
+                Plot(plot_id="0x" + plot.hex(), farmer_id="0x" + farmer.hex(),
+                     cooperative_id=coop_id, label=label, area_centi_mu=250)
+            )  # fmt: skip
+        session.commit()
+    answers = [
+        http.get(f"/epcis/lots/0x{lot.hex()}/document").text
+        for lot in (world.blend, world.made[1], world.lone)
+    ]
+    answers += [
+        http.get("/epcis/events", params={"perPage": "1000"}).text,
+        http.get("/epcis/cooperative/document", headers=coop).text,
+    ]
+    for text in answers:
+        for value in personal:
+            assert value not in text
+        for farmer in world.system.farmers:
+            assert farmer.hex() not in text
