@@ -177,3 +177,15 @@ def test_a_cooperative_exports_its_lots_in_a_time_range(world, conn) -> None:
 def test_an_unknown_lot_is_an_error(conn) -> None:
     with pytest.raises(LotNotIndexedError):
         lot_document(conn, b"\x77" * 32)
+
+
+def test_a_known_gln_names_the_cooperative(world, conn) -> None:
+    coop = bytes.fromhex(world.system.coop.address[2:])
+    gln = "6901234000009"  # valid check digit; prefixes 690-699 are GS1 China
+
+    def lookup(address: bytes) -> str | None:
+        return gln if address == coop else None
+
+    (event,) = _events(_published(lot_document(conn, world.lone, lookup)))
+    assert event["bizLocation"]["id"] == f"https://id.gs1.org/414/{gln}"
+    assert ids.parse_location_uri(event["bizLocation"]["id"]).gln == gln

@@ -64,6 +64,12 @@ def test_a_known_gln_becomes_a_gs1_digital_link() -> None:
     assert ids.party_uri(b"\x01" * 20, lookup).startswith("urn:tealedger:party:")
 
 
+def test_gln_check_digits_match_gs1s_example() -> None:
+    # GLNs in the Digital Link URIs of GS1's EPCIS 2.0 examples (gs1/EPCIS)
+    assert ids.is_gln("4012345000054") and ids.is_gln("9506000134307")
+    assert not ids.is_gln("4012345000055") and not ids.is_gln("401234500005")
+
+
 def test_a_bad_gln_from_the_lookup_is_refused() -> None:
     with pytest.raises(IdentifierError):
         ids.party_uri(ADDRESS, lambda _: "4012345000008")

@@ -8,6 +8,7 @@ import hashlib
 import json
 from decimal import Decimal
 
+import jsonschema_rs
 import pytest
 
 from traceability.epcis import ids
@@ -16,6 +17,7 @@ from traceability.epcis.validate import (
     SCHEMA_PATH,
     SCHEMA_SHA256,
     EpcisValidationError,
+    _refuse,
     validate_text,
     validator,
     violations,
@@ -98,3 +100,20 @@ def test_a_missing_required_field_fails() -> None:
     document = copy.deepcopy(GOOD)
     del document["schemaVersion"]
     assert violations(json.loads(dumps(document)))
+
+
+def _refs(node: object) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node))
+    return set()
+
+
+def test_nothing_is_fetched() -> None:
+    refs = _refs(json.loads(SCHEMA_PATH.read_text()))
+    assert refs and all(r.startswith("#/") for r in refs)  # only the schema's own definitions
+    remote = {"$ref": "https://example.com/elsewhere.json"}
+    with pytest.raises(Exception, match="nothing is fetched"):
+        jsonschema_rs.Draft7Validator(remote, retriever=_refuse)
