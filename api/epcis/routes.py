@@ -18,7 +18,7 @@ from api.core.ids import parse_id
 from api.core.indexed import indexed_read
 from api.core.models import Organisation, Role
 from api.core.types import Id32Path
-from traceability.epcis.events import EpcisEvent, Json
+from traceability.epcis.events import Json
 from traceability.epcis.export import (
     LotNotIndexedError,
     cooperative_events,
@@ -114,6 +114,8 @@ def query_events(
     """EPCIS events matching the common query parameters, as an EPCISQueryDocument.
 
     Events come in chain order; a `Link: rel="next"` header points at the next page."""
+    # The parameters above document the query and pass the unknown-parameter check; they are
+    # parsed together from the raw pairs, so a repeated one is refused rather than dropped.
     try:
         query = parse_query(request.query_params.multi_items())
     except QueryParameterError as exc:
@@ -153,10 +155,11 @@ def cooperative_epcis_document(
     start, end = _range(since, until)
     me = bytes.fromhex(org.chain_address[2:])
     with indexed_read(settings.database_url) as conn:
-        events: list[EpcisEvent] = cooperative_events(conn, me, start, end)
+        # Each kind of event reads at most one more than the cap: a huge range costs no more.
+        events = cooperative_events(conn, me, start, end, limit=MAX_EXPORT_EVENTS + 1)
     if len(events) > MAX_EXPORT_EVENTS:
         raise QueryParameterException(
-            f"{len(events)} events in that range, more than {MAX_EXPORT_EVENTS} in one document: "
+            f"more than {MAX_EXPORT_EVENTS} events in that range for one document: "
             "ask for a shorter range (GE_eventTime, LT_eventTime)",
             loc=("query", "LT_eventTime"),
         )

@@ -204,3 +204,14 @@ def test_members_personal_data_never_appears(world, app, http) -> None:
             assert value not in text
         for farmer in world.system.farmers:
             assert farmer.hex() not in text
+
+
+def test_a_range_too_big_for_one_document_is_refused(world, app, http, monkeypatch) -> None:
+    from api.epcis import routes
+
+    coop = _org(app, Role.COOPERATIVE, world.system.coop.address)
+    monkeypatch.setattr(routes, "MAX_EXPORT_EVENTS", 2)
+    response = http.get("/epcis/cooperative/document", headers=coop)
+    assert response.status_code == 400 and "shorter range" in response.json()["detail"]
+    monkeypatch.setattr(routes, "MAX_EXPORT_EVENTS", 8)  # exactly the coop's events
+    assert len(_events(http.get("/epcis/cooperative/document", headers=coop))) == 8

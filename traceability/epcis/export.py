@@ -98,10 +98,13 @@ def cooperative_events(
     since: int | None = None,
     until: int | None = None,
     gln_of: GlnLookup | None = None,
+    limit: int | None = None,
 ) -> list[EpcisEvent]:
-    """Events of a cooperative's harvest lots in [since, until) (Unix seconds)."""
+    """Events of a cooperative's harvest lots in [since, until) (Unix seconds); with a
+    limit, more than `limit` events in all says the range holds more than `limit`."""
     lots = select(Harvest.lot).where(Harvest.cooperative == cooperative)
-    return read_events(conn, Scope(lots=lots, since=since, until=until), gln_of)  # type: ignore[arg-type]
+    scope = Scope(lots=lots, since=since, until=until, limit=limit)  # type: ignore[arg-type]
+    return read_events(conn, scope, gln_of)
 
 
 def cooperative_document(
