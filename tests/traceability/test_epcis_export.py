@@ -189,3 +189,11 @@ def test_a_known_gln_names_the_cooperative(world, conn) -> None:
     (event,) = _events(_published(lot_document(conn, world.lone, lookup)))
     assert event["bizLocation"]["id"] == f"https://id.gs1.org/414/{gln}"
     assert ids.parse_location_uri(event["bizLocation"]["id"]).gln == gln
+
+
+def test_lineage_read_in_chunks_is_the_same(world, conn, monkeypatch) -> None:
+    from traceability.epcis import export
+
+    whole = [e["eventID"] for e in _events(lot_document(conn, world.blend))]
+    monkeypatch.setattr(export, "CHUNK", 1)
+    assert [e["eventID"] for e in _events(lot_document(conn, world.blend))] == whole

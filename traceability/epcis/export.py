@@ -21,6 +21,7 @@ from traceability.epcis.events import EpcisEvent, Json, Scope, read_events
 from traceability.epcis.ids import GlnLookup
 
 SCHEMA_VERSION = "2.0"
+CHUNK = 500  # lot ids per statement
 QUERY_NAME = "SimpleEventQuery"
 
 
@@ -60,13 +61,22 @@ def query_document(events: Sequence[EpcisEvent]) -> Json:
     }
 
 
+def _chunks(items: set[bytes]) -> list[list[bytes]]:
+    """Sorted chunks of at most CHUNK ids (bound parameters per statement stay few)."""
+    ordered = sorted(items)
+    return [ordered[i : i + CHUNK] for i in range(0, len(ordered), CHUNK)]
+
+
 def lineage(conn: Connection, lot: bytes) -> set[bytes]:
     """The lot and every lot it was made from, back to the harvests."""
     seen, frontier = {lot}, {lot}
     while frontier:
-        steps = select(LotProduced.process_id).where(LotProduced.lot.in_(frontier))  # type: ignore[attr-defined]
-        inputs = select(LotConsumed.lot).where(LotConsumed.process_id.in_(steps))  # type: ignore[attr-defined]
-        frontier = {bytes(r) for r in conn.execute(inputs).scalars()} - seen
+        found: set[bytes] = set()
+        for chunk in _chunks(frontier):
+            steps = select(LotProduced.process_id).where(LotProduced.lot.in_(chunk))  # type: ignore[attr-defined]
+            inputs = select(LotConsumed.lot).where(LotConsumed.process_id.in_(steps))  # type: ignore[attr-defined]
+            found |= {bytes(r) for r in conn.execute(inputs).scalars()}
+        frontier = found - seen
         seen |= frontier
     return seen
 
@@ -84,7 +94,12 @@ def lot_events(conn: Connection, lot: bytes, gln_of: GlnLookup | None = None) ->
     recalls (and the step that consumed the lot, if any)."""
     if not _known(conn, lot):
         raise LotNotIndexedError(f"lot 0x{lot.hex()} is not in the index")
-    return read_events(conn, Scope(lots=lineage(conn, lot)), gln_of)
+    # A blend's lineage may hold a season's harvests: read it in chunks; a step touching
+    # lots of two chunks comes twice, once kept (same log, same event).
+    events: dict[tuple[int, int], EpcisEvent] = {}
+    for chunk in _chunks(lineage(conn, lot)):
+        events.update((e.key, e) for e in read_events(conn, Scope(lots=chunk), gln_of))
+    return [events[k] for k in sorted(events)]
 
 
 def lot_document(conn: Connection, lot: bytes, gln_of: GlnLookup | None = None) -> Json:
