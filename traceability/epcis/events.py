@@ -178,7 +178,7 @@ def _movement(row: RowMapping, grams: dict[bytes, int], ctx: _Context) -> EpcisE
             "bizStep": BizStep.RECEIVING.value,
             "disposition": Disposition.IN_PROGRESS.value,
             "bizLocation": {"id": ids.location_uri(to, ctx.gln_of)},
-            "destinationList": [_destination(SourceDestType.POSSESSING_PARTY, to, ctx)],
+            "destinationList": [_destination(SourceDestType.OWNING_PARTY, to, ctx)],
         }
     return _wrap(row, body)
 
