@@ -186,3 +186,12 @@ def test_filtered_paging_agrees_too(world, conn, per_page) -> None:
             if token is None:
                 break
         assert seen == expected, params
+
+
+def test_steps_found_one_input_row_at_a_time(world, conn, monkeypatch) -> None:
+    """Paging over steps whose inputs are read one row per statement (the batch loop)."""
+    from traceability.epcis import events
+
+    monkeypatch.setattr(events, "_input_batch", lambda limit: None if limit is None else 1)
+    test_filtered_paging_agrees_too(world, conn, "1")
+    test_sql_filters_agree_with_the_standards_semantics(world, conn)

@@ -9,12 +9,12 @@ events happen in China (+08:00, the zone seasons are computed in, indexer/season
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, union
+from sqlalchemy import Select, and_, or_, select, union
 from sqlalchemy.engine import Connection, RowMapping
 
 from indexer.models import (
@@ -337,26 +337,55 @@ def _process_ids(lots: LotSet) -> Any:
     )
 
 
-def _step_ids(conn: Connection, scope: Scope) -> list[bytes]:
-    """Processing steps of the scope in chain order (a step sits at its first input's log:
-    its logs are contiguous in one transaction, inputs first)."""
+def _input_rows(scope: Scope) -> Select[Any]:
+    """(step, block, log) of the inputs of the scope's steps after its position, in chain
+    order."""
     c = LotConsumed.__table__  # type: ignore[attr-defined]
-    first = func.min(c.c.log_index)
-    stmt = select(c.c.process_id, c.c.block_number, first).join(
+    stmt = select(c.c.process_id, c.c.block_number, c.c.log_index).join(
         _RAW, and_(_RAW.c.block_number == c.c.block_number, _RAW.c.log_index == c.c.log_index)
     )
-    stmt = _restricted(stmt, c, Scope(None, scope.since, scope.until), None)
-    if scope.after is not None:  # on the step's first log: its later inputs are after it too
-        block, log = scope.after
-        stmt = stmt.having(
-            or_(c.c.block_number > block, and_(c.c.block_number == block, first > log))
-        )
+    stmt = _restricted(stmt, c, Scope(None, scope.since, scope.until, scope.after), None)
     if scope.lots is not None:
         stmt = stmt.where(c.c.process_id.in_(_process_ids(scope.lots)))
     if scope.process_ids is not None:
         stmt = stmt.where(c.c.process_id.in_(list(scope.process_ids)))
-    stmt = stmt.group_by(c.c.process_id, c.c.block_number).order_by(c.c.block_number, first)
-    return [bytes(r[0]) for r in conn.execute(stmt.limit(scope.limit))]
+    return stmt.order_by(c.c.block_number, c.c.log_index)
+
+
+def _step_at(conn: Connection, position: tuple[int, int]) -> bytes | None:
+    """The step with an input logged at this position, if any."""
+    c = LotConsumed.__table__  # type: ignore[attr-defined]
+    where = and_(c.c.block_number == position[0], c.c.log_index == position[1])
+    found = conn.execute(select(c.c.process_id).where(where)).scalar()
+    return bytes(found) if found is not None else None
+
+
+def _input_batch(limit: int | None) -> int | None:
+    """Input rows read per statement when looking for `limit` steps (all when no limit)."""
+    return None if limit is None else max(64, 4 * limit)
+
+
+def _step_ids(conn: Connection, scope: Scope) -> list[bytes]:
+    """The scope's steps in chain order, at most `limit`, reading inputs in batches.
+
+    A step sits at its first input's log, and its other inputs follow in the same
+    transaction: after a page token that is a step, that step's later inputs are skipped.
+    """
+    seen = {s for s in [_step_at(conn, scope.after)] if s} if scope.after else set()
+    batch = _input_batch(scope.limit)
+    steps: list[bytes] = []
+    position = scope.after
+    while scope.limit is None or len(steps) < scope.limit:
+        stmt = _input_rows(replace(scope, after=position)).limit(batch)
+        rows = conn.execute(stmt).all()
+        for step, *_ in rows:
+            if bytes(step) not in seen:
+                seen.add(bytes(step))
+                steps.append(bytes(step))
+        if batch is None or len(rows) < batch:
+            break
+        position = (rows[-1][1], rows[-1][2])
+    return steps[: scope.limit]
 
 
 def _step_rows(conn: Connection, model: Any, steps: list[bytes]) -> list[RowMapping]:
