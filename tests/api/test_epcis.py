@@ -215,3 +215,14 @@ def test_a_range_too_big_for_one_document_is_refused(world, app, http, monkeypat
     assert response.status_code == 400 and "shorter range" in response.json()["detail"]
     monkeypatch.setattr(routes, "MAX_EXPORT_EVENTS", 8)  # exactly the coop's events
     assert len(_events(http.get("/epcis/cooperative/document", headers=coop))) == 8
+
+
+def test_the_largest_page_token_is_an_empty_page(http) -> None:
+    from traceability.epcis.query import page_token
+
+    last = page_token((2**63 - 1, 999_999_999))
+    response = http.get("/epcis/events", params={"nextPageToken": last})
+    assert response.status_code == 200 and _events(response) == []
+    assert "Link" not in response.headers
+    too_far = page_token((2**63, 0))
+    assert http.get("/epcis/events", params={"nextPageToken": too_far}).status_code == 400

@@ -49,6 +49,9 @@ def test_event_type_and_biz_step(conn) -> None:
     assert _run(conn, EQ_bizStep="shipping", eventType="TransformationEvent") == []
     assert len(_run(conn, EQ_disposition="recalled")) == 1
     assert len(_run(conn, EQ_action="ADD")) == 3
+    cbv = "https://ref.gs1.org/cbv/"
+    assert _run(conn, EQ_bizStep=f"{cbv}BizStep-shipping") == shipped
+    assert len(_run(conn, EQ_disposition=f"{cbv}Disp-recalled")) == 1
 
 
 def test_match_epc_class_finds_a_lots_events(world, conn) -> None:
@@ -97,6 +100,7 @@ def test_paging_walks_every_event_once(conn) -> None:
         ({"perPage": "9" * 40}, "perPage"),
         ({"nextPageToken": "garbage!"}, "nextPageToken"),
         ({"nextPageToken": page_token((1, 2)) + "A"}, "nextPageToken"),
+        ({"nextPageToken": page_token((2**63, 0))}, "nextPageToken"),  # beyond BIGINT
         ({"EQ_bizStep": "shipping||receiving"}, "EQ_bizStep"),
         ({"EQ_action": "CREATE"}, "EQ_action"),
         ({"MATCH_someEPC": "x"}, "MATCH_someEPC"),

@@ -21,7 +21,13 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 
 from traceability.epcis.events import SOURCES, TRANSFORMED, EpcisEvent, Scope, Source, read_events
-from traceability.epcis.ids import GlnLookup, IdentifierError, IdKind, parse_urn32
+from traceability.epcis.ids import (
+    CBV_NAMESPACE,
+    GlnLookup,
+    IdentifierError,
+    IdKind,
+    parse_urn32,
+)
 
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 1000
@@ -49,6 +55,7 @@ LIST_PARAMETERS = (
 PARAMETERS = frozenset(
     {*LIST_PARAMETERS, "GE_eventTime", "LT_eventTime", "perPage", "nextPageToken"}
 )
+MAX_BLOCK = 2**63 - 1  # a block number the databases can compare (BIGINT)
 _TOKEN = re.compile(r"([0-9]{1,19}):([0-9]{1,9})")
 
 
@@ -129,7 +136,7 @@ def _after(text: str) -> tuple[int, int]:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         decoded = ""
     match = _TOKEN.fullmatch(decoded)
-    if len(text) > 64 or match is None:
+    if len(text) > 64 or match is None or int(match[1]) > MAX_BLOCK:
         raise QueryParameterError("nextPageToken", "not a token this service issued")
     return int(match[1]), int(match[2])
 
@@ -154,6 +161,9 @@ def parse_query(params: Mapping[str, str] | Sequence[tuple[str, str]]) -> EventQ
             raise QueryParameterError(name, "given twice; separate values with |")
         seen[name] = value
     lists = {n: _values(n, seen[n]) for n in LIST_PARAMETERS if n in seen}
+    for name, prefix in (("EQ_bizStep", "BizStep-"), ("EQ_disposition", "Disp-")):
+        if name in lists:  # CBV values as full URIs mean their bare words
+            lists[name] = frozenset(v.removeprefix(CBV_NAMESPACE + prefix) for v in lists[name])
     return _checked(
         EventQuery(
             event_types=lists.get("eventType"),
