@@ -38,6 +38,7 @@ AUDIENCES = {
     "merchants": "Merchants (`api/merchants`)",
     "regulator": "Regulator: the risk monitor's alerts and their review (`api/regulator`)",
     "public": "Public (`api/public`)",
+    "epcis": "EPCIS 2.0: trace documents and event queries (`api/epcis`)",
     "core": "Log in and out, every organisation (`api/core/sessions.py`)",
     "ops": "Operations: health and metrics (`api/ops`)",
 }

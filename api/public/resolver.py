@@ -56,12 +56,8 @@ LinkType = Annotated[
 
 
 def epcis_document_path(lot: str) -> str:
-    """Where a lot's EPCIS document is served (the EPCIS export's route, issue #21).
-
-    TODO(epcis-export): the route is built on the EPCIS export's branch
-    (traceability.epcis.export.lot_document behind GET /epcis/lots/{lot}/document); if its path
-    changes when it lands, this is the one place to change.
-    """
+    """Where a lot's EPCIS document is served (`api.epcis.routes.lot_epcis_document`; a test
+    follows the redirect to it)."""
     return f"/epcis/lots/{lot}/document"
 
 

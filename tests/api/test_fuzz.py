@@ -52,6 +52,7 @@ ROLE_OF_PREFIX = {
     "/lenders": (Role.LENDER,),
     "/merchants": (Role.MERCHANT,),
     "/regulator": (Role.REGULATOR,),
+    "/epcis/cooperative": (Role.COOPERATIVE,),
 }
 
 

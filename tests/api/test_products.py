@@ -233,8 +233,14 @@ def test_traceability_is_the_lots_epcis_document(world, packed, link_type):  # n
     sent = world.http.get(f"/01/{GTIN14}/10/{code}", params={"linkType": link_type},
                           follow_redirects=False)  # fmt: skip
     assert sent.status_code == 307
-    # the EPCIS export's route (another branch of issue #21 serves it)
     assert sent.headers["location"] == f"http://testserver/epcis/lots/{lot}/document"
+    document = world.http.get(sent.headers["location"], headers={"Accept": "application/json"})
+    assert document.status_code == 200, document.text
+    body = document.json()
+    assert body["type"] == "EPCISDocument"
+    classes = {q["epcClass"] for e in body["epcisBody"]["eventList"]
+               for q in e.get("quantityList", [])}  # fmt: skip
+    assert f"urn:tealedger:lot:{lot}" in classes
 
 
 def test_other_link_types(world, packed):  # noqa: F811
