@@ -186,6 +186,10 @@ def parse_document(body: bytes) -> Json:
         document = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:  # also a number of more than 4300 digits
         raise DocumentInvalid(f"the body is not JSON: {str(exc)[:200]}") from exc
+    try:  # an escaped lone surrogate (\ud800) parses, but is no Unicode text
+        json.dumps(plain, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DocumentInvalid("the JSON has an unpaired surrogate escape (not Unicode)") from exc
     if not isinstance(document, dict) or document.get("type") != "EPCISDocument":
         raise DocumentInvalid("capture takes an EPCISDocument (a JSON object of that type)")
     found = violations(plain)
