@@ -25,6 +25,7 @@ from typing import Any
 
 from eth_utils import keccak
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from web3.contract.contract import ContractFunction
 
@@ -940,7 +941,11 @@ class _Recorder:
                             source_lot=uri, local_lot=local, organisation=self.me, event_hash=digest
                         )
                     )
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:  # another replica saved the same event first
+                session.rollback()
+                status = "already_captured"
         lots = ["0x" + lot.hex() for lot in [*action.lots, *action.new_lots.values()]]
         results.append(
             EventResult(action.index, action.event_id, action.hash_id, status, _hex(tx), lots)
