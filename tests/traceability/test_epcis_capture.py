@@ -1,0 +1,137 @@
+"""What capture does when the chain moves under it or the process dies mid-way (anvil,
+SQLite): it stops at the event the chain now refuses, keeps what was sent, and a re-post
+completes what can be completed; a harvest mined before a crash is found by its anchor."""
+
+from __future__ import annotations
+
+import pytest
+from eth_utils import keccak
+from sqlalchemy import Engine
+
+from indexer.db import make_engine, migrate
+from tests.traceability._epcis_world import EpcisWorld, build_world
+from traceability.epcis import capture as capture_module
+from traceability.epcis import ids
+from traceability.epcis.capture import CaptureRefused, capture, plot_master_data
+from traceability.epcis.export import dumps, loads
+from traceability.service import RecordingService
+
+
+@pytest.fixture(scope="module")
+def world(anvil_node, tmp_path_factory) -> EpcisWorld:
+    return build_world(anvil_node, tmp_path_factory.mktemp("epcis-capture-core"))
+
+
+@pytest.fixture(scope="module")
+def engine(world) -> Engine:
+    engine = make_engine(world.database_url)
+    migrate(engine)
+    return engine
+
+
+def _document(events: list[dict], master: list | None = None) -> dict:
+    """A published document of these events."""
+    document = {
+        "@context": ids.context(),
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-04-02T02:00:00Z",
+        "epcisBody": {"eventList": events},
+    }
+    if master:
+        document["epcisHeader"] = plot_master_data(master)
+    return loads(dumps(document))
+
+
+def _ship(lot: bytes, source: str, to: str, minute: int) -> dict:
+    return {
+        "type": "ObjectEvent",
+        "eventTime": f"2026-04-02T03:{minute:02d}:00Z",
+        "eventTimeZoneOffset": "+08:00",
+        "action": "OBSERVE",
+        "bizStep": "shipping",
+        "disposition": "in_transit",
+        "quantityList": [{"epcClass": ids.lot_uri(lot)}],
+        "sourceList": [{"type": "owning_party", "source": _party(source)}],
+        "destinationList": [{"type": "owning_party", "destination": _party(to)}],
+    }
+
+
+def _party(address: str) -> str:
+    return ids.party_uri(bytes.fromhex(address[2:].lower()))
+
+
+def test_a_recall_between_check_and_send_stops_capture_there(world, engine, monkeypatch) -> None:
+    system = world.system
+    first, second = system.harvest([5_000, 6_000])
+    coop = RecordingService(system.client, 1)
+    document = _document(
+        [
+            _ship(first, system.coop.address, system.processor.address, 1),
+            _ship(second, system.coop.address, system.processor.address, 2),
+        ]
+    )
+    sent: list[object] = []
+    real = coop.sender.transact
+
+    def transact_then_recall(call, *args, **kwargs):
+        receipt = real(call, *args, **kwargs)
+        if not sent:  # the inspector acts on the second lot while capture is under way
+            system.inspector.transact(system.tt.functions.recall(second, b"\x33" * 32))
+        sent.append(call)
+        return receipt
+
+    monkeypatch.setattr(coop.sender, "transact", transact_then_recall)
+    report = capture(coop, engine, document, "race-1")
+    assert not report.success and len(sent) == 1
+    (error,) = report.errors
+    assert error.index == 1 and "recalled" in error.reason.lower()
+    assert [r.status for r in report.results] == ["recorded"]
+    assert system.lot(first)[2] == 2  # the first shipment stays: in transit
+    monkeypatch.undo()
+    with pytest.raises(CaptureRefused) as refused:  # posting again: the first is known,
+        capture(coop, engine, document, "race-2")  # the second is refused before sending
+    assert [e.index for e in refused.value.errors] == [1]
+
+
+def test_a_harvest_mined_before_a_crash_is_completed_by_its_anchor(
+    world, engine, monkeypatch
+) -> None:
+    system = world.system
+    coop = RecordingService(system.client, 1)
+    plot, farmer = keccak(text="crash-plot"), keccak(text="crash-farmer")
+    me = bytes.fromhex(system.coop.address[2:].lower())
+    harvest = {
+        "type": "ObjectEvent",
+        "eventTime": "2026-04-02T04:00:00Z",
+        "eventTimeZoneOffset": "+08:00",
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "quantityList": [
+            {"epcClass": ids.lot_uri(keccak(text="crash-lot")), "quantity": 4, "uom": "KGM"}
+        ],
+        "readPoint": {"id": ids.plot_uri(plot)},
+        "bizLocation": {"id": ids.location_uri(me)},
+        "ilmd": {"tl:pickedAt": "2026-04-02T00:00:00Z", "tl:grade": 3},
+    }
+    master = type("P", (), {"plot": plot, "farmer": farmer, "area_centi_mu": 100, "variety": 1,
+                            "location_hash": b"\x00" * 32})  # fmt: skip
+    document = _document([harvest], [master])
+
+    def crash(*args, **kwargs):
+        raise SystemExit("the process dies after the harvest is mined")
+
+    monkeypatch.setattr(capture_module._Recorder, "_save", crash)
+    with pytest.raises(SystemExit):
+        capture(coop, engine, document, "crash-1")
+    monkeypatch.undo()
+    block = system.client.w3.eth.block_number
+    report = capture(coop, engine, document, "crash-2")
+    assert report.success
+    (result,) = report.results
+    assert result.status == "already_captured" and result.tx_hash is None
+    assert system.client.w3.eth.block_number == block  # found on chain, nothing sent
+    lot = bytes.fromhex(result.lots[0][2:])
+    assert system.lot(lot)[1] == 4_000
+    again = capture(coop, engine, document, "crash-3")
+    assert [r.status for r in again.results] == ["already_captured"]
