@@ -4,6 +4,8 @@ completes what can be completed; a harvest mined before a crash is found by its 
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from eth_utils import keccak
 from sqlalchemy import Engine
@@ -121,7 +123,7 @@ def test_a_harvest_mined_before_a_crash_is_completed_by_its_anchor(
     def crash(*args, **kwargs):
         raise SystemExit("the process dies after the harvest is mined")
 
-    monkeypatch.setattr(capture_module._Recorder, "_save", crash)
+    monkeypatch.setattr(capture_module._Recorder, "_write", crash)
     with pytest.raises(SystemExit):
         capture(coop, engine, document, "crash-1")
     monkeypatch.undo()
@@ -135,3 +137,45 @@ def test_a_harvest_mined_before_a_crash_is_completed_by_its_anchor(
     assert system.lot(lot)[1] == 4_000
     again = capture(coop, engine, document, "crash-3")
     assert [r.status for r in again.results] == ["already_captured"]
+
+
+def test_a_step_mined_before_a_crash_is_completed_by_its_anchor(world, engine, monkeypatch) -> None:
+    system = world.system
+    leaves = system.harvest([10_000, 20_000])
+    system.move(leaves, system.coop, system.processor)
+    processor = RecordingService(system.client, 2)
+    me = bytes.fromhex(system.processor.address[2:].lower())
+    step = {
+        "type": "TransformationEvent",
+        "eventTime": "2026-04-02T05:00:00Z",
+        "eventTimeZoneOffset": "+08:00",
+        "inputQuantityList": [
+            {"epcClass": ids.lot_uri(lot), "quantity": grams, "uom": "GRM"}
+            for lot, grams in zip(leaves, (10_000, 20_000), strict=True)
+        ],
+        "outputQuantityList": [
+            {
+                "epcClass": ids.lot_uri(keccak(text="crash-made")),
+                "quantity": Decimal("7.5"),
+                "uom": "KGM",
+            }
+        ],
+        "bizStep": "commissioning",
+        "bizLocation": {"id": ids.location_uri(me)},
+    }
+    document = _document([step])
+
+    def crash(*args, **kwargs):
+        raise SystemExit("the process dies after the step is mined")
+
+    monkeypatch.setattr(capture_module._Recorder, "_write", crash)
+    with pytest.raises(SystemExit):
+        capture(processor, engine, document, "crash-step-1")
+    monkeypatch.undo()
+    assert system.lot(leaves[0])[2] == 3  # consumed: the step is on chain
+    block = system.client.w3.eth.block_number
+    report = capture(processor, engine, document, "crash-step-2")
+    assert report.success and [r.status for r in report.results] == ["already_captured"]
+    assert system.client.w3.eth.block_number == block
+    made = bytes.fromhex(report.results[0].lots[0][2:])
+    assert system.lot(made)[1] == 7_500

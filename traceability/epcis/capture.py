@@ -15,6 +15,7 @@ same or a later document, whoever posts them (the lot moves between organisation
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -52,6 +53,7 @@ from traceability.service import Outcome, RecordingService
 Json = dict[str, Any]
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_EVENTS = 5_000
+CHUNK = 500  # ids per IN (...) statement
 MAX_DEPTH = 32  # an EPCIS event nests a few levels; deeper JSON is refused before parsing
 UNITS = {"KGM": 1000, "GRM": 1}  # grams per unit
 MASTER_VOCABULARY = "urn:epcglobal:epcis:vtype:ReadPoint"
@@ -380,6 +382,7 @@ class _Action:
     harvest: HarvestRecord | None = None
     new_lots: dict[str, bytes] = field(default_factory=dict)  # source URI -> local lot
     independent: bool = True  # no lot of it is made or changed by an earlier event here
+    on_chain: bool = False  # a harvest or step mined before a crash (found by its anchor)
 
 
 @dataclass
@@ -404,7 +407,11 @@ class _Planner:
         self.context = document.get("@context")
         self.events: list[Any] = document["epcisBody"]["eventList"]
         self.master = _master_plots(document)
-        self.lots: dict[bytes, _Lot] = {}
+        self.lots: dict[bytes, _Lot | None] = {}
+        self.known_map: dict[str, bytes] = {}  # read from epcis_lot_map up front
+        self.unmapped: set[str] = set()  # URIs known to be in no row of it
+        self.captured: dict[bytes, EpcisCapturedEvent] = {}
+        self.mapped_before: set[bytes] = set()  # event hashes known to be in no row
         self.touched: set[bytes] = set()
         self.mapped: dict[str, bytes] = {}  # source URI -> local lot, this document
         self.plan = _Plan()
@@ -431,23 +438,76 @@ class _Planner:
         if not self._role(role):
             raise _Unmappable(f"recording this needs TeaTrace's {name} role, which you lack")
 
+    def _read_lots(self, lots: Sequence[bytes]) -> None:
+        """Read lots' slots from chain into the simulation (batched: one eth_call per 500)."""
+        for view in self.service.lots(sorted(set(lots) - set(self.lots))):
+            if view.exists:
+                holder = bytes.fromhex(view.holder[2:].lower())
+                self.lots[view.lot] = _Lot(holder, view.grams, view.state, view.kind, view.recalled)
+            else:
+                self.lots[view.lot] = None
+
     def _lot(self, lot: bytes) -> _Lot | None:
-        """The lot's simulated state (read from chain once)."""
+        """The lot's simulated state (read from chain once); None: no such lot."""
         if lot not in self.lots:
-            view = self.service.lot(lot)
-            if not view.exists:
-                return None
-            holder = bytes.fromhex(view.holder[2:].lower())
-            self.lots[lot] = _Lot(holder, view.grams, view.state, view.kind, view.recalled)
+            self._read_lots([lot])
         return self.lots[lot]
 
     def _mapped(self, uri: str) -> bytes | None:
         """The local lot a source lot URI was captured as, if any."""
         if uri in self.mapped:
             return self.mapped[uri]
+        if uri in self.known_map:
+            return self.known_map[uri]
+        if uri in self.unmapped:
+            return None
         with Session(self.engine) as session:
             row = session.get(EpcisLotMap, uri)
         return bytes(row.local_lot) if row is not None else None
+
+    def _prefetch(self) -> None:
+        """Everything the events will ask about, read in a few batches: lots named or made by
+        them, captured events, mapped URIs (a season's document is thousands of events)."""
+        address = self.service.address
+        lots: set[bytes] = set()
+        uris: set[str] = set()
+        digests: list[bytes] = []
+        for event in self.events:
+            if not isinstance(event, dict):
+                continue
+            try:
+                digest = hashid.hash_bytes(hashid.event_hash_id(event, self.context))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # reported when the event is mapped
+            digests.append(digest)
+            lots.add(lot_id(address, digest))
+            outputs = event.get("outputQuantityList")
+            for i in range(len(outputs) if isinstance(outputs, list) else 0):
+                lots.add(lot_id(address, output_data_hash(digest, i)))
+            for key in ("quantityList", "inputQuantityList", "outputQuantityList"):
+                elements = event.get(key)
+                for element in elements if isinstance(elements, list) else []:
+                    uri = element.get("epcClass") if isinstance(element, dict) else None
+                    if isinstance(uri, str):
+                        uris.add(uri)
+                        with contextlib.suppress(IdentifierError):
+                            lots.add(ids.parse_lot_uri(uri))
+        with Session(self.engine) as session:
+            ordered = sorted(uris)
+            for start in range(0, len(ordered), CHUNK):
+                chunk = ordered[start : start + CHUNK]
+                query = select(EpcisLotMap).where(EpcisLotMap.source_lot.in_(chunk))  # type: ignore[attr-defined]
+                for row in session.scalars(query):
+                    self.known_map[row.source_lot] = bytes(row.local_lot)
+            for start in range(0, len(digests), CHUNK):
+                chunk = digests[start : start + CHUNK]
+                query = select(EpcisCapturedEvent).where(EpcisCapturedEvent.event_hash.in_(chunk))  # type: ignore[attr-defined]
+                for row in session.scalars(query):
+                    self.captured[bytes(row.event_hash)] = row
+        self.unmapped = uris - set(self.known_map)
+        self.mapped_before = set(digests) - set(self.captured)
+        lots |= set(self.known_map.values())
+        self._read_lots(sorted(lots))
 
     def _resolve(self, uri: Any) -> tuple[bytes, _Lot]:
         """A lot URI as a local lot that exists (captured before, or a lot of this chain)."""
@@ -468,6 +528,8 @@ class _Planner:
 
     def _captured(self, digest: bytes) -> EpcisCapturedEvent | None:
         """The table's row of an event captured before."""
+        if digest in self.captured or digest in self.mapped_before:
+            return self.captured.get(digest)
         with Session(self.engine) as session:
             return session.get(EpcisCapturedEvent, digest)
 
@@ -475,6 +537,7 @@ class _Planner:
 
     def run(self) -> _Plan:
         """Map every event; CaptureRefused with every error if any event fails."""
+        self._prefetch()
         for index, event in enumerate(self.events):
             event_id = event.get("eventID") if isinstance(event, dict) else None
             event_id = event_id if isinstance(event_id, str) else None
@@ -617,7 +680,8 @@ class _Planner:
         action.kind, action.harvest, action.lots = "harvest", record, [local]
         action.new_lots = {uri: local}
         self.mapped[uri] = local
-        if self._lot(local) is None:  # else recorded before a crash: the chain anchors it
+        action.on_chain = self._lot(local) is not None  # mined before a crash: anchored
+        if not action.on_chain:
             self.lots[local] = _Lot(self.me, grams, LotState.HELD, LotKind.FRESH_LEAF, False)
             self.touched.add(local)
 
@@ -667,6 +731,10 @@ class _Planner:
         self._need(contracts.PROCESSOR_ROLE, "processor")
         if event.get("inputEPCList") or event.get("outputEPCList"):
             raise _Unmappable("lots are classes (quantity lists), not instance EPCs")
+        outputs = event.get("outputQuantityList") or []
+        if outputs and self._lot(lot_id(self.service.address, output_data_hash(digest, 0))):
+            self._step_on_chain(event, digest, action)  # mined before a crash: anchored
+            return
         inputs: list[tuple[str, bytes, _Lot]] = []
         for element in event.get("inputQuantityList") or []:
             uri = element.get("epcClass")
@@ -677,7 +745,6 @@ class _Planner:
             if any(local == other for _, other, _ in inputs):
                 raise _Unmappable(f"input {uri[:100]} is listed twice")
             inputs.append((uri, local, state))
-        outputs = event.get("outputQuantityList") or []
         if not inputs or not outputs:
             raise _Unmappable("a step has input and output quantity lists")
         leaf = sum(s.grams for _, _, s in inputs if s.kind == LotKind.FRESH_LEAF)
@@ -710,6 +777,18 @@ class _Planner:
             action.new_lots[uri] = local
             self.mapped[uri] = local
             self.lots[local] = _Lot(self.me, grams, LotState.HELD, LotKind.MADE_TEA, False)
+            self.touched.add(local)
+
+    def _step_on_chain(self, event: Json, digest: bytes, action: _Action) -> None:
+        """A step whose outputs exist already: map them, send nothing."""
+        action.kind, action.on_chain = "process", True
+        for i, element in enumerate(event["outputQuantityList"]):
+            uri = element.get("epcClass")
+            if not isinstance(uri, str):
+                raise _Unmappable("an output lot is named by its URI (epcClass)")
+            local = lot_id(self.service.address, output_data_hash(digest, i))
+            action.new_lots[uri] = local
+            self.mapped[uri] = local
             self.touched.add(local)
 
     def _ship(self, event: Json, action: _Action) -> None:
@@ -836,7 +915,7 @@ class _Recorder:
         the contract's own harvest check for harvests on plots registered already."""
         errors: list[EventError] = []
         for action in plan.actions:
-            if action.call is None or not action.independent:
+            if action.call is None or not action.independent or action.on_chain:
                 continue
             try:
                 self.service.client.check_call(action.call, self.service.address)
@@ -856,9 +935,8 @@ class _Recorder:
         return errors
 
     def _new(self, action: _Action) -> bool:
-        """Whether the action's first lot is not on chain yet (harvest or step outputs)."""
-        lots = list(action.new_lots.values()) if action.new_lots else action.lots
-        return not self.service.lot(lots[0]).exists
+        """Whether the action's record is not on chain yet (harvest or step outputs)."""
+        return not action.on_chain
 
     def record(self, plan: _Plan, results: list[EventResult]) -> EventError | None:
         """Registrations, then harvests in one submission, then every other event in
@@ -902,14 +980,18 @@ class _Recorder:
             for log in self.service.decoder.decode_receipt(receipt):
                 if log.name == "HarvestRecorded":
                     where[bytes(log.args["lot"])] = (bytes(tx), log.log_index)
+        done: list[tuple[_Action, bytes, int, str]] = []
+        stopped = None
         for action, outcome in zip(actions, report.outcomes, strict=True):
             if outcome.outcome is Outcome.REJECTED:
-                return EventError(action.index, action.event_id, outcome.reason)
+                stopped = stopped or EventError(action.index, action.event_id, outcome.reason)
+                continue
             tx, log = where.get(action.lots[0], (b"", 0))
             # a duplicate was recorded before a crash: the chain anchors it by the event hash
             status = "recorded" if outcome.outcome is Outcome.RECORDED else "already_captured"
-            self._save(action, tx, log, results, status)
-        return None
+            done.append((action, tx, log, status))
+        self._save_all(done, results)  # one commit for the submission's mined harvests
+        return stopped
 
     def _save(
         self,
@@ -919,37 +1001,65 @@ class _Recorder:
         results: list[EventResult],
         status: str = "recorded",
     ) -> None:
-        """The event and its new lots in the tables, committed at once (a crash after this
+        """One event and its new lots in the tables, committed at once (a crash after this
         leaves the event captured; before it, the chain's anchor or a re-post completes it)."""
-        digest = hashid.hash_bytes(action.hash_id)
-        with Session(self.engine) as session:
-            session.add(
-                EpcisCapturedEvent(
-                    event_hash=digest,
-                    organisation=self.me,
-                    capture_id=self.capture_id,
-                    kind=action.kind,
-                    event_id=(action.event_id or "")[:300],
-                    tx_hash=tx,
-                    log_index=log_index,
-                )
+        self._save_all([(action, tx, log_index, status)], results)
+
+    def _save_all(
+        self, done: list[tuple[_Action, bytes, int, str]], results: list[EventResult]
+    ) -> None:
+        """Events and their new lots in the tables, in one transaction (if another replica
+        saved them first, each is saved alone and a clash reported as already captured)."""
+        if not done:
+            return
+        try:
+            self._write(done)
+            saved = [status for _, _, _, status in done]
+        except IntegrityError:
+            saved = []
+            for item in done:
+                try:
+                    self._write([item])
+                    saved.append(item[3])
+                except IntegrityError:  # another replica saved this event first
+                    saved.append("already_captured")
+        for (action, tx, _, _), status in zip(done, saved, strict=True):
+            lots = ["0x" + lot.hex() for lot in [*action.lots, *action.new_lots.values()]]
+            results.append(
+                EventResult(action.index, action.event_id, action.hash_id, status, _hex(tx), lots)
             )
-            for uri, local in action.new_lots.items():
-                if session.get(EpcisLotMap, uri) is None:
-                    session.add(
-                        EpcisLotMap(
-                            source_lot=uri, local_lot=local, organisation=self.me, event_hash=digest
-                        )
+
+    def _write(self, done: list[tuple[_Action, bytes, int, str]]) -> None:
+        """Insert the rows and commit (IntegrityError, rolled back, on a clash)."""
+        with Session(self.engine) as session:
+            for action, tx, log_index, _ in done:
+                digest = hashid.hash_bytes(action.hash_id)
+                session.add(
+                    EpcisCapturedEvent(
+                        event_hash=digest,
+                        organisation=self.me,
+                        capture_id=self.capture_id,
+                        kind=action.kind,
+                        event_id=(action.event_id or "")[:300],
+                        tx_hash=tx,
+                        log_index=log_index,
                     )
+                )
+                for uri, local in action.new_lots.items():
+                    if session.get(EpcisLotMap, uri) is None:
+                        session.add(
+                            EpcisLotMap(
+                                source_lot=uri,
+                                local_lot=local,
+                                organisation=self.me,
+                                event_hash=digest,
+                            )
+                        )
             try:
                 session.commit()
-            except IntegrityError:  # another replica saved the same event first
+            except IntegrityError:
                 session.rollback()
-                status = "already_captured"
-        lots = ["0x" + lot.hex() for lot in [*action.lots, *action.new_lots.values()]]
-        results.append(
-            EventResult(action.index, action.event_id, action.hash_id, status, _hex(tx), lots)
-        )
+                raise
 
 
 def capture(
