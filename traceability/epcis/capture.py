@@ -272,15 +272,15 @@ def _master_plots(document: Json) -> dict[bytes, PlotMaster | str]:
                 plot = ids.parse_urn32(element["id"], IdKind.PLOT)
             except IdentifierError:
                 continue  # another read point: not ours to register
-            attrs = {a.get("id"): a.get("attribute") for a in element.get("attributes", [])}
             try:
+                attrs = {a["id"]: a.get("attribute") for a in element.get("attributes", [])}
                 found[plot] = PlotMaster(
                     ids.parse_urn32(attrs[_attr("farmer")], IdKind.FARMER),
                     _int(attrs[_attr("areaCentiMu")], 1, 2**32 - 1),
                     _int(attrs.get(_attr("variety"), 0), 0, 2**16 - 1),
                     _hex32(attrs.get(_attr("locationHash"), "0x" + "00" * 32)),
                 )
-            except (KeyError, ValueError, TypeError) as exc:
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
                 found[plot] = f"the plot's master data is incomplete or wrong ({exc})"
     return found
 
@@ -545,7 +545,8 @@ class _Planner:
                 self._event(index, event, event_id)
             except _Unmappable as exc:
                 self.errors.append(EventError(index, event_id, str(exc)))
-            except (IdentifierError, hashid.UnsupportedEventError, ValueError, KeyError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                # a value of an unexpected shape the schema lets through: this event's error
                 self.errors.append(EventError(index, event_id, f"cannot be read: {exc}"[:300]))
         if self.errors:
             raise CaptureRefused(self.errors)
