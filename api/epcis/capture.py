@@ -5,9 +5,9 @@ shows the capture job.
 The binding lets a server answer 202 at once and work in the background; here the work is
 done before answering (a document of a few hundred events takes seconds on chain), so the 202
 already carries the finished job, and its Location serves it again later. Refusals are
-synchronous: 400 for a body that is not a schema-valid EPCIS document, 422 with per-event
-errors when an event cannot be recorded (nothing sent), 409 when the chain changed while
-sending (what was sent stays; post the same document again to complete it).
+synchronous, in the service's usual error shapes: 400 for a body that is not a schema-valid
+EPCIS document, 422 with one item per event that cannot be recorded (nothing sent), 409 when
+the chain changed while sending (what was sent stays; post the same document again).
 """
 
 from __future__ import annotations
@@ -40,19 +40,11 @@ CaptureOrg = Annotated[
 _LOCKS: dict[int, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 _JOB = {"type": "object", "description": "an EPCIS capture job with per-event results"}
-_PROBLEM = {"type": "object", "description": "an EPCIS exception with per-event errors"}
-
-
-def _answer(description: str, schema: dict[str, str]) -> dict[str, Any]:
-    """An OpenAPI response entry."""
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
 CAPTURE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: _answer("Captured (the finished job)", _JOB),
-    400: _answer("Not a valid EPCIS 2.0 document", _PROBLEM),
-    409: _answer("The chain changed while sending (what was sent stays)", _JOB),
-    422: _answer("Events that cannot be recorded (nothing recorded)", _PROBLEM),
+    202: {
+        "description": "Captured: the finished capture job (Location serves it again)",
+        "content": {"application/json": {"schema": _JOB}},
+    },
 }
 
 
@@ -64,10 +56,29 @@ def _lock(org: Organisation) -> threading.Lock:
         return _LOCKS.setdefault(org.id, threading.Lock())
 
 
-def _problem(code: int, kind: str, title: str, **extra: Any) -> JSONResponse:
-    """An EPCIS exception (problem details) answer."""
-    body = {"type": f"epcisException:{kind}", "title": title, "status": code} | extra
-    return JSONResponse(body, status_code=code)
+def _invalid(exc: DocumentInvalid) -> JSONResponse:
+    """400: not a schema-valid EPCIS document (the schema's findings in `args`)."""
+    body = {
+        "detail": str(exc),
+        "error": "ValidationException",
+        "args": {"violations": exc.details[:20]},
+    }
+    return JSONResponse(body, status_code=status.HTTP_400_BAD_REQUEST)
+
+
+def _refused(exc: CaptureRefused) -> JSONResponse:
+    """422: one item per event that cannot be recorded (loc: its place in the document,
+    input: its eventID); nothing was recorded."""
+    items = [
+        {
+            "loc": ["body", "epcisBody", "eventList", e.index],
+            "msg": e.reason,
+            "type": "epcis_event",
+            "input": e.event_id,
+        }
+        for e in exc.errors
+    ]
+    return JSONResponse({"detail": items}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 @router.post(
@@ -94,7 +105,7 @@ async def capture_document(
     try:
         document = parse_document(body)
     except DocumentInvalid as exc:
-        return _problem(400, "ValidationException", str(exc), errors=exc.details[:20])
+        return _invalid(exc)
     capture_id = str(uuid.uuid4())
     service = recording_service(chain, settings, org)
     engine = request.app.state.engine
@@ -108,11 +119,18 @@ async def capture_document(
     try:
         report = await run_in_threadpool(run)
     except CaptureRefused as exc:
-        errors = [e.__dict__ for e in exc.errors]
-        return _problem(422, "ValidationException", str(exc), errors=errors)
+        return _refused(exc)
     location = {"Location": f"/epcis/capture/{capture_id}"}
-    code = status.HTTP_202_ACCEPTED if report.success else status.HTTP_409_CONFLICT
-    return JSONResponse(report.as_json(), status_code=code, headers=location)
+    job = report.as_json()
+    if report.success:
+        return JSONResponse(job, status_code=status.HTTP_202_ACCEPTED, headers=location)
+    (stopped,) = report.errors
+    detail = (
+        f"stopped at event {stopped.index}: {stopped.reason}; the events before it are "
+        "recorded, post the document again to complete what the chain still allows"
+    )
+    body = {"detail": detail, "error": "CaptureIncomplete", "args": {"job": job}}
+    return JSONResponse(body, status_code=status.HTTP_409_CONFLICT, headers=location)
 
 
 @router.get("/capture/{capture_id}", response_class=JSONResponse)

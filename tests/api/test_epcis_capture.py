@@ -173,8 +173,8 @@ def test_a_schema_invalid_document_is_400(http, coop, world) -> None:
     block = _block(world)
     response = _post(http, headers, document)
     assert response.status_code == 400
-    assert response.json()["type"] == "epcisException:ValidationException"
-    assert response.json()["errors"]
+    assert response.json()["error"] == "ValidationException"
+    assert response.json()["args"]["violations"]
     assert _block(world) == block
 
 
@@ -204,13 +204,15 @@ def test_unmappable_events_refuse_the_whole_document(http, coop, world) -> None:
     block = _block(world)
     response = _post(http, headers, _document([good, pounds, unknown, no_quantity, destroying]))
     assert response.status_code == 422, response.text
-    errors = response.json()["errors"]
-    assert [e["index"] for e in errors] == [1, 2, 3, 4]
-    assert "KGM and GRM" in errors[0]["reason"]
-    assert "not this event's" in errors[1]["reason"]  # its eventID is a wrong hash id
-    assert errors[1]["event_id"] == unknown["eventID"]
-    assert "without a quantity" in errors[2]["reason"]
-    assert "no TeaTrace record" in errors[3]["reason"]
+    errors = response.json()["detail"]
+    assert [e["loc"] for e in errors] == [
+        ["body", "epcisBody", "eventList", i] for i in (1, 2, 3, 4)
+    ]
+    assert "KGM and GRM" in errors[0]["msg"]
+    assert "not this event's" in errors[1]["msg"]  # its eventID is a wrong hash id
+    assert errors[1]["input"] == unknown["eventID"]
+    assert "without a quantity" in errors[2]["msg"]
+    assert "no TeaTrace record" in errors[3]["msg"]
     assert _block(world) == block  # the good harvest was not recorded either
 
 
@@ -224,9 +226,9 @@ def test_other_organisations_events_are_refused(http, coop, world) -> None:
     block = _block(world)
     response = _post(http, headers, document)
     assert response.status_code == 422
-    errors = response.json()["errors"]
+    errors = response.json()["detail"]
     assert len(errors) == len(document["epcisBody"]["eventList"])
-    assert all("not you" in e["reason"] for e in errors)
+    assert all("not you" in e["msg"] for e in errors)
     assert _block(world) == block
 
 
@@ -235,7 +237,7 @@ def test_an_unknown_lot_and_a_missing_plot_are_per_event_errors(http, coop) -> N
     harvest = _harvest(address, readPoint={"id": ids.plot_uri(keccak(text="no-such-plot"))})
     response = _post(http, headers, _document([harvest], master=False))
     assert response.status_code == 422
-    assert "not registered here" in response.json()["errors"][0]["reason"]
+    assert "not registered here" in response.json()["detail"][0]["msg"]
 
 
 def test_a_role_that_records_nothing_is_403(http, app, coop) -> None:
@@ -248,7 +250,7 @@ def test_a_cooperative_without_the_chain_role_is_refused_per_event(http, app) ->
     address, headers = _org(app, Role.COOPERATIVE, "coop-without-role")
     response = _post(http, headers, _document([_harvest(address)]))
     assert response.status_code == 422
-    assert "role" in response.json()["errors"][0]["reason"]
+    assert "role" in response.json()["detail"][0]["msg"]
 
 
 @pytest.mark.parametrize(
