@@ -15,7 +15,7 @@ from tests.traceability._epcis_world import EpcisWorld, build_world
 from traceability.epcis import capture as capture_module
 from traceability.epcis import ids
 from traceability.epcis.capture import CaptureRefused, capture, plot_master_data
-from traceability.epcis.export import dumps, loads
+from traceability.epcis.export import dumps, loads, lot_document
 from traceability.service import RecordingService
 
 
@@ -179,3 +179,17 @@ def test_a_step_mined_before_a_crash_is_completed_by_its_anchor(world, engine, m
     assert system.client.w3.eth.block_number == block
     made = bytes.fromhex(report.results[0].lots[0][2:])
     assert system.lot(made)[1] == 7_500
+
+
+def test_a_lot_of_this_chain_is_not_captured_again_as_a_new_one(world, engine) -> None:
+    """The cooperative posts its own exported harvest back into the same deployment: the lot
+    exists here, so recording it again would count the leaf twice."""
+    coop = RecordingService(world.system.client, 1)
+    with world.engine.connect() as conn:
+        document = loads(dumps(lot_document(conn, world.lone)))
+    block = world.system.client.w3.eth.block_number
+    with pytest.raises(CaptureRefused) as refused:
+        capture(coop, engine, document, "own-1")
+    (error,) = refused.value.errors
+    assert "recorded on this chain already" in error.reason
+    assert world.system.client.w3.eth.block_number == block

@@ -675,9 +675,7 @@ class _Planner:
             farmer=farmer, plot=plot, grams=grams, grade=grade, picked_at=picked, data_hash=digest
         )
         local = lot_id(self.service.address, digest)
-        before = self._mapped(uri)
-        if before is not None and before != local:
-            raise _Unmappable(f"lot {uri[:100]} was captured from another event already")
+        self._new_lot(uri, local)
         action.kind, action.harvest, action.lots = "harvest", record, [local]
         action.new_lots = {uri: local}
         self.mapped[uri] = local
@@ -685,6 +683,19 @@ class _Planner:
         if not action.on_chain:
             self.lots[local] = _Lot(self.me, grams, LotState.HELD, LotKind.FRESH_LEAF, False)
             self.touched.add(local)
+
+    def _new_lot(self, uri: str, local: bytes) -> None:
+        """Refuse a lot URI that already stands for another local lot: captured from another
+        event, or a lot recorded on this chain itself (capturing it would count it twice)."""
+        before = self._mapped(uri)
+        if before is not None and before != local:
+            raise _Unmappable(f"lot {uri[:100]} was captured from another event already")
+        if before is None:
+            with contextlib.suppress(IdentifierError):
+                if self._lot(ids.parse_lot_uri(uri)) is not None:
+                    raise _Unmappable(
+                        f"lot {uri[:100]} is recorded on this chain already: not a foreign lot"
+                    )
 
     def _plot_farmer(self, plot: bytes) -> bytes:
         """The farmer of a plot of yours here, registering it from master data if needed."""
@@ -694,6 +705,7 @@ class _Planner:
         if int(cooperative, 16) != 0:
             if bytes.fromhex(cooperative[2:].lower()) != self.me:
                 raise _Unmappable("the plot is registered to another cooperative here")
+            self.plots_planned[plot] = bytes(farmer)
             return bytes(farmer)
         master = self.master.get(plot)
         if master is None:
@@ -773,8 +785,7 @@ class _Planner:
             if not isinstance(uri, str):
                 raise _Unmappable("an output lot is named by its URI (epcClass)")
             local = lot_id(self.service.address, data_hash)
-            if self._mapped(uri) not in (None, local):
-                raise _Unmappable(f"lot {uri[:100]} was captured from another event already")
+            self._new_lot(uri, local)
             action.new_lots[uri] = local
             self.mapped[uri] = local
             self.lots[local] = _Lot(self.me, grams, LotState.HELD, LotKind.MADE_TEA, False)
