@@ -29,6 +29,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError
 
 from chain.errors import ContractRevertError
 from traceability import contracts
@@ -933,6 +934,8 @@ class _Recorder:
                 self.service.client.check_call(action.call, self.service.address)
             except ContractRevertError as exc:
                 errors.append(EventError(action.index, action.event_id, str(domain_error(exc))))
+            except ContractLogicError as exc:  # a revert without a custom error
+                errors.append(EventError(action.index, action.event_id, f"refused: {exc}"))
         registered = {p.plot for p in plan.plots}
         harvests = [
             a
@@ -974,6 +977,8 @@ class _Recorder:
                 receipt = self.service.sender.transact(action.call)  # type: ignore[arg-type]
             except ContractRevertError as exc:
                 return EventError(action.index, action.event_id, str(domain_error(exc)))
+            except ContractLogicError as exc:  # a revert without a custom error
+                return EventError(action.index, action.event_id, f"refused: {exc}")
             except TraceabilityError as exc:
                 return EventError(action.index, action.event_id, str(exc))
             logs = self.service.decoder.decode_receipt(receipt)
@@ -1094,7 +1099,15 @@ def capture(
     if errors:
         raise CaptureRefused(sorted(errors, key=lambda e: e.index))
     results = list(plan.already)
-    stopped = recorder.record(plan, results)
+    try:
+        stopped = recorder.record(plan, results)
+    except Exception as exc:  # the node went away mid-way: keep the job, then say so
+        report = CaptureReport(capture_id, created, sorted(results, key=lambda r: r.index))
+        reason = f"stopped by {type(exc).__name__}; post the document again to complete it"
+        report.errors = [EventError(-1, None, reason)]
+        report.finished_at = int(clock())
+        save_job(engine, service.address, report)
+        raise
     report = CaptureReport(capture_id, created, sorted(results, key=lambda r: r.index))
     report.errors = [stopped] if stopped is not None else []
     report.finished_at = int(clock())
