@@ -18,10 +18,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.core.chain import recording_service
 from api.core.deps import ChainDep, SettingsDep, require_role
-from api.core.errors import NotFound
+from api.core.errors import NotFound, detail_of, status_of
 from api.core.models import Organisation, Role
 from traceability.epcis.capture import (
     CaptureRefused,
@@ -114,12 +115,20 @@ async def capture_document(
         with _lock(org):
             return capture(service, engine, document, capture_id)
 
-    from starlette.concurrency import run_in_threadpool  # chain calls block: off the loop
-
     try:
-        report = await run_in_threadpool(run)
+        report = await run_in_threadpool(run)  # chain calls block: off the event loop
     except CaptureRefused as exc:
         return _refused(exc)
+    except Exception as exc:
+        code = status_of(exc)
+        if code >= 500 and code not in (503, 504):
+            raise  # a bug: the usual 500 (the job is kept all the same)
+        # the node went away: if it was mid-way, the job keeps what was recorded; say where
+        if load_job(engine, org.chain_address, capture_id) is None:
+            raise
+        body = {"detail": detail_of(exc), "args": {"captureID": capture_id}}
+        headers = {"Location": f"/epcis/capture/{capture_id}"}
+        return JSONResponse(body, status_code=code, headers=headers)
     location = {"Location": f"/epcis/capture/{capture_id}"}
     job = report.as_json()
     if report.success:

@@ -14,7 +14,7 @@ from indexer.db import make_engine, migrate
 from tests.traceability._epcis_world import EpcisWorld, build_world
 from traceability.epcis import capture as capture_module
 from traceability.epcis import ids
-from traceability.epcis.capture import CaptureRefused, capture, plot_master_data
+from traceability.epcis.capture import CaptureRefused, capture, load_job, plot_master_data
 from traceability.epcis.export import dumps, loads, lot_document
 from traceability.service import RecordingService
 
@@ -193,3 +193,34 @@ def test_a_lot_of_this_chain_is_not_captured_again_as_a_new_one(world, engine) -
     (error,) = refused.value.errors
     assert "recorded on this chain already" in error.reason
     assert world.system.client.w3.eth.block_number == block
+
+
+def test_a_capture_cut_short_by_the_node_keeps_its_job(world, engine, monkeypatch) -> None:
+    system = world.system
+    first, second = system.harvest([3_000, 4_000])
+    coop = RecordingService(system.client, 1)
+    document = _document(
+        [
+            _ship(first, system.coop.address, system.processor.address, 11),
+            _ship(second, system.coop.address, system.processor.address, 12),
+        ]
+    )
+    real = coop.sender.transact
+    calls: list[object] = []
+
+    def node_goes_away(call, *args, **kwargs):
+        calls.append(call)
+        if len(calls) == 2:
+            raise ConnectionError("the node stopped answering")
+        return real(call, *args, **kwargs)
+
+    monkeypatch.setattr(coop.sender, "transact", node_goes_away)
+    with pytest.raises(ConnectionError):
+        capture(coop, engine, document, "cut-1")
+    monkeypatch.undo()
+    job = load_job(engine, system.coop.address, "cut-1")
+    assert job is not None and job["success"] is False
+    assert [e["status"] for e in job["events"]] == ["recorded"]
+    assert job["errors"][0]["index"] == -1
+    report = capture(coop, engine, document, "cut-2")  # posting again completes it
+    assert [r.status for r in report.results] == ["already_captured", "recorded"]
