@@ -11,6 +11,7 @@ from eth_utils import keccak
 from sqlalchemy import Engine
 
 from indexer.db import make_engine, migrate
+from tests.api.conftest import DATABASES, database_for
 from tests.traceability._epcis_world import EpcisWorld, build_world
 from traceability.epcis import capture as capture_module
 from traceability.epcis import ids
@@ -24,9 +25,11 @@ def world(anvil_node, tmp_path_factory) -> EpcisWorld:
     return build_world(anvil_node, tmp_path_factory.mktemp("epcis-capture-core"))
 
 
-@pytest.fixture(scope="module")
-def engine(world) -> Engine:
-    engine = make_engine(world.database_url)
+@pytest.fixture(scope="module", params=DATABASES)
+def engine(request, world, tmp_path_factory, pg_databases) -> Engine:
+    """The capture tables on SQLite and on PostgreSQL."""
+    directory = tmp_path_factory.mktemp("capture-db")
+    engine = make_engine(database_for(request.param, directory, pg_databases))
     migrate(engine)
     return engine
 
