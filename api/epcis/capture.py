@@ -16,21 +16,33 @@ import threading
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.core.chain import recording_service
 from api.core.deps import ChainDep, SettingsDep, require_role
 from api.core.errors import NotFound, detail_of, status_of
+from api.core.indexed import indexed_read
 from api.core.models import Organisation, Role
+from api.epcis.routes import (
+    DOCUMENT_RESPONSES,
+    MAX_EXPORT_EVENTS,
+    CoopOrg,
+    QueryParameterException,
+    TimeQuery,
+    _answer,
+    _range,
+)
 from traceability.epcis.capture import (
     CaptureRefused,
     DocumentInvalid,
     capture,
     load_job,
     parse_document,
+    with_master_data,
 )
+from traceability.epcis.export import cooperative_events, epcis_document
 
 router = APIRouter(prefix="/epcis", tags=["epcis"])
 
@@ -153,3 +165,29 @@ def capture_job(capture_id: str, request: Request, org: CaptureOrg) -> JSONRespo
     if job is None:
         raise NotFound("no such capture job of yours")
     return JSONResponse(job)
+
+
+@router.get("/cooperative/capture-document", response_class=Response, responses=DOCUMENT_RESPONSES)
+def cooperative_capture_document(
+    request: Request,
+    settings: SettingsDep,
+    org: CoopOrg,
+    since: Annotated[TimeQuery, Query(alias="GE_eventTime")] = None,
+    until: Annotated[TimeQuery, Query(alias="LT_eventTime")] = None,
+) -> Response:
+    """Your cooperative's export with its plots as master data, ready for capture elsewhere.
+
+    The same events as /epcis/cooperative/document, plus each harvest plot's farmer
+    pseudonym, area and variety in epcisHeader (what another deployment registers)."""
+    start, end = _range(since, until)
+    me = bytes.fromhex(org.chain_address[2:])
+    with indexed_read(settings.database_url) as conn:
+        events = cooperative_events(conn, me, start, end, limit=MAX_EXPORT_EVENTS + 1)
+        if len(events) > MAX_EXPORT_EVENTS:
+            raise QueryParameterException(
+                f"more than {MAX_EXPORT_EVENTS} events in that range for one document: "
+                "ask for a shorter range (GE_eventTime, LT_eventTime)",
+                loc=("query", "LT_eventTime"),
+            )
+        document = with_master_data(conn, epcis_document(events))
+    return _answer(request, document)

@@ -18,6 +18,7 @@ from api.core.models import Organisation, OrganisationCreate, Role
 from api.core.organisations import create_organisation
 from api.core.settings import ApiSettings
 from api.main import create_app
+from indexer.runner import index_once
 from tests.api.conftest import PASSWORD
 from tests.traceability._epcis_world import EpcisWorld, build_world
 from traceability.contracts import COOPERATIVE_ROLE
@@ -25,6 +26,7 @@ from traceability.epcis import ids
 from traceability.epcis.capture import plot_master_data
 from traceability.epcis.export import cooperative_document, dumps
 from traceability.epcis.hashid import event_hash_id
+from traceability.epcis.validate import validate_text
 
 PLOT = keccak(text="capture-plot")
 FARMER = keccak(text="capture-farmer")
@@ -291,3 +293,26 @@ def test_hostile_values_in_a_valid_document_are_4xx(http, coop, world) -> None:
         response = _post(http, headers, _document([event]))
         assert response.status_code in (400, 422), (event, response.text)
     assert _block(world) == block
+
+
+def test_the_capture_document_carries_the_plots_as_master_data(http, world, coop) -> None:
+    address, headers = coop
+    event = _harvest(address, "2", lot="export-lot", eventTime="2026-04-04T01:00:00Z")
+    assert _post(http, headers, _document([event])).status_code == 202
+    index_once(world.system.client, world.database_url)
+    response = http.get("/epcis/cooperative/capture-document", headers=headers)
+    assert response.status_code == 200, response.text
+    validate_text(response.text)
+    document = json.loads(response.text)
+    (vocabulary,) = document["epcisHeader"]["epcisMasterData"]["vocabularyList"]
+    (plot,) = vocabulary["vocabularyElementList"]
+    assert plot["id"] == ids.plot_uri(PLOT)
+    assert {
+        "id": "https://tealedger.example/epcis/farmer",
+        "attribute": ids.farmer_uri(FARMER),
+    } in (plot["attributes"])
+    assert all(
+        e["readPoint"]["id"] == ids.plot_uri(PLOT) for e in document["epcisBody"]["eventList"]
+    )
+    inspector = _org(http.app, Role.INSPECTOR, "inspector-export")[1]
+    assert http.get("/epcis/cooperative/capture-document", headers=inspector).status_code == 403
