@@ -21,6 +21,7 @@ from api.core.limits import BodyGuard, RateLimitMiddleware, make_limiter
 from api.core.metrics import HTTP_REQUESTS, count_alerts, count_transactions
 from api.core.query import reject_unknown_query
 from api.core.settings import ApiSettings, get_settings
+from api.epcis import capture as epcis_capture
 from api.epcis import routes as epcis_routes
 from api.farmers import pages as farmer_pages
 from api.farmers import routes as farmer_routes
@@ -45,6 +46,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     admin_routes.router,
     public_routes.router,
     epcis_routes.router,
+    epcis_capture.router,
     cooperative_routes.router,
     supply_chain_routes.router,
     farmer_routes.router,

@@ -15,5 +15,6 @@ def schema_metadata() -> list[MetaData]:
     import lending.credit.models
     import lending.loans.models  # noqa: F401
     import risk.models  # noqa: F401
+    import traceability.epcis.capture_models  # noqa: F401
 
     return [indexer_metadata, SQLModel.metadata]

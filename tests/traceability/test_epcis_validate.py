@@ -117,3 +117,9 @@ def test_nothing_is_fetched() -> None:
     remote = {"$ref": "https://example.com/elsewhere.json"}
     with pytest.raises(Exception, match="nothing is fetched"):
         jsonschema_rs.Draft7Validator(remote, retriever=_refuse)
+
+
+def test_a_lone_surrogate_is_a_violation_not_a_crash() -> None:
+    text = '{"type": "EPCISDocument", "note": "\\ud800"}'
+    with pytest.raises(EpcisValidationError, match="lone surrogate"):
+        validate_text(text)

@@ -67,11 +67,15 @@ def validator() -> jsonschema_rs.Draft7Validator:
 def violations(document: Any) -> list[SchemaViolation]:
     """Every schema violation of a parsed document (empty when valid), at most MAX_ERRORS."""
     found: list[SchemaViolation] = []
-    for error in validator().iter_errors(document):
-        path = "/" + "/".join(str(p) for p in error.instance_path)
-        found.append(SchemaViolation(path, error.message[:300]))
-        if len(found) >= MAX_ERRORS:
-            break
+    try:
+        for error in validator().iter_errors(document):
+            path = "/" + "/".join(str(p) for p in error.instance_path)
+            found.append(SchemaViolation(path, error.message[:300]))
+            if len(found) >= MAX_ERRORS:
+                break
+    except UnicodeEncodeError:
+        # JSON allows "\ud800" (a lone surrogate) but no UTF-8 string can hold it
+        return [SchemaViolation("/", "the text holds a lone surrogate escape: not Unicode text")]
     return found
 
 
