@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from math import comb
 
@@ -37,3 +38,17 @@ def binomial_tail(k: int, n: int, p: Fraction) -> Fraction:
     return sum(
         (comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(max(k, 0), n + 1)), Fraction(0)
     )
+
+
+def poisson_tail(k: int, mean: Fraction) -> Fraction:
+    """P(X >= k) for X ~ Poisson(mean), to 40 significant digits (e^-mean is not rational)."""
+    if k <= 0:
+        return Fraction(1)
+    with localcontext() as ctx:
+        ctx.prec = 40
+        lam = Decimal(mean.numerator) / Decimal(mean.denominator)
+        term, below = (-lam).exp(), Decimal(0)
+        for i in range(k):
+            below += term
+            term = term * lam / (i + 1)
+        return Fraction(max(Decimal(0), 1 - below))

@@ -102,7 +102,8 @@ def _draw(rng: random.Random, pattern: str, k: int) -> Case:
                     delay_s=_delay(rng, HOUR, 10 * DAY), count=rng.randint(2, 3),
                     variant=variant)  # fmt: skip
     if pattern == "rapid_reborrow":
-        return Case(pattern, case_id, principal, share=_share(rng, 80, 120),
+        # a full redraw: the old principal again, give or take a tenth, or more
+        return Case(pattern, case_id, principal, share=_share(rng, 90, 130),
                     delay_s=_delay(rng, HOUR, 7 * DAY))  # fmt: skip
     if pattern == "harvest_implausible":
         # a plot yielding several times its cooperative's season, a new processor booking its

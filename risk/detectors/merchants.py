@@ -15,10 +15,11 @@ transfers, joined with the loan's lender) go:
   judged too, once its loans are many enough to be significant (5 of 5 with 2 alternatives).
 - `new_merchant_surge`: in its first `within_days` days after its first approval a merchant
   received more than `factor` times the median inflow of the established merchants (approved at
-  least `within_days` before it, with inflow) over the same days, in money or in number of
-  loans (a front collecting many small loans), from at least `min_loans` loans (one large order
-  is not a surge); at least `min_established` established merchants
-  make the baseline. No fixed amount: the baseline is the region's own.
+  least `within_days` before it, with inflow) over the same days in money, or more loans than
+  chance allows (over `factor` times their median number, or a Poisson tail under `alpha` at
+  the median's rate: a front collecting many small loans), from at least `min_loans` loans (one
+  large order is not a surge); at least `min_established` established merchants make the
+  baseline. No fixed amount: the baseline is the region's own.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sqlalchemy import select
 
 from indexer.models import MerchantApproval
 from lending.pricing.units import format_fen
-from risk.figures import binomial_tail, decimal_str, median
+from risk.figures import binomial_tail, decimal_str, median, poisson_tail
 from risk.money import Disbursement, disbursements
 from risk.rules import DAY, Evidence, Finding, ScanContext, hexid, rule
 
@@ -95,7 +96,7 @@ class MerchantConcentration:
     explanation = __doc__ or ""
 
     def __init__(
-        self, max_share: Fraction = Fraction(3, 5), alpha: Fraction = Fraction(1, 20),
+        self, max_share: Fraction = Fraction(1, 2), alpha: Fraction = Fraction(1, 20),
         min_alternatives: int = 2, reachable: int = 3,
     ) -> None:  # fmt: skip
         self.max_share = max_share
@@ -196,11 +197,13 @@ class NewMerchantSurge:
 
     def __init__(
         self, within_days: int = 30, factor: int = 3, min_loans: int = 3, min_established: int = 3,
+        alpha: Fraction = Fraction(1, 20),
     ) -> None:  # fmt: skip
         self.within = within_days * DAY
         self.factor = factor
         self.min_loans = min_loans
         self.min_established = min_established
+        self.alpha = alpha
 
     def detect(self, ctx: ScanContext) -> Sequence[Finding]:
         """One finding per merchant whose first window stands out."""
@@ -225,9 +228,17 @@ class NewMerchantSurge:
                 continue
             typical = Typical(median(_fen(w) for w in baseline),
                               median(_loan_count(w) for w in baseline), len(baseline))  # fmt: skip
-            if fen > self.factor * typical.fen or count > self.factor * typical.loans:
+            if fen > self.factor * typical.fen or self._many(count, typical):
                 found.append(self._finding(ctx, merchant, mine, typical))
         return found
+
+    def _many(self, count: int, typical: Typical) -> bool:
+        """More loans than chance allows: above `factor` x the established median, or so many
+        that a merchant drawing loans at the median's rate would reach them with probability
+        under `alpha` (Poisson: loans arrive independently; 6 where the median is 2 is p=0.017)."""
+        return (
+            count > self.factor * typical.loans or poisson_tail(count, typical.loans) < self.alpha
+        )
 
     def _finding(
         self, ctx: ScanContext, merchant: bytes, mine: list[Disbursement], typical: Typical
@@ -268,6 +279,7 @@ class NewMerchantSurge:
                     "loans_ratio_to_median": decimal_str(loans_ratio),
                     "established_median_fen": decimal_str(typical.fen, 1),
                     "established_median_loans": decimal_str(typical.loans, 1),
+                    "loans_poisson_p": decimal_str(poisson_tail(count, typical.loans), 6),
                     "established_merchants": str(typical.merchants),
                     "window_days": str(days),
                 },

@@ -51,6 +51,7 @@ from lending.loans.merchants import MerchantDesk
 from lending.pricing.caps import DEFAULT_POLICY, binding_cap
 from lending.pricing.lpr import LprTable, load_lpr_table
 from risk import scan as risk_scan
+from risk.ledger import load_loans
 from risk.rules import RULES, Finding
 from simulation.risk_cases import DAY, HOUR, PATTERNS, Case
 from tealedger.demo.lending import (
@@ -86,6 +87,8 @@ HONEST_APR_BPS = 800
 BACKGROUND_DAYS = 30
 BASELINE_PATTERNS = {"new_merchant_surge", "merchant_concentration"}
 """Patterns judged against other merchants' inflow at the time: honest spending runs beside."""
+CARRIER_REST_DAYS = 30
+"""A borrower carrying a case's loan repaid its last loan at least this long before."""
 SECOND_LENDERS = ("Hubei rural credit union 湖北农信", "Enshi village bank 恩施村镇银行")
 
 
@@ -167,14 +170,16 @@ class Injector:
     # ------------------------------------------------------------------ the world
 
     def _free_farmers(self) -> tuple[list[int], list[int]]:
-        """Farmers (season indices) who never borrowed, and those whose loans are all closed,
-        each in a seeded order: the carriers of cases."""
+        """Farmers (season indices) who never borrowed, and those whose loans all closed at
+        least CARRIER_REST_DAYS before (a carrier loan right after a repayment would itself be
+        a re-borrow the plan did not label), each in a seeded order: the carriers of cases."""
         factory = self.desk.factory.functions
+        settled = _settled_before(self.client, self.settings.database_url, CARRIER_REST_DAYS)
         never, closed = [], []
         for i, fid in enumerate(self.region.farmer_ids):
             if int(factory.latestLoanOf(fid).call(), 16) == 0:
                 never.append(i)
-            elif int(factory.activeLoanOf(fid).call(), 16) == 0:
+            elif int(factory.activeLoanOf(fid).call(), 16) == 0 and fid in settled:
                 closed.append(i)
         random.Random(f"{self.seed}:risk:carriers").shuffle(never)
         random.Random(f"{self.seed}:risk:borrowers").shuffle(closed)
@@ -663,6 +668,24 @@ def _coop_grams_per_centi_mu(region: Region, cooperative: int, flush: str) -> Fr
     grams = sum(h.grams for h in season.harvests if h.farmer in members and h.flush == flush)
     area = sum(season.farmers[i].area_centi_mu for i in members)
     return Fraction(grams, max(1, area))
+
+
+def _settled_before(client: ChainClient, database_url: str, days: int) -> set[bytes]:
+    """Farmer ids whose every loan closed at least `days` before the chain's time."""
+    index_chain(client, database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            loans = load_loans(conn)
+    finally:
+        engine.dispose()
+    cutoff = chain_now(client) - days * DAY
+    latest: dict[bytes, int | None] = {}
+    for rec in loans.values():
+        closed = rec.repaid_at() or rec.closed_at()
+        before = latest.get(rec.farmer, 0)
+        latest[rec.farmer] = None if closed is None or before is None else max(before, closed)
+    return {farmer for farmer, closed in latest.items() if closed is not None and closed <= cutoff}
 
 
 def _leaf_worth(database_url: str, fid: bytes) -> tuple[int | None, Fraction]:

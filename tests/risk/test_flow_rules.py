@@ -397,7 +397,7 @@ def test_concentration_is_high_when_other_lenders_use_the_merchant_little(world:
         (3, (9, 10), 2),
         (3, (1, 1), 3),
         (3, (1, 1), 10),  # many approved shops do not make 3 loans significant
-        (15, (3, 5), 2),
+        (15, (1, 2), 2),  # half is not most
         (15, (1, 2), 3),
         (15, (1, 1), 1),
         (15, (9, 10), 0),
@@ -459,6 +459,29 @@ def test_a_new_merchant_far_above_the_established_is_reported(
     assert found.evidence.amounts_fen["first_window_inflow"] == sum(inflow)
     assert len(found.evidence.transfers) == len(inflow)
     assert [f.key for f in world.find("new_merchant_surge")] == [found.key]
+
+
+@pytest.mark.parametrize(("loans", "p_value"), [(6, "0.016564"), (5, None)])
+def test_improbably_many_small_loans_at_a_new_merchant(
+    world: World, loans: int, p_value: str | None
+) -> None:
+    # established shops are each paid from 2 loans in those 30 days; 6 loans at the newcomer is
+    # 3x that median, not more, yet a shop drawing loans at the median's rate gets 6 with
+    # p = 0.017 (Poisson); 5 (p = 0.053) could be chance
+    for k in range(3):
+        shop = addr(f"old-shop-{k}")
+        world.approve(shop, T0 - 200 * DAY, FERTILISER)
+        for j in range(2):
+            _, escrow = world.loan(world.farmer(f"old-{k}-{j}"), addr("bank"), T0)
+            world.pay(escrow, shop, 30_000 * YUAN, T0 + (j * 7 + k) * DAY)
+    newcomer(world, [1_000 * YUAN] * loans, T0)
+    found = world.find("new_merchant_surge")
+    if p_value is None:
+        assert found == []
+        return
+    (surge,) = found
+    assert surge.evidence.figures["loans_ratio_to_median"] == "3.0000"
+    assert surge.evidence.figures["loans_poisson_p"] == p_value
 
 
 @pytest.mark.parametrize(
