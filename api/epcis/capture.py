@@ -27,12 +27,10 @@ from api.core.indexed import indexed_read
 from api.core.models import Organisation, Role
 from api.epcis.routes import (
     DOCUMENT_RESPONSES,
-    MAX_EXPORT_EVENTS,
     CoopOrg,
-    QueryParameterException,
     TimeQuery,
-    _answer,
-    _range,
+    answer,
+    capped_events,
 )
 from traceability.epcis.capture import (
     CaptureRefused,
@@ -42,7 +40,7 @@ from traceability.epcis.capture import (
     parse_document,
     with_master_data,
 )
-from traceability.epcis.export import cooperative_events, epcis_document
+from traceability.epcis.export import epcis_document
 
 router = APIRouter(prefix="/epcis", tags=["epcis"])
 
@@ -179,15 +177,7 @@ def cooperative_capture_document(
 
     The same events as /epcis/cooperative/document, plus each harvest plot's farmer
     pseudonym, area and variety in epcisHeader (what another deployment registers)."""
-    start, end = _range(since, until)
-    me = bytes.fromhex(org.chain_address[2:])
     with indexed_read(settings.database_url) as conn:
-        events = cooperative_events(conn, me, start, end, limit=MAX_EXPORT_EVENTS + 1)
-        if len(events) > MAX_EXPORT_EVENTS:
-            raise QueryParameterException(
-                f"more than {MAX_EXPORT_EVENTS} events in that range for one document: "
-                "ask for a shorter range (GE_eventTime, LT_eventTime)",
-                loc=("query", "LT_eventTime"),
-            )
+        events = capped_events(conn, org, since, until)
         document = with_master_data(conn, epcis_document(events))
-    return _answer(request, document)
+    return answer(request, document)

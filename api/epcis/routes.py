@@ -11,6 +11,7 @@ from typing import Annotated, ClassVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy.engine import Connection
 
 from api.core.deps import SettingsDep, require_role
 from api.core.errors import ApiError, NotFound
@@ -18,7 +19,7 @@ from api.core.ids import parse_id
 from api.core.indexed import indexed_read
 from api.core.models import Organisation, Role
 from api.core.types import Id32Path
-from traceability.epcis.events import Json
+from traceability.epcis.events import EpcisEvent, Json
 from traceability.epcis.export import (
     LotNotIndexedError,
     cooperative_events,
@@ -58,7 +59,7 @@ def _media_type(request: Request) -> str:
     return "application/json" if "json" in accept and "ld+json" not in accept else JSON_LD
 
 
-def _answer(request: Request, document: Json, headers: dict[str, str] | None = None) -> Response:
+def answer(request: Request, document: Json, headers: dict[str, str] | None = None) -> Response:
     """The document with the EPCIS version headers."""
     versions = {"GS1-EPCIS-Version": EPCIS_VERSION, "GS1-CBV-Version": CBV_VERSION}
     return Response(
@@ -82,7 +83,7 @@ def lot_epcis_document(lot: Id32Path, request: Request, settings: SettingsDep) -
             document = lot_document(conn, lot_id)
         except LotNotIndexedError as exc:
             raise NotFound(f"{exc}: is the id right, and has the indexer caught up?") from exc
-    return _answer(request, document)
+    return answer(request, document)
 
 
 TimeQuery = Annotated[
@@ -128,10 +129,10 @@ def query_events(
         query_text = urlencode([*params, ("nextPageToken", page.next_page_token)])
         # Relative (RFC 8288 allows it): no trust in a Host header behind a proxy.
         headers["Link"] = f'<{request.url.path}?{query_text}>; rel="next"'
-    return _answer(request, query_document(page.events), headers)
+    return answer(request, query_document(page.events), headers)
 
 
-def _range(since: str | None, until: str | None) -> tuple[int | None, int | None]:
+def time_range(since: str | None, until: str | None) -> tuple[int | None, int | None]:
     """The export's [since, until) in Unix seconds."""
     try:
         start = parse_time("GE_eventTime", since) if since is not None else None
@@ -152,15 +153,23 @@ def cooperative_epcis_document(
     """Every event of your harvest lots in a time range, as an EPCIS 2.0 document.
 
     For a buyer's or a certifier's EPCIS repository; at most MAX_EXPORT_EVENTS events."""
-    start, end = _range(since, until)
-    me = bytes.fromhex(org.chain_address[2:])
     with indexed_read(settings.database_url) as conn:
-        # Each kind of event reads at most one more than the cap: a huge range costs no more.
-        events = cooperative_events(conn, me, start, end, limit=MAX_EXPORT_EVENTS + 1)
+        events = capped_events(conn, org, since, until)
+    return answer(request, epcis_document(events))
+
+
+def capped_events(
+    conn: Connection, org: Organisation, since: str | None, until: str | None
+) -> list[EpcisEvent]:
+    """The cooperative's events in the range, refused (400) beyond MAX_EXPORT_EVENTS."""
+    start, end = time_range(since, until)
+    me = bytes.fromhex(org.chain_address[2:])
+    # Each kind of event reads at most one more than the cap: a huge range costs no more.
+    events = cooperative_events(conn, me, start, end, limit=MAX_EXPORT_EVENTS + 1)
     if len(events) > MAX_EXPORT_EVENTS:
         raise QueryParameterException(
             f"more than {MAX_EXPORT_EVENTS} events in that range for one document: "
             "ask for a shorter range (GE_eventTime, LT_eventTime)",
             loc=("query", "LT_eventTime"),
         )
-    return _answer(request, epcis_document(events))
+    return events
