@@ -1,0 +1,89 @@
+"""record_harvests on anvil over HTTP: direct calldata, receipts fetched in JSON-RPC batches
+(logs as the node sends them), batches of hundreds of records within the block gas limit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chain.nodes import BLOCK_GAS_LIMIT
+from tests._fixtures import client_for, needs_node
+from tests.traceability._system import System, build_system
+from tests.traceability.test_service import harvest
+from traceability.ids import lot_id
+from traceability.models import HarvestCheck, LotState
+from traceability.service import (
+    HARVEST_RECORD_GAS,
+    HARVEST_TX_GAS,
+    MAX_HARVEST_BATCH,
+    Outcome,
+    RecordingService,
+)
+
+pytestmark = needs_node()
+
+
+@pytest.fixture(scope="module")
+def anvil_system(anvil_node, tmp_path_factory: pytest.TempPathFactory) -> System:
+    """TeaTrace deployed on the session's anvil (its farmers and plots as build_system's)."""
+    data_dir: Path = tmp_path_factory.mktemp("harvest-anvil")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return build_system(client_for(anvil_node, data_dir), farmers=4)
+
+
+def _service(system: System, batch_size: int) -> RecordingService:
+    return RecordingService(system.client, 1, contract=system.tt, batch_size=batch_size)
+
+
+def test_the_largest_batch_fits_the_block_gas_limit():
+    assert HARVEST_TX_GAS + HARVEST_RECORD_GAS * MAX_HARVEST_BATCH <= BLOCK_GAS_LIMIT
+    assert HARVEST_TX_GAS + HARVEST_RECORD_GAS * (MAX_HARVEST_BATCH + 1) > BLOCK_GAS_LIMIT
+
+
+def test_big_batches_are_recorded_every_receipt_checked(anvil_system: System):
+    coop = _service(anvil_system, MAX_HARVEST_BATCH)
+    records = [
+        harvest(anvil_system, i % 4, grams=1_000 + i) for i in range(2 * MAX_HARVEST_BATCH + 5)
+    ]
+    report = coop.record_harvests(records)
+    assert report.recorded == len(records) and len(report.transactions) == 3
+    w3 = anvil_system.client.w3
+    assert all(w3.eth.get_transaction_receipt(h)["status"] == 1 for h in report.transactions)
+    views = coop.lots([lot_id(coop.address, r.key) for r in records])
+    assert all(v.state is LotState.HELD and v.holder == coop.address for v in views)
+    again = coop.record_harvests(records)
+    assert again.duplicates == len(records) and again.transactions == []
+
+
+def test_a_race_lost_on_chain_is_a_duplicate_and_a_stale_batch_is_rechecked(
+    anvil_system: System, monkeypatch: pytest.MonkeyPatch
+):
+    """A record the pre-check passed but another submission recorded first is skipped by the
+    contract (HarvestSkipped, read from the raw receipt); a batch that reverts is checked
+    again and its valid records resent once."""
+    coop = _service(anvil_system, 2)
+    taken = harvest(anvil_system, 0)
+    assert coop.record_harvests([taken]).recorded == 1
+    fresh = [harvest(anvil_system, i) for i in (1, 2, 3)]
+    wrong_plot = harvest(anvil_system, 2, plot=anvil_system.plots[0])
+    real = coop.check_harvests
+    calls = {"n": 0}
+
+    def stale_first_check(batch, as_of=None):
+        calls["n"] += 1
+        return [HarvestCheck.OK] * len(batch) if calls["n"] == 1 else real(batch, as_of)
+
+    monkeypatch.setattr(coop, "check_harvests", stale_first_check)
+    # batches: [taken, fresh0] (mined: one skipped), [wrong_plot, fresh1] (reverts), [fresh2]
+    report = coop.record_harvests([taken, fresh[0], wrong_plot, fresh[1], fresh[2]])
+    assert [o.outcome for o in report.outcomes] == [
+        Outcome.DUPLICATE,
+        Outcome.RECORDED,
+        Outcome.REJECTED,
+        Outcome.RECORDED,
+        Outcome.RECORDED,
+    ]
+    assert "already recorded on chain" in report.outcomes[0].reason
+    assert report.outcomes[2].reason == HarvestCheck.UNKNOWN_PLOT.reason
+    assert calls["n"] == 2 and len(report.transactions) == 3
