@@ -10,14 +10,24 @@ last receipt; building the pydantic records is outside it. These local nodes min
 transaction as it arrives, so pipelining saves round trips only; on a network with a block
 time, (a) and (c) also wait for a block per transaction.
 
+Sustained rows (anvil only): on a second fresh node, a three-cooperative season; first the
+baseline (a) again, then BENCH_WRITE_SUSTAINED records (default 20,000) as the service sends
+them at full size, (e) MAX_HARVEST_BATCH records per transaction (372: within the block gas target),
+the three cooperatives' shares one after another, and (f) the same from the three cooperatives
+at once, each signing its own records with its own key and nonces (one thread each). Every
+receipt is checked (status 1, every record settled as recorded); the ratio is against the
+baseline of the same run.
+
 Environment: BENCH_WRITE_SINGLE (records for (a) and (b), default 300), BENCH_WRITE_BATCHED
-(records for (c) and (d), default 2,000), BENCH_WRITE_GANACHE=0 skips the ganache rows.
+(records for (c) and (d), default 2,000), BENCH_WRITE_SUSTAINED (records for (e) and for (f),
+default 20,000; 0 skips them), BENCH_WRITE_GANACHE=0 skips the ganache rows.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -34,6 +44,7 @@ from tealedger.demo.season import (
     COOPERATIVE_ACCOUNTS,
     SeasonSummary,
     demo_salts,
+    ensure_roles,
     latest_full_season,
     region_of,
     register_members,
@@ -42,7 +53,7 @@ from tealedger.demo.season import Region as SeasonRegion
 from tests._fixtures.workload import EphemeralAnvil
 from traceability.contracts import deploy_traceability
 from traceability.models import HarvestRecord
-from traceability.service import RecordingService
+from traceability.service import MAX_HARVEST_BATCH, RecordingService
 
 BATCH = 100
 FARMERS_PER_1000_RECORDS = 50  # a generated farmer picks ~23 times a year (1-3 plots)
@@ -171,11 +182,114 @@ def _rows(backend: str, found: dict[str, tuple[int, float]]) -> list[dict[str, A
     return rows
 
 
+def _in_parallel(work: Sequence[tuple[RecordingService, Sequence[HarvestRecord]]]) -> None:
+    """(f) each cooperative's records from its own account, all cooperatives at once."""
+    errors: list[BaseException] = []
+
+    def one(service: RecordingService, records: Sequence[HarvestRecord]) -> None:
+        try:
+            _recorded(service, records)
+        except BaseException as exc:  # reported after the join: the figure is void
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=w) for w in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def _measure_sustained(single: int, sustained: int) -> dict[str, tuple[int, float]]:
+    """(records, seconds) of the baseline, (e) and (f) on one fresh anvil (three cooperatives)."""
+    year = latest_full_season(datetime.now(UTC))
+    coops = len(COOPERATIVE_ACCOUNTS)
+    accounts = dev_accounts(DEV_MNEMONIC, max(COOPERATIVE_ACCOUNTS) + 1)
+    salts = demo_salts([accounts[i].address for i in COOPERATIVE_ACCOUNTS], ApiSettings())
+    # (e) and (f) take `sustained` each, the baseline `single`; cooperatives differ in size
+    farmers = max(30, (2 * sustained + 3 * single) * FARMERS_PER_1000_RECORDS * 13 // 10_000)
+    region = region_of(generate(farmers=farmers, seed=2027, year=year, cooperatives=coops), salts)
+    records = _records(region)
+    owner = [region.season.farmers[h.farmer].cooperative for h in region.season.harvests]
+    by_coop = [[r for r, c in zip(records, owner, strict=True) if c == k] for k in range(coops)]
+    baseline, by_coop[0] = by_coop[0][:single], by_coop[0][single:]
+    # (e) and (f) each take an equal share of every cooperative's pickings
+    share = sustained // coops
+    if len(baseline) < single or any(len(c) < 2 * share for c in by_coop):
+        raise RuntimeError("the season has fewer pickings than asked")
+    one_by_one = [c[:share] for c in by_coop]
+    parallel = [c[share : 2 * share] for c in by_coop]
+    out: dict[str, tuple[int, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-write-sustained-") as tmp:
+        node = _node("anvil", Path(tmp))
+        node.start()
+        try:
+            settings = ChainSettings(
+                backend="anvil", port=node.port, data_dir=Path(tmp), mnemonic=DEV_MNEMONIC
+            )
+            client = ChainClient(settings, node)
+            deploy_traceability(client)
+            ensure_roles(client)
+            register_members(client, region, SeasonSummary())
+            services = [
+                RecordingService(client, i, batch_size=MAX_HARVEST_BATCH)
+                for i in COOPERATIVE_ACCOUNTS
+            ]
+            began = time.perf_counter()
+            single_waiting(
+                RecordingService(client, COOPERATIVE_ACCOUNTS[0], batch_size=1), baseline
+            )
+            out["single_waiting"] = (len(baseline), time.perf_counter() - began)
+            began = time.perf_counter()
+            for service, chunk in zip(services, one_by_one, strict=True):
+                _recorded(service, chunk)
+            out["max_batch"] = (share * coops, time.perf_counter() - began)
+            began = time.perf_counter()
+            _in_parallel(list(zip(services, parallel, strict=True)))
+            out["max_batch_parallel"] = (share * coops, time.perf_counter() - began)
+        finally:
+            node.stop()
+    return out
+
+
+def _sustained_rows(found: dict[str, tuple[int, float]]) -> list[dict[str, Any]]:
+    """Records/s of (e) and (f) against the baseline measured on the same node."""
+    rate = {name: n / seconds for name, (n, seconds) in found.items()}
+    base = rate["single_waiting"]
+    coops = len(COOPERATIVE_ACCOUNTS)
+    labels = {
+        "single_waiting": "1 record/tx, each receipt awaited (baseline of the sustained run)",
+        "max_batch": (
+            f"{MAX_HARVEST_BATCH} records/tx (block gas target), {coops} cooperatives one after "
+            "another, sustained"
+        ),
+        "max_batch_parallel": (
+            f"{MAX_HARVEST_BATCH} records/tx, {coops} cooperatives signing their own at once, "
+            "sustained"
+        ),
+    }
+    rows: list[dict[str, Any]] = []
+    for name, label in labels.items():
+        row: dict[str, Any] = {
+            "benchmark": f"harvest records written, anvil: {label}, {found[name][0]:,} records",
+            "value": round(rate[name], 1),
+            "unit": "records/s",
+        }
+        if name != "single_waiting":
+            row |= {"baseline": round(base, 1), "ratio": round(rate[name] / base, 1)}
+        rows.append(row)
+    return rows
+
+
 def run() -> list[dict[str, Any]]:
     """Measure on anvil, then (unless disabled) on ganache with a quarter of the records."""
     single = _env_int("BENCH_WRITE_SINGLE", 300)
     batched = _env_int("BENCH_WRITE_BATCHED", 2_000)
+    sustained = _env_int("BENCH_WRITE_SUSTAINED", 20_000)
     rows = _rows("anvil", _measure("anvil", single, batched))
+    if sustained > 0:
+        rows += _sustained_rows(_measure_sustained(single, sustained))
     if os.environ.get("BENCH_WRITE_GANACHE", "1") != "0":
         rows += _rows("ganache", _measure("ganache", max(1, single // 4), max(1, batched // 4)))
     return rows

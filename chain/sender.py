@@ -135,11 +135,22 @@ class Sender:
             self._nonce += 1
             return nonce
 
-    def fees(self) -> dict[str, int]:
-        """EIP-1559 fees from the latest base fee (legacy gas price where there is none)."""
-        base = self.w3.eth.get_block("latest").get("baseFeePerGas")
+    def fees(self, pipeline: Sequence[int] = ()) -> dict[str, int]:
+        """EIP-1559 fees from the latest base fee (legacy gas price where there is none).
+
+        `pipeline` holds the gas limits of transactions sent with this one quote. One above
+        the block's gas target (half its limit) can fill a block of its own (a dev node mines
+        one per transaction) and raise the base fee by up to 1/8: the cap grows by that much
+        for each, else the later ones of a pipeline of full blocks could never be mined.
+        """
+        block = self.w3.eth.get_block("latest")
+        base = block.get("baseFeePerGas")
         if base is None:
             return {"gasPrice": self.w3.eth.gas_price}
+        target = max(int(block["gasLimit"]) // 2, 1)
+        for gas in pipeline:
+            if gas > target:
+                base += -(-base * (gas - target) // (8 * target))  # rounded up, as EIP-1559
         return {
             "maxFeePerGas": 2 * base + PRIORITY_FEE_WEI,
             "maxPriorityFeePerGas": PRIORITY_FEE_WEI,
@@ -212,7 +223,8 @@ class Sender:
         self, calls: Iterable[Call], *, gas: int | None = None, value: int = 0
     ) -> list[PendingTx]:
         """Submit many transactions back to back (one fee quote), receipts awaited later."""
-        fees = self.fees()
+        calls = list(calls)
+        fees = self.fees([gas] * len(calls) if gas is not None else ())
         sent: list[PendingTx] = []
         for call in calls:
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
+from collections.abc import Sequence
 
 from eth_abi import encode
 from eth_utils import keccak, to_canonical_address
@@ -125,6 +126,12 @@ def output_data_hash(process_ref: str, index: int, grams: int) -> bytes:
 def lot_id(creator: str, data_hash: bytes) -> bytes:
     """The lot id TeaTrace assigns: keccak256(abi.encode(creator, dataHash))."""
     return keccak(b"\x00" * 12 + to_canonical_address(creator) + data_hash)
+
+
+def lot_ids(creator: str, data_hashes: Sequence[bytes]) -> list[bytes]:
+    """lot_id of each data hash of one creator (its address decoded once, not per record)."""
+    prefix = b"\x00" * 12 + to_canonical_address(creator)
+    return [keccak(prefix + h) for h in data_hashes]
 
 
 def process_id(inputs: list[bytes]) -> bytes:

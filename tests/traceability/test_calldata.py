@@ -13,7 +13,7 @@ from eth_utils import keccak
 
 from tests.traceability._system import System
 from traceability import calldata
-from traceability.ids import HARVEST_HASH_DOMAIN, harvest_data_hash
+from traceability.ids import HARVEST_HASH_DOMAIN, harvest_data_hash, lot_id, lot_ids
 from traceability.models import HarvestCheck
 
 
@@ -87,3 +87,9 @@ def test_harvest_data_hash_equals_eth_abis_encoding():
         assert harvest_data_hash(farmer, plot, grams, grade, at, ref) == want
     with pytest.raises(Exception):  # noqa: B017 - eth-abi's own refusal, as before
         harvest_data_hash(farmer, plot, 2**64, 1, 1, "")
+
+
+def test_lot_ids_equal_lot_id_of_each():
+    creator = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    hashes = [os.urandom(32) for _ in range(20)]
+    assert lot_ids(creator, hashes) == [lot_id(creator, h) for h in hashes]
