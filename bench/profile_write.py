@@ -1,8 +1,9 @@
 """Where the time of a batched `record_harvests` goes (not a `make bench` row: run it alone).
 
 `python -m bench.profile_write` records BENCH_PROFILE_RECORDS (default 20,000) seeded pickings
-of one cooperative, BENCH_PROFILE_BATCH records per transaction (default MAX_HARVEST_BATCH), on a
-throw-away anvil, with timers around each phase: the `checkHarvests` pre-check, the calldata,
+of one cooperative on a throw-away anvil with blocks of BENCH_PROFILE_GAS_LIMIT gas (default
+30 M, as our nodes), as many records per transaction as its gas target admits (or
+BENCH_PROFILE_BATCH), with timers around each phase: the `checkHarvests` pre-check, the calldata,
 signing, `eth_sendRawTransaction`, the receipts. Besides each phase's wall time it prints the
 CPU seconds this process and anvil (its process group, from /proc) spent over the whole call:
 on a shared machine the rest of the wall time is waiting for a core.
@@ -24,10 +25,11 @@ from eth_account.signers.local import LocalAccount
 from web3.eth import Eth
 
 from api.core.settings import ApiSettings
-from bench.bench_write import _node, _records
+from bench.bench_write import _records
 from chain.accounts import dev_accounts
 from chain.client import ChainClient
-from chain.config import DEV_MNEMONIC, ChainSettings
+from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
+from chain.nodes import BLOCK_GAS_LIMIT, free_port
 from chain.sender import Sender
 from simulation.season import generate
 from tealedger.demo.season import (
@@ -38,9 +40,10 @@ from tealedger.demo.season import (
     region_of,
     register_members,
 )
+from tests._fixtures.workload import EphemeralAnvil
 from traceability import calldata
 from traceability.contracts import deploy_traceability
-from traceability.service import MAX_HARVEST_BATCH, RecordingService
+from traceability.service import RecordingService, harvest_batch_cap
 
 SPENT: collections.Counter[str] = collections.Counter()
 CALLS: collections.Counter[str] = collections.Counter()
@@ -80,7 +83,8 @@ def _group_cpu(session: int) -> float:
 def main() -> None:
     """Record the pickings once under the timers and print the split."""
     count = int(os.environ.get("BENCH_PROFILE_RECORDS", 20_000))
-    batch = int(os.environ.get("BENCH_PROFILE_BATCH", MAX_HARVEST_BATCH))
+    gas_limit = int(os.environ.get("BENCH_PROFILE_GAS_LIMIT", BLOCK_GAS_LIMIT))
+    batch = int(os.environ.get("BENCH_PROFILE_BATCH", harvest_batch_cap(gas_limit)))
     year = latest_full_season(datetime.now(UTC))
     salts = demo_salts([a.address for a in dev_accounts(DEV_MNEMONIC, 2)[1:]], ApiSettings())
     season = generate(
@@ -88,7 +92,8 @@ def main() -> None:
     )
     records = _records(region_of(season, salts))[:count]
     with tempfile.TemporaryDirectory(prefix="bench-profile-write-") as tmp:
-        node = _node("anvil", Path(tmp))
+        node = EphemeralAnvil(Path(tmp), PROJECT_ROOT, free_port(), DEV_MNEMONIC, accounts=10)
+        node.gas_limit = gas_limit
         node.start()
         try:
             settings = ChainSettings(

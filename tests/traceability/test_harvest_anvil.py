@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from chain.nodes import BLOCK_GAS_LIMIT
+from chain.config import DEV_MNEMONIC, PROJECT_ROOT
+from chain.nodes import BLOCK_GAS_LIMIT, free_port
 from tests._fixtures import client_for, needs_node
+from tests._fixtures.workload import EphemeralAnvil
 from tests.traceability._system import System, build_system
 from tests.traceability.test_service import harvest
 from traceability import calldata
@@ -20,6 +22,7 @@ from traceability.service import (
     MAX_HARVEST_BATCH,
     Outcome,
     RecordingService,
+    harvest_batch_cap,
 )
 
 pytestmark = needs_node()
@@ -114,3 +117,20 @@ def test_a_pipeline_of_full_blocks_stays_mineable(anvil_system: System):
     settled = system.coop.settle(system.coop.send_many(calls, gas=gas))
     assert all(not isinstance(r, Exception) and r["status"] == 1 for r in settled)
     assert w3.eth.get_block("latest")["baseFeePerGas"] > 1.8 * base
+
+
+def test_bigger_blocks_take_bigger_batches(tmp_path: Path):
+    """The batch cap follows the node's block gas limit (harvest_batch_cap): on 100 M-gas
+    blocks 1,247 records go in one transaction where 30 M-gas blocks take 372."""
+    node = EphemeralAnvil(tmp_path, PROJECT_ROOT, free_port(), DEV_MNEMONIC, accounts=10)
+    node.gas_limit = 100_000_000
+    node.start()
+    try:
+        system = build_system(client_for(node, tmp_path), farmers=4)
+        coop = _service(system, 10**6)
+        assert coop.harvest_batch_cap == harvest_batch_cap(100_000_000) == 1_247
+        records = [harvest(system, i % 4, grams=2_000 + i) for i in range(1_300)]
+        report = coop.record_harvests(records)
+        assert report.recorded == 1_300 and len(report.transactions) == 2
+    finally:
+        node.stop()
