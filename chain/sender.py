@@ -42,6 +42,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
+MAX_FEE_GROWTH = 64
+"""The most a pipeline's quote anticipates the base fee to grow (~35 blocks above the gas
+target): a bigger cap could exceed what the account can pay for up front."""
 RECEIPT_POLL = 0.005  # seconds between polls of receipts still missing (anvil mines at once)
 RECEIPT_BATCH = 50  # receipts per JSON-RPC batch request (a 500-record one is ~300 kB)
 _QUANTITIES = ("status", "gasUsed", "blockNumber", "transactionIndex", "cumulativeGasUsed")
@@ -148,9 +151,11 @@ class Sender:
         if base is None:
             return {"gasPrice": self.w3.eth.gas_price}
         target = max(int(block["gasLimit"]) // 2, 1)
+        ceiling = MAX_FEE_GROWTH * base
         for gas in pipeline:
             if gas > target:
-                base += -(-base * (gas - target) // (8 * target))  # rounded up, as EIP-1559
+                base += -(-base * (gas - target) // (8 * target))  # rounded up: never short
+        base = min(base, ceiling)
         return {
             "maxFeePerGas": 2 * base + PRIORITY_FEE_WEI,
             "maxPriorityFeePerGas": PRIORITY_FEE_WEI,

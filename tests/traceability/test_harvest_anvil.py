@@ -9,6 +9,7 @@ import pytest
 
 from chain.config import DEV_MNEMONIC, PROJECT_ROOT
 from chain.nodes import BLOCK_GAS_LIMIT, free_port
+from chain.sender import MAX_FEE_GROWTH, PRIORITY_FEE_WEI
 from tests._fixtures import client_for, needs_node
 from tests._fixtures.workload import EphemeralAnvil
 from tests.traceability._system import System, build_system
@@ -114,6 +115,8 @@ def test_a_pipeline_of_full_blocks_stays_mineable(anvil_system: System):
     quote = system.coop.fees([gas] * len(calls))["maxFeePerGas"]
     assert quote >= 2 * base * (1 + (gas - BLOCK_GAS_LIMIT // 2) / (4 * BLOCK_GAS_LIMIT)) ** 15
     assert system.coop.fees([gas // 2] * len(calls)) == system.coop.fees()  # within the target
+    ceiling = 2 * MAX_FEE_GROWTH * base + PRIORITY_FEE_WEI  # a long pipeline's cap stops here
+    assert system.coop.fees([gas] * 1_000)["maxFeePerGas"] == ceiling
     settled = system.coop.settle(system.coop.send_many(calls, gas=gas))
     assert all(not isinstance(r, Exception) and r["status"] == 1 for r in settled)
     assert w3.eth.get_block("latest")["baseFeePerGas"] > 1.8 * base
