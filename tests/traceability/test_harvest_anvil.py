@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from chain.config import DEV_MNEMONIC, PROJECT_ROOT
-from chain.nodes import BLOCK_GAS_LIMIT, free_port
+from chain.client import ChainClient
+from chain.nodes import BLOCK_GAS_LIMIT, free_port, make_node
 from chain.sender import MAX_FEE_GROWTH, PRIORITY_FEE_WEI
-from tests._fixtures import client_for, needs_node
-from tests._fixtures.workload import EphemeralAnvil
+from tests._fixtures import client_for, make_settings, needs_node
 from tests.traceability._system import System, build_system
 from tests.traceability.test_service import harvest
 from traceability import calldata
@@ -122,14 +121,19 @@ def test_a_pipeline_of_full_blocks_stays_mineable(anvil_system: System):
     assert w3.eth.get_block("latest")["baseFeePerGas"] > 1.8 * base
 
 
-def test_bigger_blocks_take_bigger_batches(tmp_path: Path):
-    """The batch cap follows the node's block gas limit (harvest_batch_cap): on 100 M-gas
-    blocks 1,247 records go in one transaction where 30 M-gas blocks take 372."""
-    node = EphemeralAnvil(tmp_path, PROJECT_ROOT, free_port(), DEV_MNEMONIC, accounts=10)
-    node.gas_limit = 100_000_000
+def test_bigger_blocks_take_bigger_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """TEALEDGER_BLOCK_GAS_LIMIT gives a started anvil bigger blocks, and the batch cap follows
+    the node's block gas limit (harvest_batch_cap): on 100 M-gas blocks 1,247 records go in one
+    transaction where 30 M-gas blocks take 372."""
+    monkeypatch.setenv("TEALEDGER_BLOCK_GAS_LIMIT", "100000000")
+    settings = make_settings(tmp_path, "anvil", free_port())
+    assert settings.block_gas_limit == 100_000_000
+    node = make_node(settings)
     node.start()
     try:
-        system = build_system(client_for(node, tmp_path), farmers=4)
+        client = ChainClient(settings, node)
+        assert client.w3.eth.get_block("latest")["gasLimit"] == 100_000_000
+        system = build_system(client, farmers=4)
         coop = _service(system, 10**6)
         assert coop.harvest_batch_cap == harvest_batch_cap(100_000_000) == 1_247
         records = [harvest(system, i % 4, grams=2_000 + i) for i in range(1_300)]
