@@ -95,7 +95,7 @@ def test_a_race_lost_on_chain_is_a_duplicate_and_a_stale_batch_is_rechecked(
 
 def test_a_pipeline_of_full_blocks_stays_mineable(anvil_system: System):
     """Batches above the gas target raise anvil's base fee block after block (~7% each):
-    fifteen of them quoted once used to strand the last ones under their fee cap."""
+    a long pipeline of them quoted once left its last ones unmined under their fee cap."""
     system, batch = anvil_system, 747
     gas = HARVEST_TX_GAS + HARVEST_RECORD_GAS * batch
     assert BLOCK_GAS_LIMIT // 2 < gas <= BLOCK_GAS_LIMIT
