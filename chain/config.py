@@ -28,6 +28,10 @@ def _config_file() -> Path:
     return Path(os.environ.get("TEALEDGER_CONFIG", "tealedger.toml"))
 
 
+BLOCK_GAS_LIMIT = 30_000_000
+"""Gas limit of local nodes' blocks unless ChainSettings.block_gas_limit says more."""
+
+
 class ChainSettings(BaseSettings):
     """Where the chain is, how to reach it and who signs."""
 
@@ -45,6 +49,10 @@ class ChainSettings(BaseSettings):
     keystore: Path | None = None
     keystore_password: SecretStr | None = None
     node_start_timeout: float = 60.0
+    # Gas limit of the blocks a local node started here mines (TEALEDGER_BLOCK_GAS_LIMIT).
+    # Bigger blocks take bigger harvest batches and fewer blocks (each costs the node work of
+    # its own: docs/benchmarks.md, "Harvest write rate"); a real network sets its own.
+    block_gas_limit: int = Field(default=BLOCK_GAS_LIMIT, ge=BLOCK_GAS_LIMIT, le=2_000_000_000)
 
     @classmethod
     def settings_customise_sources(

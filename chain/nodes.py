@@ -18,7 +18,7 @@ from typing import Any
 
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 
-from chain.config import ChainSettings
+from chain.config import BLOCK_GAS_LIMIT, ChainSettings
 from chain.errors import (
     NodeError,
     NodeNotRunningError,
@@ -30,7 +30,6 @@ from chain.errors import (
 
 # Enough ether for years of development traffic on every dev account.
 DEV_BALANCE_ETH = 1_000_000
-BLOCK_GAS_LIMIT = 30_000_000
 
 
 def rpc_call(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:
@@ -200,8 +199,10 @@ class ProcessNode(RpcNode):
         mnemonic: str,
         accounts: int = 10,
         start_timeout: float = 60.0,
+        block_gas_limit: int = BLOCK_GAS_LIMIT,
     ) -> None:
         super().__init__(f"http://127.0.0.1:{port}")
+        self.block_gas_limit = block_gas_limit
         self.port = port
         self.home = data_dir / "nodes" / self.backend
         self._project_root = project_root
@@ -384,7 +385,7 @@ class GanacheNode(ProcessNode):
             "--wallet.mnemonic", self._mnemonic,
             "--wallet.totalAccounts", str(self._accounts),
             "--wallet.defaultBalance", str(DEV_BALANCE_ETH),
-            "--miner.blockGasLimit", str(BLOCK_GAS_LIMIT),
+            "--miner.blockGasLimit", str(self.block_gas_limit),
             "--database.dbPath", str(self.home / "db"),
             "--logging.quiet",
         ]  # fmt: skip
@@ -413,7 +414,7 @@ class AnvilNode(ProcessNode):
             "--mnemonic", self._mnemonic,
             "--accounts", str(self._accounts),
             "--balance", str(DEV_BALANCE_ETH),
-            "--gas-limit", str(BLOCK_GAS_LIMIT),
+            "--gas-limit", str(self.block_gas_limit),
             "--state", str(self.home / "state.json"),
             "--state-interval", "5",
             # Keep a few block states in memory and none on disk: by default anvil spills old
@@ -439,4 +440,5 @@ def make_node(settings: ChainSettings) -> Node:
         mnemonic,
         settings.accounts,
         settings.node_start_timeout,
+        settings.block_gas_limit,
     )

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
@@ -29,6 +29,7 @@ from chain.errors import (
     TransactionTimeoutError,
 )
 from chain.revert import RevertDecoder, revert_data
+from chain.rpc import JsonRpc, LogQueryError
 
 GAS_MARGIN_PCT = 25  # estimates can fall short when pipelined txs change state first
 PRIORITY_FEE_WEI = 10**9
@@ -40,6 +41,13 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+
+MAX_FEE_GROWTH = 64
+"""The most a pipeline's quote anticipates the base fee to grow (~35 blocks above the gas
+target): a bigger cap could exceed what the account can pay for up front."""
+RECEIPT_POLL = 0.005  # seconds between polls of receipts still missing (anvil mines at once)
+RECEIPT_BATCH = 50  # receipts per JSON-RPC batch request (a 500-record one is ~300 kB)
+_QUANTITIES = ("status", "gasUsed", "blockNumber", "transactionIndex", "cumulativeGasUsed")
 
 Call = ContractFunction | ContractConstructor | dict[str, Any]
 
@@ -100,6 +108,12 @@ class Sender:
         self._nonce: int | None = None
         self._lock = threading.Lock()
         self._chain_id = w3.eth.chain_id
+        provider = w3.provider
+        # Receipts of many transactions are fetched in JSON-RPC batches where the node speaks
+        # HTTP; the in-process EVM keeps web3's one-at-a-time path.
+        self._rpc = (
+            JsonRpc(str(provider.endpoint_uri)) if isinstance(provider, HTTPProvider) else None
+        )
 
     def __repr__(self) -> str:
         """Never shows the key."""
@@ -124,11 +138,24 @@ class Sender:
             self._nonce += 1
             return nonce
 
-    def fees(self) -> dict[str, int]:
-        """EIP-1559 fees from the latest base fee (legacy gas price where there is none)."""
-        base = self.w3.eth.get_block("latest").get("baseFeePerGas")
+    def fees(self, pipeline: Sequence[int] = ()) -> dict[str, int]:
+        """EIP-1559 fees from the latest base fee (legacy gas price where there is none).
+
+        `pipeline` holds the gas limits of transactions sent with this one quote. One above
+        the block's gas target (half its limit) can fill a block of its own (a dev node mines
+        one per transaction) and raise the base fee by up to 1/8: the cap grows by that much
+        for each, else the later ones of a pipeline of full blocks could never be mined.
+        """
+        block = self.w3.eth.get_block("latest")
+        base = block.get("baseFeePerGas")
         if base is None:
             return {"gasPrice": self.w3.eth.gas_price}
+        target = max(int(block["gasLimit"]) // 2, 1)
+        ceiling = MAX_FEE_GROWTH * base
+        for gas in pipeline:
+            if gas > target:
+                base += -(-base * (gas - target) // (8 * target))  # rounded up: never short
+        base = min(base, ceiling)
         return {
             "maxFeePerGas": 2 * base + PRIORITY_FEE_WEI,
             "maxPriorityFeePerGas": PRIORITY_FEE_WEI,
@@ -201,7 +228,8 @@ class Sender:
         self, calls: Iterable[Call], *, gas: int | None = None, value: int = 0
     ) -> list[PendingTx]:
         """Submit many transactions back to back (one fee quote), receipts awaited later."""
-        fees = self.fees()
+        calls = list(calls)
+        fees = self.fees([gas] * len(calls) if gas is not None else ())
         sent: list[PendingTx] = []
         for call in calls:
             try:
@@ -279,6 +307,57 @@ class Sender:
             receipts.append(receipt)
         return receipts
 
+    def settle(self, pending: Sequence[PendingTx]) -> list[TxReceipt | TransactionError]:
+        """Receipts in order, each a mined success or, in its place, the failed transaction's
+        decoded error (ContractRevertError where the contract named one).
+
+        The missing receipts are asked for together, one JSON-RPC batch per poll, instead of
+        one web3 call (and its log formatting) per transaction. Over HTTP the receipts keep
+        their logs as the node sent them (hex strings: chain.events.EventDecoder reads both);
+        status, gas, block number and indexes are ints and the hash is HexBytes, as from web3.
+        A node that stops answering leaves the unseen ones in doubt
+        (TransactionOutcomeUnknownError); one never mined raises TransactionTimeoutError.
+        """
+        if self._rpc is None:
+            return [self._settled_one(p) for p in pending]
+        found: dict[int, dict[str, Any]] = {}
+        deadline = time.monotonic() + self._receipt_timeout
+        while len(found) < len(pending):
+            missing = [i for i in range(len(pending)) if i not in found]
+            for start in range(0, len(missing), RECEIPT_BATCH):
+                part = missing[start : start + RECEIPT_BATCH]
+                params = [[pending[i].hash.to_0x_hex()] for i in part]
+                try:
+                    replies = self._rpc.batch("eth_getTransactionReceipt", params)
+                except LogQueryError as exc:
+                    unseen = [p for i, p in enumerate(pending) if i not in found]
+                    raise _in_doubt(unseen, "before their receipts") from exc
+                found.update((i, r) for i, r in zip(part, replies, strict=True) if r is not None)
+            if len(found) < len(pending):
+                if time.monotonic() > deadline:
+                    first = pending[min(set(range(len(pending))) - set(found))]
+                    raise TransactionTimeoutError(
+                        f"tx {first.hash.to_0x_hex()} (nonce {first.nonce}) not mined in "
+                        f"{self._receipt_timeout}s"
+                    )
+                time.sleep(RECEIPT_POLL)
+        out: list[TxReceipt | TransactionError] = []
+        for i, p in enumerate(pending):
+            receipt = _receipt(found[i])
+            out.append(receipt if receipt["status"] == 1 else self._failure(p, receipt))
+        return out
+
+    def _settled_one(self, p: PendingTx) -> TxReceipt | TransactionError:
+        """One receipt through web3, or the failed transaction's error."""
+        try:
+            return self.wait([p])[0]
+        except TransactionOutcomeUnknownError:
+            raise
+        except TransactionError as exc:
+            if isinstance(exc, TransactionTimeoutError):
+                raise
+            return exc
+
     def _failure(self, p: PendingTx, receipt: TxReceipt) -> TransactionError:
         """Replay a failed transaction as a call to learn its revert reason."""
         call = {k: p.tx[k] for k in ("from", "to", "data", "value", "gas") if k in p.tx}
@@ -297,6 +376,17 @@ class Sender:
     def transact(self, call: Call, *, gas: int | None = None, value: int = 0) -> TxReceipt:
         """Send one transaction and wait for its receipt."""
         return self.wait([self.send(call, gas=gas, value=value)])[0]
+
+
+def _receipt(raw: dict[str, Any]) -> TxReceipt:
+    """A JSON-RPC receipt with web3's types where callers read them (logs left as sent)."""
+    out = dict(raw)
+    for key in _QUANTITIES:
+        if isinstance(out.get(key), str):
+            out[key] = int(out[key], 16)
+    out["transactionHash"] = HexBytes(raw["transactionHash"])
+    out["blockHash"] = HexBytes(raw["blockHash"])
+    return out  # type: ignore[return-value]
 
 
 def _in_doubt(pending: Sequence[PendingTx], when: str) -> TransactionOutcomeUnknownError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
+from collections.abc import Sequence
 
 from eth_abi import encode
 from eth_utils import keccak, to_canonical_address
@@ -73,9 +74,43 @@ def harvest_data_hash(
     `record_ref` is the cooperative's own receipt or row number: two genuinely separate pickings
     with identical fields stay distinct when their references differ.
     """
+    plain = (
+        isinstance(farmer, bytes)
+        and isinstance(plot, bytes)
+        and len(farmer) == len(plot) == 32
+        and all(type(v) is int for v in (grams, grade, picked_at))  # bools take eth-abi's path
+        and 0 <= grams < 2**64
+        and 0 <= grade < 2**8
+        and 0 <= picked_at < 2**64
+        and isinstance(record_ref, str)
+    )
+    if plain:  # the common case, encoded directly: eth-abi took ~0.1 ms a record
+        return keccak(
+            _HARVEST_HEAD + farmer + plot + _harvest_tail(grams, grade, picked_at, record_ref)
+        )
     types = ["string", "bytes32", "bytes32", "uint64", "uint8", "uint64", "string"]
     values = [HARVEST_HASH_DOMAIN, farmer, plot, grams, grade, picked_at, record_ref]
     return keccak(encode(types, values))
+
+
+def _padded(data: bytes) -> bytes:
+    """ABI `bytes`/`string` tail: length word, then the data zero-padded to whole words."""
+    return len(data).to_bytes(32, "big") + data + b"\0" * (-len(data) % 32)
+
+
+_HARVEST_DOMAIN_TAIL = _padded(HARVEST_HASH_DOMAIN.encode())
+_HARVEST_HEAD = (7 * 32).to_bytes(32, "big")  # offset of the domain string, after 7 head words
+
+
+def _harvest_tail(grams: int, grade: int, picked_at: int, record_ref: str) -> bytes:
+    """The words after farmer and plot in harvest_data_hash's ABI encoding."""
+    ref_offset = 7 * 32 + len(_HARVEST_DOMAIN_TAIL)
+    words = (grams, grade, picked_at, ref_offset)
+    return (
+        b"".join(w.to_bytes(32, "big") for w in words)
+        + _HARVEST_DOMAIN_TAIL
+        + _padded(record_ref.encode())
+    )
 
 
 def output_data_hash(process_ref: str, index: int, grams: int) -> bytes:
@@ -91,6 +126,12 @@ def output_data_hash(process_ref: str, index: int, grams: int) -> bytes:
 def lot_id(creator: str, data_hash: bytes) -> bytes:
     """The lot id TeaTrace assigns: keccak256(abi.encode(creator, dataHash))."""
     return keccak(b"\x00" * 12 + to_canonical_address(creator) + data_hash)
+
+
+def lot_ids(creator: str, data_hashes: Sequence[bytes]) -> list[bytes]:
+    """lot_id of each data hash of one creator (its address decoded once, not per record)."""
+    prefix = b"\x00" * 12 + to_canonical_address(creator)
+    return [keccak(prefix + h) for h in data_hashes]
 
 
 def process_id(inputs: list[bytes]) -> bytes:

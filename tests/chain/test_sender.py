@@ -2,11 +2,13 @@
 
 import io
 import json
+import shutil
 import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 
 from chain.errors import (
@@ -15,7 +17,7 @@ from chain.errors import (
     TransactionOutcomeUnknownError,
     revert_class,
 )
-from chain.sender import Sender
+from chain.sender import RECEIPT_BATCH, Sender
 from tests._fixtures import client_for, needs_node
 from tests.chain.test_nodes import deploy_token
 
@@ -216,3 +218,50 @@ def test_two_senders_on_one_key_take_fresh_nonces(anvil_node, tmp_path):
         second.transact(token.functions.mint(farmer, 20), gas=MINT_GAS)
     assert token.functions.balanceOf(farmer).call() == 3 + 3 * 30, "each mint ran exactly once"
     assert client.w3.eth.get_transaction_count(account.address) == before + 8
+
+
+@pytest.mark.parametrize("backend", ["embedded", "anvil"])
+def test_settle_returns_receipts_in_order_and_a_failed_ones_error_in_its_place(
+    backend, request, tmp_path
+):
+    """Over HTTP the receipts come in JSON-RPC batches (more than one batch here); the
+    in-process EVM takes web3's path; both give ints, the hash as HexBytes, decoded errors."""
+    if backend == "embedded":
+        client = client_for("embedded", tmp_path)
+    else:
+        if shutil.which("npx") is None:
+            pytest.skip("Node.js not installed")
+        client = client_for(request.getfixturevalue("anvil_node"), tmp_path)
+    token = deploy_token(client)
+    sender, farmer = client.sender(0), client.accounts[7].address
+    calls = [token.functions.mint(farmer, 0 if i == 61 else 1) for i in range(RECEIPT_BATCH + 30)]
+    pending = sender.send_many(calls, gas=MINT_GAS)
+    settled = sender.settle(pending)
+    assert len(settled) == len(calls)
+    failed = settled.pop(61)
+    assert isinstance(failed, ContractRevertError) and failed.name == "PaymentTokenZeroAmount"
+    assert all(r["status"] == 1 and isinstance(r["gasUsed"], int) for r in settled)
+    mined = [p for i, p in enumerate(pending) if i != 61]
+    assert [r["transactionHash"] for r in settled] == [p.hash for p in mined]
+    assert all(isinstance(r["transactionHash"], HexBytes) for r in settled)
+    assert token.functions.balanceOf(farmer).call() == len(calls) - 1
+
+
+@needs_node()
+def test_settle_after_the_node_is_lost_leaves_every_unseen_transaction_in_doubt(
+    anvil_node, tmp_path
+):
+    client = client_for(anvil_node, tmp_path)
+    token = deploy_token(client)
+    farmer = client.accounts[7].address
+    proxy = DyingProxy(anvil_node.url)
+    try:
+        w3 = Web3(HTTPProvider(proxy.url, exception_retry_configuration=None))
+        sender = Sender(w3, client.accounts[0], client.decoder, backoff=0.01)
+        pending = sender.send_many([token.functions.mint(farmer, 5)], gas=MINT_GAS)
+        with pytest.raises(TransactionOutcomeUnknownError) as exc:
+            sender.settle(pending)
+    finally:
+        proxy.close()
+    assert exc.value.hashes == (pending[0].hash.to_0x_hex(),)
+    assert client.w3.eth.get_transaction_receipt(pending[0].hash)["status"] == 1
