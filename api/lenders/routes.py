@@ -1,6 +1,6 @@
 """Lenders: consenting farmers, their profiles, credit decisions and escrow loans.
 
-A profile is read only with the farmer's active on-chain consent (403 otherwise) and every read
+A profile is read only with the farmer's active consent (403 otherwise) and every read
 or refusal is logged; decisions and loans are visible to the lender that made them only.
 """
 
