@@ -46,10 +46,13 @@ def consenting_farmers(
 @router.get("/farmers/{farmer_id}/profile", response_model=FarmerProfile)
 def farmer_profile(
     farmer_id: Id32Path, request: Request, settings: SettingsDep, chain: ChainDep, org: LenderOrg
-) -> FarmerProfile:
+) -> Response:
     """The farmer's indexed profile, valid at a stated block; only with active consent."""
     engine = request.app.state.engine
-    return service.read_profile(engine, settings, chain, org, farmer_id)
+    profile = service.read_profile(engine, settings, chain, org, farmer_id)
+    # Already a validated FarmerProfile: encoded once by pydantic-core, not validated again and
+    # walked by jsonable_encoder (a millisecond or more of every read).
+    return Response(profile.model_dump_json(), media_type="application/json")
 
 
 @router.post(
