@@ -8,6 +8,7 @@ chain refuses once indexed; an expired consent is refused; every read and refusa
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -153,5 +154,32 @@ def test_expired_consent_is_refused(world, farmer, lender):  # noqa: F811
     assert _read(world.http, lender, fid) == 403
     world.chain.w3.provider.make_request("evm_mine", [])  # type: ignore[attr-defined]
     world.index()
+    assert _read(world.http, lender, fid) == 403
+    assert _outcomes(world, fid) == ["read", "refused_no_consent", "refused_no_consent"]
+
+
+def test_revocation_through_the_farmer_page_refuses_the_next_read(
+    world,  # noqa: F811
+    farmer,
+    lender,
+    second,
+):
+    org, fid = farmer
+    body = {"lender_org_id": lender.id, "days": 30}
+    assert (
+        world.http.post("/farmers/me/consents", json=body, headers=org.headers).status_code == 201
+    )
+    world.index()
+    assert _read(second, lender, fid) == 200
+    page = TestClient(world.app)  # type: ignore[arg-type]
+    assert page.post("/login", data={"api_key": org.key}, follow_redirects=False).status_code == 303
+    confirm = page.get(f"/farmer/consents/{lender.id}/revoke")
+    assert confirm.status_code == 200, confirm.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', confirm.text)
+    assert csrf is not None
+    url = f"/farmer/consents/{lender.id}/revoke"
+    done = page.post(url, data={"csrf": csrf.group(1)}, follow_redirects=False)
+    assert done.status_code == 303, done.text
+    assert _read(second, lender, fid) == 403  # the other process, nothing indexed
     assert _read(world.http, lender, fid) == 403
     assert _outcomes(world, fid) == ["read", "refused_no_consent", "refused_no_consent"]
