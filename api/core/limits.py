@@ -241,14 +241,21 @@ class ValidKeys:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def valid(self, engine: Engine, digest: str) -> bool:
-        """Whether `digest` is an unrevoked key of an active organisation."""
+    def remembered(self, digest: str) -> bool:
+        """Whether `digest` was found valid less than `ttl` ago (no database read)."""
         now = time.monotonic()
         with self._lock:
             until = self._seen.get(digest)
             if until is not None and until > now:
                 self._seen.move_to_end(digest)
                 return True
+        return False
+
+    def valid(self, engine: Engine, digest: str) -> bool:
+        """Whether `digest` is an unrevoked key of an active organisation."""
+        if self.remembered(digest):
+            return True
+        now = time.monotonic()
         with Session(engine) as session:
             found = key_is_active(session, digest)
         with self._lock:
@@ -309,7 +316,10 @@ class RateLimitMiddleware:
         if key:
             digest = hash_key(key)
             engine = request.app.state.engine
-            if await run_in_threadpool(self.keys.valid, engine, digest):
+            # A key seen lately is answered here: a worker-thread hop only to read the database.
+            if self.keys.remembered(digest) or await run_in_threadpool(
+                self.keys.valid, engine, digest
+            ):
                 return f"key:{digest}"
         return _client(request)
 
