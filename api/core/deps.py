@@ -70,12 +70,39 @@ def require_role(*roles: Role) -> Callable[[Organisation], Awaitable[Organisatio
     allowed = set(roles)
 
     async def check(org: CurrentOrg) -> Organisation:
-        if org.role not in allowed:
-            names = ", ".join(sorted(r.value for r in allowed))
-            raise Forbidden(f"this needs the role {names}; you are {org.role}")
-        return org
+        return check_role(org, allowed)
 
     return check
+
+
+def check_role(org: Organisation, allowed: set[Role]) -> Organisation:
+    """`org`, or 403 unless it has one of the `allowed` roles."""
+    if org.role not in allowed:
+        names = ", ".join(sorted(r.value for r in allowed))
+        raise Forbidden(f"this needs the role {names}; you are {org.role}")
+    return org
+
+
+KeyAndRoles = tuple[str | None, set[Role]]
+
+
+def key_for_role(*roles: Role) -> Callable[[str | None], Awaitable[KeyAndRoles]]:
+    """Dependency factory for a route that checks the caller itself, in its one worker thread
+    (`caller_with_role`; each sync dependency is a thread hop of its own): the `X-API-Key` and
+    the roles it must have."""
+    allowed = set(roles)
+
+    async def key_for(key: Annotated[str | None, Depends(api_key_header)]) -> KeyAndRoles:
+        return key, allowed
+
+    return key_for
+
+
+def caller_with_role(request: Request, key_and_roles: KeyAndRoles) -> Organisation:
+    """`get_current_org` then `require_role`'s check, in one call: 401, 403, or the caller."""
+    key, allowed = key_and_roles
+    with Session(request.app.state.engine) as session:
+        return check_role(get_current_org(request, session, key), allowed)
 
 
 AdminOrg = Annotated[Organisation, Depends(require_role(Role.ADMIN))]
