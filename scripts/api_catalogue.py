@@ -126,12 +126,16 @@ def _what(endpoint: Any, kind: str, name: str, problems: list[str]) -> str:
 
 def _who(dependant: Any) -> str:
     """The roles the route's role check admits, else what else guards it, else `anyone`."""
-    from api.core.deps import get_current_org, require_role
+    from api.core.deps import get_current_org, key_for_role, require_role
     from api.core.models import Role
     from api.core.sessions import page_session
     from api.ops.routes import metrics_allowed
 
-    role_checks = {require_role(Role.ADMIN).__code__, page_session(Role.ADMIN).__code__}
+    role_checks = {
+        require_role(Role.ADMIN).__code__,
+        key_for_role(Role.ADMIN).__code__,
+        page_session(Role.ADMIN).__code__,
+    }
     calls = _calls(dependant)
     for call in calls:
         if getattr(call, "__code__", None) in role_checks:

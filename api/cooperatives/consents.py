@@ -18,6 +18,7 @@ from sqlmodel import Session
 from api.cooperatives.members import own_farmer
 from api.core.chain import check_call, org_sender
 from api.core.consent import ConsentChanged, ConsentIn
+from api.core.consent_gate import revocation_cleared
 from api.core.errors import Conflict
 from api.core.ids import tx_hex
 from api.core.models import Organisation, Role
@@ -99,6 +100,8 @@ def relay_consent(
     check_call(chain, fn, coop.chain_address)
     with translate_reverts():
         receipt = org_sender(chain, settings, coop).transact(fn)
+    # Granted again: a revocation recorded through the service no longer stands.
+    revocation_cleared(session.get_bind(), row.farmer_id, lender.chain_address)
     assert lender.id is not None
     return ConsentChanged(farmer_id=row.farmer_id, lender_org_id=lender.id,
                           lender_address=lender.chain_address, expires_at=body.expires_at,

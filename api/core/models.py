@@ -115,6 +115,23 @@ class RateBucket(SQLModel, table=True):
     allowed: bool
 
 
+class ConsentRevocation(SQLModel, table=True):
+    """A farmer's revocation of a lender's consent made through this service, written before
+    the revocation is relayed: every service process on the database refuses the lender's next
+    profile read at once, without waiting for the indexer (`api.core.consent_gate`).
+
+    `block_number` is the block the revocation was mined in (the chain's head before it while it
+    is being relayed); an indexed grant in a later block supersedes the row, and a grant
+    through the service deletes it."""
+
+    __tablename__ = "consent_revocation"
+
+    farmer: str = Field(primary_key=True, max_length=66)
+    lender: str = Field(primary_key=True, max_length=42)
+    block_number: int
+    revoked_at: datetime = Field(default_factory=utcnow)
+
+
 class PageLogin(SQLModel, table=True):
     """A browser's login: the cookie holds a random token, only its SHA-256 is stored here.
 

@@ -38,13 +38,18 @@ def mint_key(organisation_id: int) -> NewKey:
 def authenticate(session: Session, secret: str) -> Organisation | None:
     """The active organisation owning an unrevoked key, or None."""
     digest = hash_key(secret)
-    key = session.exec(select(ApiKey).where(ApiKey.key_hash == digest)).first()
-    if key is None or key.revoked_at is not None:
+    # One query for the key and its organisation: this runs on every request.
+    found = session.exec(
+        select(ApiKey.key_hash, ApiKey.revoked_at, Organisation)
+        .join(Organisation, Organisation.id == ApiKey.organisation_id)  # type: ignore[arg-type]
+        .where(ApiKey.key_hash == digest)
+    ).first()
+    if found is None:
         return None
-    if not hmac.compare_digest(key.key_hash, digest):
+    key_hash, revoked_at, org = found
+    if revoked_at is not None or not hmac.compare_digest(key_hash, digest):
         return None
-    org = session.get(Organisation, key.organisation_id)
-    return org if org is not None and org.active else None
+    return org if org.active else None
 
 
 def revoke(session: Session, key: ApiKey) -> None:

@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from api.core.acceptance import AcceptanceIn, record_acceptance, typed_data
 from api.core.chain import org_account
 from api.core.consent import ConsentChanged, ConsentIn
+from api.core.consent_gate import revocation_cleared, revocation_mined, revocation_pending
 from api.core.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from api.core.ids import hex32, parse_id, same_address, tx_hex
 from api.core.models import Farmer, Organisation, Role
@@ -39,6 +40,7 @@ from lending.pricing.disclosure import Disclosure
 from lending.pricing.schedule import Installment
 from traceability.consent import ConsentService
 from traceability.contracts import farmer_record
+from traceability.errors import TraceabilityError
 
 DAY = 86_400
 
@@ -152,6 +154,7 @@ def grant(
     receipt = consent.relay_grant(
         chain.sender(0), _fid(row), lender.chain_address, expires_at, deadline, signature
     )
+    revocation_cleared(session.get_bind(), row.farmer_id, lender.chain_address)
     assert lender.id is not None
     return ConsentChanged(
         farmer_id=row.farmer_id,
@@ -176,9 +179,18 @@ def revoke(
     _check_wallet(chain, row, account.address)
     consent = ConsentService(chain)
     deadline, signature = consent.sign_revocation(account, _fid(row), lender.chain_address)
-    receipt = consent.relay_revocation(
-        chain.sender(0), _fid(row), lender.chain_address, deadline, signature
-    )
+    # Recorded before it is relayed, so that no service process lets the lender read from the
+    # moment the chain may have it (api/core/consent_gate.py); a revert withdraws the record.
+    engine = session.get_bind()
+    revocation_pending(engine, row.farmer_id, lender.chain_address, chain.w3.eth.block_number)
+    try:
+        receipt = consent.relay_revocation(
+            chain.sender(0), _fid(row), lender.chain_address, deadline, signature
+        )
+    except TraceabilityError:
+        revocation_cleared(engine, row.farmer_id, lender.chain_address)
+        raise
+    revocation_mined(engine, row.farmer_id, lender.chain_address, receipt["blockNumber"])
     assert lender.id is not None
     return ConsentChanged(
         farmer_id=row.farmer_id,

@@ -5,7 +5,7 @@ metadata and names, so they sit beside the API's. Scoring reads profiles through
 lending.credit.profiles.IndexedProfileReader; this module adds what the routes need around it
 (reads go through api/core/indexed.py): id parsing and the list
 of farmers whose latest indexed consent for a lender is active. Whether a profile may be read
-is decided on chain at the moment of the read (traceability.consent.ConsentService), not here.
+is decided at the moment of the read by api/core/consent_gate.py, not here.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Lenders: consenting farmers, their profiles (consent-gated, logged), decisions and loans.
 
-- A profile is read only with the farmer's active consent, checked on chain at the moment of
-  the read (ConsentRegistry; fail closed: an unreachable node is 503). Every read and every
-  refusal is appended to the credit store's profile access log.
+- A profile is read only with the farmer's active consent (api/core/consent_gate.py: the
+  indexed ConsentRegistry state and the revocations made through this service, the chain only
+  when the index shows no active grant; fail closed: a source that cannot answer is 503). Every
+  read and every refusal is appended to the credit store's profile access log.
 - Decisions are made by lending.credit.decision.decide and stored whole in the credit store; a
   decision is shown only to the lender that asked for it (403 for anyone else's).
 - A loan starts as an offer from the lender's own approved decision: the body budgets the
@@ -28,6 +29,7 @@ from sqlalchemy import Engine
 from web3 import Web3
 
 from api.core.chain import factory_escrow, loan_desk, org_sender
+from api.core.consent_gate import ConsentGate
 from api.core.errors import Conflict, Forbidden, NotFound
 from api.core.ids import same_address
 from api.core.indexed import index_ready, indexed_block, indexed_read, indexer_engine
@@ -59,7 +61,6 @@ from lending.loans.offers import (
     offer_disclosure,
 )
 from lending.pricing.disclosure import Disclosure
-from traceability.consent import ConsentService
 from traceability.contracts import farmer_record
 
 _STORES: WeakKeyDictionary[Engine, CreditStore] = WeakKeyDictionary()
@@ -234,14 +235,14 @@ def list_farmers(
 def read_profile(
     engine: Engine, settings: ApiSettings, chain: ChainClient, org: Organisation, farmer_id: str
 ) -> FarmerProfile:
-    """The farmer's profile with consent on chain (403 without, 503 if it cannot be checked);
+    """The farmer's profile with consent (403 without, 503 if it cannot be checked);
     the read or the refusal is logged (lending.credit.access.read_with_consent)."""
     with index_ready():
         read = read_with_consent(
             _farmer(farmer_id),
             org.chain_address.lower(),
             purpose="profile_view",
-            consent=ConsentService(chain),
+            consent=ConsentGate(engine, chain),
             profiles=_profiles(settings),
             access_log=credit_store(engine),
             parse=lambda profile: _Read(profile),  # type: ignore[arg-type]
@@ -265,7 +266,7 @@ def make_decision(
                 fid,
                 org.chain_address,
                 profiles=_profiles(settings),
-                consent=ConsentService(chain),
+                consent=ConsentGate(engine, chain),
                 access_log=store,
                 model=load_model(),
                 store=store,

@@ -170,9 +170,11 @@ class CreditStore:
             block_hash=entry.block_hash,
             content_hash=sha256_hex(body),
         )
-        with Session(self.engine) as session:
-            session.add(row)
-            session.commit()
+        # One Core INSERT: no ORM session and unit of work around the one row of every read.
+        table = ProfileAccessRow.__table__  # type: ignore[attr-defined]
+        values = {c.name: getattr(row, c.name) for c in table.columns if c.name != "id"}
+        with self.engine.begin() as conn:
+            conn.execute(table.insert(), values)
 
     def access_log(self, farmer_id: str | None = None) -> list[ProfileAccess]:
         """Access entries (of one farmer, or all), oldest first."""

@@ -34,7 +34,7 @@ from indexer.models import DERIVED_TABLES, RawEvent
 from migrations.env_filter import ours
 from migrations.targets import schema_metadata
 
-HEAD = "0014"
+HEAD = "0015"
 # The service's tables an old `create_all` made (registry_harvest_lot, since replaced by 0005,
 # is then made by 0002).
 SERVICE_TABLES = {"api_organisation", "api_key", "registry_farmer", "registry_plot"}
