@@ -4,7 +4,7 @@ the package's Digital Link opens the lot's trace page."""
 from __future__ import annotations
 
 from api.core.models import Role
-from tests.api.browser import browser_page, screenshot, serve
+from tests.api.browser import PHONE_WIDTH, browser_page, screenshot, serve
 from tests.api.test_cooperatives import world  # noqa: F401 - shared module fixture
 
 
@@ -48,21 +48,31 @@ def test_cooperative_packs_a_lot_as_a_product(world):  # noqa: F811
         page.wait_for_selector(f'.packed[data-lot="{lot}"]')
         assert "2026SP-01" in page.inner_text(f'.packed[data-lot="{lot}"]')
         shot = screenshot(page, "coop-products-packed")
+        _desktop(page, "coop-products-packed-desktop")
 
         page.goto(f"{base}/01/06901234567892/10/2026SP-01")  # what the package's QR code says
         page.wait_for_selector("#lineage")
         assert page.url == f"{base}/trace/{lot}"
         assert "/01/06901234567892/10/2026SP-01" in page.inner_text("body")
         screenshot(page, "digital-link-trace")
+        _desktop(page, "digital-link-trace-desktop")
 
         page.goto(f"{base}/01/6901234567892")
         page.wait_for_selector("#gtin")
         assert "恩施玉露 明前特级" in page.inner_text("h1")
         assert "恩施玉露茶叶专业合作社" in page.inner_text("#cooperative")
         screenshot(page, "digital-link-product")
+        _desktop(page, "digital-link-product-desktop")
 
         page.goto(f"{base}/coop/products")
         page.click("#retire-06901234567892")
         page.wait_for_selector('.product.retired[data-gtin="06901234567892"]')
         screenshot(page, "coop-products-retired")
     assert shot.stat().st_size > 10_000
+
+
+def _desktop(page: object, name: str) -> None:
+    """The same page at 1280 px, then back to the phone's width."""
+    page.set_viewport_size({"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    screenshot(page, name)
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 900})  # type: ignore[attr-defined]
