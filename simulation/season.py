@@ -6,6 +6,15 @@ about 45% at the best grades, summer 30% and autumn 25%; made tea is about 22-25
 leaf by mass (4-4.5 kg of leaf per kg of tea); fresh-leaf and made-tea prices fall from
 spring to autumn and from special grade to fourth. Farmers differ by a persistent skill
 factor, so their records are informative for credit, as real ones are.
+
+How the season flows, as tea regions run it (docs/demo.md, "The season model"): a plot is
+picked in 3-6 rounds a flush, and each round's leaf is sold that day at the buying station,
+where the cooperative weighs it (one harvest record, the farmer's own lot). The cooperatives
+deliver the day's leaf to one factory, which makes it together whoever grew it: each day's
+leaf of one grade in runs of at most a line's capacity, each run packed as one made-tea lot.
+So a farmer has a lot per delivery (about 23 a season), and a made-tea lot holds the leaf of
+many farmers, as real lots do; made-tea lots grow with the region (a run fills up), not with
+the number of farmers.
 """
 
 from __future__ import annotations
@@ -33,6 +42,11 @@ MADE_TEA_FEN_PER_KG = {1: 160_000, 2: 90_000, 3: 50_000, 4: 28_000, 5: 16_000}
 FLUSH_PRICE_FACTOR = {"spring": 1.0, "summer": 0.55, "autumn": 0.65}
 VARIETIES = {1: "恩施玉露 Enshi Yulu", 2: "福鼎大白 Fuding Dabai", 3: "鄂茶1号 Echa No.1"}
 ETHNICITIES = ("Tujia", "Miao", "Han", "Dong")
+LINE_RUN_GRAMS = 1_000_000
+"""Fresh leaf a processing line takes in one run (a tonne: a mid-sized line's day of 名优茶)."""
+LINE_RUN_DELIVERIES = 400
+"""Deliveries one run may consume: its `process` call stays within a quarter of a 30 M-gas
+block (traceability.service.process_gas)."""
 GENDERS = ("female", "male")
 
 
@@ -84,9 +98,8 @@ class Harvest:
 
 @dataclass(frozen=True)
 class Batch:
-    """One processing run: a day's leaf of one grade at one cooperative made into tea lots."""
+    """One processing run at the factory: deliveries of one day and grade made into tea."""
 
-    cooperative: int
     day: date
     grade: int
     flush: str
@@ -196,20 +209,35 @@ def pickings(rng: random.Random, farmer_index: int, farmer: Farmer, year: int) -
 
 
 def _batches(season: Season, rng: random.Random) -> list[Batch]:
-    """Group each cooperative's daily leaf by grade into processing runs."""
-    groups: dict[tuple[int, date, int, str], list[int]] = {}
+    """The factory's processing runs: each day's leaf of one grade, whichever cooperative
+    delivered it, made together in runs of at most a line's capacity, one lot per run."""
+    groups: dict[tuple[date, int, str], list[int]] = {}
     for i, h in enumerate(season.harvests):
-        coop = season.farmers[h.farmer].cooperative
-        groups.setdefault((coop, h.picked_at.date(), h.grade, h.flush), []).append(i)
+        groups.setdefault((h.picked_at.date(), h.grade, h.flush), []).append(i)
     out = []
-    for (coop, day, grade, flush), members in sorted(groups.items()):
-        fresh = sum(season.harvests[i].grams for i in members)
-        made = int(fresh * rng.uniform(0.22, 0.25))
-        parts = max(1, min(4, made // 5_000))  # packed as lots of at least ~5 kg
-        outputs = tuple(made // parts + (1 if k < made % parts else 0) for k in range(parts))
-        price = int(MADE_TEA_FEN_PER_KG[grade] * FLUSH_PRICE_FACTOR[flush] * rng.uniform(0.9, 1.1))
-        out.append(Batch(coop, day, grade, flush, tuple(members), outputs, price))
+    for (day, grade, flush), members in sorted(groups.items()):
+        for run in _line_runs(season, members):
+            fresh = sum(season.harvests[i].grams for i in run)
+            made = int(fresh * rng.uniform(0.22, 0.25))
+            factor = FLUSH_PRICE_FACTOR[flush] * rng.uniform(0.9, 1.1)
+            price = int(MADE_TEA_FEN_PER_KG[grade] * factor)
+            out.append(Batch(day, grade, flush, tuple(run), (made,), price))
     return out
+
+
+def _line_runs(season: Season, members: list[int]) -> list[list[int]]:
+    """A day's deliveries of one grade cut into runs a processing line takes at once."""
+    runs: list[list[int]] = [[]]
+    fresh = 0
+    for i in members:
+        grams = season.harvests[i].grams
+        full = fresh + grams > LINE_RUN_GRAMS or len(runs[-1]) >= LINE_RUN_DELIVERIES
+        if runs[-1] and full:
+            runs.append([])
+            fresh = 0
+        runs[-1].append(i)
+        fresh += grams
+    return runs
 
 
 def generate(

@@ -27,6 +27,8 @@ from traceability import cli as traceability_cli
 from traceability.errors import TraceabilityError
 
 if TYPE_CHECKING:
+    from api.core.settings import ApiSettings
+    from api.public.demo_status import StatusWriter
     from api.regulator.service import ScanReport
     from tealedger.demo.lending import LendingSummary
 
@@ -130,33 +132,56 @@ def demo(
     seed: Annotated[int, typer.Option(help="Generator seed (same seed, same season)")] = 2026,
     serve_port: Annotated[int, typer.Option(help="Port of the HTTP service")] = 8000,
 ) -> None:
-    """Start the local node, deploy, run a tea season and its lending, index it and serve."""
-    from api.core.db import open_database
+    """Start the local node, deploy, serve, then run a tea season and its lending behind the
+    service (its home page shows the progress), index it and scan it."""
     from api.core.settings import ApiSettings
-    from api.regulator.service import scan_database
-    from tealedger.demo.lending import run_lending
-    from tealedger.demo.season import run_season
-    from tealedger.demo.service import demo_logins, index_chain, start_service, stop_service
-    from tealedger.demo.summary import summary_table
+    from api.public.demo_status import DemoState, StatusWriter
+    from tealedger.demo.service import start_service
 
     client = ChainClient(settings_from(backend, port))
     client.node.start()
     _print_deployments(client, deploy_system(client))
     api_settings = ApiSettings(data_dir=client.settings.data_dir)
-    # A service left by the last run follows the chain into the same database: the demo
-    # indexes it itself (under the indexer lock) and starts the service again at the end.
-    if stop_service(api_settings):
-        out.print("stopped the service of the last run; it restarts at the end")
-    region, summary = run_season(client, farmers, seed, out, api_settings)
-    lending = run_lending(client, region, summary, api_settings, out)
+    status = StatusWriter(api_settings.data_dir, farmers)
+    # The service starts first (a service of the last run goes on: it follows this database),
+    # so its pages answer at once and fill in as its follower indexes the season.
+    url = start_service(api_settings, client.settings, serve_port)
+    out.print(f"the service answers at {url}; its home page shows the demo's progress")
+    try:
+        _demo_season(client, api_settings, status, url, farmers, seed)
+    except BaseException as exc:
+        status.finish(DemoState.FAILED, f"{type(exc).__name__}: {exc}")
+        raise
+    status.finish(DemoState.DONE)
+    out.print(f"node at {client.node.url}; stop it and the service with `tealedger stop`")
+
+
+def _demo_season(
+    client: ChainClient,
+    api_settings: ApiSettings,
+    status: StatusWriter,
+    url: str,
+    farmers: int,
+    seed: int,
+) -> None:
+    """The demo's work behind the running service: logins, season, lending, index, scan."""
+    from api.core.db import open_database
+    from api.regulator.service import scan_database
+    from tealedger.demo.lending import run_lending
+    from tealedger.demo.season import run_season
+    from tealedger.demo.service import demo_logins, index_chain
+    from tealedger.demo.summary import summary_table
+
+    logins = demo_logins(client, api_settings)
+    _print_logins(url, logins)  # people may log in while the season fills in
+    region, summary = run_season(client, farmers, seed, out, api_settings, status)
+    lending = run_lending(client, region, summary, api_settings, out, status)
     out.print(summary_table(summary, lending))
     _print_clock(lending)
     progress = index_chain(client, api_settings.database_url)
-    out.print(f"indexed {progress.events:,} events to block {progress.checkpoint:,}")
+    out.print(f"indexed to block {progress.checkpoint:,} (the chain's head)")
     _print_scan(scan_database(api_settings.database_url, open_database(api_settings.database_url)))
-    url = start_service(api_settings, client.settings, serve_port)
-    _print_logins(url, demo_logins(client, api_settings))
-    out.print(f"node at {client.node.url}; stop it with `tealedger node stop`")
+    _print_logins(url, logins)
 
 
 def _print_scan(report: ScanReport) -> None:

@@ -12,6 +12,7 @@ from api.core.links import base_url
 from api.core.models import Organisation
 from api.core.pages import page_router
 from api.core.templates import templates
+from api.public.demo_status import indexed_so_far, read_status
 from api.public.resolver import package_url, packed_as
 from api.public.trace import parse_lot, public_trace, qr_svg
 
@@ -19,9 +20,11 @@ router = page_router()
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request) -> HTMLResponse:
-    """Landing page with a lot lookup (查询茶叶批次)."""
-    return templates.TemplateResponse(request, "home.html", {})
+def home(request: Request, settings: SettingsDep) -> HTMLResponse:
+    """Landing page with a lot lookup (查询茶叶批次), and a demo's progress where one runs."""
+    demo = read_status(settings.data_dir)
+    indexed = indexed_so_far(settings.database_url) if demo else None
+    return templates.TemplateResponse(request, "home.html", {"demo": demo, "indexed": indexed})
 
 
 @router.get("/trace/{lot}", response_class=HTMLResponse)

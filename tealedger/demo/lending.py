@@ -55,6 +55,7 @@ from api.lenders import portfolio
 from api.lenders import service as lenders
 from api.lenders.portfolio import Action
 from api.lenders.service import LoanCreate
+from api.public.demo_status import StatusWriter
 from api.supply_chain import batch as lot_batch
 from chain.client import ChainClient
 from chain.errors import ChainError
@@ -345,12 +346,13 @@ def run_lending(
     season: SeasonSummary,
     settings: ApiSettings,
     console: Console,
+    status: StatusWriter | None = None,
 ) -> LendingSummary:
     """Run the season's lending through the service's functions (idempotently); returns the
-    tally read from chain."""
+    tally read from chain. Its progress goes to `status` too, if given."""
     started = time.perf_counter()
     first_block = client.w3.eth.block_number
-    with progress_bars(console) as progress:
+    with progress_bars(console, status) as progress:
         run = LendingRun(client, region, season.made_lots, settings, progress)
         _steps(run)
     run.summary.new_transactions, run.summary.gas_used = _sent_since(client, first_block)

@@ -11,16 +11,26 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from api.cooperatives.identity import salt_of_address
 from api.core.settings import ApiSettings
+from api.public.demo_status import StatusWriter
 from chain.client import ChainClient
+from chain.errors import ChainError
 from chain.events import EventReader
 from chain.roles import grant_role_once
 from simulation.season import FLUSHES, Season, generate
@@ -30,6 +40,7 @@ from traceability.models import (
     FarmerRegistration,
     HarvestRecord,
     LotState,
+    LotView,
     PlotRegistration,
     ProcessOutput,
     QualityAttestation,
@@ -44,6 +55,10 @@ QUALITY_FAILURE_RATE = 0.02
 RETAIL_MARGIN_PCT = 120
 """The distributor sells on at 120% of what it paid (the farmers are paid the first sale)."""
 BATCH = 100
+
+
+class SeasonMismatchError(ChainError):
+    """The chain holds a season this version of the demo did not record."""
 
 
 def demo_salts(addresses: Sequence[str], settings: ApiSettings) -> list[bytes]:
@@ -99,14 +114,40 @@ class Region:
     """Each made-tea lot's data hash: its maker (the processor) commits its shares with it."""
 
 
-def progress_bars(console: Console) -> Progress:
-    """A progress bar in the demo's style."""
-    return Progress(
+class ReportingProgress(Progress):
+    """Progress bars that also keep the demo's status file current (the home page shows it)."""
+
+    def __init__(self, *columns: Any, status: StatusWriter | None = None, **options: Any) -> None:
+        super().__init__(*columns, **options)
+        self.status = status
+
+    def add_task(self, description: str, *args: Any, **options: Any) -> TaskID:
+        """A new bar, reported at once."""
+        task = super().add_task(description, *args, **options)
+        self._report(task)
+        return task
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        """Advance a bar and report it."""
+        super().advance(task_id, advance)
+        self._report(task_id)
+
+    def _report(self, task_id: TaskID) -> None:
+        """Write the bar's count to the status file (the writer throttles)."""
+        if self.status is not None:
+            task = self._tasks[task_id]
+            self.status.step(task.description, int(task.completed), int(task.total or 0))
+
+
+def progress_bars(console: Console, status: StatusWriter | None = None) -> Progress:
+    """A progress bar in the demo's style, reported to `status` if given."""
+    return ReportingProgress(
         TextColumn("{task.description:<28}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
+        status=status,
     )
 
 
@@ -223,7 +264,10 @@ def process_batches(
     todo = [s for s, outs in zip(steps, outputs_of, strict=True) if outs[0] not in done]
     task = progress.add_task("processing runs", total=len(steps))
     progress.advance(task, len(steps) - len(todo))
-    _move_leaf(client, [lot for inputs, _ in todo for lot in inputs], summary)
+    leaf = [lot for inputs, _ in todo for lot in inputs]
+    views = processor.lots(leaf)
+    _refuse_spent_leaf(views)
+    _move_leaf(client, leaf, views, summary)
     for start in range(0, len(todo), BATCH):
         results = processor.process_many(todo[start : start + BATCH])
         _gas([r.receipt for r in results], summary)
@@ -233,6 +277,19 @@ def process_batches(
     summary.made_tea_grams = sum(sum(b.outputs_grams) for b in season.batches)
 
 
+def _refuse_spent_leaf(views: Sequence[LotView]) -> None:
+    """Stop before sending when leaf still to process was made into other lots: the chain
+    holds a season of another demo version, whose runs this one cannot continue."""
+    spent = sum(1 for view in views if view.state == LotState.CONSUMED)
+    if spent:
+        raise SeasonMismatchError(
+            f"{spent:,} harvest lots of this season were already processed into other lots: "
+            "the chain holds a season recorded by another version of the demo. Start from a "
+            "fresh chain (`tealedger stop`, then remove the data dir's nodes/ and tealedger.db, "
+            "or set TEALEDGER_DATA_DIR to a new directory)"
+        )
+
+
 def processor_lot(processor: RecordingService, output: ProcessOutput) -> bytes:
     """The lot id an output of the processor gets."""
     from traceability.ids import lot_id
@@ -240,10 +297,12 @@ def processor_lot(processor: RecordingService, output: ProcessOutput) -> bytes:
     return lot_id(processor.address, output.data_hash)
 
 
-def _move_leaf(client: ChainClient, lots: list[bytes], summary: SeasonSummary) -> None:
-    """Each cooperative ships its harvest lots to the processor, which receives them."""
+def _move_leaf(
+    client: ChainClient, lots: list[bytes], views: Sequence[LotView], summary: SeasonSummary
+) -> None:
+    """Each cooperative ships its harvest lots (`views`: their state) to the processor, which
+    receives them."""
     processor = RecordingService(client, PROCESSOR)
-    views = processor.lots(lots)
     by_holder: dict[str, list[bytes]] = {}
     for lot, view in zip(lots, views, strict=True):
         if view.state == LotState.HELD and view.holder != processor.address:
@@ -352,9 +411,11 @@ def run_season(
     seed: int,
     console: Console,
     settings: ApiSettings | None = None,
+    status: StatusWriter | None = None,
 ) -> tuple[Region, SeasonSummary]:
     """Generate the season and put it on chain (idempotently), with the pseudonyms the service
-    of `settings` (default: the environment's) gives the cooperatives' members."""
+    of `settings` (default: the environment's) gives the cooperatives' members; its progress
+    goes to `status` too, if given."""
     started = time.perf_counter()
     year = latest_full_season(datetime.now(UTC))
     season = generate(farmers=farmers, seed=seed, year=year)
@@ -362,7 +423,7 @@ def run_season(
     region = region_of(season, demo_salts(cooperative_addresses(client), settings))
     summary = SeasonSummary()
     ensure_roles(client)
-    with progress_bars(console) as progress:
+    with progress_bars(console, status) as progress:
         task = progress.add_task("farmers and plots", total=1)
         register_members(client, region, summary)
         progress.advance(task)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import httpx
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session, select
 
 from api.cooperatives.members import register_farmer, register_plot
@@ -23,11 +25,13 @@ from api.core.security import mint_key
 from api.core.settings import ApiSettings
 from chain.client import ChainClient
 from chain.config import ChainSettings
-from chain.errors import NodeError
+from chain.errors import ChainError, NodeError
 from chain.nodes import port_is_free
 from indexer.db import make_engine
 from indexer.engine import Progress
+from indexer.errors import IndexerLockedError
 from indexer.lock import IndexerLock
+from indexer.models import Checkpoint
 from indexer.runner import index_once
 from tealedger.demo.season import COOPERATIVE_ACCOUNTS, Region
 from traceability.contracts import farmer_record
@@ -58,14 +62,56 @@ class Login:
     api_key: str
 
 
-def index_chain(client: ChainClient, database_url: str) -> Progress:
-    """Bring the database up to the chain head, holding the indexer lock (one writer)."""
+FOLLOWER_WAIT_SECONDS = 900.0
+"""How long the demo waits for the service's follower to index up to a block."""
+
+
+class FollowerLagError(ChainError):
+    """The service's follower did not reach the block the demo needs indexed."""
+
+
+def index_chain(
+    client: ChainClient, database_url: str, timeout: float = FOLLOWER_WAIT_SECONDS
+) -> Progress:
+    """Bring the database up to the chain head: index it under the indexer lock (one writer),
+    or, while the service's follower holds the lock, wait until it has indexed the head."""
     engine = make_engine(database_url, writer=True)
     try:
-        with IndexerLock(engine):
-            return index_once(client, engine)
+        try:
+            with IndexerLock(engine):
+                return index_once(client, engine)
+        except IndexerLockedError:
+            return _wait_for_follower(client, engine, timeout)
     finally:
         engine.dispose()
+
+
+def _wait_for_follower(client: ChainClient, engine: Engine, timeout: float) -> Progress:
+    """Poll the indexer's checkpoint until it reaches the head as of now."""
+    head = client.w3.eth.block_number
+    first = checkpoint = _checkpoint(engine)
+    deadline = time.monotonic() + timeout
+    while checkpoint < head:
+        if time.monotonic() > deadline:
+            raise FollowerLagError(
+                f"the service's indexer is at block {checkpoint:,}, not yet {head:,}, after "
+                f"{timeout:.0f} s: see the service's log (data dir's service.log) and /healthz"
+            )
+        time.sleep(FOLLOWER_POLL_SECONDS)
+        checkpoint = _checkpoint(engine)
+    return Progress(start_block=first, checkpoint=checkpoint, head=head)
+
+
+FOLLOWER_POLL_SECONDS = 0.2
+
+
+def _checkpoint(engine: Engine) -> int:
+    """The last block the indexer has written to this database (0 before it starts)."""
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(Checkpoint.block_number)).scalar() or 0)
+    except (OperationalError, ProgrammingError):  # the follower has not created its tables
+        return 0
 
 
 def demo_organisations(client: ChainClient, settings: ApiSettings) -> dict[int, Organisation]:

@@ -52,3 +52,29 @@ def test_demo_uses_the_latest_finished_season():
     assert latest_full_season(datetime(2026, 11, 28, tzinfo=UTC)) == 2026
     assert latest_full_season(datetime(2026, 10, 25, tzinfo=UTC)) == 2025
     assert latest_full_season(datetime(2027, 3, 1, tzinfo=UTC)) == 2026
+
+
+def test_the_factory_makes_many_farmers_leaf_together_in_line_sized_runs():
+    from simulation.season import LINE_RUN_DELIVERIES, LINE_RUN_GRAMS
+
+    season = generate(300, seed=2026, year=2025)
+    for run in season.batches:
+        picked = [season.harvests[i] for i in run.harvests]
+        assert {(h.picked_at.date(), h.grade) for h in picked} == {(run.day, run.grade)}
+        assert len(picked) <= LINE_RUN_DELIVERIES
+        assert sum(h.grams for h in picked) <= LINE_RUN_GRAMS or len(picked) == 1
+        assert len(run.outputs_grams) == 1  # a run is packed as one lot
+    cooperatives = [
+        {season.farmers[season.harvests[i].farmer].cooperative for i in run.harvests}
+        for run in season.batches
+    ]
+    assert sum(1 for c in cooperatives if len(c) > 1) > len(season.batches) // 2
+    # A farmer's deliveries are its lots; made-tea lots are few and shared by many farmers.
+    assert 15 < len(season.harvests) / len(season.farmers) < 35
+    assert len(season.batches) < len(season.harvests) / 5
+
+
+def test_made_lots_follow_the_tonnage_not_the_farmers():
+    small, large = generate(300, seed=4, year=2025), generate(3000, seed=4, year=2025)
+    assert len(large.harvests) > 9 * len(small.harvests)
+    assert len(large.batches) < 7 * len(small.batches)  # runs fill up before they multiply

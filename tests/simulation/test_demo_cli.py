@@ -1,0 +1,72 @@
+"""`tealedger demo` as a person runs it: the service answers first and shows the progress,
+the season fills in behind it, and a second run sends nothing."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from chain.nodes import free_port
+from tests._fixtures import needs_node
+from tests.api.served import until
+
+
+def _demo(data_dir, node_port: int, serve_port: int) -> subprocess.Popen[bytes]:
+    """`tealedger demo` on anvil with a small region, in its own data dir."""
+    env = os.environ | {"TEALEDGER_DATA_DIR": str(data_dir), "TEALEDGER_ENVIRONMENT": "test"}
+    cmd = [sys.executable, "-m", "tealedger.cli", "demo", "--backend", "anvil", "--farmers", "6",
+           "--port", str(node_port), "--serve-port", str(serve_port)]  # fmt: skip
+    log = (data_dir / "demo.log").open("wb")
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(data_dir, node_port: int) -> None:
+    """`tealedger stop`: the service and the node the demo left running."""
+    env = os.environ | {"TEALEDGER_DATA_DIR": str(data_dir)}
+    cmd = [sys.executable, "-m", "tealedger.cli", "stop", "--backend", "anvil",
+           "--port", str(node_port)]  # fmt: skip
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)
+
+
+def _home(url: str) -> str:
+    """The home page's text, or '' while the service does not answer."""
+    try:
+        return httpx.get(url, timeout=5).text
+    except httpx.TransportError:
+        return ""
+
+
+@needs_node()
+@pytest.mark.node
+@pytest.mark.slow
+def test_the_service_answers_first_and_the_season_fills_in_behind_it(tmp_path):
+    node_port, serve_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{serve_port}/"
+    demo = _demo(tmp_path, node_port, serve_port)
+    try:
+        running = until(lambda: "进行中" in (page := _home(url)) and page, "the progress page")
+        assert demo.poll() is None, "the page answered only after the demo ended"
+        assert 'id="demo-steps"' in running and "demo-progress" in running
+        assert demo.wait(timeout=600) == 0, (tmp_path / "demo.log").read_text()[-3000:]
+        done = _home(url)
+        assert "已完成" in done and "refresh" not in done
+        assert "贷款发放" in done and "loans issued" in done
+        status = json.loads((tmp_path / "demo-status.json").read_text())
+        assert status["state"] == "done"
+        assert all(step["done"] == step["total"] for step in status["steps"])
+        log = (tmp_path / "demo.log").read_text()
+        assert log.index("its home page shows the demo's progress") < log.index("harvest records")
+
+        again = _demo(tmp_path, node_port, serve_port)  # the same region on the same chain
+        assert again.wait(timeout=600) == 0, (tmp_path / "demo.log").read_text()[-3000:]
+        rerun = (tmp_path / "demo.log").read_text()
+        assert re.search(r"new transactions\s+│\s+0 │", rerun), rerun[-3000:]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        _stop(tmp_path, node_port)
