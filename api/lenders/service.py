@@ -53,6 +53,7 @@ from lending.credit.store import CreditStore
 from lending.errors import ProfileDataError
 from lending.loans.contracts import LENDER_ROLE
 from lending.loans.disbursement import ConfirmationMode, LoanDesk, LoanState
+from lending.loans.gas import MINT_GAS
 from lending.loans.offers import (
     OfferExistsError,
     OfferStore,
@@ -505,5 +506,6 @@ def ensure_lender_role(chain: ChainClient, org: Organisation, mint_fen: int = 0)
     receipts = [grant_role_once(admin, desk.factory, LENDER_ROLE, address)]
     balance = desk.balance_of(address)
     if mint_fen and balance < mint_fen:
-        receipts.append(admin.transact(desk.mint_call(address, mint_fen - balance)))
+        mint = desk.mint_call(address, mint_fen - balance)
+        receipts.append(admin.transact(mint, gas=MINT_GAS, preflight=True))
     return [r["transactionHash"].to_0x_hex() for r in receipts if r is not None]

@@ -38,8 +38,14 @@ from chain.events import EventReader
 from chain.sender import PendingTx, Sender
 from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, PAYMENT_TOKEN
 from lending.loans.errors import LoanTermsError, OrderNotExecutedError, translate_reverts
+from lending.loans.gas import (
+    APPROVE_GAS,
+    ORDER_GAS,
+    REPAY_GAS,
+    RETURN_UNSPENT_GAS,
+    issue_gas,
+)
 
-ORDER_GAS = 400_000
 """Gas for an order sent before its escrow exists (no estimate possible); it uses ~110-190k."""
 MAX_CATEGORIES = 16
 MAX_AMOUNT_FEN = 2**88 - 1
@@ -559,7 +565,9 @@ class LoanDesk:
     def approve_factory(self, lender: Sender, amount_fen: int) -> TxReceipt:
         """Let the factory pull up to `amount_fen` from the lender when issuing funded loans."""
         with translate_reverts():
-            return lender.transact(self.approve_call(self.factory.address, amount_fen))
+            return lender.transact(
+                self.approve_call(self.factory.address, amount_fen), gas=APPROVE_GAS, preflight=True
+            )
 
     def issue_call(
         self, terms: EscrowTerms, acceptance: Acceptance, *, fund: bool = True
@@ -583,8 +591,9 @@ class LoanDesk:
     ) -> PendingTx:
         """Send the issuing transaction without waiting (raises the named error on a revert)."""
         self._check_lender(terms, lender)
+        call = self.issue_call(terms, acceptance, fund=fund)
         with translate_reverts():
-            return lender.send(self.issue_call(terms, acceptance, fund=fund))
+            return lender.send(call, gas=issue_gas(len(terms.budgets_fen)), preflight=True)
 
     def issue(
         self, terms: EscrowTerms, lender: Sender, acceptance: Acceptance, *, fund: bool = True
@@ -655,10 +664,11 @@ class LoanDesk:
         *,
         gas: int | None = None,
     ) -> PendingTx:
-        """Send a payment order without waiting (pass `gas` when the escrow is not mined yet)."""
+        """Send a payment order without waiting: checked by eth_call first, or, when the escrow
+        is not mined yet, sent unchecked with the `gas` given."""
         fn = self.order_call(escrow, merchant, category, amount_fen, invoice_hash)
         with translate_reverts():
-            return by.send(fn, gas=gas)
+            return by.send(fn, gas=gas or ORDER_GAS, preflight=gas is None)
 
     def order_payment(
         self,
@@ -714,7 +724,7 @@ class LoanDesk:
 
     def return_unspent(self, escrow: str, by: Sender) -> int:
         """Send unspent, unreserved funds back to the lender (after the draw window)."""
-        receipt = self._transact(by, self.return_unspent_call(escrow))
+        receipt = self._transact(by, self.return_unspent_call(escrow), RETURN_UNSPENT_GAS)
         events = events_of(self.escrow(escrow), "LoanUnspentReturned", receipt)
         return int(events[0]["args"]["amount"])
 
@@ -759,8 +769,8 @@ class LoanDesk:
         contract = self.escrow(escrow)
         amount = amount_fen if amount_fen is not None else contract.functions.outstanding().call()
         with translate_reverts():
-            payer.transact(self.approve_call(contract.address, amount))
-            payer.transact(self.repay_call(escrow, amount))
+            payer.transact(self.approve_call(contract.address, amount), gas=APPROVE_GAS)
+            payer.transact(self.repay_call(escrow, amount), gas=REPAY_GAS, preflight=True)
         return int(amount)
 
     def refresh_status_call(self, escrow: str) -> ContractFunction:
@@ -836,7 +846,8 @@ class LoanDesk:
             outstanding_fen=a[7],
         )
 
-    def _transact(self, by: Sender, fn: Any) -> TxReceipt:
-        """Send, wait, translate reverts."""
+    def _transact(self, by: Sender, fn: Any, gas: int | None = None) -> TxReceipt:
+        """Send (with a measured `gas` bound, checked by eth_call first; else estimated), wait,
+        translate reverts."""
         with translate_reverts():
-            return by.transact(fn)
+            return by.transact(fn, gas=gas, preflight=gas is not None)

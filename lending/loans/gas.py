@@ -1,14 +1,17 @@
 """Measured gas limits for lending calls, sent instead of asking eth_estimateGas.
 
-ganache re-runs a transaction for every eth_estimateGas, which made estimates most of the
-demo's settlement time. Each bound is about 1.3x the worst case that
-tests/contracts/test_settlement_gas.py measures (fresh wallets, first sales, loans closed by
-the sale); bounds past chain.sender.MAX_BOUND_GAS are left to the node's estimate.
+ganache re-runs a transaction for every eth_estimateGas, and slowly: in the demo's profile an
+estimate of an issue or an order took ~400 ms where an eth_call of it took ~8 ms and sending and
+mining it ~40 ms, so estimates were most of the lending's time. Each bound is about 1.3x (or
+more) the worst case that tests/contracts/test_settlement_gas.py and
+tests/contracts/test_loan_escrow.py measure (fresh wallets, first sales, loans closed by the
+sale); bounds past chain.sender.MAX_BOUND_GAS are left to the node's estimate.
 
-They are for pipelined bulk sends (the demo), where a transaction cannot be estimated before
-the one ahead of it is mined anyway. Single calls from the desks and the service keep
-eth_estimateGas: it doubles as a pre-flight check, so a call that would revert is refused with
-its named error and nothing is sent.
+Pipelined bulk sends (the demo, the batch routes) send with them unchecked, where a
+transaction cannot be checked before the one ahead of it is mined anyway. Single calls from the
+desks and the service send with them after an eth_call of the very transaction
+(`Sender.send(..., preflight=True)`), so a call that would revert is still refused with its
+named error and nothing is sent; calls without a bound here keep eth_estimateGas.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ SETTLE_GAS: tuple[int, int, int] = (120_000, 55_000, 80_000)  # 80k + 42.7k + 61
 # (per transaction, per budget category)
 ISSUE_GAS: tuple[int, int] = (500_000, 50_000)  # ~570k with 4 categories, acceptance included
 RETURN_UNSPENT_GAS = 120_000  # returnUnspent: 92k measured into an empty lender balance
+ORDER_GAS = 400_000  # orderPayment: 134k (first immediate payment) to 185k (reserved) measured
+APPROVE_GAS = 100_000  # PaymentToken.approve: ~46k into a fresh allowance slot
+REPAY_GAS = 150_000  # repay: 67k (partial) to 72k (final, closes the loan) measured
+MINT_GAS = 150_000  # PaymentToken.mint (development eCNY): ~70k to a fresh holder
 
 
 def commit_gas(shares: int) -> int | None:

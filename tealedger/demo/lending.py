@@ -59,13 +59,14 @@ from api.public.demo_status import StatusWriter
 from api.supply_chain import batch as lot_batch
 from chain.client import ChainClient
 from chain.errors import ChainError
-from chain.sender import PendingTx, Sender
+from chain.sender import Sender
 from lending.credit.decision import DecisionRecord
 from lending.credit.features import CHINA_TZ
 from lending.credit.policy import Outcome
 from lending.credit.store import CreditStore
 from lending.loans.contracts import DEV_LENDER, DEV_REGISTRAR
 from lending.loans.disbursement import EscrowTerms, LoanDesk, LoanState, LoanStatus
+from lending.loans.gas import APPROVE_GAS, MINT_GAS, REPAY_GAS
 from lending.loans.invoices import invoice_hash
 from lending.loans.merchants import MerchantDesk
 from lending.loans.offers import OfferStore
@@ -102,6 +103,7 @@ from traceability.consent import ConsentService
 from traceability.service import RecordingService
 from traceability.weights import LeafFlow, LeafLot, MassStep
 
+PLAIN_TRANSFER_GAS = 21_000
 ADMIN = 0  # holds PaymentToken's minter role on development chains
 DAY = 86_400
 APPLY_SHARE = 0.35
@@ -323,9 +325,12 @@ class LendingRun:
             if task is not None:
                 self.progress.advance(task, len(pending))
 
-    def send_each(self, pairs: Sequence[tuple[Sender, Any]], task: Any = None) -> None:
-        """Pipeline calls of many senders (each sender's in order), then wait for all."""
-        pending: list[tuple[Sender, PendingTx]] = [(s, s.send(call)) for s, call in pairs]
+    def send_each(
+        self, pairs: Sequence[tuple[Sender, Any]], task: Any = None, gas: int | None = None
+    ) -> None:
+        """Pipeline calls of many senders (each sender's in order, with the measured `gas`
+        bound, else estimated), then wait for all."""
+        pending = [(s, s.send(call, gas=gas)) for s, call in pairs]
         for sender, tx in pending:
             sender.wait([tx])
             if task is not None:
@@ -872,7 +877,7 @@ def _mint(run: LendingRun, holder: str, amount: int) -> None:
     """Mint the holder's shortfall of `amount` (development eCNY: the bank's side)."""
     short = amount - run.desk.balance_of(holder)
     if short > 0:
-        run.client.sender(ADMIN).transact(run.desk.mint_call(holder, short))
+        run.client.sender(ADMIN).transact(run.desk.mint_call(holder, short), gas=MINT_GAS)
 
 
 # ---------------------------------------------------------------------------------- repayment
@@ -895,17 +900,22 @@ def _repay_from_wallets(run: LendingRun, todo: list[tuple[Loan, LoanState]], tas
     from their wallet apps (the service never holds these members' keys)."""
     desk = run.desk
     calls: list[Any] = []
+    limits: list[int | None] = []
     for loan, state in todo:
         address = loan.wallet.address
         short = state.outstanding_fen - desk.balance_of(address)
         if short > 0:
             calls.append(desk.mint_call(address, short))
+            limits.append(MINT_GAS)
         if run.client.w3.eth.get_balance(address) < GAS_WEI // 2:
             calls.append({"to": address, "value": GAS_WEI, "data": b""})
-    run.send(run.client.sender(ADMIN), calls)
+            limits.append(PLAIN_TRANSFER_GAS)
+    run.send(run.client.sender(ADMIN), calls, gas=limits)
     payers = [(run.client.sender_for(loan.wallet), state) for loan, state in todo]
-    run.send_each([(p, desk.approve_call(s.escrow, s.outstanding_fen)) for p, s in payers])
-    run.send_each([(p, desk.repay_call(s.escrow, s.outstanding_fen)) for p, s in payers], task)
+    approvals = [(p, desk.approve_call(s.escrow, s.outstanding_fen)) for p, s in payers]
+    run.send_each(approvals, gas=APPROVE_GAS)
+    repays = [(p, desk.repay_call(s.escrow, s.outstanding_fen)) for p, s in payers]
+    run.send_each(repays, task, gas=REPAY_GAS)
 
 
 def _noon(day: date) -> int:

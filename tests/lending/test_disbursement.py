@@ -305,6 +305,22 @@ def test_a_spurious_resend_can_never_pay_twice(system):
     assert system.balance(MERCHANT) == 100
 
 
+def test_bounded_calls_are_checked_by_eth_call_and_a_refused_one_sends_nothing(system):
+    """Orders, returns and repayments go with measured gas bounds, not estimates; the eth_call
+    before each still refuses a doomed call with its named error, and nothing is sent."""
+    loan = system.issue()
+    system.pay(loan.escrow, 100, n=1)
+    farmer, coop = system.sender(FARMER), system.sender(COOP)
+    count = system.client.w3.eth.get_transaction_count
+    sent = count(farmer.address), count(coop.address)
+    with pytest.raises(loan_errors.EscrowError) as raised:
+        system.pay(loan.escrow, 100, n=1)
+    assert raised.value.name == "EscrowInvoiceAlreadyUsed"
+    with pytest.raises(loan_errors.EscrowError):
+        system.desk.return_unspent(loan.escrow, coop)  # not the lender, window still open
+    assert (count(farmer.address), count(coop.address)) == sent
+
+
 def test_merchant_view_groups_payments_by_loan_and_category(system):
     first = system.issue()
     second = system.issue(
