@@ -4,6 +4,7 @@ bootstrap organisations."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,6 +12,7 @@ from rich.console import Console
 from sqlmodel import Session
 
 from api.core.db import open_database
+from api.core.demo_status import demo_loading
 from api.core.models import OrganisationCreate, Role
 from api.core.organisations import create_organisation
 from api.core.settings import get_settings
@@ -40,13 +42,15 @@ def create_org(
     out.print(f"API key (shown once): {key.secret}")
 
 
-def risk_watch(database_url: str, every_seconds: int) -> RiskWatch | None:
-    """The risk monitor's scans after indexing (None when turned off with 0 seconds)."""
+def risk_watch(database_url: str, every_seconds: int, data_dir: Path) -> RiskWatch | None:
+    """The risk monitor's scans after indexing (None when turned off with 0 seconds), held
+    while a demo in `data_dir` is still loading its past season."""
     from api.regulator.watch import RiskWatch  # the rules load only where the service runs
 
     if every_seconds == 0:
         return None
-    return RiskWatch(database_url, open_database(database_url), every_seconds)
+    engine = open_database(database_url)
+    return RiskWatch(database_url, engine, every_seconds, held=lambda: demo_loading(data_dir))
 
 
 def serve(
@@ -79,7 +83,7 @@ def serve(
     follower = None
     if not no_indexer:
         config = IndexerConfig(confirmations=confirmations, poll_interval=poll, reader="inline")
-        watch = risk_watch(settings.database_url, settings.risk_scan_seconds)
+        watch = risk_watch(settings.database_url, settings.risk_scan_seconds, settings.data_dir)
         follower = Follower(settings.database_url, ChainSettings(), config, after_progress=watch)
     app = create_app(settings, follower=follower)
     # uvicorn turns SIGTERM and SIGINT into a graceful shutdown: the app's lifespan then stops

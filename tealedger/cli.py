@@ -28,7 +28,7 @@ from traceability.errors import TraceabilityError
 
 if TYPE_CHECKING:
     from api.core.settings import ApiSettings
-    from api.public.demo_status import StatusWriter
+    from api.core.demo_status import StatusWriter
     from api.regulator.service import ScanReport
     from tealedger.demo.lending import LendingSummary
 
@@ -135,7 +135,7 @@ def demo(
     """Start the local node, deploy, serve, then run a tea season and its lending behind the
     service (its home page shows the progress), index it and scan it."""
     from api.core.settings import ApiSettings
-    from api.public.demo_status import DemoState, StatusWriter
+    from api.core.demo_status import DemoState, StatusWriter
     from tealedger.demo.service import start_service
 
     client = ChainClient(settings_from(backend, port))

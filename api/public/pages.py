@@ -7,12 +7,12 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 from sqlmodel import Session, col, func, select
 
+from api.core.demo_status import indexed_so_far, read_status
 from api.core.deps import ChainDep, SessionDep, SettingsDep
 from api.core.links import base_url
 from api.core.models import Organisation
 from api.core.pages import page_router
 from api.core.templates import templates
-from api.public.demo_status import indexed_so_far, read_status
 from api.public.resolver import package_url, packed_as
 from api.public.trace import parse_lot, public_trace, qr_svg
 

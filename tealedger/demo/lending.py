@@ -55,7 +55,7 @@ from api.lenders import portfolio
 from api.lenders import service as lenders
 from api.lenders.portfolio import Action
 from api.lenders.service import LoanCreate
-from api.public.demo_status import StatusWriter
+from api.core.demo_status import StatusWriter
 from api.supply_chain import batch as lot_batch
 from chain.client import ChainClient
 from chain.errors import ChainError

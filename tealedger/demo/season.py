@@ -28,7 +28,7 @@ from rich.progress import (
 
 from api.cooperatives.identity import salt_of_address
 from api.core.settings import ApiSettings
-from api.public.demo_status import StatusWriter
+from api.core.demo_status import StatusWriter
 from chain.client import ChainClient
 from chain.errors import ChainError
 from chain.events import EventReader

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.public.demo_status import DemoState, StatusWriter, read_status, status_path
+from api.core.demo_status import DemoState, StatusWriter, read_status, status_path
 from indexer.runner import index_once
 from tests._fixtures import client_for, needs_node
 from tests.traceability._system import build_system

@@ -62,3 +62,26 @@ def test_a_failing_hook_is_logged_and_indexing_goes_on(caplog: pytest.LogCapture
     follower._progress(_at(7))  # the follower's own callback: must not raise
     assert "work after indexing failed: RuntimeError: database gone" in caplog.text
     assert follower.status().checkpoint == 7
+
+
+def test_the_watch_holds_while_a_demo_loads_its_season(engine: Engine, tmp_path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from api.core.demo_status import HOLD_STALE_SECONDS, DemoState, StatusWriter, demo_loading
+
+    world = World(engine)
+    _season(world)
+    world.pay(MERCHANT, OWN, 40_000)
+    world.seal()
+    assert not demo_loading(tmp_path)  # no demo here
+    status = StatusWriter(tmp_path, farmers=300)
+    url = engine.url.render_as_string(hide_password=False)
+    watch = RiskWatch(url, engine, 60, Clock(), held=lambda: demo_loading(tmp_path))
+    watch(_at(world.block))
+    assert watch.last is None and list_alerts(engine)[0] == []  # half a season: not judged
+    status.status.updated_at = datetime.now(UTC) - timedelta(seconds=HOLD_STALE_SECONDS + 1)
+    status.path.write_text(status.status.model_dump_json())
+    assert not demo_loading(tmp_path)  # a demo killed mid-way holds nothing for ever
+    status.finish(DemoState.DONE)
+    watch(_at(world.block))
+    assert watch.last is not None and watch.last.new == 1

@@ -94,6 +94,18 @@ class DemoStatus(BaseModel):
         return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+HOLD_STALE_SECONDS = 600
+"""A running demo's status not rewritten for this long is a demo that was killed."""
+
+
+def demo_loading(data_dir: Path) -> bool:
+    """True while a demo in `data_dir` is still running (its status written recently)."""
+    status = read_status(data_dir)
+    if status is None or status.state is not DemoState.RUNNING:
+        return False
+    return (datetime.now(UTC) - status.updated_at).total_seconds() < HOLD_STALE_SECONDS
+
+
 def status_path(data_dir: Path) -> Path:
     """Where the demo of `data_dir` keeps its status."""
     return data_dir / STATUS_FILE
