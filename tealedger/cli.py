@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import shutil
+import signal
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,8 +28,8 @@ from traceability import cli as traceability_cli
 from traceability.errors import TraceabilityError
 
 if TYPE_CHECKING:
-    from api.core.settings import ApiSettings
     from api.core.demo_status import StatusWriter
+    from api.core.settings import ApiSettings
     from api.regulator.service import ScanReport
     from tealedger.demo.lending import LendingSummary
 
@@ -134,8 +135,8 @@ def demo(
 ) -> None:
     """Start the local node, deploy, serve, then run a tea season and its lending behind the
     service (its home page shows the progress), index it and scan it."""
-    from api.core.settings import ApiSettings
     from api.core.demo_status import DemoState, StatusWriter
+    from api.core.settings import ApiSettings
     from tealedger.demo.service import start_service
 
     client = ChainClient(settings_from(backend, port))
@@ -143,6 +144,8 @@ def demo(
     _print_deployments(client, deploy_system(client))
     api_settings = ApiSettings(data_dir=client.settings.data_dir)
     status = StatusWriter(api_settings.data_dir, farmers)
+    # `kill` (SIGTERM) ends the run like Ctrl-C, so its status says it stopped.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
     # The service starts first (a service of the last run goes on: it follows this database),
     # so its pages answer at once and fill in as its follower indexes the season.
     url = start_service(api_settings, client.settings, serve_port)

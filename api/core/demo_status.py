@@ -18,6 +18,8 @@ from api.core.indexed import indexed_block, indexed_read
 from indexer import models as indexer_models
 
 STATUS_FILE = "demo-status.json"
+HOLD_STALE_SECONDS = 600
+"""A running demo's status not rewritten for this long is a demo that was killed."""
 WRITE_EVERY_SECONDS = 0.5
 """Progress bars advance thousands of times a stage; the file is rewritten at most this often."""
 
@@ -83,9 +85,20 @@ class DemoStatus(BaseModel):
     message: str = Field(default="", max_length=500)
 
     @property
+    def interrupted(self) -> bool:
+        """A run still marked running that stopped writing: killed without a word."""
+        idle = (datetime.now(UTC) - self.updated_at).total_seconds()
+        return self.state is DemoState.RUNNING and idle >= HOLD_STALE_SECONDS
+
+    @property
+    def shown_state(self) -> str:
+        """The state as the page shows it (a silent run is interrupted)."""
+        return "interrupted" if self.interrupted else self.state.value
+
+    @property
     def state_zh(self) -> str:
         """The state in Chinese."""
-        return STATE_ZH[self.state]
+        return "已中断" if self.interrupted else STATE_ZH[self.state]
 
     @property
     def minutes(self) -> str:
@@ -94,16 +107,10 @@ class DemoStatus(BaseModel):
         return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-HOLD_STALE_SECONDS = 600
-"""A running demo's status not rewritten for this long is a demo that was killed."""
-
-
 def demo_loading(data_dir: Path) -> bool:
     """True while a demo in `data_dir` is still running (its status written recently)."""
     status = read_status(data_dir)
-    if status is None or status.state is not DemoState.RUNNING:
-        return False
-    return (datetime.now(UTC) - status.updated_at).total_seconds() < HOLD_STALE_SECONDS
+    return status is not None and status.state is DemoState.RUNNING and not status.interrupted
 
 
 def status_path(data_dir: Path) -> Path:

@@ -49,13 +49,13 @@ from api.cooperatives.loans import OrderCreate
 from api.core.acceptance import AcceptanceIn
 from api.core.consent import ConsentIn
 from api.core.db import open_database
+from api.core.demo_status import StatusWriter
 from api.core.models import Organisation, Role
 from api.core.settings import ApiSettings
 from api.lenders import portfolio
 from api.lenders import service as lenders
 from api.lenders.portfolio import Action
 from api.lenders.service import LoanCreate
-from api.core.demo_status import StatusWriter
 from api.supply_chain import batch as lot_batch
 from chain.client import ChainClient
 from chain.errors import ChainError

@@ -27,8 +27,8 @@ from rich.progress import (
 )
 
 from api.cooperatives.identity import salt_of_address
-from api.core.settings import ApiSettings
 from api.core.demo_status import StatusWriter
+from api.core.settings import ApiSettings
 from chain.client import ChainClient
 from chain.errors import ChainError
 from chain.events import EventReader

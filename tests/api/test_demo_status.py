@@ -5,8 +5,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
 from api.core.demo_status import DemoState, StatusWriter, read_status, status_path
+from api.main import create_app
 from indexer.runner import index_once
 from tests._fixtures import client_for, needs_node
 from tests.traceability._system import build_system
@@ -64,3 +64,15 @@ def test_the_panel_counts_what_the_index_holds(api_settings, anvil_node, tmp_pat
     assert 'id="indexed"' in page
     cards = page.split('id="indexed"')[1]
     assert "鲜叶交售" in cards and "<b>3</b>" in cards  # three harvest records
+
+
+def test_a_demo_that_stopped_writing_shows_as_interrupted(client, api_settings):
+    from datetime import UTC, datetime, timedelta
+
+    from api.core.demo_status import HOLD_STALE_SECONDS
+
+    status = StatusWriter(api_settings.data_dir, farmers=300)
+    status.status.updated_at = datetime.now(UTC) - timedelta(seconds=HOLD_STALE_SECONDS + 5)
+    status.path.write_text(status.status.model_dump_json())
+    page = client.get("/").text
+    assert "已中断" in page and "interrupted" in page and "refresh" not in page

@@ -70,3 +70,21 @@ def test_the_service_answers_first_and_the_season_fills_in_behind_it(tmp_path):
             demo.kill()
             demo.wait()
         _stop(tmp_path, node_port)
+
+
+@needs_node()
+@pytest.mark.node
+def test_a_demo_stopped_with_sigterm_says_so(tmp_path):
+    node_port, serve_port = free_port(), free_port()
+    demo = _demo(tmp_path, node_port, serve_port)
+    try:
+        until(lambda: "进行中" in _home(f"http://127.0.0.1:{serve_port}/"), "the progress page")
+        demo.terminate()
+        assert demo.wait(timeout=60) != 0
+        status = json.loads((tmp_path / "demo-status.json").read_text())
+        assert status["state"] == "failed" and "SystemExit" in status["message"]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        _stop(tmp_path, node_port)
