@@ -76,3 +76,25 @@ def test_a_demo_that_stopped_writing_shows_as_interrupted(client, api_settings):
     status.path.write_text(status.status.model_dump_json())
     page = client.get("/").text
     assert "已中断" in page and "interrupted" in page and "refresh" not in page
+
+
+def test_the_progress_page_in_the_browser_at_phone_and_desktop_width(app, api_settings):
+    from tests.api.browser import browser_page, screenshot, serve
+
+    status = StatusWriter(api_settings.data_dir, farmers=300)
+    for name, done, total in (
+        ("farmers and plots", 1, 1),
+        ("harvest records", 6_912, 6_912),
+        ("processing runs", 420, 930),
+        ("quality, sales, recall", 0, 1),
+    ):
+        status.step(name, done, total)  # fmt: skip
+    status.flush()
+    with serve(app) as base, browser_page() as page:
+        page.goto(base + "/")
+        assert "茶厂加工批次" in page.inner_text("#demo-steps")
+        assert "420 / 930" in page.inner_text("#demo-steps")
+        phone = screenshot(page, "demo-progress")
+        page.set_viewport_size({"width": 1280, "height": 900})
+        desktop = screenshot(page, "demo-progress-1280")
+    assert phone.stat().st_size > 10_000 and desktop.stat().st_size > 10_000
