@@ -13,12 +13,18 @@ from tests._fixtures import client_for, needs_node
 from tests.traceability._system import build_system
 
 
+@pytest.fixture
+def recorded(anvil_node, tmp_path):
+    """A system with a harvest on chain, and the URL of an empty database beside it."""
+    system = build_system(client_for(anvil_node, tmp_path))
+    system.harvest([30_000])
+    return system, f"sqlite:///{tmp_path / 'tealedger.db'}"
+
+
 @needs_node()
 @pytest.mark.node
-def test_index_chain_waits_for_the_follower_that_holds_the_lock(anvil_node, tmp_path):
-    system = build_system(client_for(anvil_node, tmp_path))
-    url = f"sqlite:///{tmp_path / 'tealedger.db'}"
-    system.harvest([30_000])
+def test_index_chain_waits_for_the_follower_that_holds_the_lock(recorded):
+    system, url = recorded
     follower = Follower(url, system.client.settings)
     follower.start()
     try:
@@ -36,10 +42,8 @@ def test_index_chain_waits_for_the_follower_that_holds_the_lock(anvil_node, tmp_
 
 @needs_node()
 @pytest.mark.node
-def test_a_follower_that_does_not_move_is_a_clear_error(anvil_node, tmp_path):
-    system = build_system(client_for(anvil_node, tmp_path))
-    url = f"sqlite:///{tmp_path / 'tealedger.db'}"
-    system.harvest([30_000])
+def test_a_follower_that_does_not_move_is_a_clear_error(recorded):
+    system, url = recorded
     engine = make_engine(url, writer=True)
     try:
         with IndexerLock(engine), pytest.raises(FollowerLagError, match=r"service\.log"):
