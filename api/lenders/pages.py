@@ -26,7 +26,7 @@ from api.core.templates import china_date, templates
 from api.core.types import MAX_FEN
 from api.lenders import history, portfolio, service
 from api.lenders.portfolio import Action, StatusFilter
-from api.lenders.service import Confirmation, LoanCreate
+from api.lenders.service import MAX_ISSUE_BATCH, Confirmation, LoanCreate
 from indexer.profiles import FarmerProfile
 from lending.loans.disbursement import LoanStatus
 from lending.loans.errors import EscrowError
@@ -178,10 +178,13 @@ def lender_home(
     engine = request.app.state.engine
     rows, now = portfolio.all_loans(engine, chain, page.org, status_filter)
     farmers = service.list_farmers(settings, chain, page.org, PageParams(limit=100, offset=0))
-    names = portfolio.farmer_names(engine, [f.farmer_id for f in farmers.items])
+    waiting = OfferStore(engine).waiting_to_issue(page.org.chain_address, MAX_ISSUE_BATCH)
+    ids = [f.farmer_id for f in farmers.items] + [o.farmer_id for o in waiting]
+    names = portfolio.farmer_names(engine, ids)
     context = {
         "org": page.org, "loans": rows, "now": now, "status": status_filter.value,
         "filters": list(StatusFilter), "farmers": farmers.items, "names": names,
+        "waiting": waiting, "csrf": page.csrf, "batch": _batch_outcome(request),
         "totals": {k: sum(getattr(r, k) for r in rows)
                    for k in ("principal_fen", "drawn_fen", "outstanding_fen")},
     }  # fmt: skip
@@ -329,6 +332,39 @@ async def lender_offer(
                              lines, back)  # fmt: skip
     service.create_offer(engine, chain, page.org, decision_id, body)
     return see_other(back)
+
+
+def _batch_outcome(request: Request) -> tuple[int, int] | None:
+    """(issued, refused) after the issue-all button (its redirect's query), else None."""
+    issued, refused = request.query_params.get("issued"), request.query_params.get("refused")
+    if issued is None or refused is None or not (issued + refused).isdigit():
+        return None
+    return int(issued[:6]), int(refused[:6])
+
+
+@router.post("/lender/offers/issue-all", response_class=HTMLResponse)
+def lender_issue_all(
+    request: Request,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: LenderPage,
+    csrf: CsrfField,
+    confirm: ConfirmField = "",
+) -> Response:
+    """The issue-all button (全部发放): confirm, then issue every offer the farmers signed."""
+    check_csrf(page, csrf)
+    engine = request.app.state.engine
+    waiting = OfferStore(engine).waiting_to_issue(page.org.chain_address, MAX_ISSUE_BATCH)
+    if not waiting:
+        return see_other("/lender")
+    if confirm != "yes":
+        n, total = len(waiting), yuan(sum(o.terms.principal_fen for o in waiting))
+        zh = f"发放并注资 {n} 笔已签署的贷款，共 {total}（从贵机构账户转入各托管合约）。"
+        lines = [(zh, f"Issue the {n} signed loans and fund their escrows from your account.")]
+        return _confirm_page(request, page, "/lender/offers/issue-all", {}, lines, "/lender")
+    body = service.IssueBatch(offer_ids=[o.offer_id for o in waiting])
+    out = service.issue_loans(engine, settings, chain, page.org, body)
+    return see_other(f"/lender?issued={len(out.issued)}&refused={len(out.refused)}")
 
 
 @router.post("/lender/offers/{offer_id}/issue", response_class=HTMLResponse)

@@ -126,6 +126,21 @@ def issue_loan(
     return service.issue_loan(engine, settings, chain, org, offer_id)
 
 
+@router.post("/loans/batch", response_model=service.IssueBatchOut)
+def issue_loans(
+    body: service.IssueBatch,
+    request: Request,
+    settings: SettingsDep,
+    chain: ChainDep,
+    org: LenderOrg,
+) -> service.IssueBatchOut:
+    """Issue and fund up to 200 accepted offers at once (refused ones listed with the reason).
+
+    Each offer is checked as the single route checks it; then one approval of the sum and the
+    issues pipelined."""
+    return service.issue_loans(request.app.state.engine, settings, chain, org, body)
+
+
 @router.get("/loans/{escrow}", response_model=LoanPublic)
 def loan_state(escrow: str, chain: ChainDep, org: LenderOrg) -> LoanPublic:
     """The state of one of your loans, read from its escrow."""

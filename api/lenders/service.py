@@ -30,7 +30,7 @@ from web3 import Web3
 
 from api.core.chain import factory_escrow, loan_desk, org_sender
 from api.core.consent_gate import ConsentGate
-from api.core.errors import Conflict, Forbidden, NotFound
+from api.core.errors import ApiError, Conflict, Forbidden, NotFound
 from api.core.ids import same_address
 from api.core.indexed import index_ready, indexed_block, indexed_read, indexer_engine
 from api.core.models import Organisation
@@ -50,9 +50,9 @@ from lending.credit.decision import DecisionRecord, decide
 from lending.credit.profiles import IndexedProfileReader
 from lending.credit.scorecard import load_model
 from lending.credit.store import CreditStore
-from lending.errors import ProfileDataError
+from lending.errors import LendingError, ProfileDataError
 from lending.loans.contracts import LENDER_ROLE
-from lending.loans.disbursement import ConfirmationMode, LoanDesk, LoanState
+from lending.loans.disbursement import ConfirmationMode, IssuedLoan, LoanDesk, LoanState
 from lending.loans.gas import MINT_GAS
 from lending.loans.offers import (
     OfferExistsError,
@@ -438,6 +438,14 @@ def issue_loan(
     except Exception:
         desk.approve_factory(sender, 0)  # leave no allowance behind
         raise
+    return _recorded_issue(engine, desk, org, offer, issued)
+
+
+def _recorded_issue(
+    engine: Engine, desk: LoanDesk, org: Organisation, offer: StoredOffer, issued: IssuedLoan
+) -> LoanIssuedPublic:
+    """Record an issued loan with its offer; the loan as the lender's API shows it."""
+    terms = offer.terms
     stored = OfferStore(engine).record_issue(
         offer.offer_id, issued.escrow, issued.loan_id, issued.tx_hash
     )
@@ -461,6 +469,93 @@ def issue_loan(
         offer_id=stored.offer_id,
         acceptance_digest="0x" + digest.hex(),
     )
+
+
+MAX_ISSUE_BATCH = 200
+"""Offers one batch issues: its approval and pipelined issues stay well inside a few blocks."""
+
+
+class IssueBatch(BaseModel):
+    """Accepted offers to issue at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offer_ids: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        min_length=1, max_length=MAX_ISSUE_BATCH
+    )
+
+
+class IssueRefused(BaseModel):
+    """An offer the batch did not issue, and why (nothing was sent for it unless it says so)."""
+
+    offer_id: str
+    reason: str
+
+
+class IssueBatchOut(BaseModel):
+    """What a batch issued and what it refused."""
+
+    issued: list[LoanIssuedPublic]
+    refused: list[IssueRefused]
+
+
+def issue_loans(
+    engine: Engine,
+    settings: ApiSettings,
+    chain: ChainClient,
+    org: Organisation,
+    body: IssueBatch,
+) -> IssueBatchOut:
+    """Issue and fund many accepted offers at once: each checked as the single route checks it
+    (a refused one is listed with its reason and nothing is sent for it), then, in development,
+    eCNY for all of them, one approval of their sum and the issues pipelined with measured gas
+    limits. An issue that fails on chain is listed too, and no allowance is left behind."""
+    desk = loan_desk(chain)
+    if settings.environment != "production":
+        ensure_lender_role(chain, org)
+    ready, refused = _ready_to_issue(engine, chain, desk, org, body.offer_ids)
+    issued: list[LoanIssuedPublic] = []
+    if not ready:
+        return IssueBatchOut(issued=issued, refused=refused)
+    total = sum(offer.terms.principal_fen for offer in ready)
+    if settings.environment != "production":
+        ensure_lender_role(chain, org, mint_fen=total)
+    sender = org_sender(chain, settings, org)
+    desk.approve_factory(sender, total)
+    pending = [desk.send_issue(o.terms, sender, o.acceptance, checked=False) for o in ready]  # type: ignore[arg-type]
+    for offer, tx in zip(ready, pending, strict=True):
+        try:
+            loan = desk.issued_by(sender, tx)
+        except LendingError as exc:
+            refused.append(IssueRefused(offer_id=offer.offer_id, reason=f"failed on chain: {exc}"))
+            continue
+        issued.append(_recorded_issue(engine, desk, org, offer, loan))
+    if len(issued) < len(ready):
+        desk.approve_factory(sender, 0)  # what the failed ones would have pulled
+    return IssueBatchOut(issued=issued, refused=refused)
+
+
+def _ready_to_issue(
+    engine: Engine, chain: ChainClient, desk: LoanDesk, org: Organisation, offer_ids: list[str]
+) -> tuple[list[StoredOffer], list[IssueRefused]]:
+    """The offers that pass every check before sending (an eth_call of each issue included),
+    and the others with the reason."""
+    ready: list[StoredOffer] = []
+    refused: list[IssueRefused] = []
+    farmers: set[bytes] = set()
+    for offer_id in dict.fromkeys(offer_ids):
+        try:
+            offer = own_offer(engine, org, offer_id)
+            _check_before_sending(engine, chain, desk, org, offer)
+            if offer.terms.farmer_id in farmers:
+                raise Conflict("another offer in this batch lends to the same farmer")
+            desk.check_issue(offer.terms, offer.acceptance, offer.terms.lender)  # type: ignore[arg-type]
+        except (ApiError, LendingError) as exc:
+            refused.append(IssueRefused(offer_id=offer_id, reason=str(exc)))
+            continue
+        farmers.add(offer.terms.farmer_id)
+        ready.append(offer)
+    return ready, refused
 
 
 def loan_public(state: LoanState) -> LoanPublic:

@@ -587,22 +587,33 @@ class LoanDesk:
             self.client.check_call(self.issue_call(terms, acceptance, fund=fund), lender)
 
     def send_issue(
-        self, terms: EscrowTerms, lender: Sender, acceptance: Acceptance, *, fund: bool = True
+        self,
+        terms: EscrowTerms,
+        lender: Sender,
+        acceptance: Acceptance,
+        *,
+        fund: bool = True,
+        checked: bool = True,
     ) -> PendingTx:
-        """Send the issuing transaction without waiting (raises the named error on a revert)."""
+        """Send the issuing transaction without waiting, with its measured gas limit: checked
+        by eth_call first (the named error on a revert), or, `checked=False`, behind other
+        transactions of a pipeline that it needs mined first (the lender's approval)."""
         self._check_lender(terms, lender)
         call = self.issue_call(terms, acceptance, fund=fund)
         with translate_reverts():
-            return lender.send(call, gas=issue_gas(len(terms.budgets_fen)), preflight=True)
+            return lender.send(call, gas=issue_gas(len(terms.budgets_fen)), preflight=checked)
 
     def issue(
         self, terms: EscrowTerms, lender: Sender, acceptance: Acceptance, *, fund: bool = True
     ) -> IssuedLoan:
         """Issue (and by default fund) an accepted loan; returns its id and escrow."""
-        pending = self.send_issue(terms, lender, acceptance, fund=fund)
+        return self.issued_by(lender, self.send_issue(terms, lender, acceptance, fund=fund), fund)
+
+    def issued_by(self, lender: Sender, pending: PendingTx, funded: bool = True) -> IssuedLoan:
+        """Wait for an issuing transaction: the loan, or its named error if it failed."""
         with translate_reverts():
             receipt = lender.wait([pending])[0]
-        return self._issued(receipt, fund)
+        return self._issued(receipt, funded)
 
     def _issued(self, receipt: TxReceipt, funded: bool) -> IssuedLoan:
         """IssuedLoan from the issuing receipt."""

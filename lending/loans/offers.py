@@ -262,6 +262,19 @@ class OfferStore:
         with Session(self.engine) as session:
             return [_stored(r) for r in session.exec(stmt).all()]
 
+    def waiting_to_issue(self, lender: str, limit: int) -> list[StoredOffer]:
+        """The lender's offers its farmers signed and it has not issued yet, oldest first."""
+        stmt = (
+            select(LoanOfferRow)
+            .where(col(LoanOfferRow.lender) == lender.lower())
+            .where(col(LoanOfferRow.acceptance_signature).is_not(None))
+            .where(col(LoanOfferRow.escrow).is_(None))
+            .order_by(col(LoanOfferRow.id))
+            .limit(limit)
+        )
+        with Session(self.engine) as session:
+            return [_stored(r) for r in session.exec(stmt).all()]
+
     def for_farmers(self, farmer_ids: list[str]) -> list[StoredOffer]:
         """Every offer to any of the farmers, oldest first."""
         wanted = [f.lower() for f in farmer_ids]

@@ -456,21 +456,84 @@ def test_profile_page_shows_disclosure_schedule_of_an_offer(lending):
 
 def _issued_escrow(lending: Lending) -> str:
     """A new escrow of `lender`: offered, accepted by a new farmer, issued."""
+    offer_id = _offer(lending)
+    issued_loan = lending.http.post(
+        f"/lenders/offers/{offer_id}/loan", headers=lending.lender.headers
+    )
+    assert issued_loan.status_code == 201, issued_loan.text
+    return issued_loan.json()["escrow"]
+
+
+def _offer(lending: Lending, accepted: bool = True, fen: int = 100_000) -> str:
+    """A new offer of `lender` to a new member farmer, accepted in its wallet unless not."""
     farmer, fid = _member_farmer(lending)
     http, headers = lending.http, lending.lender.headers
     url = f"/lenders/decisions/{lending.decision_for(fid).decision_id}/offers"
-    offer = http.post(url, json={"budgets_fen": {"fertilizer": 100_000}}, headers=headers).json()
-    view = http.get(f"/farmers/me/offers/{offer['offer_id']}", headers=farmer.headers).json()
-    m = view["typed_data"]["message"]
-    body = {"nonce": m["nonce"], "deadline": m["deadline"],
-            "signature": _sign(lending, farmer, view["typed_data"])}  # fmt: skip
-    accept = f"/farmers/me/offers/{offer['offer_id']}/acceptance"
-    assert http.post(accept, json=body, headers=farmer.headers).status_code == 200
-    issued_loan = http.post(f"/lenders/offers/{offer['offer_id']}/loan", headers=headers)
-    assert issued_loan.status_code == 201, issued_loan.text
-    return issued_loan.json()["escrow"]
+    offer = http.post(url, json={"budgets_fen": {"fertilizer": fen}}, headers=headers).json()
+    if accepted:
+        view = http.get(f"/farmers/me/offers/{offer['offer_id']}", headers=farmer.headers).json()
+        m = view["typed_data"]["message"]
+        body = {"nonce": m["nonce"], "deadline": m["deadline"],
+                "signature": _sign(lending, farmer, view["typed_data"])}  # fmt: skip
+        accept = f"/farmers/me/offers/{offer['offer_id']}/acceptance"
+        assert http.post(accept, json=body, headers=farmer.headers).status_code == 200
+    return offer["offer_id"]
+
+
+def test_a_batch_issues_the_accepted_offers_and_lists_the_rest(lending):
+    http, headers = lending.http, lending.lender.headers
+    first, second = _offer(lending, fen=120_000), _offer(lending, fen=80_000)
+    unsigned, unknown = _offer(lending, accepted=False), "f" * 32
+    body = {"offer_ids": [first, unsigned, second, first, unknown]}
+    out = http.post("/lenders/loans/batch", json=body, headers=headers)
+    assert out.status_code == 200, out.text
+    issued, refused = out.json()["issued"], out.json()["refused"]
+    assert [(i["offer_id"], i["principal_fen"]) for i in issued] == [
+        (first, 120_000),
+        (second, 80_000),
+    ]
+    reasons = {r["offer_id"]: r["reason"] for r in refused}
+    assert set(reasons) == {unsigned, unknown}  # the repeated id is issued once
+    assert "not accepted" in reasons[unsigned] and "no loan offer" in reasons[unknown]
+    desk = LoanDesk(lending.world.chain)
+    for loan in issued:
+        state = desk.state(loan["escrow"])
+        assert state.funded_fen == loan["principal_fen"] and state.status.name == "ACTIVE"
+        assert http.get(f"/lenders/offers/{loan['offer_id']}", headers=headers).json()["escrow"]
+    assert _nothing_sent(lending)[1] == 0  # the approval of the sum was pulled to the last fen
+    again = http.post("/lenders/loans/batch", json={"offer_ids": [first]}, headers=headers)
+    assert again.json()["issued"] == [] and "already loan" in again.json()["refused"][0]["reason"]
+    for bad in ({"offer_ids": []}, {"offer_ids": ["a" * 32] * 201}, {"offer_ids": [first], "x": 1},
+                {"offer_ids": "nope"}):  # fmt: skip
+        assert http.post("/lenders/loans/batch", json=bad, headers=headers).status_code == 422
+    assert (
+        http.post("/lenders/loans/batch", json=body, headers=lending.coop.headers).status_code
+        == 403
+    )
 
 
 def test_access_log_times_are_recent(lending):
     log = credit_store(lending.world.app.state.engine).access_log()
     assert log and all(abs((datetime.now(UTC) - e.at).total_seconds()) < 600 for e in log)
+
+
+def test_the_issue_all_button_confirms_then_issues_every_signed_offer(lending):
+    import re
+
+    offers = [_offer(lending, fen=60_000), _offer(lending, fen=70_000)]
+    page = TestClient(lending.world.app)
+    page.post("/login", data={"api_key": lending.lender.key}, follow_redirects=False)
+    home = page.get("/lender").text
+    assert 'id="waiting"' in home and "全部发放（2 笔）" in home and "¥" in home
+    token = re.search(r'name="csrf" value="([^"]+)"', home).group(1)
+    asked = page.post("/lender/offers/issue-all", data={"csrf": token}, follow_redirects=False)
+    assert asked.status_code == 200 and "发放并注资 2 笔" in asked.text  # nothing sent yet
+    store = OfferStore(lending.world.app.state.engine)  # type: ignore[attr-defined]
+    assert all(store.get(o).escrow is None for o in offers)
+    done = page.post("/lender/offers/issue-all", data={"csrf": token, "confirm": "yes"},
+                     follow_redirects=False)  # fmt: skip
+    assert done.status_code == 303 and done.headers["location"] == "/lender?issued=2&refused=0"
+    after = page.get(done.headers["location"]).text
+    assert "已发放 2 笔" in after and 'id="waiting"' not in after
+    assert all(store.get(o).escrow for o in offers)
+    assert page.post("/lender/offers/issue-all", data={"csrf": "x"}).status_code == 403
