@@ -522,7 +522,11 @@ def issue_loans(
         ensure_lender_role(chain, org, mint_fen=total)
     sender = org_sender(chain, settings, org)
     desk.approve_factory(sender, total)
-    pending = [desk.send_issue(o.terms, sender, o.acceptance, checked=False) for o in ready]  # type: ignore[arg-type]
+    try:
+        pending = [desk.send_issue(o.terms, sender, o.acceptance, checked=False) for o in ready]  # type: ignore[arg-type]
+    except Exception:
+        desk.approve_factory(sender, 0)  # leave no allowance behind
+        raise
     for offer, tx in zip(ready, pending, strict=True):
         try:
             loan = desk.issued_by(sender, tx)
