@@ -68,6 +68,10 @@ def test_loan_officer_offers_issues_and_services_a_loan(lending):  # noqa: F811
         assert "待农户确认" in page.inner_text("#offers")
 
         _farmer_signs(lending)
+        page.goto(base + "/lender")  # the desk lists what waits to be issued, by name
+        assert "全部发放（1 笔）" in page.inner_text("#waiting")
+        screenshot(page, "lender-home-waiting")
+        page.go_back()
         page.reload()
         assert "农户已签署" in page.inner_text("#offers")
         page.click("#offers button.issue")
