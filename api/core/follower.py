@@ -136,6 +136,7 @@ class Follower:
         try:
             while not self._stop.is_set():
                 try:
+                    self._check_followable()  # before the lock: one that cannot follow holds none
                     if not held:
                         lock.acquire()
                         held = True
@@ -159,13 +160,16 @@ class Follower:
             self._set(state=FollowerState.STOPPED)
             log.info("indexer follower stopped")
 
-    def _follow(self, engine: Engine) -> None:
-        """Prepare the indexer (migrate, pin the chain, register contracts) and follow."""
+    def _check_followable(self) -> None:
+        """FollowerConfigError for a chain no follower can follow (the embedded EVM)."""
         if self.chain.backend == "embedded":
             raise FollowerConfigError(
                 "the embedded EVM lives inside one process and cannot be followed: point the "
                 "service at a node (TEALEDGER_BACKEND=anvil|ganache|rpc) or run it --no-indexer"
             )
+
+    def _follow(self, engine: Engine) -> None:
+        """Prepare the indexer (migrate, pin the chain, register contracts) and follow."""
         client = ChainClient(self.chain)
         indexer = make_indexer(client, engine, self.config, on_progress=self._progress)
         indexer.prepare()

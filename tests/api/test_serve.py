@@ -152,5 +152,9 @@ def test_follower_refuses_the_embedded_evm(tmp_path):
             lambda: (s := follower.status()).state is FollowerState.FAILED and s, "a failure"
         )
         assert isinstance(status, FollowerStatus) and "embedded EVM" in str(status.error)
+        # It holds no lock: whoever can index this database (`tealedger demo`) still may.
+        engine = make_engine(f"sqlite:///{tmp_path / 'f.db'}", writer=True)
+        IndexerLock(engine).acquire().release()
+        engine.dispose()
     finally:
         assert follower.stop(timeout=10)
