@@ -17,7 +17,7 @@ from rich.table import Table
 from api import cli as api_cli
 from chain.client import ChainClient
 from chain.config import Backend, ChainSettings
-from chain.errors import ChainError
+from chain.errors import ChainError, ConfigError
 from indexer import cli as index_cli
 from lending.credit import cli as credit_cli
 from lending.errors import ExitCode, LendingError, exit_code_for
@@ -140,6 +140,11 @@ def demo(
     from tealedger.demo.service import start_service
 
     client = ChainClient(settings_from(backend, port))
+    if client.settings.backend == "embedded":  # the service, in its own process, must follow it
+        raise ConfigError(
+            "the demo serves its season from a node the service can follow: use --backend "
+            "ganache (the default) or anvil; the embedded EVM lives inside one process"
+        )
     client.node.start()
     _print_deployments(client, deploy_system(client))
     api_settings = ApiSettings(data_dir=client.settings.data_dir)

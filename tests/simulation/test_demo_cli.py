@@ -88,3 +88,11 @@ def test_a_demo_stopped_with_sigterm_says_so(tmp_path):
             demo.kill()
             demo.wait()
         _stop(tmp_path, node_port)
+
+
+def test_the_embedded_evm_is_refused_with_a_reason(tmp_path):
+    env = os.environ | {"TEALEDGER_DATA_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "tealedger.cli", "demo", "--backend", "embedded"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "use --backend ganache" in done.stderr + done.stdout
+    assert not (tmp_path / "demo-status.json").exists()  # refused before anything started
