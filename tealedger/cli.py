@@ -151,11 +151,11 @@ def demo(
     status = StatusWriter(api_settings.data_dir, farmers)
     # `kill` (SIGTERM) ends the run like Ctrl-C, so its status says it stopped.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
-    # The service starts first (a service of the last run goes on: it follows this database),
-    # so its pages answer at once and fill in as its follower indexes the season.
-    url = start_service(api_settings, client.settings, serve_port)
-    out.print(f"the service answers at {url}; its home page shows the demo's progress")
     try:
+        # The service starts first (a service of the last run goes on: it follows this
+        # database), so its pages answer at once and fill in as its follower indexes the season.
+        url = start_service(api_settings, client.settings, serve_port)
+        out.print(f"the service answers at {url}; its home page shows the demo's progress")
         _demo_season(client, api_settings, status, url, farmers, seed)
     except BaseException as exc:
         status.finish(DemoState.FAILED, f"{type(exc).__name__}: {exc}")

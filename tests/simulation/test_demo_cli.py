@@ -96,3 +96,21 @@ def test_the_embedded_evm_is_refused_with_a_reason(tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "use --backend ganache" in done.stderr + done.stdout
     assert not (tmp_path / "demo-status.json").exists()  # refused before anything started
+
+
+@needs_node()
+@pytest.mark.node
+def test_a_port_taken_by_something_else_fails_the_run_with_the_reason(tmp_path):
+    import socket
+
+    node_port = free_port()
+    with socket.socket() as squatter:  # listens, but is not tealedger's service
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        demo = _demo(tmp_path, node_port, squatter.getsockname()[1])
+        try:
+            assert demo.wait(timeout=300) != 0
+        finally:
+            _stop(tmp_path, node_port)
+    status = json.loads((tmp_path / "demo-status.json").read_text())
+    assert status["state"] == "failed" and "is in use" in status["message"]
