@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from api.cooperatives.members import register_farmer, register_plot
 from api.cooperatives.schemas import FarmerCreate, PlotCreate
 from api.core.db import open_database
+from api.core.indexed import indexed_block
 from api.core.models import Farmer, Organisation, OrganisationCreate, Role
 from api.core.organisations import create_organisation
 from api.core.security import mint_key
@@ -31,7 +32,6 @@ from indexer.db import make_engine
 from indexer.engine import Progress
 from indexer.errors import IndexerLockedError
 from indexer.lock import IndexerLock
-from indexer.models import Checkpoint
 from indexer.runner import index_once
 from tealedger.demo.season import COOPERATIVE_ACCOUNTS, Region
 from traceability.contracts import farmer_record
@@ -64,6 +64,7 @@ class Login:
 
 FOLLOWER_WAIT_SECONDS = 900.0
 """How long the demo waits for the service's follower to index up to a block."""
+FOLLOWER_POLL_SECONDS = 0.2
 
 
 class FollowerLagError(ChainError):
@@ -102,14 +103,11 @@ def _wait_for_follower(client: ChainClient, engine: Engine, timeout: float) -> P
     return Progress(start_block=first, checkpoint=checkpoint, head=head)
 
 
-FOLLOWER_POLL_SECONDS = 0.2
-
-
 def _checkpoint(engine: Engine) -> int:
     """The last block the indexer has written to this database (0 before it starts)."""
     try:
         with engine.connect() as conn:
-            return int(conn.execute(select(Checkpoint.block_number)).scalar() or 0)
+            return indexed_block(conn)
     except (OperationalError, ProgrammingError):  # the follower has not created its tables
         return 0
 
