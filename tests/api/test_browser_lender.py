@@ -71,6 +71,9 @@ def test_loan_officer_offers_issues_and_services_a_loan(lending):  # noqa: F811
         page.goto(base + "/lender")  # the desk lists what waits to be issued, by name
         assert "全部发放（1 笔）" in page.inner_text("#waiting")
         screenshot(page, "lender-home-waiting")
+        page.set_viewport_size({"width": 1280, "height": 900})
+        screenshot(page, "lender-home-waiting-desktop")
+        page.set_viewport_size({"width": 390, "height": 900})
         page.go_back()
         page.reload()
         assert "农户已签署" in page.inner_text("#offers")
