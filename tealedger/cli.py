@@ -219,11 +219,21 @@ def stop(backend: BackendOpt = None, port: PortOpt = None) -> None:
     from api.core.settings import ApiSettings
     from tealedger.demo.service import stop_service
 
-    client = ChainClient(settings_from(backend, port))
-    if stop_service(ApiSettings(data_dir=client.settings.data_dir)):
+    settings = settings_from(backend, port)
+    if stop_service(ApiSettings(data_dir=settings.data_dir)):
         out.print("service stopped")
-    client.node.stop()
-    out.print(f"{client.node.backend} node stopped")
+    for chosen in [backend] if backend else _recorded_backends(settings):
+        node = ChainClient(settings.model_copy(update={"backend": chosen})).node
+        node.stop()
+        out.print(f"{node.backend} node stopped")
+
+
+def _recorded_backends(settings: ChainSettings) -> list[Backend]:
+    """The local nodes the data dir records as started (`demo --backend anvil` too), else the
+    configured backend."""
+    started: list[Backend] = ["ganache", "anvil"]
+    found = [b for b in started if (settings.data_dir / "nodes" / b / "node.json").exists()]
+    return found or [settings.backend]
 
 
 @risk_app.command("scan")

@@ -24,12 +24,13 @@ def _demo(data_dir, node_port: int, serve_port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _stop(data_dir, node_port: int) -> None:
-    """`tealedger stop`: the service and the node the demo left running."""
+def _stop(data_dir) -> str:
+    """`tealedger stop` as the demo's last line says it: the service and the node it left
+    running, whichever backend (the configured default is ganache); returns what it said."""
     env = os.environ | {"TEALEDGER_DATA_DIR": str(data_dir)}
-    cmd = [sys.executable, "-m", "tealedger.cli", "stop", "--backend", "anvil",
-           "--port", str(node_port)]  # fmt: skip
-    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)
+    cmd = [sys.executable, "-m", "tealedger.cli", "stop"]
+    done = subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)
+    return done.stdout.decode()
 
 
 def _home(url: str) -> str:
@@ -65,11 +66,14 @@ def test_the_service_answers_first_and_the_season_fills_in_behind_it(tmp_path):
         assert again.wait(timeout=600) == 0, (tmp_path / "demo.log").read_text()[-3000:]
         rerun = (tmp_path / "demo.log").read_text()
         assert re.search(r"new transactions\s+│\s+0 │", rerun), rerun[-3000:]
+        said = _stop(tmp_path)
+        assert "service stopped" in said and "anvil node stopped" in said, said
+        assert not (tmp_path / "nodes" / "anvil" / "node.json").exists()
     finally:
         if demo.poll() is None:
             demo.kill()
             demo.wait()
-        _stop(tmp_path, node_port)
+        _stop(tmp_path)
 
 
 @needs_node()
@@ -87,7 +91,7 @@ def test_a_demo_stopped_with_sigterm_says_so(tmp_path):
         if demo.poll() is None:
             demo.kill()
             demo.wait()
-        _stop(tmp_path, node_port)
+        _stop(tmp_path)
 
 
 def test_the_embedded_evm_is_refused_with_a_reason(tmp_path):
@@ -111,6 +115,6 @@ def test_a_port_taken_by_something_else_fails_the_run_with_the_reason(tmp_path):
         try:
             assert demo.wait(timeout=300) != 0
         finally:
-            _stop(tmp_path, node_port)
+            _stop(tmp_path)
     status = json.loads((tmp_path / "demo-status.json").read_text())
     assert status["state"] == "failed" and "is in use" in status["message"]
