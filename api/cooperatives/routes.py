@@ -384,6 +384,9 @@ def upload_orders(
 
     `member` is the member number of the members page (or the 0x farmer id); `merchant` the
     merchant's organisation id, exact name or address; the row's member's open loan pays.
-    Uploading the same file again orders nothing twice (the invoice is the key).
+    Every row is checked first (the chain's own check included, and against the file's earlier
+    rows: an invoice twice, a budget the rows together exceed); then the orders of the rows
+    that passed are sent back to back and their receipts read together. Uploading the same
+    file again orders nothing twice (the invoice is the key).
     """
     return loans.order_file(session, chain, settings, coop, file.file.read())

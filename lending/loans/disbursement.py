@@ -34,10 +34,16 @@ from web3.types import TxReceipt
 from chain.client import ChainClient
 from chain.clock import chain_now
 from chain.eip712 import typed_data
-from chain.events import EventReader
+from chain.errors import ContractRevertError
+from chain.events import EventDecoder, EventReader
 from chain.sender import PendingTx, Sender
 from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, PAYMENT_TOKEN
-from lending.loans.errors import LoanTermsError, OrderNotExecutedError, translate_reverts
+from lending.loans.errors import (
+    LoanTermsError,
+    OrderNotExecutedError,
+    from_revert,
+    translate_reverts,
+)
 from lending.loans.gas import (
     APPROVE_GAS,
     ORDER_GAS,
@@ -437,6 +443,7 @@ class LoanDesk:
         self.token = client.contract(PAYMENT_TOKEN, token)
         self.registry_address = str(registry)
         self._escrows: dict[str, Contract] = {}
+        self._escrow_events: EventDecoder | None = None
 
     # -------------------------------------------------------------- contracts
 
@@ -651,6 +658,11 @@ class LoanDesk:
         """True if the escrow already took an order for this invoice (its idempotency key)."""
         return bool(self.escrow(escrow).functions.invoiceUsed(invoice_hash).call())
 
+    def budget(self, escrow: str, category: str | bytes) -> tuple[int, int]:
+        """A category's budget and what orders committed of it (fen; 0, 0 if none)."""
+        budget, committed = self.escrow(escrow).functions.budgetOf(category_id(category)).call()
+        return int(budget), int(committed)
+
     def order_call(
         self,
         escrow: str,
@@ -681,6 +693,43 @@ class LoanDesk:
         with translate_reverts():
             return by.send(fn, gas=gas or ORDER_GAS, preflight=gas is None)
 
+    def check_order(
+        self,
+        escrow: str,
+        merchant: str,
+        category: str | bytes,
+        amount_fen: int,
+        invoice_hash: bytes,
+        by: str,
+    ) -> None:
+        """eth_call the order from `by`: the named error if the escrow would refuse it now."""
+        fn = self.order_call(escrow, merchant, category, amount_fen, invoice_hash)
+        with translate_reverts():
+            self.client.check_call(fn, by)
+
+    def send_orders(self, calls: Sequence[ContractFunction], by: Sender) -> list[PendingTx]:
+        """Send checked orders back to back with their measured gas, receipts awaited later."""
+        with translate_reverts():
+            return by.send_many(calls, gas=ORDER_GAS)
+
+    def order_outcomes(
+        self, escrows: Sequence[str], pending: Sequence[PendingTx], by: Sender
+    ) -> list[OrderResult | Exception]:
+        """Each sent order's result, or in its place the error it failed with on chain (the
+        contract's named error where it gave one)."""
+        outcomes: list[OrderResult | Exception] = []
+        for escrow, settled in zip(escrows, by.settle(pending), strict=True):
+            if isinstance(settled, ContractRevertError):
+                outcomes.append(from_revert(settled))
+            elif isinstance(settled, Exception):
+                outcomes.append(settled)
+            else:
+                try:
+                    outcomes.append(self._order_result(escrow, settled))
+                except OrderNotExecutedError as exc:
+                    outcomes.append(exc)
+        return outcomes
+
     def order_payment(
         self,
         escrow: str,
@@ -697,16 +746,21 @@ class LoanDesk:
         return self._order_result(escrow, receipt)
 
     def _order_result(self, escrow: str, receipt: TxReceipt) -> OrderResult:
-        """OrderResult from an order receipt; OrderNotExecutedError if the escrow did nothing."""
+        """OrderResult from an order receipt, as web3 or a JSON-RPC batch gives it;
+        OrderNotExecutedError if the escrow did nothing."""
         contract = self.escrow(escrow)
-        paid = events_of(contract, "LoanDisbursed", receipt)
-        reserved = events_of(contract, "PaymentOrdered", receipt)
+        if self._escrow_events is None:
+            self._escrow_events = EventDecoder(contract.abi)
+        events = [e for e in self._escrow_events.decode_receipt(receipt)
+                  if e.address == contract.address]  # fmt: skip
+        paid = [e for e in events if e.name == "LoanDisbursed"]
+        reserved = [e for e in events if e.name == "PaymentOrdered"]
         if not paid and not reserved:
             raise OrderNotExecutedError(
                 f"order tx {receipt['transactionHash'].to_0x_hex()} ran before escrow {escrow} "
                 "existed and did nothing: send it again"
             )
-        args = (paid or reserved)[0]["args"]
+        args = (paid or reserved)[0].args
         return OrderResult(
             order_id=int(args["orderId"]),
             escrow=str(contract.address),

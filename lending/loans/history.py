@@ -171,11 +171,10 @@ def _budgets(
     names: Mapping[bytes, str],
 ) -> tuple[BudgetLine, ...]:  # fmt: skip
     """Budget lines from LoanBudgetSet events and the escrow's budgetOf view."""
-    fns = desk.escrow(escrow).functions
     lines = []
     for e in events:
         category = bytes(e.args["category"])
-        budget, committed = fns.budgetOf(category).call()
+        budget, committed = desk.budget(escrow, category)
         spent = sum(
             o.amount_fen
             for o in orders
@@ -185,10 +184,10 @@ def _budgets(
             BudgetLine(
                 category,
                 names.get(category),
-                int(budget),
+                budget,
                 spent,
-                int(committed) - spent,
-                int(budget) - int(committed),
+                committed - spent,
+                budget - committed,
             )
         )
     return tuple(lines)

@@ -2,22 +2,22 @@
 
 After the season (tealedger.demo.season) a seeded share of farmers applies for a purpose-bound
 inputs loan (winter base fertilizer, seedlings, pruning crews, machines). Every step a member of
-the service can take goes through the service's own functions, the ones its routes call, so
-what the demo shows is what the product does: the cooperatives enter their members in their
-registers (api.cooperatives.members), the lender scores each applicant on the indexed profile
+the service can take goes through the service's own functions, the ones its routes call, so what
+the demo shows is what the product does: the cooperatives enter their members in their registers
+(api.cooperatives.members), the lender scores each applicant on the indexed profile
 (api.lenders.service.make_decision), offers its input plan naming the member's cooperative as
 agent (create_offer), the member signs the offer in their wallet app at the cooperative, which
-relays the signature (api.cooperatives.offers), the lender issues and funds it (issue_loan), the
-platform approves merchants (api.admin.chain_roles), the cooperative orders the invoices
-(api.cooperatives.loans.place_order), the lender takes back what was not spent and later marks
-loans overdue or in default (api.lenders.portfolio.service_loan), and the processor and the
-distributor commit and settle the owed lots through SaleSettlement with the supply chain's batch
-service (api.supply_chain.batch), where each farmer's share repays the loan first. Members
-consent at their cooperative too (api.cooperatives.consents). What only the outside world does
-stays outside: the members' wallet apps sign consents, acceptances and repayments (the service
-never holds these members' keys), the digital-yuan operator mints eCNY, and the development
-chain's clock moves (evm_increaseTime + evm_mine) to the dates the escrows need; see
-docs/demo.md.
+relays the signature (api.cooperatives.offers), the lender issues and funds them in batches
+(issue_loans), the platform approves merchants (api.admin.chain_roles), the cooperative orders
+the invoices as order files (api.cooperatives.loans.order_rows), the lender takes back what was
+not spent and later marks loans overdue or in default (api.lenders.portfolio.service_loan), and
+the processor and the distributor commit and settle the owed lots through SaleSettlement with
+the supply chain's batch service (api.supply_chain.batch), where each farmer's share repays the
+loan first. Members consent at their cooperative too (api.cooperatives.consents). What only the
+outside world does stays outside: the members' wallet apps sign consents, acceptances and
+repayments (the service never holds these members' keys), the digital-yuan operator mints eCNY,
+and the development chain's clock moves (evm_increaseTime + evm_mine) to the dates the escrows
+need; see docs/demo.md.
 
 Every step first asks the chain or the database what is done (deterministic wallets and invoice
 numbers; one decision per farmer, lender and season in the credit store; one offer per decision),
@@ -45,7 +45,6 @@ from api.admin.chain_roles import MerchantApprovalRequest, approve_merchant
 from api.cooperatives import consents as coop_consents
 from api.cooperatives import loans as coop_loans
 from api.cooperatives import offers as coop_offers
-from api.cooperatives.loans import OrderCreate
 from api.core.acceptance import AcceptanceIn
 from api.core.consent import ConsentIn
 from api.core.db import open_database
@@ -714,27 +713,45 @@ def _may_issue(run: LendingRun, terms: EscrowTerms, now: int) -> bool:
 
 def pay_merchants(run: LendingRun) -> None:
     """The platform approves the merchants per category, then each cooperative orders its
-    members' invoices through its service (idempotent by invoice: a re-run orders nothing)."""
+    members' invoices through its service as order files (idempotent by invoice: a re-run
+    finds every invoice used and orders nothing)."""
     approve_merchants(run)
-    now = chain_now(run.client)
-    orders = [(loan, invoice) for loan in run.issued for invoice in loan.invoices]
-    task = run.progress.add_task("merchant payments", total=len(orders))
-    states = run.states(run.issued)
-    for loan, invoice in orders:
-        state = states[loan.index]
-        open_ = state.status is LoanStatus.ACTIVE and now <= state.draw_deadline
-        key = invoice_hash(invoice.merchant, invoice.reference)
-        if open_ and not run.desk.invoice_used(state.escrow, key):
-            body = OrderCreate(
-                merchant=invoice.merchant,
-                category=invoice.category,
-                amount_fen=invoice.amount_fen,
-                invoice=invoice.reference,
-            )
+    files = _order_files(run)
+    task = run.progress.add_task("merchant payments", total=sum(map(len, files.values())))
+    for agent, lines in files.items():
+        for start in range(0, len(lines), coop_loans.MAX_ORDER_ROWS):
+            chunk = lines[start : start + coop_loans.MAX_ORDER_ROWS]
             with Session(run.engine) as session:
-                coop_loans.place_order(session, run.client, run.settings, run.coop(loan.agent),
-                                       state.escrow, body)  # fmt: skip
-        run.progress.advance(task)
+                batch = coop_loans.order_rows(session, run.client, run.settings, run.coop(agent),
+                                              list(enumerate(chunk, start=2)))  # fmt: skip
+            refused = [r for r in batch.rows if r.outcome == "error"]
+            if refused:
+                raise ChainError(f"the cooperative's service refused an order: {refused[0].reason}")
+            run.progress.advance(task, len(chunk))
+
+
+def _order_files(run: LendingRun) -> dict[int, list[dict[str, str]]]:
+    """Each cooperative's order file: the invoices of its members' loans still drawable that
+    are not ordered yet (rows as the CSV's columns)."""
+    now = chain_now(run.client)
+    states = run.states(run.issued)
+    files: dict[int, list[dict[str, str]]] = {}
+    for loan in run.issued:
+        state = states[loan.index]
+        if state.status is not LoanStatus.ACTIVE or now > state.draw_deadline:
+            continue
+        for invoice in loan.invoices:
+            key = invoice_hash(invoice.merchant, invoice.reference)
+            if run.desk.invoice_used(state.escrow, key):
+                continue
+            files.setdefault(loan.agent, []).append({
+                "member": "0x" + loan.farmer_id.hex(),
+                "merchant": invoice.merchant,
+                "category": invoice.category,
+                "amount_yuan": f"{invoice.amount_fen // 100}.{invoice.amount_fen % 100:02d}",
+                "invoice": invoice.reference,
+            })  # fmt: skip
+    return files
 
 
 def approve_merchants(run: LendingRun) -> None:

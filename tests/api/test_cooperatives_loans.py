@@ -220,6 +220,35 @@ def test_order_file_rows_by_member_number_idempotent(lending, agent):  # noqa: F
     assert lacking.status_code == 422 and "lacks columns" in lacking.text
 
 
+def _left(lending: Lending, escrow: str, category: str) -> int:  # noqa: F811
+    detail = lending.http.get(f"/cooperatives/loans/{escrow}", headers=lending.coop.headers)
+    return next(b["left_fen"] for b in detail.json()["budgets"] if b["category"] == category)
+
+
+def test_order_file_rows_are_checked_against_the_files_earlier_rows(lending, agent):  # noqa: F811
+    http, coop = lending.http, lending.coop
+    immediate, _ = agent
+    left = _left(lending, immediate.escrow, "fertilizer")
+    share = left // 2 + 100  # each row alone fits what is left; the two together do not
+    yuan = f"{share // 100}.{share % 100:02d}"
+    name = lending.merchant.name
+    text = (
+        "member,merchant,category,amount_yuan,invoice\n"
+        f"{immediate.number},{name},fertilizer,{yuan},FP-TWO-1\n"
+        f"{immediate.number},{name},fertilizer,1,FP-TWO-1\n"
+        f"{immediate.number},{name},fertilizer,{yuan},FP-TWO-2\n"
+        f"{immediate.number},{name},fertilizer,2,FP-TWO-3\n"
+    )
+    files = {"file": ("orders.csv", text.encode(), "text/csv")}
+    batch = http.post("/cooperatives/orders/upload", files=files, headers=coop.headers).json()
+    rows = {r["row"]: r for r in batch["rows"]}
+    assert [rows[n]["outcome"] for n in (2, 3, 4, 5)] == ["ordered", "error", "error", "ordered"]
+    assert "row 2 of this file orders the same invoice" in rows[3]["reason"]
+    assert f"more than the {left} fen it has left" in rows[4]["reason"]
+    assert rows[5]["order_id"] == rows[2]["order_id"] + 1  # sent back to back, in file order
+    assert _left(lending, immediate.escrow, "fertilizer") == left - share - 200
+
+
 def test_a_member_with_their_own_wallet_signs_an_offer_at_the_cooperative(lending):  # noqa: F811
     http, coop = lending.http, lending.coop
     wallet = Account.create()  # the member's wallet app: the service never sees this key

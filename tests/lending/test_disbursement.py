@@ -21,6 +21,7 @@ from lending.loans.disbursement import (
     ConfirmationMode,
     EscrowTerms,
     LoanStatus,
+    OrderResult,
     apr_bps,
     category_id,
     document_hash,
@@ -294,6 +295,23 @@ def test_an_order_mined_before_its_escrow_is_detected_and_resent(system, monkeyp
     )
     assert not result.pipelined and result.order.paid and result.order.order_id == 1
     assert system.balance(MERCHANT) == 100
+
+
+def test_orders_sent_together_each_get_their_result_or_named_error(system):
+    loan = system.issue()
+    farmer, merchant = system.sender(FARMER), system.addr(MERCHANT)
+    calls = [
+        system.desk.order_call(loan.escrow, merchant, FERTILIZER, 100, invoice(1)),
+        system.desk.order_call(loan.escrow, merchant, FERTILIZER, 100, invoice(1)),  # used
+        system.desk.order_call(loan.escrow, merchant, SEEDLINGS, 200, invoice(2)),
+    ]
+    pending = system.desk.send_orders(calls, farmer)  # unchecked: the caller checked them
+    first, twice, third = system.desk.order_outcomes([loan.escrow] * 3, pending, farmer)
+    assert isinstance(first, OrderResult) and (first.order_id, first.paid) == (1, True)
+    assert isinstance(twice, loan_errors.EscrowError) and twice.name == "EscrowInvoiceAlreadyUsed"
+    assert isinstance(third, OrderResult) and (third.order_id, third.amount_fen) == (2, 200)
+    assert system.balance(MERCHANT) == 300
+    assert system.desk.budget(loan.escrow, "fertilizer") == (500_000, 100)
 
 
 def test_a_spurious_resend_can_never_pay_twice(system):
