@@ -26,6 +26,7 @@ WRITE_EVERY_SECONDS = 0.5
 STEP_NAMES_ZH = {
     "farmers and plots": "茶农与茶园登记",
     "harvest records": "鲜叶交售记录",
+    "leaf to the factory": "鲜叶运往茶厂",
     "processing runs": "茶厂加工批次",
     "quality, sales, recall": "质检、销售与召回",
     "consents to the lender": "授权银行查询",

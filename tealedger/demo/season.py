@@ -54,6 +54,9 @@ QUALITY_FAILURE_RATE = 0.02
 RETAIL_MARGIN_PCT = 120
 """The distributor sells on at 120% of what it paid (the farmers are paid the first sale)."""
 BATCH = 100
+# Leaf lots shipped and received a slice at a time, so the progress moves (2.9 M at 120,000
+# farmers would otherwise be one silent step of the status file).
+LEAF_SLICE = 5_000
 
 
 class SeasonMismatchError(ChainError):
@@ -265,12 +268,16 @@ def process_batches(
     made = [lot for lots in outputs_of for lot in lots]
     done = {lot for lot, view in zip(made, processor.lots(made), strict=True) if view.exists}
     todo = [s for s, outs in zip(steps, outputs_of, strict=True) if outs[0] not in done]
-    task = progress.add_task("processing runs", total=len(steps))
-    progress.advance(task, len(steps) - len(todo))
     leaf = [lot for inputs, _ in todo for lot in inputs]
     states = _leaf_states(processor, region, leaf)
     _refuse_spent_leaf(states)
-    _move_leaf(client, leaf, states, summary)
+    moving = progress.add_task("leaf to the factory", total=len(leaf))
+    for start in range(0, len(leaf), LEAF_SLICE):
+        part = slice(start, start + LEAF_SLICE)
+        _move_leaf(client, leaf[part], states[part], summary)
+        progress.advance(moving, len(leaf[part]))
+    task = progress.add_task("processing runs", total=len(steps))
+    progress.advance(task, len(steps) - len(todo))
     for start in range(0, len(todo), BATCH):
         results = processor.process_many(todo[start : start + BATCH])
         _gas([r.receipt for r in results], summary)
