@@ -44,6 +44,7 @@ from api.core.settings import ApiSettings
 from api.core.types import MAX_FEN, Int, Text
 from chain.client import ChainClient
 from chain.clock import chain_now
+from chain.sender import Sender
 from lending.loans.contracts import MERCHANT_CATEGORIES
 from lending.loans.disbursement import (
     LoanDesk,
@@ -324,7 +325,7 @@ def _signer(session: Session, coop: Organisation, member: Farmer, state: LoanSta
     )
 
 
-def _sender(chain: ChainClient, settings: ApiSettings, signer: _Signer):  # noqa: ANN202
+def _sender(chain: ChainClient, settings: ApiSettings, signer: _Signer) -> Sender:
     """A sender signing as the signer. On development chains a farmer's wallet gets gas from the
     platform's account as provisioning would give it; elsewhere a wallet without gas is 409."""
     account = org_account(settings, signer.org)
@@ -489,7 +490,7 @@ class _Ready:
 
     row: OrderRow
     escrow: str
-    signer: _Signer
+    sender: Sender
     call: ContractFunction
 
 
@@ -498,10 +499,12 @@ class _FileChecks:
     rows (an invoice ordered twice, budgets the file's own orders use up)."""
 
     def __init__(
-        self, session: Session, chain: ChainClient, coop: Organisation, desk: LoanDesk
+        self, session: Session, chain: ChainClient, settings: ApiSettings, coop: Organisation
     ) -> None:
-        self.session, self.chain, self.coop, self.desk = session, chain, coop, desk
+        self.session, self.chain, self.settings, self.coop = session, chain, settings, coop
+        self.desk = loan_desk(chain)
         self.loans: dict[int, tuple[LoanState, _Signer]] = {}
+        self.senders: dict[str, Sender] = {}
         self.invoices: dict[tuple[str, bytes], int] = {}
         self.planned: dict[tuple[str, bytes], int] = {}
 
@@ -551,12 +554,19 @@ class _FileChecks:
         slot = (escrow, category_id(category))
         if slot in self.planned:  # the eth_call below checks a first order on a budget
             self._check_budget(escrow, category, body.amount_fen + self.planned[slot])
-        self.desk.check_order(escrow, merchant, category, body.amount_fen, key,
-                              signer.org.chain_address)  # fmt: skip
+        sender = self._sender(signer)
+        self.desk.check_order(escrow, merchant, category, body.amount_fen, key, sender.address)
         self.invoices[escrow, key] = row.row
         self.planned[slot] = self.planned.get(slot, 0) + body.amount_fen
         call = self.desk.order_call(escrow, merchant, category, body.amount_fen, key)
-        return _Ready(row, escrow, signer, call)
+        return _Ready(row, escrow, sender, call)
+
+    def _sender(self, signer: _Signer) -> Sender:
+        """The signer's sender, its gas checked (and in development given) once a file."""
+        address = signer.org.chain_address.lower()
+        if address not in self.senders:
+            self.senders[address] = _sender(self.chain, self.settings, signer)
+        return self.senders[address]
 
     def _check_budget(self, escrow: str, category: str, total_fen: int) -> None:
         """409 when this row and the file's earlier rows on the budget exceed what it has left
@@ -569,15 +579,13 @@ class _FileChecks:
             )
 
 
-def _send_ready(
-    chain: ChainClient, settings: ApiSettings, desk: LoanDesk, ready: list[_Ready]
-) -> None:
+def _send_ready(desk: LoanDesk, ready: list[_Ready]) -> None:
     """Send the checked rows, each signer's back to back, then fill in each row's outcome."""
-    by_signer: dict[str, list[_Ready]] = {}
+    by_sender: dict[str, list[_Ready]] = {}
     for item in ready:
-        by_signer.setdefault(item.signer.org.chain_address.lower(), []).append(item)
-    for items in by_signer.values():
-        sender = _sender(chain, settings, items[0].signer)
+        by_sender.setdefault(item.sender.address, []).append(item)
+    for items in by_sender.values():
+        sender = items[0].sender
         pending = desk.send_orders([item.call for item in items], sender)
         escrows = [item.escrow for item in items]
         for item, outcome in zip(items, desk.order_outcomes(escrows, pending, sender), strict=True):
@@ -605,10 +613,9 @@ def order_rows(
 ) -> OrderBatch:
     """Order numbered rows (columns CSV_COLUMNS): every row checked first (a refused one sends
     nothing), then the orders sent back to back and their receipts read together."""
-    desk = loan_desk(chain)
-    checks = _FileChecks(session, chain, coop, desk)
+    checks = _FileChecks(session, chain, settings, coop)
     outcomes = [checks.check(number, raw) for number, raw in raws]
-    _send_ready(chain, settings, desk, [o for o in outcomes if isinstance(o, _Ready)])
+    _send_ready(checks.desk, [o for o in outcomes if isinstance(o, _Ready)])
     rows = [o.row if isinstance(o, _Ready) else o for o in outcomes]
     return OrderBatch(
         ordered=sum(r.outcome == "ordered" for r in rows),
