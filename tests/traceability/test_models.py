@@ -53,7 +53,7 @@ def test_grades_by_code_name_or_label(grade):
         ("grade", True),
         ("farmer", "0x1234"),
         ("plot", "22" * 32),
-        ("picked_at", int(time.time()) + 3600),
+        pytest.param("picked_at", int(time.time()) + 3600, id="picked_at-an-hour-ahead"),
         ("picked_at", "2999-01-01T00:00:00"),
         ("picked_at", 946_684_799),
         ("picked_at", "yesterday"),
