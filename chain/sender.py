@@ -249,8 +249,8 @@ class Sender:
         node that mines on demand (anvil), those sent with a gas bound are mined together in
         full blocks (an estimate would not see the pending ones before it)."""
         calls = list(calls)
-        if len(calls) > 1 and gas is not None and self._packs_blocks():
-            with self._packed_blocks():
+        if len(calls) > 1 and gas is not None:
+            with self.mined_together():
                 return self._send_many(calls, gas, value)
         return self._send_many(calls, gas, value)
 
@@ -264,10 +264,15 @@ class Sender:
         return self._packing
 
     @contextmanager
-    def _packed_blocks(self) -> Iterator[None]:
-        """Automine held while the pipeline is sent, then whatever is pending mined in full
-        blocks. Another process's transaction sent meanwhile is mined with them; the pending
-        pool is mined once more after automine is back, for one that came in between."""
+    def mined_together(self) -> Iterator[None]:
+        """Transactions sent inside (with gas bounds: an estimate would not see the pending
+        ones) are mined together in full blocks on leaving, where the node mines on demand
+        (anvil); elsewhere a no-op. Automine is held, then whatever is pending is mined: another
+        process's transaction sent meanwhile is mined with them, and the pool is mined once
+        more after automine is back, for one that came in between."""
+        if not self._packs_blocks():
+            yield
+            return
         assert self._rpc is not None
         self._rpc.call("evm_setAutomine", [False])
         try:
