@@ -249,10 +249,17 @@ class Sender:
         node that mines on demand (anvil), those sent with a gas bound are mined together in
         full blocks (an estimate would not see the pending ones before it)."""
         calls = list(calls)
-        if len(calls) > 1 and gas is not None:
+        if len(calls) < 2 or gas is None or not self._packs_blocks():
+            return self._send_many(calls, gas, value)
+        # Blocks of at most the gas target (half the limit), so the base fee never rises and
+        # the pipeline's one fee quote holds to its last transaction.
+        target = int(self.w3.eth.get_block("latest")["gasLimit"]) // 2
+        per_block = max(1, target // gas)
+        sent: list[PendingTx] = []
+        for start in range(0, len(calls), per_block):
             with self.mined_together():
-                return self._send_many(calls, gas, value)
-        return self._send_many(calls, gas, value)
+                sent += self._send_many(calls[start : start + per_block], gas, value)
+        return sent
 
     def _packs_blocks(self) -> bool:
         """True on anvil, whose every block costs time that grows with the chain's history
@@ -269,7 +276,9 @@ class Sender:
         ones) are mined together in full blocks on leaving, where the node mines on demand
         (anvil); elsewhere a no-op. Automine is held, then whatever is pending is mined: another
         process's transaction sent meanwhile is mined with them, and the pool is mined once
-        more after automine is back, for one that came in between."""
+        more after automine is back, for one that came in between. Full blocks raise the base
+        fee by up to 1/8 each and a quote allows it to double: keep what is sent inside within
+        a few blocks (send_many groups longer pipelines itself)."""
         if not self._packs_blocks():
             yield
             return
