@@ -523,11 +523,7 @@ def issue_loans(
     sender = org_sender(chain, settings, org)
     desk.approve_factory(sender, total)
     try:
-        with sender.mined_together():
-            pending = [
-                desk.send_issue(o.terms, sender, o.acceptance, checked=False)  # type: ignore[arg-type]
-                for o in ready
-            ]
+        pending = [desk.send_issue(o.terms, sender, o.acceptance, checked=False) for o in ready]  # type: ignore[arg-type]
     except Exception:
         desk.approve_factory(sender, 0)  # leave no allowance behind
         raise
