@@ -555,10 +555,10 @@ class _FileChecks:
         if slot in self.planned:  # the eth_call below checks a first order on a budget
             self._check_budget(escrow, category, body.amount_fen + self.planned[slot])
         sender = self._sender(signer)
-        self.desk.check_order(escrow, merchant, category, body.amount_fen, key, sender.address)
+        call = self.desk.order_call(escrow, merchant, category, body.amount_fen, key)
+        self.desk.check_order(call, sender.address)
         self.invoices[escrow, key] = row.row
         self.planned[slot] = self.planned.get(slot, 0) + body.amount_fen
-        call = self.desk.order_call(escrow, merchant, category, body.amount_fen, key)
         return _Ready(row, escrow, sender, call)
 
     def _sender(self, signer: _Signer) -> Sender:

@@ -693,19 +693,10 @@ class LoanDesk:
         with translate_reverts():
             return by.send(fn, gas=gas or ORDER_GAS, preflight=gas is None)
 
-    def check_order(
-        self,
-        escrow: str,
-        merchant: str,
-        category: str | bytes,
-        amount_fen: int,
-        invoice_hash: bytes,
-        by: str,
-    ) -> None:
-        """eth_call the order from `by`: the named error if the escrow would refuse it now."""
-        fn = self.order_call(escrow, merchant, category, amount_fen, invoice_hash)
+    def check_order(self, call: ContractFunction, by: str) -> None:
+        """eth_call an order_call from `by`: the named error if the escrow would refuse it now."""
         with translate_reverts():
-            self.client.check_call(fn, by)
+            self.client.check_call(call, by)
 
     def send_orders(self, calls: Sequence[ContractFunction], by: Sender) -> list[PendingTx]:
         """Send checked orders back to back with their measured gas, receipts awaited later."""
