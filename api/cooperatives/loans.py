@@ -516,7 +516,7 @@ class _FileChecks:
             return self._ready(row, raw)
         except ROOTS as exc:
             if status_of(exc) >= 500:
-                raise  # node down or broken: nothing of this file was sent yet
+                raise  # node down or broken: no order of this file was sent yet
             row.reason = detail_of(exc)
         except ValueError as exc:  # pydantic: an empty or too long field
             row.reason = _first_error(exc)
