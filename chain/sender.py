@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,25 +246,32 @@ class Sender:
         self, calls: Iterable[Call], *, gas: int | None = None, value: int = 0
     ) -> list[PendingTx]:
         """Submit many transactions back to back (one fee quote), receipts awaited later. On a
-        node that mines on demand (anvil), those sent with a gas bound are mined together in
-        full blocks (an estimate would not see the pending ones before it)."""
+        node that mines on demand (anvil), those sent with a gas bound are mined together, in
+        blocks of at most the gas target (an estimate would not see the pending ones)."""
         calls = list(calls)
         if len(calls) < 2 or gas is None or not self._packs_blocks():
             return self._send_many(calls, gas, value)
         # Blocks of at most the gas target (half the limit), so the base fee never rises and
-        # the pipeline's one fee quote holds to its last transaction.
+        # each part's fee quote holds to its last transaction.
         target = int(self.w3.eth.get_block("latest")["gasLimit"]) // 2
         per_block = max(1, target // gas)
         sent: list[PendingTx] = []
         for start in range(0, len(calls), per_block):
-            with self.mined_together():
-                sent += self._send_many(calls[start : start + per_block], gas, value)
+            try:
+                with self.mined_together():
+                    sent += self._send_many(calls[start : start + per_block], gas, value)
+            except (*TRANSIENT, TransactionError) as exc:
+                if not sent or isinstance(exc, ContractRevertError):
+                    raise
+                # The parts before were sent (and mined): never let the caller think otherwise.
+                doubt = exc.hashes if isinstance(exc, TransactionOutcomeUnknownError) else ()
+                raise _in_doubt(sent, "while the next were being sent", doubt) from exc
         return sent
 
     def _packs_blocks(self) -> bool:
         """True on anvil, whose every block costs time that grows with the chain's history
         (120 ms a block after a 3,000-farmer season, 2 ms on a fresh chain: docs/demo.md), so a
-        pipeline is cheaper mined in a few full blocks than in a block a transaction."""
+        pipeline is cheaper mined in a few blocks than in a block a transaction."""
         if self._packing is None:
             version = self._rpc.call("web3_clientVersion", []) if self._rpc else ""
             self._packing = str(version).lower().startswith("anvil")
@@ -286,12 +293,22 @@ class Sender:
         self._rpc.call("evm_setAutomine", [False])
         try:
             yield
+        except BaseException:
+            # Best effort, and never in place of the error that got here: a node that stops
+            # answering keeps automine off until it answers again or restarts (docs/demo.md).
+            with suppress(Exception):
+                self._restore_automine()
+            raise
+        self._restore_automine()
+
+    def _restore_automine(self) -> None:
+        """Mine what is pending, automine back on, then mine what came in between."""
+        assert self._rpc is not None
+        try:
+            self._mine_pending()
         finally:
-            try:
-                self._mine_pending()
-            finally:
-                self._rpc.call("evm_setAutomine", [True])
-                self._mine_pending()
+            self._rpc.call("evm_setAutomine", [True])
+            self._mine_pending()
 
     def _mine_pending(self) -> None:
         """Mine blocks until no transaction is pending (bounded: a nonce gap stays queued)."""
@@ -466,9 +483,12 @@ def _receipt(raw: dict[str, Any]) -> TxReceipt:
     return out  # type: ignore[return-value]
 
 
-def _in_doubt(pending: Sequence[PendingTx], when: str) -> TransactionOutcomeUnknownError:
-    """The error of transactions sent to a node that then stopped answering."""
-    hashes = tuple(p.hash.to_0x_hex() for p in pending)
+def _in_doubt(
+    pending: Sequence[PendingTx], when: str, more: Sequence[str] = ()
+) -> TransactionOutcomeUnknownError:
+    """The error of transactions sent to a node that then stopped answering (`more`: hashes
+    already in doubt)."""
+    hashes = tuple(p.hash.to_0x_hex() for p in pending) + tuple(more)
     return TransactionOutcomeUnknownError(
         f"the chain node stopped answering after {len(hashes)} transaction(s) were sent, "
         f"{when}: they may or may not be recorded ({', '.join(hashes)})",

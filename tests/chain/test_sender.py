@@ -165,11 +165,12 @@ def test_unreachable_node_gives_up_after_bounded_retries(embedded, tmp_path):
 
 
 class DyingProxy(FlakyProxy):
-    """Forwards JSON-RPC until it has passed on `eth_sendRawTransaction`, then stops answering
-    (the node going down between a transaction's submission and its receipt)."""
+    """Forwards JSON-RPC until it has passed on `sends` eth_sendRawTransaction calls, then stops
+    answering (the node going down between a transaction's submission and its receipt)."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, sends: int = 1) -> None:
         super().__init__(upstream, "none")
+        self.sends_left = sends
         self.tripped = True  # FlakyProxy loses nothing
         handler = self.server.RequestHandlerClass
         forward = handler.do_POST
@@ -184,7 +185,8 @@ class DyingProxy(FlakyProxy):
             request.headers.replace_header("Content-Length", str(len(body)))
             forward(request)
             if json.loads(body).get("method") == "eth_sendRawTransaction":
-                proxy.dead = True
+                proxy.sends_left -= 1
+                proxy.dead = proxy.sends_left == 0
 
         self.dead = False
         handler.do_POST = do_post
@@ -210,6 +212,29 @@ def test_a_node_lost_after_the_send_leaves_the_outcome_in_doubt_not_denied(anvil
     receipt = client.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
     assert receipt["status"] == 1
     assert token.functions.balanceOf(farmer).call() == 5
+
+
+@needs_node()
+def test_a_pipeline_cut_off_in_a_later_block_names_every_transaction_sent(anvil_node, tmp_path):
+    client = client_for(anvil_node, tmp_path)
+    token = deploy_token(client)
+    farmer = client.accounts[8].address
+    proxy = DyingProxy(anvil_node.url, sends=3)  # two in the first block, one in the second
+    try:
+        w3 = Web3(HTTPProvider(proxy.url, exception_retry_configuration=None))
+        sender = Sender(w3, client.accounts[0], client.decoder, backoff=0.01)
+        calls = [token.functions.mint(farmer, 1) for _ in range(4)]
+        with pytest.raises(TransactionOutcomeUnknownError) as exc:
+            sender.send_many(calls, gas=7_000_000)  # 2 to a block at the 15 M gas target
+    finally:
+        proxy.close()
+        # the node kept automine off when its caller lost it: what a restart would undo
+        client.w3.provider.make_request("evm_setAutomine", [True])
+        client.w3.provider.make_request("evm_mine", [])
+    assert len(exc.value.hashes) == 3  # the first block's two are named with the third
+    receipts = [client.w3.eth.get_transaction_receipt(h) for h in exc.value.hashes]
+    assert all(r["status"] == 1 for r in receipts)
+    assert token.functions.balanceOf(farmer).call() == 3
 
 
 @needs_node()
