@@ -146,7 +146,9 @@ def test_indexed_consent_needs_no_node_call(world, farmer, lender):  # noqa: F81
 def test_expired_consent_is_refused(world, farmer, lender):  # noqa: F811
     org, fid = farmer
     now = int(world.chain.w3.eth.get_block("latest")["timestamp"])
-    expires = max(now, int(time.time())) + 3
+    # Long enough for the grant, an index and a read on a loaded machine (3 s was not, with
+    # two test workers and PostgreSQL); the read after it waits for it to pass.
+    expires = max(now, int(time.time())) + 12
     _on_chain(world, org, fid, lender, expires)
     world.index()
     assert _read(world.http, lender, fid) == 200
