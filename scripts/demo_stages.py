@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from chain.nodes import free_port
 
 POLL_S = 0.5
 PAGE_SIZE = 4096
@@ -55,13 +56,6 @@ class Watch:
             step.total = raw["total"]
             if step.completed is None and raw["done"] >= raw["total"]:
                 step.completed = now
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
