@@ -5,26 +5,32 @@ an expiry and a relay deadline in chain time), the member signs it in their wall
 cooperative relays the signature (`grantConsentBySig`), paying the gas. The signature alone is
 the farmer's consent: ConsentRegistry checks it against the member's wallet, and an eth_call
 checks it before anything is sent (the contract's reason as 409 otherwise).
+
+A desk collects many members' signatures in a day: `relay_consents` relays up to
+MAX_CONSENT_BATCH of them in one request, each checked as the single relay checks it (a refused
+one is listed with its reason and nothing is sent for it), then the rest sent back to back.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydField
 from sqlmodel import Session
+from web3.contract.contract import ContractFunction
 
 from api.cooperatives.members import own_farmer
 from api.core.chain import check_call, org_sender
 from api.core.consent import ConsentChanged, ConsentIn
 from api.core.consent_gate import revocation_cleared
-from api.core.errors import Conflict
+from api.core.errors import ROOTS, Conflict, Invalid, detail_of, status_of
 from api.core.ids import tx_hex
 from api.core.models import Organisation, Role
 from api.core.organisations import find_organisation
 from api.core.settings import ApiSettings
-from api.core.types import Int, RowId
+from api.core.types import Id32, Int, RowId
 from chain.client import ChainClient
 from chain.clock import chain_now
 from lending.loans.errors import translate_reverts
@@ -32,6 +38,8 @@ from traceability.consent import SIGNATURE_TTL, ConsentService
 from traceability.contracts import farmer_record
 
 DAY = 86_400
+MAX_CONSENT_BATCH = 200
+"""Signed consents one request relays: its relays fit in a few blocks."""
 
 
 class ConsentRequest(BaseModel):
@@ -106,3 +114,130 @@ def relay_consent(
     return ConsentChanged(farmer_id=row.farmer_id, lender_org_id=lender.id,
                           lender_address=lender.chain_address, expires_at=body.expires_at,
                           transaction=tx_hex(receipt))  # fmt: skip
+
+
+class MemberConsent(SignedConsent):
+    """One member's signed consent in a batch."""
+
+    farmer_id: Id32
+
+
+class ConsentBatch(BaseModel):
+    """Members' signed consents to relay at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    consents: list[MemberConsent] = PydField(min_length=1, max_length=MAX_CONSENT_BATCH)
+
+
+class ConsentRefused(BaseModel):
+    """A consent the batch did not relay, and why (nothing was sent for it unless it says so)."""
+
+    item: int
+    farmer_id: str
+    reason: str
+
+
+class ConsentBatchOut(BaseModel):
+    """What a batch relayed (in the batch's order) and what it refused."""
+
+    granted: list[ConsentChanged]
+    refused: list[ConsentRefused]
+
+
+@dataclass(frozen=True)
+class _Relay:
+    """A signed consent that passed every check, waiting to be sent with the batch's others."""
+
+    item: int
+    farmer_id: str
+    lender: Organisation
+    expires_at: int
+    call: ContractFunction
+
+
+def _checked(
+    session: Session, consent: ConsentService, coop: Organisation, body: MemberConsent
+) -> tuple[str, Organisation, ContractFunction]:
+    """The member's id, the lender and the relay call of one signed consent, checked as the
+    single relay checks it (the eth_call included)."""
+    row = own_farmer(session, consent.client, coop, "0x" + body.farmer_id.hex())
+    lender = find_organisation(session, body.lender_org_id, {Role.LENDER}, "lender")
+    signature = bytes.fromhex(body.signature[2:])
+    fn = consent.relay_grant_call(
+        body.farmer_id, lender.chain_address, body.expires_at, body.deadline, signature
+    )
+    check_call(consent.client, fn, coop.chain_address)
+    return row.farmer_id, lender, fn
+
+
+class _BatchChecks:
+    """A batch's consents checked one by one, each against the chain and the batch's earlier
+    ones: a wallet's signatures that pass the eth_call all carry its current nonce, so only
+    the first of them can be relayed."""
+
+    def __init__(self, session: Session, chain: ChainClient, coop: Organisation) -> None:
+        self.session, self.chain, self.coop = session, chain, coop
+        self.consent = ConsentService(chain)
+        self.wallets: dict[str, int] = {}
+
+    def check(self, item: int, consent: MemberConsent) -> _Relay | ConsentRefused:
+        """The consent ready to relay, or refused with the reason."""
+        try:
+            farmer_id, lender, fn = _checked(self.session, self.consent, self.coop, consent)
+            wallet = _wallet(self.chain, consent.farmer_id).lower()
+            if wallet in self.wallets:
+                raise Invalid(
+                    f"item {self.wallets[wallet]} of this batch was signed by the same wallet "
+                    "with the same nonce: relay this one after it, from a new request"
+                )
+        except ROOTS as exc:
+            if status_of(exc) >= 500:
+                raise  # node down or broken: nothing of this batch was sent yet
+            farmer = "0x" + consent.farmer_id.hex()
+            return ConsentRefused(item=item, farmer_id=farmer, reason=detail_of(exc))
+        self.wallets[wallet] = item
+        return _Relay(item, farmer_id, lender, consent.expires_at, fn)
+
+
+def _granted(session: Session, relay: _Relay, receipt: object) -> ConsentChanged:
+    """A relayed consent: a revocation recorded through the service no longer stands."""
+    revocation_cleared(session.get_bind(), relay.farmer_id, relay.lender.chain_address)
+    assert relay.lender.id is not None
+    return ConsentChanged(
+        farmer_id=relay.farmer_id,
+        lender_org_id=relay.lender.id,
+        lender_address=relay.lender.chain_address,
+        expires_at=relay.expires_at,
+        transaction=tx_hex(receipt),
+    )
+
+
+def relay_consents(
+    session: Session,
+    chain: ChainClient,
+    settings: ApiSettings,
+    coop: Organisation,
+    body: ConsentBatch,
+) -> ConsentBatchOut:
+    """Relay many members' wallet-signed consents: each checked first (a refused one sends
+    nothing), then the rest sent back to back; one that fails on chain is listed with its reason."""
+    checks = _BatchChecks(session, chain, coop)
+    outcomes = [checks.check(item, consent) for item, consent in enumerate(body.consents)]
+    ready = [o for o in outcomes if isinstance(o, _Relay)]
+    refused = [o for o in outcomes if isinstance(o, ConsentRefused)]
+    granted: list[ConsentChanged] = []
+    if not ready:
+        return ConsentBatchOut(granted=granted, refused=refused)
+    sender = org_sender(chain, settings, coop)
+    relayed = checks.consent.relay_grants(sender, [r.call for r in ready])
+    for relay, outcome in zip(ready, relayed, strict=True):
+        if isinstance(outcome, Exception):
+            reason = f"failed on chain: {detail_of(outcome)}"
+            refused.append(
+                ConsentRefused(item=relay.item, farmer_id=relay.farmer_id, reason=reason)
+            )
+        else:
+            granted.append(_granted(session, relay, outcome))
+    refused.sort(key=lambda r: r.item)
+    return ConsentBatchOut(granted=granted, refused=refused)

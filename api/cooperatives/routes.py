@@ -25,7 +25,12 @@ from fastapi import (
 )
 
 from api.cooperatives import consents, harvests, loans, members, offers, products
-from api.cooperatives.consents import ConsentRequest, SignedConsent
+from api.cooperatives.consents import (
+    ConsentBatch,
+    ConsentBatchOut,
+    ConsentRequest,
+    SignedConsent,
+)
 from api.cooperatives.harvests import MAX_HARVEST_BATCH, HarvestIn, HarvestLots, HarvestSubmission
 from api.cooperatives.loans import (
     MemberLoan,
@@ -136,6 +141,16 @@ def relay_member_consent(
 ) -> ConsentChanged:
     """Relay a member's wallet-signed consent for a lender (you pay the gas)."""
     return consents.relay_consent(session, chain, settings, coop, farmer_id, body)
+
+
+@router.post("/consents/batch", response_model=ConsentBatchOut)
+def relay_member_consents(
+    body: ConsentBatch, session: SessionDep, settings: SettingsDep, chain: ChainDep, coop: CoopOrg
+) -> ConsentBatchOut:
+    """Relay up to 200 members' wallet-signed consents at once, refusals with their reasons.
+
+    Each is checked as the single relay checks it, then the rest are sent back to back."""
+    return consents.relay_consents(session, chain, settings, coop, body)
 
 
 # ------------------------------------------------------------------------------------ plots

@@ -539,30 +539,46 @@ def season_of_contract(day: date) -> int:
 
 def grant_consents(run: LendingRun) -> None:
     """Applicants consent for the lender at their cooperative: the clerk asks the service for
-    the consent's typed data, the member's wallet app signs it, the cooperative relays it
-    (api.cooperatives.consents; the farmer needs no gas). Consent runs CONSENT_DAYS."""
+    the consent's typed data, the member's wallet app signs it, and the cooperative relays the
+    day's signatures together (api.cooperatives.consents; the farmer needs no gas). Consent
+    runs CONSENT_DAYS."""
     service = ConsentService(run.client)
     lender = run.lender.chain_address
     now = chain_now(run.client)
-    todo = [loan for loan in run.loans if service.expiry(loan.farmer_id, lender) <= now]
+    todo: dict[int, list[Loan]] = {}
+    for loan in run.loans:
+        if service.expiry(loan.farmer_id, lender) <= now:
+            todo.setdefault(loan.agent, []).append(loan)
     task = run.progress.add_task("consents to the lender", total=len(run.loans))
-    run.progress.advance(task, len(run.loans) - len(todo))
+    run.progress.advance(task, len(run.loans) - sum(map(len, todo.values())))
+    for agent, loans in todo.items():
+        for start in range(0, len(loans), coop_consents.MAX_CONSENT_BATCH):
+            chunk = loans[start : start + coop_consents.MAX_CONSENT_BATCH]
+            _relay_consents(run, run.coop(agent), chunk)
+            run.progress.advance(task, len(chunk))
+
+
+def _relay_consents(run: LendingRun, coop: Organisation, loans: Sequence[Loan]) -> None:
+    """One cooperative's batch: each member signs the consent the desk asked for, then the
+    cooperative relays them in one request."""
     assert run.lender.id is not None
     asked = ConsentIn(lender_org_id=run.lender.id, days=CONSENT_DAYS)
+    signed: list[coop_consents.MemberConsent] = []
     with Session(run.engine) as session:
-        for loan in todo:
-            coop, fid = run.coop(loan.agent), "0x" + loan.farmer_id.hex()
+        for loan in loans:
+            fid = "0x" + loan.farmer_id.hex()
             request = coop_consents.consent_request(session, run.client, coop, fid, asked)
             # DEMO ONLY: the member's wallet app signs; a real member signs on their phone.
-            signed = loan.wallet.sign_message(encode_typed_data(full_message=request.typed_data))
-            body = coop_consents.SignedConsent(
-                lender_org_id=run.lender.id,
-                expires_at=request.expires_at,
-                deadline=request.deadline,
-                signature="0x" + signed.signature.hex(),
-            )
-            coop_consents.relay_consent(session, run.client, run.settings, coop, fid, body)
-            run.progress.advance(task)
+            sig = loan.wallet.sign_message(encode_typed_data(full_message=request.typed_data))
+            signed.append(coop_consents.MemberConsent(
+                farmer_id=loan.farmer_id, lender_org_id=run.lender.id,
+                expires_at=request.expires_at, deadline=request.deadline,
+                signature="0x" + sig.signature.hex(),
+            ))  # fmt: skip
+        batch = coop_consents.ConsentBatch(consents=signed)
+        out = coop_consents.relay_consents(session, run.client, run.settings, coop, batch)
+    if out.refused:
+        raise ChainError(f"the cooperative's service refused a consent: {out.refused[0].reason}")
 
 
 def score_applications(run: LendingRun) -> None:

@@ -330,3 +330,59 @@ def test_a_member_with_their_own_wallet_consents_at_the_cooperative(lending):  #
     bare = lending.world.farmer(coop, name="无钱包")["farmer_id"]
     assert http.get(f"/cooperatives/farmers/{bare}/consent-request", params=params,
                     headers=coop.headers).status_code == 409  # fmt: skip
+
+
+def _signed_consent(lending: Lending, fid: str, wallet) -> dict:  # noqa: F811
+    """A member's consent for the lender, asked for at the desk and signed by `wallet`."""
+    url = f"/cooperatives/farmers/{fid}/consent-request"
+    params = {"lender_org_id": lending.lender.id, "days": 90}
+    request = lending.http.get(url, params=params, headers=lending.coop.headers).json()
+    signed = wallet.sign_message(encode_typed_data(full_message=request["typed_data"]))
+    return {"farmer_id": fid, "lender_org_id": lending.lender.id,
+            "expires_at": request["expires_at"], "deadline": request["deadline"],
+            "signature": "0x" + signed.signature.hex()}  # fmt: skip
+
+
+def test_a_desk_relays_a_days_signed_consents_in_one_request(lending):  # noqa: F811
+    """Each consent checked as the single relay checks it (refused ones send nothing and say
+    why), the rest relayed back to back: on anvil, in one block."""
+    http, coop, world = lending.http, lending.coop, lending.world
+    wallets = [Account.create() for _ in range(4)]
+    fids = [world.farmer(coop, name="批量", wallet=w.address)["farmer_id"] for w in wallets]
+    other = world.org(Role.COOPERATIVE, "Batch Other Cooperative")
+    stranger = Account.create()
+    theirs = world.farmer(other, name="外社", wallet=stranger.address)["farmer_id"]
+    items = [
+        _signed_consent(lending, fids[0], wallets[0]),
+        _signed_consent(lending, fids[1], Account.create()),  # not the member's wallet
+        _signed_consent(lending, fids[2], wallets[2]),
+        _signed_consent(lending, fids[0], wallets[0]),  # the same wallet's nonce again
+        _signed_consent(lending, fids[3], wallets[3]),
+        {**_signed_consent(lending, fids[3], wallets[3]), "farmer_id": theirs},
+    ]
+    url = "/cooperatives/consents/batch"
+    before = world.chain.w3.eth.block_number
+    out = http.post(url, json={"consents": items}, headers=coop.headers)
+    assert out.status_code == 200, out.text
+    granted, refused = out.json()["granted"], out.json()["refused"]
+    assert [g["farmer_id"] for g in granted] == [fids[0], fids[2], fids[3]]
+    reasons = {r["item"]: r["reason"] for r in refused}
+    assert sorted(reasons) == [1, 3, 5]
+    assert reasons[1].startswith("reverted with ConsentInvalidSignature")
+    assert "item 0 of this batch" in reasons[3] and "member of another cooperative" in reasons[5]
+    registry = ConsentService(world.chain)
+    for i, fid in enumerate(fids):
+        has = registry.has_consent(bytes.fromhex(fid[2:]), lending.lender.address)
+        assert has == (i != 1), i
+    blocks = {world.chain.w3.eth.get_transaction_receipt(g["transaction"])["blockNumber"]
+              for g in granted}  # fmt: skip
+    assert len(blocks) == 1 and blocks.pop() > before  # anvil: mined together
+    mined = world.chain.w3.eth.block_number
+    again = http.post(url, json={"consents": items[:1]}, headers=coop.headers).json()
+    assert again["granted"] == [] and "ConsentInvalidSignature" in again["refused"][0]["reason"]
+    assert world.chain.w3.eth.block_number == mined  # refused by eth_call: nothing sent
+    for bad in ({"consents": []}, {"consents": items[:1] * 201}, {"consents": items, "x": 1},
+                {"consents": [{**items[0], "farmer_id": "0x12"}]}):  # fmt: skip
+        assert http.post(url, json=bad, headers=coop.headers).status_code == 422, bad
+    as_lender = http.post(url, json={"consents": items}, headers=lending.lender.headers)
+    assert as_lender.status_code == 403

@@ -8,7 +8,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from tests.traceability._system import ZERO, System, reverts
-from traceability.consent import ConsentService
+from traceability.consent import CONSENT_GAS, ConsentService
 from traceability.errors import ConsentError, UnauthorizedError
 
 DAY = 86_400
@@ -248,3 +248,33 @@ def test_deadlines_count_from_the_chains_clock(system: System, consent: ConsentS
     assert deadline == now(system) + 3600
     consent.relay_revocation(system.outsider, fid, lender, deadline, signature)
     assert not consent.has_consent(fid, lender)
+
+
+def test_the_relay_gas_bound_covers_a_new_wallets_first_consent(system: System, consent):
+    """The costliest relay (a fresh wallet's nonce, a new lender) fits CONSENT_GAS, without
+    more than 1.6x to spare."""
+    fid, fresh, lender = system.farmers[0], Account.create(), Account.create().address
+    system.coop.transact(system.tt.functions.setFarmerWallet(fid, fresh.address))
+    expires = now(system) + 90 * DAY
+    deadline, signature = consent.sign_grant(fresh, fid, lender, expires)
+    call = consent.relay_grant_call(fid, lender, expires, deadline, signature)
+    used = system.coop.transact(call, gas=1_000_000)["gasUsed"]
+    assert used <= CONSENT_GAS <= used * 16 // 10, used
+
+
+def test_relays_sent_together_fail_one_by_one_with_the_registrys_error(
+    system: System, consent: ConsentService
+):
+    """Farmers 0 and 3 share a wallet: its two signatures carry one nonce, so the second relay
+    fails on chain; it comes back as the named error and the first stands."""
+    wallet, lender = system.client.accounts[6], system.client.accounts[7].address
+    expires = now(system) + 30 * DAY
+    calls = []
+    for fid in (system.farmers[0], system.farmers[3]):
+        deadline, signature = consent.sign_grant(wallet, fid, lender, expires)
+        calls.append(consent.relay_grant_call(fid, lender, expires, deadline, signature))
+    first, second = consent.relay_grants(system.coop, calls)
+    assert not isinstance(first, Exception) and first["status"] == 1
+    assert isinstance(second, ConsentError) and second.name == "ConsentInvalidSignature"
+    assert consent.has_consent(system.farmers[0], lender)
+    assert not consent.has_consent(system.farmers[3], lender)
