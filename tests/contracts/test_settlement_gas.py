@@ -18,6 +18,7 @@ from lending.loans.disbursement import ORDER_GAS, EscrowTerms
 from lending.loans.gas import RETURN_UNSPENT_GAS, commit_gas, issue_gas, settle_bound, settle_gas
 from lending.loans.settlement import FarmerShare
 from tests.contracts.conftest_loans import (
+    ADMIN,
     COOP,
     DAY,
     DISTRIBUTOR,
@@ -186,6 +187,23 @@ def test_order_and_return_bounds_cover_a_loans_first_payment_and_its_return(
     unspent = system.escrow(loan.escrow).functions.returnUnspent()
     returned = lender.transact(unspent, gas=GAS)["gasUsed"]
     assert order.gas_used <= ORDER_GAS
+    assert returned <= RETURN_UNSPENT_GAS
+
+
+def test_return_bound_covers_a_loan_nothing_was_drawn_from(system: LoanSystem):
+    """Returning all of an undrawn loan closes it (nothing is owed), the costliest return: the
+    bound once missed it, and a batch of such returns ran out of gas."""
+    lender, token = system.sender(LENDER), system.token.functions
+    system.sender(ADMIN).transact(token.mint(system.addr(LENDER), 10**9))  # earlier tests spent it
+    share = _farmers(system, "undrawn", 1, wallets=True)[0]
+    terms = _terms(system, share, _wallet("undrawn", 0), 4)
+    accepted = system.desk.sign_acceptance(terms, _account("undrawn", 0))
+    loan = system.desk.issue(terms, lender, accepted)
+    system.travel(2 * DAY)
+    lender.transact(token.transfer(system.addr(DISTRIBUTOR), system.balance(LENDER)))
+    unspent = system.escrow(loan.escrow).functions.returnUnspent()
+    returned = lender.transact(unspent, gas=GAS)["gasUsed"]
+    assert system.desk.state(loan.escrow).outstanding_fen == 0
     assert returned <= RETURN_UNSPENT_GAS <= returned * 16 // 10
 
 
