@@ -251,10 +251,7 @@ class Sender:
         calls = list(calls)
         if len(calls) < 2 or gas is None or not self._packs_blocks():
             return self._send_many(calls, gas, value)
-        # Blocks of at most the gas target (half the limit), so the base fee never rises and
-        # each part's fee quote holds to its last transaction.
-        target = int(self.w3.eth.get_block("latest")["gasLimit"]) // 2
-        per_block = max(1, target // gas)
+        per_block = self.per_block(gas)
         sent: list[PendingTx] = []
         for start in range(0, len(calls), per_block):
             try:
@@ -267,6 +264,12 @@ class Sender:
                 doubt = exc.hashes if isinstance(exc, TransactionOutcomeUnknownError) else ()
                 raise _in_doubt(sent, "while the next were being sent", doubt) from exc
         return sent
+
+    def per_block(self, gas: int) -> int:
+        """How many transactions of `gas` to mine together in one block: blocks of at most the
+        gas target (half the limit), so the base fee never rises and a fee quote holds."""
+        target = int(self.w3.eth.get_block("latest")["gasLimit"]) // 2
+        return max(1, target // gas)
 
     def _packs_blocks(self) -> bool:
         """True on anvil, whose every block costs time that grows with the chain's history

@@ -44,6 +44,7 @@ from api.lenders.profiles import (
 from chain.client import ChainClient
 from chain.clock import chain_now
 from chain.roles import grant_role_once
+from chain.sender import PendingTx, Sender
 from indexer.profiles import FarmerProfile
 from lending.credit.access import read_with_consent
 from lending.credit.decision import DecisionRecord, decide
@@ -53,7 +54,7 @@ from lending.credit.store import CreditStore
 from lending.errors import LendingError, ProfileDataError
 from lending.loans.contracts import LENDER_ROLE
 from lending.loans.disbursement import ConfirmationMode, IssuedLoan, LoanDesk, LoanState
-from lending.loans.gas import MINT_GAS
+from lending.loans.gas import MINT_GAS, issue_gas
 from lending.loans.offers import (
     OfferExistsError,
     OfferStore,
@@ -523,7 +524,7 @@ def issue_loans(
     sender = org_sender(chain, settings, org)
     desk.approve_factory(sender, total)
     try:
-        pending = [desk.send_issue(o.terms, sender, o.acceptance, checked=False) for o in ready]  # type: ignore[arg-type]
+        pending = _send_issues(desk, sender, ready)
     except Exception:
         desk.approve_factory(sender, 0)  # leave no allowance behind
         raise
@@ -537,6 +538,18 @@ def issue_loans(
     if len(issued) < len(ready):
         desk.approve_factory(sender, 0)  # what the failed ones would have pulled
     return IssueBatchOut(issued=issued, refused=refused)
+
+
+def _send_issues(desk: LoanDesk, sender: Sender, ready: list[StoredOffer]) -> list[PendingTx]:
+    """The issues pipelined behind the approval; on a node that mines on demand (anvil),
+    mined together in blocks of at most the gas target (Sender.mined_together)."""
+    per_block = sender.per_block(max(issue_gas(len(o.terms.budgets_fen)) for o in ready))
+    pending: list[PendingTx] = []
+    for start in range(0, len(ready), per_block):
+        with sender.mined_together():
+            pending += [desk.send_issue(o.terms, sender, o.acceptance, checked=False)  # type: ignore[arg-type]
+                        for o in ready[start : start + per_block]]  # fmt: skip
+    return pending
 
 
 def _ready_to_issue(

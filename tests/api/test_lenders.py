@@ -501,6 +501,9 @@ def test_a_batch_issues_the_accepted_offers_and_lists_the_rest(lending):
         assert state.funded_fen == loan["principal_fen"] and state.status.name == "ACTIVE"
         assert http.get(f"/lenders/offers/{loan['offer_id']}", headers=headers).json()["escrow"]
     assert _nothing_sent(lending)[1] == 0  # the approval of the sum was pulled to the last fen
+    w3 = lending.world.chain.w3
+    blocks = {w3.eth.get_transaction_receipt(i["transaction"])["blockNumber"] for i in issued}
+    assert len(blocks) == 1  # anvil: the issues mined together, below the gas target
     again = http.post("/lenders/loans/batch", json={"offer_ids": [first]}, headers=headers)
     assert again.json()["issued"] == [] and "already loan" in again.json()["refused"][0]["reason"]
     for bad in ({"offer_ids": []}, {"offer_ids": ["a" * 32] * 201}, {"offer_ids": [first], "x": 1},
