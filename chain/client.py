@@ -100,11 +100,11 @@ class ChainClient:
             address=Web3.to_checksum_address(address), abi=self.artifacts[contract].abi
         )
 
-    def check_call(self, fn: ContractFunction, sender: str) -> None:
-        """eth_call `fn` from `sender`: the contract's decoded error (ContractRevertError) if the
-        chain would refuse it, before anything is sent."""
+    def check_call(self, fn: ContractFunction, sender: str) -> Any:
+        """eth_call `fn` from `sender`: what it would return, or the contract's decoded error
+        (ContractRevertError) if the chain would refuse it, before anything is sent."""
         try:
-            fn.call({"from": Web3.to_checksum_address(sender)})
+            return fn.call({"from": Web3.to_checksum_address(sender)})
         except Exception as exc:  # each backend raises its own type; the data names the error
             data = revert_data(exc)
             if data is None:

@@ -24,9 +24,11 @@ from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import china_date, templates
 from api.core.types import MAX_FEN
-from api.lenders import history, portfolio, service
+from api.lenders import history, portfolio, service, servicing
 from api.lenders.portfolio import Action, StatusFilter
 from api.lenders.service import MAX_ISSUE_BATCH, Confirmation, LoanCreate
+from api.lenders.servicing import MAX_SERVICE_BATCH
+from chain.clock import chain_now
 from indexer.profiles import FarmerProfile
 from lending.loans.disbursement import LoanStatus
 from lending.loans.errors import EscrowError
@@ -176,7 +178,9 @@ def lender_home(
 ) -> HTMLResponse:
     """The lender's desk: portfolio with filters and totals, consenting farmers (贷款组合)."""
     engine = request.app.state.engine
-    rows, now = portfolio.all_loans(engine, chain, page.org, status_filter)
+    states, now = portfolio.own_states(chain, page.org), chain_now(chain.w3)
+    rows = portfolio.rows_passing(engine, states, status_filter, now)
+    due = {a: servicing.due_loans(chain, a, states) for a in DUE_ACTIONS}
     farmers = service.list_farmers(settings, chain, page.org, PageParams(limit=100, offset=0))
     waiting = OfferStore(engine).waiting_to_issue(page.org.chain_address, MAX_ISSUE_BATCH)
     ids = [f.farmer_id for f in farmers.items] + [o.farmer_id for o in waiting]
@@ -185,6 +189,8 @@ def lender_home(
         "org": page.org, "loans": rows, "now": now, "status": status_filter.value,
         "filters": list(StatusFilter), "farmers": farmers.items, "names": names,
         "waiting": waiting, "csrf": page.csrf, "batch": _batch_outcome(request),
+        "due": {a: len(d) for a, d in due.items() if d}, "actions": ACTION_TEXT,
+        "serviced": _service_outcome(request),
         "totals": {k: sum(getattr(r, k) for r in rows)
                    for k in ("principal_fen", "drawn_fen", "outstanding_fen")},
     }  # fmt: skip
@@ -365,6 +371,56 @@ def lender_issue_all(
     body = service.IssueBatch(offer_ids=[o.offer_id for o in waiting])
     out = service.issue_loans(engine, settings, chain, page.org, body)
     return see_other(f"/lender?issued={len(out.issued)}&refused={len(out.refused)}")
+
+
+DUE_ACTIONS = (Action.RETURN_UNSPENT, Action.REFRESH, Action.DEFAULT)
+"""What the desk proposes for many loans at once (a write-off is decided loan by loan)."""
+
+
+def _service_outcome(request: Request) -> tuple[Action, int, int] | None:
+    """(action, done, refused) after a servicing button (its redirect's query), else None."""
+    query = request.query_params
+    done, refused = query.get("done", ""), query.get("refused", "")
+    try:
+        action = Action(query.get("serviced", ""))
+    except ValueError:
+        return None
+    if not (done + refused).isdigit() or not done or not refused:
+        return None
+    return action, int(done[:6]), int(refused[:6])
+
+
+@router.post("/lender/servicing/{action}", response_class=HTMLResponse)
+def lender_service_due(
+    action: Action,
+    request: Request,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: LenderPage,
+    csrf: CsrfField,
+    confirm: ConfirmField = "",
+) -> Response:
+    """A servicing button of the desk: confirm, then act on every loan the action is due on."""
+    check_csrf(page, csrf)
+    if action not in DUE_ACTIONS:
+        raise Invalid("a write-off is decided one loan at a time, on the loan's page")
+    due = servicing.due_loans(chain, action, portfolio.own_states(chain, page.org))
+    due = due[:MAX_SERVICE_BATCH]
+    if not due:
+        return see_other("/lender")
+    if confirm != "yes":
+        zh, en, why_zh, why_en = ACTION_TEXT[action]
+        names = portfolio.farmer_names(request.app.state.engine,
+                                       ["0x" + s.farmer_id.hex() for s in due])  # fmt: skip
+        lines = [(f"{zh}：{len(due)} 笔贷款", f"{en}: {len(due)} loans"), (why_zh, why_en)]
+        lines += [(f"贷款 #{s.loan_id} · {names.get('0x' + s.farmer_id.hex(), '农户')}",
+                   f"loan #{s.loan_id}") for s in due]  # fmt: skip
+        return _confirm_page(request, page, f"/lender/servicing/{action.value}", {}, lines,
+                             "/lender")  # fmt: skip
+    body = servicing.ServiceBatch(action=action, escrows=[s.escrow for s in due])
+    out = servicing.service_loans(chain, settings, page.org, body)
+    done, refused = len(out.serviced), len(out.refused)
+    return see_other(f"/lender?serviced={action.value}&done={done}&refused={refused}")
 
 
 @router.post("/lender/offers/{offer_id}/issue", response_class=HTMLResponse)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Callable
 from enum import StrEnum
 
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
+from web3.contract.contract import ContractFunction
 
 from api.core.chain import factory_escrow, loan_desk, org_sender
 from api.core.errors import Forbidden
@@ -29,6 +29,8 @@ from chain.clock import chain_now
 from chain.events import EventReader
 from lending.loans.contracts import LOAN_ESCROW
 from lending.loans.disbursement import LoanDesk, LoanState, LoanStatus
+from lending.loans.errors import translate_reverts
+from lending.loans.gas import RETURN_UNSPENT_GAS, STATUS_GAS
 from lending.loans.history import days_past_due
 from lending.loans.merchants import MerchantDesk
 
@@ -162,13 +164,27 @@ def all_loans(
     engine: Engine, chain: ChainClient, org: Organisation, wanted: StatusFilter
 ) -> tuple[list[PortfolioLoan], int]:
     """Every loan of yours passing the filter, newest first, and the chain time read at."""
-    desk = loan_desk(chain)
     now = chain_now(chain.w3)
-    states = [desk.state(e) for e in lender_escrows(desk, org.chain_address)]
-    states = [s for s in states if _matches(s.status, wanted)]
+    return rows_passing(engine, own_states(chain, org), wanted, now), now
+
+
+def rows_passing(
+    engine: Engine, states: list[LoanState], wanted: StatusFilter, now: int
+) -> list[PortfolioLoan]:
+    """Portfolio rows of the loans in `states` that pass the filter, newest first."""
+    return loan_rows(engine, [s for s in states if _matches(s.status, wanted)], now)
+
+
+def own_states(chain: ChainClient, org: Organisation) -> list[LoanState]:
+    """The state of every loan of yours, in loan order."""
+    desk = loan_desk(chain)
+    return [desk.state(e) for e in lender_escrows(desk, org.chain_address)]
+
+
+def loan_rows(engine: Engine, states: list[LoanState], now: int) -> list[PortfolioLoan]:
+    """Portfolio rows of `states` with their farmers' names, newest first."""
     names = farmer_names(engine, ["0x" + s.farmer_id.hex() for s in states])
-    rows = [loan_row(s, now, names) for s in reversed(states)]
-    return rows, now
+    return [loan_row(s, now, names) for s in reversed(states)]
 
 
 def portfolio(
@@ -240,14 +256,19 @@ class Action(StrEnum):
     WRITE_OFF = "write-off"
 
 
-def _sends(desk: LoanDesk, action: Action) -> Callable[[str, object], object]:
-    """The desk method that sends `action`."""
+def action_call(desk: LoanDesk, action: Action, escrow: str) -> ContractFunction:
+    """The escrow call that `action` sends."""
     return {
-        Action.REFRESH: desk.refresh_status,
-        Action.RETURN_UNSPENT: desk.return_unspent,
-        Action.DEFAULT: desk.declare_default,
-        Action.WRITE_OFF: desk.write_off,
-    }[action]  # type: ignore[return-value]
+        Action.REFRESH: desk.refresh_status_call,
+        Action.RETURN_UNSPENT: desk.return_unspent_call,
+        Action.DEFAULT: desk.declare_default_call,
+        Action.WRITE_OFF: desk.write_off_call,
+    }[action](escrow)
+
+
+def action_gas(action: Action) -> int:
+    """The measured gas bound of `action`'s call."""
+    return RETURN_UNSPENT_GAS if action is Action.RETURN_UNSPENT else STATUS_GAS
 
 
 def own_state(chain: ChainClient, org: Organisation, escrow: str) -> tuple[LoanDesk, LoanState]:
@@ -264,5 +285,7 @@ def service_loan(
 ) -> LoanState:
     """Send `action` to one of your loans as you; the state after."""
     desk, state = own_state(chain, org, escrow)
-    _sends(desk, action)(state.escrow, org_sender(chain, settings, org))
+    call = action_call(desk, action, state.escrow)
+    with translate_reverts():  # checked by eth_call first: a refusal sends nothing
+        org_sender(chain, settings, org).transact(call, gas=action_gas(action), preflight=True)
     return desk.state(state.escrow)

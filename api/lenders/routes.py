@@ -26,7 +26,7 @@ from api.core.models import Organisation, Role
 from api.core.pagination import PageDep
 from api.core.settings import ApiSettings
 from api.core.types import Id32Path
-from api.lenders import history, portfolio, service
+from api.lenders import history, portfolio, service, servicing
 from api.lenders.history import LoanHistoryOut
 from api.lenders.portfolio import Action, DisbursementReport, Portfolio, StatusFilter
 from api.lenders.service import (
@@ -208,6 +208,28 @@ def service_loan(
 ) -> LoanPublic:
     """Service a loan: `refresh`, `return-unspent`, `default`, `write-off`; 409 with the reason."""
     return service.loan_public(portfolio.service_loan(chain, settings, org, escrow, action))
+
+
+@router.get("/servicing/due", response_model=servicing.DueLoans)
+def loans_due(
+    request: Request,
+    chain: ChainDep,
+    org: LenderOrg,
+    action: Annotated[Action, Query(description="refresh, return-unspent, default")],
+) -> servicing.DueLoans:
+    """Your loans an action is due on now, each checked by an eth_call of the action."""
+    return servicing.due_now(request.app.state.engine, chain, org, action)
+
+
+@router.post("/servicing", response_model=servicing.ServiceBatchOut)
+def service_loans(
+    body: servicing.ServiceBatch, settings: SettingsDep, chain: ChainDep, org: LenderOrg
+) -> servicing.ServiceBatchOut:
+    """Send one servicing action to up to 200 of your loans, refusals with their reasons.
+
+    Each loan is checked as the single route checks it (a status refresh that would change
+    nothing is refused too), then the rest are sent back to back."""
+    return servicing.service_loans(chain, settings, org, body)
 
 
 @router.get("/loans/{escrow}/history", response_model=LoanHistoryOut)

@@ -855,9 +855,26 @@ class LoanDesk:
         changes = reader.events("LoanStatusChanged", "current", [int(LoanStatus.OVERDUE)])
         return {e.address for e in changes}
 
+    def write_off_call(self, escrow: str) -> ContractFunction:
+        """The escrow's writeOff call."""
+        return self.escrow(escrow).functions.writeOff()
+
     def write_off(self, escrow: str, lender: Sender) -> TxReceipt:
         """Write a defaulted loan off (lender)."""
-        return self._transact(lender, self.escrow(escrow).functions.writeOff())
+        return self._transact(lender, self.write_off_call(escrow))
+
+    def send_servicing(
+        self, calls: Sequence[ContractFunction], by: Sender, gas: int
+    ) -> list[TxReceipt | Exception]:
+        """Send checked servicing calls back to back with their measured `gas` bound
+        (RETURN_UNSPENT_GAS, STATUS_GAS); each one's receipt or, in its place, the named error
+        it failed with on chain."""
+        with translate_reverts():
+            pending = by.send_many(calls, gas=gas)
+        return [
+            from_revert(settled) if isinstance(settled, ContractRevertError) else settled
+            for settled in by.settle(pending)
+        ]
 
     def order_count(self, escrow: str) -> int:
         """How many payment orders the escrow has taken (ids run from 1)."""

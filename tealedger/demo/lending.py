@@ -10,7 +10,7 @@ agent (create_offer), the member signs the offer in their wallet app at the coop
 relays the signature (api.cooperatives.offers), the lender issues and funds them in batches
 (issue_loans), the platform approves merchants (api.admin.chain_roles), the cooperative orders
 the invoices as order files (api.cooperatives.loans.order_rows), the lender takes back what was
-not spent and later marks loans overdue or in default (api.lenders.portfolio.service_loan), and
+not spent and later marks loans overdue or in default (api.lenders.servicing batches), and
 the processor and the distributor commit and settle the owed lots through SaleSettlement with
 the supply chain's batch service (api.supply_chain.batch), where each farmer's share repays the
 loan first. Members consent at their cooperative too (api.cooperatives.consents). What only the
@@ -29,6 +29,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -51,10 +52,10 @@ from api.core.db import open_database
 from api.core.demo_status import StatusWriter
 from api.core.models import Organisation, Role
 from api.core.settings import ApiSettings
-from api.lenders import portfolio
 from api.lenders import service as lenders
 from api.lenders.portfolio import Action
 from api.lenders.service import MAX_ISSUE_BATCH, IssueBatch, LoanCreate
+from api.lenders.servicing import MAX_SERVICE_BATCH, ServiceBatch, service_loans
 from api.supply_chain import batch as lot_batch
 from chain.client import ChainClient
 from chain.errors import ChainError
@@ -295,9 +296,17 @@ class LendingRun:
         """A demo merchant's organisation."""
         return self.merchants[merchant.name]
 
-    def service_loan(self, escrow: str, action: Action) -> None:
-        """The lender services one of its loans through its service."""
-        portfolio.service_loan(self.client, self.settings, self.lender, escrow, action)
+    def service_loans(self, action: Action, escrows: Sequence[str], task: Any) -> None:
+        """The lender sends `action` to its loans through its service's servicing batches
+        (each loan checked by eth_call, then the batch sent back to back)."""
+        for start in range(0, len(escrows), MAX_SERVICE_BATCH):
+            chunk = list(escrows[start : start + MAX_SERVICE_BATCH])
+            body = ServiceBatch(action=action, escrows=chunk)
+            out = service_loans(self.client, self.settings, self.lender, body)
+            if out.refused:
+                raise ChainError(f"the lender's service refused to {action.value} loan "
+                                 f"{out.refused[0].escrow}: {out.refused[0].reason}")  # fmt: skip
+            self.progress.advance(task, len(chunk))
 
     def disclosure(self, loan: Loan) -> Disclosure:
         """The disclosure the farmer signed (kept with the offer)."""
@@ -328,12 +337,19 @@ class LendingRun:
         self, pairs: Sequence[tuple[Sender, Any]], task: Any = None, gas: int | None = None
     ) -> None:
         """Pipeline calls of many senders (each sender's in order, with the measured `gas`
-        bound, else estimated), then wait for all."""
-        pending = [(s, s.send(call, gas=gas)) for s, call in pairs]
-        for sender, tx in pending:
-            sender.wait([tx])
-            if task is not None:
-                self.progress.advance(task)
+        bound, else estimated), then wait for all. With a bound, on a node that mines on demand
+        (anvil), they are mined together in blocks of at most the gas target, as
+        Sender.send_many mines one sender's."""
+        per_block = len(pairs) if gas is None or not pairs else pairs[0][0].per_block(gas)
+        for start in range(0, len(pairs), per_block):
+            chunk = pairs[start : start + per_block]
+            together = chunk[0][0].mined_together() if gas is not None else nullcontext()
+            with together:
+                pending = [(s, s.send(call, gas=gas)) for s, call in chunk]
+            for sender, tx in pending:
+                sender.wait([tx])
+                if task is not None:
+                    self.progress.advance(task)
 
     def advance_to(self, target: int) -> None:
         """Move the chain's clock to `target` if it is earlier (development chains)."""
@@ -789,9 +805,7 @@ def close_draw_window(run: LendingRun) -> None:
     if not todo:
         return
     run.advance_to(max(s.draw_deadline for s in todo) + 1)
-    for state in todo:
-        run.service_loan(state.escrow, Action.RETURN_UNSPENT)
-        run.progress.advance(task)
+    run.service_loans(Action.RETURN_UNSPENT, [s.escrow for s in todo], task)
 
 
 # ---------------------------------------------------------------------------------- sales
@@ -991,9 +1005,7 @@ def mark_overdue(run: LendingRun) -> None:
     if not todo:
         return
     run.advance_to(max(_overdue_after(x, s) for x, s in todo))
-    for _, state in todo:
-        run.service_loan(state.escrow, Action.REFRESH)
-        run.progress.advance(task)
+    run.service_loans(Action.REFRESH, [s.escrow for _, s in todo], task)
 
 
 def repay_late(run: LendingRun) -> None:
@@ -1013,9 +1025,7 @@ def declare_defaults(run: LendingRun) -> None:
     if not todo:
         return
     run.advance_to(max(_default_after(x, s) for x, s in todo))
-    for _, state in todo:
-        run.service_loan(state.escrow, Action.DEFAULT)
-        run.progress.advance(task)
+    run.service_loans(Action.DEFAULT, [s.escrow for _, s in todo], task)
 
 
 def _default_after(loan: Loan, state: LoanState) -> int:

@@ -114,3 +114,23 @@ def test_loan_officer_offers_issues_and_services_a_loan(lending):  # noqa: F811
         page.click("#loans tr[data-escrow] a")
         page.wait_for_selector("#servicing")
         screenshot(page, "lender-loan-desktop")
+
+        # After the draw window the desk proposes returning what was not spent, for all at once.
+        page.set_viewport_size({"width": 390, "height": 900})
+        escrow = page.url.rsplit("/", 1)[-1]
+        deadline = LoanDesk(lending.world.chain).state(escrow).draw_deadline
+        w3 = lending.world.chain.w3
+        now = int(w3.eth.get_block("latest")["timestamp"])
+        for method, params in (("evm_increaseTime", [deadline - now + 60]), ("evm_mine", [])):
+            assert "error" not in w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        page.goto(base + "/lender")
+        assert "退回未用资金（1 笔）" in page.inner_text("#due")
+        screenshot(page, "lender-home-due")
+        page.click("#service-return-unspent")
+        page.wait_for_selector("#confirm")
+        assert "贷款 #" in page.inner_text("#confirm-what")
+        page.click("#confirm")
+        page.wait_for_selector("#service-outcome")
+        assert "已处理 1 笔" in page.inner_text("#service-outcome")
+        assert page.locator("#due").count() == 0
+        screenshot(page, "lender-home-serviced")

@@ -261,3 +261,84 @@ def test_servicing_a_loan_through_its_life(lending, spent):  # noqa: F811
     assert written.status_code == 200 and written.json()["status"] == "written_off"
     assert http.get("/lenders/loans?status=open", headers=headers).json()["total"] == 1
     assert http.get("/lenders/loans?status=written_off", headers=headers).json()["total"] == 1
+
+
+def _chain_now(lending: Lending) -> int:  # noqa: F811
+    return int(lending.world.chain.w3.eth.get_block("latest")["timestamp"])
+
+
+def test_servicing_many_loans_at_once_from_the_api_and_the_desk(lending):  # noqa: F811
+    """The due list and the batch: refused loans say why and send nothing; the rest are sent
+    together (on anvil, one block); the desk's buttons confirm first and act on what is due."""
+    http, headers, w3 = lending.http, lending.lender.headers, lending.world.chain.w3
+    chain = lending.world.chain
+    expires = int(time.time()) + 365 * 86_400
+    registrar = chain.sender(DEV_REGISTRAR)
+    MerchantDesk(chain).approve(lending.merchant.address, "fertilizer", expires, registrar)
+    budgets = {"fertilizer": 200_000, "seedlings": 100_000}
+    loans = [lending.demo_loan(i, budgets, "immediate") for i in (1, 2, 3)]
+    desk = LoanDesk(chain)
+    for i, escrow in zip((1, 2, 3), loans, strict=True):  # drawn from: a return leaves it owing
+        invoice = document_hash(f"FP-BATCH-{i}")
+        merchant = lending.merchant.address
+        desk.order_payment(escrow, merchant, "fertilizer", 50_000, invoice, lending.wallet(i))
+    batch, due = "/lenders/servicing", "/lenders/servicing/due"
+    early = http.post(batch, json={"action": "return-unspent", "escrows": loans[:2]},
+                      headers=headers)  # fmt: skip
+    assert early.status_code == 200, early.text
+    assert early.json()["serviced"] == [] and len(early.json()["refused"]) == 2
+    assert "EscrowDrawWindowOpen" in early.json()["refused"][0]["reason"]
+    listed = http.get(due, params={"action": "return-unspent"}, headers=headers).json()
+    assert not {x["escrow"] for x in listed["items"]} & set(loans)
+    state = http.get(f"/lenders/loans/{loans[0]}", headers=headers).json()
+    _advance(lending, state["draw_deadline"] - _chain_now(lending) + 60)
+    listed = http.get(due, params={"action": "return-unspent"}, headers=headers).json()
+    returnable = {x["escrow"] for x in listed["items"]}
+    assert set(loans) <= returnable
+    unknown = "0x" + "12" * 20
+    body = {"action": "return-unspent", "escrows": [loans[0], loans[1], loans[0], unknown]}
+    before = w3.eth.block_number
+    out = http.post(batch, json=body, headers=headers)
+    assert out.status_code == 200, out.text
+    assert [x["escrow"] for x in out.json()["serviced"]] == loans[:2], out.text
+    assert all(x["returned_fen"] == 250_000 for x in out.json()["serviced"])
+    assert w3.eth.block_number == before + 1  # anvil: the two returns mined together
+    reasons = {x["escrow"].lower(): x["reason"] for x in out.json()["refused"]}
+    assert len(reasons) == 2 and "listed twice" in reasons[loans[0].lower()]
+    assert reasons[unknown] == f"no loan escrow at {unknown}"
+    nothing = http.post(batch, json={**body, "escrows": loans[1:2]}, headers=headers).json()
+    assert "EscrowNothingToReturn" in nothing["refused"][0]["reason"]
+    _advance(lending, state["due_date"] - _chain_now(lending) + 31 * DAY)
+    overdue = http.get(due, params={"action": "refresh"}, headers=headers).json()["items"]
+    assert set(loans) <= {x["escrow"] for x in overdue}
+    page = _login(lending, lending.lender.key)
+    home = page.get("/lender")
+    assert 'id="service-return-unspent"' in home.text and 'id="service-refresh"' in home.text
+    token = _csrf(home.text)
+    mined = w3.eth.block_number
+    asked = page.post("/lender/servicing/refresh", data={"csrf": token}, follow_redirects=False)
+    assert asked.status_code == 200 and 'id="confirm"' in asked.text
+    assert f"{len(overdue)} 笔贷款" in asked.text and w3.eth.block_number == mined  # nothing sent
+    done = page.post("/lender/servicing/refresh", data={"csrf": token, "confirm": "yes"},
+                     follow_redirects=False)  # fmt: skip
+    assert done.status_code == 303
+    assert done.headers["location"].endswith(f"?serviced=refresh&done={len(overdue)}&refused=0")
+    shown = page.get(done.headers["location"]).text
+    assert 'id="service-outcome"' in shown and f"已处理 {len(overdue)} 笔" in shown
+    assert 'id="service-refresh"' not in shown  # nothing left to refresh
+    statuses = {http.get(f"/lenders/loans/{e}", headers=headers).json()["status"] for e in loans}
+    assert statuses == {"overdue"}
+    again = http.post(batch, json={"action": "refresh", "escrows": loans[:1]}, headers=headers)
+    assert "nothing to refresh" in again.json()["refused"][0]["reason"]
+    assert page.post("/lender/servicing/write-off", data={"csrf": token}).status_code == 422
+    for bad in ({"action": "refresh", "escrows": []}, {"action": "explode", "escrows": loans},
+                {"action": "refresh", "escrows": loans[:1] * 201},
+                {"action": "refresh", "escrows": ["0x12"]},
+                {"action": "refresh", "escrows": loans, "x": 1}):  # fmt: skip
+        assert http.post(batch, json=bad, headers=headers).status_code == 422, bad
+    assert http.post(batch, json=body, headers=lending.coop.headers).status_code == 403
+    assert http.post(batch, json=body).status_code == 401
+    assert http.get(due, params={"action": "explode"}, headers=headers).status_code == 422
+    theirs = http.post(batch, json={"action": "refresh", "escrows": loans[:1]},
+                       headers=lending.other_lender.headers).json()  # fmt: skip
+    assert "another lender" in theirs["refused"][0]["reason"]

@@ -1,0 +1,174 @@
+"""Servicing many loans at once: the loans an action is due on, and the action sent to them.
+
+After a draw window closes a lender returns the unspent money of every loan it covered; after a
+grace period it marks the unpaid ones overdue; after the default days it declares the rest in
+default. One at a time that is a request and a block per loan. Here each loan of a batch is
+checked as the single route checks it (yours, and an eth_call of the very call: a loan the
+contract would refuse is listed with its reason and nothing is sent for it; a status refresh
+that would change nothing is refused too), then the rest go back to back with measured gas
+bounds (shared blocks where the node mines on demand) and their receipts are read together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import Engine
+from web3.contract.contract import ContractFunction
+
+from api.core.chain import loan_desk, org_sender
+from api.core.errors import ROOTS, Conflict, Invalid, detail_of, status_of
+from api.core.models import Organisation
+from api.core.settings import ApiSettings
+from api.lenders.portfolio import (
+    Action,
+    PortfolioLoan,
+    action_call,
+    action_gas,
+    loan_rows,
+    own_state,
+    own_states,
+)
+from api.lenders.service import LoanPublic, loan_public
+from chain.client import ChainClient
+from chain.clock import chain_now
+from lending.loans.disbursement import LoanState, LoanStatus
+from lending.loans.errors import translate_reverts
+
+MAX_SERVICE_BATCH = 200
+"""Loans one batch services: its transactions fit in a few blocks."""
+
+Escrow = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+FUNDED = {LoanStatus.ACTIVE, LoanStatus.OVERDUE}
+
+
+class ServiceBatch(BaseModel):
+    """One servicing action for many of your loans."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action
+    escrows: list[Escrow] = Field(min_length=1, max_length=MAX_SERVICE_BATCH)
+
+
+class ServiceRefused(BaseModel):
+    """A loan the batch did not service, and why (nothing was sent for it unless it says so)."""
+
+    escrow: str
+    reason: str
+
+
+class ServiceBatchOut(BaseModel):
+    """The loans a batch serviced (their state after) and those it refused."""
+
+    action: Action
+    serviced: list[LoanPublic]
+    refused: list[ServiceRefused]
+
+
+def check_action(chain: ChainClient, state: LoanState, call: ContractFunction) -> None:
+    """eth_call `call` as the loan's lender: its named error if the contract would refuse it,
+    and 409 for a refresh that would not change the status."""
+    with translate_reverts():
+        after = chain.check_call(call, state.lender)
+    if call.fn_name == "refreshStatus" and LoanStatus(int(after)) is state.status:
+        status = state.status.name.lower()
+        raise Conflict(f"nothing to refresh: loan #{state.loan_id} stays {status} for now")
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A loan that passed every check, its call waiting to be sent with the batch's others."""
+
+    escrow: str
+    call: ContractFunction
+
+
+def _check(
+    chain: ChainClient, org: Organisation, action: Action, escrow: str, seen: set[str]
+) -> _Ready | ServiceRefused:
+    """One loan of the batch ready to send, or refused with the reason."""
+    try:
+        desk, state = own_state(chain, org, escrow)
+        if state.escrow.lower() in seen:
+            raise Invalid(f"loan #{state.loan_id} is listed twice in this batch")
+        call = action_call(desk, action, state.escrow)
+        check_action(chain, state, call)
+    except ROOTS as exc:
+        if status_of(exc) >= 500:
+            raise  # node down or broken: nothing of this batch was sent yet
+        return ServiceRefused(escrow=escrow, reason=detail_of(exc))
+    seen.add(state.escrow.lower())
+    return _Ready(state.escrow, call)
+
+
+def service_loans(
+    chain: ChainClient, settings: ApiSettings, org: Organisation, body: ServiceBatch
+) -> ServiceBatchOut:
+    """Send one action to many of your loans: each checked first (a refused one sends nothing),
+    the rest back to back; one that fails on chain is listed with its named error."""
+    seen: set[str] = set()
+    checked = [_check(chain, org, body.action, escrow, seen) for escrow in body.escrows]
+    ready = [c for c in checked if isinstance(c, _Ready)]
+    refused = [c for c in checked if isinstance(c, ServiceRefused)]
+    serviced: list[LoanPublic] = []
+    if ready:
+        desk = loan_desk(chain)
+        sender = org_sender(chain, settings, org)
+        sent = desk.send_servicing([r.call for r in ready], sender, action_gas(body.action))
+        for item, outcome in zip(ready, sent, strict=True):
+            if isinstance(outcome, Exception):
+                reason = f"failed on chain: {detail_of(outcome)}"
+                refused.append(ServiceRefused(escrow=item.escrow, reason=reason))
+            else:
+                serviced.append(loan_public(desk.state(item.escrow)))
+    return ServiceBatchOut(action=body.action, serviced=serviced, refused=refused)
+
+
+def _candidate(action: Action, state: LoanState, now: int) -> bool:
+    """Whether `action` may be due on the loan by its state alone (the eth_call decides)."""
+    past_due = state.outstanding_fen > 0 and now > state.due_date
+    return {
+        Action.RETURN_UNSPENT: state.status in FUNDED
+        and state.available_fen > 0
+        and now > state.draw_deadline,
+        Action.REFRESH: state.status is LoanStatus.ACTIVE and past_due,
+        Action.DEFAULT: state.status in FUNDED and past_due,
+        Action.WRITE_OFF: state.status is LoanStatus.DEFAULTED,
+    }[action]
+
+
+class DueLoans(BaseModel):
+    """Your loans an action is due on now (newest first), at the chain time read."""
+
+    action: Action
+    chain_time: int
+    items: list[PortfolioLoan]
+
+
+def due_loans(chain: ChainClient, action: Action, states: Sequence[LoanState]) -> list[LoanState]:
+    """Those of `states` (one lender's) that `action` would act on now: an eth_call of each
+    candidate, so the desk proposes nothing the contract would refuse."""
+    desk, now = loan_desk(chain), chain_now(chain.w3)
+    due: list[LoanState] = []
+    for state in states:
+        if not _candidate(action, state, now):
+            continue
+        try:
+            check_action(chain, state, action_call(desk, action, state.escrow))
+        except ROOTS as exc:
+            if status_of(exc) >= 500:
+                raise
+            continue
+        due.append(state)
+    return due
+
+
+def due_now(engine: Engine, chain: ChainClient, org: Organisation, action: Action) -> DueLoans:
+    """Your loans `action` is due on now."""
+    due = due_loans(chain, action, own_states(chain, org))
+    now = chain_now(chain.w3)
+    return DueLoans(action=action, chain_time=now, items=loan_rows(engine, due, now))
