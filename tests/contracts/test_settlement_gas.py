@@ -15,7 +15,14 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
 from lending.loans.disbursement import ORDER_GAS, EscrowTerms
-from lending.loans.gas import RETURN_UNSPENT_GAS, commit_gas, issue_gas, settle_bound, settle_gas
+from lending.loans.gas import (
+    RETURN_UNSPENT_GAS,
+    STATUS_GAS,
+    commit_gas,
+    issue_gas,
+    settle_bound,
+    settle_gas,
+)
 from lending.loans.settlement import FarmerShare
 from tests.contracts.conftest_loans import (
     ADMIN,
@@ -212,3 +219,29 @@ def test_bounds_past_the_cap_are_estimated_instead():
     assert settle_gas(100, 100) is None
     assert settle_gas(100, 0) == settle_bound(100, 0)
     assert commit_gas(1_000) is None
+
+
+def test_status_bound_covers_refresh_default_and_write_off(system: LoanSystem):
+    """refreshStatus (Active to Overdue), declareDefault straight from Active (it refreshes
+    first) and writeOff fit STATUS_GAS, with at most twice the costliest to spare."""
+    lender, token = system.sender(LENDER), system.token.functions
+    system.sender(ADMIN).transact(token.mint(system.addr(LENDER), 10**9))
+    used: dict[str, int] = {}
+    for tag in ("refresh", "default"):
+        share = _farmers(system, f"status-{tag}", 1, wallets=True)[0]
+        terms = _terms(system, share, _wallet(f"status-{tag}", 0), 4)
+        accepted = system.desk.sign_acceptance(terms, _account(f"status-{tag}", 0))
+        loan = system.desk.issue(terms, lender, accepted)
+        system.pay(loan.escrow, 10_000, by=COOP)
+        escrow = system.escrow(loan.escrow).functions
+        state = system.desk.state(loan.escrow)
+        if tag == "refresh":
+            system.travel(state.due_date - system.now() + (terms.grace_days + 1) * DAY)
+            used["refresh"] = lender.transact(escrow.refreshStatus(), gas=GAS)["gasUsed"]
+            assert system.desk.state(loan.escrow).status.name == "OVERDUE"
+        else:
+            past = terms.grace_days + terms.default_days + 1
+            system.travel(state.due_date - system.now() + past * DAY)
+            used["default"] = lender.transact(escrow.declareDefault(), gas=GAS)["gasUsed"]
+            used["write-off"] = lender.transact(escrow.writeOff(), gas=GAS)["gasUsed"]
+    assert max(used.values()) <= STATUS_GAS <= 2 * max(used.values()), used
