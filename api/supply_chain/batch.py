@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
@@ -124,27 +125,37 @@ def indexed_lots(settings: ApiSettings, lots: Sequence[bytes]) -> dict[bytes, _I
 
 
 def _refused(lot: bytes, reason: str) -> LotOutcome:
-    """A lot refused before anything was sent."""
+    """A refused lot and why (nothing was sent for it unless the reason says it failed on chain)."""
     return LotOutcome(lot=hex32(lot), outcome=Outcome.REFUSED, reason=reason)
 
 
 def _send_all(
-    sender: Sender, planned: list[tuple[bytes, ContractFunction, int]]
+    sender: Sender, planned: list[tuple[bytes, ContractFunction, int | None]]
 ) -> list[LotOutcome]:
-    """Send the checked calls back to back, then each receipt (a revert refuses only its lot)."""
+    """Send the checked calls back to back (on a node that mines on demand, mined together in
+    blocks of at most the gas target), then read their receipts together (a failure on chain
+    refuses only its lot)."""
+    if not planned:
+        return []
     fees = sender.fees()
-    pending: list[tuple[bytes, PendingTx]] = [
-        (lot, sender.send(fn, gas=gas, fees=fees)) for lot, fn, gas in planned
-    ]
+    bounds = [gas for _, _, gas in planned if gas is not None]
+    # A call left to the node's estimate cannot share a block: it would not see those ahead.
+    packed = len(bounds) == len(planned)
+    per_block = sender.per_block(max(bounds)) if packed else len(planned)
+    pending: list[tuple[bytes, PendingTx]] = []
+    for start in range(0, len(planned), per_block):
+        with sender.mined_together() if packed else nullcontext():
+            pending += [(lot, sender.send(fn, gas=gas, fees=fees))
+                        for lot, fn, gas in planned[start : start + per_block]]  # fmt: skip
     out = []
-    for lot, tx in pending:
-        try:
-            receipt = sender.wait([tx])[0]
-        except ContractRevertError as exc:
-            out.append(_refused(lot, f"reverted: {exc}"))
-            continue
-        out.append(LotOutcome(lot=hex32(lot), outcome=Outcome.DONE,
-                              transaction=tx_hex(receipt)))  # fmt: skip
+    for (lot, _), settled in zip(pending, sender.settle([tx for _, tx in pending]), strict=True):
+        if isinstance(settled, ContractRevertError):
+            out.append(_refused(lot, f"reverted: {settled}"))
+        elif isinstance(settled, Exception):
+            out.append(_refused(lot, f"failed on chain: {settled}"))
+        else:
+            out.append(LotOutcome(lot=hex32(lot), outcome=Outcome.DONE,
+                                  transaction=tx_hex(settled)))  # fmt: skip
     return out
 
 
@@ -164,7 +175,7 @@ def commit_lots(
     desk = settlement_desk(chain)
     found = indexed_lots(settings, body.lots)
     outcomes: dict[bytes, LotOutcome] = {}
-    planned: list[tuple[bytes, ContractFunction, int]] = []
+    planned: list[tuple[bytes, ContractFunction, int | None]] = []
     for lot in dict.fromkeys(body.lots):
         try:
             outcomes[lot] = _plan_commit(desk, org, lot, found.get(lot), planned)
@@ -249,7 +260,7 @@ def _pay(chain: ChainClient, settings: ApiSettings, org: Organisation, desk: Set
     approve = desk.token.functions.approve
     sender.transact(approve(desk.contract.address, total))  # the checks below spend from it
     try:
-        planned: list[tuple[bytes, ContractFunction, int]] = []
+        planned: list[tuple[bytes, ContractFunction, int | None]] = []
         for sale in to_pay:
             shares = found[sale.lot].shares
             fn = desk.settle_sale_call(sale.lot, sale.amount_fen, shares)
