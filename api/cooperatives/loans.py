@@ -225,13 +225,15 @@ def list_member_loans(
         for offer in OfferStore(closed_from).for_farmers([m.farmer_id for m in members]):
             if offer.escrow:
                 issued.setdefault(offer.farmer_id.lower(), []).insert(0, offer.escrow)
-    found: list[MemberLoan] = []
+    pairs: list[tuple[Farmer, str]] = []
     for member in members:
         escrows = list(issued.get(member.farmer_id.lower(), []))
         active = desk.active_loan_of(bytes.fromhex(member.farmer_id[2:]))
         if active is not None and not any(same_address(active, e) for e in escrows):
             escrows.insert(0, active)
-        found += [member_loan(coop, member, desk.state(e), now) for e in escrows]
+        pairs += [(member, e) for e in escrows]
+    states = desk.states([e for _, e in pairs])
+    found = [member_loan(coop, m, s, now) for (m, _), s in zip(pairs, states, strict=True)]
     items = found[page.offset : page.offset + page.limit]
     return Page(items=items, total=len(found), limit=page.limit, offset=page.offset)
 

@@ -178,7 +178,7 @@ def rows_passing(
 def own_states(chain: ChainClient, org: Organisation) -> list[LoanState]:
     """The state of every loan of yours, in loan order."""
     desk = loan_desk(chain)
-    return [desk.state(e) for e in lender_escrows(desk, org.chain_address)]
+    return desk.states(lender_escrows(desk, org.chain_address))
 
 
 def loan_rows(engine: Engine, states: list[LoanState], now: int) -> list[PortfolioLoan]:

@@ -119,12 +119,14 @@ def service_loans(
         desk = loan_desk(chain)
         sender = org_sender(chain, settings, org)
         sent = desk.send_servicing([r.call for r in ready], sender, action_gas(body.action))
+        done: list[str] = []
         for item, outcome in zip(ready, sent, strict=True):
             if isinstance(outcome, Exception):
                 reason = f"failed on chain: {detail_of(outcome)}"
                 refused.append(ServiceRefused(escrow=item.escrow, reason=reason))
             else:
-                serviced.append(loan_public(desk.state(item.escrow)))
+                done.append(item.escrow)
+        serviced = [loan_public(state) for state in desk.states(done)]
     return ServiceBatchOut(action=body.action, serviced=serviced, refused=refused)
 
 

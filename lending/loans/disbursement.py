@@ -37,6 +37,7 @@ from chain.eip712 import typed_data
 from chain.errors import ContractRevertError
 from chain.events import EventDecoder, EventReader
 from chain.sender import PendingTx, Sender
+from chain.views import read_many, view
 from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, PAYMENT_TOKEN
 from lending.loans.errors import (
     LoanTermsError,
@@ -413,6 +414,32 @@ class FirstPayment:
     loan: IssuedLoan
     order: OrderResult
     pipelined: bool
+
+
+def _loan_state(escrow: str, t: Sequence[Any], a: Sequence[Any], status: int) -> LoanState:
+    """A LoanState from an escrow's terms(), accounting() and status()."""
+    return LoanState(
+        escrow=escrow,
+        loan_id=t[0],
+        status=LoanStatus(status),
+        farmer_id=bytes(t[1]),
+        lender=str(t[2]),
+        farmer=str(t[3]),
+        agent=None if int(t[4], 16) == 0 else str(t[4]),
+        principal_fen=t[5],
+        total_due_fen=t[6],
+        draw_deadline=t[7],
+        due_date=t[8],
+        mode=ConfirmationMode(t[11]),
+        funded_fen=a[0],
+        paid_fen=a[1],
+        reserved_fen=a[2],
+        returned_fen=a[3],
+        available_fen=a[4],
+        repaid_fen=a[5],
+        amount_due_fen=a[6],
+        outstanding_fen=a[7],
+    )
 
 
 def events_of(contract: Contract, event: str, receipt: TxReceipt) -> list[Any]:
@@ -892,32 +919,18 @@ class LoanDesk:
 
     def state(self, escrow: str) -> LoanState:
         """Terms, status and accounting of one escrow."""
-        contract = self.escrow(escrow)
-        t = contract.functions.terms().call()
-        a = contract.functions.accounting().call()
-        agent = None if int(t[4], 16) == 0 else str(t[4])
-        return LoanState(
-            escrow=str(contract.address),
-            loan_id=t[0],
-            status=LoanStatus(contract.functions.status().call()),
-            farmer_id=bytes(t[1]),
-            lender=str(t[2]),
-            farmer=str(t[3]),
-            agent=agent,
-            principal_fen=t[5],
-            total_due_fen=t[6],
-            draw_deadline=t[7],
-            due_date=t[8],
-            mode=ConfirmationMode(t[11]),
-            funded_fen=a[0],
-            paid_fen=a[1],
-            reserved_fen=a[2],
-            returned_fen=a[3],
-            available_fen=a[4],
-            repaid_fen=a[5],
-            amount_due_fen=a[6],
-            outstanding_fen=a[7],
-        )
+        return self.states([escrow])[0]
+
+    def states(self, escrows: Sequence[str]) -> list[LoanState]:
+        """Terms, status and accounting of many escrows, read in JSON-RPC batches (a portfolio
+        of thousands in seconds: chain.views)."""
+        abi = self.client.artifacts[LOAN_ESCROW].abi
+        reads = [view(abi, name) for name in ("terms", "accounting", "status")]
+        out = read_many(self.client.w3, [(e, v, ()) for e in escrows for v in reads])
+        return [
+            _loan_state(to_checksum_address(e), *(r[0] for r in out[3 * i : 3 * i + 3]))
+            for i, e in enumerate(escrows)
+        ]
 
     def _transact(self, by: Sender, fn: Any, gas: int | None = None) -> TxReceipt:
         """Send (with a measured `gas` bound, checked by eth_call first; else estimated), wait,

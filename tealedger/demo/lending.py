@@ -357,7 +357,9 @@ class LendingRun:
 
     def states(self, loans: Iterable[Loan]) -> dict[int, LoanState]:
         """Escrow states by farmer index."""
-        return {loan.index: self.desk.state(loan.escrow) for loan in loans if loan.escrow}
+        issued = [loan for loan in loans if loan.escrow]
+        states = self.desk.states([loan.escrow for loan in issued])  # type: ignore[misc]
+        return {loan.index: state for loan, state in zip(issued, states, strict=True)}
 
 
 def run_lending(
@@ -905,7 +907,7 @@ def settle_sales(run: LendingRun) -> None:
     if not settle:
         return
     if run.issued:  # the distributor pays on 45-day terms: after the draw window
-        deadline = max(run.desk.state(x.escrow).draw_deadline for x in run.issued if x.escrow)
+        deadline = max(s.draw_deadline for s in run.states(run.issued).values())
         run.advance_to(deadline + SETTLE_AFTER_DRAW_DAYS * DAY)
     index_chain(run.client, run.settings.database_url)  # what the service's follower does
     processor, distributor = run.orgs[PROCESSOR], run.orgs[DISTRIBUTOR]

@@ -1,0 +1,51 @@
+"""Batched view reads (chain.views) return what web3's own calls return, on the in-process EVM
+(one by one) and on anvil (JSON-RPC batches, split at READ_BATCH): structs, arrays of structs,
+checksummed addresses; an address with no contract is a clear error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from chain import views
+from chain.nodes import ProcessNode
+from chain.views import ViewReadError, read_many, view
+from tests._fixtures import client_for, start_node
+from tests.traceability._system import System, build_system
+
+
+@pytest.fixture(scope="module", params=["embedded", "anvil"])
+def system(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[System]:
+    """TeaTrace with farmers, plots and a few harvest lots, on each kind of provider."""
+    data = tmp_path_factory.mktemp(f"views-{request.param}")
+    node: ProcessNode | None = None
+    if request.param == "anvil":
+        node = start_node("anvil", data / "node")
+    built = build_system(client_for(node or "embedded", data / "chain"))
+    built.harvest([10_000, 20_000, 30_000])
+    yield built
+    if node is not None:
+        node.stop()
+
+
+def test_reads_match_web3_calls(system: System, monkeypatch: pytest.MonkeyPatch):
+    tt, abi = system.tt, system.tt.abi
+    monkeypatch.setattr(views, "READ_BATCH", 2)  # several batches on anvil
+    lots = [bytes(x) for x in system.harvest([5_000, 6_000])]
+    calls = [(tt.address, view(abi, "farmer"), (f,)) for f in system.farmers]
+    calls.append((tt.address, view(abi, "lots"), (lots,)))
+    calls.append((tt.address, view(abi, "farmerCount"), ()))
+    got = read_many(system.client.w3, calls)
+    expected = [tt.functions.farmer(f).call() for f in system.farmers]
+    assert [g[0] for g in got[:-2]] == [tuple(e) for e in expected]
+    assert got[-2][0] == tuple(tuple(x) for x in tt.functions.lots(lots).call())
+    assert got[-1] == (tt.functions.farmerCount().call(),)
+    wallet = got[0][0][1]  # an address inside a struct, checksummed as web3 gives it
+    assert wallet == expected[0][1] and wallet != wallet.lower()
+
+
+def test_an_address_without_a_contract_is_a_clear_error(system: System):
+    nobody = "0x" + "12" * 20
+    with pytest.raises(ViewReadError, match="no contract answered"):
+        read_many(system.client.w3, [(nobody, view(system.tt.abi, "farmerCount"), ())])
