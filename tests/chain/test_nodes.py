@@ -125,3 +125,19 @@ def test_rpc_backend_talks_to_any_endpoint(anvil_node, tmp_path):
     status = node.status()
     assert status.running and status.chain_id == 31337
     assert node.web3().eth.chain_id == 31337
+
+
+def test_the_http_provider_reads_proxy_settings_once_and_honours_no_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """requests would read the environment on every call; the node reads it once, and what it
+    read still routes a remote node through the proxy and keeps a local one direct."""
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    remote = RpcNode("http://node.example:8545")._request_kwargs()
+    local = RpcNode("http://127.0.0.1:8545")._request_kwargs()
+    assert remote["proxies"].get("http") == "http://proxy.example:3128"
+    assert not local["proxies"].get("http")
+    assert remote["timeout"] > 0

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from chain import client as client_module
 from chain import views
 from chain.nodes import ProcessNode
 from chain.views import ViewReadError, read_many, view
@@ -49,3 +50,20 @@ def test_an_address_without_a_contract_is_a_clear_error(system: System):
     nobody = "0x" + "12" * 20
     with pytest.raises(ViewReadError, match="no contract answered"):
         read_many(system.client.w3, [(nobody, view(system.tt.abi, "farmerCount"), ())])
+
+
+def test_address_bound_contracts_are_kept_up_to_a_bound(
+    system: System, monkeypatch: pytest.MonkeyPatch
+):
+    """The client builds a contract object for an address once, and keeps only the most
+    recently used BOUND_CONTRACTS of them."""
+    monkeypatch.setattr(client_module, "BOUND_CONTRACTS", 2)
+    client = system.client
+    client._by_address.clear()
+    a, b, c = ("0x" + f"{i:02x}" * 20 for i in (1, 2, 3))
+    first = client.contract("TeaTrace", a)
+    assert client.contract("TeaTrace", a.upper().replace("0X", "0x")) is first
+    client.contract("TeaTrace", b)
+    client.contract("TeaTrace", a)  # a is now the most recent: b goes first
+    client.contract("TeaTrace", c)
+    assert set(client._by_address) == {("TeaTrace", a), ("TeaTrace", c)}
