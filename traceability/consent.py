@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
@@ -55,6 +56,8 @@ _REVOCATION_TYPE = [
     {"name": "deadline", "type": "uint256"},
 ]
 _BYTES32 = TypeAdapter(Bytes32)
+_TEA_OF: WeakKeyDictionary[ChainClient, dict[str, str]] = WeakKeyDictionary()
+"""The TeaTrace each ConsentRegistry reads, by client and registry address."""
 _ADDRESS = TypeAdapter(Address)
 
 
@@ -130,8 +133,11 @@ class ConsentService:
     def wallet_epoch(self, farmer: bytes | str) -> int:
         """The farmer's wallet epoch in the TeaTrace this registry reads."""
         if self._tea is None:
-            address = self.contract.functions.teaTrace().call()
-            self._tea = self.client.contract(contracts.TEA_TRACE, address)
+            # Immutable in the registry: asked once per client and registry, not per request.
+            known = _TEA_OF.setdefault(self.client, {})
+            if self.contract.address not in known:
+                known[self.contract.address] = self.contract.functions.teaTrace().call()
+            self._tea = self.client.contract(contracts.TEA_TRACE, known[self.contract.address])
         return contracts.wallet_epoch(self.client, _BYTES32.validate_python(farmer), self._tea)
 
     def deadline(self, ttl: int = SIGNATURE_TTL) -> int:
