@@ -18,6 +18,7 @@ from api import cli as api_cli
 from chain.client import ChainClient
 from chain.config import Backend, ChainSettings
 from chain.errors import ChainError, ConfigError
+from chain.nodes import ProcessNode, make_node
 from indexer import cli as index_cli
 from lending.credit import cli as credit_cli
 from lending.errors import ExitCode, LendingError, exit_code_for
@@ -232,7 +233,8 @@ def _recorded_backends(settings: ChainSettings) -> list[Backend]:
     """The local nodes the data dir records as started (`demo --backend anvil` too), else the
     configured backend."""
     started: list[Backend] = ["ganache", "anvil"]
-    found = [b for b in started if (settings.data_dir / "nodes" / b / "node.json").exists()]
+    nodes = {b: make_node(settings.model_copy(update={"backend": b})) for b in started}
+    found = [b for b, n in nodes.items() if isinstance(n, ProcessNode) and n.pidfile.exists()]
     return found or [settings.backend]
 
 
