@@ -123,7 +123,12 @@ class JsonRpc:
         return reply["result"]
 
     def batch(self, method: str, params: Sequence[list[Any]]) -> list[Any]:
-        """Many calls of one method in one request, results in order."""
+        """Many calls of one method in one request, results in order; any error raises."""
+        return [self.result(method, reply) for reply in self.batch_replies(method, params)]
+
+    def batch_replies(self, method: str, params: Sequence[list[Any]]) -> list[dict[str, Any]]:
+        """Many calls of one method in one request: each one's reply object (a result or an
+        error), in order."""
         if not params:
             return []
         first = next(self._ids)
@@ -137,11 +142,5 @@ class JsonRpc:
             err = replies.get("error", {})
             raise RpcError(method, err.get("code"), str(err.get("message", replies)))
         by_id = {r.get("id"): r for r in replies}
-        results = []
-        for call in calls:
-            reply = by_id.get(call["id"], {"error": {"message": "no reply in batch"}})
-            if "error" in reply:
-                err = reply["error"]
-                raise RpcError(method, err.get("code"), str(err.get("message", err)))
-            results.append(reply["result"])
-        return results
+        missing = {"error": {"message": "no reply in batch"}}
+        return [by_id.get(call["id"], missing) for call in calls]

@@ -48,6 +48,8 @@ class View:
 
     def decode(self, raw: bytes) -> tuple[Any, ...]:
         """The outputs of one call, addresses checksummed."""
+        if not self.outputs:
+            return ()
         if not raw:
             raise ViewReadError(f"{self.name}: no contract answered (empty result)")
         try:
@@ -109,23 +111,52 @@ def read_many(
 ) -> list[tuple[Any, ...]]:
     """The decoded outputs of each (address, view, args) call at `block`, in order."""
     payloads = [[{"to": address, "data": v.data(*args)}, block] for address, v, args in calls]
-    raw = _eth_calls(w3, payloads)
-    return [v.decode(r) for (_, v, _), r in zip(calls, raw, strict=True)]
+    raw = _eth_calls(w3, payloads, tolerant=False)
+    return [v.decode(r) for (_, v, _), r in zip(calls, raw, strict=True)]  # type: ignore[arg-type]
 
 
-def _eth_calls(w3: Web3, payloads: list[list[Any]]) -> list[bytes]:
-    """Raw results of eth_calls: JSON-RPC batches over HTTP, else one by one through web3."""
+def try_many(
+    w3: Web3, sender: str, calls: Sequence[tuple[str, View, tuple[Any, ...]]]
+) -> list[tuple[Any, ...] | None]:
+    """Each (address, view, args) call made as `sender` at the latest block: its decoded
+    outputs, or None where the contract would refuse it (what a state-changing call would do
+    if sent now, without sending it)."""
+    payloads = [
+        [{"from": sender, "to": address, "data": v.data(*args)}, "latest"]
+        for address, v, args in calls
+    ]
+    raw = _eth_calls(w3, payloads, tolerant=True)
+    return [None if r is None else v.decode(r) for (_, v, _), r in zip(calls, raw, strict=True)]
+
+
+def _eth_calls(w3: Web3, payloads: list[list[Any]], *, tolerant: bool) -> list[bytes | None]:
+    """Raw results of eth_calls: JSON-RPC batches over HTTP, else one by one through web3.
+    `tolerant`: a call that fails gives None; otherwise it raises."""
     rpc = _rpc(w3)
     if rpc is None:
-        return [bytes(w3.eth.call(p[0], p[1])) for p in payloads]  # type: ignore[arg-type]
-    out: list[bytes] = []
+        return [_one_call(w3, p, tolerant) for p in payloads]
+    out: list[bytes | None] = []
     for start in range(0, len(payloads), READ_BATCH):
+        part = payloads[start : start + READ_BATCH]
         try:
-            replies = rpc.batch("eth_call", payloads[start : start + READ_BATCH])
+            replies = rpc.batch_replies("eth_call", part)
         except LogQueryError as exc:
             raise ViewReadError(f"a batched view call failed: {exc}") from exc
-        out += [bytes.fromhex(r[2:]) for r in replies]
+        for reply in replies:
+            if "error" in reply and not tolerant:
+                raise ViewReadError(f"a batched view call failed: {reply['error']}")
+            out.append(None if "error" in reply else bytes.fromhex(reply["result"][2:]))
     return out
+
+
+def _one_call(w3: Web3, payload: list[Any], tolerant: bool) -> bytes | None:
+    """One eth_call through web3 (providers without an HTTP endpoint)."""
+    try:
+        return bytes(w3.eth.call(payload[0], payload[1]))
+    except Exception:  # each backend raises its own type for a revert
+        if tolerant:
+            return None
+        raise
 
 
 @cache

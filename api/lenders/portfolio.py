@@ -256,14 +256,18 @@ class Action(StrEnum):
     WRITE_OFF = "write-off"
 
 
+ACTION_FUNCTIONS = {
+    Action.REFRESH: "refreshStatus",
+    Action.RETURN_UNSPENT: "returnUnspent",
+    Action.DEFAULT: "declareDefault",
+    Action.WRITE_OFF: "writeOff",
+}
+"""The LoanEscrow function each action sends."""
+
+
 def action_call(desk: LoanDesk, action: Action, escrow: str) -> ContractFunction:
     """The escrow call that `action` sends."""
-    return {
-        Action.REFRESH: desk.refresh_status_call,
-        Action.RETURN_UNSPENT: desk.return_unspent_call,
-        Action.DEFAULT: desk.declare_default_call,
-        Action.WRITE_OFF: desk.write_off_call,
-    }[action](escrow)
+    return desk.escrow(escrow).functions[ACTION_FUNCTIONS[action]]()
 
 
 def action_gas(action: Action) -> int:

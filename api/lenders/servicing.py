@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Engine
@@ -24,6 +24,7 @@ from api.core.errors import ROOTS, Conflict, Invalid, detail_of, status_of
 from api.core.models import Organisation
 from api.core.settings import ApiSettings
 from api.lenders.portfolio import (
+    ACTION_FUNCTIONS,
     Action,
     PortfolioLoan,
     action_call,
@@ -35,6 +36,8 @@ from api.lenders.portfolio import (
 from api.lenders.service import LoanPublic, loan_public
 from chain.client import ChainClient
 from chain.clock import chain_now
+from chain.views import try_many, view
+from lending.loans.contracts import LOAN_ESCROW
 from lending.loans.disbursement import LoanState, LoanStatus
 from lending.loans.errors import translate_reverts
 
@@ -74,7 +77,7 @@ def check_action(chain: ChainClient, state: LoanState, call: ContractFunction) -
     and 409 for a refresh that would not change the status."""
     with translate_reverts():
         after = chain.check_call(call, state.lender)
-    if call.fn_name == "refreshStatus" and LoanStatus(int(after)) is state.status:
+    if call.fn_name == ACTION_FUNCTIONS[Action.REFRESH] and not _changes(state, after):
         status = state.status.name.lower()
         raise Conflict(f"nothing to refresh: loan #{state.loan_id} stays {status} for now")
 
@@ -152,21 +155,29 @@ class DueLoans(BaseModel):
 
 
 def due_loans(chain: ChainClient, action: Action, states: Sequence[LoanState]) -> list[LoanState]:
-    """Those of `states` (one lender's) that `action` would act on now: an eth_call of each
-    candidate, so the desk proposes nothing the contract would refuse."""
-    desk, now = loan_desk(chain), chain_now(chain.w3)
-    due: list[LoanState] = []
-    for state in states:
-        if not _candidate(action, state, now):
-            continue
-        try:
-            check_action(chain, state, action_call(desk, action, state.escrow))
-        except ROOTS as exc:
-            if status_of(exc) >= 500:
-                raise
-            continue
-        due.append(state)
-    return due
+    """Those of `states` (one lender's) that `action` would act on now: the candidates by
+    their state, then an eth_call of each as its lender, in JSON-RPC batches (chain.views), so
+    the desk proposes nothing the contract would refuse."""
+    now = chain_now(chain.w3)
+    candidates = [s for s in states if _candidate(action, s, now)]
+    if not candidates:
+        return []
+    call = view(chain.artifacts[LOAN_ESCROW].abi, ACTION_FUNCTIONS[action])
+    lender = candidates[0].lender
+    outcomes = try_many(chain.w3, lender, [(s.escrow, call, ()) for s in candidates])
+    return [s for s, out in zip(candidates, outcomes, strict=True) if _would_act(action, s, out)]
+
+
+def _would_act(action: Action, state: LoanState, outcome: tuple[Any, ...] | None) -> bool:
+    """Whether the eth_call of an action passed (a refresh: and would change the status)."""
+    if outcome is None:
+        return False
+    return action is not Action.REFRESH or _changes(state, outcome[0])
+
+
+def _changes(state: LoanState, status_after: int) -> bool:
+    """Whether a refresh that leaves the loan in `status_after` changes it."""
+    return LoanStatus(int(status_after)) is not state.status
 
 
 def due_now(engine: Engine, chain: ChainClient, org: Organisation, action: Action) -> DueLoans:

@@ -11,7 +11,7 @@ import pytest
 from chain import client as client_module
 from chain import views
 from chain.nodes import ProcessNode
-from chain.views import ViewReadError, read_many, view
+from chain.views import ViewReadError, read_many, try_many, view
 from tests._fixtures import client_for, start_node
 from tests.traceability._system import System, build_system
 
@@ -67,3 +67,16 @@ def test_address_bound_contracts_are_kept_up_to_a_bound(
     client.contract("TeaTrace", a)  # a is now the most recent: b goes first
     client.contract("TeaTrace", c)
     assert set(client._by_address) == {("TeaTrace", a), ("TeaTrace", c)}
+
+
+def test_try_many_gives_none_where_the_contract_would_refuse(system: System):
+    """A state-changing call tried as a sender: its outputs where it would pass, None where it
+    would revert (the outsider holds no role), each in the same batch."""
+    tt = system.tt
+    ship = view(tt.abi, "ship")
+    lot = bytes(system.harvest(7_000)[0])
+    to = system.processor.address
+    calls = [(tt.address, ship, (lot, to))]
+    assert try_many(system.client.w3, system.coop.address, calls) == [()]
+    assert try_many(system.client.w3, system.outsider.address, calls) == [None]
+    assert tt.functions.lot(lot).call()[0] == system.coop.address  # nothing was sent
