@@ -26,7 +26,7 @@ from api.core.chain import check_call, org_sender
 from api.core.consent import ConsentChanged, ConsentIn
 from api.core.consent_gate import revocation_cleared
 from api.core.errors import ROOTS, Conflict, Invalid, detail_of, status_of
-from api.core.ids import tx_hex
+from api.core.ids import parse_id, tx_hex
 from api.core.models import Organisation, Role
 from api.core.organisations import find_organisation
 from api.core.settings import ApiSettings
@@ -98,22 +98,11 @@ def relay_consent(
     body: SignedConsent,
 ) -> ConsentChanged:
     """Relay a member's wallet-signed consent (checked by eth_call first; you pay the gas)."""
-    row = own_farmer(session, chain, coop, farmer)
-    lender = find_organisation(session, body.lender_org_id, {Role.LENDER}, "lender")
-    fid = bytes.fromhex(row.farmer_id[2:])
-    consent = ConsentService(chain)
-    signature = bytes.fromhex(body.signature[2:])
-    fn = consent.relay_grant_call(fid, lender.chain_address, body.expires_at, body.deadline,
-                                  signature)  # fmt: skip
-    check_call(chain, fn, coop.chain_address)
+    member = MemberConsent(farmer_id=parse_id(farmer, "farmer"), **body.model_dump())
+    farmer_id, lender, fn = _checked(session, ConsentService(chain), coop, member)
     with translate_reverts():
         receipt = org_sender(chain, settings, coop).transact(fn)
-    # Granted again: a revocation recorded through the service no longer stands.
-    revocation_cleared(session.get_bind(), row.farmer_id, lender.chain_address)
-    assert lender.id is not None
-    return ConsentChanged(farmer_id=row.farmer_id, lender_org_id=lender.id,
-                          lender_address=lender.chain_address, expires_at=body.expires_at,
-                          transaction=tx_hex(receipt))  # fmt: skip
+    return _granted(session, _Relay(0, farmer_id, lender, body.expires_at, fn), receipt)
 
 
 class MemberConsent(SignedConsent):
@@ -201,7 +190,8 @@ class _BatchChecks:
 
 
 def _granted(session: Session, relay: _Relay, receipt: object) -> ConsentChanged:
-    """A relayed consent: a revocation recorded through the service no longer stands."""
+    """A relayed consent. Granted again, a revocation recorded through the service no longer
+    stands."""
     revocation_cleared(session.get_bind(), relay.farmer_id, relay.lender.chain_address)
     assert relay.lender.id is not None
     return ConsentChanged(
