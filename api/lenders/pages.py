@@ -404,8 +404,8 @@ def lender_service_due(
     check_csrf(page, csrf)
     if action not in DUE_ACTIONS:
         raise Invalid("a write-off is decided one loan at a time, on the loan's page")
-    due = servicing.due_loans(chain, action, portfolio.own_states(chain, page.org))
-    due = due[:MAX_SERVICE_BATCH]
+    all_due = servicing.due_loans(chain, action, portfolio.own_states(chain, page.org))
+    due = all_due[:MAX_SERVICE_BATCH]
     if not due:
         return see_other("/lender")
     if confirm != "yes":
@@ -413,6 +413,9 @@ def lender_service_due(
         names = portfolio.farmer_names(request.app.state.engine,
                                        ["0x" + s.farmer_id.hex() for s in due])  # fmt: skip
         lines = [(f"{zh}：{len(due)} 笔贷款", f"{en}: {len(due)} loans"), (why_zh, why_en)]
+        if len(all_due) > len(due):
+            rest = len(all_due) - len(due)
+            lines.append((f"其余 {rest} 笔请完成后再按一次", f"press again for the other {rest}"))
         lines += [(f"贷款 #{s.loan_id} · {names.get('0x' + s.farmer_id.hex(), '农户')}",
                    f"loan #{s.loan_id}") for s in due]  # fmt: skip
         return _confirm_page(request, page, f"/lender/servicing/{action.value}", {}, lines,
