@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from eth_account.signers.local import LocalAccount
@@ -36,6 +36,8 @@ GAS_MARGIN_PCT = 25  # estimates can fall short when pipelined txs change state 
 PRIORITY_FEE_WEI = 10**9
 # Measured gas bounds above this could pass a node's block gas limit: such calls are estimated.
 MAX_BOUND_GAS = 10_000_000
+T = TypeVar("T")
+R = TypeVar("R")
 TRANSIENT: tuple[type[BaseException], ...] = (
     requests.ConnectionError,
     requests.Timeout,
@@ -251,7 +253,7 @@ class Sender:
         calls = list(calls)
         if len(calls) < 2 or gas is None or not self._packs_blocks():
             return self._send_many(calls, gas, value)
-        per_block = self.per_block(gas)
+        per_block = self._per_block(gas)
         sent: list[PendingTx] = []
         for start in range(0, len(calls), per_block):
             try:
@@ -265,11 +267,24 @@ class Sender:
                 raise _in_doubt(sent, "while the next were being sent", doubt) from exc
         return sent
 
-    def per_block(self, gas: int) -> int:
+    def _per_block(self, gas: int) -> int:
         """How many transactions of `gas` to mine together in one block: blocks of at most the
         gas target (half the limit), so the base fee never rises and a fee quote holds."""
         target = int(self.w3.eth.get_block("latest")["gasLimit"]) // 2
         return max(1, target // gas)
+
+    def packed(
+        self, items: Sequence[T], gas: int, send: Callable[[Sequence[T]], list[R]]
+    ) -> list[R]:
+        """`send` called on parts of `items` whose transactions (each within `gas`, of this or
+        any other sender) fill a block up to the gas target, each part mined together on
+        leaving where the node mines on demand (mined_together); what the calls returned."""
+        per_block = self._per_block(gas)
+        out: list[R] = []
+        for start in range(0, len(items), per_block):
+            with self.mined_together():
+                out += send(items[start : start + per_block])
+        return out
 
     def _packs_blocks(self) -> bool:
         """True on anvil, whose every block costs time that grows with the chain's history

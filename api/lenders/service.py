@@ -542,14 +542,12 @@ def issue_loans(
 
 def _send_issues(desk: LoanDesk, sender: Sender, ready: list[StoredOffer]) -> list[PendingTx]:
     """The issues pipelined behind the approval; on a node that mines on demand (anvil),
-    mined together in blocks of at most the gas target (Sender.mined_together)."""
-    per_block = sender.per_block(max(issue_gas(len(o.terms.budgets_fen)) for o in ready))
-    pending: list[PendingTx] = []
-    for start in range(0, len(ready), per_block):
-        with sender.mined_together():
-            pending += [desk.send_issue(o.terms, sender, o.acceptance, checked=False)  # type: ignore[arg-type]
-                        for o in ready[start : start + per_block]]  # fmt: skip
-    return pending
+    mined together in blocks of at most the gas target (Sender.packed)."""
+    gas = max(issue_gas(len(o.terms.budgets_fen)) for o in ready)
+    return sender.packed(ready, gas, lambda part: [
+        desk.send_issue(o.terms, sender, o.acceptance, checked=False)  # type: ignore[arg-type]
+        for o in part
+    ])  # fmt: skip
 
 
 def _ready_to_issue(

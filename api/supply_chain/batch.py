@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
@@ -138,15 +137,16 @@ def _send_all(
     if not planned:
         return []
     fees = sender.fees()
+
+    def send(
+        part: Sequence[tuple[bytes, ContractFunction, int | None]],
+    ) -> list[tuple[bytes, PendingTx]]:
+        return [(lot, sender.send(fn, gas=gas, fees=fees)) for lot, fn, gas in part]
+
     bounds = [gas for _, _, gas in planned if gas is not None]
     # A call left to the node's estimate cannot share a block: it would not see those ahead.
-    packed = len(bounds) == len(planned)
-    per_block = sender.per_block(max(bounds)) if packed else len(planned)
-    pending: list[tuple[bytes, PendingTx]] = []
-    for start in range(0, len(planned), per_block):
-        with sender.mined_together() if packed else nullcontext():
-            pending += [(lot, sender.send(fn, gas=gas, fees=fees))
-                        for lot, fn, gas in planned[start : start + per_block]]  # fmt: skip
+    bounded = len(bounds) == len(planned)
+    pending = sender.packed(planned, max(bounds), send) if bounded else send(planned)
     out = []
     for (lot, _), settled in zip(pending, sender.settle([tx for _, tx in pending]), strict=True):
         if isinstance(settled, ContractRevertError):

@@ -29,7 +29,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -59,7 +58,7 @@ from api.lenders.servicing import MAX_SERVICE_BATCH, ServiceBatch, service_loans
 from api.supply_chain import batch as lot_batch
 from chain.client import ChainClient
 from chain.errors import ChainError
-from chain.sender import Sender
+from chain.sender import PendingTx, Sender
 from lending.credit.decision import DecisionRecord
 from lending.credit.features import CHINA_TZ
 from lending.credit.policy import Outcome
@@ -340,16 +339,16 @@ class LendingRun:
         bound, else estimated), then wait for all. With a bound, on a node that mines on demand
         (anvil), they are mined together in blocks of at most the gas target, as
         Sender.send_many mines one sender's."""
-        per_block = len(pairs) if gas is None or not pairs else pairs[0][0].per_block(gas)
-        for start in range(0, len(pairs), per_block):
-            chunk = pairs[start : start + per_block]
-            together = chunk[0][0].mined_together() if gas is not None else nullcontext()
-            with together:
-                pending = [(s, s.send(call, gas=gas)) for s, call in chunk]
-            for sender, tx in pending:
-                sender.wait([tx])
-                if task is not None:
-                    self.progress.advance(task)
+
+        def send(part: Sequence[tuple[Sender, Any]]) -> list[tuple[Sender, PendingTx]]:
+            return [(s, s.send(call, gas=gas)) for s, call in part]
+
+        bounded = gas is not None and bool(pairs)
+        pending = pairs[0][0].packed(pairs, gas, send) if bounded else send(pairs)  # type: ignore[arg-type]
+        for sender, tx in pending:
+            sender.wait([tx])
+            if task is not None:
+                self.progress.advance(task)
 
     def advance_to(self, target: int) -> None:
         """Move the chain's clock to `target` if it is earlier (development chains)."""
