@@ -340,12 +340,17 @@ async def lender_offer(
     return see_other(back)
 
 
-def _batch_outcome(request: Request) -> tuple[int, int] | None:
-    """(issued, refused) after the issue-all button (its redirect's query), else None."""
-    issued, refused = request.query_params.get("issued"), request.query_params.get("refused")
-    if issued is None or refused is None or not (issued + refused).isdigit():
+def _counts(request: Request, *names: str) -> tuple[int, ...] | None:
+    """The counts a button's redirect put in the query, else None (a hand-edited link)."""
+    values = [request.query_params.get(name, "") for name in names]
+    if not all(value.isdigit() for value in values):
         return None
-    return int(issued[:6]), int(refused[:6])
+    return tuple(int(value[:6]) for value in values)
+
+
+def _batch_outcome(request: Request) -> tuple[int, ...] | None:
+    """(issued, refused) after the issue-all button (its redirect's query), else None."""
+    return _counts(request, "issued", "refused")
 
 
 @router.post("/lender/offers/issue-all", response_class=HTMLResponse)
@@ -379,15 +384,12 @@ DUE_ACTIONS = (Action.RETURN_UNSPENT, Action.REFRESH, Action.DEFAULT)
 
 def _service_outcome(request: Request) -> tuple[Action, int, int] | None:
     """(action, done, refused) after a servicing button (its redirect's query), else None."""
-    query = request.query_params
-    done, refused = query.get("done", ""), query.get("refused", "")
+    counts = _counts(request, "done", "refused")
     try:
-        action = Action(query.get("serviced", ""))
+        action = Action(request.query_params.get("serviced", ""))
     except ValueError:
         return None
-    if not (done + refused).isdigit() or not done or not refused:
-        return None
-    return action, int(done[:6]), int(refused[:6])
+    return None if counts is None else (action, *counts)  # type: ignore[return-value]
 
 
 @router.post("/lender/servicing/{action}", response_class=HTMLResponse)

@@ -540,3 +540,5 @@ def test_the_issue_all_button_confirms_then_issues_every_signed_offer(lending):
     assert "已发放 2 笔" in after and 'id="waiting"' not in after
     assert all(store.get(o).escrow for o in offers)
     assert page.post("/lender/offers/issue-all", data={"csrf": "x"}).status_code == 403
+    for query in ("issued=&refused=1", "issued=1&refused=", "serviced=refresh&done=&refused=2"):
+        assert page.get(f"/lender?{query}").status_code == 200, query  # a hand-edited link
