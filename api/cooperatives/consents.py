@@ -25,7 +25,7 @@ from api.cooperatives.members import own_farmer
 from api.core.chain import check_call, org_sender
 from api.core.consent import ConsentChanged, ConsentIn
 from api.core.consent_gate import revocation_cleared
-from api.core.errors import ROOTS, Conflict, Invalid, detail_of, status_of
+from api.core.errors import ROOTS, Conflict, Invalid, detail_of, refusal
 from api.core.ids import parse_id, tx_hex
 from api.core.models import Organisation, Role
 from api.core.organisations import find_organisation
@@ -181,10 +181,8 @@ class _BatchChecks:
                     "with the same nonce: relay this one after it, from a new request"
                 )
         except ROOTS as exc:
-            if status_of(exc) >= 500:
-                raise  # node down or broken: nothing of this batch was sent yet
             farmer = "0x" + consent.farmer_id.hex()
-            return ConsentRefused(item=item, farmer_id=farmer, reason=detail_of(exc))
+            return ConsentRefused(item=item, farmer_id=farmer, reason=refusal(exc))
         self.wallets[wallet] = item
         return _Relay(item, farmer_id, lender, consent.expires_at, fn)
 

@@ -36,7 +36,7 @@ from web3 import Web3
 from web3.contract.contract import ContractFunction
 
 from api.core.chain import factory_escrow, loan_desk, org_account
-from api.core.errors import ROOTS, Conflict, Forbidden, Invalid, NotFound, detail_of, status_of
+from api.core.errors import ROOTS, Conflict, Forbidden, Invalid, NotFound, detail_of, refusal
 from api.core.ids import hex32, same_address
 from api.core.models import Farmer, Organisation, Role
 from api.core.pagination import Page, PageParams
@@ -517,9 +517,7 @@ class _FileChecks:
         try:
             return self._ready(row, raw)
         except ROOTS as exc:
-            if status_of(exc) >= 500:
-                raise  # node down or broken: no order of this file was sent yet
-            row.reason = detail_of(exc)
+            row.reason = refusal(exc)
         except ValueError as exc:  # pydantic: an empty or too long field
             row.reason = _first_error(exc)
         return row

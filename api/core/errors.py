@@ -203,6 +203,14 @@ def revert_of(exc: BaseException) -> ContractRevertError | None:
     return None
 
 
+def refusal(exc: BaseException) -> str:
+    """Why one item of a batch is refused, for the batch's answer; an error of the server's
+    side (the node down: 5xx) is raised again instead, as nothing of the batch was sent yet."""
+    if status_of(exc) >= 500:
+        raise exc
+    return detail_of(exc)
+
+
 def detail_of(exc: BaseException) -> str:
     """What the response says: the error's own message, with what to do where it has none."""
     if isinstance(exc, ApiError):

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from web3.contract.contract import ContractFunction
 
 from api.core.chain import loan_desk, org_sender
-from api.core.errors import ROOTS, Conflict, Invalid, detail_of, status_of
+from api.core.errors import ROOTS, Conflict, Invalid, detail_of, refusal
 from api.core.models import Organisation
 from api.core.settings import ApiSettings
 from api.lenders.portfolio import (
@@ -101,9 +101,7 @@ def _check(
         call = action_call(desk, action, state.escrow)
         check_action(chain, state, call)
     except ROOTS as exc:
-        if status_of(exc) >= 500:
-            raise  # node down or broken: nothing of this batch was sent yet
-        return ServiceRefused(escrow=escrow, reason=detail_of(exc))
+        return ServiceRefused(escrow=escrow, reason=refusal(exc))
     seen.add(state.escrow.lower())
     return _Ready(state.escrow, call)
 
