@@ -152,11 +152,13 @@ class DueLoans(BaseModel):
     items: list[PortfolioLoan]
 
 
-def due_loans(chain: ChainClient, action: Action, states: Sequence[LoanState]) -> list[LoanState]:
+def due_loans(
+    chain: ChainClient, action: Action, states: Sequence[LoanState], now: int
+) -> list[LoanState]:
     """Those of `states` (one lender's) that `action` would act on now: the candidates by
     their state, then an eth_call of each as its lender, in JSON-RPC batches (chain.views), so
-    the desk proposes nothing the contract would refuse."""
-    now = chain_now(chain.w3)
+    the desk proposes nothing the contract would refuse. `now`: the chain time the states
+    were read at."""
     candidates = [s for s in states if _candidate(action, s, now)]
     if not candidates:
         return []
@@ -180,6 +182,6 @@ def _changes(state: LoanState, status_after: int) -> bool:
 
 def due_now(engine: Engine, chain: ChainClient, org: Organisation, action: Action) -> DueLoans:
     """Your loans `action` is due on now."""
-    due = due_loans(chain, action, own_states(chain, org))
     now = chain_now(chain.w3)
+    due = due_loans(chain, action, own_states(chain, org), now)
     return DueLoans(action=action, chain_time=now, items=loan_rows(engine, due, now))
