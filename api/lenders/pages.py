@@ -22,7 +22,7 @@ from api.core.models import Role
 from api.core.pages import page_router, see_other
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
-from api.core.templates import china_date, templates
+from api.core.templates import china_date, short_id, templates
 from api.core.types import MAX_FEN
 from api.lenders import history, portfolio, service, servicing
 from api.lenders.portfolio import Action, StatusFilter
@@ -180,7 +180,7 @@ def lender_home(
     engine = request.app.state.engine
     states, now = portfolio.own_states(chain, page.org), chain_now(chain.w3)
     rows = portfolio.rows_passing(engine, states, status_filter, now)
-    due = {a: servicing.due_loans(chain, a, states) for a in DUE_ACTIONS}
+    due = {a: servicing.due_loans(chain, a, states, now) for a in DUE_ACTIONS}
     farmers = service.list_farmers(settings, chain, page.org, PageParams(limit=100, offset=0))
     waiting = OfferStore(engine).waiting_to_issue(page.org.chain_address, MAX_ISSUE_BATCH)
     ids = [f.farmer_id for f in farmers.items] + [o.farmer_id for o in waiting]
@@ -406,7 +406,8 @@ def lender_service_due(
     check_csrf(page, csrf)
     if action not in DUE_ACTIONS:
         raise Invalid("a write-off is decided one loan at a time, on the loan's page")
-    all_due = servicing.due_loans(chain, action, portfolio.own_states(chain, page.org))
+    states, now = portfolio.own_states(chain, page.org), chain_now(chain.w3)
+    all_due = servicing.due_loans(chain, action, states, now)
     due = all_due[:MAX_SERVICE_BATCH]
     if not due:
         return see_other("/lender")
@@ -414,12 +415,15 @@ def lender_service_due(
         zh, en, why_zh, why_en = ACTION_TEXT[action]
         names = portfolio.farmer_names(request.app.state.engine,
                                        ["0x" + s.farmer_id.hex() for s in due])  # fmt: skip
-        lines = [(f"{zh}：{len(due)} 笔贷款", f"{en}: {len(due)} loans"), (why_zh, why_en)]
+        loans = f"{len(due)} loan{'s' if len(due) != 1 else ''}"
+        lines = [(f"{zh}：{len(due)} 笔贷款", f"{en}: {loans}"), (why_zh, why_en)]
         if len(all_due) > len(due):
             rest = len(all_due) - len(due)
             lines.append((f"其余 {rest} 笔请完成后再按一次", f"press again for the other {rest}"))
-        lines += [(f"贷款 #{s.loan_id} · {names.get('0x' + s.farmer_id.hex(), '农户')}",
-                   f"loan #{s.loan_id}") for s in due]  # fmt: skip
+        for s in due:
+            fid = "0x" + s.farmer_id.hex()
+            who = names.get(fid) or f"农户 {short_id(fid)}"  # as the portfolio names them
+            lines.append((f"贷款 #{s.loan_id} · {who}", f"loan #{s.loan_id}"))
         return _confirm_page(request, page, f"/lender/servicing/{action.value}", {}, lines,
                              "/lender")  # fmt: skip
     body = servicing.ServiceBatch(action=action, escrows=[s.escrow for s in due])
