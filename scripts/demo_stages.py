@@ -6,8 +6,9 @@ runs the demo in a new data dir on free ports, reads its progress file (`demo-st
 what the home page shows) twice a second and the process tree's memory from /proc, then stops
 what it started (`tealedger stop`) and prints a Markdown table: each step's items and time
 (from the end of the step before to the moment it was complete), the time to the first page, the
-whole run, the peak memory of the demo, its service and the node together, and the database's
-size. A step's time includes whatever ran beside it (the service's follower indexing).
+whole run, the peak memory of the demo, its service and the node together and of each alone,
+and the database's size. A step's time includes whatever ran beside it (the service's follower
+indexing).
 """
 
 from __future__ import annotations
@@ -48,7 +49,14 @@ class Watch:
     steps: dict[str, Step] = field(default_factory=dict)
     first_page: float | None = None
     peak_rss: int = 0
+    peaks: dict[str, int] = field(default_factory=dict)
     ended: float | None = None
+
+    def see_memory(self, trees: dict[str, int]) -> None:
+        """Record each process tree's resident bytes and their sum at one moment."""
+        self.peak_rss = max(self.peak_rss, sum(trees.values()))
+        for name, rss in trees.items():
+            self.peaks[name] = max(self.peaks.get(name, 0), rss)
 
     def see_status(self, status: dict, now: float) -> None:
         """Record the steps that appeared or completed since the last poll."""
@@ -82,12 +90,13 @@ def tree_rss(root: int) -> int:
     return total
 
 
-def _service_pids(data_dir: Path) -> list[int]:
-    """The service and node the demo started in the background (their own sessions)."""
-    pids = []
-    for record in [data_dir / "service.json", *data_dir.glob("nodes/*/node.json")]:
+def _service_pids(data_dir: Path) -> dict[str, int]:
+    """The service and node the demo started in the background (their own sessions), by role."""
+    pids = {}
+    for name, record in [("service", data_dir / "service.json"),
+                         *(("node", r) for r in data_dir.glob("nodes/*/node.json"))]:  # fmt: skip
         try:
-            pids.append(int(json.loads(record.read_text())["pid"]))
+            pids[name] = int(json.loads(record.read_text())["pid"])
         except (OSError, ValueError, KeyError):
             continue
     return pids
@@ -114,8 +123,8 @@ def run(args: argparse.Namespace, data_dir: Path) -> tuple[Watch, int]:
     status_file, home = data_dir / "demo-status.json", f"http://127.0.0.1:{serve_port}/"
     while demo.poll() is None:
         now = time.monotonic()
-        roots = [demo.pid, *_service_pids(data_dir)]
-        watch.peak_rss = max(watch.peak_rss, sum(tree_rss(p) for p in roots))
+        roots = {"demo": demo.pid} | _service_pids(data_dir)
+        watch.see_memory({name: tree_rss(pid) for name, pid in roots.items()})
         watch.see_status(_status(status_file), now)
         if watch.first_page is None:
             try:
@@ -146,6 +155,11 @@ def _clock(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+def _peaks(watch: Watch) -> str:
+    """Each process tree's own peak, which need not fall at the moment of the joint peak."""
+    return ", ".join(f"{name} {rss / 2**30:.2f}" for name, rss in watch.peaks.items())
+
+
 def report(args: argparse.Namespace, watch: Watch, code: int, data_dir: Path) -> str:
     """The Markdown table and the run's figures."""
     lines = [f"`tealedger demo --farmers {args.farmers} --backend {args.backend}` "
@@ -167,7 +181,8 @@ def report(args: argparse.Namespace, watch: Watch, code: int, data_dir: Path) ->
     db = sum(p.stat().st_size for p in data_dir.glob("tealedger.db*") if p.is_file())
     first = None if watch.first_page is None else watch.first_page - watch.started
     lines += ["", f"- first page: {_clock(first)}",
-              f"- peak memory (demo, service and node together): {watch.peak_rss / 2**30:.2f} GiB",
+              f"- peak memory (demo, service and node together): {watch.peak_rss / 2**30:.2f} GiB"
+              f" ({_peaks(watch)})",
               f"- database (SQLite with its WAL): {db / 2**20:,.0f} MiB"]  # fmt: skip
     return "\n".join(lines)
 

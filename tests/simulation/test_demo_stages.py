@@ -1,5 +1,5 @@
 """scripts/demo_stages.py: each step's time runs from the end of the step before, the status
-file is read as the demo writes it, and the process tree's memory is summed."""
+file is read as the demo writes it, and the process trees' memory is summed and kept apart."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def test_steps_are_timed_from_the_end_of_the_one_before(tmp_path: Path) -> None:
     watch.see_status(_status(("harvest records", 6912, 6912), ("processing runs", 0, 930)), 190.0)
     watch.see_status(_status(("harvest records", 6912, 6912), ("processing runs", 930, 930)), 250.0)
     watch.first_page = 104.0
-    watch.peak_rss = 3 * 2**30
+    gib = 2**30
+    watch.see_memory({"demo": 2 * gib, "service": gib // 2, "node": gib // 2})
+    watch.see_memory({"demo": gib, "service": gib // 2, "node": gib})  # the node's own peak
     watch.ended = 265.0
     (tmp_path / "tealedger.db").write_bytes(b"\0" * 2**20)
     table = stages.report(Namespace(farmers=300, backend="anvil"), watch, 0, tmp_path)
@@ -46,7 +48,8 @@ def test_steps_are_timed_from_the_end_of_the_one_before(tmp_path: Path) -> None:
     assert "| processing runs | 930 | 2:00 |" in table  # from 130, when the harvests ended
     assert "| after the last step (index, risk scan) | | 0:15 |" in table
     assert "| **whole run** | | **2:45** |" in table
-    assert "first page: 0:04" in table and "3.00 GiB" in table and "1 MiB" in table
+    assert "first page: 0:04" in table and "1 MiB" in table
+    assert "3.00 GiB (demo 2.00, service 0.50, node 1.00)" in table
 
 
 def test_an_unfinished_step_and_long_runs_read_plainly() -> None:
