@@ -23,7 +23,7 @@ from web3.types import TxReceipt
 
 from chain.client import ChainClient
 from chain.errors import ContractRevertError, TransactionError
-from chain.events import EventDecoder
+from chain.events import event_decoder
 from chain.nodes import BLOCK_GAS_LIMIT
 from chain.sender import Sender, bounded
 from traceability import calldata, contracts
@@ -176,7 +176,7 @@ class RecordingService:
             client.sender(account) if isinstance(account, int) else client.sender_for(account)
         )
         self.batch_size = batch_size
-        self.decoder = EventDecoder(self.contract.abi)  # decodes TeaTrace logs of receipts
+        self.decoder = event_decoder(self.contract.abi)  # decodes TeaTrace logs of receipts
 
     @property
     def address(self) -> str:
@@ -206,11 +206,22 @@ class RecordingService:
     def _send_all(
         self, calls: Sequence[ContractFunction], gas: int | None = None
     ) -> list[TxReceipt]:
-        """Pipeline calls (sent back to back, then awaited); reverts become domain errors."""
+        """Pipeline calls (sent back to back, then awaited); reverts become domain errors.
+
+        The receipts come in JSON-RPC batches with their logs as the node sent them (Sender.settle):
+        web3's formatting of each batch's hundreds of logs was most of the season's Python time
+        (docs/demo.md, "Re-running and scaling").
+        """
         try:
-            return self.sender.wait(self.sender.send_many(calls, gas=gas))
+            settled = self.sender.settle(self.sender.send_many(calls, gas=gas))
         except ContractRevertError as exc:
             raise domain_error(exc) from exc
+        failed = next((r for r in settled if isinstance(r, TransactionError)), None)
+        if isinstance(failed, ContractRevertError):
+            raise domain_error(failed) from failed
+        if failed is not None:
+            raise failed
+        return settled  # type: ignore[return-value]  # no TransactionError is left in it
 
     # ------------------------------------------------------------------ farmers and plots
 
