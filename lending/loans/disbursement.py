@@ -35,7 +35,7 @@ from chain.client import ChainClient
 from chain.clock import chain_now
 from chain.eip712 import typed_data
 from chain.errors import ContractRevertError
-from chain.events import EventDecoder, EventReader
+from chain.events import EventDecoder, EventReader, event_decoder
 from chain.sender import PendingTx, Sender
 from chain.views import read_many, view
 from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, PAYMENT_TOKEN
@@ -768,7 +768,7 @@ class LoanDesk:
         OrderNotExecutedError if the escrow did nothing."""
         contract = self.escrow(escrow)
         if self._escrow_events is None:
-            self._escrow_events = EventDecoder(contract.abi)
+            self._escrow_events = event_decoder(contract.abi)
         events = [e for e in self._escrow_events.decode_receipt(receipt)
                   if e.address == contract.address]  # fmt: skip
         paid = [e for e in events if e.name == "LoanDisbursed"]

@@ -12,7 +12,7 @@ from web3.logs import DISCARD
 
 from chain import events as chain_events
 from chain.client import ChainClient
-from chain.events import EventDecoder, EventReader, topic_value
+from chain.events import EventDecoder, EventReader, event_decoder, topic_value
 from chain.rpc import RpcError
 
 MINT_GAS = 120_000
@@ -104,6 +104,11 @@ def test_receipt_logs_decode_as_web3_does(any_chain: ChainClient) -> None:
         )
         hexed = [EventDecoder(token.abi).decode(log) for log in raw["result"]["logs"]]
         assert hexed == decoded
+    # The shared decoder of the same ABI (another list of equal entries) decodes the same.
+    shared = event_decoder([dict(e) for e in token.abi])
+    assert shared is event_decoder(token.abi) and shared.decode_receipt(receipt) == decoded
+    others = [e for e in token.abi if e.get("name") != "Transfer"]
+    assert event_decoder(others) is not shared
 
 
 def test_unknown_logs_and_arguments(embedded: ChainClient) -> None:
