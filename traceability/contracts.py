@@ -141,8 +141,21 @@ class PlotRecord(NamedTuple):
 
 def plot_record(client: ChainClient, plot: bytes, contract: Contract | None = None) -> PlotRecord:
     """`TeaTrace.plot(id)` decoded."""
+    return plot_records(client, [plot], contract)[0]
+
+
+def plot_records(
+    client: ChainClient, plots: Sequence[bytes], contract: Contract | None = None
+) -> list[PlotRecord]:
+    """`TeaTrace.plot(id)` of many plots, read in JSON-RPC batches (as farmer_records)."""
     tea = contract if contract is not None else tea_trace(client)
-    farmer, cooperative, area, variety = tea.functions.plot(plot).call()
+    read = view(tea.abi, "plot")
+    found = read_many(client.w3, [(tea.address, read, (p,)) for p in plots])
+    return [_plot_record(*values) for (values,) in found]
+
+
+def _plot_record(farmer: bytes, cooperative: str, area: int, variety: int) -> PlotRecord:
+    """A decoded `plot` tuple, None for unset ids and addresses."""
     owner = bytes(farmer)
     return PlotRecord(
         owner if any(owner) else None, _address_or_none(cooperative), int(area), int(variety)

@@ -17,6 +17,7 @@ from api.cooperatives.schemas import (
     FarmerPublic,
     FarmerRegistered,
     PlotCreate,
+    PlotFields,
     PlotPublic,
     PlotRegistered,
 )
@@ -59,7 +60,7 @@ def own_farmer(session: Session, chain: ChainClient, coop: Organisation, farmer:
     )
 
 
-def _wallet(session: Session, body: FarmerCreate) -> Organisation | None:
+def wallet_org(session: Session, body: FarmerCreate) -> Organisation | None:
     """The farmer organisation whose address becomes the wallet (each links one farmer)."""
     if body.farmer_org_id is None:
         return None
@@ -82,8 +83,8 @@ def register_farmer(
     key = hex32(fid)
     if _farmer_row(session, key) is not None:
         raise Conflict(f"this person is already registered as farmer {key}")
-    wallet_org = _wallet(session, body)
-    wallet = wallet_org.chain_address if wallet_org else body.wallet
+    linked_org = wallet_org(session, body)
+    wallet = linked_org.chain_address if linked_org else body.wallet
     service = recording_service(chain, settings, coop)
     on_chain = farmer_record(chain, fid, service.contract)
     registration = FarmerRegistration(farmer=fid, wallet=wallet)
@@ -102,7 +103,7 @@ def register_farmer(
         cooperative_id=coop.id,
         name=body.name,
         national_id=body.national_id,
-        wallet_org_id=wallet_org.id if wallet_org else None,
+        wallet_org_id=linked_org.id if linked_org else None,
         wallet=wallet,
         registered_tx=transaction,
     )
@@ -183,25 +184,37 @@ def register_plot(
     transaction = None
     adopt = same_address(on_chain.cooperative, coop.chain_address) and on_chain.farmer == fid
     if not adopt:  # new (or someone else's: the contract refuses it with its error)
-        registration = PlotRegistration(
-            plot=pid,
-            farmer=fid,
-            area_centi_mu=body.area_centi_mu,
-            variety=body.variety,
-            location_hash=location_digest(settings, coop, body.location),
-        )
+        registration = plot_registration(settings, coop, fid, pid, body)
         transaction = tx_hex(service.register_plots([registration])[0])
     row = Plot(
         plot_id=key,
         farmer_id=farmer.farmer_id,
         cooperative_id=coop.id,
-        label=body.label.strip() if body.label and body.label.strip() else None,
+        label=plot_label(body),
         area_centi_mu=body.area_centi_mu,
         variety=body.variety,
         registered_tx=transaction,
     )
     _commit(session, row, f"plot {key} was registered at the same time by another request")
     return PlotRegistered(**PlotPublic.of(row).model_dump(), transaction=transaction)
+
+
+def plot_registration(
+    settings: ApiSettings, coop: Organisation, farmer: bytes, plot: bytes, body: PlotFields
+) -> PlotRegistration:
+    """What TeaTrace records of a plot: ids, area, variety and the location's keyed hash."""
+    return PlotRegistration(
+        plot=plot,
+        farmer=farmer,
+        area_centi_mu=body.area_centi_mu,
+        variety=body.variety,
+        location_hash=location_digest(settings, coop, body.location),
+    )
+
+
+def plot_label(body: PlotFields) -> str | None:
+    """The plot's short name as stored: trimmed, None when blank."""
+    return body.label.strip() if body.label and body.label.strip() else None
 
 
 def list_plots(

@@ -24,7 +24,7 @@ from fastapi import (
     status,
 )
 
-from api.cooperatives import consents, harvests, loans, members, offers, products
+from api.cooperatives import consents, harvests, loans, members, offers, products, roll
 from api.cooperatives.consents import (
     ConsentBatch,
     ConsentBatchOut,
@@ -48,6 +48,7 @@ from api.cooperatives.products import (
     ProductLotPublic,
     ProductPublic,
 )
+from api.cooperatives.roll import MemberRoll, MemberRollOut
 from api.cooperatives.schemas import (
     FarmerCreate,
     FarmerPublic,
@@ -88,6 +89,18 @@ def register_farmer(
 ) -> FarmerRegistered:
     """Register a member: the pseudonym goes on chain, name and national id stay here."""
     return members.register_farmer(session, chain, settings, coop, body)
+
+
+@router.post("/farmers/batch", response_model=MemberRollOut)
+def register_member_roll(
+    body: MemberRoll, session: SessionDep, settings: SettingsDep, chain: ChainDep, coop: CoopOrg
+) -> MemberRollOut:
+    """Register up to 500 members with their plots at once, refusals with their reasons.
+
+    Each member is checked as the single registration checks it (a refused one sends and stores
+    nothing); the rest go on chain in pipelined batches, then into the database. Sending the
+    same roll again refuses the members it registered."""
+    return roll.register_members(session, chain, settings, coop, body)
 
 
 @router.get("/farmers", response_model=Page[FarmerPublic])

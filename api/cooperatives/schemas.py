@@ -88,10 +88,9 @@ class FarmerRegistered(FarmerPublic):
 # ------------------------------------------------------------------------------------ plots
 
 
-class PlotCreate(BaseModel):
-    """A plot of one of the cooperative's farmers; its id is derived from the land reference."""
+class PlotFields(BaseModel):
+    """A plot's data; its id is derived from the land reference."""
 
-    farmer_id: Id32 = PydField(description="the farmer's 0x pseudonym")
     land_reference: Text = PydField(
         max_length=128, description="e.g. the land-contract number (hashed, never stored)"
     )
@@ -103,6 +102,12 @@ class PlotCreate(BaseModel):
     label: Text | None = PydField(
         default=None, max_length=60, description="the cooperative's short name for the plot"
     )
+
+
+class PlotCreate(PlotFields):
+    """A plot of one of the cooperative's farmers; its id is derived from the land reference."""
+
+    farmer_id: Id32 = PydField(description="the farmer's 0x pseudonym")
 
 
 class PlotPublic(BaseModel):

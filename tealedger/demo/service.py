@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session, select
 
-from api.cooperatives.members import register_farmer, register_plot
-from api.cooperatives.schemas import FarmerCreate, PlotCreate
+from api.cooperatives.roll import MAX_MEMBER_BATCH, MemberIn, MemberRoll, register_members
+from api.cooperatives.schemas import PlotFields
 from api.core.db import open_database
 from api.core.indexed import indexed_block
 from api.core.models import Farmer, Organisation, OrganisationCreate, Role
@@ -34,7 +34,7 @@ from indexer.errors import IndexerLockedError
 from indexer.lock import IndexerLock
 from indexer.runner import index_once
 from tealedger.demo.season import COOPERATIVE_ACCOUNTS, Region
-from traceability.contracts import farmer_record
+from traceability.contracts import farmer_records
 
 # Which development account acts for each audience (the season was recorded by these).
 DEMO_ORGS = (
@@ -156,8 +156,9 @@ def demo_logins(client: ChainClient, settings: ApiSettings) -> list[Login]:
 
 def adopt_members(client: ChainClient, settings: ApiSettings, region: Region) -> int:
     """The season's farmers and plots into their cooperatives' member registers, through the
-    cooperatives' own service (api.cooperatives.members): it finds each already on chain under
-    the pseudonym it computes itself and adopts it, sending nothing. Returns how many were new.
+    cooperatives' own service, as member rolls (api.cooperatives.roll, the function of `POST
+    /cooperatives/farmers/batch`): it finds each already on chain under the pseudonym it computes
+    itself and adopts it, sending nothing. Returns how many were new.
 
     The season registered on chain in batches, under the service's salts (tealedger.demo.season
     .demo_salts); this keeps the names and plots a cooperative's pages show. Wallets are read
@@ -165,24 +166,43 @@ def adopt_members(client: ChainClient, settings: ApiSettings, region: Region) ->
     """
     orgs = demo_organisations(client, settings)
     coops = [orgs[i] for i in COOPERATIVE_ACCOUNTS]
-    season, adopted = region.season, 0
+    season = region.season
+    rolls: dict[int, list[MemberIn]] = {}
     with Session(open_database(settings.database_url)) as session:
         known = set(session.exec(select(Farmer.farmer_id)).all())
-        for i, farmer in enumerate(season.farmers):
-            fid = region.farmer_ids[i]
-            if "0x" + fid.hex() in known:
-                continue
-            coop = coops[farmer.cooperative % len(coops)]
-            wallet = farmer_record(client, fid).wallet
-            body = FarmerCreate(national_id=farmer.national_id, name=farmer.name, wallet=wallet)
-            register_farmer(session, client, settings, coop, body)
-            for k, plot in enumerate(farmer.plots):
-                register_plot(session, client, settings, coop, PlotCreate(
-                    farmer_id=fid, land_reference=plot.reference, area_centi_mu=plot.area_centi_mu,
-                    variety=plot.variety, label=f"茶园 {k + 1} plot",
-                ))  # fmt: skip
-            adopted += 1
-    return adopted
+        todo = [i for i, f in enumerate(region.farmer_ids) if "0x" + f.hex() not in known]
+        records = farmer_records(client, [region.farmer_ids[i] for i in todo])
+        for i, record in zip(todo, records, strict=True):
+            farmer = season.farmers[i]
+            rolls.setdefault(farmer.cooperative % len(coops), []).append(MemberIn(
+                national_id=farmer.national_id, name=farmer.name, wallet=record.wallet,
+                plots=[
+                    PlotFields(land_reference=plot.reference, area_centi_mu=plot.area_centi_mu,
+                               variety=plot.variety, label=f"茶园 {k + 1} plot")
+                    for k, plot in enumerate(farmer.plots)
+                ],
+            ))  # fmt: skip
+        return sum(
+            _register_roll(session, client, settings, coops[c], roll) for c, roll in rolls.items()
+        )
+
+
+def _register_roll(
+    session: Session,
+    client: ChainClient,
+    settings: ApiSettings,
+    coop: Organisation,
+    members: list[MemberIn],
+) -> int:
+    """A cooperative's members entered as member rolls (api.cooperatives.roll); how many."""
+    added = 0
+    for start in range(0, len(members), MAX_MEMBER_BATCH):
+        roll = MemberRoll(members=members[start : start + MAX_MEMBER_BATCH])
+        out = register_members(session, client, settings, coop, roll)
+        if out.refused:
+            raise ChainError(f"the cooperative's service refused a member: {out.refused[0].reason}")
+        added += len(out.registered)
+    return added
 
 
 def service_env(settings: ApiSettings, chain: ChainSettings) -> dict[str, str]:

@@ -1,0 +1,157 @@
+"""POST /cooperatives/farmers/batch: a member roll registered at once, each member checked as
+the single registration checks it, on anvil and on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from api.cooperatives.identity import coop_salt
+from api.cooperatives.roll import MAX_MEMBER_BATCH
+from api.core.chain import org_account
+from api.core.models import Farmer, Plot, Role
+from tests.api.test_cooperatives import (  # noqa: F401  (fixtures)
+    Org,
+    World,
+    _org_row,
+    coop,
+    other_coop,
+    resident_id,
+    world,
+)
+from traceability.ids import farmer_id, plot_id
+from traceability.models import FarmerRegistration, PlotRegistration
+from traceability.service import RecordingService
+
+URL = "/cooperatives/farmers/batch"
+
+
+def _plot(ref: str, **extra: object) -> dict:
+    return {"land_reference": ref, "area_centi_mu": 220, "variety": 2, **extra}
+
+
+def _ids(w: World, org: Org, nid: str, *refs: str) -> tuple[bytes, list[bytes]]:
+    """The pseudonyms the service gives a member and its plots at `org`."""
+    salt = coop_salt(w.settings, _org_row(w, org))
+    return farmer_id(salt, nid), [plot_id(salt, r) for r in refs]
+
+
+def test_a_roll_registers_its_members_with_their_plots_and_refuses_each_bad_one(world, coop):  # noqa: F811
+    known = world.farmer(coop)  # registered one by one before
+    wallet_org = world.org(Role.FARMER, "roll wallet farmer")
+    taken = world.farmer(coop, farmer_org_id=world.org(Role.FARMER, "roll taken").id)
+    first, second, third = resident_id(), resident_id(), resident_id()
+    refused_nid = resident_id()
+    roll = {
+        "members": [
+            {"national_id": first, "name": "田一",
+             "plots": [_plot("R-1", label=" 东坡 "), _plot("R-2")]},
+            {"national_id": second, "name": "田二", "farmer_org_id": wallet_org.id,
+             "plots": [_plot("R-3", location="芭蕉乡")]},
+            {"national_id": first, "name": "田一again"},  # the same person twice
+            {"national_id": refused_nid, "name": "田四", "farmer_org_id": taken["farmer_org_id"]},
+            {"national_id": third, "name": "田三", "wallet": "0x" + "5b" * 20},
+            {"national_id": resident_id(), "name": "田五", "plots": [_plot("R-1")]},  # plot twice
+        ]
+    }  # fmt: skip
+    again = {"national_id": "x", "name": "already"}
+    with world.session() as session:
+        row = session.exec(select(Farmer).where(Farmer.farmer_id == known["farmer_id"])).one()
+        again["national_id"] = row.national_id
+    roll["members"].append(again)
+    out = world.http.post(URL, json=roll, headers=coop.headers)
+    assert out.status_code == 200, out.text
+    body = out.json()
+    assert [m["name"] for m in body["registered"]] == ["田一", "田二", "田三"]
+    reasons = {r["item"]: r["reason"] for r in body["refused"]}
+    assert sorted(reasons) == [2, 3, 5, 6]
+    assert "entry 0" in reasons[2] and "national id" in reasons[2]
+    assert "already the wallet" in reasons[3]
+    assert "entry 0" in reasons[5] and "land reference" in reasons[5]
+    assert known["farmer_id"] in reasons[6]
+    tea = world.chain.contract("TeaTrace")
+    one, two, three = body["registered"]
+    fid, (p1, p2) = _ids(world, coop, first, "R-1", "R-2")
+    assert one["farmer_id"] == "0x" + fid.hex() and one["transaction"]
+    assert [p["plot_id"] for p in one["plots"]] == ["0x" + p1.hex(), "0x" + p2.hex()]
+    assert one["plots"][0]["label"] == "东坡" and one["plots"][1]["label"] is None
+    assert tea.functions.plot(p1).call()[:2] in ([fid, coop.address], (fid, coop.address))
+    assert two["wallet"] == wallet_org.address and two["farmer_org_id"] == wallet_org.id
+    assert tea.functions.farmer(bytes.fromhex(two["farmer_id"][2:])).call()[1] == wallet_org.address
+    assert three["plots"] == [] and three["wallet"].lower() == "0x" + "5b" * 20
+    refused_fid, _ = _ids(world, coop, refused_nid)
+    assert tea.functions.farmer(refused_fid).call()[0] == "0x" + "00" * 20  # nothing sent
+    with world.session() as session:
+        stored = session.exec(select(Farmer).where(Farmer.national_id == first)).one()
+        assert stored.id == one["member_number"] and stored.cooperative_id == coop.id
+        plots = session.exec(select(Plot).where(Plot.farmer_id == one["farmer_id"])).all()
+        assert len(plots) == 2
+        assert session.exec(select(Farmer).where(Farmer.national_id == refused_nid)).first() is None
+
+
+def test_the_same_roll_again_sends_nothing_and_refuses_each_member(world, coop):  # noqa: F811
+    roll = {"members": [{"national_id": resident_id(), "name": "周一", "plots": [_plot("S-1")]}]}
+    assert world.http.post(URL, json=roll, headers=coop.headers).status_code == 200
+    block = world.chain.w3.eth.block_number
+    again = world.http.post(URL, json=roll, headers=coop.headers)
+    assert again.status_code == 200
+    assert (
+        again.json()["registered"] == []
+        and "already registered" in again.json()["refused"][0]["reason"]
+    )
+    assert world.chain.w3.eth.block_number == block
+
+
+def test_members_already_on_chain_are_adopted_or_refused_by_whose_they_are(world, coop, other_coop):  # noqa: F811
+    mine, theirs, plot_taken = resident_id(), resident_id(), resident_id()
+    fid, (pid,) = _ids(world, coop, mine, "A-1")
+    stolen, _ = _ids(world, coop, theirs)
+    own = RecordingService(world.chain, org_account(world.settings, _org_row(world, coop)))
+    other = RecordingService(world.chain, org_account(world.settings, _org_row(world, other_coop)))
+    # A registration whose database write was lost, and one of another cooperative's that
+    # happens to carry this cooperative's pseudonym (registered outside the service).
+    own.register_farmers([FarmerRegistration(farmer=fid)])
+    own.register_plots([PlotRegistration(plot=pid, farmer=fid, area_centi_mu=220, variety=2)])
+    other.register_farmers([FarmerRegistration(farmer=stolen)])
+    roll = {
+        "members": [
+            {"national_id": mine, "name": "吴一", "plots": [_plot("A-1")]},
+            {"national_id": theirs, "name": "吴二"},
+            {"national_id": plot_taken, "name": "吴三", "plots": [_plot("A-1")]},
+        ]
+    }
+    out = world.http.post(URL, json=roll, headers=coop.headers).json()
+    (adopted,) = out["registered"]
+    assert adopted["farmer_id"] == "0x" + fid.hex() and adopted["transaction"] is None
+    assert adopted["plots"][0]["plot_id"] == "0x" + pid.hex()
+    assert adopted["plots"][0]["transaction"] is None
+    reasons = {r["item"]: r["reason"] for r in out["refused"]}
+    assert "another cooperative" in reasons[1]
+    assert "entry 0" in reasons[2]  # the land reference of entry 0's plot
+
+
+def test_a_plot_on_chain_for_another_farmer_refuses_the_member(world, coop):  # noqa: F811
+    owner, (pid,) = _ids(world, coop, resident_id(), "B-1")
+    own = RecordingService(world.chain, org_account(world.settings, _org_row(world, coop)))
+    own.register_farmers([FarmerRegistration(farmer=owner)])
+    own.register_plots([PlotRegistration(plot=pid, farmer=owner, area_centi_mu=100, variety=1)])
+    nid = resident_id()
+    roll = {"members": [{"national_id": nid, "name": "郑一", "plots": [_plot("B-1")]}]}
+    out = world.http.post(URL, json=roll, headers=coop.headers).json()
+    assert out["registered"] == [] and "another farmer" in out["refused"][0]["reason"]
+    fid, _ = _ids(world, coop, nid)
+    assert world.chain.contract("TeaTrace").functions.farmer(fid).call()[0] == "0x" + "00" * 20
+
+
+def test_a_roll_refuses_bad_bodies_keys_and_roles(world, coop):  # noqa: F811
+    member = {"national_id": resident_id(), "name": "冯一"}
+    too_many = {"members": [member] * (MAX_MEMBER_BATCH + 1)}
+    for bad in ({"members": []}, {"members": [member], "extra": 1}, too_many,
+                {"members": [{**member, "plots": [_plot("C-1", area_centi_mu=0)]}]},
+                {"members": [{**member, "national_id": "123"}]}):  # fmt: skip
+        response = world.http.post(URL, json=bad, headers=coop.headers)
+        assert response.status_code == 422, response.text
+    assert world.http.post(URL, json={"members": [member]}).status_code == 401
+    lender = world.org(Role.LENDER, "roll bank")
+    assert (
+        world.http.post(URL, json={"members": [member]}, headers=lender.headers).status_code == 403
+    )
