@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import Depends, File, Form, Request, UploadFile
@@ -21,6 +20,7 @@ from sqlmodel import Session, col, select
 from api.cooperatives import loans, members
 from api.cooperatives.labels import LABELS
 from api.cooperatives.loans import MemberLoanDetail, OrderCreate, OrderPlaced, PreviewRow
+from api.cooperatives.roll_file import RollFileOut, area_centi_mu, register_roll_file
 from api.cooperatives.schemas import FarmerCreate, FarmerPublic, PlotCreate
 from api.core.deps import ChainDep, SessionDep, SettingsDep
 from api.core.errors import ROOTS, Invalid, detail_of
@@ -380,17 +380,38 @@ def coop_member_register(
     )
 
 
+@router.post("/coop/members/upload", response_class=HTMLResponse)
+def coop_member_roll_upload(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: CoopPage,
+    file: Annotated[UploadFile, File()],
+    csrf: Csrf,
+) -> Response:
+    """Register a CSV member roll and show which members were registered and which refused."""
+    check_csrf(page, csrf)
+
+    def upload() -> RollFileOut:
+        content = file.file.read()
+        return register_roll_file(session, chain, settings, page.org, file.filename or "", content)
+
+    return answer(
+        upload,
+        lambda made: _members_page(request, session, page, roll=made),
+        lambda error, code: _members_page(request, session, page, code, roll_error=error),
+        rollback=session,
+    )
+
+
 def _plot_body(form: dict[str, str]) -> PlotCreate:
     """The plot the form describes: area in mu (two decimals)."""
+    area = area_centi_mu(form["area_mu"])
     try:
-        area = Decimal(form["area_mu"].strip()) * 100
-        if not area.is_finite() or area != area.to_integral_value() or area <= 0:
-            raise InvalidOperation(form["area_mu"])
         return PlotCreate(farmer_id=form["farmer_id"], land_reference=form["land_reference"],
-                          area_centi_mu=int(area), label=form["label"].strip() or None,
+                          area_centi_mu=area, label=form["label"].strip() or None,
                           location=form["location"].strip() or None)  # fmt: skip
-    except (InvalidOperation, OverflowError) as exc:
-        raise Invalid("面积以亩计，最多两位小数 · area in mu, at most two decimals") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         raise Invalid(f"{first['loc'][0]}: {first['msg']}") from exc

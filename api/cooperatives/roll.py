@@ -122,6 +122,8 @@ class _RollChecks:
         pids = [plot_pseudonym(self.settings, self.coop, p.land_reference) for p in body.plots]
         for pid in pids:
             _once(self.plots, pid, item, "a plot of the same land reference")
+        if len(set(pids)) < len(pids):
+            raise Invalid("two of this member's plots have the same land reference")
         self._not_stored(fid, pids)
         self._commit_keys(item, fid, pids, org.id if org else None)
         wallet = org.chain_address if org else body.wallet
@@ -130,8 +132,9 @@ class _RollChecks:
     def _not_stored(self, fid: bytes, pids: Sequence[bytes]) -> None:
         """Conflict if the member or one of its plots is in this database already."""
         key = hex32(fid)
-        if self.session.exec(select(Farmer.id).where(Farmer.farmer_id == key)).first():
-            raise Conflict(f"this person is already registered as farmer {key}")
+        number = self.session.exec(select(Farmer.id).where(Farmer.farmer_id == key)).first()
+        if number is not None:
+            raise Conflict(f"已登记为社员 {number} · already registered as member no. {number}")
         keys = [hex32(p) for p in pids]
         if keys and self.session.exec(select(Plot.id).where(col(Plot.plot_id).in_(keys))).first():
             raise Conflict("one of this member's plots is already registered")

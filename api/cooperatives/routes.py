@@ -24,7 +24,16 @@ from fastapi import (
     status,
 )
 
-from api.cooperatives import consents, harvests, loans, members, offers, products, roll
+from api.cooperatives import (
+    consents,
+    harvests,
+    loans,
+    members,
+    offers,
+    products,
+    roll,
+    roll_file,
+)
 from api.cooperatives.consents import (
     ConsentBatch,
     ConsentBatchOut,
@@ -49,6 +58,7 @@ from api.cooperatives.products import (
     ProductPublic,
 )
 from api.cooperatives.roll import MemberRoll, MemberRollOut
+from api.cooperatives.roll_file import RollFileOut
 from api.cooperatives.schemas import (
     FarmerCreate,
     FarmerPublic,
@@ -101,6 +111,25 @@ def register_member_roll(
     nothing); the rest go on chain in pipelined batches, then into the database. Sending the
     same roll again refuses the members it registered."""
     return roll.register_members(session, chain, settings, coop, body)
+
+
+@router.post("/farmers/upload", response_model=RollFileOut)
+def upload_member_roll(
+    file: Annotated[UploadFile, File(description="CSV member roll, one row per plot")],
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    coop: CoopOrg,
+) -> RollFileOut:
+    """Register a CSV member roll: one row per plot, refusals listed by line.
+
+    Columns: national_id, name, and optionally wallet, land_reference, area_mu, variety, label
+    and location (or 身份证号, 姓名, 钱包地址, 承包合同号, 面积(亩), 品种代码, 地块名称, 位置). A
+    member's further plots repeat its national id; UTF-8, UTF-16 or GBK; up to 500 members."""
+    content = file.file.read()
+    return roll_file.register_roll_file(
+        session, chain, settings, coop, file.filename or "", content
+    )
 
 
 @router.get("/farmers", response_model=Page[FarmerPublic])

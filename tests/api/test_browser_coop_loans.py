@@ -1,6 +1,7 @@
 """In headless Chromium at 390 px: a cooperative clerk pays a member's fertilizer invoice from
 the member's loan (with a confirmation step), cancels a reserved order, and pays a CSV of
-invoices by member number after checking the preview; uploading it again pays nothing twice."""
+invoices by member number after checking the preview; uploading it again pays nothing twice;
+registers a member and a plot, then a member roll from a GBK spreadsheet."""
 
 from __future__ import annotations
 
@@ -152,3 +153,21 @@ def test_clerk_registers_a_member_and_a_plot(lending):  # noqa: F811
         page.click("#confirm-yes")
         page.wait_for_selector("#errors")
         assert "already registered" in page.inner_text("#errors")
+        # a member roll from the cooperative's spreadsheet (GBK, Chinese headers)
+        first, second = resident_id(), resident_id()
+        roll = (
+            "身份证号,姓名,承包合同号,面积（亩）,地块名称\n"
+            f"{first},陈大山,R-合同-1,2.5,老屋场\n{first},,R-合同-2,1,河边\n"
+            f"{second},陈小溪,,,\n{national_id},刘小梅,,,\n"
+        )
+        files = [{"name": "名册.csv", "mimeType": "text/csv", "buffer": roll.encode("gbk")}]
+        page.set_input_files("#roll-file", files=files)
+        page.click("#roll-upload")
+        page.wait_for_selector("#roll-result")
+        assert page.inner_text("#roll-registered") == "2"
+        assert page.inner_text("#roll-plots") == "2"
+        assert f"already registered as member no. {number}" in page.inner_text("#roll-refusals")
+        assert "0x" not in page.inner_text("#roll-result")
+        members = page.inner_text("#members")
+        assert "陈大山" in members and "老屋场" in members and "陈小溪" in members
+        screenshot(page, "coop-members-roll")

@@ -1,13 +1,17 @@
-"""POST /cooperatives/farmers/batch: a member roll registered at once, each member checked as
-the single registration checks it, on anvil and on SQLite and PostgreSQL."""
+"""POST /cooperatives/farmers/batch and /farmers/upload: a member roll registered at once, as
+JSON or as a CSV file (GBK or UTF-8, Chinese or English headers), each member checked as the
+single registration checks it, on anvil and on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from api.cooperatives.identity import coop_salt
 from api.cooperatives.roll import MAX_MEMBER_BATCH
+from api.cooperatives.roll_file import area_centi_mu
 from api.core.chain import org_account
+from api.core.errors import Invalid
 from api.core.models import Farmer, Plot, Role
 from tests.api.test_cooperatives import (  # noqa: F401  (fixtures)
     Org,
@@ -51,6 +55,7 @@ def test_a_roll_registers_its_members_with_their_plots_and_refuses_each_bad_one(
             {"national_id": refused_nid, "name": "田四", "farmer_org_id": taken["farmer_org_id"]},
             {"national_id": third, "name": "田三", "wallet": "0x" + "5b" * 20},
             {"national_id": resident_id(), "name": "田五", "plots": [_plot("R-1")]},  # plot twice
+            {"national_id": resident_id(), "name": "田六", "plots": [_plot("R-9"), _plot("R-9")]},
         ]
     }  # fmt: skip
     again = {"national_id": "x", "name": "already"}
@@ -63,11 +68,12 @@ def test_a_roll_registers_its_members_with_their_plots_and_refuses_each_bad_one(
     body = out.json()
     assert [m["name"] for m in body["registered"]] == ["田一", "田二", "田三"]
     reasons = {r["item"]: r["reason"] for r in body["refused"]}
-    assert sorted(reasons) == [2, 3, 5, 6]
+    assert sorted(reasons) == [2, 3, 5, 6, 7]
     assert "entry 0" in reasons[2] and "national id" in reasons[2]
     assert "already the wallet" in reasons[3]
     assert "entry 0" in reasons[5] and "land reference" in reasons[5]
-    assert known["farmer_id"] in reasons[6]
+    assert "same land reference" in reasons[6]
+    assert f"already registered as member no. {known['member_number']}" in reasons[7]
     tea = world.chain.contract("TeaTrace")
     one, two, three = body["registered"]
     fid, (p1, p2) = _ids(world, coop, first, "R-1", "R-2")
@@ -155,3 +161,90 @@ def test_a_roll_refuses_bad_bodies_keys_and_roles(world, coop):  # noqa: F811
     assert (
         world.http.post(URL, json={"members": [member]}, headers=lender.headers).status_code == 403
     )
+
+
+# ------------------------------------------------------------------------------ roll files
+
+UPLOAD = "/cooperatives/farmers/upload"
+
+
+def _upload(w: World, org: Org, text: str, encoding: str = "utf-8", name: str = "roll.csv"):
+    files = {"file": (name, text.encode(encoding), "text/csv")}
+    return w.http.post(UPLOAD, files=files, headers=org.headers)
+
+
+def test_a_gbk_roll_file_registers_by_member_and_refuses_by_line(world, coop):  # noqa: F811
+    known = world.farmer(coop)
+    with world.session() as session:
+        row = session.exec(select(Farmer).where(Farmer.farmer_id == known["farmer_id"])).one()
+        known_nid = row.national_id
+    a, b, c, d, e = (resident_id() for _ in range(5))
+    text = (
+        "身份证号,姓名,承包合同号,面积（亩）,地块名称,位置\n"
+        f"{a},黄一,F-1,2.5,东坡,龙凤镇\n"
+        f"{a},,F-2,1.25,,\n"  # the same member's second plot; the name may be left out
+        f"{b},黄二,,,,\n"  # no plot yet
+        f"{c},黄三,F-3,abc,,\n"  # the area is not a number
+        f"{d},黄四,,2,,\n"  # plot details without a land reference
+        f"{e},黄五,F-4,1,,\n"
+        f"{e},黄六,F-5,1,,\n"  # another name for the same resident id
+        f"{known_nid},{row.name},F-6,1,,\n"  # registered already
+        ",,,,,\n"  # blank lines are skipped
+    )
+    out = _upload(world, coop, text, "gbk")
+    assert out.status_code == 200, out.text
+    body = out.json()
+    assert [m["name"] for m in body["registered"]] == ["黄一", "黄二"]
+    first = body["registered"][0]
+    assert [p["label"] for p in first["plots"]] == ["东坡", None]
+    assert [p["area_centi_mu"] for p in first["plots"]] == [250, 125]
+    refused = {r["line"]: r["reason"] for r in body["refused"]}
+    assert sorted(refused) == [5, 6, 7, 9]
+    assert "area in mu" in refused[5] and "line 5" in refused[5]
+    assert "without a land reference" in refused[6]
+    assert "line 8" in refused[7] and "another name" in refused[7]
+    assert "already registered" in refused[9]
+    tea = world.chain.contract("TeaTrace")
+    fid, (_, p2) = _ids(world, coop, a, "F-1", "F-2")
+    assert tea.functions.plot(p2).call()[0] == fid
+    blocked, _ = _ids(world, coop, c)
+    assert tea.functions.farmer(blocked).call()[0] == "0x" + "00" * 20
+    again = _upload(world, coop, text, "gbk").json()
+    assert again["registered"] == [] and len(again["refused"]) == 6
+
+
+def test_english_headers_utf8_and_wallets_read_the_same(world, coop):  # noqa: F811
+    nid = resident_id()
+    header = "national_id,name,wallet,land_reference,area_mu,variety\n"
+    text = header + f"{nid},Li Lei,0x{'5c' * 20},E-1,3,7\n"
+    out = _upload(world, coop, "\ufeff" + text)
+    assert out.status_code == 200, out.text
+    assert len(out.json()["registered"]) == 1, out.text
+    (member,) = out.json()["registered"]
+    assert member["wallet"].lower() == "0x" + "5c" * 20 and member["plots"][0]["variety"] == 7
+
+
+def test_roll_files_with_wrong_columns_or_contents_are_refused_whole(world, coop):  # noqa: F811
+    nid = resident_id()
+    for text, reason in (
+        (f"身份证号,姓名,电话\n{nid},x,138\n", "unknown columns: 电话"),
+        (f"身份证号,name,姓名\n{nid},x,x\n", "columns given twice: name"),
+        ("姓名\nx\n", "missing columns: national_id"),
+        ("身份证号,姓名\n", "1 to"),
+    ):
+        refused = _upload(world, coop, text)
+        assert refused.status_code == 422 and reason in refused.text, refused.text
+    binary = world.http.post(UPLOAD, files={"file": ("roll.csv", b"\x00\x01PK", "text/csv")},
+                             headers=coop.headers)  # fmt: skip
+    assert binary.status_code == 422 and "not a text file" in binary.text
+    many = "身份证号,姓名\n" + "".join(f"{resident_id()},x\n" for _ in range(MAX_MEMBER_BATCH + 1))
+    assert "at most 500 members" in _upload(world, coop, many).text
+    extra = _upload(world, coop, f"身份证号,姓名\n{resident_id()},x,surprise\n").json()
+    assert "beyond the header" in extra["refused"][0]["reason"]
+
+
+def test_areas_are_mu_with_two_decimals_at_most() -> None:
+    assert area_centi_mu("2.5") == 250 and area_centi_mu(" 0.01 ") == 1
+    for bad in ("0", "-1", "0.001", "abc", "NaN", "Infinity", "1e999999999", "", "42949673"):
+        with pytest.raises(Invalid):
+            area_centi_mu(bad)
