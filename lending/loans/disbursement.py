@@ -20,6 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import IntEnum
 from types import MappingProxyType
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
@@ -457,6 +458,10 @@ def _loan_issued(factory: Contract, receipt: TxReceipt) -> tuple[int, str]:
     return int(args["loanId"]), str(args["escrow"])
 
 
+_BINDINGS_OF: WeakKeyDictionary[ChainClient, dict[str, tuple[str, str]]] = WeakKeyDictionary()
+"""The payment token and merchant registry of each LoanFactory, by client and factory address."""
+
+
 class LoanDesk:
     """A lender's, farmer's or cooperative's handle on the loan contracts of one factory."""
 
@@ -466,19 +471,21 @@ class LoanDesk:
             self.factory = client.contract(LOAN_FACTORY, factory)
         else:
             self.factory = client.contract(factory)
-        token, registry = self.factory.functions.bindings().call()
+        # Immutable in the factory: asked once per client and factory, not on every request.
+        known = _BINDINGS_OF.setdefault(client, {})
+        if self.factory.address not in known:
+            known[self.factory.address] = self.factory.functions.bindings().call()
+        token, registry = known[self.factory.address]
         self.token = client.contract(PAYMENT_TOKEN, token)
         self.registry_address = str(registry)
-        self._escrows: dict[str, Contract] = {}
         self._escrow_events: EventDecoder | None = None
 
     # -------------------------------------------------------------- contracts
 
     def escrow(self, address: str) -> Contract:
-        """The LoanEscrow clone at `address` (one handle per address: building one takes ms)."""
-        if address not in self._escrows:
-            self._escrows[address] = self.client.contract(LOAN_ESCROW, address)
-        return self._escrows[address]
+        """The LoanEscrow clone at `address`, from the client's bounded cache (building one takes
+        ms; each holds about 240 KiB, so a desk that kept every escrow it met grew without end)."""
+        return self.client.contract(LOAN_ESCROW, address)
 
     def predict_escrow(self, terms: EscrowTerms) -> str:
         """Where `terms` will be issued (CREATE2: lender, farmer id, schedule hash)."""
@@ -491,12 +498,19 @@ class LoanDesk:
 
     def acceptance_nonce(self, farmer_id: bytes) -> int:
         """The nonce the farmer's next acceptance must carry."""
-        return int(self.factory.functions.acceptanceNonce(farmer_id).call())
+        return int(self._view("acceptanceNonce", farmer_id))
 
     def acceptance_epoch(self, farmer_id: bytes) -> int:
         """The farmer's wallet epoch in TeaTrace, which the acceptance signs: a signature made
         before a wallet change never validates after it, even if the old wallet comes back."""
-        return int(self.factory.functions.acceptanceEpoch(farmer_id).call())
+        return int(self._view("acceptanceEpoch", farmer_id))
+
+    def _view(self, name: str, *args: Any) -> Any:
+        """The factory's view `name` (one output) through chain.views: web3's call path cost
+        milliseconds of Python a call, and a farmer's acceptance reads these several times."""
+        return read_many(
+            self.client.w3, [(self.factory.address, view(self.factory.abi, name), args)]
+        )[0][0]
 
     def acceptance_deadline(self, ttl: int = ACCEPTANCE_TTL) -> int:
         """A signature deadline `ttl` seconds after the chain's latest block (not the server's)."""
