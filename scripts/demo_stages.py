@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,8 +77,8 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-def tree_rss(root: int) -> int:
-    """Resident bytes of a process and all its descendants."""
+def tree_rss(root: int, apart: Collection[int] = ()) -> int:
+    """Resident bytes of a process and its descendants, leaving out the trees of `apart`."""
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
@@ -86,8 +87,15 @@ def tree_rss(root: int) -> int:
             total += int(fields[1]) * PAGE_SIZE
         except OSError:
             continue
-        todo += _children(pid)
+        todo += [c for c in _children(pid) if c not in apart]
     return total
+
+
+def trees_rss(roots: dict[str, int]) -> dict[str, int]:
+    """Each root's tree without the other roots' trees: the demo starts the node and the
+    service, so its own tree holds both, and a sum of whole trees counted them twice."""
+    others = set(roots.values())
+    return {name: tree_rss(pid, others - {pid}) for name, pid in roots.items()}
 
 
 def _service_pids(data_dir: Path) -> dict[str, int]:
@@ -124,7 +132,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> tuple[Watch, int]:
     while demo.poll() is None:
         now = time.monotonic()
         roots = {"demo": demo.pid} | _service_pids(data_dir)
-        watch.see_memory({name: tree_rss(pid) for name, pid in roots.items()})
+        watch.see_memory(trees_rss(roots))
         watch.see_status(_status(status_file), now)
         if watch.first_page is None:
             try:

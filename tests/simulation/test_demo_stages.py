@@ -69,6 +69,11 @@ def test_the_memory_of_a_process_tree_counts_its_children() -> None:
                 break
             subprocess.run(["sleep", "0.05"], check=True)
         assert stages.tree_rss(os.getpid()) >= stages.tree_rss(child.pid) > 60 << 20
+        # The child is another root (as the node and the service the demo starts): not twice.
+        apart = stages.trees_rss({"parent": os.getpid(), "child": child.pid})
+        assert apart["child"] > 60 << 20 and apart["parent"] < stages.tree_rss(os.getpid())
+        whole = stages.tree_rss(os.getpid())  # read apart from the rest: the sizes move a little
+        assert abs(whole - apart["parent"] - apart["child"]) < 16 << 20
     finally:
         child.kill()
         child.wait()
