@@ -415,8 +415,11 @@ class GanacheNode(ProcessNode):
 
 PRUNED_STATES = 128
 """Block states anvil keeps in memory: deeper than the indexer's reorg window (64) and the
-reorg tests' 50-block anvil_rollback; eth_call at older blocks fails (revert replay reads the
-block before a failed transaction's, always among them)."""
+reorg tests' 50-block anvil_rollback and the reorg of 20 after it (64 states are too few for
+those); eth_call at older blocks fails (revert replay reads the block before a failed
+transaction's, always among them). Each state is a whole copy of the chain's storage, and they
+are most of anvil's memory: on the saved chain of a 3,000-farmer demo, 160 more blocks took
+anvil from 1.0 to 2.54 GiB keeping 128 states, 1.78 keeping 64, 1.10 keeping 8."""
 
 
 class AnvilNode(ProcessNode):
