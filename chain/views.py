@@ -59,9 +59,24 @@ class View:
         return tuple(_checksummed(t, v) for t, v in zip(self.outputs, values, strict=True))
 
 
+MAX_ABIS = 256  # ABI lists remembered by identity (a handful of artifacts in practice)
+_BY_ABI: dict[int, tuple[Sequence[dict[str, Any]], dict[str, View]]] = {}
+
+
 def view(abi: Sequence[dict[str, Any]], name: str) -> View:
-    """The View of function `name` in `abi` (its first overload)."""
-    return _view(tuple(_key(e) for e in abi if e.get("type") == "function"), name)
+    """The View of function `name` in `abi` (its first overload). Remembered per ABI list: the
+    artifacts' lists live as long as the process, and reading every entry's types on each call
+    cost more than the call's encoding."""
+    known = _BY_ABI.get(id(abi))
+    if known is None or known[0] is not abi:  # the list is kept, so its id is never reused
+        if len(_BY_ABI) >= MAX_ABIS:
+            _BY_ABI.clear()
+        known = _BY_ABI[id(abi)] = (abi, {})
+    found = known[1].get(name)
+    if found is None:
+        functions = tuple(_key(e) for e in abi if e.get("type") == "function")
+        found = known[1][name] = _view(functions, name)
+    return found
 
 
 def _key(entry: dict[str, Any]) -> tuple[str, tuple[str, ...], tuple[str, ...]]:

@@ -462,6 +462,13 @@ _BINDINGS_OF: WeakKeyDictionary[ChainClient, dict[str, tuple[str, str]]] = WeakK
 """The payment token and merchant registry of each LoanFactory, by client and factory address."""
 
 
+def _read(client: ChainClient, contract: Contract, name: str, *args: Any) -> Any:
+    """The one output of a view of `contract`, through chain.views: web3's call path cost
+    milliseconds of Python a call, and every row of an order file, a farmer's acceptance and
+    the repayments read these."""
+    return read_many(client.w3, [(contract.address, view(contract.abi, name), args)])[0][0]
+
+
 class LoanDesk:
     """A lender's, farmer's or cooperative's handle on the loan contracts of one factory."""
 
@@ -506,11 +513,8 @@ class LoanDesk:
         return int(self._view("acceptanceEpoch", farmer_id))
 
     def _view(self, name: str, *args: Any) -> Any:
-        """The factory's view `name` (one output) through chain.views: web3's call path cost
-        milliseconds of Python a call, and a farmer's acceptance reads these several times."""
-        return read_many(
-            self.client.w3, [(self.factory.address, view(self.factory.abi, name), args)]
-        )[0][0]
+        """The factory's view `name` (its one output)."""
+        return _read(self.client, self.factory, name, *args)
 
     def acceptance_deadline(self, ttl: int = ACCEPTANCE_TTL) -> int:
         """A signature deadline `ttl` seconds after the chain's latest block (not the server's)."""
@@ -584,14 +588,14 @@ class LoanDesk:
 
     def active_loan_of(self, farmer_id: bytes) -> str | None:
         """The farmer's open loan escrow, or None."""
-        address = self.factory.functions.activeLoanOf(farmer_id).call()
+        address = self._view("activeLoanOf", farmer_id)
         return None if int(address, 16) == 0 else str(address)
 
     # -------------------------------------------------------------- the payment token
 
     def balance_of(self, holder: str) -> int:
         """The holder's payment-token balance (fen)."""
-        return int(self.token.functions.balanceOf(to_checksum_address(holder)).call())
+        return int(_read(self.client, self.token, "balanceOf", to_checksum_address(holder)))
 
     def allowance(self, owner: str, spender: str) -> int:
         """What `spender` may pull from `owner` (fen)."""
@@ -697,11 +701,12 @@ class LoanDesk:
 
     def invoice_used(self, escrow: str, invoice_hash: bytes) -> bool:
         """True if the escrow already took an order for this invoice (its idempotency key)."""
-        return bool(self.escrow(escrow).functions.invoiceUsed(invoice_hash).call())
+        return bool(_read(self.client, self.escrow(escrow), "invoiceUsed", invoice_hash))
 
     def budget(self, escrow: str, category: str | bytes) -> tuple[int, int]:
         """A category's budget and what orders committed of it (fen; 0, 0 if none)."""
-        budget, committed = self.escrow(escrow).functions.budgetOf(category_id(category)).call()
+        found = _read(self.client, self.escrow(escrow), "budgetOf", category_id(category))
+        budget, committed = found  # the Budget struct
         return int(budget), int(committed)
 
     def order_call(
