@@ -12,10 +12,10 @@ import binascii
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, File, Form, Request, UploadFile
+from fastapi import Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from api.cooperatives import loans, members
 from api.cooperatives.labels import LABELS
@@ -30,7 +30,7 @@ from api.core.pages import answer, page_router
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import templates
-from api.core.types import mask_national_id
+from api.core.types import MAX_ROW_ID, mask_national_id
 from chain.client import ChainClient
 from lending.loans.contracts import MERCHANT_CATEGORIES
 
@@ -278,26 +278,48 @@ def coop_orders_send(
 # ------------------------------------------------------------------------------------ members
 
 
+MEMBERS_PER_PAGE = 100
+"""Members a page of /coop/members shows: a cooperative of Enshi's size has tens of thousands."""
+
+
 def _wallet_choices(session: Session) -> list[Organisation]:
     """Farmer organisations not yet any member's wallet (the farmer's own login and wallet)."""
-    taken = {f.wallet_org_id for f in session.exec(select(Farmer)).all() if f.wallet_org_id}
-    query = select(Organisation).where(Organisation.role == Role.FARMER)
-    return [o for o in session.exec(query).all() if o.active and o.id not in taken]
+    taken = select(Farmer.wallet_org_id).where(col(Farmer.wallet_org_id).is_not(None))
+    query = select(Organisation).where(
+        Organisation.role == Role.FARMER, col(Organisation.id).not_in(taken)
+    )
+    return [o for o in session.exec(query).all() if o.active]
 
 
 def _members_page(request: Request, session: Session, page: PageSession, code: int = 200,
-                  **extra: Any) -> HTMLResponse:  # fmt: skip
-    """Members with their member numbers and plots, and the registration forms."""
+                  at: int = 1, **extra: Any) -> HTMLResponse:  # fmt: skip
+    """One page of members with their member numbers and plots, and the registration forms."""
+    mine = Farmer.cooperative_id == page.org.id
+    total = session.exec(select(func.count()).select_from(Farmer).where(mine)).one()
+    pages = max(1, -(-total // MEMBERS_PER_PAGE))
+    at = min(at, pages)
     members = session.exec(
-        select(Farmer).where(Farmer.cooperative_id == page.org.id).order_by(col(Farmer.id))
-    ).all()
-    plots = session.exec(select(Plot).where(Plot.cooperative_id == page.org.id)).all()
+        select(Farmer).where(mine).order_by(col(Farmer.id))
+        .offset((at - 1) * MEMBERS_PER_PAGE).limit(MEMBERS_PER_PAGE)
+    ).all()  # fmt: skip
+    ids = [m.farmer_id for m in members]
+    plots = session.exec(select(Plot).where(col(Plot.farmer_id).in_(ids))).all() if ids else []
     by_farmer: dict[str, list[Plot]] = {}
     for plot in plots:
         by_farmer.setdefault(plot.farmer_id, []).append(plot)
     context = {"members": [FarmerPublic.of(m) for m in members], "plots": by_farmer,
-               "wallets": _wallet_choices(session), "form": {}, "errors": [], **extra}  # fmt: skip
+               "wallets": _wallet_choices(session), "form": {}, "errors": [],
+               "page_no": at, "pages": pages, "total": total, **extra}  # fmt: skip
     return _render(request, page, "coop_members.html", code, **context)
+
+
+def _page_of(session: Session, coop: Organisation, member: int) -> int:
+    """The members page that shows member number `member` (its place among the members)."""
+    before = session.exec(
+        select(func.count()).select_from(Farmer)
+        .where(Farmer.cooperative_id == coop.id, col(Farmer.id) < member)
+    ).one()  # fmt: skip
+    return before // MEMBERS_PER_PAGE + 1
 
 
 def _members_failed(
@@ -308,9 +330,17 @@ def _members_failed(
 
 
 @router.get("/coop/members", response_class=HTMLResponse)
-def coop_members(request: Request, session: SessionDep, page: CoopPage) -> HTMLResponse:
-    """Members (number, name, plots); register a member or a plot (社员)."""
-    return _members_page(request, session, page)
+def coop_members(
+    request: Request,
+    session: SessionDep,
+    page: CoopPage,
+    at: Annotated[int, Query(alias="page", ge=1, le=MAX_ROW_ID)] = 1,
+    member: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
+) -> HTMLResponse:
+    """Members (number, name, plots) a hundred a page; register a member or a plot (社员)."""
+    if member is not None:
+        at = _page_of(session, page.org, member)
+    return _members_page(request, session, page, at=at, found=member)
 
 
 def _farmer_body(form: dict[str, str]) -> FarmerCreate:

@@ -171,3 +171,21 @@ def test_clerk_registers_a_member_and_a_plot(lending):  # noqa: F811
         members = page.inner_text("#members")
         assert "陈大山" in members and "老屋场" in members and "陈小溪" in members
         screenshot(page, "coop-members-roll")
+        # a hundred more: the list goes to a second page, and the box finds a member's page
+        many = "身份证号,姓名\n" + "".join(f"{resident_id()},社员{i}\n" for i in range(100))
+        files = [{"name": "名册2.csv", "mimeType": "text/csv", "buffer": many.encode("gbk")}]
+        page.set_input_files("#roll-file", files=files)
+        page.click("#roll-upload")
+        page.wait_for_selector("#roll-result")
+        assert page.inner_text("#roll-registered") == "100"
+        assert "page 1 of 2" in page.inner_text("#members-count")
+        page.click("#next-page")
+        page.wait_for_selector("#prev-page")
+        assert page.locator("#members .member").count() == 3
+        screenshot(page, "coop-members-page-2")
+        assert "陈大山" not in page.inner_text("#members")  # on the first page
+        page.fill("#find-no", str(int(number) + 1))  # 陈大山, entered right after 刘小梅
+        page.click("#find")
+        page.wait_for_selector("#found-member")
+        assert "陈大山" in page.inner_text("#found-member")
+        screenshot(page, "coop-members-found")

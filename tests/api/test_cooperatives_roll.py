@@ -16,6 +16,7 @@ from api.core.models import Farmer, Plot, Role
 from tests.api.test_cooperatives import (  # noqa: F401  (fixtures)
     Org,
     World,
+    _login,
     _org_row,
     coop,
     other_coop,
@@ -248,3 +249,24 @@ def test_areas_are_mu_with_two_decimals_at_most() -> None:
     for bad in ("0", "-1", "0.001", "abc", "NaN", "Infinity", "1e999999999", "", "42949673"):
         with pytest.raises(Invalid):
             area_centi_mu(bad)
+
+
+def test_the_members_page_shows_a_hundred_a_page_and_finds_a_member_by_number(world):  # noqa: F811
+    big = world.org(Role.COOPERATIVE, "大合作社 big roll coop")
+    roll = {"members": [{"national_id": resident_id(), "name": f"社员{i}"} for i in range(101)]}
+    out = world.http.post(URL, json=roll, headers=big.headers)
+    assert out.status_code == 200 and len(out.json()["registered"]) == 101, out.text
+    numbers = [m["member_number"] for m in out.json()["registered"]]
+    page = _login(world, big)
+    first = page.get("/coop/members").text
+    assert first.count('class="card member') == 100 and "page 1 of 2" in first
+    assert 'id="next-page"' in first and 'id="prev-page"' not in first
+    second = page.get("/coop/members?page=2").text
+    assert second.count('class="card member') == 1 and f'data-member="{numbers[-1]}"' in second
+    found = page.get(f"/coop/members?member={numbers[-1]}").text
+    assert "page 2 of 2" in found and 'id="found-member"' in found
+    assert "page 2 of 2" in page.get("/coop/members?page=99").text  # past the end: the last
+    assert page.get("/coop/members?member=abc").status_code == 422
+    other = world.farmer(world.org(Role.COOPERATIVE, "另一个合作社"))["member_number"]
+    assert 'id="not-found"' in page.get(f"/coop/members?member={other}").text
+    assert 'id="not-found"' not in found
