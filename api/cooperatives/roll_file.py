@@ -50,6 +50,8 @@ COLUMNS = {
 }  # fmt: skip
 """Accepted headers and the field each one fills."""
 REQUIRED = ("national_id", "name")
+MEMBER_FIELDS = ("name", "wallet")
+"""Fields of the member, not of a plot: the same on each of its rows, where they are given."""
 MAX_ROWS = MAX_MEMBER_BATCH * 4
 EXTRA = "_extra"  # a row's mark: it has values in no named column
 
@@ -141,12 +143,19 @@ def _members(rows: list[tuple[int, dict[str, str]]]) -> list[_Member]:
     """Rows grouped by member (national id as typed, normalised), in the file's order."""
     found: dict[str, _Member] = {}
     for line, fields in rows:
-        key = normalize_national_id(fields.get("national_id", ""))
+        # A row without a resident id is a member of its own (refused by the id's check).
+        key = normalize_national_id(fields.get("national_id", "")) or f"line {line}"
         member = found.get(key)
         if member is None:
-            member = found[key] = _Member(line, fields)
-        elif fields.get("name") and fields["name"] != member.fields.get("name"):
-            member.error = member.error or f"line {line}: another name for the same national id"
+            member = found[key] = _Member(line, dict(fields))
+        for name in MEMBER_FIELDS:  # given once, on any of the member's rows, or the same again
+            value, known = fields.get(name), member.fields.get(name)
+            if value and not known:
+                member.fields[name] = value
+            elif value and value != known:
+                member.error = (
+                    member.error or f"line {line}: another {name} for the same national id"
+                )
         if EXTRA in fields:
             member.error = member.error or f"line {line}: {fields[EXTRA]}"
         if fields.get("land_reference"):

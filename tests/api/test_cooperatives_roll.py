@@ -191,6 +191,7 @@ def test_a_gbk_roll_file_registers_by_member_and_refuses_by_line(world, coop):  
         f"{e},黄六,F-5,1,,\n"  # another name for the same resident id
         f"{known_nid},{row.name},F-6,1,,\n"  # registered already
         ",,,,,\n"  # blank lines are skipped
+        ",黄七,,,,\n,黄八,,,,\n"  # no resident id: each row refused alone
     )
     out = _upload(world, coop, text, "gbk")
     assert out.status_code == 200, out.text
@@ -200,7 +201,8 @@ def test_a_gbk_roll_file_registers_by_member_and_refuses_by_line(world, coop):  
     assert [p["label"] for p in first["plots"]] == ["东坡", None]
     assert [p["area_centi_mu"] for p in first["plots"]] == [250, 125]
     refused = {r["line"]: r["reason"] for r in body["refused"]}
-    assert sorted(refused) == [5, 6, 7, 9]
+    assert sorted(refused) == [5, 6, 7, 9, 11, 12]
+    assert "national_id" in refused[11] and "national_id" in refused[12]
     assert "area in mu" in refused[5] and "line 5" in refused[5]
     assert "without a land reference" in refused[6]
     assert "line 8" in refused[7] and "another name" in refused[7]
@@ -211,7 +213,7 @@ def test_a_gbk_roll_file_registers_by_member_and_refuses_by_line(world, coop):  
     blocked, _ = _ids(world, coop, c)
     assert tea.functions.farmer(blocked).call()[0] == "0x" + "00" * 20
     again = _upload(world, coop, text, "gbk").json()
-    assert again["registered"] == [] and len(again["refused"]) == 6
+    assert again["registered"] == [] and len(again["refused"]) == 8
 
 
 def test_english_headers_utf8_and_wallets_read_the_same(world, coop):  # noqa: F811
