@@ -130,6 +130,12 @@ def read_many(
     return [v.decode(r) for (_, v, _), r in zip(calls, raw, strict=True)]  # type: ignore[arg-type]
 
 
+def read_one(w3: Web3, address: str, abi: Sequence[dict[str, Any]], name: str, *args: Any) -> Any:
+    """The one output of view `name` of the contract at `address` (read_many of one call):
+    web3's call path cost milliseconds of Python a call."""
+    return read_many(w3, [(address, view(abi, name), args)])[0][0]
+
+
 def try_many(
     w3: Web3, sender: str, calls: Sequence[tuple[str, View, tuple[Any, ...]]]
 ) -> list[tuple[Any, ...] | None]:

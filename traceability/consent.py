@@ -28,7 +28,7 @@ from chain.errors import ContractRevertError
 from chain.events import EventReader
 from chain.rpc import RpcError
 from chain.sender import Sender
-from chain.views import read_many, view
+from chain.views import read_one
 from traceability import contracts
 from traceability.errors import TraceabilityError, domain_error
 from traceability.models import Address, Bytes32
@@ -132,9 +132,8 @@ class ConsentService:
         return int(self._read("nonces", _ADDRESS.validate_python(wallet)))
 
     def _read(self, function: str, *args: Any) -> Any:
-        """One view of the registry, through chain.views (web3's call costs ms of Python)."""
-        call = (self.contract.address, view(self.contract.abi, function), args)
-        return read_many(self.client.w3, [call])[0][0]
+        """One view of the registry (chain.views.read_one)."""
+        return read_one(self.client.w3, self.contract.address, self.contract.abi, function, *args)
 
     def wallet_epoch(self, farmer: bytes | str) -> int:
         """The farmer's wallet epoch in the TeaTrace this registry reads."""

@@ -14,7 +14,7 @@ from web3.contract import Contract
 from chain.client import ChainClient
 from chain.deploy import Deployment
 from chain.errors import DeploymentError
-from chain.views import read_many, view
+from chain.views import read_many, read_one, view
 from traceability.errors import NotDeployedError, register_roles
 
 TEA_TRACE = "TeaTrace"
@@ -127,7 +127,7 @@ def farmer_records(
 def wallet_epoch(client: ChainClient, farmer: bytes, contract: Contract | None = None) -> int:
     """`TeaTrace.walletEpoch(id)`: how many times the farmer's wallet was changed."""
     tea = contract if contract is not None else tea_trace(client)
-    return int(read_many(client.w3, [(tea.address, view(tea.abi, "walletEpoch"), (farmer,))])[0][0])
+    return int(read_one(client.w3, tea.address, tea.abi, "walletEpoch", farmer))
 
 
 class PlotRecord(NamedTuple):

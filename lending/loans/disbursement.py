@@ -38,7 +38,7 @@ from chain.eip712 import typed_data
 from chain.errors import ContractRevertError
 from chain.events import EventDecoder, EventReader, event_decoder
 from chain.sender import PendingTx, Sender
-from chain.views import read_many, view
+from chain.views import read_many, read_one, view
 from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, PAYMENT_TOKEN
 from lending.loans.errors import (
     LoanTermsError,
@@ -463,10 +463,9 @@ _BINDINGS_OF: WeakKeyDictionary[ChainClient, dict[str, tuple[str, str]]] = WeakK
 
 
 def _read(client: ChainClient, contract: Contract, name: str, *args: Any) -> Any:
-    """The one output of a view of `contract`, through chain.views: web3's call path cost
-    milliseconds of Python a call, and every row of an order file, a farmer's acceptance and
-    the repayments read these."""
-    return read_many(client.w3, [(contract.address, view(contract.abi, name), args)])[0][0]
+    """The one output of a view of `contract` (chain.views.read_one): every row of an order
+    file, a farmer's acceptance and the repayments read these."""
+    return read_one(client.w3, contract.address, contract.abi, name, *args)
 
 
 class LoanDesk:
