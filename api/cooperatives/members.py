@@ -35,7 +35,7 @@ from traceability.models import FarmerRegistration, PlotRegistration
 # ------------------------------------------------------------------------------------ farmers
 
 
-def _farmer_row(session: Session, farmer: str) -> Farmer | None:
+def farmer_row(session: Session, farmer: str) -> Farmer | None:
     """The stored farmer with this 0x pseudonym."""
     return session.exec(select(Farmer).where(Farmer.farmer_id == farmer)).first()
 
@@ -44,7 +44,7 @@ def own_farmer(session: Session, chain: ChainClient, coop: Organisation, farmer:
     """The cooperative's own member: 422 malformed, 403 another's, 404 unknown."""
     fid = parse_id(farmer, "farmer")
     key = hex32(fid)
-    row = _farmer_row(session, key)
+    row = farmer_row(session, key)
     if row is not None:
         if row.cooperative_id != coop.id:
             raise Forbidden(f"farmer {key} is a member of another cooperative")
@@ -81,7 +81,7 @@ def register_farmer(
     """Register a member on chain by pseudonym, then keep its personal data here."""
     fid = farmer_pseudonym(settings, coop, body.national_id)
     key = hex32(fid)
-    if _farmer_row(session, key) is not None:
+    if farmer_row(session, key) is not None:
         raise Conflict(f"this person is already registered as farmer {key}")
     linked_org = wallet_org(session, body)
     wallet = linked_org.chain_address if linked_org else body.wallet

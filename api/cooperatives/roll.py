@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.cooperatives.identity import farmer_pseudonym, plot_pseudonym
-from api.cooperatives.members import plot_label, plot_registration, wallet_org
+from api.cooperatives.members import farmer_row, plot_label, plot_registration, wallet_org
 from api.cooperatives.schemas import (
     FarmerCreate,
     FarmerPublic,
@@ -131,10 +131,9 @@ class _RollChecks:
 
     def _not_stored(self, fid: bytes, pids: Sequence[bytes]) -> None:
         """Conflict if the member or one of its plots is in this database already."""
-        key = hex32(fid)
-        number = self.session.exec(select(Farmer.id).where(Farmer.farmer_id == key)).first()
-        if number is not None:
-            raise Conflict(f"已登记为社员 {number} · already registered as member no. {number}")
+        row = farmer_row(self.session, hex32(fid))
+        if row is not None:
+            raise Conflict(f"已登记为社员 {row.id} · already registered as member no. {row.id}")
         keys = [hex32(p) for p in pids]
         if keys and self.session.exec(select(Plot.id).where(col(Plot.plot_id).in_(keys))).first():
             raise Conflict("one of this member's plots is already registered")
