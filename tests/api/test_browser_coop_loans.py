@@ -189,3 +189,14 @@ def test_clerk_registers_a_member_and_a_plot(lending):  # noqa: F811
         page.wait_for_selector("#found-member")
         assert "陈大山" in page.inner_text("#found-member")
         screenshot(page, "coop-members-found")
+        # the same at a desktop's width: the roll's refusals and the second page
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.goto(base + "/coop/members?page=2")
+        page.wait_for_selector("#prev-page")
+        screenshot(page, "coop-members-page-2-1280")
+        files = [{"name": "名册.csv", "mimeType": "text/csv", "buffer": roll.encode("gbk")}]
+        page.set_input_files("#roll-file", files=files)
+        page.click("#roll-upload")
+        page.wait_for_selector("#roll-result")
+        assert page.inner_text("#roll-refused") == "3"  # all three registered already
+        screenshot(page, "coop-members-roll-1280")
