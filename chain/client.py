@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -15,10 +16,11 @@ from chain.accounts import dev_accounts, load_keystore
 from chain.compiler import Artifacts, compile_contracts
 from chain.config import ChainSettings
 from chain.deploy import Deployment, DeploymentRegistry, deploy
-from chain.errors import KeystoreError
+from chain.errors import ContractRevertError, KeystoreError
 from chain.nodes import Node, make_node
 from chain.revert import RevertDecoder, revert_data
 from chain.sender import Sender
+from chain.views import refusals, rpc_of
 
 BOUND_CONTRACTS = 4_096
 """Address-bound contract objects a client keeps (the least recently used go first)."""
@@ -130,3 +132,25 @@ class ChainClient:
             if data is None:
                 raise
             raise self.decoder.decode(data) from exc
+
+    def check_calls(
+        self, fns: Sequence[ContractFunction], sender: str
+    ) -> list[ContractRevertError | None]:
+        """check_call of many calls at once: None where the chain would take a call, the
+        contract's decoded error where it would refuse it. Over HTTP in JSON-RPC batches (web3's
+        call path cost milliseconds of Python each), elsewhere one by one."""
+        rpc = rpc_of(self.w3)
+        if rpc is None:
+            return [self._refusal(fn, sender) for fn in fns]
+        frm = Web3.to_checksum_address(sender)
+        payloads = [[{"from": frm, "to": fn.address, "data": fn._encode_transaction_data()},
+                     "latest"] for fn in fns]  # fmt: skip
+        return [None if d is None else self.decoder.decode(d) for d in refusals(rpc, payloads)]
+
+    def _refusal(self, fn: ContractFunction, sender: str) -> ContractRevertError | None:
+        """check_call of one call: its decoded error, or None if the chain would take it."""
+        try:
+            self.check_call(fn, sender)
+        except ContractRevertError as exc:
+            return exc
+        return None

@@ -112,10 +112,15 @@ def _eth_tester_output(arg: object) -> bytes | None:
 def _own_revert_data(exc: BaseException) -> bytes | None:
     """Revert data on one exception: web3's `.data`, or eth-tester's raw bytes argument."""
     data = getattr(exc, "data", None)
-    if isinstance(data, dict):
-        data = data.get("data") or data.get("result")  # ganache puts it under "result"
     if data is None and exc.args:
         data = _eth_tester_output(exc.args[0])
+    return _data_bytes(data)
+
+
+def _data_bytes(data: object) -> bytes | None:
+    """Revert bytes from an error's `data` (bytes, 0x-hex, or ganache's object), else None."""
+    if isinstance(data, dict):
+        data = data.get("data") or data.get("result")  # ganache puts it under "result"
     if isinstance(data, bytes):
         return data
     if isinstance(data, str) and data.startswith("0x"):
@@ -124,3 +129,13 @@ def _own_revert_data(exc: BaseException) -> bytes | None:
         except ValueError:
             return None
     return None
+
+
+def reply_revert_data(error: dict[str, Any]) -> bytes | None:
+    """Revert data of a JSON-RPC error reply to an eth_call; b"" for a revert that gave no
+    reason, None for an error that is not a revert (the node's own failure: ganache reports
+    running out of gas with empty data too, and only its message tells them apart)."""
+    found = _data_bytes(error.get("data"))
+    if found:
+        return found
+    return b"" if "revert" in str(error.get("message", "")).lower() else None

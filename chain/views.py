@@ -23,6 +23,7 @@ from eth_utils.abi import get_abi_input_types, get_abi_output_types
 from web3 import HTTPProvider, Web3
 
 from chain.errors import ChainError
+from chain.revert import reply_revert_data
 from chain.rpc import JsonRpc, LogQueryError
 
 READ_BATCH = 500
@@ -153,7 +154,7 @@ def try_many(
 def _eth_calls(w3: Web3, payloads: list[list[Any]], *, tolerant: bool) -> list[bytes | None]:
     """Raw results of eth_calls: JSON-RPC batches over HTTP, else one by one through web3.
     `tolerant`: a call that fails gives None; otherwise it raises."""
-    rpc = _rpc(w3)
+    rpc = rpc_of(w3)
     if rpc is None:
         return [_one_call(w3, p, tolerant) for p in payloads]
     out: list[bytes | None] = []
@@ -167,6 +168,24 @@ def _eth_calls(w3: Web3, payloads: list[list[Any]], *, tolerant: bool) -> list[b
             if "error" in reply and not tolerant:
                 raise ViewReadError(f"a batched view call failed: {reply['error']}")
             out.append(None if "error" in reply else bytes.fromhex(reply["result"][2:]))
+    return out
+
+
+def refusals(rpc: JsonRpc, payloads: Sequence[list[Any]]) -> list[bytes | None]:
+    """Each eth_call's revert data where the contract would refuse it, None where it would
+    not: JSON-RPC batches of READ_BATCH. An error that is not a revert raises ViewReadError."""
+    out: list[bytes | None] = []
+    for start in range(0, len(payloads), READ_BATCH):
+        try:
+            replies = rpc.batch_replies("eth_call", payloads[start : start + READ_BATCH])
+        except LogQueryError as exc:
+            raise ViewReadError(f"a batched check failed: {exc}") from exc
+        for reply in replies:
+            error = reply.get("error")
+            data = None if error is None else reply_revert_data(error)
+            if error is not None and data is None:
+                raise ViewReadError(f"a batched check failed: {error.get('message', error)}")
+            out.append(data)
     return out
 
 
@@ -186,7 +205,7 @@ def _rpc_for(url: str) -> JsonRpc:
     return JsonRpc(url)
 
 
-def _rpc(w3: Web3) -> JsonRpc | None:
+def rpc_of(w3: Web3) -> JsonRpc | None:
     """The raw JSON-RPC client of an HTTP provider, else None."""
     provider = w3.provider
     if isinstance(provider, HTTPProvider) and provider.endpoint_uri:

@@ -33,7 +33,8 @@ from api.core.settings import ApiSettings
 from api.core.types import Id32, Int, RowId
 from chain.client import ChainClient
 from chain.clock import chain_now
-from lending.loans.errors import translate_reverts
+from chain.errors import ContractRevertError
+from lending.loans.errors import from_revert, translate_reverts
 from traceability.consent import SIGNATURE_TTL, ConsentService
 from traceability.contracts import farmer_record
 
@@ -100,6 +101,7 @@ def relay_consent(
     """Relay a member's wallet-signed consent (checked by eth_call first; you pay the gas)."""
     member = MemberConsent(farmer_id=parse_id(farmer, "farmer"), **body.model_dump())
     farmer_id, lender, fn = _checked(session, ConsentService(chain), coop, member)
+    check_call(chain, fn, coop.chain_address)
     with translate_reverts():
         receipt = org_sender(chain, settings, coop).transact(fn)
     return _granted(session, _Relay(0, farmer_id, lender, body.expires_at, fn), receipt)
@@ -149,42 +151,66 @@ def _checked(
     session: Session, consent: ConsentService, coop: Organisation, body: MemberConsent
 ) -> tuple[str, Organisation, ContractFunction]:
     """The member's id, the lender and the relay call of one signed consent, checked as the
-    single relay checks it (the eth_call included)."""
+    single relay checks it (all but the eth_call, which the caller makes)."""
     row = own_farmer(session, consent.client, coop, "0x" + body.farmer_id.hex())
     lender = find_organisation(session, body.lender_org_id, {Role.LENDER}, "lender")
     signature = bytes.fromhex(body.signature[2:])
     fn = consent.relay_grant_call(
         body.farmer_id, lender.chain_address, body.expires_at, body.deadline, signature
     )
-    check_call(consent.client, fn, coop.chain_address)
     return row.farmer_id, lender, fn
 
 
 class _BatchChecks:
-    """A batch's consents checked one by one, each against the chain and the batch's earlier
-    ones: a wallet's signatures that pass the eth_call all carry its current nonce, so only
-    the first of them can be relayed."""
+    """A batch's consents checked against the chain (the relays' eth_calls in one batch) and
+    each against the batch's earlier ones: a wallet's signatures that pass the eth_call all
+    carry its current nonce, so only the first of them can be relayed."""
 
     def __init__(self, session: Session, chain: ChainClient, coop: Organisation) -> None:
         self.session, self.chain, self.coop = session, chain, coop
         self.consent = ConsentService(chain)
         self.wallets: dict[str, int] = {}
 
-    def check(self, item: int, consent: MemberConsent) -> _Relay | ConsentRefused:
-        """The consent ready to relay, or refused with the reason."""
+    def check_all(self, consents: list[MemberConsent]) -> list[_Relay | ConsentRefused]:
+        """Each consent ready to relay, or refused with the reason, in the batch's order."""
+        firsts = [self._first(item, consent) for item, consent in enumerate(consents)]
+        relays = [f for f in firsts if isinstance(f, tuple)]
+        calls = [relay.call for relay, _ in relays]
+        errors = iter(self.chain.check_calls(calls, self.coop.chain_address))
+        return [
+            f if isinstance(f, ConsentRefused) else self._then(*f, next(errors)) for f in firsts
+        ]
+
+    def _first(self, item: int, consent: MemberConsent) -> tuple[_Relay, str] | ConsentRefused:
+        """The relay and the member's wallet, or why not: every check before the eth_call."""
         try:
             farmer_id, lender, fn = _checked(self.session, self.consent, self.coop, consent)
             wallet = _wallet(self.chain, consent.farmer_id).lower()
+        except ROOTS as exc:
+            return _refused(item, consent.farmer_id, exc)
+        return _Relay(item, farmer_id, lender, consent.expires_at, fn), wallet
+
+    def _then(
+        self, relay: _Relay, wallet: str, error: ContractRevertError | None
+    ) -> _Relay | ConsentRefused:
+        """The relay after its eth_call and the batch's earlier ones, or why not."""
+        try:
+            if error is not None:
+                raise from_revert(error) from error
             if wallet in self.wallets:
                 raise Invalid(
                     f"item {self.wallets[wallet]} of this batch was signed by the same wallet "
                     "with the same nonce: relay this one after it, from a new request"
                 )
         except ROOTS as exc:
-            farmer = "0x" + consent.farmer_id.hex()
-            return ConsentRefused(item=item, farmer_id=farmer, reason=refusal(exc))
-        self.wallets[wallet] = item
-        return _Relay(item, farmer_id, lender, consent.expires_at, fn)
+            return _refused(relay.item, bytes.fromhex(relay.farmer_id[2:]), exc)
+        self.wallets[wallet] = relay.item
+        return relay
+
+
+def _refused(item: int, farmer_id: bytes, exc: Exception) -> ConsentRefused:
+    """A consent of the batch refused, with the reason."""
+    return ConsentRefused(item=item, farmer_id="0x" + farmer_id.hex(), reason=refusal(exc))
 
 
 def _granted(session: Session, relay: _Relay, receipt: object) -> ConsentChanged:
@@ -211,7 +237,7 @@ def relay_consents(
     """Relay many members' wallet-signed consents: each checked first (a refused one sends
     nothing), then the rest sent back to back; one that fails on chain is listed with its reason."""
     checks = _BatchChecks(session, chain, coop)
-    outcomes = [checks.check(item, consent) for item, consent in enumerate(body.consents)]
+    outcomes = checks.check_all(body.consents)
     ready = [o for o in outcomes if isinstance(o, _Relay)]
     refused = [o for o in outcomes if isinstance(o, ConsentRefused)]
     granted: list[ConsentChanged] = []

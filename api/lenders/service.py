@@ -54,6 +54,7 @@ from lending.credit.store import CreditStore
 from lending.errors import LendingError, ProfileDataError
 from lending.loans.contracts import LENDER_ROLE
 from lending.loans.disbursement import ConfirmationMode, IssuedLoan, LoanDesk, LoanState
+from lending.loans.errors import from_revert
 from lending.loans.gas import MINT_GAS, issue_gas
 from lending.loans.offers import (
     OfferExistsError,
@@ -439,19 +440,25 @@ def issue_loan(
     except Exception:
         desk.approve_factory(sender, 0)  # leave no allowance behind
         raise
-    return _recorded_issue(engine, desk, org, offer, issued)
+    digest = desk.acceptance_of(issued.escrow)[0]
+    return _recorded_issue(engine, desk, org, offer, issued, digest)
 
 
 def _recorded_issue(
-    engine: Engine, desk: LoanDesk, org: Organisation, offer: StoredOffer, issued: IssuedLoan
+    engine: Engine,
+    desk: LoanDesk,
+    org: Organisation,
+    offer: StoredOffer,
+    issued: IssuedLoan,
+    digest: bytes,
 ) -> LoanIssuedPublic:
-    """Record an issued loan with its offer; the loan as the lender's API shows it."""
+    """Record an issued loan with its offer; the loan as the lender's API shows it, with the
+    acceptance digest its escrow stored."""
     terms = offer.terms
     stored = OfferStore(engine).record_issue(
         offer.offer_id, issued.escrow, issued.loan_id, issued.tx_hash
     )
     record = own_decision(engine, org, offer.decision_id)
-    digest, _, _ = desk.acceptance_of(issued.escrow)
     return LoanIssuedPublic(
         decision_id=stored.decision_id,
         loan_id=issued.loan_id,
@@ -528,13 +535,15 @@ def issue_loans(
     except Exception:
         desk.approve_factory(sender, 0)  # leave no allowance behind
         raise
+    loans: list[tuple[StoredOffer, IssuedLoan]] = []
     for offer, tx in zip(ready, pending, strict=True):
         try:
-            loan = desk.issued_by(sender, tx)
+            loans.append((offer, desk.issued_by(sender, tx)))
         except LendingError as exc:
             refused.append(IssueRefused(offer_id=offer.offer_id, reason=f"failed on chain: {exc}"))
-            continue
-        issued.append(_recorded_issue(engine, desk, org, offer, loan))
+    accepted = desk.acceptances_of([loan.escrow for _, loan in loans])
+    for (offer, loan), (digest, _, _) in zip(loans, accepted, strict=True):
+        issued.append(_recorded_issue(engine, desk, org, offer, loan, digest))
     if len(issued) < len(ready):
         desk.approve_factory(sender, 0)  # what the failed ones would have pulled
     return IssueBatchOut(issued=issued, refused=refused)
@@ -553,24 +562,39 @@ def _send_issues(desk: LoanDesk, sender: Sender, ready: list[StoredOffer]) -> li
 def _ready_to_issue(
     engine: Engine, chain: ChainClient, desk: LoanDesk, org: Organisation, offer_ids: list[str]
 ) -> tuple[list[StoredOffer], list[IssueRefused]]:
-    """The offers that pass every check before sending (an eth_call of each issue included),
-    and the others with the reason."""
+    """The offers that pass every check before sending (an eth_call of each issue included,
+    all of them in one batch), and the others with the reason, in the batch's order."""
+    checked = [_checked_offer(engine, chain, desk, org, i) for i in dict.fromkeys(offer_ids)]
+    offers = [c for c in checked if isinstance(c, StoredOffer)]
+    calls = [desk.issue_call(o.terms, o.acceptance, fund=False) for o in offers]  # type: ignore[arg-type]
+    errors = dict(zip(map(id, offers), chain.check_calls(calls, org.chain_address), strict=True))
     ready: list[StoredOffer] = []
     refused: list[IssueRefused] = []
     farmers: set[bytes] = set()
-    for offer_id in dict.fromkeys(offer_ids):
-        try:
-            offer = own_offer(engine, org, offer_id)
-            _check_before_sending(engine, chain, desk, org, offer)
-            if offer.terms.farmer_id in farmers:
-                raise Conflict("another offer in this batch lends to the same farmer")
-            desk.check_issue(offer.terms, offer.acceptance, offer.terms.lender)  # type: ignore[arg-type]
-        except (ApiError, LendingError) as exc:
-            refused.append(IssueRefused(offer_id=offer_id, reason=str(exc)))
-            continue
-        farmers.add(offer.terms.farmer_id)
-        ready.append(offer)
+    for item in checked:
+        if isinstance(item, IssueRefused):
+            refused.append(item)
+        elif item.terms.farmer_id in farmers:
+            reason = "another offer in this batch lends to the same farmer"
+            refused.append(IssueRefused(offer_id=item.offer_id, reason=reason))
+        elif (error := errors[id(item)]) is not None:
+            refused.append(IssueRefused(offer_id=item.offer_id, reason=str(from_revert(error))))
+        else:
+            farmers.add(item.terms.farmer_id)
+            ready.append(item)
     return ready, refused
+
+
+def _checked_offer(
+    engine: Engine, chain: ChainClient, desk: LoanDesk, org: Organisation, offer_id: str
+) -> StoredOffer | IssueRefused:
+    """The offer if it passes the checks made before the issue's eth_call, else why not."""
+    try:
+        offer = own_offer(engine, org, offer_id)
+        _check_before_sending(engine, chain, desk, org, offer)
+    except (ApiError, LendingError) as exc:
+        return IssueRefused(offer_id=offer_id, reason=str(exc))
+    return offer
 
 
 def loan_public(state: LoanState) -> LoanPublic:

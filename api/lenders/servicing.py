@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from web3.contract.contract import ContractFunction
 
 from api.core.chain import loan_desk, org_sender
-from api.core.errors import ROOTS, Conflict, Invalid, detail_of, refusal
+from api.core.errors import ROOTS, Conflict, detail_of, refusal
 from api.core.models import Organisation
 from api.core.settings import ApiSettings
 from api.lenders.portfolio import (
@@ -39,7 +39,7 @@ from chain.clock import chain_now
 from chain.views import try_many, view
 from lending.loans.contracts import LOAN_ESCROW
 from lending.loans.disbursement import LoanState, LoanStatus
-from lending.loans.errors import translate_reverts
+from lending.loans.errors import translate_reverts, translated
 
 MAX_SERVICE_BATCH = 200
 """Loans one batch services: its transactions fit in a few blocks."""
@@ -90,29 +90,77 @@ class _Ready:
     call: ContractFunction
 
 
-def _check(
-    chain: ChainClient, org: Organisation, action: Action, escrow: str, seen: set[str]
-) -> _Ready | ServiceRefused:
-    """One loan of the batch ready to send, or refused with the reason."""
+@dataclass(frozen=True)
+class _Candidate:
+    """A loan of the batch that passed the checks before its eth_call."""
+
+    state: LoanState
+    call: ContractFunction
+
+
+def _candidate_for(
+    chain: ChainClient, org: Organisation, action: Action, escrow: str
+) -> _Candidate | ServiceRefused:
+    """One loan of the batch with its call, or refused with the reason."""
     try:
         desk, state = own_state(chain, org, escrow)
-        if state.escrow.lower() in seen:
-            raise Invalid(f"loan #{state.loan_id} is listed twice in this batch")
-        call = action_call(desk, action, state.escrow)
-        check_action(chain, state, call)
+        return _Candidate(state, action_call(desk, action, state.escrow))
     except ROOTS as exc:
         return ServiceRefused(escrow=escrow, reason=refusal(exc))
-    seen.add(state.escrow.lower())
-    return _Ready(state.escrow, call)
+
+
+def _errors(
+    chain: ChainClient, action: Action, candidates: list[_Candidate]
+) -> list[Exception | None]:
+    """Each candidate's eth_call as its lender: the error that refuses it, or None. One batch,
+    but for a refresh, which also needs what the call returns."""
+    if action is Action.REFRESH or not candidates:
+        return [_error_of(chain, c) for c in candidates]
+    lender = candidates[0].state.lender  # own_state: every loan here is this lender's
+    return [None if e is None else translated(e) for e in chain.check_calls(
+        [c.call for c in candidates], lender)]  # fmt: skip
+
+
+def _error_of(chain: ChainClient, candidate: _Candidate) -> Exception | None:
+    """check_action's refusal of one candidate, or None."""
+    try:
+        check_action(chain, candidate.state, candidate.call)
+    except ROOTS as exc:
+        return exc
+    return None
+
+
+def _checked(
+    chain: ChainClient, org: Organisation, action: Action, escrows: list[str]
+) -> list[_Ready | ServiceRefused]:
+    """Each loan of the batch ready to send, or refused with the reason, in the batch's order
+    (a loan listed twice is refused the second time)."""
+    firsts = [_candidate_for(chain, org, action, escrow) for escrow in escrows]
+    candidates = [f for f in firsts if isinstance(f, _Candidate)]
+    errors = dict(zip(map(id, candidates), _errors(chain, action, candidates), strict=True))
+    seen: set[str] = set()
+    out: list[_Ready | ServiceRefused] = []
+    for escrow, first in zip(escrows, firsts, strict=True):
+        if isinstance(first, ServiceRefused):
+            out.append(first)
+        elif (key := first.state.escrow.lower()) in seen:
+            reason = f"loan #{first.state.loan_id} is listed twice in this batch"
+            out.append(ServiceRefused(escrow=escrow, reason=reason))
+        elif (error := errors[id(first)]) is not None:
+            out.append(ServiceRefused(escrow=escrow, reason=refusal(error)))
+        else:
+            seen.add(key)
+            out.append(_Ready(first.state.escrow, first.call))
+    return out
 
 
 def service_loans(
     chain: ChainClient, settings: ApiSettings, org: Organisation, body: ServiceBatch
 ) -> ServiceBatchOut:
-    """Send one action to many of your loans: each checked first (a refused one sends nothing),
-    the rest back to back; one that fails on chain is listed with its named error."""
-    seen: set[str] = set()
-    checked = [_check(chain, org, body.action, escrow, seen) for escrow in body.escrows]
+    """Send one action to many of your loans: each checked first (the eth_calls in one batch;
+    a refused loan sends nothing), the rest back to back; one that fails on chain is listed
+    with its named error."""
+    checked = _checked(chain, org, body.action, body.escrows)
     ready = [c for c in checked if isinstance(c, _Ready)]
     refused = [c for c in checked if isinstance(c, ServiceRefused)]
     serviced: list[LoanPublic] = []

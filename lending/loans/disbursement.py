@@ -582,8 +582,13 @@ class LoanDesk:
 
     def acceptance_of(self, escrow: str) -> tuple[bytes, bytes, int]:
         """(digest the farmer signed, disclosure hash, APR bps) stored in the escrow."""
-        digest, disclosure, apr = self.escrow(escrow).functions.acceptance().call()
-        return bytes(digest), bytes(disclosure), int(apr)
+        return self.acceptances_of([escrow])[0]
+
+    def acceptances_of(self, escrows: Sequence[str]) -> list[tuple[bytes, bytes, int]]:
+        """acceptance_of each escrow, read in JSON-RPC batches."""
+        fn = view(self.client.artifacts[LOAN_ESCROW].abi, "acceptance")
+        found = read_many(self.client.w3, [(to_checksum_address(e), fn, ()) for e in escrows])
+        return [(bytes(digest), bytes(disclosure), int(apr)) for digest, disclosure, apr in found]
 
     def active_loan_of(self, farmer_id: bytes) -> str | None:
         """The farmer's open loan escrow, or None."""

@@ -472,6 +472,14 @@ def from_revert(exc: ContractRevertError) -> ContractRuleError:
     return cls(exc.name, exc.args_by_name)
 
 
+def translated(exc: ContractRevertError) -> ContractRuleError:
+    """from_revert with the decoded revert as its cause, as translate_reverts raises it (a
+    batch's checks return their reverts instead of raising them)."""
+    rule = from_revert(exc)
+    rule.__cause__ = exc
+    return rule
+
+
 @contextmanager
 def translate_reverts() -> Iterator[None]:
     """Re-raise decoded contract reverts as named lending errors (the original as __cause__)."""

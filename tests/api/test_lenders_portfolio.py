@@ -150,6 +150,8 @@ def test_a_loans_full_history_is_its_lenders_only(lending, spent):  # noqa: F811
     assert http.get(url).status_code == 401
     nobody = "/lenders/loans/0x" + "12" * 20 + "/history"
     assert http.get(nobody, headers=headers).status_code == 404
+    factory = LoanDesk(lending.world.chain).factory.address  # a contract, not an escrow
+    assert http.get(f"/lenders/loans/{factory}/history", headers=headers).status_code == 404
 
 
 def _login(lending: Lending, key: str) -> TestClient:  # noqa: F811

@@ -4,7 +4,7 @@ from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector as selector
 
 from chain.errors import ContractRevertError, revert_class
-from chain.revert import RevertDecoder, revert_data
+from chain.revert import RevertDecoder, reply_revert_data, revert_data
 
 ABI = [
     {
@@ -74,3 +74,13 @@ def test_eth_tester_text_whose_payload_contains_b_quote():
     """The repr starts at the first b'…; a `b'` inside the payload must not be taken instead."""
     payload = b"\x12\x34b'\x00" + b"\x00" * 32
     assert revert_data(ValueError(f"execution reverted: {payload!r}")) == payload
+
+
+def test_error_replies_to_eth_call_tell_a_revert_from_a_node_failure():
+    """anvil's and ganache's error replies, as seen from a batch of eth_calls."""
+    vm = "VM Exception while processing transaction: "
+    anvil = {"code": 3, "message": "execution reverted: custom error", "data": "0x2e0ee2b9"}
+    assert reply_revert_data(anvil) == bytes.fromhex("2e0ee2b9")
+    assert reply_revert_data({"code": -32000, "message": vm + "revert", "data": "0x"}) == b""
+    assert reply_revert_data({"code": -32000, "message": vm + "out of gas", "data": "0x"}) is None
+    assert reply_revert_data({"code": -32000, "message": "intrinsic gas too high"}) is None
