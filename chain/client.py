@@ -20,7 +20,7 @@ from chain.errors import ContractRevertError, KeystoreError
 from chain.nodes import Node, make_node
 from chain.revert import RevertDecoder, revert_data
 from chain.sender import Sender
-from chain.views import refusals, rpc_of
+from chain.views import call_data, refusals, rpc_of
 
 BOUND_CONTRACTS = 4_096
 """Address-bound contract objects a client keeps (the least recently used go first)."""
@@ -134,17 +134,21 @@ class ChainClient:
             raise self.decoder.decode(data) from exc
 
     def check_calls(
-        self, fns: Sequence[ContractFunction], sender: str
+        self, fns: Sequence[ContractFunction], sender: str | Sequence[str]
     ) -> list[ContractRevertError | None]:
-        """check_call of many calls at once: None where the chain would take a call, the
-        contract's decoded error where it would refuse it. Over HTTP in JSON-RPC batches (web3's
-        call path cost milliseconds of Python each), elsewhere one by one."""
+        """check_call of many calls at once, from one sender or each from its own: None where
+        the chain would take a call, the contract's decoded error where it would refuse it.
+        Over HTTP in JSON-RPC batches (web3's call path cost milliseconds of Python each),
+        elsewhere one by one."""
+        senders = [sender] * len(fns) if isinstance(sender, str) else list(sender)
+        if len(senders) != len(fns):
+            raise ValueError(f"{len(fns)} calls but {len(senders)} senders")
         rpc = rpc_of(self.w3)
         if rpc is None:
-            return [self._refusal(fn, sender) for fn in fns]
-        frm = Web3.to_checksum_address(sender)
-        payloads = [[{"from": frm, "to": fn.address, "data": fn._encode_transaction_data()},
-                     "latest"] for fn in fns]  # fmt: skip
+            return [self._refusal(fn, by) for fn, by in zip(fns, senders, strict=True)]
+        payloads = [[{"from": Web3.to_checksum_address(by), "to": fn.address,
+                      "data": call_data(fn)}, "latest"]
+                    for fn, by in zip(fns, senders, strict=True)]  # fmt: skip
         return [None if d is None else self.decoder.decode(d) for d in refusals(rpc, payloads)]
 
     def _refusal(self, fn: ContractFunction, sender: str) -> ContractRevertError | None:

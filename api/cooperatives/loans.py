@@ -44,6 +44,7 @@ from api.core.settings import ApiSettings
 from api.core.types import MAX_FEN, Int, Text
 from chain.client import ChainClient
 from chain.clock import chain_now
+from chain.errors import ContractRevertError
 from chain.sender import Sender
 from lending.loans.contracts import MERCHANT_CATEGORIES
 from lending.loans.disbursement import (
@@ -53,6 +54,7 @@ from lending.loans.disbursement import (
     OrderStatus,
     category_id,
 )
+from lending.loans.errors import translated
 from lending.loans.history import LoanHistory, OrderLine, days_past_due, loan_history
 from lending.loans.invoices import invoice_hash
 from lending.loans.offers import OfferStore
@@ -496,9 +498,19 @@ class _Ready:
     call: ContractFunction
 
 
+@dataclass
+class _Candidate:
+    """A row past the checks that need neither the file's earlier rows nor its eth_call."""
+
+    ready: _Ready
+    key: bytes
+    category: str
+
+
 class _FileChecks:
-    """An order file's rows checked one by one, each against the chain and the file's earlier
-    rows (an invoice ordered twice, budgets the file's own orders use up)."""
+    """An order file's rows checked against the chain (their eth_calls in one batch) and each
+    against the file's earlier rows (an invoice ordered twice, budgets the file's own orders
+    use up), in the file's order."""
 
     def __init__(
         self, session: Session, chain: ChainClient, settings: ApiSettings, coop: Organisation
@@ -510,8 +522,18 @@ class _FileChecks:
         self.invoices: dict[tuple[str, bytes], int] = {}
         self.planned: dict[tuple[str, bytes], int] = {}
 
-    def check(self, number: int, raw: dict[str, str]) -> OrderRow | _Ready:
-        """The row ready to send, or done: a duplicate, or refused with the reason."""
+    def check_all(self, raws: Sequence[tuple[int, dict[str, str]]]) -> list[OrderRow | _Ready]:
+        """Each numbered row ready to send, or done: a duplicate, or refused with the reason."""
+        firsts = [self.check(number, raw) for number, raw in raws]
+        candidates = [f for f in firsts if isinstance(f, _Candidate)]
+        calls = [c.ready.call for c in candidates]
+        senders = [c.ready.sender.address for c in candidates]
+        errors = iter(self.chain.check_calls(calls, senders))
+        return [self._then(f, next(errors)) if isinstance(f, _Candidate) else f for f in firsts]
+
+    def check(self, number: int, raw: dict[str, str]) -> OrderRow | _Candidate:
+        """The row past the checks of its own, or done: a duplicate, or refused with the
+        reason."""
         member, invoice = (raw.get("member") or "").strip(), (raw.get("invoice") or "").strip()
         row = OrderRow(row=number, outcome="error", member=member, invoice=invoice)
         try:
@@ -533,8 +555,8 @@ class _FileChecks:
             self.loans[member.id] = (state, _signer(self.session, self.coop, member, state))
         return self.loans[member.id]
 
-    def _ready(self, row: OrderRow, raw: dict[str, str]) -> OrderRow | _Ready:
-        """Every check of one row, in the order a clerk would fix them."""
+    def _ready(self, row: OrderRow, raw: dict[str, str]) -> OrderRow | _Candidate:
+        """The checks of one row on its own, in the order a clerk would fix them."""
         state, signer = self._loan(_member_of(self.session, self.coop, row.member))
         body = OrderCreate(
             merchant=raw.get("merchant") or "",
@@ -549,17 +571,29 @@ class _FileChecks:
             row.outcome = "duplicate"
             row.order_id = _existing(self.session, self.desk, escrow, key).order_id
             return row
-        if (escrow, key) in self.invoices:
-            raise Invalid(f"row {self.invoices[escrow, key]} of this file orders the same invoice")
-        slot = (escrow, category_id(category))
-        if slot in self.planned:  # the eth_call below checks a first order on a budget
-            self._check_budget(escrow, category, body.amount_fen + self.planned[slot])
         sender = self._sender(signer)
         call = self.desk.order_call(escrow, merchant, category, body.amount_fen, key)
-        self.desk.check_order(call, sender.address)
+        return _Candidate(_Ready(row, escrow, sender, call), key, category)
+
+    def _then(self, candidate: _Candidate, error: ContractRevertError | None) -> OrderRow | _Ready:
+        """The row against the file's earlier rows, then its eth_call's verdict."""
+        ready, key, category = candidate.ready, candidate.key, candidate.category
+        row, escrow, amount = ready.row, ready.escrow, ready.row.amount_fen or 0
+        slot = (escrow, category_id(category))
+        try:
+            if (escrow, key) in self.invoices:
+                raise Invalid(f"row {self.invoices[escrow, key]} of this file orders the same "
+                              "invoice")  # fmt: skip
+            if slot in self.planned:  # the eth_call checks a first order on a budget
+                self._check_budget(escrow, category, amount + self.planned[slot])
+            if error is not None:
+                raise translated(error)
+        except ROOTS as exc:
+            row.reason = refusal(exc)
+            return row
         self.invoices[escrow, key] = row.row
-        self.planned[slot] = self.planned.get(slot, 0) + body.amount_fen
-        return _Ready(row, escrow, sender, call)
+        self.planned[slot] = self.planned.get(slot, 0) + amount
+        return ready
 
     def _sender(self, signer: _Signer) -> Sender:
         """The signer's sender, its gas checked (and in development given) once a file."""
@@ -614,7 +648,7 @@ def order_rows(
     """Order numbered rows (columns CSV_COLUMNS): every row checked first (a refused one sends
     nothing), then the orders sent back to back and their receipts read together."""
     checks = _FileChecks(session, chain, settings, coop)
-    outcomes = [checks.check(number, raw) for number, raw in raws]
+    outcomes = checks.check_all(raws)
     _send_ready(checks.desk, [o for o in outcomes if isinstance(o, _Ready)])
     rows = [o.row if isinstance(o, _Ready) else o for o in outcomes]
     return OrderBatch(

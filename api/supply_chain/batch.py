@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlmodel import col
 from web3.contract.contract import ContractFunction
 
-from api.core.chain import check_call, loan_desk, org_sender
+from api.core.chain import loan_desk, org_sender
 from api.core.errors import ROOTS, Conflict, detail_of
 from api.core.ids import hex32, same_address, tx_hex
 from api.core.indexed import indexed_read
@@ -35,7 +35,9 @@ from api.supply_chain.settlement import settlement_desk
 from chain.client import ChainClient
 from chain.errors import ContractRevertError
 from chain.sender import PendingTx, Sender
+from chain.views import read_many, view
 from indexer.models import Harvest, LotProduced, LotSource
+from lending.loans.errors import translated
 from lending.loans.gas import commit_gas, settle_gas
 from lending.loans.settlement import FarmerShare, SettlementDesk, normalize_shares, shares_hash
 from traceability import contracts
@@ -159,6 +161,24 @@ def _send_all(
     return out
 
 
+def _taken(
+    chain: ChainClient,
+    org: Organisation,
+    planned: list[tuple[bytes, ContractFunction, int | None]],
+    outcomes: dict[bytes, LotOutcome],
+) -> list[tuple[bytes, ContractFunction, int | None]]:
+    """The planned calls the chain would take from you (their eth_calls in one batch); each
+    other one's lot refused in `outcomes` with the contract's reason."""
+    errors = chain.check_calls([fn for _, fn, _ in planned], org.chain_address)
+    taken = []
+    for item, error in zip(planned, errors, strict=True):
+        if error is None:
+            taken.append(item)
+        else:
+            outcomes[item[0]] = _refused(item[0], detail_of(translated(error)))
+    return taken
+
+
 def _batch(ordered: list[bytes], outcomes: dict[bytes, LotOutcome]) -> BatchOut:
     """The outcomes in request order, with their counts."""
     lots = [outcomes[lot] for lot in dict.fromkeys(ordered)]
@@ -181,6 +201,7 @@ def commit_lots(
             outcomes[lot] = _plan_commit(desk, org, lot, found.get(lot), planned)
         except ROOTS as exc:
             outcomes[lot] = _refused(lot, detail_of(exc))
+    planned = _taken(chain, org, planned, outcomes)
     for result in _send_all(org_sender(chain, settings, org), planned):
         outcomes[bytes.fromhex(result.lot[2:])] = result
     return _batch(body.lots, outcomes)
@@ -188,7 +209,8 @@ def commit_lots(
 
 def _plan_commit(desk: SettlementDesk, org: Organisation, lot: bytes, known: _Indexed | None,
                  planned: list) -> LotOutcome:  # fmt: skip
-    """Check one lot's commit and add it to `planned`; its outcome if nothing is to be sent."""
+    """Check one lot's commit (but for its eth_call) and add it to `planned`; its outcome if
+    nothing is to be sent."""
     if known is None:
         raise Conflict("the index has not read this lot (yet): try again in a moment")
     if not same_address("0x" + known.maker.hex(), org.chain_address):
@@ -197,7 +219,6 @@ def _plan_commit(desk: SettlementDesk, org: Organisation, lot: bytes, known: _In
     if stored.shares_hash == shares_hash(known.shares):
         return LotOutcome(lot=hex32(lot), outcome=Outcome.ALREADY)
     fn = desk.commit_shares_call(lot, known.data_hash, known.shares)
-    check_call(desk.client, fn, org.chain_address)
     planned.append((lot, fn, commit_gas(len(known.shares))))
     return LotOutcome(lot=hex32(lot), outcome=Outcome.REFUSED, reason="not sent")
 
@@ -235,8 +256,10 @@ def _may_settle(
     """None if the lot is to be paid; its outcome (already paid) otherwise; refusals raise."""
     if known is None:
         raise Conflict("the index has not read this lot (yet): try again in a moment")
-    trace = contracts.deployed(desk.client, contracts.TEA_TRACE).functions
-    holder, bought = trace.lot(lot).call()[0], trace.boughtBy(lot).call()
+    trace = contracts.deployed(desk.client, contracts.TEA_TRACE)
+    reads = [(trace.address, view(trace.abi, name), (lot,)) for name in ("lot", "boughtBy")]
+    (record,), (bought,) = read_many(desk.client.w3, reads)
+    holder = record[0]
     if not any(same_address(org.chain_address, who) for who in (holder, bought)):
         raise Conflict("only the lot's holder or first buyer pays for it")
     stored = desk.commitment(lot)
@@ -260,18 +283,17 @@ def _pay(chain: ChainClient, settings: ApiSettings, org: Organisation, desk: Set
     approve = desk.token.functions.approve
     sender.transact(approve(desk.contract.address, total))  # the checks below spend from it
     try:
+        calls = [(s.lot, desk.settle_sale_call(s.lot, s.amount_fen, found[s.lot].shares), None)
+                 for s in to_pay]  # fmt: skip
+        taken = _taken(chain, org, calls, outcomes)
+        farmers = {x.farmer_id for lot, _, _ in taken for x in found[lot].shares}
+        open_loans = dict(zip(farmers, loans.active_loans_of(list(farmers)), strict=True))
         planned: list[tuple[bytes, ContractFunction, int | None]] = []
-        for sale in to_pay:
-            shares = found[sale.lot].shares
-            fn = desk.settle_sale_call(sale.lot, sale.amount_fen, shares)
-            try:
-                check_call(chain, fn, org.chain_address)
-            except ROOTS as exc:
-                outcomes[sale.lot] = _refused(sale.lot, detail_of(exc))
-                continue
+        for lot, fn, _ in taken:
+            shares = found[lot].shares
             # A farmer with an open loan (of any season) takes the costlier repaying path.
-            owing = sum(1 for x in shares if loans.active_loan_of(x.farmer_id) is not None)
-            planned.append((sale.lot, fn, settle_gas(len(shares), owing)))
+            owing = sum(1 for x in shares if open_loans[x.farmer_id] is not None)
+            planned.append((lot, fn, settle_gas(len(shares), owing)))
         for result in _send_all(sender, planned):
             outcomes[bytes.fromhex(result.lot[2:])] = result
     finally:

@@ -592,8 +592,13 @@ class LoanDesk:
 
     def active_loan_of(self, farmer_id: bytes) -> str | None:
         """The farmer's open loan escrow, or None."""
-        address = self._view("activeLoanOf", farmer_id)
-        return None if int(address, 16) == 0 else str(address)
+        return self.active_loans_of([farmer_id])[0]
+
+    def active_loans_of(self, farmer_ids: Sequence[bytes]) -> list[str | None]:
+        """Each farmer's open loan escrow, or None, read in JSON-RPC batches."""
+        fn = view(self.factory.abi, "activeLoanOf")
+        found = read_many(self.client.w3, [(self.factory.address, fn, (f,)) for f in farmer_ids])
+        return [None if int(address, 16) == 0 else str(address) for (address,) in found]
 
     # -------------------------------------------------------------- the payment token
 
@@ -742,11 +747,6 @@ class LoanDesk:
         fn = self.order_call(escrow, merchant, category, amount_fen, invoice_hash)
         with translate_reverts():
             return by.send(fn, gas=gas or ORDER_GAS, preflight=gas is None)
-
-    def check_order(self, call: ContractFunction, by: str) -> None:
-        """eth_call an order_call from `by`: the named error if the escrow would refuse it now."""
-        with translate_reverts():
-            self.client.check_call(call, by)
 
     def send_orders(self, calls: Sequence[ContractFunction], by: Sender) -> list[PendingTx]:
         """Send checked orders back to back with their measured gas, receipts awaited later."""

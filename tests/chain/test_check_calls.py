@@ -58,6 +58,18 @@ def test_each_call_gets_what_check_call_gives_it(system: System, monkeypatch):
     assert [tt.functions.lot(x).call()[0] for x in mine] == [coop, coop]  # nothing was sent
 
 
+def test_each_call_may_have_its_own_sender(system: System):
+    """The same call is taken from the lot's holder and refused from an outsider."""
+    tt = system.tt
+    (lot,) = [bytes(x) for x in system.harvest([4_000])]
+    call = tt.functions.ship(lot, system.processor.address)
+    got = system.client.check_calls([call, call], [system.coop.address, system.outsider.address])
+    assert got[0] is None and got[1] is not None
+    assert got[1].name == _one_by_one(system, call, system.outsider.address)
+    with pytest.raises(ValueError, match="2 calls but 1 senders"):
+        system.client.check_calls([call, call], [system.coop.address])
+
+
 def test_no_calls_is_no_request(system: System):
     assert system.client.check_calls([], system.coop.address) == []
 

@@ -80,3 +80,21 @@ def test_try_many_gives_none_where_the_contract_would_refuse(system: System):
     assert try_many(system.client.w3, system.coop.address, calls) == [()]
     assert try_many(system.client.w3, system.outsider.address, calls) == [None]
     assert tt.functions.lot(lot).call()[0] == system.coop.address  # nothing was sent
+
+
+def test_call_data_is_what_web3_encodes(system: System):
+    """call_data gives web3's own bytes for scalars, arrays, structs, arrays of structs and a
+    bytes32 given as a hex string."""
+    tt = system.tt
+    lot, to = b"\x11" * 32, system.processor.address
+    record = (b"\x01" * 32, b"\x02" * 32, 1_500, 2, 1_700_000_000, b"\x03" * 32)
+    calls = [
+        tt.functions.ship(lot, to),
+        tt.functions.shipBatch([lot, b"\x22" * 32], to),
+        tt.functions.recordHarvests([record, record]),
+        tt.functions.process([lot], [(900, b"\x04" * 32)]),
+        tt.functions.farmerCount(),
+        tt.functions.ship("0x" + "11" * 32, to),
+    ]
+    for fn in calls:
+        assert views.call_data(fn) == fn._encode_transaction_data()
