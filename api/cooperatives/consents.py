@@ -34,7 +34,7 @@ from api.core.types import Id32, Int, RowId
 from chain.client import ChainClient
 from chain.clock import chain_now
 from chain.errors import ContractRevertError
-from lending.loans.errors import from_revert, translate_reverts
+from lending.loans.errors import translate_reverts, translated
 from traceability.consent import SIGNATURE_TTL, ConsentService
 from traceability.contracts import farmer_record
 
@@ -196,7 +196,7 @@ class _BatchChecks:
         """The relay after its eth_call and the batch's earlier ones, or why not."""
         try:
             if error is not None:
-                raise from_revert(error) from error
+                raise translated(error)
             if wallet in self.wallets:
                 raise Invalid(
                     f"item {self.wallets[wallet]} of this batch was signed by the same wallet "
