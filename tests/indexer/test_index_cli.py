@@ -75,8 +75,8 @@ def test_second_indexer_gets_a_clear_message(
 def test_follow_keeps_running_until_interrupted(chain_env: IndexedChain, sqlite_url: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "indexer", "index", "--follow", "--poll", "0.1",
-         "--database-url", sqlite_url],
+        [sys.executable, "-X", "faulthandler", "-m", "indexer", "index", "--follow",
+         "--poll", "0.1", "--database-url", sqlite_url],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -90,6 +90,22 @@ def test_follow_keeps_running_until_interrupted(chain_env: IndexedChain, sqlite_
         assert proc.poll() is None  # still following
     finally:
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
+        stderr = _stopped(proc)
     assert counts(sqlite_url)["harvest"] == len(chain_env.region.harvest_lots)
     assert "at head" in stderr or "indexing" in stderr
+
+
+def _stopped(proc: subprocess.Popen[str], timeout: float = 30) -> str:
+    """The follower's stderr once it has stopped. One that outlives `timeout` after SIGINT
+    (seen once, in a CI run on a loaded machine) is made to dump every thread's stack
+    (faulthandler on SIGABRT), so the failure says where it hung, and is never left running."""
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            stderr = proc.communicate(timeout=10)[1]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stderr = proc.communicate()[1]
+        pytest.fail(f"the follower ignored SIGINT for {timeout:.0f} s; its stderr:\n{stderr}")
