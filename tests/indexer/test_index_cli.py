@@ -78,6 +78,7 @@ def test_follow_keeps_running_until_interrupted(chain_env: IndexedChain, sqlite_
         [sys.executable, "-X", "faulthandler", "-m", "indexer", "index", "--follow",
          "--poll", "0.1", "--database-url", sqlite_url],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
@@ -95,10 +96,17 @@ def test_follow_keeps_running_until_interrupted(chain_env: IndexedChain, sqlite_
     assert "at head" in stderr or "indexing" in stderr
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT as a terminal sends it. A suite run as a background job of a
+    non-interactive shell inherits SIGINT ignored (as such shells start their jobs), and a
+    Python started with it ignored never raises KeyboardInterrupt: the follower then ran on."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _stopped(proc: subprocess.Popen[str], timeout: float = 30) -> str:
-    """The follower's stderr once it has stopped. One that outlives `timeout` after SIGINT
-    (seen once, in a CI run on a loaded machine) is made to dump every thread's stack
-    (faulthandler on SIGABRT), so the failure says where it hung, and is never left running."""
+    """The follower's stderr once it has stopped. One that outlives `timeout` after SIGINT is
+    made to dump every thread's stack (faulthandler on SIGABRT), so the failure says where it
+    hung, and is never left running."""
     try:
         return proc.communicate(timeout=timeout)[1]
     except subprocess.TimeoutExpired:
