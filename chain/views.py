@@ -11,7 +11,7 @@ in-process EVM of the tests) the same calls go one by one through web3's raw eth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -159,17 +159,21 @@ def _eth_calls(w3: Web3, payloads: list[list[Any]], *, tolerant: bool) -> list[b
     if rpc is None:
         return [_one_call(w3, p, tolerant) for p in payloads]
     out: list[bytes | None] = []
-    for start in range(0, len(payloads), READ_BATCH):
-        part = payloads[start : start + READ_BATCH]
-        try:
-            replies = rpc.batch_replies("eth_call", part)
-        except LogQueryError as exc:
-            raise ViewReadError(f"a batched view call failed: {exc}") from exc
-        for reply in replies:
-            if "error" in reply and not tolerant:
-                raise ViewReadError(f"a batched view call failed: {reply['error']}")
-            out.append(None if "error" in reply else bytes.fromhex(reply["result"][2:]))
+    for reply in _replies(rpc, payloads, "view call"):
+        if "error" in reply and not tolerant:
+            raise ViewReadError(f"a batched view call failed: {reply['error']}")
+        out.append(None if "error" in reply else bytes.fromhex(reply["result"][2:]))
     return out
+
+
+def _replies(rpc: JsonRpc, payloads: Sequence[list[Any]], what: str) -> Iterator[dict[str, Any]]:
+    """Each eth_call's reply object, the calls sent in JSON-RPC batches of READ_BATCH; a batch
+    the node does not answer raises ViewReadError naming `what` it was."""
+    for start in range(0, len(payloads), READ_BATCH):
+        try:
+            yield from rpc.batch_replies("eth_call", payloads[start : start + READ_BATCH])
+        except LogQueryError as exc:
+            raise ViewReadError(f"a batched {what} failed: {exc}") from exc
 
 
 def call_data(fn: ContractFunction) -> str:
@@ -200,17 +204,12 @@ def refusals(rpc: JsonRpc, payloads: Sequence[list[Any]]) -> list[bytes | None]:
     """Each eth_call's revert data where the contract would refuse it, None where it would
     not: JSON-RPC batches of READ_BATCH. An error that is not a revert raises ViewReadError."""
     out: list[bytes | None] = []
-    for start in range(0, len(payloads), READ_BATCH):
-        try:
-            replies = rpc.batch_replies("eth_call", payloads[start : start + READ_BATCH])
-        except LogQueryError as exc:
-            raise ViewReadError(f"a batched check failed: {exc}") from exc
-        for reply in replies:
-            error = reply.get("error")
-            data = None if error is None else reply_revert_data(error)
-            if error is not None and data is None:
-                raise ViewReadError(f"a batched check failed: {error.get('message', error)}")
-            out.append(data)
+    for reply in _replies(rpc, payloads, "check"):
+        error = reply.get("error")
+        data = None if error is None else reply_revert_data(error)
+        if error is not None and data is None:
+            raise ViewReadError(f"a batched check failed: {error.get('message', error)}")
+        out.append(data)
     return out
 
 
