@@ -62,15 +62,6 @@ def run() -> list[dict[str, Any]]:
     ]
 
 
-def _verdict(client: ChainClient, fn: Any, sender: str) -> str | None:
-    """check_call's verdict: the refusing error's name, or None."""
-    try:
-        client.check_call(fn, sender)
-    except ContractRevertError as exc:
-        return exc.name
-    return None
-
-
 def _checks(
     client: ChainClient, tea: Any, farmers: list[bytes], coop: str, outsider: str
 ) -> dict[str, Any]:
@@ -79,9 +70,8 @@ def _checks(
     calls = [tea.functions.deactivateFarmer(f) for f in farmers]
     senders = [coop if i % 2 == 0 else outsider for i in range(len(calls))]
     pairs = list(zip(calls, senders, strict=True))
-    one_by_one, plain = _timed(lambda: [_verdict(client, fn, by) for fn, by in pairs])
-    batched, got = _timed(lambda: [None if e is None else e.name
-                                   for e in client.check_calls(calls, senders)])  # fmt: skip
+    one_by_one, plain = _timed(lambda: _names([client.refusal(fn, by) for fn, by in pairs]))
+    batched, got = _timed(lambda: _names(client.check_calls(calls, senders)))
     if plain != got or None not in got or all(v is None for v in got):
         raise AssertionError("the batched checks differ from check_call's")
     return {
@@ -92,6 +82,11 @@ def _checks(
         "baseline": round(len(calls) / one_by_one),
         "ratio": f"{one_by_one / batched:.1f}x",
     }
+
+
+def _names(errors: list[ContractRevertError | None]) -> list[str | None]:
+    """Each refusing error's name, or None."""
+    return [None if e is None else e.name for e in errors]
 
 
 def _read_row(one_by_one: float, batched: float) -> list[dict[str, Any]]:

@@ -152,14 +152,15 @@ class ChainClient:
             raise ValueError(f"{len(fns)} calls but {len(senders)} senders")
         rpc = rpc_of(self.w3)
         if rpc is None:
-            return [self._refusal(fn, by) for fn, by in zip(fns, senders, strict=True)]
+            return [self.refusal(fn, by) for fn, by in zip(fns, senders, strict=True)]
         payloads = [[{"from": Web3.to_checksum_address(by), "to": fn.address,
                       "data": call_data(fn)}, "latest"]
                     for fn, by in zip(fns, senders, strict=True)]  # fmt: skip
         return [None if d is None else self.decoder.decode(d) for d in refusals(rpc, payloads)]
 
-    def _refusal(self, fn: ContractFunction, sender: str) -> ContractRevertError | None:
-        """check_call of one call: its decoded error, or None if the chain would take it."""
+    def refusal(self, fn: ContractFunction, sender: str) -> ContractRevertError | None:
+        """check_call of one call as a value: its decoded error, or None if the chain would
+        take it (what check_calls gives each call, one web3 call at a time)."""
         try:
             self.check_call(fn, sender)
         except ContractRevertError as exc:

@@ -31,12 +31,9 @@ def system(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[System]
 
 
 def _one_by_one(system: System, fn, sender: str) -> str | None:
-    """check_call's verdict on one call: the error's name, or None."""
-    try:
-        system.client.check_call(fn, sender)
-    except ContractRevertError as exc:
-        return exc.name
-    return None
+    """check_call's verdict on one call (ChainClient.refusal): the error's name, or None."""
+    error = system.client.refusal(fn, sender)
+    return None if error is None else error.name
 
 
 def test_each_call_gets_what_check_call_gives_it(system: System, monkeypatch):
