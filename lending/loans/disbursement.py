@@ -488,6 +488,16 @@ class LoanDesk:
 
     # -------------------------------------------------------------- contracts
 
+    @property
+    def _escrow_abi(self) -> list[dict[str, Any]]:
+        """The LoanEscrow ABI, for reads that need no contract object."""
+        return self.client.artifacts[LOAN_ESCROW].abi
+
+    def _escrow_read(self, escrow: str, name: str, *args: Any) -> Any:
+        """The one output of the escrow's view `name` (chain.views.read_one; no contract object
+        is built for it)."""
+        return read_one(self.client.w3, to_checksum_address(escrow), self._escrow_abi, name, *args)
+
     def escrow(self, address: str) -> Contract:
         """The LoanEscrow clone at `address`, from the client's bounded cache (building one takes
         ms; each holds about 240 KiB, so a desk that kept every escrow it met grew without end)."""
@@ -586,7 +596,7 @@ class LoanDesk:
 
     def acceptances_of(self, escrows: Sequence[str]) -> list[tuple[bytes, bytes, int]]:
         """acceptance_of each escrow, read in JSON-RPC batches."""
-        fn = view(self.client.artifacts[LOAN_ESCROW].abi, "acceptance")
+        fn = view(self._escrow_abi, "acceptance")
         found = read_many(self.client.w3, [(to_checksum_address(e), fn, ()) for e in escrows])
         return [(bytes(digest), bytes(disclosure), int(apr)) for digest, disclosure, apr in found]
 
@@ -710,11 +720,11 @@ class LoanDesk:
 
     def invoice_used(self, escrow: str, invoice_hash: bytes) -> bool:
         """True if the escrow already took an order for this invoice (its idempotency key)."""
-        return bool(_read(self.client, self.escrow(escrow), "invoiceUsed", invoice_hash))
+        return bool(self._escrow_read(escrow, "invoiceUsed", invoice_hash))
 
     def budget(self, escrow: str, category: str | bytes) -> tuple[int, int]:
         """A category's budget and what orders committed of it (fen; 0, 0 if none)."""
-        found = _read(self.client, self.escrow(escrow), "budgetOf", category_id(category))
+        found = self._escrow_read(escrow, "budgetOf", category_id(category))
         budget, committed = found  # the Budget struct
         return int(budget), int(committed)
 
@@ -900,8 +910,7 @@ class LoanDesk:
         """Those of `escrows` whose status ever changed to Overdue (LoanStatusChanged events)."""
         if not escrows:
             return set()
-        abi = self.escrow(escrows[0]).abi
-        reader = EventReader(self.client.w3, escrows, abi, from_block)
+        reader = EventReader(self.client.w3, escrows, self._escrow_abi, from_block)
         changes = reader.events("LoanStatusChanged", "current", [int(LoanStatus.OVERDUE)])
         return {e.address for e in changes}
 
@@ -947,8 +956,7 @@ class LoanDesk:
     def states(self, escrows: Sequence[str]) -> list[LoanState]:
         """Terms, status and accounting of many escrows, read in JSON-RPC batches (a portfolio
         of thousands in seconds: chain.views)."""
-        abi = self.client.artifacts[LOAN_ESCROW].abi
-        reads = [view(abi, name) for name in ("terms", "accounting", "status")]
+        reads = [view(self._escrow_abi, name) for name in ("terms", "accounting", "status")]
         out = read_many(self.client.w3, [(e, v, ()) for e in escrows for v in reads])
         return [
             _loan_state(to_checksum_address(e), *(r[0] for r in out[3 * i : 3 * i + 3]))
