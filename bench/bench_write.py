@@ -13,7 +13,7 @@ time, (a) and (c) also wait for a block per transaction.
 Sustained rows (anvil only): on a second fresh anvil with bigger blocks (BIG_BLOCK_GAS, 300 M
 gas), a three-cooperative season; first the baseline (a) again, then BENCH_WRITE_SUSTAINED
 records (default 20,000) three ways, the cooperatives each signing their own records with their
-own key: (e) 372 records per transaction (MAX_HARVEST_BATCH: what our nodes' 30 M-gas blocks
+own key: (e) 372 records per transaction (MAX_HARVEST_BATCH: what 30 M-gas blocks
 admit within their gas target), the three cooperatives' shares one after another; (f) as many
 records per transaction as the big blocks admit (3,747), one after another; (g) as (f), the
 three at once, one process each. Every receipt is checked (status 1, every record settled as

@@ -20,7 +20,7 @@ import requests
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.types import RPCEndpoint
 
-from chain.config import BLOCK_GAS_LIMIT, ChainSettings
+from chain.config import ANVIL_BLOCK_GAS_LIMIT, BLOCK_GAS_LIMIT, ChainSettings
 from chain.errors import (
     NodeError,
     NodeNotRunningError,
@@ -212,6 +212,7 @@ class ProcessNode(RpcNode):
     """A local node process run through npx, bound to 127.0.0.1, with persistent state."""
 
     tool = ""
+    default_block_gas_limit = BLOCK_GAS_LIMIT
 
     def __init__(
         self,
@@ -221,10 +222,10 @@ class ProcessNode(RpcNode):
         mnemonic: str,
         accounts: int = 10,
         start_timeout: float = 60.0,
-        block_gas_limit: int = BLOCK_GAS_LIMIT,
+        block_gas_limit: int | None = None,
     ) -> None:
         super().__init__(f"http://127.0.0.1:{port}")
-        self.block_gas_limit = block_gas_limit
+        self.block_gas_limit = block_gas_limit or self.default_block_gas_limit
         self.port = port
         self.home = data_dir / "nodes" / self.backend
         self._project_root = project_root
@@ -428,6 +429,7 @@ class AnvilNode(ProcessNode):
     backend = "anvil"
     tool = "anvil"
     chain_id = 31337
+    default_block_gas_limit = ANVIL_BLOCK_GAS_LIMIT
 
     def arguments(self) -> list[str]:
         """anvil flags: loopback only, deterministic accounts, state file."""

@@ -57,7 +57,7 @@ def harvest_batch_cap(block_gas_limit: int) -> int:
 
 
 MAX_HARVEST_BATCH = harvest_batch_cap(BLOCK_GAS_LIMIT)
-"""The cap on our nodes' 30 M-gas blocks (372); a node with bigger blocks allows more."""
+"""The cap on 30 M-gas blocks (372: ganache's here, a real network's); bigger blocks allow more."""
 # process measured 27.8k + 8.9k per input lot + 26.8k per output lot (test_process_gas.py)
 PROCESS_TX_GAS = 50_000
 PROCESS_INPUT_GAS = 12_000

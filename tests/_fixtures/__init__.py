@@ -11,7 +11,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from chain.client import ChainClient
-from chain.config import DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
+from chain.config import BLOCK_GAS_LIMIT, DEV_MNEMONIC, PROJECT_ROOT, ChainSettings
 from chain.nodes import AnvilNode, GanacheNode, ProcessNode, free_port
 from tests._fixtures.pg import PG_DSN, PgDatabases, pg_admin
 
@@ -53,9 +53,13 @@ def demo_wallet(client: ChainClient, farmer_id: bytes) -> LocalAccount:
 
 
 def start_node(backend: str, data_dir: Path) -> ProcessNode:
-    """Start ganache or anvil on a free loopback port with state under `data_dir`."""
+    """Start ganache or anvil on a free loopback port with state under `data_dir`, with blocks
+    of a real network's gas limit (anvil's own default is bigger): packing pipelines at the
+    gas target and fee quotes over full blocks are tested where real networks would meet them."""
     cls = GanacheNode if backend == "ganache" else AnvilNode
-    node = cls(data_dir, PROJECT_ROOT, free_port(), DEV_MNEMONIC, accounts=10)
+    node = cls(
+        data_dir, PROJECT_ROOT, free_port(), DEV_MNEMONIC, 10, block_gas_limit=BLOCK_GAS_LIMIT
+    )
     node.start()
     return node
 

@@ -24,7 +24,7 @@ from eth_utils import keccak
 from web3.contract import Contract
 
 from chain.client import ChainClient
-from chain.config import DEV_MNEMONIC, PROJECT_ROOT
+from chain.config import BLOCK_GAS_LIMIT, DEV_MNEMONIC, PROJECT_ROOT
 from chain.nodes import AnvilNode, free_port
 from chain.rpc import JsonRpc
 from chain.sender import PendingTx
@@ -462,11 +462,12 @@ class EphemeralAnvil(AnvilNode):
     """anvil without its periodic state dump (which costs a core at large states): for
     benchmarks and tests whose chain may vanish with the process.
 
-    A benchmark may raise the block gas limit (bigger batches per transaction), start from a
+    Its blocks are a real network's size (BLOCK_GAS_LIMIT; the project's anvil mines bigger
+    ones). A benchmark may raise the limit (bigger batches per transaction), start from a
     state file written earlier (`load_state`) or have anvil write one when stopped (`dump_state`).
     """
 
-    gas_limit: int | None = None
+    gas_limit: int = BLOCK_GAS_LIMIT
     load_state: Path | None = None
     dump_state: Path | None = None
     stop_grace: float = 15.0
@@ -477,8 +478,7 @@ class EphemeralAnvil(AnvilNode):
         for flag in ("--state", "--state-interval"):
             i = args.index(flag)
             del args[i : i + 2]
-        if self.gas_limit is not None:
-            args[args.index("--gas-limit") + 1] = str(self.gas_limit)
+        args[args.index("--gas-limit") + 1] = str(self.gas_limit)
         if self.load_state is not None:
             args += ["--load-state", str(self.load_state)]
         if self.dump_state is not None:  # once, on exit: periodic dumps grow with the chain
@@ -504,7 +504,7 @@ class EphemeralAnvil(AnvilNode):
 def start_anvil(
     data_dir: Path,
     accounts: int = 10,
-    gas_limit: int | None = None,
+    gas_limit: int = BLOCK_GAS_LIMIT,
     load_state: Path | None = None,
     dump_state: Path | None = None,
     start_timeout: float = 60.0,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from chain.client import ChainClient
+from chain.config import ANVIL_BLOCK_GAS_LIMIT
 from chain.nodes import BLOCK_GAS_LIMIT, free_port, make_node
 from chain.sender import MAX_FEE_GROWTH, PRIORITY_FEE_WEI
 from tests._fixtures import client_for, make_settings, needs_node
@@ -141,3 +142,23 @@ def test_bigger_blocks_take_bigger_batches(tmp_path: Path, monkeypatch: pytest.M
         assert report.recorded == 1_300 and len(report.transactions) == 2
     finally:
         node.stop()
+
+
+def test_anvil_mines_big_blocks_unless_told_otherwise(tmp_path: Path):
+    """With no TEALEDGER_BLOCK_GAS_LIMIT a started anvil mines 2,000 M-gas blocks (its state
+    root costs it a pass over all storage a block: fewer, bigger blocks), ganache 30 M-gas ones."""
+    settings = make_settings(tmp_path, "anvil", free_port())
+    assert settings.block_gas_limit is None
+    node = make_node(settings)
+    assert node.block_gas_limit == ANVIL_BLOCK_GAS_LIMIT == 2_000_000_000
+    node.start()
+    try:
+        client = ChainClient(settings, node)
+        assert client.w3.eth.get_block("latest")["gasLimit"] == ANVIL_BLOCK_GAS_LIMIT
+    finally:
+        node.stop()
+    ganache = make_node(make_settings(tmp_path, "ganache", free_port()))
+    assert ganache.block_gas_limit == BLOCK_GAS_LIMIT
+    assert ganache.arguments()[ganache.arguments().index("--miner.blockGasLimit") + 1] == str(
+        BLOCK_GAS_LIMIT
+    )
