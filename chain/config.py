@@ -38,7 +38,7 @@ ANVIL_BLOCK_GAS_LIMIT = MAX_BLOCK_GAS_LIMIT
 """Gas limit of an anvil started here unless ChainSettings says otherwise. anvil recomputes the
 state root over all the chain's storage for every block it mines (1.2 µs a slot, `python -m
 bench blocks`), so the same transactions cost it less in fewer, bigger blocks: the 3,000-farmer
-demo went from 4:58 in 905 blocks of 30 M gas to 3:20 in 208 (docs/demo.md)."""
+demo went from 4:58 in 906 blocks of 30 M gas to 3:20 in 208 (docs/demo.md)."""
 
 
 class ChainSettings(BaseSettings):
