@@ -48,6 +48,7 @@ from chain.sender import PendingTx, Sender
 from indexer.profiles import FarmerProfile
 from lending.credit.access import read_with_consent
 from lending.credit.decision import DecisionRecord, decide
+from lending.credit.models import DECISION_ID_LENGTH
 from lending.credit.profiles import IndexedProfileReader
 from lending.credit.scorecard import load_model
 from lending.credit.store import CreditStore
@@ -280,7 +281,7 @@ def make_decision(
 
 def own_decision(engine: Engine, org: Organisation, decision_id: str) -> DecisionRecord:
     """A stored decision of yours: 404 if unknown, 403 if another lender's."""
-    if len(decision_id) != 32 or not decision_id.isalnum():
+    if len(decision_id) != DECISION_ID_LENGTH or not decision_id.isalnum():
         raise NotFound(f"no decision {decision_id!r}")
     record = credit_store(engine).get_decision(decision_id)  # DecisionNotFoundError: 404
     if not same_address(record.lender, org.chain_address):

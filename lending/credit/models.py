@@ -14,6 +14,9 @@ from sqlmodel import Field, SQLModel
 
 from lending.errors import ImmutableRecordError
 
+DECISION_ID_LENGTH = 32
+"""A decision id's characters (a UUID4's hex)."""
+
 
 class CreditDecisionRow(SQLModel, table=True):
     """One credit decision, as stored: query columns, the full record JSON and its hash."""
@@ -21,7 +24,7 @@ class CreditDecisionRow(SQLModel, table=True):
     __tablename__ = "credit_decision"
 
     id: int | None = Field(default=None, primary_key=True)
-    decision_id: str = Field(index=True, unique=True, max_length=32)
+    decision_id: str = Field(index=True, unique=True, max_length=DECISION_ID_LENGTH)
     farmer_id: str = Field(index=True, max_length=66)
     lender: str = Field(index=True, max_length=42)
     decided_at: datetime

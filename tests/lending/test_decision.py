@@ -31,7 +31,7 @@ from lending.credit.reasons import reason_codes
 from lending.credit.replay import replay
 from lending.credit.scorecard import load_model
 from lending.credit.simulation import simulate_population
-from lending.credit.store import CreditStore, create_tables
+from lending.credit.store import CreditStore, _by_id, create_tables
 from lending.errors import (
     ConsentCheckError,
     ConsentRequiredError,
@@ -572,6 +572,25 @@ def test_a_row_altered_behind_the_database_is_detected(tmp_path):
                           "replace(record_json, '\"outcome\":', '\"outcome\": ')"))  # fmt: skip
     with pytest.raises(RecordTamperedError, match="content hash"):
         store.get_decision(record.decision_id)
+
+
+def test_a_full_decision_id_is_found_through_its_index(store):
+    """An id of 32 characters is looked up by equality, never by a prefix query that SQLite
+    cannot answer from the index (its LIKE ignores case) and so reads every decision."""
+    record = _decide(FARMERS[7].farmer_id, store=store)
+    query = _by_id(record.decision_id.upper()).compile(  # type: ignore[attr-defined]
+        store.engine, compile_kwargs={"literal_binds": True}
+    )
+    assert "LIKE" not in str(query).upper()
+    with store.engine.connect() as conn:
+        if store.engine.dialect.name == "sqlite":
+            plan = " ".join(str(r[-1]) for r in conn.execute(text(f"EXPLAIN QUERY PLAN {query}")))
+            assert "USING INDEX" in plan and not plan.startswith("SCAN"), plan
+        else:
+            conn.execute(text("SET enable_seqscan = off"))
+            plan = " ".join(str(r[0]) for r in conn.execute(text(f"EXPLAIN {query}")))
+            assert "Index" in plan, plan
+    assert store.get_decision(record.decision_id.upper()) == record
 
 
 def test_unknown_decision_id(store):
