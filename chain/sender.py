@@ -251,7 +251,7 @@ class Sender:
         node that mines on demand (anvil), those sent with a gas bound are mined together, in
         blocks of at most the gas target (an estimate would not see the pending ones)."""
         calls = list(calls)
-        if len(calls) < 2 or gas is None or not self._packs_blocks():
+        if len(calls) < 2 or gas is None or not self.packs_blocks():
             return self._send_many(calls, gas, value)
         per_block = self._per_block(gas)
         sent: list[PendingTx] = []
@@ -286,7 +286,7 @@ class Sender:
                 out += send(items[start : start + per_block])
         return out
 
-    def _packs_blocks(self) -> bool:
+    def packs_blocks(self) -> bool:
         """True on anvil, whose every block costs time that grows with the chain's storage (it
         recomputes the state root over all of it: 1.2 µs a slot, 150 ms a block after a
         3,000-farmer season, under 1 ms on a fresh chain), so a pipeline is cheaper mined in a
@@ -305,7 +305,7 @@ class Sender:
         more after automine is back, for one that came in between. Full blocks raise the base
         fee by up to 1/8 each and a quote allows it to double: keep what is sent inside within
         a few blocks (send_many groups longer pipelines itself)."""
-        if not self._packs_blocks():
+        if not self.packs_blocks():
             yield
             return
         assert self._rpc is not None
