@@ -1,4 +1,4 @@
-"""What one block costs anvil as the chain's storage grows, and what bigger blocks save.
+"""What one block costs anvil as the chain's storage grows.
 
 anvil recomputes the state root over every account's whole storage when it mines a block, so
 a block's cost grows with the storage slots the chain holds, not with its history (docs/demo.md,
@@ -24,6 +24,7 @@ from tests._fixtures import workload
 BLOCKS = 20
 FILL = 600  # slots a transaction writes: ~13.3 M gas, below the gas target, so the base fee stays
 FILL_GAS = 14_000_000
+RECEIPT_WAIT_S = 120
 # fill(start, n) over raw calldata (no selector): for i in [start, start+n): sstore(i, 1)
 RUNTIME = "602035600035809101905b81811015601c5760018155600101600a565b00"
 INIT = "601e80600b6000396000f3"  # copy the 30-byte runtime and return it
@@ -43,10 +44,14 @@ def _block_ms(url: str) -> float:
 
 
 def _send(url: str, tx: dict[str, str]) -> str:
-    """eth_sendTransaction from an unlocked dev account; its receipt's contract or status."""
+    """eth_sendTransaction from an unlocked dev account, awaited: the contract it created, if
+    any; raises if it failed or was not mined within RECEIPT_WAIT_S."""
     tx_hash = rpc_call(url, "eth_sendTransaction", [tx], timeout=120.0)
+    deadline = time.monotonic() + RECEIPT_WAIT_S
     receipt = None
     while receipt is None:  # anvil answers before it has mined the transaction
+        if time.monotonic() > deadline:
+            raise AssertionError(f"transaction {tx_hash} not mined in {RECEIPT_WAIT_S} s")
         receipt = rpc_call(url, "eth_getTransactionReceipt", [tx_hash], timeout=120.0)
     if int(receipt["status"], 16) != 1:
         raise AssertionError(f"transaction failed: {receipt}")
