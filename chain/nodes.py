@@ -414,13 +414,15 @@ class GanacheNode(ProcessNode):
         ]  # fmt: skip
 
 
-PRUNED_STATES = 128
-"""Block states anvil keeps in memory: deeper than the indexer's reorg window (64) and the
-reorg tests' 50-block anvil_rollback and the reorg of 20 after it (64 states are too few for
-those); eth_call at older blocks fails (revert replay reads the block before a failed
-transaction's, always among them). Each state is a whole copy of the chain's storage, and they
+PRUNED_STATES = 32
+"""Block states anvil keeps in memory. Each is a whole copy of the chain's storage, and they
 are most of anvil's memory: on the saved chain of a 3,000-farmer demo, 160 more blocks took
-anvil from 1.0 to 2.54 GiB keeping 128 states, 1.78 keeping 64, 1.10 keeping 8."""
+anvil from 1.0 to 2.54 GiB keeping 128 states, 1.10 keeping 8; on a 12,000-farmer one each
+state is about 47 MB (scripts/anvil_memory.py). Nothing here reads an older state: eth_call at
+an older block fails, and the one such read (revert replay, at the block before a failed
+transaction's) comes as the pipeline that mined it settles; the indexer's reorg window compares
+block hashes, which anvil keeps for every block. Rolling back needs the states: the tests'
+anvils that roll back keep more (tests/_fixtures/workload.py)."""
 
 
 class AnvilNode(ProcessNode):
@@ -430,6 +432,7 @@ class AnvilNode(ProcessNode):
     tool = "anvil"
     chain_id = 31337
     default_block_gas_limit = ANVIL_BLOCK_GAS_LIMIT
+    kept_states = PRUNED_STATES
 
     def arguments(self) -> list[str]:
         """anvil flags: loopback only, deterministic accounts, state file."""
@@ -447,7 +450,7 @@ class AnvilNode(ProcessNode):
             # Keep a few block states in memory and none on disk: by default anvil spills old
             # states to ~/.foundry/anvil/tmp and leaves them there when it is killed (a long
             # benchmark's chain once filled 77 GB); nothing here reads state blocks back.
-            "--prune-history", str(PRUNED_STATES),
+            "--prune-history", str(self.kept_states),
             "--silent",
         ]  # fmt: skip
 

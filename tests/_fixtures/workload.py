@@ -468,6 +468,8 @@ class EphemeralAnvil(AnvilNode):
     """
 
     gas_limit: int = BLOCK_GAS_LIMIT
+    # The reorg tests roll back 50 blocks, then reorg 20 (64 states are too few for those).
+    kept_states = 128
     load_state: Path | None = None
     dump_state: Path | None = None
     stop_grace: float = 15.0

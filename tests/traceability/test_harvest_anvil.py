@@ -9,7 +9,7 @@ import pytest
 
 from chain.client import ChainClient
 from chain.config import ANVIL_BLOCK_GAS_LIMIT
-from chain.nodes import BLOCK_GAS_LIMIT, free_port, make_node
+from chain.nodes import BLOCK_GAS_LIMIT, PRUNED_STATES, free_port, make_node
 from chain.sender import MAX_FEE_GROWTH, PRIORITY_FEE_WEI
 from tests._fixtures import client_for, make_settings, needs_node
 from tests.traceability._system import System, build_system
@@ -146,11 +146,14 @@ def test_bigger_blocks_take_bigger_batches(tmp_path: Path, monkeypatch: pytest.M
 
 def test_anvil_mines_big_blocks_unless_told_otherwise(tmp_path: Path):
     """With no TEALEDGER_BLOCK_GAS_LIMIT a started anvil mines 2,000 M-gas blocks (its state
-    root costs it a pass over all storage a block: fewer, bigger blocks), ganache 30 M-gas ones."""
+    root costs it a pass over all storage a block: fewer, bigger blocks) and keeps 32 block
+    states (each a copy of all storage), ganache 30 M-gas blocks."""
     settings = make_settings(tmp_path, "anvil", free_port())
     assert settings.block_gas_limit is None
     node = make_node(settings)
     assert node.block_gas_limit == ANVIL_BLOCK_GAS_LIMIT == 2_000_000_000
+    args = node.arguments()
+    assert args[args.index("--prune-history") + 1] == str(PRUNED_STATES) == "32"
     node.start()
     try:
         client = ChainClient(settings, node)
