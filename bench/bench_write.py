@@ -265,8 +265,9 @@ def _measure_sustained(single: int, sustained: int) -> dict[str, tuple[int, floa
     slices = [[c[k * share : (k + 1) * share] for c in by_coop] for k in range(3)]
     out: dict[str, tuple[int, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-write-sustained-") as tmp:
-        node = EphemeralAnvil(Path(tmp), PROJECT_ROOT, free_port(), DEV_MNEMONIC, accounts=10)
-        node.gas_limit = BIG_BLOCK_GAS
+        node = EphemeralAnvil(
+            Path(tmp), PROJECT_ROOT, free_port(), DEV_MNEMONIC, 10, block_gas_limit=BIG_BLOCK_GAS
+        )
         node.start()
         try:
             settings = ChainSettings(

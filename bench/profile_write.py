@@ -92,8 +92,9 @@ def main() -> None:
     )
     records = _records(region_of(season, salts))[:count]
     with tempfile.TemporaryDirectory(prefix="bench-profile-write-") as tmp:
-        node = EphemeralAnvil(Path(tmp), PROJECT_ROOT, free_port(), DEV_MNEMONIC, accounts=10)
-        node.gas_limit = gas_limit
+        node = EphemeralAnvil(
+            Path(tmp), PROJECT_ROOT, free_port(), DEV_MNEMONIC, 10, block_gas_limit=gas_limit
+        )
         node.start()
         try:
             settings = ChainSettings(

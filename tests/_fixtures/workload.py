@@ -463,11 +463,12 @@ class EphemeralAnvil(AnvilNode):
     benchmarks and tests whose chain may vanish with the process.
 
     Its blocks are a real network's size (BLOCK_GAS_LIMIT; the project's anvil mines bigger
-    ones). A benchmark may raise the limit (bigger batches per transaction), start from a
+    ones). A benchmark may raise the limit (`block_gas_limit`: bigger batches per transaction),
+    start from a
     state file written earlier (`load_state`) or have anvil write one when stopped (`dump_state`).
     """
 
-    gas_limit: int = BLOCK_GAS_LIMIT
+    default_block_gas_limit = BLOCK_GAS_LIMIT
     # The reorg tests roll back 50 blocks, then reorg 20 (64 states are too few for those).
     kept_states = 128
     load_state: Path | None = None
@@ -480,7 +481,6 @@ class EphemeralAnvil(AnvilNode):
         for flag in ("--state", "--state-interval"):
             i = args.index(flag)
             del args[i : i + 2]
-        args[args.index("--gas-limit") + 1] = str(self.gas_limit)
         if self.load_state is not None:
             args += ["--load-state", str(self.load_state)]
         if self.dump_state is not None:  # once, on exit: periodic dumps grow with the chain
@@ -514,9 +514,9 @@ def start_anvil(
     """Start an ephemeral anvil on a free port."""
     node = EphemeralAnvil(
         data_dir, PROJECT_ROOT, free_port(), DEV_MNEMONIC, accounts=accounts,
-        start_timeout=start_timeout,
+        start_timeout=start_timeout, block_gas_limit=gas_limit,
     )  # fmt: skip
-    node.gas_limit, node.load_state, node.dump_state = gas_limit, load_state, dump_state
+    node.load_state, node.dump_state = load_state, dump_state
     if dump_state is not None:
         node.stop_grace = 600.0
     node.start()
