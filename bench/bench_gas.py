@@ -169,6 +169,15 @@ def _measure_lots(rig: _Rig, lots: list[bytes], g: dict[str, float]) -> None:
     g["recall_n"] = rig.tx(insp, tt.functions.recallBatch(rest, reason)) / len(rest)
 
 
+def _measure_deliveries(rig: _Rig, g: dict[str, float]) -> None:
+    """Harvests recorded straight to the factory that accepts the cooperative (batched)."""
+    tt = rig.tt
+    rig.tx(rig.processor, tt.functions.setSupplier(rig.coop.address, True))
+    records = rig.records(BATCH)
+    fn = tt.functions.recordDeliveries(records, rig.processor.address)
+    g["deliver_n"] = rig.tx(rig.coop, fn) / BATCH
+
+
 def _rows(g: dict[str, float]) -> list[dict[str, Any]]:
     """The result table."""
     n = BATCH
@@ -176,6 +185,7 @@ def _rows(g: dict[str, float]) -> list[dict[str, Any]]:
     naive_sale = g["naive_sell"] + g["naive_buy"]
     naive_total = sum(v for k, v in g.items() if k.startswith("naive_"))
     ours_total = g["harvest_n"] + g["ship_n"] + g["receive_n"] + g["sell_n"]
+    delivered_total = g["deliver_n"] + g["sell_n"]
     return [
         _row("register farmer (with wallet), single tx", g["farmer_1"], "gas/tx"),
         _row(f"register farmer (with wallet), batch of {2 * n}", g["farmer_n"], "gas/farmer"),
@@ -196,6 +206,7 @@ def _rows(g: dict[str, float]) -> list[dict[str, Any]]:
             nv + "harvestItem",
         ),
         _row(f"harvest re-submitted (skipped), batch of {n}", g["harvest_again_n"], "gas/record"),
+        _row(f"harvest delivered to the factory, batch of {n}", g["deliver_n"], "gas/record"),
         _row(
             f"process: merge {MERGE} lots into 1, per input lot",
             g["merge_per_input"],
@@ -229,6 +240,13 @@ def _rows(g: dict[str, float]) -> list[dict[str, Any]]:
             naive_total,
             "NaiveSupplyChain, all 8 steps",
         ),
+        _row(
+            "one lot: harvest delivered to the factory, sell (batched)",
+            delivered_total,
+            "gas/lot",
+            naive_total,
+            "NaiveSupplyChain, all 8 steps",
+        ),
     ]
 
 
@@ -241,6 +259,7 @@ def run() -> list[dict[str, Any]]:
         _measure_registration(rig, g)
         lots = _measure_harvests(rig, g)
         _measure_lots(rig, lots, g)
+        _measure_deliveries(rig, g)
     return _rows(g)
 
 

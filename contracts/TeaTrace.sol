@@ -55,6 +55,8 @@ contract TeaTrace is AccessControl, ITeaTrace {
     /// @dev Bit `index` set = farmer active; farmers registered together share words, so a
     ///      batch of harvests reads each word cold once.
     mapping(uint256 word => uint256 bits) private _activeFarmers;
+    /// @dev Cooperatives each consignee accepts harvests from ({recordDeliveries}).
+    mapping(address consignee => mapping(address cooperative => bool)) private _suppliers;
     uint32 private _farmerCount;
     uint16 private _maxYieldBps;
 
@@ -152,15 +154,26 @@ contract TeaTrace is AccessControl, ITeaTrace {
         onlyRole(COOPERATIVE_ROLE)
         returns (uint256 recorded)
     {
-        if (records.length == 0) revert TeaTraceEmptyBatch();
-        address cooperative = _msgSender();
-        for (uint256 i; i < records.length; ++i) {
-            if (_recordHarvest(cooperative, records[i])) {
-                unchecked {
-                    ++recorded; // bounded by records.length
-                }
-            }
+        recorded = _recordHarvests(records, _msgSender());
+    }
+
+    /// @inheritdoc ITeaTrace
+    function recordDeliveries(HarvestRecord[] calldata records, address consignee)
+        external
+        onlyRole(COOPERATIVE_ROLE)
+        returns (uint256 recorded)
+    {
+        if (!_suppliers[consignee][_msgSender()] || !_isSupplyChainMember(consignee)) {
+            revert TeaTraceNotSupplier(consignee, _msgSender());
         }
+        recorded = _recordHarvests(records, consignee);
+    }
+
+    /// @inheritdoc ITeaTrace
+    function setSupplier(address cooperative, bool accepted) external onlySupplyChain {
+        if (cooperative == address(0) || cooperative == _msgSender()) revert TeaTraceInvalidSupplier(cooperative);
+        _suppliers[_msgSender()][cooperative] = accepted;
+        emit SupplierSet(_msgSender(), cooperative, accepted);
     }
 
     // ------------------------------------------------------------------ processing
@@ -288,6 +301,11 @@ contract TeaTrace is AccessControl, ITeaTrace {
     }
 
     /// @inheritdoc ITeaTrace
+    function isSupplier(address consignee, address cooperative) external view returns (bool) {
+        return _suppliers[consignee][cooperative];
+    }
+
+    /// @inheritdoc ITeaTrace
     function boughtBy(bytes32 id) external view returns (address) {
         return _firstBuyers[id];
     }
@@ -380,8 +398,22 @@ contract TeaTrace is AccessControl, ITeaTrace {
 
     // ------------------------------------------------------------------ private: harvests
 
-    /// @dev Record one harvest; false if it was already recorded (skipped, never twice).
-    function _recordHarvest(address cooperative, HarvestRecord memory r) private returns (bool) {
+    /// @dev Record a non-empty batch of the caller's harvests, each new lot held by `holder`.
+    function _recordHarvests(HarvestRecord[] calldata records, address holder) private returns (uint256 recorded) {
+        if (records.length == 0) revert TeaTraceEmptyBatch();
+        address cooperative = _msgSender();
+        for (uint256 i; i < records.length; ++i) {
+            if (_recordHarvest(cooperative, records[i], holder)) {
+                unchecked {
+                    ++recorded; // bounded by records.length
+                }
+            }
+        }
+    }
+
+    /// @dev Record one harvest; false if it was already recorded (skipped, never twice). A lot
+    ///      held by another than its cooperative was delivered: the events say shipped and received.
+    function _recordHarvest(address cooperative, HarvestRecord memory r, address holder) private returns (bool) {
         bytes32 id = _lotId(cooperative, r.dataHash);
         HarvestCheck check = _checkHarvest(cooperative, id, r, block.timestamp);
         if (check == HarvestCheck.Duplicate) {
@@ -389,8 +421,12 @@ contract TeaTrace is AccessControl, ITeaTrace {
             return false;
         }
         if (check != HarvestCheck.Ok) _revertHarvest(check, cooperative, r);
-        _storeNewLot(id, cooperative, r.grams, LotKind.FreshLeaf);
+        _storeNewLot(id, holder, r.grams, LotKind.FreshLeaf);
         emit HarvestRecorded(id, r.farmer, r.plot, r.grams, r.grade, r.pickedAt, r.dataHash);
+        if (holder != cooperative) {
+            emit LotShipped(id, cooperative, holder);
+            emit LotReceived(id, holder);
+        }
         return true;
     }
 

@@ -14,8 +14,10 @@ from eth_utils import keccak
 
 HARVEST_TUPLE = "(bytes32,bytes32,uint64,uint8,uint64,bytes32)"
 RECORD_HARVESTS = f"recordHarvests({HARVEST_TUPLE}[])"
+RECORD_DELIVERIES = f"recordDeliveries({HARVEST_TUPLE}[],address)"
 CHECK_HARVESTS = f"checkHarvests(address,uint256,{HARVEST_TUPLE}[])"
 RECORD_SELECTOR = keccak(text=RECORD_HARVESTS)[:4]
+DELIVER_SELECTOR = keccak(text=RECORD_DELIVERIES)[:4]
 CHECK_SELECTOR = keccak(text=CHECK_HARVESTS)[:4]
 _WORD = 32
 _UINT64_MAX = 2**64 - 1
@@ -62,12 +64,22 @@ def record_harvests_data(records: Sequence[HarvestTuple]) -> bytes:
     return RECORD_SELECTOR + _word(_WORD) + _records(records)
 
 
+def record_deliveries_data(records: Sequence[HarvestTuple], consignee: str) -> bytes:
+    """Calldata of `recordDeliveries(records, consignee)`."""
+    return DELIVER_SELECTOR + _word(2 * _WORD) + _address(consignee) + _records(records)
+
+
+def _address(value: str) -> bytes:
+    """A hex address as one word (refused unless 20 bytes)."""
+    address = bytes.fromhex(value.removeprefix("0x"))
+    if len(address) != 20:
+        raise ValueError(f"not an address: {value!r}")
+    return address.rjust(_WORD, b"\0")
+
+
 def check_harvests_data(cooperative: str, as_of: int, records: Sequence[HarvestTuple]) -> bytes:
     """Calldata of `checkHarvests(cooperative, asOf, records)`."""
-    address = bytes.fromhex(cooperative.removeprefix("0x"))
-    if len(address) != 20:
-        raise ValueError(f"not an address: {cooperative!r}")
-    head = address.rjust(_WORD, b"\0") + _uint(as_of, 2**256 - 1) + _word(3 * _WORD)
+    head = _address(cooperative) + _uint(as_of, 2**256 - 1) + _word(3 * _WORD)
     return CHECK_SELECTOR + head + _records(records)
 
 

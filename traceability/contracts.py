@@ -162,6 +162,16 @@ def _plot_record(farmer: bytes, cooperative: str, area: int, variety: int) -> Pl
     )
 
 
+def supplier_flags(
+    client: ChainClient, pairs: Sequence[tuple[str, str]], contract: Contract | None = None
+) -> list[bool]:
+    """`TeaTrace.isSupplier(consignee, cooperative)` of many pairs, in JSON-RPC batches."""
+    tea = contract if contract is not None else tea_trace(client)
+    read = view(tea.abi, "isSupplier")
+    found = read_many(client.w3, [(tea.address, read, pair) for pair in pairs])
+    return [bool(accepted) for (accepted,) in found]
+
+
 def deployment_block(client: ChainClient, name: str = TEA_TRACE) -> int:
     """Block in which `name` was deployed: where event queries start."""
     return _deployed(client, name).block_number

@@ -46,14 +46,15 @@ DEFAULT_BATCH = 100
 CHECK_CHUNK = 500  # records per checkHarvests eth_call
 HARVEST_TX_GAS = 100_000  # fixed part of a recordHarvests gas limit
 HARVEST_RECORD_GAS = 40_000  # per record: ~32k measured (docs/gas.md) plus cold-slot headroom
+DELIVERY_GAS = 4_000  # more per record delivered to a factory: LotShipped and LotReceived (~3.4k)
 
 
-def harvest_batch_cap(block_gas_limit: int) -> int:
+def harvest_batch_cap(block_gas_limit: int, per_record: int = HARVEST_RECORD_GAS) -> int:
     """The most harvest records per transaction on blocks of `block_gas_limit` gas: its gas
     limit stays within the block's gas target (half the limit), so however many are pipelined,
     and from however many accounts, the base fee does not rise under the fee cap they were
     signed with."""
-    return max(1, (block_gas_limit // 2 - HARVEST_TX_GAS) // HARVEST_RECORD_GAS)
+    return max(1, (block_gas_limit // 2 - HARVEST_TX_GAS) // per_record)
 
 
 MAX_HARVEST_BATCH = harvest_batch_cap(BLOCK_GAS_LIMIT)
@@ -184,11 +185,15 @@ class RecordingService:
         return self.sender.address
 
     @cached_property
+    def block_gas_limit(self) -> int:
+        """The node's block gas limit (read once)."""
+        return int(self.client.w3.eth.get_block("latest")["gasLimit"])
+
+    @property
     def harvest_batch_cap(self) -> int:
         """Harvest records per transaction that the node's blocks admit (harvest_batch_cap):
         bigger blocks take bigger batches, and each block costs a node work of its own."""
-        gas_limit = self.client.w3.eth.get_block("latest")["gasLimit"]
-        return harvest_batch_cap(int(gas_limit))
+        return harvest_batch_cap(self.block_gas_limit)
 
     # ------------------------------------------------------------------ sending
 
@@ -276,6 +281,8 @@ class RecordingService:
         self,
         records: Sequence[HarvestRecord],
         on_progress: Callable[[int], None] | None = None,
+        *,
+        deliver_to: str | None = None,
     ) -> HarvestReport:
         """Record harvests; valid ones always go on chain, and never twice.
 
@@ -283,8 +290,35 @@ class RecordingService:
         the contract would refuse are reported as rejected with the reason; the rest are sent in
         pipelined batches. `on_progress(n)` is called as n more records are settled (first the
         ones the pre-check settles, then each mined batch), adding up to len(records).
+        `deliver_to` names the factory the leaf went to that day: the new lots are held by it
+        (recordDeliveries), which must accept this cooperative as a supplier; nothing is sent
+        if it does not.
         """
-        return _HarvestSubmission(self, records, on_progress).run()
+        consignee = None if deliver_to is None else self._consignee(deliver_to)
+        return _HarvestSubmission(self, records, on_progress, consignee).run()
+
+    def _consignee(self, deliver_to: str) -> str:
+        """`deliver_to` as a checksum address, or an error saying why leaf cannot go there."""
+        try:
+            consignee = _ADDRESS.validate_python(deliver_to)
+        except ValueError:
+            raise TraceabilityError(f"deliver_to is not an address: {deliver_to!r}") from None
+        if not self.is_supplier(consignee, self.address):
+            raise TraceabilityError(
+                f"{consignee} does not accept harvests from {self.address}: the factory must "
+                "first accept this cooperative as a supplier (setSupplier)"
+            )
+        return consignee
+
+    def set_supplier(self, cooperative: str, accepted: bool = True) -> TxReceipt:
+        """As a consignee, accept (or stop accepting) harvests recorded straight to us."""
+        target = _ADDRESS.validate_python(cooperative)
+        return self._transact(self.contract.functions.setSupplier(target, accepted))
+
+    def is_supplier(self, consignee: str, cooperative: str) -> bool:
+        """Whether `consignee` accepts harvests recorded straight to it by `cooperative`."""
+        pair = (_ADDRESS.validate_python(consignee), _ADDRESS.validate_python(cooperative))
+        return contracts.supplier_flags(self.client, [pair], self.contract)[0]
 
     # ------------------------------------------------------------------ processing
 
@@ -473,10 +507,12 @@ class _HarvestSubmission:
         service: RecordingService,
         records: Sequence[HarvestRecord],
         on_progress: Callable[[int], None] | None,
+        consignee: str | None = None,
     ) -> None:
         self._service = service
         self._records = records
         self._on_progress = on_progress
+        self._consignee = consignee
         self._outcomes: dict[int, HarvestOutcome] = {}
         self._report = HarvestReport(outcomes=[])
         self._lots = lot_ids(service.address, [r.key for r in records])
@@ -486,7 +522,8 @@ class _HarvestSubmission:
         to_send = self._precheck(self._first_occurrences())
         self._progress(len(self._records) - len(to_send))
         # Never more per transaction than the node's block gas target admits.
-        size = min(self._service.batch_size, self._service.harvest_batch_cap)
+        cap = harvest_batch_cap(self._service.block_gas_limit, self._per_record)
+        size = min(self._service.batch_size, cap)
         batches = list(_chunks(to_send, size))
         self._send(batches, retry=True)
         self._report.outcomes = [self._outcomes[i] for i in range(len(self._records))]
@@ -542,15 +579,9 @@ class _HarvestSubmission:
         if not batches:
             return
         service = self._service
-        gas = HARVEST_TX_GAS + HARVEST_RECORD_GAS * max(len(b) for b in batches)
+        gas = HARVEST_TX_GAS + self._per_record * max(len(b) for b in batches)
         to = service.contract.address
-        calls = [
-            {
-                "to": to,
-                "data": calldata.record_harvests_data([self._records[i].as_tuple() for i in b]),
-            }
-            for b in batches
-        ]
+        calls = [{"to": to, "data": self._calldata(b)} for b in batches]
         pendings = service.sender.send_many(calls, gas=gas)
         # All receipts fetched together; a node that stops answering raises
         # TransactionOutcomeUnknownError (the batches may be on chain: say so, don't retry).
@@ -560,6 +591,18 @@ class _HarvestSubmission:
                 self._retry_or_reject(batch, retry, _domain(result))
                 continue
             self._settle(batch, result)
+
+    @property
+    def _per_record(self) -> int:
+        """Gas bound of one record: a delivery also logs the lot shipped and received."""
+        return HARVEST_RECORD_GAS + (DELIVERY_GAS if self._consignee else 0)
+
+    def _calldata(self, batch: Sequence[int]) -> bytes:
+        """recordHarvests, or recordDeliveries to the consignee, of the batch's records."""
+        records = [self._records[i].as_tuple() for i in batch]
+        if self._consignee is None:
+            return calldata.record_harvests_data(records)
+        return calldata.record_deliveries_data(records, self._consignee)
 
     def _retry_or_reject(self, batch: Sequence[int], retry: bool, error: TraceabilityError) -> None:
         """Re-check a failed batch and resend its valid records once; else reject them."""

@@ -32,6 +32,7 @@ from api.core.indexed import indexed_block, indexed_read
 from api.core.models import Farmer, HarvestRef, Organisation, Plot
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
+from api.core.suppliers import consignee_of
 from api.core.types import Id32, Int
 from chain.client import ChainClient
 from indexer.models import Harvest, RawEvent
@@ -175,13 +176,18 @@ def submit_harvests(
     settings: ApiSettings,
     coop: Organisation,
     parsed: _Parsed,
+    deliver_to: int | None = None,
 ) -> HarvestSubmission:
-    """Record the valid records on chain, then index the cooperative's new lots here."""
+    """Record the valid records on chain, then index the cooperative's new lots here; with
+    `deliver_to` (an organisation id), as delivered to it: 422 unless it accepts the
+    cooperative's deliveries, checked before anything is sent."""
     report = HarvestReport(outcomes=[])
+    consignee = None if deliver_to is None else consignee_of(session, chain, coop, deliver_to)
     if parsed.records:
         service = recording_service(chain, settings, coop)
+        address = None if consignee is None else consignee.chain_address
         try:
-            report = service.record_harvests(parsed.records)
+            report = service.record_harvests(parsed.records, deliver_to=address)
         except ROOTS as exc:
             # Earlier batches of a long submission may have landed; a refused one says why.
             if len(parsed.records) > service.batch_size and revert_of(exc) is None:

@@ -26,13 +26,14 @@ from api.cooperatives.harvests import (
 from api.cooperatives.labels import LABELS
 from api.cooperatives.loans import list_member_loans
 from api.core.deps import ChainDep, SessionDep, SettingsDep
-from api.core.errors import ROOTS
+from api.core.errors import ROOTS, Invalid
 from api.core.links import base_url
 from api.core.models import Farmer, Organisation, Plot, Role
 from api.core.pages import answer, page_router
 from api.core.pagination import MAX_OFFSET, PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.settings import ApiSettings
+from api.core.suppliers import PartnerOut, consignees
 from api.core.templates import CHINA, templates
 from chain.client import ChainClient
 from traceability.models import Grade
@@ -98,6 +99,7 @@ def _dashboard(
         "farmer_names": {f.farmer_id: f.name for f in farmers if f.name},
         "plot_labels": {p.plot_id: p.label for p in plots if p.label},
         "work": _loan_work(session, chain, coop),
+        "consignees": _consignees(session, chain, coop),
         "L": LABELS,
         "coop": coop,
         "csrf": page.csrf,
@@ -112,6 +114,23 @@ def _dashboard(
         **extra,
     }
     return templates.TemplateResponse(request, "coop_home.html", context, code)
+
+
+def _consignees(session: Session, chain: ChainClient, coop: Organisation) -> list[PartnerOut]:
+    """Where the day's leaf may be recorded as delivered (none while the node is away)."""
+    try:
+        return consignees(session, chain, coop)
+    except ROOTS:
+        return []
+
+
+def _deliver_to(choice: str) -> int | None:
+    """The form's factory choice: None for leaf the cooperative keeps."""
+    if not choice.strip():
+        return None
+    if not choice.strip().isdigit():
+        raise Invalid(f"请选择鲜叶去向 · choose where the leaf went, not {choice!r}")
+    return int(choice)
 
 
 def _loan_work(session: Session, chain: ChainClient, coop: Organisation) -> dict[str, int] | None:
@@ -186,8 +205,9 @@ def coop_record_harvest(
     picked_at: Annotated[str, Form(max_length=30)],
     csrf: Annotated[str, Form(max_length=64)],
     record_ref: Annotated[str, Form(max_length=128)] = "",
+    deliver_to_org_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    """Record one picking from the form."""
+    """Record one picking from the form (as delivered to a factory, if one is chosen)."""
     check_csrf(page, csrf)
     form = {
         "plot_id": plot_id,
@@ -195,14 +215,21 @@ def coop_record_harvest(
         "grade": grade,
         "picked_at": picked_at,
         "record_ref": record_ref.strip(),
+        "deliver_to": deliver_to_org_id.strip(),
     }
     record, errors = _form_record(session, page.org, form)
     if record is None:
         return _dashboard(
             request, session, chain, settings, page, code=422, form=form, form_errors=errors
         )
+
+    def submit() -> HarvestSubmission:
+        parsed = harvests_from_body([record])
+        target = _deliver_to(deliver_to_org_id)
+        return submit_harvests(session, chain, settings, page.org, parsed, target)
+
     return answer(
-        lambda: submit_harvests(session, chain, settings, page.org, harvests_from_body([record])),
+        submit,
         lambda submission: _dashboard(
             request, session, chain, settings, page, submission=submission
         ),
@@ -222,13 +249,15 @@ def coop_upload_harvests(
     page: CoopPage,
     file: Annotated[UploadFile, File()],
     csrf: Annotated[str, Form(max_length=64)],
+    deliver_to_org_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Record a CSV/JSON harvest file and show each row's fate."""
     check_csrf(page, csrf)
 
     def upload() -> HarvestSubmission:
+        target = _deliver_to(deliver_to_org_id)
         parsed = parse_upload(file.filename or "", file.file.read(), session, page.org)
-        return submit_harvests(session, chain, settings, page.org, parsed)
+        return submit_harvests(session, chain, settings, page.org, parsed, target)
 
     return answer(
         upload,

@@ -16,6 +16,7 @@ from fastapi import (
     Body,
     Depends,
     File,
+    Form,
     Path,
     Query,
     Request,
@@ -68,17 +69,21 @@ from api.cooperatives.schemas import (
     PlotPublic,
     PlotRegistered,
 )
+from api.core import suppliers
 from api.core.acceptance import AcceptanceIn
 from api.core.consent import MAX_CONSENT_DAYS, ConsentChanged, ConsentIn
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.links import BaseUrlDep
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
+from api.core.suppliers import PartnerOut
 from api.core.types import MAX_ROW_ID, Id32Path
 
 router = APIRouter(prefix="/cooperatives", tags=["cooperatives"])
 
 CoopOrg = Annotated[Organisation, Depends(require_role(Role.COOPERATIVE))]
+DELIVER_TO_TEXT = "the organisation id of the factory the leaf was delivered to (it holds the lots)"
+DeliverTo = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description=DELIVER_TO_TEXT)]
 EscrowPath = Annotated[
     str, Path(min_length=42, max_length=42, pattern="^0x[0-9a-fA-F]{40}$", description="escrow")
 ]
@@ -223,15 +228,22 @@ def list_plots(
 
 @router.post("/harvests", response_model=HarvestSubmission)
 def record_harvests(
-    items: HarvestBatch, session: SessionDep, settings: SettingsDep, chain: ChainDep, coop: CoopOrg
+    items: HarvestBatch,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    coop: CoopOrg,
+    deliver_to_org_id: DeliverTo = None,
 ) -> HarvestSubmission:
     """Record a JSON list of pickings: per-record outcomes, valid ones recorded, never twice.
 
     A record naming another cooperative's farmer, an unknown plot or a deactivated farmer is
-    `rejected` with the reason; one already on chain is a `duplicate`.
+    `rejected` with the reason; one already on chain is a `duplicate`. With
+    `deliver_to_org_id`, the leaf was delivered that day to that factory: the new lots are
+    held by it (it must accept your deliveries: `GET /cooperatives/consignees`).
     """
     parsed = harvests.harvests_from_body(items)
-    return harvests.submit_harvests(session, chain, settings, coop, parsed)
+    return harvests.submit_harvests(session, chain, settings, coop, parsed, deliver_to_org_id)
 
 
 @router.post("/harvests/upload", response_model=HarvestSubmission)
@@ -241,16 +253,25 @@ def upload_harvests(
     settings: SettingsDep,
     chain: ChainDep,
     coop: CoopOrg,
+    deliver_to_org_id: Annotated[
+        int | None, Form(ge=1, le=MAX_ROW_ID, description=DELIVER_TO_TEXT)
+    ] = None,
 ) -> HarvestSubmission:
     """Record a CSV/JSON file: invalid rows are listed in `errors`, valid rows are recorded.
 
     Columns: farmer, plot, grams, grade, picked_at, and optionally record_ref and data_hash
     (the format of `tealedger harvest`); in a CSV, `farmer` may be the member number and `plot`
     the plot's name, as the members page shows them. Uploading the same file again records
-    nothing twice.
+    nothing twice. `deliver_to_org_id` as for `POST /cooperatives/harvests`.
     """
     parsed = harvests.parse_upload(file.filename or "", file.file.read(), session, coop)
-    return harvests.submit_harvests(session, chain, settings, coop, parsed)
+    return harvests.submit_harvests(session, chain, settings, coop, parsed, deliver_to_org_id)
+
+
+@router.get("/consignees", response_model=list[PartnerOut])
+def list_consignees(session: SessionDep, chain: ChainDep, coop: CoopOrg) -> list[PartnerOut]:
+    """The factories and other members that accept your deliveries (`deliver_to_org_id`)."""
+    return suppliers.consignees(session, chain, coop)
 
 
 @router.get("/lots", response_model=HarvestLots)

@@ -14,14 +14,15 @@ from sqlmodel import Session, col, select
 
 import api.core.labels  # noqa: F401  (registers the label filters)
 from api.core.deps import ChainDep, SessionDep, SettingsDep
-from api.core.errors import Invalid
+from api.core.errors import ROOTS, Invalid
 from api.core.ids import same_address
 from api.core.models import Organisation, Role
 from api.core.pages import answer, page_router, see_other
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
+from api.core.suppliers import PartnerOut, SupplierIn, set_supplier, suppliers
 from api.core.templates import templates
-from api.core.types import MAX_FEN, Id32Path
+from api.core.types import MAX_FEN, MAX_ROW_ID, Id32Path
 from api.supply_chain import settlement
 from api.supply_chain.lots import my_lots, with_settlement
 from api.supply_chain.settlement import SettleIn
@@ -64,13 +65,73 @@ def fen_of(amount: str) -> int:
     return int(fen)
 
 
+SUPPLIER_DONE = {
+    True: "已接受该合作社交售鲜叶 · You now accept that cooperative's deliveries",
+    False: "已停止接受该合作社交售 · You no longer accept that cooperative's deliveries",
+}
+
+
+def _suppliers(session: Session, chain: Any, org: Organisation) -> list[PartnerOut] | None:
+    """The cooperatives a factory or distributor may take leaf from (None: not its page's
+    business, or the node is away)."""
+    if org.role not in (Role.PROCESSOR, Role.DISTRIBUTOR):
+        return None
+    try:
+        return suppliers(session, chain, org)
+    except ROOTS:
+        return None
+
+
 @router.get("/supply", response_class=HTMLResponse)
 def supply_home(
-    request: Request, settings: SettingsDep, chain: ChainDep, page: SupplyPage
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: SupplyPage,
+    accepted: Annotated[bool | None, Query()] = None,
 ) -> HTMLResponse:
-    """Your lots to settle (made, bought first), or find one by its id (茶批结算)."""
+    """Your lots to settle, a lot found by id, the cooperatives you take leaf from (茶批结算).
+
+    Lots you made or bought first; for a factory or distributor, each cooperative with a
+    button to accept or stop its deliveries (供货合作社).
+    """
     lots = with_settlement(chain, my_lots(settings, page.org))
-    return templates.TemplateResponse(request, "supply_home.html", {"org": page.org, "lots": lots})
+    context = {
+        "org": page.org,
+        "lots": lots,
+        "csrf": page.csrf,
+        "suppliers": _suppliers(session, chain, page.org),
+        "done": None if accepted is None else SUPPLIER_DONE[accepted],
+    }
+    return templates.TemplateResponse(request, "supply_home.html", context)
+
+
+@router.post("/supply/suppliers", response_class=HTMLResponse)
+def supply_set_supplier(
+    request: Request,
+    csrf: Annotated[str, Form(max_length=64)],
+    cooperative_org_id: Annotated[int, Form(ge=1, le=MAX_ROW_ID)],
+    accepted: Annotated[bool, Form()],
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    page: SupplyPage,
+) -> Response:
+    """Accept (or stop accepting) a cooperative's deliveries, then back to the supply page."""
+    check_csrf(page, csrf)
+    body = SupplierIn(cooperative_org_id=cooperative_org_id, accepted=accepted)
+    return answer(
+        lambda: set_supplier(session, chain, settings, page.org, body),
+        f"/supply?accepted={str(accepted).lower()}#suppliers",
+        lambda error, code: _supply_error(request, page, error, code),
+    )
+
+
+def _supply_error(request: Request, page: PageSession, error: str, code: int) -> HTMLResponse:
+    """The error page of a refused supplier change."""
+    context = {"org": page.org, "status": code, "detail": error}
+    return templates.TemplateResponse(request, "error.html", context, code)
 
 
 @router.get("/supply/find")

@@ -10,9 +10,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
+from api.core import suppliers
 from api.core.deps import ChainDep, SessionDep, SettingsDep, require_role
 from api.core.models import Organisation, Role
 from api.core.pagination import Page, PageDep
+from api.core.suppliers import PartnerOut, SupplierIn
 from api.core.types import MAX_FEN, Id32Path
 from api.supply_chain import batch, service, settlement
 from api.supply_chain.service import (
@@ -99,6 +101,28 @@ def recall_lot(
 ) -> Recalled:
     """Inspectors: recall a lot and every lot made from it."""
     return service.recall(chain, settings, org, body)
+
+
+@router.get("/suppliers", response_model=list[PartnerOut])
+def list_suppliers(session: SessionDep, chain: ChainDep, org: SupplyChainOrg) -> list[PartnerOut]:
+    """Every cooperative, and whether you accept its harvests recorded straight to you."""
+    return suppliers.suppliers(session, chain, org)
+
+
+@router.post("/suppliers", response_model=PartnerOut)
+def set_supplier(
+    body: SupplierIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    org: SupplyChainOrg,
+) -> PartnerOut:
+    """Accept a cooperative's deliveries, or stop accepting them (`accepted: false`).
+
+    A cooperative you accept may record its harvests as delivered to you: each new lot is
+    yours on chain at once, with no shipment and receipt of its own.
+    """
+    return suppliers.set_supplier(session, chain, settings, org, body)
 
 
 # ------------------------------------------------------------------------------------ money

@@ -160,6 +160,11 @@ interface ITeaTrace {
     error TeaTraceInvalidRecipient(address to);
     /// @notice A sale needs a buyer other than the seller and the zero address.
     error TeaTraceInvalidBuyer(address buyer);
+    /// @notice Harvests may be delivered straight to `consignee` only from a cooperative it
+    ///         accepts as a supplier, and only while it is a supply-chain member.
+    error TeaTraceNotSupplier(address consignee, address cooperative);
+    /// @notice A consignee accepts neither itself nor the zero address as a supplier.
+    error TeaTraceInvalidSupplier(address cooperative);
     /// @notice A sale needs a price above zero.
     error TeaTraceZeroPrice(bytes32 lot);
 
@@ -201,6 +206,9 @@ interface ITeaTrace {
         bytes32 indexed lot, bytes32 indexed processId, address indexed processor, uint256 grams, bytes32 dataHash
     );
     /// @notice A lot left `from` for `to`.
+    /// @notice `consignee` starts (accepted) or stops taking harvests recorded straight to it
+    ///         by `cooperative` ({recordDeliveries}).
+    event SupplierSet(address indexed consignee, address indexed cooperative, bool accepted);
     event LotShipped(bytes32 indexed lot, address indexed from, address indexed to);
     /// @notice A shipped lot arrived at `receiver`.
     event LotReceived(bytes32 indexed lot, address indexed receiver);
@@ -264,6 +272,31 @@ interface ITeaTrace {
     ///        of the caller, grams > 0, grade in 1..MAX_GRADE, pickedAt not in the future.
     /// @return recorded Number of new lots.
     function recordHarvests(HarvestRecord[] calldata records) external returns (uint256 recorded);
+
+    /// @notice Record harvests delivered straight to `consignee` (the factory that bought the day's
+    ///         leaf): each new lot is created held by the consignee, as if the cooperative had
+    ///         shipped it and the consignee received it in this transaction, which the events
+    ///         say. Duplicates and invalid records behave as in {recordHarvests}.
+    /// @dev Requires COOPERATIVE_ROLE, and that `consignee` accepts the caller as a supplier
+    ///      ({setSupplier}) and holds a supply-chain role. Emits HarvestRecorded, LotShipped and
+    ///      LotReceived per new lot, or HarvestSkipped.
+    /// @param records As for {recordHarvests}.
+    /// @param consignee A supply-chain member accepting the caller as a supplier.
+    /// @return recorded Number of new lots.
+    function recordDeliveries(HarvestRecord[] calldata records, address consignee)
+        external
+        returns (uint256 recorded);
+
+    /// @notice Accept (or stop accepting) harvests that `cooperative` records straight to the
+    ///         caller: the consignee's standing agreement to take its members' leaf, so that no
+    ///         cooperative can hand lots to a party that did not agree.
+    /// @dev Requires a supply-chain role. Emits SupplierSet.
+    /// @param cooperative Any address but the caller's and zero.
+    /// @param accepted True to accept, false to stop.
+    function setSupplier(address cooperative, bool accepted) external;
+
+    /// @notice Whether `consignee` accepts harvests recorded straight to it by `cooperative`.
+    function isSupplier(address consignee, address cooperative) external view returns (bool);
 
     /// @notice Consume whole input lots held by the caller and create made-tea output lots.
     ///         Total output grams <= fresh-leaf input grams x maxYieldBps / 10000 + made-tea input

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from eth_account import Account
@@ -120,7 +121,7 @@ class Region:
     made_data: dict[bytes, bytes] = field(default_factory=dict)
     """Each made-tea lot's data hash: its maker (the processor) commits its shares with it."""
     recorded_by: dict[bytes, str] = field(default_factory=dict)
-    """Harvest lots this run recorded, by the cooperative holding them (no need to ask)."""
+    """Harvest lots this run recorded, by their holder (the factory: no need to ask)."""
 
 
 class ReportingProgress(Progress):
@@ -167,11 +168,15 @@ def _gas(receipts: Sequence[dict], summary: SeasonSummary) -> None:
 
 
 def ensure_roles(client: ChainClient) -> None:
-    """The extra demo cooperatives get their role (the first four roles come with deploy)."""
+    """The extra demo cooperatives get their role (the first four roles come with deploy), and
+    the factory accepts every cooperative's leaf (harvests are recorded as delivered to it)."""
     tea = contracts.tea_trace(client)
     admin = client.sender(0)
-    for index in COOPERATIVE_ACCOUNTS:
-        grant_role_once(admin, tea, contracts.COOPERATIVE_ROLE, client.accounts[index].address)
+    factory = RecordingService(client, PROCESSOR)
+    for address in cooperative_addresses(client):
+        grant_role_once(admin, tea, contracts.COOPERATIVE_ROLE, address)
+        if not factory.is_supplier(factory.address, address):
+            factory.set_supplier(address)
 
 
 def region_of(season: Season, salts: Sequence[bytes]) -> Region:
@@ -217,21 +222,24 @@ def register_members(client: ChainClient, region: Region, summary: SeasonSummary
 def record_harvests(
     client: ChainClient, region: Region, summary: SeasonSummary, progress: Progress
 ) -> None:
-    """Record every picking (duplicates are detected and skipped by the service)."""
+    """Record every picking as delivered that day to the factory, which holds the new lot
+    (duplicates are detected and skipped by the service)."""
     season = region.season
     task = progress.add_task("harvest records", total=len(season.harvests))
     region.lot_ids = [b""] * len(season.harvests)
+    factory = client.accounts[PROCESSOR].address
     for coop in range(season.cooperatives):
         service = _coop(client, coop)
         indices = [i for i, h in enumerate(season.harvests) if _coop_of(season, i) == coop]
         records = [_record(region, i) for i in indices]
-        report = service.record_harvests(records, lambda n: progress.advance(task, n))
+        advance = partial(progress.advance, task)
+        report = service.record_harvests(records, advance, deliver_to=factory)
         summary.gas_used += report.gas_used
         summary.new_transactions += len(report.transactions)
         for i, outcome in zip(indices, report.outcomes, strict=True):
             region.lot_ids[i] = outcome.lot
             if outcome.outcome is Outcome.RECORDED:
-                region.recorded_by[outcome.lot] = service.address
+                region.recorded_by[outcome.lot] = factory
     summary.harvests = len(season.harvests)
     summary.fresh_leaf_grams = season.fresh_leaf_grams()
 
@@ -277,12 +285,8 @@ def process_batches(
     states = _leaf_states(processor, region, leaf)
     _refuse_spent_leaf(states)
     packed = processor.sender.packs_blocks()
-    moving = progress.add_task("leaf to the factory", total=len(leaf))
-    leaf_slice = PACKED_LEAF_SLICE if packed else LEAF_SLICE
-    for start in range(0, len(leaf), leaf_slice):
-        part = slice(start, start + leaf_slice)
-        _move_leaf(client, leaf[part], states[part], summary)
-        progress.advance(moving, len(leaf[part]))
+    leaf_states = list(zip(leaf, states, strict=True))
+    _gather_leaf(client, processor, leaf_states, packed, summary, progress)
     task = progress.add_task("processing runs", total=len(steps))
     progress.advance(task, len(steps) - len(todo))
     batch = PACKED_BATCH if packed else BATCH
@@ -295,11 +299,33 @@ def process_batches(
     summary.made_tea_grams = sum(sum(b.outputs_grams) for b in season.batches)
 
 
+def _gather_leaf(
+    client: ChainClient,
+    factory: RecordingService,
+    leaf: list[tuple[bytes, tuple[LotState, str]]],
+    packed: bool,
+    summary: SeasonSummary,
+    progress: Progress,
+) -> None:
+    """Bring to the factory the leaf held elsewhere: a chain an earlier demo version recorded
+    without delivering it (this version's harvests are born at the factory)."""
+    away = [(lot, state) for lot, state in leaf if state != (LotState.HELD, factory.address)]
+    if not away:
+        return
+    moving = progress.add_task("leaf to the factory", total=len(away))
+    size = PACKED_LEAF_SLICE if packed else LEAF_SLICE
+    for start in range(0, len(away), size):
+        part = away[start : start + size]
+        _move_leaf(client, [lot for lot, _ in part], [state for _, state in part], summary)
+        progress.advance(moving, len(part))
+
+
 def _leaf_states(
     processor: RecordingService, region: Region, leaf: list[bytes]
 ) -> list[tuple[LotState, str]]:
-    """Each leaf lot's state and holder. A lot this run recorded is held by its cooperative;
-    only the others are read from the chain (on ganache a read of 500 lots takes 1.7 s)."""
+    """Each leaf lot's state and holder. A lot this run recorded is held by the factory it was
+    delivered to; only the others are read from the chain (on ganache a read of 500 lots takes
+    1.7 s)."""
     unknown = [lot for lot in leaf if lot not in region.recorded_by]
     read = {
         lot: (v.state, v.holder) for lot, v in zip(unknown, processor.lots(unknown), strict=True)

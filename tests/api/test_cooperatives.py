@@ -708,6 +708,67 @@ def test_csv_upload_reports_row_errors_and_is_idempotent(world, coop):
     assert world.http.post(url, files=files, headers=processor.headers).status_code == 403
 
 
+def test_harvests_go_straight_to_a_factory_that_accepts_the_cooperative(world, coop, other_coop):
+    factory = world.org(Role.PROCESSOR, "Enshi Tea Factory")
+    member = world.member(coop)
+    record = {"farmer": member[0], "plot": member[1], "grams": 7_000, "grade": 2,
+              "picked_at": int(time.time()) - 3600, "record_ref": "D-1"}  # fmt: skip
+    url = f"/cooperatives/harvests?deliver_to_org_id={factory.id}"
+    consignees = "/cooperatives/consignees"
+    assert world.http.get(consignees, headers=coop.headers).json() == []
+    block = world.chain.w3.eth.block_number
+    refused = world.http.post(url, json=[record], headers=coop.headers)
+    assert refused.status_code == 422 and "does not accept deliveries" in refused.text
+    assert world.chain.w3.eth.block_number == block  # nothing was sent
+    # the factory sees the cooperatives and accepts this one, on chain
+    listed = world.http.get("/cooperatives/suppliers", headers=factory.headers).json()
+    assert {(p["org_id"], p["accepted"]) for p in listed} >= {(coop.id, False)}
+    body = {"cooperative_org_id": coop.id}
+    accepted = world.http.post("/cooperatives/suppliers", json=body, headers=factory.headers)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["accepted"] is True and accepted.json()["transaction"].startswith("0x")
+    shown = world.http.get(consignees, headers=coop.headers).json()
+    assert [(p["org_id"], p["name"]) for p in shown] == [(factory.id, "Enshi Tea Factory")]
+    assert world.http.get(consignees, headers=other_coop.headers).json() == []
+    recorded = world.http.post(url, json=[record], headers=coop.headers)
+    assert recorded.status_code == 200, recorded.text
+    lot = recorded.json()["outcomes"][0]["lot"]
+    holder, grams, state, _kind, _ = (
+        world.chain.contract("TeaTrace").functions.lot(bytes.fromhex(lot[2:])).call()
+    )
+    assert (holder, grams, state) == (factory.address, 7_000, 1)
+    # a file may be delivered too; the other cooperative may not deliver there
+    line = f"{member[0]},{member[1]},6000,2,2026-01-05T08:30:00,D-2"
+    files = {"file": ("day.csv", _csv(line), "text/csv")}
+    form = {"deliver_to_org_id": str(factory.id)}
+    upload = "/cooperatives/harvests/upload"
+    uploaded = world.http.post(upload, files=files, data=form, headers=coop.headers).json()
+    assert uploaded["recorded"] == 1
+    theirs = world.member(other_coop)
+    other = {**record, "farmer": theirs[0], "plot": theirs[1]}
+    assert world.http.post(url, json=[other], headers=other_coop.headers).status_code == 422
+    world.index()
+    assert world.lot(coop, lot)["holder"] == factory.address
+    # bad requests: a non-cooperative, an unknown org, a role that holds no lots, itself
+    for bad, code in [({"cooperative_org_id": factory.id}, 422),
+                      ({"cooperative_org_id": 10**6}, 404),
+                      ({"cooperative_org_id": coop.id, "accepted": "maybe"}, 422)]:  # fmt: skip
+        answer = world.http.post("/cooperatives/suppliers", json=bad, headers=factory.headers)
+        assert answer.status_code == code, answer.text
+    inspector = world.org(Role.INSPECTOR)
+    assert world.http.post("/cooperatives/suppliers", json=body,
+                           headers=inspector.headers).status_code == 403  # fmt: skip
+    assert world.http.post(f"/cooperatives/harvests?deliver_to_org_id={coop.id}", json=[record],
+                           headers=coop.headers).status_code == 422  # fmt: skip
+    assert world.http.post("/cooperatives/harvests?deliver_to_org_id=0", json=[record],
+                           headers=coop.headers).status_code == 422  # fmt: skip
+    # once the factory stops accepting, deliveries are refused again
+    stop = {"cooperative_org_id": coop.id, "accepted": False}
+    assert world.http.post("/cooperatives/suppliers", json=stop, headers=factory.headers).json()[
+        "accepted"] is False  # fmt: skip
+    assert world.http.post(url, json=[record], headers=coop.headers).status_code == 422
+
+
 def test_csv_upload_names_farmers_by_member_number_and_plots_by_name(world, coop):
     farmer = world.farmer(coop, name="李四")
     world.plot(coop, farmer["farmer_id"], label="东坡茶园")

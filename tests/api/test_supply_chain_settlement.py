@@ -6,6 +6,7 @@ One chain (TeaTrace, the lending contracts and SaleSettlement) and one app per m
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -22,7 +23,8 @@ from lending.loans.disbursement import LoanDesk
 from lending.loans.settlement import split_amount
 from tealedger.system import deploy_system
 from tests._fixtures import client_for
-from tests.api.test_cooperatives import Org, World, served_world
+from tests.api.test_cooperatives import Org, World, _harvest_hash, served_world
+from traceability.ids import lot_id
 
 UNKNOWN = "0x" + "ab" * 32
 
@@ -235,6 +237,50 @@ def _login(world: World, org: Org) -> TestClient:
     response = browser.post("/login", data={"api_key": org.key}, follow_redirects=False)
     assert response.status_code == 303
     return browser
+
+
+def test_a_factory_accepts_a_cooperative_and_the_form_delivers_to_it(world):
+    coop = world.org(Role.COOPERATIVE, "Enshi Yulu Cooperative")
+    factory = world.org(Role.PROCESSOR, "Shuanghe Tea Factory")
+    farmer, plot = world.member(coop)
+    plant = _login(world, factory)
+    supply = plant.get("/supply").text
+    card = supply.split(f'data-org="{coop.id}"')[1].split("</form>")[0]
+    assert coop.name in card and 'class="accept"' in card and "not accepted" in card
+    csrf = supply.split('name="csrf" value="')[1].split('"')[0]
+    form = {"csrf": csrf, "cooperative_org_id": str(coop.id), "accepted": "true"}
+    accepted = plant.post("/supply/suppliers", data=form)
+    assert accepted.status_code == 200 and 'id="done"' in accepted.text  # redirected back
+    card = accepted.text.split(f'data-org="{coop.id}"')[1].split("</form>")[0]
+    assert 'class="stop"' in card and ">accepted<" in card
+    assert plant.post("/supply/suppliers", data={**form, "csrf": "0" * 64}).status_code == 403
+    itself = plant.post("/supply/suppliers", data={**form, "cooperative_org_id": str(factory.id)})
+    assert itself.status_code == 422 and 'id="error"' in itself.text
+    # the cooperative's form offers the factory; the lot it records is the factory's
+    browser = _login(world, coop)
+    home = browser.get("/coop").text
+    choice = f'<option value="{factory.id}" >当天交售给 Shuanghe Tea Factory'
+    assert choice in home.split('id="deliver_to"')[1].split("</select>")[0]
+    assert choice in home.split('id="upload_deliver_to"')[1].split("</select>")[0]
+    token = home.split('name="csrf" value="')[1].split('"')[0]
+    picked = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(time.time() + 8 * 3600 - 7200))
+    entry = {"plot_id": plot, "grams_kg": "3.5", "grade": "1", "picked_at": picked,
+             "record_ref": "F-D1", "csrf": token, "deliver_to_org_id": str(factory.id)}  # fmt: skip
+    recorded = browser.post("/coop/harvests", data=entry)
+    assert recorded.status_code == 200 and "recorded" in recorded.text, recorded.text
+    lot = lot_id(coop.address, _harvest_hash(farmer, plot, 3_500, 1, picked, "F-D1"))
+    assert world.chain.contract("TeaTrace").functions.lot(lot).call()[0] == factory.address
+    junk = browser.post("/coop/harvests", data={**entry, "deliver_to_org_id": "abc"})
+    assert junk.status_code == 422 and "choose where the leaf went" in junk.text
+    # the factory stops accepting: the page says so, and a delivery is refused on the form
+    stop = plant.post("/supply/suppliers", data={**form, "accepted": "false"})
+    assert "no longer accept" in stop.text
+    refused = browser.post("/coop/harvests", data={**entry, "record_ref": "F-D2"})
+    assert refused.status_code == 422 and "does not accept deliveries" in refused.text
+    assert (
+        f'value="{factory.id}"'
+        not in refused.text.split('id="deliver_to"')[1].split("</select>")[0]
+    )
 
 
 def test_a_recalled_lot_is_refused_by_the_eth_call_and_leaves_no_allowance(sold):

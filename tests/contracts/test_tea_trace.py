@@ -8,7 +8,7 @@ import pytest
 from eth_utils import keccak
 from web3.logs import DISCARD
 
-from tests.traceability._system import ZERO, System, reverts, unique_hash
+from tests.traceability._system import ZERO, System, harvest_gas, reverts, unique_hash
 from traceability.contracts import (
     COOPERATIVE_ROLE,
     DEFAULT_ADMIN_ROLE,
@@ -54,6 +54,12 @@ ROLE_GUARDS = [
         COOPERATIVE_ROLE,
     ),
     ("recordHarvests", lambda s: ([s.harvest_tuple(0)],), "processor", COOPERATIVE_ROLE),
+    (
+        "recordDeliveries",
+        lambda s: ([s.harvest_tuple(0)], s.distributor.address),
+        "processor",
+        COOPERATIVE_ROLE,
+    ),
     ("process", lambda s: ([b"\1" * 32], [(1, b"\2" * 32)]), "coop", PROCESSOR_ROLE),
     ("attestQuality", lambda s: ((b"\1" * 32, 1, True, b"\0" * 32),), "coop", INSPECTOR_ROLE),
     (
@@ -83,6 +89,7 @@ MEMBER_GUARDS = [
     ("receiveBatch", lambda s, lot: ([lot],)),
     ("sell", lambda s, lot: (lot, s.distributor.address, 100)),
     ("sellBatch", lambda s, lot: ([lot], s.distributor.address, [100])),
+    ("setSupplier", lambda s, lot: (s.coop.address, True)),
 ]
 
 
@@ -493,6 +500,82 @@ def test_admin_configures_the_yield_ratio(system: System):
     for bad in (0, 10_001):
         with reverts("TeaTraceInvalidYield", bps=bad):
             system.admin.transact(system.tt.functions.setMaxYieldBps(bad))
+
+
+# ---------------------------------------------------------------------- deliveries
+
+
+def _deliver(system: System, records: list[tuple], sender=None):
+    """recordDeliveries of `records` to the processor; the receipt."""
+    sender = sender or system.coop
+    fn = system.tt.functions.recordDeliveries(records, system.processor.address)
+    return sender.transact(fn, gas=harvest_gas(len(records)))
+
+
+def test_a_delivered_harvest_is_born_held_by_the_factory(system: System):
+    system.processor.transact(system.tt.functions.setSupplier(system.coop.address, True))
+    records = [system.harvest_tuple(i, grams=1_000 * (i + 1)) for i in range(3)]
+    receipt = _deliver(system, records)
+    lots = [lot_id(system.coop.address, r[5]) for r in records]
+    coop, factory = system.coop.address, system.processor.address
+    assert [system.lot(lot) for lot in lots] == [
+        (factory, 1_000 * (i + 1), HELD, FRESH, False) for i in range(3)
+    ]
+    assert [e["lot"] for e in events(system, receipt, "HarvestRecorded")] == lots
+    assert events(system, receipt, "LotShipped") == [
+        {"lot": lot, "from": coop, "to": factory} for lot in lots
+    ]
+    assert events(system, receipt, "LotReceived") == [
+        {"lot": lot, "receiver": factory} for lot in lots
+    ]
+    # The factory processes it at once; a re-sent delivery records nothing twice.
+    system.process(lots, [1_500])
+    again = _deliver(system, records)
+    assert len(events(system, again, "HarvestSkipped")) == 3
+    assert events(system, again, "LotShipped") == []
+    assert system.lot(lots[0])[2] == CONSUMED
+
+
+def test_only_a_consignee_that_accepts_the_cooperative_takes_deliveries(system: System):
+    coop, factory = system.coop.address, system.processor.address
+    with reverts("TeaTraceNotSupplier", consignee=factory, cooperative=coop):
+        _deliver(system, [system.harvest_tuple(0)])
+    receipt = system.processor.transact(system.tt.functions.setSupplier(coop, True))
+    assert events(system, receipt, "SupplierSet") == [
+        {"consignee": factory, "cooperative": coop, "accepted": True}
+    ]
+    assert system.tt.functions.isSupplier(factory, coop).call()
+    assert not system.tt.functions.isSupplier(factory, system.coop2.address).call()
+    with reverts("TeaTraceNotSupplier", consignee=factory, cooperative=system.coop2.address):
+        _deliver(system, [system.harvest_tuple(0)], sender=system.coop2)
+    with reverts("TeaTraceEmptyBatch"):
+        _deliver(system, [])
+    system.processor.transact(system.tt.functions.setSupplier(coop, False))
+    with reverts("TeaTraceNotSupplier", consignee=factory, cooperative=coop):
+        _deliver(system, [system.harvest_tuple(0)])
+
+
+def test_a_consignee_that_lost_its_role_takes_no_delivery(system: System):
+    coop, factory = system.coop.address, system.processor.address
+    system.processor.transact(system.tt.functions.setSupplier(coop, True))
+    system.admin.transact(system.tt.functions.revokeRole(PROCESSOR_ROLE, factory))
+    with reverts("TeaTraceNotSupplier", consignee=factory, cooperative=coop):
+        _deliver(system, [system.harvest_tuple(0)])
+
+
+@pytest.mark.parametrize("supplier", ["self", "zero"])
+def test_a_consignee_accepts_neither_itself_nor_nobody(system: System, supplier):
+    cooperative = ZERO if supplier == "zero" else system.processor.address
+    with reverts("TeaTraceInvalidSupplier", cooperative=cooperative):
+        system.processor.transact(system.tt.functions.setSupplier(cooperative, True))
+
+
+def test_an_invalid_delivery_reverts_the_batch(system: System):
+    system.processor.transact(system.tt.functions.setSupplier(system.coop.address, True))
+    good, bad = system.harvest_tuple(0), system.harvest_tuple(1, grams=0)
+    with reverts("TeaTraceZeroMass", dataHash=bad[5]):
+        _deliver(system, [good, bad])
+    assert system.lot(lot_id(system.coop.address, good[5]))[2] == LotState.NONE
 
 
 # ---------------------------------------------------------------------- movement and sale

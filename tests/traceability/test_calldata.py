@@ -43,6 +43,10 @@ def test_calldata_equals_web3s_encoding(module_system: System, n: int):
     assert calldata.check_harvests_data(coop, 2**70, records) == bytes.fromhex(
         tt.encode_abi("checkHarvests", [coop, 2**70, records])[2:]
     )
+    factory = module_system.processor.address
+    assert calldata.record_deliveries_data(records, factory) == bytes.fromhex(
+        tt.encode_abi("recordDeliveries", [records, factory])[2:]
+    )
 
 
 def test_out_of_range_values_are_refused():
@@ -54,6 +58,8 @@ def test_out_of_range_values_are_refused():
         calldata.record_harvests_data([(b"\x01" * 31, *record[1:])])
     with pytest.raises(ValueError):
         calldata.check_harvests_data("0x1234", 0, [record])
+    with pytest.raises(ValueError):
+        calldata.record_deliveries_data([record], "0x1234")
 
 
 def test_the_contract_answers_the_direct_encoding(system: System):

@@ -109,6 +109,45 @@ def test_resubmitting_the_same_records_records_nothing_twice(system: System):
     assert all("already recorded on chain" in o.reason for o in again.outcomes)
 
 
+def test_harvests_delivered_to_a_factory_are_held_by_it(system: System):
+    coop, factory = service(system, 1, batch_size=2), service(system, 2)
+    records = [harvest(system, i % 4, grams=2_000 + i) for i in range(5)]
+    block = system.client.w3.eth.block_number
+    with pytest.raises(TraceabilityError, match="does not accept harvests from"):
+        coop.record_harvests(records, deliver_to=factory.address)
+    assert system.client.w3.eth.block_number == block  # refused before anything was sent
+    with pytest.raises(TraceabilityError):
+        coop.record_harvests(records, deliver_to="not an address")
+    factory.set_supplier(coop.address)
+    assert factory.is_supplier(factory.address, coop.address)
+    report = coop.record_harvests(records, deliver_to=factory.address.lower())
+    assert report.recorded == 5 and len(report.transactions) == 3
+    views = coop.lots([lot_id(coop.address, r.key) for r in records])
+    assert {(v.holder, v.state) for v in views} == {(factory.address, LotState.HELD)}
+    again = coop.record_harvests(records, deliver_to=factory.address)
+    assert again.duplicates == 5 and again.transactions == []
+    factory.process([lot_id(coop.address, r.key) for r in records], [ProcessOutput(
+        grams=1_000, data_hash=output_data_hash("delivered", 0, 1_000))])  # fmt: skip
+    factory.set_supplier(coop.address, accepted=False)
+    with pytest.raises(TraceabilityError, match="does not accept"):
+        coop.record_harvests([harvest(system, 0)], deliver_to=factory.address)
+
+
+def test_a_delivery_batch_stays_within_the_block_gas_target(system: System):
+    """Each delivered record logs two events more: its gas bound is bigger, so its batches on
+    30 M-gas blocks hold fewer records than plain harvests' 372."""
+    from traceability.service import (
+        DELIVERY_GAS,
+        HARVEST_RECORD_GAS,
+        HARVEST_TX_GAS,
+        harvest_batch_cap,
+    )
+
+    cap = harvest_batch_cap(30_000_000, HARVEST_RECORD_GAS + DELIVERY_GAS)
+    assert cap == 338 < harvest_batch_cap(30_000_000)
+    assert HARVEST_TX_GAS + (HARVEST_RECORD_GAS + DELIVERY_GAS) * cap <= 15_000_000
+
+
 def test_a_batch_failing_after_the_precheck_is_rechecked_and_resent(system: System, monkeypatch):
     """State can change between the check and the block: the service recovers per record."""
     coop = service(system, 1)
