@@ -94,7 +94,7 @@ def create_app(
     app.state.chain = chain
     app.state.follower = follower
     if chain is not None:
-        count_transactions(chain.w3)
+        count_transactions(chain)
     count_alerts(engine)
     errors.install(app)
     # The last added runs first: a caller out of tokens is refused before its body is read.

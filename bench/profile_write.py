@@ -21,9 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
-from web3.eth import Eth
-
 from api.core.settings import ApiSettings
 from bench.bench_write import _records
 from chain.accounts import dev_accounts
@@ -106,8 +103,8 @@ def main() -> None:
             service = RecordingService(client, COOPERATIVE_ACCOUNTS[0], batch_size=batch)
             _timed(RecordingService, "check_harvests", "pre-check: checkHarvests eth_call")
             _timed(calldata, "record_harvests_data", "recordHarvests calldata")
-            _timed(LocalAccount, "sign_transaction", "signing (eth_account, coincurve)")
-            _timed(Eth, "send_raw_transaction", "eth_sendRawTransaction (anvil executes)")
+            _timed(Sender, "_sign", "signing (chain.signing, coincurve)")
+            _timed(Sender, "_send_raw", "eth_sendRawTransaction (anvil executes)")
             _timed(Sender, "fees", "fee quote (eth_getBlockByNumber)")
             _timed(Sender, "settle", "receipts (batched eth_getTransactionReceipt)")
             session = int(node.status().pid or 0)

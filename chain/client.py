@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -33,6 +33,7 @@ class ChainClient:
         self.settings = settings or ChainSettings()
         self.node = node or make_node(self.settings)
         self._senders: dict[str, Sender] = {}
+        self._sent_hooks: list[Callable[[], None]] = []
         # Checking a registry entry reads the contract's code from the node; a long-running
         # service would pay that on every request, so verified contract objects are kept.
         self._contracts: dict[str, Contract] = {}
@@ -77,13 +78,23 @@ class ChainClient:
         """The (shared, nonce-tracking) sender of account `index`."""
         account = self.accounts[index]
         if account.address not in self._senders:
-            self._senders[account.address] = Sender(self.w3, account, self.decoder)
+            self._senders[account.address] = self._new_sender(account)
         return self._senders[account.address]
+
+    def _new_sender(self, account: LocalAccount) -> Sender:
+        """A sender of `account` that reports each accepted transaction to the hooks."""
+        return Sender(self.w3, account, self.decoder, sent_hooks=self._sent_hooks)
+
+    def on_sent(self, hook: Callable[[], None]) -> None:
+        """Call `hook` once for every transaction the node accepts from this client's senders
+        (the service's metrics); a hook given twice is called once."""
+        if hook not in self._sent_hooks:
+            self._sent_hooks.append(hook)
 
     def sender_for(self, account: LocalAccount) -> Sender:
         """A shared sender for any local account."""
         if account.address not in self._senders:
-            self._senders[account.address] = Sender(self.w3, account, self.decoder)
+            self._senders[account.address] = self._new_sender(account)
         return self._senders[account.address]
 
     def deploy(

@@ -34,11 +34,12 @@ class RangeTooLargeError(LogQueryError):
 class RpcError(LogQueryError):
     """The node answered a JSON-RPC call with an error object."""
 
-    def __init__(self, method: str, code: int | None, message: str) -> None:
+    def __init__(self, method: str, code: int | None, message: str, data: Any = None) -> None:
         super().__init__(f"{method} failed: {message} (code {code})")
         self.method = method
         self.code = code
         self.rpc_message = message
+        self.data = data  # revert data, where the node sends it (chain.revert reads `.data`)
 
 
 class JsonRpc:
@@ -77,11 +78,12 @@ class JsonRpc:
         """POST one JSON body and return the parsed reply; one reconnect on a stale socket."""
         return json.loads(self.post_raw(payload))
 
-    def post_raw(self, payload: Any) -> bytes:
-        """POST one JSON body and return the reply's bytes unparsed."""
+    def post_raw(self, payload: Any, *, resend: bool = True) -> bytes:
+        """POST one JSON body and return the reply's bytes unparsed; a lost connection is
+        tried once more unless `resend` is False (the caller decides, as for a transaction)."""
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json"}
-        for attempt in (0, 1):
+        for attempt in (0, 1) if resend else (1,):
             conn = self._connection()
             try:
                 conn.request("POST", self._path, body, headers)
@@ -102,9 +104,10 @@ class JsonRpc:
             return raw
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def call(self, method: str, params: list[Any]) -> Any:
-        """One call; an error reply raises RpcError."""
-        return self.result(method, self.post(self.request(method, params)))
+    def call(self, method: str, params: list[Any], *, resend: bool = True) -> Any:
+        """One call; an error reply raises RpcError (`resend` as for post_raw)."""
+        raw = self.post_raw(self.request(method, params), resend=resend)
+        return self.result(method, json.loads(raw))
 
     def call_raw(self, method: str, params: list[Any]) -> bytes:
         """One call, the reply's bytes unparsed (for parsers faster than `json`)."""
@@ -119,7 +122,8 @@ class JsonRpc:
         """The result of a parsed reply; an error reply raises RpcError."""
         if "error" in reply:
             err = reply["error"]
-            raise RpcError(method, err.get("code"), str(err.get("message", err)))
+            message = str(err.get("message", err))
+            raise RpcError(method, err.get("code"), message, err.get("data"))
         return reply["result"]
 
     def batch(self, method: str, params: Sequence[list[Any]]) -> list[Any]:

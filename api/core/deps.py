@@ -40,7 +40,7 @@ async def get_chain(request: Request) -> ChainClient:
     client = getattr(request.app.state, "chain", None)
     if client is None:
         client = request.app.state.chain = ChainClient()
-        count_transactions(client.w3)
+        count_transactions(client)
     return client
 
 

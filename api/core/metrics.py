@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from web3 import Web3
-from web3.middleware import Web3Middleware
 
+from chain.client import ChainClient
 from risk.alerts import alert_counts
 
 REGISTRY = CollectorRegistry()
@@ -28,29 +26,11 @@ INDEXER_LAG = Gauge(
     "tealedger_indexer_lag_blocks", "Chain head minus last indexed block", registry=REGISTRY
 )
 
-SEND_METHODS = frozenset({"eth_sendRawTransaction", "eth_sendTransaction"})
-_MIDDLEWARE = "tealedger-transactions-sent"
 
-
-class _CountTransactions(Web3Middleware):
-    """Counts transactions the node accepted (every write of the service goes through one)."""
-
-    def wrap_make_request(self, make_request: Callable[..., Any]) -> Callable[..., Any]:
-        """Count successful eth_send*Transaction calls."""
-
-        def middleware(method: str, params: Any) -> Any:
-            response = make_request(method, params)
-            if method in SEND_METHODS and "error" not in response:
-                TRANSACTIONS_SENT.inc()
-            return response
-
-        return middleware
-
-
-def count_transactions(w3: Web3) -> None:
-    """Make `w3` count the transactions it sends (once per Web3 instance)."""
-    if _MIDDLEWARE not in w3.middleware_onion:
-        w3.middleware_onion.add(_CountTransactions, name=_MIDDLEWARE)
+def count_transactions(client: ChainClient) -> None:
+    """Count the transactions the node accepts from `client`'s senders (every write of the
+    service goes through one; they send over raw JSON-RPC, past web3's middleware)."""
+    client.on_sent(TRANSACTIONS_SENT.inc)
 
 
 logger = logging.getLogger(__name__)

@@ -17,6 +17,7 @@ from chain.errors import (
     TransactionOutcomeUnknownError,
     revert_class,
 )
+from chain.rpc import JsonRpc
 from chain.sender import RECEIPT_BATCH, Sender
 from tests._fixtures import client_for, needs_node
 from tests.chain.test_nodes import deploy_token
@@ -155,13 +156,15 @@ def test_lost_send_is_retried_exactly_once(mode, anvil_node, tmp_path):
 def test_unreachable_node_gives_up_after_bounded_retries(embedded, tmp_path):
     from chain.nodes import free_port
 
-    w3 = Web3(HTTPProvider(f"http://127.0.0.1:{free_port()}", exception_retry_configuration=None))
-    sender = Sender.__new__(Sender)
-    Sender.__init__  # noqa: B018 - constructing needs a chain id; build a sender by hand instead
-    sender.w3, sender._account, sender.decoder = w3, embedded.accounts[0], embedded.decoder
-    sender._retries, sender._backoff = 2, 0.001
-    with pytest.raises(TransactionError, match="after 3 attempts"):
-        sender._submit(b"\x01", embedded.w3.keccak(b"x"), 0)
+    url = f"http://127.0.0.1:{free_port()}"
+    w3 = Web3(HTTPProvider(url, exception_retry_configuration=None))
+    for rpc in (JsonRpc(url, timeout=1.0), None):  # raw JSON-RPC, and web3's path
+        sender = Sender.__new__(Sender)
+        Sender.__init__  # noqa: B018 - constructing needs a chain id; build a sender by hand
+        sender.w3, sender._account, sender.decoder = w3, embedded.accounts[0], embedded.decoder
+        sender._retries, sender._backoff, sender._rpc = 2, 0.001, rpc
+        with pytest.raises(TransactionError, match="after 3 attempts"):
+            sender._submit(b"\x01", embedded.w3.keccak(b"x"), 0)
 
 
 class DyingProxy(FlakyProxy):
