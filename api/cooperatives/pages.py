@@ -230,8 +230,15 @@ def coop_record_harvest(
 
     return answer(
         submit,
+        # the next picking most likely went where this one did: keep the choice
         lambda submission: _dashboard(
-            request, session, chain, settings, page, submission=submission
+            request,
+            session,
+            chain,
+            settings,
+            page,
+            submission=submission,
+            form={"deliver_to": form["deliver_to"]},
         ),
         # node down: say so on the page, keep what was typed
         lambda error, code: _dashboard(

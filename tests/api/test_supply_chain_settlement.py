@@ -268,6 +268,8 @@ def test_a_factory_accepts_a_cooperative_and_the_form_delivers_to_it(world):
              "record_ref": "F-D1", "csrf": token, "deliver_to_org_id": str(factory.id)}  # fmt: skip
     recorded = browser.post("/coop/harvests", data=entry)
     assert recorded.status_code == 200 and "recorded" in recorded.text, recorded.text
+    kept = recorded.text.split('id="deliver_to"')[1].split("</select>")[0]
+    assert f'<option value="{factory.id}" selected>' in kept  # the next picking goes there too
     lot = lot_id(coop.address, _harvest_hash(farmer, plot, 3_500, 1, picked, "F-D1"))
     assert world.chain.contract("TeaTrace").functions.lot(lot).call()[0] == factory.address
     junk = browser.post("/coop/harvests", data={**entry, "deliver_to_org_id": "abc"})
