@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -105,6 +106,14 @@ def record_harvests(
         int | None,
         typer.Option("--account", help="signing account index (default: first cooperative)"),
     ] = None,
+    deliver_to: Annotated[
+        str | None,
+        typer.Option(
+            "--deliver-to",
+            help="address of the factory the leaf was delivered to (it must accept you): "
+            "each new lot is held by it",
+        ),
+    ] = None,
 ) -> None:
     """Record a file of harvests; re-submitting the same file records nothing twice."""
     try:
@@ -114,7 +123,7 @@ def record_harvests(
             client, _signer(client, contracts.COOPERATIVE_ROLE, account), batch_size=batch_size
         )
         started = time.monotonic()
-        report = _record_with_progress(service, [r.record for r in rows])
+        report = _record_with_progress(service, [r.record for r in rows], deliver_to)
     except (TraceabilityError, ChainError) as exc:
         raise _fail(str(exc)) from None
     rejected = row_errors + [RowError(rows[o.index].where, "-", o.reason) for o in report.rejected]
@@ -129,7 +138,9 @@ def _rows_with_errors(errors: list[RowError]) -> int:
     return len({e.where for e in errors})
 
 
-def _record_with_progress(service: RecordingService, records: list[HarvestRecord]) -> HarvestReport:
+def _record_with_progress(
+    service: RecordingService, records: list[HarvestRecord], deliver_to: str | None = None
+) -> HarvestReport:
     """record_harvests under a rich progress bar."""
     columns = (
         TextColumn("[progress.description]{task.description}"),
@@ -139,7 +150,8 @@ def _record_with_progress(service: RecordingService, records: list[HarvestRecord
     )
     with Progress(*columns, console=err, transient=False) as progress:
         task = progress.add_task("recording harvests", total=len(records))
-        return service.record_harvests(records, on_progress=lambda n: progress.advance(task, n))
+        advance = partial(progress.advance, task)
+        return service.record_harvests(records, advance, deliver_to=deliver_to)
 
 
 def _print_summary(

@@ -76,6 +76,22 @@ def test_a_clean_file_exits_zero(app, on_system: System, tmp_path: Path):
     assert result.exit_code == 0, result.output
 
 
+def test_a_file_delivered_to_a_factory_is_the_factorys(app, on_system: System, tmp_path: Path):
+    s = on_system
+    path = harvest_csv(tmp_path / "delivered.csv", s, [(0, 0, 6_000, 2, "D-1")])
+    factory = s.processor.address
+    args = ["record", "harvests", str(path), "--deliver-to", factory]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == cli.EXIT_FAILED and "does not accept harvests" in refused.output
+    s.processor.transact(s.tt.functions.setSupplier(s.coop.address, True))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "recorded (new lots) │ 1" in " ".join(result.output.split())
+    (lot,) = [e["args"]["lot"] for e in s.tt.events.HarvestRecorded().get_logs(from_block=0)
+              if e["args"]["plot"] == s.plots[0] and e["args"]["grams"] == 6_000]  # fmt: skip
+    assert s.lot(lot)[0] == factory
+
+
 def test_trace_and_recall_impact_commands(app, on_system: System):
     s = on_system
     lots = s.harvest([10_000, 12_000])
