@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
@@ -39,6 +38,7 @@ from api.main import create_app
 from chain.client import ChainClient
 from chain.config import ChainSettings
 from chain.nodes import free_port
+from chain.rpc import LogQueryError
 from indexer.runner import index_once
 from tests._fixtures import client_for
 from tests.api.conftest import PASSWORD
@@ -487,10 +487,10 @@ def test_node_down_writes_nothing(world, coop, monkeypatch):
     monkeypatch.setattr(sender, "_backoff", 0.0)
 
     def unreachable(_raw):
-        raise requests.ConnectionError("connection refused")
+        raise LogQueryError("JSON-RPC node at the test's URL unreachable: connection refused")
 
     with monkeypatch.context() as patch:
-        patch.setattr(world.chain.w3.eth, "send_raw_transaction", unreachable)
+        patch.setattr(sender, "_send_raw", unreachable)  # what the Sender's JSON-RPC raises
         down = world.http.post("/cooperatives/farmers", json=body, headers=coop.headers)
     assert down.status_code == 503 and "nothing was written" in down.json()["detail"]
     fid = "0x" + farmer_id(coop_salt(world.settings, org), nid).hex()
