@@ -32,8 +32,13 @@ class LoginRequired(Exception):
 
 def error_page(request: Request, exc: BaseException) -> HTMLResponse:
     """The error page of any error the service maps to a status."""
-    context = {"status": status_of(exc), "detail": detail_of(exc)}
-    return templates.TemplateResponse(request, "error.html", context, status_of(exc))
+    return message_page(request, detail_of(exc), status_of(exc))
+
+
+def message_page(request: Request, detail: str, code: int) -> HTMLResponse:
+    """The error page saying `detail` with status `code` (`answer`'s `failed` takes it)."""
+    context = {"status": code, "detail": detail}
+    return templates.TemplateResponse(request, "error.html", context, code)
 
 
 class PageRoute(APIRoute):

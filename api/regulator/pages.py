@@ -6,6 +6,7 @@ its reason, so the form itself is the confirmation step.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, File, Form, Query, Request, UploadFile
@@ -15,7 +16,7 @@ import api.core.labels  # noqa: F401  (registers the label filters)
 from api.core.deps import SettingsDep
 from api.core.errors import Invalid
 from api.core.models import Role
-from api.core.pages import answer, page_router, see_other
+from api.core.pages import answer, message_page, page_router, see_other
 from api.core.pagination import MAX_OFFSET, PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.templates import templates
@@ -115,14 +116,10 @@ def regulator_scan(
     check_csrf(page, csrf)
     engine = request.app.state.engine
 
-    def failed(error: str, code: int) -> HTMLResponse:
-        context = {"status": code, "detail": error}
-        return templates.TemplateResponse(request, "error.html", context, code)
-
     return answer(
         lambda: service.scan_database(settings.database_url, engine),
         _after_scan,
-        failed,
+        partial(message_page, request),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, Form, Query, Request
@@ -17,7 +18,7 @@ from api.core.deps import ChainDep, SessionDep, SettingsDep
 from api.core.errors import ROOTS, Invalid
 from api.core.ids import same_address
 from api.core.models import Organisation, Role
-from api.core.pages import answer, page_router, see_other
+from api.core.pages import answer, message_page, page_router, see_other
 from api.core.pagination import PageParams
 from api.core.sessions import PageSession, check_csrf, page_session
 from api.core.suppliers import PartnerOut, SupplierIn, set_supplier, suppliers
@@ -124,14 +125,8 @@ def supply_set_supplier(
     return answer(
         lambda: set_supplier(session, chain, settings, page.org, body),
         f"/supply?accepted={str(accepted).lower()}#suppliers",
-        lambda error, code: _supply_error(request, page, error, code),
+        partial(message_page, request),
     )
-
-
-def _supply_error(request: Request, page: PageSession, error: str, code: int) -> HTMLResponse:
-    """The error page of a refused supplier change."""
-    context = {"org": page.org, "status": code, "detail": error}
-    return templates.TemplateResponse(request, "error.html", context, code)
 
 
 @router.get("/supply/find")
