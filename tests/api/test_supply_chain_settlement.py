@@ -259,7 +259,7 @@ def test_a_factory_accepts_a_cooperative_and_the_form_delivers_to_it(world):
     # the cooperative's form offers the factory; the lot it records is the factory's
     browser = _login(world, coop)
     home = browser.get("/coop").text
-    choice = f'<option value="{factory.id}" >当天交售给 Shuanghe Tea Factory'
+    choice = f'<option value="{factory.id}" >Shuanghe Tea Factory · 当天交售 delivered'
     assert choice in home.split('id="deliver_to"')[1].split("</select>")[0]
     assert choice in home.split('id="upload_deliver_to"')[1].split("</select>")[0]
     token = home.split('name="csrf" value="')[1].split('"')[0]
