@@ -33,8 +33,9 @@ from tests.api.test_serve import _deployed
 
 pytestmark = [needs_node(), pytest.mark.node]
 
-PER_MINUTE = 240
-"""The limit both processes are given (a burst of 240, then 4 a second)."""
+PER_MINUTE = 60
+"""The limit both processes are given (a burst of 60, then one a second): slow enough that the
+bucket empties even when a loaded machine answers a request in half a second."""
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +53,17 @@ def _state(service: Service) -> str:
     return str(health["indexer"]["state"])
 
 
-def _spend(services: list[Service], key: str, requests: int) -> tuple[int, int, float]:
+def _spend(services: list[Service], key: str, requests: int) -> tuple[int, list[int], float]:
     """`requests` GETs with one key, alternating between the services as fast as they
-    answer: (allowed, refused, seconds taken)."""
-    allowed = refused = 0
+    answer: (allowed, refused by each service, seconds taken)."""
+    allowed = 0
+    refused = [0] * len(services)
     started = time.monotonic()
     for n in range(requests):
         response = services[n % 2].get("/lenders/farmers", key)
         assert response.status_code in (200, 429), response.text
         allowed += response.status_code == 200
-        refused += response.status_code == 429
+        refused[n % 2] += response.status_code == 429
     return allowed, refused, time.monotonic() - started
 
 
@@ -96,12 +98,15 @@ def test_two_services_share_one_database(
             assert listed["items"][0]["farmer_id"] == registered["farmer_id"]
 
         # one bucket across both: the burst, plus what refilled while spending, and no more
-        allowed, refused, seconds = _spend([first, second], lender, PER_MINUTE + 160)
+        # (two buckets would allow twice the burst); both refuse once it is empty. Whether the
+        # very next request is refused depends on how long the machine takes to answer, so
+        # the refill is measured rather than assumed away.
+        _, spender, _ = first.org(admin, Role.LENDER, "County Bank")  # a full bucket
+        allowed, refused, seconds = _spend([first, second], spender, PER_MINUTE + 100)
         refill = PER_MINUTE / 60 * seconds
         assert PER_MINUTE <= allowed <= PER_MINUTE + refill + 2, (allowed, seconds)
-        assert refused >= 160 - refill - 2
-        assert first.get("/lenders/farmers", lender).status_code == 429
-        assert second.get("/lenders/farmers", lender).status_code == 429
+        assert sum(refused) >= 100 - refill - 2, (refused, seconds)
+        assert min(refused) > 0, (refused, seconds)
 
         # a crash of the following one: the other takes over and nothing acknowledged is lost
         kill_service(first)
