@@ -15,11 +15,12 @@ from tests._fixtures import needs_node
 from tests.api.served import until
 
 
-def _demo(data_dir, node_port: int, serve_port: int) -> subprocess.Popen[bytes]:
+def _demo(data_dir, node_port: int, serve_port: int, farmers: int = 6) -> subprocess.Popen[bytes]:
     """`tealedger demo` on anvil with a small region, in its own data dir."""
     env = os.environ | {"TEALEDGER_DATA_DIR": str(data_dir), "TEALEDGER_ENVIRONMENT": "test"}
-    cmd = [sys.executable, "-m", "tealedger.cli", "demo", "--backend", "anvil", "--farmers", "6",
-           "--port", str(node_port), "--serve-port", str(serve_port)]  # fmt: skip
+    cmd = [sys.executable, "-m", "tealedger.cli", "demo", "--backend", "anvil",
+           "--farmers", str(farmers), "--port", str(node_port),
+           "--serve-port", str(serve_port)]  # fmt: skip
     log = (data_dir / "demo.log").open("wb")
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -80,7 +81,8 @@ def test_the_service_answers_first_and_the_season_fills_in_behind_it(tmp_path):
 @pytest.mark.node
 def test_a_demo_stopped_with_sigterm_says_so(tmp_path):
     node_port, serve_port = free_port(), free_port()
-    demo = _demo(tmp_path, node_port, serve_port)
+    # a region whose season takes minutes: six farmers' can end before the signal arrives
+    demo = _demo(tmp_path, node_port, serve_port, farmers=1000)
     try:
         until(lambda: "进行中" in _home(f"http://127.0.0.1:{serve_port}/"), "the progress page")
         demo.terminate()
