@@ -38,6 +38,7 @@ from api.regulator import routes as regulator_routes
 from api.supply_chain import pages as supply_chain_pages
 from api.supply_chain import routes as supply_chain_routes
 from chain.client import ChainClient
+from indexer.archive import IndexArchive
 from indexer.db import migrate
 
 # Every audience's JSON routes, then its pages (api/<audience>/routes.py, pages.py).
@@ -95,6 +96,7 @@ def create_app(
     app.state.follower = follower
     if chain is not None:
         count_transactions(chain)
+        chain.use_archive(IndexArchive(engine))
     count_alerts(engine)
     errors.install(app)
     # The last added runs first: a caller out of tokens is refused before its body is read.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -17,6 +17,7 @@ from chain.compiler import Artifacts, compile_contracts
 from chain.config import ChainSettings
 from chain.deploy import Deployment, DeploymentRegistry, deploy
 from chain.errors import ContractRevertError, KeystoreError
+from chain.events import EventReader, LogArchive
 from chain.nodes import Node, make_node
 from chain.revert import RevertDecoder, revert_data
 from chain.sender import Sender
@@ -40,6 +41,7 @@ class ChainClient:
         self._by_address: dict[tuple[str, str], Contract] = {}
         self._classes: dict[str, type[Contract]] = {}
         self._lock = threading.Lock()
+        self._archive: LogArchive | None = None
 
     @cached_property
     def w3(self) -> Web3:
@@ -90,6 +92,16 @@ class ChainClient:
         (the service's metrics); a hook given twice is called once."""
         if hook not in self._sent_hooks:
             self._sent_hooks.append(hook)
+
+    def use_archive(self, archive: LogArchive | None) -> None:
+        """Read old events from `archive` (the service's and the demo's index) from now on."""
+        self._archive = archive
+
+    def event_reader(
+        self, address: str | Sequence[str], abi: Iterable[dict[str, Any]], from_block: int = 0
+    ) -> EventReader:
+        """An EventReader on this client's node, and on its archive where one is in use."""
+        return EventReader(self.w3, address, abi, from_block, self._archive)
 
     def sender_for(self, account: LocalAccount) -> Sender:
         """A shared sender for any local account."""

@@ -41,6 +41,11 @@ bench blocks`), so the same transactions cost it less in fewer, bigger blocks: t
 demo went from 4:58 in 906 blocks of 30 M gas to 3:20 in 208 (docs/demo.md)."""
 
 
+MIN_HISTORY_BLOCKS = 16
+"""The fewest blocks of history a pruned anvil may keep: a pipeline's receipts and a request's
+reads of the blocks it just mined must still find them."""
+
+
 class ChainSettings(BaseSettings):
     """Where the chain is, how to reach it and who signs."""
 
@@ -63,6 +68,11 @@ class ChainSettings(BaseSettings):
     # blocks take bigger harvest batches and fewer blocks (each costs the node work of its own:
     # docs/benchmarks.md, "Harvest write rate"); a real network sets its own.
     block_gas_limit: int | None = Field(default=None, ge=BLOCK_GAS_LIMIT, le=MAX_BLOCK_GAS_LIMIT)
+    # Blocks whose transactions, receipts and logs an anvil started here keeps in memory
+    # (TEALEDGER_HISTORY_BLOCKS; None keeps all). Older logs are read from the index
+    # (indexer/archive.py), so the service's follower must stay within this many blocks of the
+    # head: it stops with HistoryPrunedError rather than index a pruned block as empty.
+    history_blocks: int | None = Field(default=None, ge=MIN_HISTORY_BLOCKS)
 
     @classmethod
     def settings_customise_sources(

@@ -9,6 +9,12 @@ there `get_logs` is used.
 Topic OR-lists and address lists are sent in chunks, so a query over thousands of lots or
 escrows stays a few requests. `EventDecoder` decodes single logs and receipts.
 
+With a `LogArchive` (the index's copy of every followed contract's logs, `indexer.archive`),
+a reader asks the archive for the blocks it holds and the node only for the blocks after
+them: a node need not keep its whole history in memory, and a query over a long history is an
+index look-up instead of the node's scan of every log (docs/architecture.md, "Reading old
+events from the index").
+
 Decoding is chain/abi.py's (the indexer's decoder). Argument types follow web3's event args:
 addresses are checksum strings, bytesN are bytes, integers int, bool bool, arrays and
 tuples are tuples; an indexed dynamic value (string, bytes, array) is its 32-byte topic hash.
@@ -21,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from eth_abi import encode
 from eth_utils import to_checksum_address
@@ -163,6 +169,28 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+Topics = list[Any]
+"""An eth_getLogs topic filter: per position None (any), a 0x-hex topic, or a list of them."""
+
+
+@dataclass(frozen=True)
+class Archived:
+    """An archive's answer: the matching logs of every block up to `head`, whose hash it has."""
+
+    logs: list[RawLog]
+    head: int
+    head_hash: bytes
+
+
+class LogArchive(Protocol):
+    """Logs kept outside the node, complete for every block up to a head."""
+
+    def read(self, addresses: Sequence[str], topics: Topics, from_block: int) -> Archived | None:
+        """The matching logs of blocks `from_block`..head, or None where the archive cannot
+        answer for all of them (no blocks yet, an address it does not follow)."""
+        ...
+
+
 class EventReader:
     """Fetches decoded events of one ABI at one or more contract addresses."""
 
@@ -172,13 +200,17 @@ class EventReader:
         address: str | Sequence[str],
         abi: Iterable[dict[str, Any]],
         from_block: int = 0,
+        archive: LogArchive | None = None,
     ) -> None:
+        """`archive`: where to read old blocks from (ChainClient.event_reader passes the
+        client's own)."""
         addresses = [address] if isinstance(address, str) else list(address)
         self._w3 = w3
         self._addresses = [to_checksum_address(a) for a in addresses]
         self.decoder = event_decoder(abi)
         self._from_block = from_block
         self._raw = isinstance(w3.provider, HTTPProvider)
+        self._archive = archive
 
     def events(
         self, name: str, arg: str | int | None = None, values: Iterable[Any] = ()
@@ -202,11 +234,46 @@ class EventReader:
         found.sort(key=lambda e: (e.block_number, e.log_index))
         return found
 
-    def _query(self, addresses: Sequence[str], topics: list[Any]) -> list[Event]:
-        """One eth_getLogs over the whole history since `from_block`."""
+    def _query(self, addresses: Sequence[str], topics: Topics) -> list[Event]:
+        """The events since `from_block`: the archive's blocks from it, the rest from the node."""
+        raws: list[RawLog] = []
+        start = self._from_block
+        held = None if self._archive is None else self._archive.read(addresses, topics, start)
+        if held is not None and self._on_chain(held.head, held.head_hash):
+            raws, start = held.logs, held.head + 1
+            if start > self._node_call("eth_blockNumber", []):  # a range past the head: refused
+                return self._decode(raws)
+        return self._decode(raws + self._node_logs(addresses, topics, start))
+
+    def _on_chain(self, number: int, block_hash: bytes) -> bool:
+        """Whether the node's block `number` has this hash: then the archive's blocks are
+        this chain's (each hash commits to its parent's), not another chain's or a fork's."""
+        block = self._node_call("eth_getBlockByNumber", [hex(number), False])
+        return bool(block) and _bytes(block["hash"]) == block_hash
+
+    def _node_call(self, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC call to the node: its result (block numbers as ints)."""
+        if not self._raw:
+            if method == "eth_blockNumber":
+                return int(self._w3.eth.block_number)
+            found = self._w3.eth.get_block(int(params[0], 16))
+            return {"hash": found["hash"]} if found else None
+        reply = self._w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in reply:
+            raise RpcError(method, None, str(reply["error"]))
+        result = reply["result"]
+        return int(result, 16) if method == "eth_blockNumber" else result
+
+    def _decode(self, raws: list[RawLog]) -> list[Event]:
+        """The logs decoded with this reader's ABI (logs of other events left out)."""
+        events = (self.decoder.decode_raw(raw) for raw in raws)
+        return [e for e in events if e is not None]
+
+    def _node_logs(self, addresses: Sequence[str], topics: Topics, start: int) -> list[RawLog]:
+        """One eth_getLogs over blocks `start`..latest."""
         params: dict[str, Any] = {
             "address": addresses[0] if len(addresses) == 1 else list(addresses),
-            "fromBlock": hex(self._from_block),
+            "fromBlock": hex(start),
             "toBlock": "latest",
             "topics": topics,
         }
@@ -217,9 +284,6 @@ class EventReader:
                 if not isinstance(err, dict):
                     err = {"message": err}
                 raise RpcError("eth_getLogs", err.get("code"), str(err.get("message", err)))
-            raws = [parse_log(item) for item in reply["result"]]
-        else:
-            params["fromBlock"] = self._from_block
-            raws = [web3_log(log) for log in self._w3.eth.get_logs(params)]  # type: ignore[arg-type]
-        events = (self.decoder.decode_raw(raw) for raw in raws)
-        return [e for e in events if e is not None]
+            return [parse_log(item) for item in reply["result"]]
+        params["fromBlock"] = start
+        return [web3_log(log) for log in self._w3.eth.get_logs(params)]  # type: ignore[arg-type]

@@ -433,9 +433,13 @@ class AnvilNode(ProcessNode):
     chain_id = 31337
     default_block_gas_limit = ANVIL_BLOCK_GAS_LIMIT
     kept_states = PRUNED_STATES
+    history_blocks: int | None = None  # blocks of transactions kept (None: all)
 
     def arguments(self) -> list[str]:
         """anvil flags: loopback only, deterministic accounts, state file."""
+        history = (
+            ["--transaction-block-keeper", str(self.history_blocks)] if self.history_blocks else []
+        )
         return [
             "--host", "127.0.0.1",
             "--port", str(self.port),
@@ -451,6 +455,7 @@ class AnvilNode(ProcessNode):
             # states to ~/.foundry/anvil/tmp and leaves them there when it is killed (a long
             # benchmark's chain once filled 77 GB); nothing here reads state blocks back.
             "--prune-history", str(self.kept_states),
+            *history,
             "--silent",
         ]  # fmt: skip
 
@@ -463,7 +468,7 @@ def make_node(settings: ChainSettings) -> Node:
     if settings.backend == "rpc":
         return RpcNode(settings.node_url)
     cls = GanacheNode if settings.backend == "ganache" else AnvilNode
-    return cls(
+    node = cls(
         settings.data_dir,
         settings.project_root,
         settings.port,
@@ -472,3 +477,6 @@ def make_node(settings: ChainSettings) -> Node:
         settings.node_start_timeout,
         settings.block_gas_limit,
     )
+    if isinstance(node, AnvilNode):
+        node.history_blocks = settings.history_blocks
+    return node

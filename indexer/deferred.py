@@ -14,6 +14,10 @@ from sqlalchemy.engine import Connection
 
 from indexer.models import IndexerTable
 
+RAW_INDEXES = ("ix_raw_event_topic0", "ix_raw_event_topic1")
+"""raw_event's own secondary indexes (the archive's reads): a first backfill builds them at its
+end; a rebuild, which only reads raw_event, keeps them."""
+
 DERIVED_INDEXES = (
     "ix_farmer_block_number",
     "ix_farmer_cooperative",

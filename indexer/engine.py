@@ -248,14 +248,14 @@ class Indexer:
             return
         with self.engine.begin() as conn:
             if conn.execute(select(RawEvent.log_index).limit(1)).first() is None:
-                deferred.drop(conn, deferred.DERIVED_INDEXES)
+                deferred.drop(conn, deferred.RAW_INDEXES + deferred.DERIVED_INDEXES)
 
     def _build_deferred_indexes(self) -> None:
         """Once caught up: build deferred indexes that are missing (also after a killed run)."""
         if self._indexes_checked:
             return
         with self.engine.begin() as conn:
-            built = deferred.build_missing(conn, deferred.DERIVED_INDEXES)
+            built = deferred.build_missing(conn, deferred.RAW_INDEXES + deferred.DERIVED_INDEXES)
         if built:
             log.info("built %d deferred indexes", built)
         self._indexes_checked = True

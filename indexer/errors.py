@@ -42,3 +42,16 @@ class UnstableChainError(IndexerError):
 
 class NothingToIndexError(IndexerError):
     """No project contract is deployed on the connected chain."""
+
+
+class HistoryPrunedError(IndexerError):
+    """The node dropped a block's transactions and logs before they were indexed."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(
+            f"the node no longer holds the transactions and logs of block {number} (an anvil "
+            "started with TEALEDGER_HISTORY_BLOCKS keeps only its latest blocks), and they were "
+            "not indexed yet; nothing of that block was written. Start the node again with more "
+            "history blocks (or without the setting) and rebuild the index from the chain."
+        )
+        self.number = number

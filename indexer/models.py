@@ -81,7 +81,13 @@ class RawEvent(IndexerTable, table=True):
     # the hash determines, so it admits exactly the same rows, while a backfill appends to
     # its B-tree instead of writing all over it (hashes are random), and block-order reads and
     # rollbacks by block number use it too (migration 0004).
-    __table_args__ = (PrimaryKeyConstraint("block_number", "block_hash", "log_index"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("block_number", "block_hash", "log_index"),
+        # the archive's reads (indexer/archive.py): an event at some contracts, or by its
+        # first indexed argument (migration 0016)
+        Index("ix_raw_event_topic0", "topic0", "address"),
+        Index("ix_raw_event_topic1", "topic1"),
+    )
 
     block_hash: bytes = _bytes(primary_key=True)
     log_index: int = Field(primary_key=True)

@@ -11,7 +11,7 @@ from chain.abi import DecodedLog, LogDecoder
 from chain.bloom import bloom_bits, bloom_may_contain
 from chain.logs import AdaptiveRange, Header, LogFetcher, LogFilter, RawLog
 from chain.rpc import JsonRpc, RangeTooLargeError
-from indexer.errors import UnstableChainError
+from indexer.errors import HistoryPrunedError, UnstableChainError
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class Batch:
     def from_wire(cls, wire: tuple[Any, ...]) -> Batch:
         """Inverse of to_wire."""
         start, stop, headers, events, recovered, found = wire
-        decoded = [DecodedLog(_log_of_row(row), row[12], args) for row, args in events]
+        decoded = [DecodedLog(raw_log_of_row(row), row[12], args) for row, args in events]
         discovered = tuple(ContractInfo(*c) for c in found)
         rows = [row for row, _ in events]
         header_list = [Header._make(h) for h in headers]
@@ -118,7 +118,7 @@ def raw_row(event: DecodedLog) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def _log_of_row(row: tuple[Any, ...]) -> RawLog:
+def raw_log_of_row(row: tuple[Any, ...]) -> RawLog:
     """The RawLog a raw_event row was made from (inverse of raw_row)."""
     topics = row[7:11]
     return RawLog(row[2], row[0], row[1], row[5], row[4], row[6],
@@ -279,10 +279,19 @@ class ChainSource:
             if again:
                 recovered += 1
                 extra.extend(again)
+            elif self._pruned(h.hash):
+                raise HistoryPrunedError(h.number)
         if not extra:
             return logs, 0
         merged = sorted([*logs, *extra], key=lambda log: (log.block_number, log.log_index))
         return merged, recovered
+
+    def _pruned(self, block_hash: bytes) -> bool:
+        """Whether the node dropped this block's transactions: it used gas but lists none (an
+        anvil with --transaction-block-keeper keeps the header, bloom included, of a block
+        whose logs it no longer returns)."""
+        block = self.rpc.call("eth_getBlockByHash", ["0x" + block_hash.hex(), False])
+        return bool(block) and int(block["gasUsed"], 16) > 0 and not block["transactions"]
 
 
 def _split_fetch(fetcher: LogFetcher, start: int, stop: int) -> list[RawLog]:

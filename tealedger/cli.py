@@ -176,11 +176,15 @@ def _demo_season(
     """The demo's work behind the running service: logins, season, lending, index, scan."""
     from api.core.db import open_database
     from api.regulator.service import scan_database
+    from indexer.archive import IndexArchive
     from tealedger.demo.lending import run_lending
     from tealedger.demo.season import run_season
     from tealedger.demo.service import demo_logins, index_chain
     from tealedger.demo.summary import summary_table
 
+    # Old events are read from the index the service's follower fills, as the service reads
+    # them: a node keeping only its latest blocks (TEALEDGER_HISTORY_BLOCKS) serves the rest.
+    client.use_archive(IndexArchive(open_database(api_settings.database_url)))
     logins = demo_logins(client, api_settings)
     _print_logins(url, logins)  # people may log in while the season fills in
     region, summary = run_season(client, farmers, seed, out, api_settings, status)

@@ -25,7 +25,6 @@ from chain.client import ChainClient
 from chain.clock import chain_now
 from chain.eip712 import typed_data
 from chain.errors import ContractRevertError
-from chain.events import EventReader
 from chain.rpc import RpcError
 from chain.sender import Sender
 from chain.views import read_one
@@ -265,8 +264,8 @@ class ConsentService:
         fid = _BYTES32.validate_python(farmer)
         if self._from_block is None:
             self._from_block = contracts.deployment_block(self.client, contracts.CONSENT_REGISTRY)
-        reader = EventReader(
-            self.client.w3, self.contract.address, self.contract.abi, self._from_block
+        reader = self.client.event_reader(
+            self.contract.address, self.contract.abi, self._from_block
         )
         try:
             events = reader.events("ConsentGranted", "farmer", [fid])

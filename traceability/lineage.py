@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from web3 import Web3
 from web3.contract import Contract
 
 from chain.client import ChainClient
@@ -245,15 +244,19 @@ class RecallImpact:
 class LineageReader:
     """Answers lineage questions from TeaTrace's events and lot slots."""
 
-    def __init__(self, w3: Web3, contract: Contract, from_block: int = 0) -> None:
+    def __init__(self, contract: Contract, logs: EventReader) -> None:
         self._contract = contract
-        self._logs = EventReader(w3, contract.address, contract.abi, from_block)
+        self._logs = logs
+
+    @classmethod
+    def on(cls, client: ChainClient, contract: Contract, from_block: int = 0) -> LineageReader:
+        """On `contract` (a TeaTrace) through the client, its events from `from_block`."""
+        return cls(contract, client.event_reader(contract.address, contract.abi, from_block))
 
     @classmethod
     def from_client(cls, client: ChainClient) -> LineageReader:
         """On the TeaTrace deployed on the client's chain, reading from its deployment block."""
-        contract = contracts.tea_trace(client)
-        return cls(client.w3, contract, contracts.deployment_block(client))
+        return cls.on(client, contracts.tea_trace(client), contracts.deployment_block(client))
 
     def _events(self, name: str, arg: str, values: Iterable[bytes]) -> list[Event]:
         """Events `name` whose indexed argument `arg` is one of `values`."""

@@ -446,7 +446,7 @@ class RecordingService:
         from traceability.lineage import LineageReader  # lineage reads, the service writes
 
         root = _BYTES32.validate_python(lot)
-        impact = LineageReader(self.client.w3, self.contract, from_block).recall_impact(root)
+        impact = LineageReader.on(self.client, self.contract, from_block).recall_impact(root)
         targets = [root] if not impact.view.recalled else []
         targets += [d.lot for d in impact.descendants if not d.view.recalled]
         if targets:

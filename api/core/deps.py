@@ -16,6 +16,7 @@ from api.core.models import Organisation, Role
 from api.core.security import authenticate
 from api.core.settings import ApiSettings
 from chain.client import ChainClient
+from indexer.archive import IndexArchive
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Organisation key")
 
@@ -41,6 +42,7 @@ async def get_chain(request: Request) -> ChainClient:
     if client is None:
         client = request.app.state.chain = ChainClient()
         count_transactions(client)
+        client.use_archive(IndexArchive(request.app.state.engine))
     return client
 
 

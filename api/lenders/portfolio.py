@@ -26,7 +26,6 @@ from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
 from chain.client import ChainClient
 from chain.clock import chain_now
-from chain.events import EventReader
 from lending.loans.contracts import LOAN_ESCROW
 from lending.loans.disbursement import LoanDesk, LoanState, LoanStatus
 from lending.loans.errors import translate_reverts
@@ -105,7 +104,7 @@ class DisbursementReport(BaseModel):
 
 def lender_escrows(desk: LoanDesk, lender: str) -> list[str]:
     """The escrows the factory issued for `lender`, in loan order."""
-    reader = EventReader(desk.client.w3, desk.factory.address, desk.factory.abi)
+    reader = desk.client.event_reader(desk.factory.address, desk.factory.abi)
     issued = [e for e in reader.events("LoanIssued") if same_address(e.args["lender"], lender)]
     return [e.args["escrow"] for e in sorted(issued, key=lambda e: e.args["loanId"])]
 
@@ -225,7 +224,7 @@ def disbursements(engine: Engine, chain: ChainClient, org: Organisation) -> Disb
     if escrows:
         abi = chain.contract(LOAN_ESCROW, escrows[0]).abi
         categories = MerchantDesk(chain, desk.registry_address).category_names()
-        for e in EventReader(chain.w3, escrows, abi).events("LoanDisbursed"):
+        for e in chain.event_reader(escrows, abi).events("LoanDisbursed"):
             cat = categories.get(e.args["category"], "0x" + e.args["category"].hex())
             line = totals[(cat, e.args["merchant"])]
             line[0] += 1

@@ -24,7 +24,7 @@ from api.core.models import Organisation
 from api.core.pagination import Page, PageParams
 from api.core.settings import ApiSettings
 from chain.client import ChainClient
-from chain.events import Event, EventReader
+from chain.events import Event
 from lending.loans.contracts import LOAN_ESCROW
 from lending.loans.disbursement import (
     ConfirmationMode,
@@ -244,7 +244,7 @@ def _escrow_events(chain: ChainClient, start: int, event: str, merchant: str) ->
     if not escrows:
         return []
     abi = chain.contract(LOAN_ESCROW, escrows[0]).abi
-    reader = EventReader(chain.w3, escrows, abi, start)
+    reader = chain.event_reader(escrows, abi, start)
     return reader.events(event, "merchant", [Web3.to_checksum_address(merchant)])
 
 
@@ -429,7 +429,7 @@ def one_order(
     desk, address, _, order = _my_order(chain, org, escrow, order_id)
     start = contracts.deployment_block(chain, LOAN_FACTORY)
     names = MerchantDesk(chain, from_block=start).category_names()
-    reader = EventReader(chain.w3, address, desk.escrow(address).abi, start)
+    reader = chain.event_reader(address, desk.escrow(address).abi, start)
     placed = reader.events("PaymentOrdered", "orderId", [order_id])
     if not placed:  # paid at once (Immediate mode): never reserved, nothing to act on
         raise Conflict(f"order {order_id} was paid at once, it waits for nobody")

@@ -147,7 +147,7 @@ def settlement_desk(chain: ChainClient) -> SettlementDesk:
 def _trace(chain: ChainClient) -> tuple[Contract, EventReader]:
     """TeaTrace and a reader of its events."""
     trace = contracts.deployed(chain, contracts.TEA_TRACE)
-    return trace, EventReader(chain.w3, trace.address, trace.abi, deployment_block(chain))
+    return trace, chain.event_reader(trace.address, trace.abi, deployment_block(chain))
 
 
 def lot_parties(chain: ChainClient, lot_hex: str) -> LotParties:
@@ -160,10 +160,11 @@ def lot_parties(chain: ChainClient, lot_hex: str) -> LotParties:
     produced = events.events("LotProduced", "lot", [lot])
     if produced:
         maker, data_hash = produced[0].args["processor"], produced[0].args["dataHash"]
-    else:  # a harvest lot: its maker is whoever sent the recording transaction
+    else:  # a harvest lot: TeaTrace takes a harvest only from its farmer's cooperative, set
+        # once (a state read: a node keeping only its latest blocks has no old transaction)
         harvest = events.events("HarvestRecorded", "lot", [lot])[0]
-        maker = chain.w3.eth.get_transaction("0x" + bytes(harvest.tx_hash).hex())["from"]
-        data_hash = harvest.args["dataHash"]
+        farmer = contracts.farmer_record(chain, harvest.args["farmer"], trace)
+        maker, data_hash = farmer.cooperative, harvest.args["dataHash"]
     buyer = trace.functions.boughtBy(lot).call()
     return LotParties(
         lot=lot,
@@ -309,7 +310,7 @@ def settlements(
     _involved(parties, org)
     desk = settlement_desk(chain)
     contract = desk.contract
-    reader = EventReader(chain.w3, contract.address, contract.abi, deployment_block(chain))
+    reader = chain.event_reader(contract.address, contract.abi, deployment_block(chain))
     sales = reader.events("SaleSettled", "lot", [parties.lot])
     window = sales[page.offset : page.offset + page.limit]
     ids = [int(s.args["saleId"]) for s in window]

@@ -36,7 +36,7 @@ from chain.client import ChainClient
 from chain.clock import chain_now
 from chain.eip712 import typed_data
 from chain.errors import ContractRevertError
-from chain.events import EventDecoder, EventReader, event_decoder
+from chain.events import EventDecoder, event_decoder
 from chain.sender import PendingTx, Sender
 from chain.views import read_many, read_one, view
 from lending.loans.contracts import LOAN_ESCROW, LOAN_FACTORY, PAYMENT_TOKEN
@@ -910,7 +910,7 @@ class LoanDesk:
         """Those of `escrows` whose status ever changed to Overdue (LoanStatusChanged events)."""
         if not escrows:
             return set()
-        reader = EventReader(self.client.w3, escrows, self._escrow_abi, from_block)
+        reader = self.client.event_reader(escrows, self._escrow_abi, from_block)
         changes = reader.events("LoanStatusChanged", "current", [int(LoanStatus.OVERDUE)])
         return {e.address for e in changes}
 

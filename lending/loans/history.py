@@ -319,7 +319,7 @@ def loan_history(
     state = desk.state(contract.address)
     digest, disclosure_hash, apr = desk.acceptance_of(contract.address)
     raw_terms = contract.functions.terms().call()
-    reader = EventReader(desk.client.w3, contract.address, contract.abi, from_block)
+    reader = desk.client.event_reader(contract.address, contract.abi, from_block)
     times = _Times(desk)
     names = dict(category_names or {})
     orders = _orders(desk, contract.address, reader, times, names)

@@ -128,7 +128,7 @@ class MerchantDesk:
 
 def _reader(client: ChainClient, contract: Contract, from_block: int) -> EventReader:
     """Events of one contract from `from_block`."""
-    return EventReader(client.w3, contract.address, contract.abi, from_block)
+    return client.event_reader(contract.address, contract.abi, from_block)
 
 
 def escrows_of(client: ChainClient, factory: str = LOAN_FACTORY, from_block: int = 0) -> list[str]:
@@ -151,7 +151,7 @@ def payments_received(
     if not escrows:
         return []
     abi = client.contract(LOAN_ESCROW, escrows[0]).abi
-    reader = EventReader(client.w3, escrows, abi, from_block)
+    reader = client.event_reader(escrows, abi, from_block)
     paid = reader.events("LoanDisbursed", "merchant", [to_checksum_address(merchant)])
     return [_payment(e, category_names) for e in paid]
 

@@ -217,7 +217,7 @@ class SettlementDesk:
     def _events(self, from_block: int | None = None) -> EventReader:
         """SaleSettlement's events from `from_block` (default: the desk's start block)."""
         start = self.from_block if from_block is None else from_block
-        return EventReader(self.client.w3, self.contract.address, self.contract.abi, start)
+        return self.client.event_reader(self.contract.address, self.contract.abi, start)
 
     def _result(self, lot: bytes, amount_fen: int, receipt: Any) -> SaleResult:
         """SaleResult from the settling receipt."""

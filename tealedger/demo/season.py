@@ -32,7 +32,6 @@ from api.core.demo_status import StatusWriter
 from api.core.settings import ApiSettings
 from chain.client import ChainClient
 from chain.errors import ChainError
-from chain.events import EventReader
 from chain.roles import grant_role_once
 from simulation.season import FLUSHES, Season, generate
 from traceability import contracts
@@ -444,7 +443,7 @@ def _cert(lot: bytes) -> bytes:
 def _attested(client: ChainClient) -> set[bytes]:
     """Lots that already carry a quality attestation (from chain events)."""
     tea = contracts.tea_trace(client)
-    reader = EventReader(client.w3, tea.address, tea.abi, contracts.deployment_block(client))
+    reader = client.event_reader(tea.address, tea.abi, contracts.deployment_block(client))
     return {e.args["lot"] for e in reader.events("QualityAttested")}
 
 

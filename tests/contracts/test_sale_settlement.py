@@ -383,7 +383,7 @@ def test_shares_from_real_teatrace_lineage_are_committed_and_settled(tmp_path):
     coop.transact(trace.sell(blend, system.addr(DISTRIBUTOR), 2_000_000))
     assert trace.boughtBy(blend).call() == system.addr(DISTRIBUTOR)
 
-    lineage = LineageReader(system.client.w3, system.trace, from_block=start)
+    lineage = LineageReader.on(system.client, system.trace, from_block=start)
     shares = normalize_shares(lineage.farmer_weights(blend))
     assert {s.farmer_id: s.weight for s in shares} == {
         FARMER_ID: 5_250,  # 7 kg x 1.5/2.0

@@ -44,7 +44,7 @@ def build_graph(system: System) -> Graph:
 
 
 def reader(system: System) -> LineageReader:
-    return LineageReader(system.client.w3, system.tt)
+    return LineageReader.on(system.client, system.tt)
 
 
 def check_trace_and_recall(system: System, g: Graph) -> None:
