@@ -34,7 +34,9 @@ class ChainClient:
         self.settings = settings or ChainSettings()
         self.node = node or make_node(self.settings)
         self._senders: dict[str, Sender] = {}
-        self._sent_hooks: list[Callable[[], None]] = []
+        self.transactions_sent = 0  # accepted by the node from this client's senders
+        self._sent_lock = threading.Lock()
+        self._sent_hooks: list[Callable[[], None]] = [self._count_sent]
         # Checking a registry entry reads the contract's code from the node; a long-running
         # service would pay that on every request, so verified contract objects are kept.
         self._contracts: dict[str, Contract] = {}
@@ -86,6 +88,11 @@ class ChainClient:
     def _new_sender(self, account: LocalAccount) -> Sender:
         """A sender of `account` that reports each accepted transaction to the hooks."""
         return Sender(self.w3, account, self.decoder, sent_hooks=self._sent_hooks)
+
+    def _count_sent(self) -> None:
+        """One more transaction accepted (senders call it from several threads)."""
+        with self._sent_lock:
+            self.transactions_sent += 1
 
     def on_sent(self, hook: Callable[[], None]) -> None:
         """Call `hook` once for every transaction the node accepts from this client's senders

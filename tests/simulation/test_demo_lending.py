@@ -53,6 +53,7 @@ class Lent:
     season: SeasonSummary
     settings: ApiSettings
     first: LendingSummary
+    blocks: range  # the blocks the lending run mined
 
     def states(self) -> list[LoanState]:
         desk = LoanDesk(self.client)
@@ -75,8 +76,10 @@ def lent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lent]:
             environment="test", data_dir=tmp, database_url=f"sqlite:///{tmp / 'api.core.db'}"
         )
         region, season = run_season(client, FARMERS, SEED, quiet, settings)
+        start = client.w3.eth.block_number
         first = run_lending(client, region, season, settings, quiet)
-        yield Lent(client, region, season, settings, first)
+        blocks = range(start + 1, client.w3.eth.block_number + 1)
+        yield Lent(client, region, season, settings, first, blocks)
     finally:
         node.stop()
 
@@ -142,6 +145,14 @@ def test_decisions_are_stored_once_per_applicant(lent: Lent):
     lender = lent.client.accounts[DEV_LENDER].address.lower()
     decided = [r for f in lent.region.farmer_ids for r in store.decisions_for("0x" + f.hex())]
     assert len(decided) == lent.first.applicants and {r.lender for r in decided} == {lender}
+
+
+def test_the_summary_counts_what_the_lending_mined(lent: Lent):
+    # counted as sent (a node keeping only its latest blocks lists no transactions in the
+    # others), gas from the headers: both what the blocks hold
+    blocks = [lent.client.w3.eth.get_block(n) for n in lent.blocks]
+    assert lent.first.new_transactions == sum(len(b["transactions"]) for b in blocks) > 0
+    assert lent.first.gas_used == sum(b["gasUsed"] for b in blocks)
 
 
 def test_a_second_run_sends_nothing_and_changes_nothing(lent: Lent):
