@@ -46,6 +46,11 @@ MIN_HISTORY_BLOCKS = 16
 reads of the blocks it just mined must still find them."""
 
 
+MIN_NODE_STATES = 4
+"""The fewest block states a pruned anvil may keep: a failed transaction's revert is replayed
+at the block before it as its pipeline settles."""
+
+
 class ChainSettings(BaseSettings):
     """Where the chain is, how to reach it and who signs."""
 
@@ -73,6 +78,10 @@ class ChainSettings(BaseSettings):
     # (indexer/archive.py), so the service's follower must stay within this many blocks of the
     # head: it stops with HistoryPrunedError rather than index a pruned block as empty.
     history_blocks: int | None = Field(default=None, ge=MIN_HISTORY_BLOCKS)
+    # Block states an anvil started here keeps in memory (TEALEDGER_NODE_STATES; None is
+    # chain.nodes.PRUNED_STATES): each is a copy of the whole storage, about 47 MB at 12,000
+    # farmers, so a region of Enshi's size needs fewer.
+    node_states: int | None = Field(default=None, ge=MIN_NODE_STATES)
 
     @classmethod
     def settings_customise_sources(

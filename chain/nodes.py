@@ -479,4 +479,5 @@ def make_node(settings: ChainSettings) -> Node:
     )
     if isinstance(node, AnvilNode):
         node.history_blocks = settings.history_blocks
+        node.kept_states = settings.node_states or node.kept_states
     return node

@@ -6,9 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from chain.client import ChainClient
-from chain.config import ANVIL_BLOCK_GAS_LIMIT
+from chain.config import (
+    ANVIL_BLOCK_GAS_LIMIT,
+    MIN_HISTORY_BLOCKS,
+    MIN_NODE_STATES,
+    ChainSettings,
+)
 from chain.nodes import BLOCK_GAS_LIMIT, PRUNED_STATES, free_port, make_node
 from chain.sender import MAX_FEE_GROWTH, PRIORITY_FEE_WEI
 from tests._fixtures import client_for, make_settings, needs_node
@@ -165,3 +171,20 @@ def test_anvil_mines_big_blocks_unless_told_otherwise(tmp_path: Path):
     assert ganache.arguments()[ganache.arguments().index("--miner.blockGasLimit") + 1] == str(
         BLOCK_GAS_LIMIT
     )
+
+
+def test_anvil_keeps_the_history_and_states_it_is_told_to(tmp_path: Path):
+    """TEALEDGER_HISTORY_BLOCKS and TEALEDGER_NODE_STATES reach anvil's flags; without them it
+    keeps every block's transactions; values below the floors are refused."""
+    plain = make_node(make_settings(tmp_path, "anvil", free_port())).arguments()
+    assert "--transaction-block-keeper" not in plain
+    settings = make_settings(tmp_path, "anvil", free_port()).model_copy(
+        update={"history_blocks": 64, "node_states": 8}
+    )
+    args = make_node(settings).arguments()
+    assert args[args.index("--transaction-block-keeper") + 1] == "64"
+    assert args[args.index("--prune-history") + 1] == "8"
+    with pytest.raises(ValidationError, match="history_blocks"):
+        ChainSettings(history_blocks=MIN_HISTORY_BLOCKS - 1)
+    with pytest.raises(ValidationError, match="node_states"):
+        ChainSettings(node_states=MIN_NODE_STATES - 1)
