@@ -636,9 +636,14 @@ class LoanDesk:
     def approve_factory(self, lender: Sender, amount_fen: int) -> TxReceipt:
         """Let the factory pull up to `amount_fen` from the lender when issuing funded loans."""
         with translate_reverts():
-            return lender.transact(
-                self.approve_call(self.factory.address, amount_fen), gas=APPROVE_GAS, preflight=True
-            )
+            return lender.wait([self.send_approval(lender, amount_fen)])[0]
+
+    def send_approval(self, lender: Sender, amount_fen: int) -> PendingTx:
+        """Send the factory's approval without waiting (checked by eth_call first), so the
+        issues behind it in the lender's nonce order can go in the same block."""
+        with translate_reverts():
+            call = self.approve_call(self.factory.address, amount_fen)
+            return lender.send(call, gas=APPROVE_GAS, preflight=True)
 
     def issue_call(
         self, terms: EscrowTerms, acceptance: Acceptance, *, fund: bool = True

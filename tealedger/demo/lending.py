@@ -707,15 +707,18 @@ def issue_loans(run: LendingRun) -> None:
     offered = [x for x in run.loans if x.offer_id is not None]
     task = run.progress.add_task("loans issued", total=len(offered))
     now = chain_now(run.client)
-    todo = []
+    todo, principal = [], 0
     for loan in offered:
         stored = run.offers.get(loan.offer_id)  # type: ignore[arg-type]
         assert stored is not None
         loan.terms = stored.terms
         if stored.escrow is None and _may_issue(run, stored.terms, now):
             todo.append(stored.offer_id)
+            principal += stored.terms.principal_fen
         else:
             run.progress.advance(task)
+    if todo:  # the season's development eCNY at once: the batches then mint none (a block each)
+        lenders.ensure_lender_role(run.client, run.lender, mint_fen=principal)
     for start in range(0, len(todo), MAX_ISSUE_BATCH):
         batch = IssueBatch(offer_ids=todo[start : start + MAX_ISSUE_BATCH])
         out = lenders.issue_loans(run.engine, run.settings, run.client, run.lender, batch)

@@ -504,6 +504,11 @@ def test_a_batch_issues_the_accepted_offers_and_lists_the_rest(lending):
     w3 = lending.world.chain.w3
     blocks = {w3.eth.get_transaction_receipt(i["transaction"])["blockNumber"] for i in issued}
     assert len(blocks) == 1  # anvil: the issues mined together, below the gas target
+    # ... with the approval of their sum first in the same block (the lender's lowest nonce)
+    mined = w3.eth.get_block(blocks.pop(), full_transactions=True)["transactions"]
+    approvals = [t for t in mined if t["to"] == desk.token.address]
+    assert len(approvals) == 1 and bytes(approvals[0]["input"])[:4].hex() == "095ea7b3"
+    assert mined[0]["hash"] == approvals[0]["hash"] and len(mined) == 1 + len(issued)
     again = http.post("/lenders/loans/batch", json={"offer_ids": [first]}, headers=headers)
     assert again.json()["issued"] == [] and "already loan" in again.json()["refused"][0]["reason"]
     for bad in ({"offer_ids": []}, {"offer_ids": ["a" * 32] * 201}, {"offer_ids": [first], "x": 1},
