@@ -34,7 +34,9 @@ class IndexArchive:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._followed: set[bytes] = set()  # followed for good: a contract is never dropped
+        # Addresses known to be followed. A rollback drops only clones whose creation it undoes,
+        # and then the reader's check of the checkpoint's hash sends it to the node.
+        self._followed: set[bytes] = set()
 
     def read(self, addresses: Sequence[str], topics: Topics, from_block: int) -> Archived | None:
         """The matching logs of blocks `from_block`..checkpoint, with the checkpoint's block
@@ -91,6 +93,10 @@ class _Snapshot:
 
     def __enter__(self) -> Connection:
         self._conn.begin()
+        if self._conn.dialect.name == "sqlite":
+            raw: Any = self._conn.connection.dbapi_connection
+            if not raw.in_transaction:  # an engine whose transactions begin at their first write
+                self._conn.exec_driver_sql("BEGIN")
         return self._conn
 
     def __exit__(self, *exc: object) -> None:

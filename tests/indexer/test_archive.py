@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, insert, select, update
 from web3.contract import Contract
 
 from chain.client import ChainClient
@@ -20,7 +20,7 @@ from chain.config import DEV_MNEMONIC, MIN_HISTORY_BLOCKS, PROJECT_ROOT
 from chain.events import Event, EventReader
 from chain.nodes import free_port
 from indexer.archive import IndexArchive
-from indexer.db import make_engine
+from indexer.db import make_engine, migrate
 from indexer.engine import IndexerConfig
 from indexer.errors import HistoryPrunedError
 from indexer.models import Checkpoint, RawEvent
@@ -107,6 +107,28 @@ def test_the_archive_answers_only_for_its_own_chain_and_contracts(
     finally:
         client.use_archive(None)
     engine.dispose()
+
+
+@pytest.mark.parametrize("snapshots", [True, False], ids=["indexer-engine", "service-engine"])
+def test_the_archive_reads_one_snapshot(db_url: str, snapshots: bool) -> None:
+    """A commit beside a read is not seen half-way through it, whichever engine the archive is
+    given (the service's begins its SQLite transactions at their first write)."""
+    writer = make_engine(db_url)
+    migrate(writer)
+    engine = make_engine(db_url, snapshots=snapshots)
+    count = select(func.count()).select_from(RawEvent)
+    row = {c.name: 0 for c in RawEvent.__table__.columns}  # type: ignore[attr-defined]
+    row |= {"block_hash": b"\x01" * 32, "tx_hash": b"\x02" * 32, "address": b"\x03" * 20}
+    row |= {"data": b"", "topic0": None, "topic1": None, "topic2": None, "topic3": None}
+    with IndexArchive(engine)._snapshot() as conn:
+        before = conn.execute(count).scalar_one()
+        with writer.begin() as other:
+            other.execute(insert(RawEvent).values(**row))
+        assert conn.execute(count).scalar_one() == before
+    with engine.connect() as conn:
+        assert conn.execute(count).scalar_one() == before + 1
+    engine.dispose()
+    writer.dispose()
 
 
 @pytest.fixture
