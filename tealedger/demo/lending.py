@@ -717,7 +717,8 @@ def issue_loans(run: LendingRun) -> None:
             principal += stored.terms.principal_fen
         else:
             run.progress.advance(task)
-    if todo:  # the season's development eCNY at once: the batches then mint none (a block each)
+    if todo and run.settings.environment != "production":
+        # the season's development eCNY at once, as the batches would: they then mint none
         lenders.ensure_lender_role(run.client, run.lender, mint_fen=principal)
     for start in range(0, len(todo), MAX_ISSUE_BATCH):
         batch = IssueBatch(offer_ids=todo[start : start + MAX_ISSUE_BATCH])
