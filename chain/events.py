@@ -32,11 +32,11 @@ from typing import Any, Protocol
 from eth_abi import encode
 from eth_utils import to_checksum_address
 from web3 import Web3
-from web3.exceptions import BlockNotFound
+from web3.providers import HTTPProvider
 
 from chain.abi import EventSpec, LogDecoder, word_decoder
 from chain.logs import RawLog, parse_log
-from chain.views import rpc_of
+from chain.rpc import RpcError
 
 TOPIC_CHUNK = 200  # values per topic OR-list in one eth_getLogs
 ADDRESS_CHUNK = 200  # contract addresses per eth_getLogs filter
@@ -209,7 +209,7 @@ class EventReader:
         self._addresses = [to_checksum_address(a) for a in addresses]
         self.decoder = event_decoder(abi)
         self._from_block = from_block
-        self._rpc = rpc_of(w3)  # None on the in-process EVM: web3's calls there
+        self._raw = isinstance(w3.provider, HTTPProvider)
         self._archive = archive
 
     def events(
@@ -241,26 +241,28 @@ class EventReader:
         held = None if self._archive is None else self._archive.read(addresses, topics, start)
         if held is not None and self._on_chain(held.head, held.head_hash):
             raws, start = held.logs, held.head + 1
-            if start > self._head():  # the node refuses a range that starts past its head
+            if start > self._node_call("eth_blockNumber", []):  # a range past the head: refused
                 return self._decode(raws)
         return self._decode(raws + self._node_logs(addresses, topics, start))
 
     def _on_chain(self, number: int, block_hash: bytes) -> bool:
         """Whether the node's block `number` has this hash: then the archive's blocks are
         this chain's (each hash commits to its parent's), not another chain's or a fork's."""
-        if self._rpc is not None:
-            block = self._rpc.call("eth_getBlockByNumber", [hex(number), False])
-            return bool(block) and _bytes(block["hash"]) == block_hash
-        try:
-            return _bytes(self._w3.eth.get_block(number)["hash"]) == block_hash
-        except BlockNotFound:
-            return False
+        block = self._node_call("eth_getBlockByNumber", [hex(number), False])
+        return bool(block) and _bytes(block["hash"]) == block_hash
 
-    def _head(self) -> int:
-        """The node's latest block number."""
-        if self._rpc is not None:
-            return int(self._rpc.call("eth_blockNumber", []), 16)
-        return int(self._w3.eth.block_number)
+    def _node_call(self, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC call to the node: its result (block numbers as ints)."""
+        if not self._raw:
+            if method == "eth_blockNumber":
+                return int(self._w3.eth.block_number)
+            found = self._w3.eth.get_block(int(params[0], 16))
+            return {"hash": found["hash"]} if found else None
+        reply = self._w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in reply:
+            raise RpcError(method, None, str(reply["error"]))
+        result = reply["result"]
+        return int(result, 16) if method == "eth_blockNumber" else result
 
     def _decode(self, raws: list[RawLog]) -> list[Event]:
         """The logs decoded with this reader's ABI (logs of other events left out)."""
@@ -275,7 +277,13 @@ class EventReader:
             "toBlock": "latest",
             "topics": topics,
         }
-        if self._rpc is not None:
-            return [parse_log(item) for item in self._rpc.call("eth_getLogs", [params])]
+        if self._raw:
+            reply = self._w3.provider.make_request("eth_getLogs", [params])  # type: ignore[arg-type]
+            if "error" in reply:
+                err = reply["error"]
+                if not isinstance(err, dict):
+                    err = {"message": err}
+                raise RpcError("eth_getLogs", err.get("code"), str(err.get("message", err)))
+            return [parse_log(item) for item in reply["result"]]
         params["fromBlock"] = start
         return [web3_log(log) for log in self._w3.eth.get_logs(params)]  # type: ignore[arg-type]
