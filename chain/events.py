@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from eth_abi import encode
 from eth_utils import to_checksum_address
 from web3 import Web3
+from web3.exceptions import BlockNotFound
 from web3.providers import HTTPProvider
 
 from chain.abi import EventSpec, LogDecoder, word_decoder
@@ -241,28 +242,36 @@ class EventReader:
         held = None if self._archive is None else self._archive.read(addresses, topics, start)
         if held is not None and self._on_chain(held.head, held.head_hash):
             raws, start = held.logs, held.head + 1
-            if start > self._node_call("eth_blockNumber", []):  # a range past the head: refused
+            if start > self._head():  # the node refuses a range that starts past its head
                 return self._decode(raws)
         return self._decode(raws + self._node_logs(addresses, topics, start))
 
     def _on_chain(self, number: int, block_hash: bytes) -> bool:
         """Whether the node's block `number` has this hash: then the archive's blocks are
         this chain's (each hash commits to its parent's), not another chain's or a fork's."""
-        block = self._node_call("eth_getBlockByNumber", [hex(number), False])
-        return bool(block) and _bytes(block["hash"]) == block_hash
+        if self._raw:
+            block = self._call("eth_getBlockByNumber", [hex(number), False])
+            return bool(block) and _bytes(block["hash"]) == block_hash
+        try:
+            return _bytes(self._w3.eth.get_block(number)["hash"]) == block_hash
+        except BlockNotFound:  # the in-process EVM's answer for a block it does not have
+            return False
 
-    def _node_call(self, method: str, params: list[Any]) -> Any:
-        """One JSON-RPC call to the node: its result (block numbers as ints)."""
-        if not self._raw:
-            if method == "eth_blockNumber":
-                return int(self._w3.eth.block_number)
-            found = self._w3.eth.get_block(int(params[0], 16))
-            return {"hash": found["hash"]} if found else None
+    def _head(self) -> int:
+        """The node's latest block number."""
+        if self._raw:
+            return int(self._call("eth_blockNumber", []), 16)
+        return int(self._w3.eth.block_number)
+
+    def _call(self, method: str, params: list[Any]) -> Any:
+        """One raw JSON-RPC call through the provider: its result, or RpcError."""
         reply = self._w3.provider.make_request(method, params)  # type: ignore[arg-type]
         if "error" in reply:
-            raise RpcError(method, None, str(reply["error"]))
-        result = reply["result"]
-        return int(result, 16) if method == "eth_blockNumber" else result
+            err = reply["error"]
+            if not isinstance(err, dict):
+                err = {"message": err}
+            raise RpcError(method, err.get("code"), str(err.get("message", err)))
+        return reply["result"]
 
     def _decode(self, raws: list[RawLog]) -> list[Event]:
         """The logs decoded with this reader's ABI (logs of other events left out)."""
@@ -278,12 +287,6 @@ class EventReader:
             "topics": topics,
         }
         if self._raw:
-            reply = self._w3.provider.make_request("eth_getLogs", [params])  # type: ignore[arg-type]
-            if "error" in reply:
-                err = reply["error"]
-                if not isinstance(err, dict):
-                    err = {"message": err}
-                raise RpcError("eth_getLogs", err.get("code"), str(err.get("message", err)))
-            return [parse_log(item) for item in reply["result"]]
+            return [parse_log(item) for item in self._call("eth_getLogs", [params])]
         params["fromBlock"] = start
         return [web3_log(log) for log in self._w3.eth.get_logs(params)]  # type: ignore[arg-type]
