@@ -16,9 +16,10 @@ from api.cooperatives import pages as cooperative_pages
 from api.cooperatives import routes as cooperative_routes
 from api.core import errors, sessions
 from api.core.db import service_engine
+from api.core.deps import serve_client
 from api.core.follower import Follower
 from api.core.limits import BodyGuard, RateLimitMiddleware, make_limiter
-from api.core.metrics import HTTP_REQUESTS, count_alerts, count_transactions
+from api.core.metrics import HTTP_REQUESTS, count_alerts
 from api.core.query import reject_unknown_query
 from api.core.settings import ApiSettings, get_settings
 from api.epcis import capture as epcis_capture
@@ -38,7 +39,6 @@ from api.regulator import routes as regulator_routes
 from api.supply_chain import pages as supply_chain_pages
 from api.supply_chain import routes as supply_chain_routes
 from chain.client import ChainClient
-from indexer.archive import IndexArchive
 from indexer.db import migrate
 
 # Every audience's JSON routes, then its pages (api/<audience>/routes.py, pages.py).
@@ -95,8 +95,7 @@ def create_app(
     app.state.chain = chain
     app.state.follower = follower
     if chain is not None:
-        count_transactions(chain)
-        chain.use_archive(IndexArchive(engine))
+        serve_client(chain, engine)
     count_alerts(engine)
     errors.install(app)
     # The last added runs first: a caller out of tokens is refused before its body is read.

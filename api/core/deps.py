@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.core.errors import Forbidden, Unauthorized
@@ -41,9 +42,15 @@ async def get_chain(request: Request) -> ChainClient:
     client = getattr(request.app.state, "chain", None)
     if client is None:
         client = request.app.state.chain = ChainClient()
-        count_transactions(client)
-        client.use_archive(IndexArchive(request.app.state.engine))
+        serve_client(client, request.app.state.engine)
     return client
+
+
+def serve_client(client: ChainClient, engine: Engine) -> None:
+    """Ready the app's chain client: its transactions counted in the metrics, old events read
+    from the app's index."""
+    count_transactions(client)
+    client.use_archive(IndexArchive(engine))
 
 
 SettingsDep = Annotated[ApiSettings, Depends(get_app_settings)]
